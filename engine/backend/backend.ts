@@ -1,0 +1,116 @@
+/**
+ * Compute backend selection. `auto` tries, in order: `tensorflow` (tfjs-node-gpu, then tfjs-node,
+ * both optional dependencies), `wasm` (XNNPACK + SIMD), `cpu` (pure JS). A forced backend that
+ * cannot load is a one-line `backend` error naming why. The wasm backend gets the kernels it lacks
+ * for training (see ./wasm-kernels.ts) registered before it is used.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs'; // registers every op's gradient (the core package alone has none)
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import { createRequire } from 'node:module';
+import util from 'node:util';
+import { fail, NormLabError } from '../core/errors.js';
+import { registerWasmKernels } from './wasm-kernels.js';
+
+export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+export type BackendChoice = BackendName | 'auto';
+
+export interface BackendInfo {
+  /** The tfjs backend that runs: tensorflow, wasm or cpu. */
+  name: BackendName;
+  /** What was loaded, e.g. "@tensorflow/tfjs-node-gpu 4.22.0" or "wasm (simd, 1 thread)". */
+  detail: string;
+  /** Why each backend tried before this one did not load (auto only). */
+  skipped: string[];
+}
+
+let current: BackendInfo | null = null;
+
+/** The backend that `initBackend` chose, or null before it ran. */
+export function currentBackend(): BackendInfo | null {
+  return current;
+}
+
+/** tfjs-node 4.22 calls util.isNullOrUndefined, which Node 23+ removed. */
+function polyfillNodeUtil(): void {
+  const u = util as unknown as Record<string, unknown>;
+  if (typeof u.isNullOrUndefined !== 'function') {
+    u.isNullOrUndefined = (v: unknown) => v === null || v === undefined;
+  }
+}
+
+async function loadTensorflow(): Promise<string> {
+  polyfillNodeUtil();
+  const require = createRequire(import.meta.url);
+  const reasons: string[] = [];
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      require(pkg);
+      if (!(await tf.setBackend('tensorflow'))) throw new Error('backend did not initialize');
+      return `${pkg} ${tf.version_core}`;
+    } catch (err) {
+      const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
+      reasons.push(`${pkg}: ${msg.includes('Cannot find module') ? 'not installed' : msg}`);
+    }
+  }
+  throw new Error(reasons.join('; '));
+}
+
+async function loadWasm(): Promise<string> {
+  registerWasmKernels();
+  const before = { ex: process.listeners('uncaughtException'), rej: process.listeners('unhandledRejection') };
+  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm module did not initialize');
+  await tf.ready();
+  dropEmscriptenListeners(before);
+  return `wasm (${tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'simd' : 'no simd'})`;
+}
+
+/**
+ * The wasm module's glue adds process-wide listeners that rethrow any uncaught error, which makes
+ * Node print the module's whole minified source. Remove the listeners it added.
+ */
+function dropEmscriptenListeners(before: { ex: Function[]; rej: Function[] }): void {
+  for (const l of process.listeners('uncaughtException')) if (!before.ex.includes(l)) process.removeListener('uncaughtException', l);
+  for (const l of process.listeners('unhandledRejection')) if (!before.rej.includes(l)) process.removeListener('unhandledRejection', l);
+}
+
+async function loadCpu(): Promise<string> {
+  await tf.setBackend('cpu');
+  return 'cpu (pure JavaScript)';
+}
+
+const loaders: Record<BackendName, () => Promise<string>> = {
+  tensorflow: loadTensorflow,
+  wasm: loadWasm,
+  cpu: loadCpu,
+};
+
+/**
+ * Select and initialize a backend. Idempotent for the same choice; switching backends in one
+ * process is allowed (tests compare backends) but tensors of the old backend must be disposed.
+ */
+export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
+  if (choice !== 'auto' && !BACKEND_NAMES.includes(choice)) {
+    fail('config', `unknown backend "${choice}": expected auto, ${BACKEND_NAMES.join(', ')}`);
+  }
+  if (current && (choice === 'auto' || choice === current.name) && tf.getBackend() === current.name) {
+    return current;
+  }
+  tf.env().set('PROD', true);
+  const order: BackendName[] = choice === 'auto' ? [...BACKEND_NAMES] : [choice];
+  const skipped: string[] = [];
+  for (const name of order) {
+    try {
+      const detail = await loaders[name]();
+      current = { name, detail, skipped };
+      return current;
+    } catch (err) {
+      const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
+      if (choice !== 'auto') throw new NormLabError('backend', `backend "${name}" cannot load: ${msg}`);
+      skipped.push(`${name}: ${msg}`);
+    }
+  }
+  fail('backend', `no backend could load (${skipped.join('; ')})`);
+}

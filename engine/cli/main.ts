@@ -1,0 +1,212 @@
+/**
+ * `normlab`, the headless command line (DESIGN.md "Command line", a contract). Each command
+ * prints human progress to stderr; with `--json`, one JSON object on stdout and nothing else.
+ * Any failure prints `normlab: <one line>` and exits non-zero.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Command, Option } from 'commander';
+import { BACKEND_NAMES, initBackend, type BackendChoice } from '../backend/backend.js';
+import { asNormLabError, fail } from '../core/errors.js';
+import { NORMLAB_VERSION } from '../core/versions.js';
+import { readConfigFile } from '../jobs/config.js';
+import { JobQueue } from '../jobs/queue.js';
+import { jobKind } from '../jobs/registry.js';
+import { EngineService, runSummary } from '../service.js';
+import { Project, type Run } from '../store/runs.js';
+import { evalLM } from './eval-lm.js';
+import { progressReporter } from './progress.js';
+
+const DEFAULT_PROJECT = 'normlab-project';
+
+interface Globals {
+  project: string;
+  backend: BackendChoice;
+  json?: boolean;
+}
+
+function out(json: boolean | undefined, obj: unknown, human: () => string): void {
+  process.stdout.write(json ? JSON.stringify(obj) + '\n' : human() + '\n');
+}
+
+/** Run a job to completion in this process with progress on stderr; returns the finished run. */
+async function runToEnd(queue: JobQueue, start: () => Run): Promise<Run> {
+  const reporter = progressReporter();
+  const off = queue.on(reporter.onEvent);
+  const onSigint = () => {
+    process.stderr.write('\ncancelling…\n');
+    for (const r of queue.project.listRuns()) if (r.status === 'running' || r.status === 'queued') queue.cancel(r.id);
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    const run = start();
+    await queue.wait(run.id);
+    return queue.project.run(run.id);
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    reporter.stop();
+    off();
+  }
+}
+
+function finished(run: Run, json?: boolean): void {
+  const summary = run.readSummary();
+  const body = { runId: run.id, status: run.status, dir: run.dir, backend: run.record.backend, summary, error: run.record.error };
+  if (run.status !== 'completed') {
+    if (json) process.stdout.write(JSON.stringify(body) + '\n');
+    fail((run.record.error?.code as never) ?? 'internal', run.record.error?.message ?? `run ${run.id} ended ${run.status}`);
+  }
+  out(json, body, () => `run ${run.id} completed (${run.dir})\n${JSON.stringify(summary, null, 2)}`);
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ')).join('\n');
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('normlab')
+    .description('NormLab: normalization methods for transformers (LNS, LN removal, latent consistency, DopQ-ViT)')
+    .version(NORMLAB_VERSION)
+    .option('--project <dir>', 'project folder (runs live in <dir>/runs)', process.env.NORMLAB_PROJECT ?? DEFAULT_PROJECT)
+    .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', ...BACKEND_NAMES]).default('auto'))
+    .option('--json', 'print one JSON object on stdout')
+    .showHelpAfterError(false);
+
+  const globals = (): Globals => program.opts<Globals>();
+  const queue = () => new JobQueue(Project.open(globals().project), globals().backend);
+
+  program
+    .command('run')
+    .argument('<config>', 'job config file (.yaml or .json)')
+    .description('run a job (lm-pretrain, lns-study, ln-removal, lct-study, ptq-study, ...) to completion')
+    .action(async (file: string) => {
+      const raw = readConfigFile(file);
+      const q = queue();
+      const run = await runToEnd(q, () => q.enqueue(raw));
+      finished(run, globals().json);
+    });
+
+  program
+    .command('resume')
+    .argument('<run>', 'run id (or unique prefix/suffix)')
+    .description('continue an interrupted or cancelled run from its latest checkpoint')
+    .action(async (id: string) => {
+      const q = queue();
+      const run = await runToEnd(q, () => q.resume(id));
+      finished(run, globals().json);
+    });
+
+  program
+    .command('list')
+    .description('list the runs of the project')
+    .action(() => {
+      const runs = Project.open(globals().project).listRuns().map(runSummary);
+      out(globals().json, { runs }, () =>
+        runs.length === 0
+          ? 'no runs yet'
+          : table([
+              ['id', 'method', 'status', 'backend', 'result'],
+              ...runs.map((r) => [r.id, r.method, r.status, r.backend ?? '', r.keyResult ? `${r.keyResult.label} ${r.keyResult.value.toFixed(4)}` : '']),
+            ]),
+      );
+    });
+
+  program
+    .command('show')
+    .argument('<run>', 'run id')
+    .description('show a run: its record, summary and artifacts')
+    .action((id: string) => {
+      const run = Project.open(globals().project).run(id);
+      const body = { ...runSummary(run), dir: run.dir, config: run.record.config, summary: run.readSummary(), artifacts: run.artifacts() };
+      out(globals().json, body, () => JSON.stringify(body, null, 2));
+    });
+
+  program
+    .command('export')
+    .argument('<run>', 'run id')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--format <format>', 'hf (latest checkpoint as a HF model folder), csv (metrics), or a method-specific format', 'hf')
+    .description('export a run’s model or metrics')
+    .action(async (id: string, opts: { out: string; format: string }) => {
+      const run = Project.open(globals().project).run(id);
+      await exportRun(run, opts.out, opts.format);
+      out(globals().json, { runId: run.id, format: opts.format, out: path.resolve(opts.out) }, () => `exported ${run.id} (${opts.format}) to ${opts.out}`);
+    });
+
+  program
+    .command('eval-lm')
+    .requiredOption('--model <dir>', 'model folder (config.json + model.safetensors)')
+    .option('--text <file>', 'text file to score')
+    .option('--tokens <file>', 'nanoGPT-style uint16 .bin token file to score')
+    .option('--tokenizer <name>', 'byte or gpt2 (default: by the model vocabulary)')
+    .option('--seq <n>', 'window length (default: the model context)', (v) => Number.parseInt(v, 10))
+    .description('mean next-token cross-entropy (nats) of a model on a file')
+    .action(async (opts: { model: string; text?: string; tokens?: string; tokenizer?: string; seq?: number }) => {
+      if (!opts.text === !opts.tokens) fail('config', 'eval-lm needs exactly one of --text FILE or --tokens FILE.bin');
+      await initBackend(globals().backend);
+      const r = await evalLM(opts);
+      out(globals().json, r, () => `loss ${r.loss.toFixed(6)} nats over ${r.tokens} tokens (ppl ${Math.exp(r.loss).toFixed(3)})`);
+    });
+
+  program
+    .command('serve')
+    .option('--port <n>', 'port on 127.0.0.1 (0 = any free port)', (v) => Number.parseInt(v, 10), 7860)
+    .option('--token <token>', 'launch token (default: random per launch)')
+    .description('serve the workbench and the engine protocol on 127.0.0.1 (browser mode)')
+    .action(async (opts: { port: number; token?: string }) => {
+      const { serve } = await import('../server/serve.js');
+      const q = queue();
+      const server = await serve(new EngineService(q), { port: opts.port, token: opts.token });
+      out(globals().json, { url: server.url, port: server.port }, () => `NormLab serving on ${server.url}`);
+    });
+
+  program
+    .command('bench')
+    .option('--vs-torch', 'also run the PyTorch twin and print the ratio')
+    .option('--quick', 'fewer steps (for a smoke test)')
+    .description('measure training and evaluation throughput on each loadable backend')
+    .action(async (opts: { vsTorch?: boolean; quick?: boolean }) => {
+      const { runBench } = await import('../bench/bench.js');
+      const b = globals().backend;
+      await runBench({ json: Boolean(globals().json), vsTorch: Boolean(opts.vsTorch), quick: Boolean(opts.quick), backends: b === 'auto' ? undefined : [b] });
+    });
+
+  return program;
+}
+
+/** `normlab export`: hf = latest checkpoint as a model folder; csv = metrics table; or a kind's own. */
+export async function exportRun(run: Run, outDir: string, format: string): Promise<void> {
+  const kind = jobKind(run.record.method);
+  const custom = kind.exporters?.[format];
+  fs.mkdirSync(outDir, { recursive: true });
+  if (custom) return custom(run, outDir);
+  if (format === 'hf') {
+    const ckpt = run.latestCheckpoint();
+    if (!ckpt) fail('not-found', `run ${run.id} has no checkpoint to export`);
+    for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(ckpt.dir, f), path.join(outDir, f));
+    return;
+  }
+  if (format === 'csv') {
+    const metrics = run.readMetrics();
+    const cols = [...new Set(metrics.flatMap((m) => Object.keys(m)))].filter((c) => metrics.every((m) => m[c] === undefined || typeof m[c] !== 'object'));
+    const lines = [cols.join(','), ...metrics.map((m) => cols.map((c) => (m[c] === undefined ? '' : String(m[c]))).join(','))];
+    fs.writeFileSync(path.join(outDir, 'metrics.csv'), lines.join('\n') + '\n');
+    const summary = run.readSummary();
+    if (summary) fs.writeFileSync(path.join(outDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+    return;
+  }
+  fail('config', `unknown export format "${format}": expected hf, csv${kind.exporters ? ', ' + Object.keys(kind.exporters).join(', ') : ''}`);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    const e = asNormLabError(err);
+    process.stderr.write(`normlab: ${e.message}\n`);
+    process.exitCode = 1;
+  }
+}

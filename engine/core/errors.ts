@@ -1,0 +1,39 @@
+/**
+ * The one error type of NormLab. Every failure a user can cause (bad config, bad file, bad
+ * message, missing backend) is a NormLabError with a code and a one-line message that says what
+ * is wrong and, where it helps, what was expected. The CLI prints `normlab: <message>` and exits
+ * non-zero; the protocol sends `{code, message}`; the renderer shows the message by its field.
+ */
+export type ErrorCode =
+  | 'config' // a config or option does not fit the schema
+  | 'io' // a file is missing, truncated or inconsistent
+  | 'data' // a data set or token file does not fit
+  | 'model' // a checkpoint does not fit the model config
+  | 'shape' // a tensor has the wrong shape
+  | 'backend' // a compute backend cannot load
+  | 'protocol' // a message does not fit the protocol
+  | 'not-found' // a run, project or job does not exist
+  | 'state' // an action that does not fit the current state (resume a finished run)
+  | 'cancelled' // a job was cancelled
+  | 'internal';
+
+export class NormLabError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'NormLabError';
+    this.code = code;
+  }
+}
+
+/** Throw a NormLabError: `fail('io', 'model.safetensors is truncated')`. */
+export function fail(code: ErrorCode, message: string): never {
+  throw new NormLabError(code, message);
+}
+
+/** Any thrown value as a NormLabError (unknown errors become `internal` with their message). */
+export function asNormLabError(err: unknown): NormLabError {
+  if (err instanceof NormLabError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new NormLabError('internal', message.split('\n')[0] ?? 'unknown error');
+}

@@ -1,0 +1,2 @@
+/** Registers every job kind. Import this once wherever jobs run (CLI, engine process, tests). */
+import '../train/lm-pretrain.js';

@@ -1,0 +1,207 @@
+/**
+ * GPT-2 (Radford et al. 2019), read top-down like nanoGPT's model.py: config → attention →
+ * MLP → block → model → checkpoint import/export. Tensor names are Hugging Face
+ * GPT2LMHeadModel's, so a model saved here loads in PyTorch and the public GPT-2 checkpoints
+ * (as safetensors) load here. HF stores GPT-2's linear weights as Conv1D, (in, out), which is
+ * also NormLab's internal orientation: no transposes on import.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { fail } from '../core/errors.js';
+import { attention, crossEntropy, gelu, layerNorm, linear } from '../nn/ops.js';
+import { normalInit, ParamSet, paramSeed } from '../nn/params.js';
+import type { CausalLM, ForwardHooks, NormSite } from './lm.js';
+
+export interface GPT2Config {
+  vocab_size: number; // 50257 for GPT-2's BPE, 256 for bytes
+  n_positions: number; // context length
+  n_embd: number; // model width C
+  n_layer: number; // blocks L
+  n_head: number; // heads; C must divide by it
+  layer_norm_epsilon: number; // 1e-5 like GPT-2
+  activation_function: 'gelu_new' | 'gelu'; // gelu_new = tanh approximation (GPT-2)
+  tie_word_embeddings: boolean; // true like GPT-2: lm_head shares wte
+  /** NormLab key: biases in linears and norms (true like GPT-2; false like the bench twin). */
+  normlab_bias: boolean;
+}
+
+export const GPT2_DEFAULTS: GPT2Config = {
+  vocab_size: 50257,
+  n_positions: 1024,
+  n_embd: 768,
+  n_layer: 12,
+  n_head: 12,
+  layer_norm_epsilon: 1e-5,
+  activation_function: 'gelu_new',
+  tie_word_embeddings: true,
+  normlab_bias: true,
+};
+
+/** Read a GPT-2 config.json (HF keys; missing keys take GPT-2's defaults). */
+export function gpt2ConfigFromJson(json: Record<string, unknown>): GPT2Config {
+  const cfg = { ...GPT2_DEFAULTS } as Record<string, unknown>;
+  for (const key of Object.keys(GPT2_DEFAULTS)) if (json[key] !== undefined) cfg[key] = json[key];
+  const c = cfg as unknown as GPT2Config;
+  for (const key of ['vocab_size', 'n_positions', 'n_embd', 'n_layer', 'n_head'] as const) {
+    if (!Number.isInteger(c[key]) || c[key] <= 0) fail('config', `config.json: ${key} must be a positive integer, got ${c[key]}`);
+  }
+  if (c.n_embd % c.n_head !== 0) fail('config', `config.json: n_embd ${c.n_embd} is not divisible by n_head ${c.n_head}`);
+  return c;
+}
+
+export class GPT2 implements CausalLM {
+  readonly arch = 'gpt2' as const;
+  readonly params = new ParamSet();
+
+  constructor(
+    readonly config: GPT2Config,
+    seed = 0,
+  ) {
+    const { vocab_size: V, n_positions: P, n_embd: C, n_layer: L, normlab_bias: bias } = config;
+    const p = (name: string, shape: number[], std: number) => this.params.add(name, normalInit(shape, std, paramSeed(seed, name)));
+    const ones = (name: string, n: number) => this.params.add(name, tf.ones([n]));
+    const zeros = (name: string, n: number) => this.params.add(name, tf.zeros([n]));
+    p('transformer.wte.weight', [V, C], 0.02);
+    p('transformer.wpe.weight', [P, C], 0.01);
+    for (let i = 0; i < L; i++) {
+      const h = `transformer.h.${i}`;
+      ones(`${h}.ln_1.weight`, C);
+      ones(`${h}.ln_2.weight`, C);
+      p(`${h}.attn.c_attn.weight`, [C, 3 * C], 0.02);
+      p(`${h}.mlp.c_fc.weight`, [C, 4 * C], 0.02);
+      // GPT-2's scaled init of the residual projections: std 0.02 / sqrt(2L) (Radford et al. 2019).
+      p(`${h}.attn.c_proj.weight`, [C, C], 0.02 / Math.sqrt(2 * L));
+      p(`${h}.mlp.c_proj.weight`, [4 * C, C], 0.02 / Math.sqrt(2 * L));
+      if (bias) {
+        zeros(`${h}.ln_1.bias`, C);
+        zeros(`${h}.ln_2.bias`, C);
+        zeros(`${h}.attn.c_attn.bias`, 3 * C);
+        zeros(`${h}.attn.c_proj.bias`, C);
+        zeros(`${h}.mlp.c_fc.bias`, 4 * C);
+        zeros(`${h}.mlp.c_proj.bias`, C);
+      }
+    }
+    ones('transformer.ln_f.weight', C);
+    if (bias) zeros('transformer.ln_f.bias', C);
+    if (!config.tie_word_embeddings) p('lm_head.weight', [V, C], 0.02);
+  }
+
+  get nLayers(): number {
+    return this.config.n_layer;
+  }
+  get vocabSize(): number {
+    return this.config.vocab_size;
+  }
+  get maxSeq(): number {
+    return this.config.n_positions;
+  }
+
+  private w(name: string): tf.Variable {
+    return this.params.get(name);
+  }
+  private b(name: string): tf.Variable | undefined {
+    return this.params.vars.get(name);
+  }
+
+  private norm(site: NormSite, prefix: string, x: tf.Tensor, hooks?: ForwardHooks): tf.Tensor {
+    const real = () => layerNorm(x, this.w(`${prefix}.weight`), this.b(`${prefix}.bias`) ?? null, this.config.layer_norm_epsilon);
+    return hooks?.norm ? hooks.norm(site, x, real) : real();
+  }
+
+  /** Causal self-attention of block i; xQK feeds queries and keys, xV feeds values. */
+  private attention(i: number, xQK: tf.Tensor3D, xV: tf.Tensor3D, hooks?: ForwardHooks): tf.Tensor3D {
+    const [B, T, C] = xQK.shape;
+    const H = this.config.n_head;
+    const hs = C / H;
+    const h = `transformer.h.${i}.attn`;
+    const Wqkv = this.w(`${h}.c_attn.weight`);
+    const bqkv = this.b(`${h}.c_attn.bias`);
+    let q: tf.Tensor, k: tf.Tensor, v: tf.Tensor;
+    if (xQK === xV) {
+      const qkv = linear(xQK, Wqkv, bqkv); // (B, T, C) -> (B, T, 3C)
+      [q, k, v] = tf.split(qkv, 3, -1);
+    } else {
+      // ln_1 split into its Q/K and V paths: the same weights, applied to two inputs.
+      const [Wqk, Wv] = tf.split(Wqkv, [2 * C, C], 1);
+      const [bqk, bv] = bqkv ? tf.split(bqkv, [2 * C, C], 0) : [undefined, undefined];
+      [q, k] = tf.split(linear(xQK, Wqk, bqk), 2, -1);
+      v = linear(xV, Wv, bv);
+    }
+    const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, H, hs]), [0, 2, 1, 3]) as tf.Tensor4D; // (B, T, C) -> (B, H, T, hs)
+    const z = attention(heads(q), heads(k), heads(v), true); // (B, H, T, hs)
+    hooks?.headOutputs?.(i, z);
+    const y = tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [B, T, C]); // (B, H, T, hs) -> (B, T, C)
+    return linear(y, this.w(`${h}.c_proj.weight`), this.b(`${h}.c_proj.bias`)) as tf.Tensor3D;
+  }
+
+  private mlp(i: number, x: tf.Tensor): tf.Tensor {
+    const h = `transformer.h.${i}.mlp`;
+    const form = this.config.activation_function === 'gelu' ? 'erf' : 'tanh';
+    const a = gelu(linear(x, this.w(`${h}.c_fc.weight`), this.b(`${h}.c_fc.bias`)), form); // (B, T, 4C)
+    return linear(a, this.w(`${h}.c_proj.weight`), this.b(`${h}.c_proj.bias`)); // (B, T, C)
+  }
+
+  /** Pre-LN block: x + attn(ln_1(x)), then + mlp(ln_2(x)). */
+  private block(i: number, x: tf.Tensor3D, hooks?: ForwardHooks): tf.Tensor3D {
+    const pre = `transformer.h.${i}`;
+    let xQK: tf.Tensor3D, xV: tf.Tensor3D;
+    if (hooks?.norm) {
+      xQK = this.norm({ layer: i, which: 'ln_1_qk' }, `${pre}.ln_1`, x, hooks) as tf.Tensor3D;
+      xV = this.norm({ layer: i, which: 'ln_1_v' }, `${pre}.ln_1`, x, hooks) as tf.Tensor3D;
+    } else {
+      xQK = xV = this.norm({ layer: i, which: 'ln_1' }, `${pre}.ln_1`, x) as tf.Tensor3D;
+    }
+    const h = tf.add(x, this.attention(i, xQK, xV, hooks)) as tf.Tensor3D;
+    return tf.add(h, this.mlp(i, this.norm({ layer: i, which: 'ln_2' }, `${pre}.ln_2`, h, hooks))) as tf.Tensor3D;
+  }
+
+  forward(idx: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor3D {
+    const [B, T] = idx.shape;
+    if (T > this.config.n_positions) fail('shape', `sequence length ${T} exceeds n_positions ${this.config.n_positions}`);
+    const C = this.config.n_embd;
+    const tok = tf.reshape(tf.gather(this.w('transformer.wte.weight'), tf.reshape(idx, [-1])), [B, T, C]); // (B, T, C)
+    const pos = tf.slice(this.w('transformer.wpe.weight'), [0, 0], [T, C]); // (T, C)
+    let x = tf.add(tok, pos) as tf.Tensor3D;
+    hooks?.residual?.(-1, x);
+    for (let i = 0; i < this.config.n_layer; i++) {
+      if (!hooks?.skipLayers?.has(i)) x = this.block(i, x, hooks);
+      hooks?.residual?.(i, x);
+    }
+    x = this.norm({ layer: -1, which: 'ln_f' }, 'transformer.ln_f', x, hooks) as tf.Tensor3D;
+    return this.logits(x);
+  }
+
+  /** The unembedding: x (B, T, C) -> logits (B, T, V), with wte when tied. */
+  logits(x: tf.Tensor3D): tf.Tensor3D {
+    const [B, T, C] = x.shape;
+    const head = this.config.tie_word_embeddings ? this.w('transformer.wte.weight') : this.w('lm_head.weight'); // (V, C)
+    const y = tf.matMul(tf.reshape(x, [B * T, C]), head, false, true); // (BT, C) @ (C, V)
+    return tf.reshape(y, [B, T, this.config.vocab_size]);
+  }
+
+  /** Mean next-token cross-entropy (nats) of x predicting y, both int32 (B, T). */
+  loss(x: tf.Tensor2D, y: tf.Tensor2D, hooks?: ForwardHooks): tf.Scalar {
+    return crossEntropy(this.forward(x, hooks), y);
+  }
+
+  hfConfig(): Record<string, unknown> {
+    return { architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', ...this.config, n_ctx: this.config.n_positions };
+  }
+
+  checkpointTensors(): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>();
+    for (const [name, v] of this.params.vars) out.set(name, tf.clone(v));
+    return out;
+  }
+
+  loadCheckpointTensors(tensors: Map<string, tf.Tensor>): void {
+    for (const name of this.params.vars.keys()) {
+      const t = tensors.get(name);
+      if (!t) fail('model', `checkpoint has no tensor ${name} (is it a GPT-2 checkpoint with n_layer ${this.config.n_layer}?)`);
+      this.params.assign(name, t);
+    }
+  }
+
+  dispose(): void {
+    this.params.dispose();
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Building, saving and loading causal LMs by architecture. A model directory is
+ * `config.json` (HF keys; `model_type` picks the architecture) + `model.safetensors`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { fail } from '../core/errors.js';
+import { loadModelDir, saveModelDir } from '../io/model-dir.js';
+import { fromTf, toTf } from '../io/tensors.js';
+import { GPT2, gpt2ConfigFromJson } from './gpt2.js';
+import { Llama, llamaConfigFromJson } from './llama.js';
+import type { CausalLM } from './lm.js';
+
+export type LMArch = 'gpt2' | 'llama';
+
+/** A fresh, randomly initialized LM from an HF-style config object. */
+export function createLM(arch: LMArch, config: Record<string, unknown>, seed: number): CausalLM {
+  if (arch === 'gpt2') return new GPT2(gpt2ConfigFromJson(config), seed);
+  if (arch === 'llama') return new Llama(llamaConfigFromJson(config), seed);
+  return fail('config', `unknown model architecture "${arch as string}": expected gpt2 or llama`);
+}
+
+/** The architecture named by a config.json's model_type. */
+export function archOf(config: Record<string, unknown>, where: string): LMArch {
+  const t = config.model_type;
+  if (t === 'gpt2' || t === 'llama') return t;
+  return fail('model', `${where}: model_type "${String(t)}" is not a causal LM NormLab knows (gpt2, llama)`);
+}
+
+/** Load an LM from a model directory (config.json + model.safetensors). */
+export async function loadLM(dir: string): Promise<CausalLM> {
+  const { config, tensors } = await loadModelDir(dir);
+  const model = createLM(archOf(config, `${dir}/config.json`), config, 0);
+  const tfTensors = new Map<string, tf.Tensor>();
+  try {
+    for (const [name, t] of tensors) tfTensors.set(name, toTf(t));
+    model.loadCheckpointTensors(tfTensors);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  } finally {
+    for (const t of tfTensors.values()) t.dispose();
+  }
+  return model;
+}
+
+/** Save an LM as a model directory. */
+export async function saveLM(model: CausalLM, dir: string, extraConfig: Record<string, unknown> = {}): Promise<void> {
+  const tensors = model.checkpointTensors();
+  try {
+    const out: Record<string, ReturnType<typeof fromTf>> = {};
+    for (const [name, t] of tensors) out[name] = fromTf(t);
+    await saveModelDir(dir, { ...model.hfConfig(), ...extraConfig }, out);
+  } finally {
+    for (const t of tensors.values()) t.dispose();
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * What every causal language model in NormLab offers: a forward pass from token ids to logits,
+ * its parameters under Hugging Face tensor names, and hooks that diagnostics and methods use to
+ * look inside (residual stream per layer, skipped layers, replaced norms, attention outputs).
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { ParamSet } from '../nn/params.js';
+
+/** Where a norm sits; GPT-2's ln_1 is split into the paths that feed Q/K and V. */
+export type NormSite = { layer: number; which: 'ln_1' | 'ln_1_qk' | 'ln_1_v' | 'ln_2' } | { layer: -1; which: 'ln_f' };
+
+export interface ForwardHooks {
+  /** Called with the residual stream after the embeddings (layer -1) and after each block. */
+  residual?: (layer: number, x: tf.Tensor3D) => void;
+  /** Blocks to skip entirely (layer pruning): x passes through unchanged. */
+  skipLayers?: ReadonlySet<number>;
+  /**
+   * Replace a norm: given its site, input and the real norm (as a thunk), return the output.
+   * GPT-2 computes ln_1 once for Q, K and V unless this hook is set, then asks for ln_1_qk and
+   * ln_1_v separately (LN removal removes them at different steps).
+   */
+  norm?: (site: NormSite, x: tf.Tensor, real: () => tf.Tensor) => tf.Tensor;
+  /** Called with each block's per-head attention output z (B, H, T, hs) before the out-projection. */
+  headOutputs?: (layer: number, z: tf.Tensor4D) => void;
+}
+
+export interface CausalLM {
+  readonly arch: 'gpt2' | 'llama';
+  readonly nLayers: number;
+  readonly vocabSize: number;
+  readonly maxSeq: number;
+  readonly params: ParamSet;
+  /** idx int32 (B, T) -> logits (B, T, V). */
+  forward(idx: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor3D;
+  /** The HF-style config.json (with NormLab's extra keys). */
+  hfConfig(): Record<string, unknown>;
+  /** Parameters in checkpoint layout (HF names and orientation), as tensors the caller disposes. */
+  checkpointTensors(): Map<string, tf.Tensor>;
+  /** Load parameters from checkpoint layout; errors name the tensor that does not fit. */
+  loadCheckpointTensors(tensors: Map<string, tf.Tensor>): void;
+  dispose(): void;
+}

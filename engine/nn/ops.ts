@@ -1,0 +1,104 @@
+/**
+ * The hot path of every model: linear, attention, norms, activations and the LM loss.
+ * Models call only these for their heavy work, so a faster kernel (see engine/backend/) speeds
+ * up every method at once. Weights of linear layers are stored (in, out), so the forward matmul
+ * is `x @ W` with no transpose; importers of (out, in) checkpoints transpose once on load.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** y = x @ W + b for x (..., in), W (in, out), b (out) -> (..., out). */
+export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
+  const [inDim, outDim] = w.shape as [number, number];
+  const lead = x.shape.slice(0, -1);
+  const x2 = tf.reshape(x, [-1, inDim]); // (..., in) -> (N, in)
+  const y2 = tf.matMul(x2, w); // (N, in) @ (in, out) -> (N, out)
+  const y = b ? tf.add(y2, b) : y2;
+  return tf.reshape(y, [...lead, outDim]); // (N, out) -> (..., out)
+}
+
+/**
+ * Scaled dot-product attention, softmax(q k^T / sqrt(hs) + mask) v.
+ * q, k, v: (B, H, T, hs) -> (B, H, T, hs). `causal` masks keys after each query.
+ * Returns the attention probabilities too when `withProbs` is set (for diagnostics and PTQ).
+ */
+export function attention(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  causal: boolean,
+): tf.Tensor4D {
+  return attentionWithProbs(q, k, v, causal).out;
+}
+
+export function attentionWithProbs(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  causal: boolean,
+  transformProbs?: (p: tf.Tensor4D) => tf.Tensor4D,
+): { out: tf.Tensor4D; probs: tf.Tensor4D } {
+  const [, , T, hs] = q.shape;
+  const Tk = k.shape[2];
+  let scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hs)) as tf.Tensor4D; // (B, H, T, Tk)
+  if (causal) scores = tf.add(scores, causalMask(T, Tk)) as tf.Tensor4D;
+  let probs = tf.softmax(scores) as tf.Tensor4D;
+  if (transformProbs) probs = transformProbs(probs);
+  const out = tf.matMul(probs, v) as tf.Tensor4D; // (B, H, T, Tk) @ (B, H, Tk, hs) -> (B, H, T, hs)
+  return { out, probs };
+}
+
+const maskCache = new Map<string, tf.Tensor2D>();
+
+/** (T, Tk) additive mask: 0 where key j <= query i (+ offset), -1e9 after. Cached per shape. */
+export function causalMask(T: number, Tk: number): tf.Tensor2D {
+  const key = `${T}x${Tk}`;
+  let m = maskCache.get(key);
+  if (!m || m.isDisposed) {
+    const vals = new Float32Array(T * Tk);
+    const offset = Tk - T;
+    for (let i = 0; i < T; i++) for (let j = 0; j < Tk; j++) vals[i * Tk + j] = j > i + offset ? -1e9 : 0;
+    m = tf.keep(tf.tensor2d(vals, [T, Tk]));
+    maskCache.set(key, m);
+  }
+  return m;
+}
+
+/** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta. */
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor | null, beta: tf.Tensor | null, eps: number): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+  if (gamma) y = tf.mul(y, gamma);
+  if (beta) y = tf.add(y, beta);
+  return y;
+}
+
+/** RMSNorm over the last axis (Zhang & Sennrich 2019): x / sqrt(mean(x^2) + eps) * gamma. */
+export function rmsNorm(x: tf.Tensor, gamma: tf.Tensor | null, eps: number): tf.Tensor {
+  const ms = tf.mean(tf.square(x), -1, true);
+  const y = tf.mul(x, tf.rsqrt(tf.add(ms, eps)));
+  return gamma ? tf.mul(y, gamma) : y;
+}
+
+/** GELU. `tanh`: GPT-2's approximation (HF "gelu_new"); `erf`: the exact form (timm, PyTorch). */
+export function gelu(x: tf.Tensor, form: 'tanh' | 'erf' = 'tanh'): tf.Tensor {
+  if (form === 'erf') return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)));
+}
+
+/** SiLU (swish): x * sigmoid(x), used by LLaMA's SwiGLU. */
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/**
+ * Mean token cross-entropy in nats. logits (..., V), targets int32 (...) with the same leading
+ * shape. Picks each target's log-probability with a flat gather (no (N, V) one-hot is built).
+ */
+export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
+  const V = logits.shape[logits.shape.length - 1];
+  const logp = tf.reshape(tf.logSoftmax(tf.reshape(logits, [-1, V])), [-1]); // (N*V)
+  const n = targets.size;
+  const flatIdx = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(V, 'int32')), tf.reshape(tf.cast(targets, 'int32'), [-1]));
+  return tf.neg(tf.mean(tf.gather(logp, flatIdx))) as tf.Scalar;
+}

@@ -1,0 +1,115 @@
+/**
+ * AdamW (Loshchilov & Hutter 2019): Adam moments with decoupled weight decay,
+ *   m = b1 m + (1-b1) g,  v = b2 v + (1-b2) g^2,
+ *   p -= lr * ( m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd * p ).
+ * Weight decay applies to the parameters `decay(name)` selects (by default matrices only, as
+ * nanoGPT does). Plain Adam is AdamW with weightDecay 0. Also global-norm gradient clipping.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { ParamSet } from './params.js';
+
+export interface AdamWOptions {
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Which parameters get weight decay; default: those with 2 or more dimensions. */
+  decay?: (name: string, v: tf.Variable) => boolean;
+}
+
+export class AdamW {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  private readonly decay: (name: string, v: tf.Variable) => boolean;
+  /** Number of steps taken (t in the bias corrections). */
+  t = 0;
+  readonly m = new Map<string, tf.Variable>();
+  readonly v = new Map<string, tf.Variable>();
+
+  constructor(
+    private readonly params: ParamSet,
+    opts: AdamWOptions = {},
+  ) {
+    this.beta1 = opts.beta1 ?? 0.9;
+    this.beta2 = opts.beta2 ?? 0.999;
+    this.eps = opts.eps ?? 1e-8;
+    this.weightDecay = opts.weightDecay ?? 0;
+    this.decay = opts.decay ?? ((_, v) => v.rank >= 2);
+    for (const [name, p] of params.vars) {
+      if (!p.trainable) continue;
+      this.m.set(name, tf.variable(tf.zerosLike(p), false));
+      this.v.set(name, tf.variable(tf.zerosLike(p), false));
+    }
+  }
+
+  /** Apply one update with gradients keyed by parameter name. Disposes nothing it was given. */
+  step(grads: Map<string, tf.Tensor>, lr: number): void {
+    this.t += 1;
+    const bc1 = 1 - this.beta1 ** this.t;
+    const bc2 = 1 - this.beta2 ** this.t;
+    tf.tidy(() => {
+      for (const [name, g] of grads) {
+        const p = this.params.get(name);
+        const m = this.m.get(name)!;
+        const v = this.v.get(name)!;
+        const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
+        const vNew = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
+        m.assign(mNew);
+        v.assign(vNew);
+        let update = tf.div(tf.mul(mNew, 1 / bc1), tf.add(tf.sqrt(tf.mul(vNew, 1 / bc2)), this.eps));
+        if (this.weightDecay > 0 && this.decay(name, p)) update = tf.add(update, tf.mul(p, this.weightDecay));
+        p.assign(tf.sub(p, tf.mul(update, lr)));
+      }
+    });
+  }
+
+  /** Optimizer state for checkpoints: moments by `m.<name>` / `v.<name>`, and the step count. */
+  stateTensors(): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>();
+    for (const [n, m] of this.m) out.set(`m.${n}`, m);
+    for (const [n, v] of this.v) out.set(`v.${n}`, v);
+    return out;
+  }
+
+  loadState(tensors: Map<string, tf.Tensor>, t: number): void {
+    for (const [n, m] of this.m) {
+      const saved = tensors.get(`m.${n}`);
+      if (saved) m.assign(saved);
+    }
+    for (const [n, v] of this.v) {
+      const saved = tensors.get(`v.${n}`);
+      if (saved) v.assign(saved);
+    }
+    this.t = t;
+  }
+
+  dispose(): void {
+    for (const x of [...this.m.values(), ...this.v.values()]) x.dispose();
+    this.m.clear();
+    this.v.clear();
+  }
+}
+
+/**
+ * Scale gradients so their global L2 norm is at most maxNorm (PyTorch's clip_grad_norm_).
+ * Returns the norm before clipping and the (possibly new) gradients; old ones are disposed
+ * when replaced.
+ */
+export function clipGlobalNorm(
+  grads: Map<string, tf.Tensor>,
+  maxNorm: number,
+): { norm: number; grads: Map<string, tf.Tensor> } {
+  const sq = tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))));
+  const norm = Math.sqrt(sq.dataSync()[0]);
+  sq.dispose();
+  if (!(maxNorm > 0) || norm <= maxNorm) return { norm, grads };
+  const scale = maxNorm / (norm + 1e-6);
+  const out = new Map<string, tf.Tensor>();
+  for (const [n, g] of grads) {
+    out.set(n, tf.mul(g, scale));
+    g.dispose();
+  }
+  return { norm, grads: out };
+}

@@ -1,0 +1,98 @@
+/**
+ * The one protocol between the renderer (or any client) and the engine, in one file both sides
+ * import. Requests carry an id and get exactly one response; the engine also pushes events
+ * (progress, metric, log, run-state). Every message is validated at the boundary with zod: a
+ * message that does not fit is answered with a `protocol` error and changes nothing.
+ *
+ * Transports carry these objects unchanged: in-process (CLI, tests), WebSocket (browser mode),
+ * MessagePort (Electron).
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+
+const runId = z.string().min(1).max(200).regex(/^[\w.-]+$/, 'a run id');
+
+/** Each request type with its params schema. */
+export const requestSchemas = {
+  hello: z.object({}).strict(),
+  'project.open': z.object({ dir: z.string().min(1) }).strict(),
+  'runs.list': z.object({}).strict(),
+  'run.get': z.object({ runId }).strict(),
+  'run.metrics': z.object({ runId, since: z.number().int().min(0).optional() }).strict(),
+  'run.start': z.object({ config: z.record(z.string(), z.unknown()) }).strict(),
+  'run.cancel': z.object({ runId }).strict(),
+  'run.resume': z.object({ runId }).strict(),
+  'run.artifact': z.object({ runId, name: z.string().regex(/^[\w.-]+$/, 'an artifact file name') }).strict(),
+  'run.tags': z.object({ runId, tags: z.array(z.string().max(64)).max(32) }).strict(),
+  'jobs.kinds': z.object({}).strict(),
+  'config.validate': z.object({ config: z.record(z.string(), z.unknown()) }).strict(),
+  'examples.list': z.object({}).strict(),
+} as const;
+
+export type RequestType = keyof typeof requestSchemas;
+export type RequestParams<T extends RequestType> = z.infer<(typeof requestSchemas)[T]>;
+
+export const requestEnvelope = z
+  .object({
+    kind: z.literal('request'),
+    id: z.number().int().min(0),
+    type: z.string(),
+    params: z.unknown().optional(),
+  })
+  .strict();
+
+export type Request = { kind: 'request'; id: number; type: RequestType; params: unknown };
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+}
+
+export type Response = { kind: 'response'; id: number; ok: true; result: unknown } | { kind: 'response'; id: number; ok: false; error: ErrorInfo };
+
+/** Run summaries as shown in a runs table. */
+export interface RunSummary {
+  id: string;
+  method: string;
+  name: string;
+  status: string;
+  backend: string | null;
+  created: string;
+  finished: string | null;
+  tags: string[];
+  parent: string | null;
+  /** The one number that best summarizes the run (e.g. final validation loss), if any. */
+  keyResult: { label: string; value: number } | null;
+  error: ErrorInfo | null;
+}
+
+export type EngineEvent =
+  | { kind: 'event'; event: 'progress'; runId: string; step: number; total: number; phase?: string; message?: string; etaSeconds?: number }
+  | { kind: 'event'; event: 'metric'; runId: string; metric: Record<string, unknown> }
+  | { kind: 'event'; event: 'log'; runId: string; message: string }
+  | { kind: 'event'; event: 'run-state'; runId: string; status: string; error?: ErrorInfo }
+  | { kind: 'event'; event: 'engine'; status: 'ready' | 'restarted'; message?: string };
+
+export type Message = Request | Response | EngineEvent;
+
+/**
+ * Validate an incoming request. Returns the typed request or a protocol error naming the problem;
+ * the id is echoed when it could be read so the client can match the error.
+ */
+export function parseRequest(raw: unknown): { ok: true; request: Request } | { ok: false; id: number; error: ErrorInfo } {
+  const env = requestEnvelope.safeParse(raw);
+  const id = typeof (raw as { id?: unknown })?.id === 'number' ? (raw as { id: number }).id : -1;
+  if (!env.success) {
+    const i = env.error.issues[0];
+    return { ok: false, id, error: { code: 'protocol', message: `bad message: ${i.path.join('.') || 'message'}: ${i.message}` } };
+  }
+  const type = env.data.type;
+  if (!(type in requestSchemas)) return { ok: false, id, error: { code: 'protocol', message: `unknown request type "${type}"` } };
+  const params = requestSchemas[type as RequestType].safeParse(env.data.params ?? {});
+  if (!params.success) {
+    const i = params.error.issues[0];
+    return { ok: false, id, error: { code: 'protocol', message: `bad params for ${type}: ${i.path.join('.') || 'params'}: ${i.message}` } };
+  }
+  return { ok: true, request: { kind: 'request', id: env.data.id, type: type as RequestType, params: params.data } };
+}

@@ -1,0 +1,122 @@
+/**
+ * The engine service: answers protocol requests against a project and its job queue, and
+ * forwards the queue's events. Transports (in-process, WebSocket, MessagePort) hand it raw
+ * messages; it validates them, so a message that does not fit gets an error and changes nothing.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { currentBackend } from './backend/backend.js';
+import { asNormLabError, fail } from './core/errors.js';
+import { NORMLAB_VERSION } from './core/versions.js';
+import './jobs/all.js';
+import { readConfigFile, resolveConfig } from './jobs/config.js';
+import { JobQueue } from './jobs/queue.js';
+import { jobKinds } from './jobs/registry.js';
+import { parseRequest, PROTOCOL_VERSION, type EngineEvent, type RequestParams, type RequestType, type Response, type RunSummary } from './protocol/protocol.js';
+import { Project, type Run } from './store/runs.js';
+
+/** Folder of example job configs shipped with NormLab. */
+export const EXAMPLES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../assets/examples');
+
+export function runSummary(run: Run): RunSummary {
+  const summary = run.readSummary();
+  const kr = summary?.key_result as { label: string; value: number } | undefined;
+  return {
+    id: run.id,
+    method: run.record.method,
+    name: run.record.name,
+    status: run.status,
+    backend: run.record.backend,
+    created: run.record.created,
+    finished: run.record.finished,
+    tags: run.record.tags,
+    parent: run.record.parent,
+    keyResult: kr && typeof kr.value === 'number' ? kr : null,
+    error: run.record.error,
+  };
+}
+
+type Handlers = { [T in RequestType]: (p: RequestParams<T>) => Promise<unknown> | unknown };
+
+export class EngineService {
+  private readonly handlers: Handlers;
+
+  constructor(readonly queue: JobQueue) {
+    this.handlers = {
+      hello: () => ({ version: NORMLAB_VERSION, protocol: PROTOCOL_VERSION, backend: currentBackend(), project: this.queue.project.dir }),
+      'project.open': ({ dir }) => {
+        if (this.queue.isBusy()) fail('state', 'cannot switch projects while a run is queued or running');
+        this.queue.project = Project.open(dir);
+        return { project: this.queue.project.dir };
+      },
+      'runs.list': () => this.queue.project.listRuns().map(runSummary),
+      'run.get': ({ runId }) => {
+        const run = this.queue.project.run(runId);
+        return { summary: runSummary(run), record: run.record, result: run.readSummary(), artifacts: run.artifacts() };
+      },
+      'run.metrics': ({ runId, since }) => this.queue.project.run(runId).readMetrics().slice(since ?? 0),
+      'run.start': ({ config }) => ({ runId: this.queue.enqueue(config).id }),
+      'run.cancel': ({ runId }) => {
+        this.queue.cancel(runId);
+        return { runId };
+      },
+      'run.resume': ({ runId }) => ({ runId: this.queue.resume(runId).id }),
+      'run.artifact': ({ runId, name }) => {
+        const file = path.join(this.queue.project.run(runId).artifactsDir, name);
+        if (!fs.existsSync(file)) fail('not-found', `run ${runId} has no artifact ${name}`);
+        const bytes = fs.readFileSync(file);
+        return { name, base64: bytes.toString('base64') };
+      },
+      'run.tags': ({ runId, tags }) => {
+        const run = this.queue.project.run(runId);
+        run.update({ tags });
+        return runSummary(run);
+      },
+      'jobs.kinds': () =>
+        jobKinds().map((k) => ({
+          name: k.name,
+          title: k.title,
+          description: k.description,
+          resumable: k.resumable,
+          jsonSchema: z.toJSONSchema(k.schema, { io: 'input', unrepresentable: 'any' }),
+          defaults: k.schema.parse({ method: k.name }),
+        })),
+      'config.validate': ({ config }) => {
+        try {
+          return { ok: true, config: resolveConfig(config) };
+        } catch (err) {
+          const e = asNormLabError(err);
+          return { ok: false, error: { code: e.code, message: e.message } };
+        }
+      },
+      'examples.list': () =>
+        fs.existsSync(EXAMPLES_DIR)
+          ? fs
+              .readdirSync(EXAMPLES_DIR)
+              .filter((f) => /\.(ya?ml|json)$/.test(f))
+              .sort()
+              .map((f) => ({ file: f, config: readConfigFile(path.join(EXAMPLES_DIR, f)) }))
+          : [],
+    };
+  }
+
+  onEvent(listener: (e: EngineEvent) => void): () => void {
+    return this.queue.on(listener);
+  }
+
+  /** Validate and answer one raw message. Never throws. */
+  async handle(raw: unknown): Promise<Response> {
+    const parsed = parseRequest(raw);
+    if (!parsed.ok) return { kind: 'response', id: parsed.id, ok: false, error: parsed.error };
+    const { id, type, params } = parsed.request;
+    try {
+      const handler = this.handlers[type] as (p: unknown) => unknown;
+      return { kind: 'response', id, ok: true, result: await handler(params) };
+    } catch (err) {
+      const e = asNormLabError(err);
+      return { kind: 'response', id, ok: false, error: { code: e.code, message: e.message } };
+    }
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Config pieces shared by every job that trains or evaluates a causal LM: the model shape, the
+ * text data and the optimizer/schedule. Each field has a default and a one-line description
+ * (shown in the renderer's forms and in `normlab run --help-config`).
+ */
+import { z } from 'zod';
+import { NORM_VARIANTS } from '../models/llama.js';
+
+export const lmModelSchema = z
+  .object({
+    arch: z.enum(['llama', 'gpt2']).default('llama').describe('llama: RMSNorm, RoPE, SwiGLU; gpt2: LayerNorm, learned positions, GELU'),
+    layers: z.number().int().min(1).max(96).default(4).describe('number of blocks L'),
+    d_model: z.number().int().min(8).default(128).describe('model width'),
+    heads: z.number().int().min(1).default(4).describe('attention heads (d_model must divide by it)'),
+    ffn: z.number().int().min(1).optional().describe('MLP hidden width (default: 4 d_model for gpt2, 8/3 d_model for llama)'),
+    norm: z.enum(NORM_VARIANTS).default('pre').describe('llama norm placement: pre, post, mix, pre-scaled-init, lns'),
+    norm_type: z.enum(['rmsnorm', 'layernorm']).default('rmsnorm').describe('llama norm type'),
+    mix_k: z.number().int().min(0).default(0).describe('mix: number of leading Post-LN blocks'),
+    bias: z.boolean().default(true).describe('gpt2: biases in linears and norms'),
+    tie_embeddings: z.boolean().optional().describe('share the input embedding with the head (default: gpt2 yes, llama no)'),
+    init_from: z.string().optional().describe('a model folder to start from instead of random init'),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.d_model % m.heads !== 0) ctx.addIssue({ code: 'custom', path: ['d_model'], message: `d_model ${m.d_model} must be divisible by heads ${m.heads}` });
+    if (m.norm === 'mix' && m.mix_k > m.layers) ctx.addIssue({ code: 'custom', path: ['mix_k'], message: `mix_k ${m.mix_k} exceeds the number of layers ${m.layers}` });
+  });
+export type LMModelConfig = z.infer<typeof lmModelSchema>;
+
+export const textDataSchema = z
+  .object({
+    source: z.enum(['moby-dick', 'sotu', 'file', 'tokens']).default('moby-dick').describe('embedded corpus, a text file, or a uint16 .bin token file'),
+    path: z.string().optional().describe('file for source file or tokens'),
+    tokenizer: z.enum(['byte', 'gpt2']).default('byte').describe('byte-level or GPT-2 BPE'),
+    val_fraction: z.number().gt(0).lt(1).default(0.1).describe('last fraction of the tokens held out for validation'),
+  })
+  .strict()
+  .superRefine((d, ctx) => {
+    if ((d.source === 'file' || d.source === 'tokens') && !d.path) ctx.addIssue({ code: 'custom', path: ['path'], message: `source ${d.source} needs a path` });
+  });
+export type TextDataConfig = z.infer<typeof textDataSchema>;
+
+export const trainSchema = z
+  .object({
+    steps: z.number().int().min(1).default(200).describe('optimizer steps'),
+    batch: z.number().int().min(1).default(16).describe('sequences per step'),
+    seq: z.number().int().min(2).default(128).describe('tokens per sequence (also the context length)'),
+    lr: z.number().positive().default(1e-3).describe('peak learning rate'),
+    min_lr_ratio: z.number().min(0).max(1).default(0.1).describe('cosine floor as a fraction of lr'),
+    warmup: z.number().int().min(0).default(20).describe('linear warmup steps'),
+    schedule: z.enum(['cosine', 'constant']).default('cosine'),
+    weight_decay: z.number().min(0).default(0).describe('AdamW decoupled weight decay (matrices only)'),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.95),
+    clip: z.number().min(0).default(1).describe('gradient global-norm clip (0 = off)'),
+    eval_every: z.number().int().min(1).default(50).describe('steps between validation evaluations'),
+    eval_windows: z.number().int().min(1).default(32).describe('validation windows of seq tokens'),
+    log_every: z.number().int().min(1).default(5),
+    checkpoint_every: z.number().int().min(1).default(100),
+    layer_grad_norms: z.boolean().default(true).describe('log each block’s gradient norm'),
+  })
+  .strict()
+  .refine((t) => t.warmup < t.steps, { path: ['warmup'], message: 'warmup must be shorter than steps' });
+export type TrainConfig = z.infer<typeof trainSchema>;
+
+/** The HF-style config object for a fresh LM of this shape. */
+export function hfConfigFor(m: LMModelConfig, vocabSize: number, seq: number): Record<string, unknown> {
+  if (m.arch === 'gpt2') {
+    return {
+      vocab_size: vocabSize,
+      n_positions: seq,
+      n_embd: m.d_model,
+      n_layer: m.layers,
+      n_head: m.heads,
+      normlab_bias: m.bias,
+      tie_word_embeddings: m.tie_embeddings ?? true,
+    };
+  }
+  return {
+    vocab_size: vocabSize,
+    hidden_size: m.d_model,
+    intermediate_size: m.ffn ?? Math.round((8 / 3) * m.d_model),
+    num_hidden_layers: m.layers,
+    num_attention_heads: m.heads,
+    max_position_embeddings: seq,
+    tie_word_embeddings: m.tie_embeddings ?? false,
+    normlab_norm_variant: m.norm,
+    normlab_norm_type: m.norm_type,
+    normlab_mix_k: m.mix_k,
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * `lm-pretrain`: train a causal LM (LLaMA- or GPT-2-style) on a text corpus with AdamW and a
+ * warmup + cosine schedule; log train loss, validation loss and per-block gradient norms;
+ * checkpoint as a HF-style model folder (+ optimizer and data-order state) so a killed run
+ * resumes where its last checkpoint left off.
+ */
+import * as path from 'node:path';
+import { z } from 'zod';
+import { TokenBatcher, evalWindows } from '../data/batches.js';
+import { readJsonSync, writeJsonAtomicSync } from '../io/atomic.js';
+import { readSafetensors, writeSafetensors } from '../io/safetensors-file.js';
+import { fromTf, toTf } from '../io/tensors.js';
+import type { JobContext } from '../jobs/context.js';
+import { baseConfig, registerJobKind } from '../jobs/registry.js';
+import { createLM, loadLM, saveLM } from '../models/index.js';
+import type { CausalLM } from '../models/lm.js';
+import { AdamW } from '../nn/optim.js';
+import { learningRate } from '../nn/schedule.js';
+import { hfConfigFor, lmModelSchema, textDataSchema, trainSchema } from './lm-config.js';
+import { loadLMData } from './lm-data.js';
+import { lmEvalLoss, lmTrainStep } from './lm-step.js';
+
+export const lmPretrainSchema = z
+  .object({
+    method: z.literal('lm-pretrain'),
+    ...baseConfig,
+    model: lmModelSchema.default(lmModelSchema.parse({})),
+    data: textDataSchema.default(textDataSchema.parse({})),
+    train: trainSchema.default(trainSchema.parse({})),
+  })
+  .strict();
+export type LMPretrainConfig = z.infer<typeof lmPretrainSchema>;
+
+/** Hooks other methods add to every lm-pretrain run (LNS diagnostics run at the end). */
+export type AfterTraining = (ctx: JobContext, model: CausalLM, data: { val: Uint16Array; seq: number }, config: LMPretrainConfig) => Promise<Record<string, unknown>>;
+const afterTraining: AfterTraining[] = [];
+export function addAfterTraining(fn: AfterTraining): void {
+  afterTraining.push(fn);
+}
+
+export interface LMTrainResult {
+  model: CausalLM;
+  finalValLoss: number;
+  initialValLoss: number;
+  summary: Record<string, unknown>;
+}
+
+/** The training loop, shared by lm-pretrain and the study jobs built on it. */
+export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<LMTrainResult> {
+  const t = cfg.train;
+  // A resumed run starts from its checkpoint, a fine-tune from init_from, else from random init.
+  const startFrom = ctx.resumeFrom?.dir ?? cfg.model.init_from;
+  const loaded = startFrom ? await loadLM(startFrom) : null;
+  const vocab = loaded?.vocabSize ?? (cfg.data.tokenizer === 'gpt2' ? 50257 : 256);
+  const data = await loadLMData(cfg.data, t.seq, vocab);
+  const model = loaded ?? createLM(cfg.model.arch, hfConfigFor(cfg.model, vocab, t.seq), cfg.seed);
+  if (t.seq > model.maxSeq) {
+    model.dispose();
+    throw new Error(`train.seq ${t.seq} exceeds the model's context ${model.maxSeq}`);
+  }
+  const opt = new AdamW(model.params, { beta1: t.beta1, beta2: t.beta2, weightDecay: t.weight_decay });
+  const batcher = new TokenBatcher(data.train, t.batch, t.seq, cfg.seed);
+  const val = evalWindows(data.val, t.seq, t.eval_windows);
+  const evalBatch = Math.max(1, t.batch);
+  const schedule = { kind: t.schedule, lr: t.lr, warmup: t.warmup, minLr: t.lr * t.min_lr_ratio, total: t.steps };
+
+  let step = 0;
+  let initialValLoss: number;
+  if (ctx.resumeFrom) {
+    const state = readJsonSync(path.join(ctx.resumeFrom.dir, 'trainer.json'), 'trainer state') as {
+      step: number;
+      batcher: { rng: number; step: number };
+      optimizerSteps: number;
+      initialValLoss: number;
+    };
+    const optState = await readSafetensors(path.join(ctx.resumeFrom.dir, 'optimizer.safetensors'));
+    const tensors = new Map([...optState.tensors].map(([k, v]) => [k, toTf(v)] as const));
+    opt.loadState(tensors, state.optimizerSteps);
+    for (const x of tensors.values()) x.dispose();
+    batcher.restore(state.batcher);
+    step = state.step;
+    initialValLoss = state.initialValLoss;
+    ctx.log(`resumed from step ${step}`);
+  } else {
+    initialValLoss = lmEvalLoss(model, val, evalBatch);
+    ctx.metric({ step: 0, val_loss: initialValLoss });
+  }
+
+  const checkpoint = async () => {
+    const s = step;
+    await ctx.run.saveCheckpoint(s, async (dir) => {
+      await saveLM(model, dir);
+      const out: Record<string, ReturnType<typeof fromTf>> = {};
+      for (const [k, v] of opt.stateTensors()) out[k] = fromTf(v);
+      await writeSafetensors(path.join(dir, 'optimizer.safetensors'), out);
+      writeJsonAtomicSync(path.join(dir, 'trainer.json'), { step: s, batcher: batcher.state(), optimizerSteps: opt.t, initialValLoss });
+    });
+  };
+
+  let valLoss = initialValLoss;
+  const started = Date.now();
+  let tokensSeen = 0;
+  try {
+    while (step < t.steps) {
+      const lr = learningRate(schedule, step);
+      const batch = batcher.next();
+      const wantLayers = t.layer_grad_norms && (step % t.log_every === 0 || step === t.steps - 1);
+      const r = lmTrainStep(model, opt, { ...batch, batch: t.batch, seq: t.seq }, lr, { clip: t.clip, layerGradNorms: wantLayers });
+      step += 1;
+      tokensSeen += t.batch * t.seq;
+      if (!Number.isFinite(r.loss)) throw new Error(`training diverged at step ${step} (loss ${r.loss}); lower the learning rate`);
+      if (step % t.log_every === 0 || step === t.steps) {
+        const tps = tokensSeen / ((Date.now() - started) / 1000);
+        ctx.metric({ step, loss: r.loss, lr, grad_norm: r.gradNorm, tokens_per_s: Math.round(tps), ...(r.layerGradNorms ? { layer_grad_norms: r.layerGradNorms } : {}) });
+      }
+      if (step % t.eval_every === 0 || step === t.steps) {
+        valLoss = lmEvalLoss(model, val, evalBatch);
+        ctx.metric({ step, val_loss: valLoss, val_ppl: Math.exp(valLoss) });
+      }
+      if (step % t.checkpoint_every === 0 || step === t.steps) await checkpoint();
+      ctx.progress({ step, total: t.steps, phase: 'train', message: `loss ${r.loss.toFixed(3)}` });
+      await ctx.tick();
+    }
+  } catch (err) {
+    opt.dispose();
+    model.dispose();
+    throw err;
+  }
+  opt.dispose();
+  const summary = {
+    key_result: { label: 'val loss', value: valLoss },
+    initial_val_loss: initialValLoss,
+    final_val_loss: valLoss,
+    final_val_ppl: Math.exp(valLoss),
+    steps: t.steps,
+    params: model.params.count(),
+    tokens_per_s: Math.round(tokensSeen / Math.max(1e-3, (Date.now() - started) / 1000)),
+    backend: ctx.backend.name,
+    checkpoint: path.relative(ctx.run.dir, ctx.run.latestCheckpoint()?.dir ?? ctx.run.checkpointsDir),
+  };
+  return { model, finalValLoss: valLoss, initialValLoss, summary };
+}
+
+registerJobKind({
+  name: 'lm-pretrain',
+  title: 'Pretrain a language model',
+  description: 'Train a LLaMA- or GPT-2-style causal LM on a text corpus; checkpoints as HF safetensors.',
+  schema: lmPretrainSchema,
+  resumable: true,
+  async run(ctx, cfg) {
+    const { model, summary } = await trainLM(ctx, cfg);
+    try {
+      const extra: Record<string, unknown> = {};
+      for (const fn of afterTraining) Object.assign(extra, await fn(ctx, model, { val: (await loadLMData(cfg.data, cfg.train.seq, model.vocabSize)).val, seq: cfg.train.seq }, cfg));
+      return { ...summary, ...extra };
+    } finally {
+      model.dispose();
+    }
+  },
+});

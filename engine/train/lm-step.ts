@@ -1,0 +1,86 @@
+/**
+ * One optimizer step of a causal LM: loss, gradients, optional clipping, AdamW update.
+ * Everything the step allocates is disposed before it returns (the tensor count stays flat).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { CausalLM, ForwardHooks } from '../models/lm.js';
+import { crossEntropy } from '../nn/ops.js';
+import { clipGlobalNorm, type AdamW } from '../nn/optim.js';
+
+export interface LMBatch {
+  x: Int32Array; // (B, T) row-major
+  y: Int32Array; // (B, T)
+  batch: number;
+  seq: number;
+}
+
+export interface LMStepResult {
+  loss: number;
+  gradNorm: number;
+  /** L2 norm of each block's gradient (all its parameters), when asked for. */
+  layerGradNorms?: number[];
+}
+
+/** Block index of a parameter name (`...layers.3...` or `...h.3...`), or -1 for the rest. */
+export function blockOf(name: string): number {
+  const m = /\.(?:layers|h)\.(\d+)\./.exec(name);
+  return m ? Number(m[1]) : -1;
+}
+
+export function lmTrainStep(
+  model: CausalLM,
+  opt: AdamW,
+  batch: LMBatch,
+  lr: number,
+  opts: { clip?: number; layerGradNorms?: boolean; hooks?: ForwardHooks; extraLoss?: () => tf.Scalar } = {},
+): LMStepResult {
+  const x = tf.tensor2d(batch.x, [batch.batch, batch.seq], 'int32');
+  const y = tf.tensor2d(batch.y, [batch.batch, batch.seq], 'int32');
+  const vars = model.params.trainable();
+  const { value, grads: byVarName } = tf.variableGrads(() => {
+    const ce = crossEntropy(model.forward(x, opts.hooks), y);
+    return opts.extraLoss ? tf.add(ce, opts.extraLoss()) : ce;
+  }, vars);
+  x.dispose();
+  y.dispose();
+  let grads = new Map<string, tf.Tensor>();
+  for (const v of vars) grads.set(model.params.nameOf(v), byVarName[v.name]);
+  let layerGradNorms: number[] | undefined;
+  if (opts.layerGradNorms) layerGradNorms = blockGradNorms(grads, model.nLayers);
+  const clipped = clipGlobalNorm(grads, opts.clip ?? 0);
+  grads = clipped.grads;
+  opt.step(grads, lr);
+  for (const g of grads.values()) g.dispose();
+  const loss = value.dataSync()[0];
+  value.dispose();
+  return { loss, gradNorm: clipped.norm, layerGradNorms };
+}
+
+function blockGradNorms(grads: Map<string, tf.Tensor>, nLayers: number): number[] {
+  const sums = tf.tidy(() => {
+    const perLayer: tf.Tensor[][] = Array.from({ length: nLayers }, () => []);
+    for (const [name, g] of grads) {
+      const l = blockOf(name);
+      if (l >= 0 && l < nLayers) perLayer[l].push(tf.sum(tf.square(g)));
+    }
+    return tf.stack(perLayer.map((ts) => (ts.length ? tf.addN(ts) : tf.scalar(0))));
+  });
+  const vals = Array.from(sums.dataSync(), Math.sqrt);
+  sums.dispose();
+  return vals;
+}
+
+/** Mean cross-entropy (nats) of `model` over fixed windows, in batches, without gradients. */
+export function lmEvalLoss(model: CausalLM, windows: { x: Int32Array; y: Int32Array; count: number; seq: number }, batchSize: number, hooks?: ForwardHooks): number {
+  const { seq, count } = windows;
+  let total = 0;
+  for (let i = 0; i < count; i += batchSize) {
+    const B = Math.min(batchSize, count - i);
+    const xs = windows.x.subarray(i * seq, (i + B) * seq);
+    const ys = windows.y.subarray(i * seq, (i + B) * seq);
+    const l = tf.tidy(() => crossEntropy(model.forward(tf.tensor2d(xs, [B, seq], 'int32'), hooks), tf.tensor2d(ys, [B, seq], 'int32')));
+    total += l.dataSync()[0] * B;
+    l.dispose();
+  }
+  return total / count;
+}

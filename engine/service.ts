@@ -56,7 +56,11 @@ export class EngineService {
         const run = this.queue.project.run(runId);
         return { summary: runSummary(run), record: run.record, result: run.readSummary(), artifacts: run.artifacts() };
       },
-      'run.metrics': ({ runId, since }) => this.queue.project.run(runId).readMetrics().slice(since ?? 0),
+      'run.metrics': ({ runId, since }) =>
+        this.queue.project
+          .run(runId)
+          .readMetrics()
+          .slice(since ?? 0),
       'run.start': ({ config }) => ({ runId: this.queue.enqueue(config).id }),
       'run.cancel': ({ runId }) => {
         this.queue.cancel(runId);

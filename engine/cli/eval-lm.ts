@@ -11,14 +11,21 @@ import { makeTokenizer } from '../data/tokenizers.js';
 import { loadLM } from '../models/index.js';
 import { lmEvalLoss } from '../train/lm-step.js';
 
-export async function evalLM(opts: { model: string; text?: string; tokens?: string; tokenizer?: string; seq?: number }): Promise<{ loss: number; tokens: number }> {
+export async function evalLM(opts: {
+  model: string;
+  text?: string;
+  tokens?: string;
+  tokenizer?: string;
+  seq?: number;
+}): Promise<{ loss: number; tokens: number }> {
   const model = await loadLM(opts.model);
   try {
     let ids: Uint16Array;
     if (opts.tokens) ids = await loadTokenFile(opts.tokens, model.vocabSize);
     else {
       const tok = makeTokenizer(opts.tokenizer ?? (model.vocabSize <= 256 ? 'byte' : 'gpt2'));
-      if (tok.vocabSize > model.vocabSize) fail('data', `the ${tok.name} tokenizer has ${tok.vocabSize} tokens but the model's vocabulary has ${model.vocabSize}`);
+      if (tok.vocabSize > model.vocabSize)
+        fail('data', `the ${tok.name} tokenizer has ${tok.vocabSize} tokens but the model's vocabulary has ${model.vocabSize}`);
       ids = Uint16Array.from(tok.encode(await loadText({ kind: 'file', path: opts.text! })));
     }
     const seq = opts.seq ?? Math.min(model.maxSeq, Math.max(1, ids.length - 1));

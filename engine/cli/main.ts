@@ -152,6 +152,19 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('eval-vit')
+    .requiredOption('--model <dir>', 'ViT model folder (timm names: config.json + model.safetensors)')
+    .option('--data <source>', 'mnist or an image folder', 'mnist')
+    .option('--count <n>', 'evaluation images (default: all test images)', (v) => Number.parseInt(v, 10))
+    .description('top-1 accuracy of a ViT on an image set')
+    .action(async (opts: { model: string; data: string; count?: number }) => {
+      await initBackend(globals().backend);
+      const { evalViT } = await import('../methods/ptq/eval-vit.js');
+      const r = await evalViT(opts);
+      out(globals().json, r, () => `top-1 ${(100 * r.top1).toFixed(2)}% on ${r.images} images`);
+    });
+
+  program
     .command('serve')
     .option('--port <n>', 'port on 127.0.0.1 (0 = any free port)', (v) => Number.parseInt(v, 10), 7860)
     .option('--token <token>', 'launch token (default: random per launch)')

@@ -39,7 +39,7 @@ export function progressReporter(): { onEvent: (e: EngineEvent) => void; stop: (
           }
         }
       } else if (e.event === 'log') {
-        if (bar) bar.stop(), (bar = null);
+        stopBar();
         process.stderr.write(`[${e.runId}] ${e.message}\n`);
       } else if (e.event === 'run-state') {
         if (e.status !== 'running' && e.status !== 'queued') stopBar();

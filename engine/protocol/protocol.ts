@@ -11,7 +11,11 @@ import { z } from 'zod';
 
 export const PROTOCOL_VERSION = 1;
 
-const runId = z.string().min(1).max(200).regex(/^[\w.-]+$/, 'a run id');
+const runId = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[\w.-]+$/, 'a run id');
 
 /** Each request type with its params schema. */
 export const requestSchemas = {

@@ -162,7 +162,10 @@ export class Run {
     if (fs.existsSync(final)) fs.rmSync(final, { recursive: true, force: true });
     fs.renameSync(tmp, final);
     writeJsonAtomicSync(path.join(root, 'latest.json'), { step, dir: path.basename(final) });
-    const all = fs.readdirSync(root).filter((d) => /^step-\d+$/.test(d)).sort();
+    const all = fs
+      .readdirSync(root)
+      .filter((d) => /^step-\d+$/.test(d))
+      .sort();
     for (const old of all.slice(0, Math.max(0, all.length - keep))) fs.rmSync(path.join(root, old), { recursive: true, force: true });
     return final;
   }
@@ -184,7 +187,12 @@ export class Run {
 
   artifacts(): string[] {
     const d = path.join(this.dir, 'artifacts');
-    return fs.existsSync(d) ? fs.readdirSync(d).filter((f) => !f.startsWith('.')).sort() : [];
+    return fs.existsSync(d)
+      ? fs
+          .readdirSync(d)
+          .filter((f) => !f.startsWith('.'))
+          .sort()
+      : [];
   }
 
   writeSummary(summary: Record<string, unknown>): void {

@@ -32,7 +32,12 @@ export const lmPretrainSchema = z
 export type LMPretrainConfig = z.infer<typeof lmPretrainSchema>;
 
 /** Hooks other methods add to every lm-pretrain run (LNS diagnostics run at the end). */
-export type AfterTraining = (ctx: JobContext, model: CausalLM, data: { val: Uint16Array; seq: number }, config: LMPretrainConfig) => Promise<Record<string, unknown>>;
+export type AfterTraining = (
+  ctx: JobContext,
+  model: CausalLM,
+  data: { val: Uint16Array; seq: number },
+  config: LMPretrainConfig,
+) => Promise<Record<string, unknown>>;
 const afterTraining: AfterTraining[] = [];
 export function addAfterTraining(fn: AfterTraining): void {
   afterTraining.push(fn);
@@ -111,7 +116,14 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
       if (!Number.isFinite(r.loss)) throw new Error(`training diverged at step ${step} (loss ${r.loss}); lower the learning rate`);
       if (step % t.log_every === 0 || step === t.steps) {
         const tps = tokensSeen / ((Date.now() - started) / 1000);
-        ctx.metric({ step, loss: r.loss, lr, grad_norm: r.gradNorm, tokens_per_s: Math.round(tps), ...(r.layerGradNorms ? { layer_grad_norms: r.layerGradNorms } : {}) });
+        ctx.metric({
+          step,
+          loss: r.loss,
+          lr,
+          grad_norm: r.gradNorm,
+          tokens_per_s: Math.round(tps),
+          ...(r.layerGradNorms ? { layer_grad_norms: r.layerGradNorms } : {}),
+        });
       }
       if (step % t.eval_every === 0 || step === t.steps) {
         valLoss = lmEvalLoss(model, val, evalBatch);
@@ -151,7 +163,8 @@ registerJobKind({
     const { model, summary } = await trainLM(ctx, cfg);
     try {
       const extra: Record<string, unknown> = {};
-      for (const fn of afterTraining) Object.assign(extra, await fn(ctx, model, { val: (await loadLMData(cfg.data, cfg.train.seq, model.vocabSize)).val, seq: cfg.train.seq }, cfg));
+      for (const fn of afterTraining)
+        Object.assign(extra, await fn(ctx, model, { val: (await loadLMData(cfg.data, cfg.train.seq, model.vocabSize)).val, seq: cfg.train.seq }, cfg));
       return { ...summary, ...extra };
     } finally {
       model.dispose();

@@ -71,7 +71,12 @@ function blockGradNorms(grads: Map<string, tf.Tensor>, nLayers: number): number[
 }
 
 /** Mean cross-entropy (nats) of `model` over fixed windows, in batches, without gradients. */
-export function lmEvalLoss(model: CausalLM, windows: { x: Int32Array; y: Int32Array; count: number; seq: number }, batchSize: number, hooks?: ForwardHooks): number {
+export function lmEvalLoss(
+  model: CausalLM,
+  windows: { x: Int32Array; y: Int32Array; count: number; seq: number },
+  batchSize: number,
+  hooks?: ForwardHooks,
+): number {
   const { seq, count } = windows;
   let total = 0;
   for (let i = 0; i < count; i += batchSize) {

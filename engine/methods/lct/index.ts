@@ -1,0 +1,2 @@
+/** Registers the lct job kinds (filled in by the method issue). */
+export {};

@@ -1,0 +1,2 @@
+/** Registers the lns job kinds (filled in by the method issue). */
+export {};

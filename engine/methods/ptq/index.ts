@@ -1,0 +1,2 @@
+/** Registers the ptq job kinds (filled in by the method issue). */
+export {};

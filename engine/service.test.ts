@@ -1,0 +1,71 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from './backend/backend.js';
+import { JobQueue } from './jobs/queue.js';
+import type { EngineEvent } from './protocol/protocol.js';
+import { EngineService } from './service.js';
+import { Project } from './store/runs.js';
+
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+
+function service(): EngineService {
+  return new EngineService(new JobQueue(Project.open(fs.mkdtempSync(path.join(os.tmpdir(), 'svc-'))), 'wasm'));
+}
+
+describe('engine service (protocol boundary)', () => {
+  it('answers messages that do not fit the protocol with a protocol error and keeps working', async () => {
+    const s = service();
+    const bad: unknown[] = [
+      null,
+      'hello',
+      { kind: 'request', id: 1 },
+      { kind: 'request', id: 2, type: 'rm -rf' },
+      { kind: 'request', id: 3, type: 'run.get', params: { runId: '../../etc' } },
+      { kind: 'request', id: 4, type: 'hello', params: { extra: 1 } },
+    ];
+    for (const m of bad) {
+      const r = await s.handle(m);
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.error.code).toBe('protocol');
+    }
+    const ok = await s.handle({ kind: 'request', id: 9, type: 'hello' });
+    expect(ok).toMatchObject({ id: 9, ok: true });
+  });
+
+  it('starts a run, streams its events, and lists it with its key result', async () => {
+    const s = service();
+    const events: EngineEvent[] = [];
+    s.onEvent((e) => events.push(e));
+    const config = {
+      method: 'lm-pretrain',
+      model: { layers: 1, d_model: 16, heads: 2 },
+      train: { steps: 6, batch: 2, seq: 16, warmup: 1, eval_every: 3, eval_windows: 2, checkpoint_every: 6, log_every: 1 },
+    };
+    const started = await s.handle({ kind: 'request', id: 1, type: 'run.start', params: { config } });
+    expect(started.ok).toBe(true);
+    const runId = (started as { result: { runId: string } }).result.runId;
+    await s.queue.wait(runId);
+    expect(events.filter((e) => e.event === 'metric').length).toBeGreaterThan(5);
+    expect(events.filter((e) => e.event === 'run-state').map((e) => (e as { status: string }).status)).toEqual(['queued', 'running', 'completed']);
+    const list = await s.handle({ kind: 'request', id: 2, type: 'runs.list' });
+    expect((list as { result: { keyResult: { label: string } }[] }).result[0].keyResult?.label).toBe('val loss');
+    const metrics = await s.handle({ kind: 'request', id: 3, type: 'run.metrics', params: { runId, since: 2 } });
+    expect((metrics as { result: unknown[] }).result.length).toBeGreaterThan(3);
+  });
+
+  it('validates configs for the form without starting anything', async () => {
+    const s = service();
+    const r = await s.handle({ kind: 'request', id: 1, type: 'config.validate', params: { config: { method: 'lm-pretrain', train: { lr: -1 } } } });
+    expect((r as { result: { ok: boolean; error: { message: string } } }).result).toMatchObject({
+      ok: false,
+      error: { message: expect.stringMatching(/train\.lr/) },
+    });
+    const kinds = await s.handle({ kind: 'request', id: 2, type: 'jobs.kinds' });
+    const lm = (kinds as { result: { name: string; defaults: { train: { steps: number } } }[] }).result.find((k) => k.name === 'lm-pretrain');
+    expect(lm?.defaults.train.steps).toBe(200);
+  });
+});

@@ -1,0 +1,116 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../backend/backend.js';
+import { evalLM } from '../cli/eval-lm.js';
+import { writeTokenFile } from '../data/text.js';
+import '../jobs/all.js';
+import { JobQueue } from '../jobs/queue.js';
+import { Project } from '../store/runs.js';
+
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+
+const tiny = (steps: number, arch: 'llama' | 'gpt2' = 'llama') => ({
+  method: 'lm-pretrain',
+  seed: 1,
+  model: { arch, layers: 2, d_model: 32, heads: 2 },
+  train: { steps, batch: 4, seq: 32, warmup: 2, lr: 3e-3, eval_every: 10, eval_windows: 4, checkpoint_every: 10, log_every: 2 },
+});
+
+function newQueue(): JobQueue {
+  return new JobQueue(Project.open(fs.mkdtempSync(path.join(os.tmpdir(), 'lm-'))), 'wasm');
+}
+
+describe('lm-pretrain', () => {
+  for (const arch of ['llama', 'gpt2'] as const) {
+    it(`trains a tiny ${arch} on wasm: validation loss falls, files per the run contract`, async () => {
+      const q = newQueue();
+      const run = q.enqueue(tiny(30, arch));
+      await q.wait(run.id);
+      const done = q.project.run(run.id);
+      expect(done.record.error).toBeNull();
+      expect(done.status).toBe('completed');
+      expect(done.record.backend).toBe('wasm');
+      const s = done.readSummary()!;
+      expect(s.final_val_loss as number).toBeLessThan(s.initial_val_loss as number);
+      for (const f of ['run.json', 'metrics.jsonl', 'summary.json']) expect(fs.existsSync(path.join(done.dir, f))).toBe(true);
+      const ckpt = done.latestCheckpoint()!;
+      expect(ckpt.step).toBe(30);
+      // The checkpoint folder is a model folder eval-lm can score.
+      const tokens = path.join(done.dir, 'val.bin');
+      await writeTokenFile(
+        tokens,
+        Array.from({ length: 200 }, (_, i) => (i * 7) % 256),
+      );
+      const r = await evalLM({ model: ckpt.dir, tokens, seq: 32 });
+      expect(r.tokens).toBe(6 * 32);
+      expect(r.loss).toBeGreaterThan(0);
+    });
+  }
+
+  it('a cancelled run resumed from its checkpoint ends exactly where an uninterrupted run ends', async () => {
+    const straight = newQueue();
+    const a = straight.enqueue(tiny(20));
+    await straight.wait(a.id);
+    const expected = straight.project.run(a.id).readSummary()!.final_val_loss as number;
+
+    const q = newQueue();
+    const b = q.enqueue(tiny(20));
+    const off = q.on((e) => {
+      if (e.event === 'progress' && e.runId === b.id && e.step === 13) q.cancel(b.id);
+    });
+    await q.wait(b.id);
+    off();
+    expect(q.project.run(b.id).status).toBe('cancelled');
+    q.resume(b.id);
+    await q.wait(b.id);
+    const resumed = q.project.run(b.id);
+    expect(resumed.status).toBe('completed');
+    expect(resumed.record.resumes).toEqual([10]);
+    expect(resumed.readSummary()!.final_val_loss as number).toBeCloseTo(expected, 5);
+    // Metrics read back once per step despite the re-run of steps 11-13.
+    const steps = resumed
+      .readMetrics()
+      .filter((m) => typeof m.loss === 'number')
+      .map((m) => m.step);
+    expect(steps).toEqual([2, 4, 6, 8, 10, 12, 14, 16, 18, 20]);
+  });
+
+  it('the training loop does not leak tensors from step to step', async () => {
+    const q = newQueue();
+    let atStep5 = -1;
+    let atStep25 = -1;
+    const run = q.enqueue({ ...tiny(25), train: { ...tiny(25).train, eval_every: 100, checkpoint_every: 100 } });
+    q.on((e) => {
+      if (e.event === 'progress' && e.step === 5) atStep5 = tf.memory().numTensors;
+      if (e.event === 'progress' && e.step === 24) atStep25 = tf.memory().numTensors;
+    });
+    await q.wait(run.id);
+    expect(atStep5).toBeGreaterThan(0);
+    expect(atStep25).toBe(atStep5);
+  });
+
+  it('bad configs fail with one line naming the field, before any run starts', () => {
+    const q = newQueue();
+    expect(() => q.enqueue({ method: 'lm-pretrain', train: { steps: 'ten' } })).toThrow(/^config train\.steps: expected number/);
+    expect(() => q.enqueue({ method: 'lm-pretain' })).toThrow(/unknown method "lm-pretain": expected one of .*lm-pretrain/);
+    expect(() => q.enqueue({ method: 'lm-pretrain', model: { norm: 'sandwich' } })).toThrow(/model\.norm/);
+    expect(() => q.enqueue({ method: 'lm-pretrain', model: { norm: 'mix', mix_k: 9, layers: 4 } })).toThrow(/mix_k 9 exceeds the number of layers 4/);
+    expect(() => q.enqueue({ method: 'lm-pretrain', surprise: 1 })).toThrow(/surprise/);
+    expect(q.project.listRuns()).toHaveLength(0);
+  });
+
+  it('a missing data file fails the run with a one-line reason', async () => {
+    const q = newQueue();
+    const run = q.enqueue({ ...tiny(5), data: { source: 'file', path: '/nonexistent/corpus.txt' } });
+    await q.wait(run.id);
+    const r = q.project.run(run.id);
+    expect(r.status).toBe('failed');
+    expect(r.record.error?.message).toMatch(/corpus\.txt/);
+    expect(r.record.error?.message).not.toContain('\n');
+  });
+});

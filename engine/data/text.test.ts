@@ -1,0 +1,110 @@
+import { describe, it, expect } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { NormLabError } from '../core/errors.js';
+import { loadDocuments, loadText, loadTokenFile, tokenizeDocuments, tokenizeSource, writeTokenFile } from './text.js';
+import { ByteTokenizer, Gpt2Tokenizer } from './tokenizers.js';
+
+function tmpDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'normlab-text-'));
+}
+
+async function errorOf(p: Promise<unknown>): Promise<NormLabError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(NormLabError);
+    return err as NormLabError;
+  }
+  throw new Error('expected an error');
+}
+
+describe('embedded corpora', () => {
+  it('loads Moby Dick as one document of about 1.2 MB', async () => {
+    const docs = await loadDocuments({ kind: 'moby-dick' });
+    expect(docs.length).toBe(1);
+    expect(docs[0].length).toBeGreaterThan(1_100_000);
+    expect(docs[0]).toContain('Call me Ishmael.');
+  });
+
+  it('loads the State of the Union speeches, one document each', async () => {
+    const docs = await loadDocuments({ kind: 'sotu' });
+    expect(docs.length).toBeGreaterThan(200);
+    expect(docs[0]).toContain('Fellow-Citizens');
+    expect(docs.every((d) => d.length > 0)).toBe(true);
+  });
+
+  it('tokenizes Moby Dick once per tokenizer and hands out copies', async () => {
+    const gpt2 = new Gpt2Tokenizer();
+    const a = await tokenizeSource({ kind: 'moby-dick' }, gpt2);
+    expect(a).toBeInstanceOf(Uint16Array);
+    expect(a.length).toBeGreaterThan(250_000);
+    const t0 = performance.now();
+    const b = await tokenizeSource({ kind: 'moby-dick' }, gpt2);
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect(b).toEqual(a);
+    a[0] = 1;
+    expect((await tokenizeSource({ kind: 'moby-dick' }, gpt2))[0]).toBe(b[0]);
+    const bytes = await tokenizeSource({ kind: 'moby-dick' }, new ByteTokenizer());
+    expect(bytes.length).toBe(Buffer.byteLength(await loadText({ kind: 'moby-dick' })));
+  });
+});
+
+describe('documents', () => {
+  it('separates documents with end-of-text (none after the last) or a blank line for bytes', () => {
+    const gpt2 = new Gpt2Tokenizer();
+    expect(Array.from(tokenizeDocuments(['Hello world', 'Hello world'], gpt2))).toEqual([15496, 995, 50256, 15496, 995]);
+    expect(Array.from(tokenizeDocuments(['Hello world'], gpt2))).toEqual([15496, 995]);
+    expect(Array.from(tokenizeDocuments(['a', 'b'], new ByteTokenizer()))).toEqual([97, 10, 10, 98]);
+  });
+
+  it('reads a UTF-8 text file and names missing, empty and non-UTF-8 files', async () => {
+    const dir = tmpDir();
+    const f = path.join(dir, 'a.txt');
+    fs.writeFileSync(f, 'Hello world');
+    expect(Array.from(await tokenizeSource({ kind: 'file', path: f }, new Gpt2Tokenizer()))).toEqual([15496, 995]);
+    const missing = await errorOf(loadText({ kind: 'file', path: path.join(dir, 'b.txt') }));
+    expect(missing.code).toBe('io');
+    expect(missing.message).toContain('b.txt');
+    fs.writeFileSync(f, '');
+    expect((await errorOf(loadText({ kind: 'file', path: f }))).message).toBe(`text file ${f} is empty`);
+    fs.writeFileSync(f, Buffer.from([0x41, 0xff, 0xfe]));
+    expect((await errorOf(loadText({ kind: 'file', path: f }))).message).toContain('is not UTF-8');
+  });
+});
+
+describe('token files', () => {
+  it('round-trips ids through a flat little-endian uint16 file', async () => {
+    const f = path.join(tmpDir(), 'val.bin');
+    await writeTokenFile(f, [0, 1, 258, 50256, 65535]);
+    expect([...fs.readFileSync(f)]).toEqual([0, 0, 1, 0, 2, 1, 0x50, 0xc4, 0xff, 0xff]);
+    expect(Array.from(await loadTokenFile(f))).toEqual([0, 1, 258, 50256, 65535]);
+  });
+
+  it('names the first id outside the vocabulary and its position', async () => {
+    const f = path.join(tmpDir(), 'val.bin');
+    await writeTokenFile(f, [5, 50256, 50300, 60000]);
+    const err = await errorOf(loadTokenFile(f, 50257));
+    expect(err.code).toBe('data');
+    expect(err.message).toBe(`token file ${f}: id 50300 at position 2 is not below the vocabulary size 50257`);
+    expect((await errorOf(tokenizeSource({ kind: 'tokens', path: f }, new Gpt2Tokenizer()))).message).toContain('id 50300');
+  });
+
+  it('rejects odd-length, empty and missing files', async () => {
+    const dir = tmpDir();
+    const f = path.join(dir, 'x.bin');
+    fs.writeFileSync(f, Buffer.from([1, 0, 2]));
+    expect((await errorOf(loadTokenFile(f))).message).toContain('odd number of bytes (3)');
+    fs.writeFileSync(f, '');
+    expect((await errorOf(loadTokenFile(f))).message).toBe(`token file ${f} is empty`);
+    expect((await errorOf(loadTokenFile(path.join(dir, 'none.bin')))).code).toBe('io');
+  });
+
+  it('refuses to write ids that do not fit uint16 and leaves the old file', async () => {
+    const f = path.join(tmpDir(), 'x.bin');
+    await writeTokenFile(f, [1, 2]);
+    expect((await errorOf(writeTokenFile(f, [1, 70000]))).message).toContain('id 70000 at position 1');
+    expect(Array.from(await loadTokenFile(f))).toEqual([1, 2]);
+  });
+});

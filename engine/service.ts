@@ -79,14 +79,19 @@ export class EngineService {
         return runSummary(run);
       },
       'jobs.kinds': () =>
-        jobKinds().map((k) => ({
-          name: k.name,
-          title: k.title,
-          description: k.description,
-          resumable: k.resumable,
-          jsonSchema: z.toJSONSchema(k.schema, { io: 'input', unrepresentable: 'any' }),
-          defaults: k.schema.parse({ method: k.name }),
-        })),
+        jobKinds().map((k) => {
+          // Kinds with required inputs (a model folder, a run) have no complete default config.
+          const bare = k.schema.safeParse({ method: k.name });
+          return {
+            name: k.name,
+            title: k.title,
+            description: k.description,
+            resumable: k.resumable,
+            jsonSchema: z.toJSONSchema(k.schema, { io: 'input', unrepresentable: 'any' }),
+            defaults: bare.success ? bare.data : null,
+            required: bare.success ? [] : [...new Set(bare.error.issues.map((i) => i.path.join('.')))],
+          };
+        }),
       'config.validate': ({ config }) => {
         try {
           return { ok: true, config: resolveConfig(config) };

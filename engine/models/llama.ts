@@ -12,6 +12,12 @@
  *   lns:  pre, with both block norms' outputs multiplied by 1/sqrt(l), l = 1..L (LayerNorm
  *         Scaling, eq. 4 of the paper); the final norm is not scaled.
  * Every variant keeps the final norm `model.norm` before the head.
+ * Tensor names stay HF's in every variant: the first norm of block i (Norm before attention in
+ * pre, after the attention residual add in post) is `input_layernorm`, the second
+ * `post_attention_layernorm`. (The paper's public code names its Post-LN norms
+ * `post_attention_layernorm` / `post_feedforward_layernorm`; the computation is the same.)
+ * Initialization follows METHODS.md: every matrix, the embeddings included, at std
+ * `initializer_range` (0.02); the paper's code draws the embeddings at std sqrt(2/5).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
@@ -62,10 +68,13 @@ export function llamaConfigFromJson(json: Record<string, unknown>): LlamaConfig 
   for (const key of ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'max_position_embeddings'] as const) {
     if (!Number.isInteger(c[key]) || c[key] <= 0) fail('config', `${key} must be a positive integer, got ${c[key]}`);
   }
-  if (c.hidden_size % c.num_attention_heads !== 0) fail('config', `hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${c.num_attention_heads}`);
+  if (c.hidden_size % c.num_attention_heads !== 0)
+    fail('config', `hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${c.num_attention_heads}`);
   if ((c.hidden_size / c.num_attention_heads) % 2 !== 0) fail('config', `head size ${c.hidden_size / c.num_attention_heads} must be even for rotary positions`);
-  if (!NORM_VARIANTS.includes(c.normlab_norm_variant)) fail('config', `unknown norm variant "${c.normlab_norm_variant}": expected one of ${NORM_VARIANTS.join(', ')}`);
-  if (c.normlab_norm_type !== 'rmsnorm' && c.normlab_norm_type !== 'layernorm') fail('config', `unknown norm type "${c.normlab_norm_type}": expected rmsnorm or layernorm`);
+  if (!NORM_VARIANTS.includes(c.normlab_norm_variant))
+    fail('config', `unknown norm variant "${c.normlab_norm_variant}": expected one of ${NORM_VARIANTS.join(', ')}`);
+  if (c.normlab_norm_type !== 'rmsnorm' && c.normlab_norm_type !== 'layernorm')
+    fail('config', `unknown norm type "${c.normlab_norm_type}": expected rmsnorm or layernorm`);
   if (c.normlab_norm_variant === 'mix' && (!Number.isInteger(c.normlab_mix_k) || c.normlab_mix_k < 0 || c.normlab_mix_k > c.num_hidden_layers)) {
     fail('config', `mix: k = ${c.normlab_mix_k} must be an integer between 0 and the number of layers (${c.num_hidden_layers})`);
   }
@@ -233,7 +242,8 @@ export class Llama implements CausalLM {
   loadCheckpointTensors(tensors: Map<string, tf.Tensor>): void {
     for (const name of this.params.vars.keys()) {
       const t = tensors.get(name);
-      if (!t) fail('model', `checkpoint has no tensor ${name} (does it match num_hidden_layers ${this.nLayers} and norm type ${this.config.normlab_norm_type}?)`);
+      if (!t)
+        fail('model', `checkpoint has no tensor ${name} (does it match num_hidden_layers ${this.nLayers} and norm type ${this.config.normlab_norm_type}?)`);
       if (this.isLinear(name)) {
         const tt = tf.transpose(t); // HF (out, in) -> (in, out)
         this.params.assign(name, tt);

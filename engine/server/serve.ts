@@ -2,6 +2,8 @@
  * Browser mode: the built renderer and the engine protocol over HTTP + WebSocket, bound to
  * 127.0.0.1 only. A per-launch token (in the URL the CLI prints) is required for the WebSocket
  * and the artifact route; a connection without it, or from a non-loopback address, is refused.
+ * Requests must name this server in their Host header (127.0.0.1 or localhost with our port), so a
+ * DNS-rebinding page cannot reach it, and a WebSocket whose Origin is another site is refused.
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -33,6 +35,18 @@ export function isLoopback(address: string | undefined): boolean {
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }
 
+/** Host header names this server (defeats DNS rebinding: evil.example resolving to 127.0.0.1). */
+export function hostAllowed(host: string | undefined, port: number): boolean {
+  if (!host) return false;
+  return host === `127.0.0.1:${port}` || host === `localhost:${port}` || host === `[::1]:${port}`;
+}
+
+/** A browser's Origin, when sent, must be this server itself. */
+export function originAllowed(origin: string | undefined, port: number): boolean {
+  if (origin === undefined) return true; // non-browser clients (tests, scripts) send none
+  return origin === `http://127.0.0.1:${port}` || origin === `http://localhost:${port}` || origin === `http://[::1]:${port}`;
+}
+
 function tokenMatches(given: string | null, token: string): boolean {
   if (!given) return false;
   const a = Buffer.from(given);
@@ -50,11 +64,12 @@ export interface Served {
 export async function serve(service: EngineService, opts: { port?: number; token?: string; rendererDir?: string } = {}): Promise<Served> {
   const token = opts.token ?? randomBytes(16).toString('hex');
   const rendererDir = opts.rendererDir ?? RENDERER_DIR;
+  let port = 0; // known once listening; the Host check compares against it
 
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const headers = { 'Content-Security-Policy': CSP, 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'Cache-Control': 'no-store' };
-    if (!isLoopback(req.socket.remoteAddress)) {
+    if (!isLoopback(req.socket.remoteAddress) || !hostAllowed(req.headers.host, port)) {
       res.writeHead(403, headers).end('loopback only');
       return;
     }
@@ -90,7 +105,13 @@ export async function serve(service: EngineService, opts: { port?: number; token
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
   server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    if (!isLoopback(req.socket.remoteAddress) || url.pathname !== '/ws' || !tokenMatches(url.searchParams.get('token'), token)) {
+    if (
+      !isLoopback(req.socket.remoteAddress) ||
+      !hostAllowed(req.headers.host, port) ||
+      !originAllowed(req.headers.origin, port) ||
+      url.pathname !== '/ws' ||
+      !tokenMatches(url.searchParams.get('token'), token)
+    ) {
       socket.write('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
       socket.destroy();
       return;
@@ -118,7 +139,7 @@ export async function serve(service: EngineService, opts: { port?: number; token
     server.once('error', reject);
     server.listen(opts.port ?? 7860, '127.0.0.1', () => resolve());
   });
-  const port = (server.address() as { port: number }).port;
+  port = (server.address() as { port: number }).port;
   return {
     url: `http://127.0.0.1:${port}/?token=${token}`,
     port,

@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// `npm start`: the desktop app when Electron's binary is installed; otherwise (offline installs
+// skip its download) say so in one line and serve browser mode, printing the URL to open.
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+const args = process.argv.slice(2);
+
+function electronBinary() {
+  try {
+    const p = require('electron'); // the package exports the binary's path, or throws when it was not downloaded
+    return typeof p === 'string' && fs.existsSync(p) ? p : null;
+  } catch {
+    return null;
+  }
+}
+
+function run(cmd, argv) {
+  const r = spawnSync(cmd, argv, { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
+if (!fs.existsSync(path.join(root, 'dist-renderer', 'index.html'))) run(npx, ['vite', 'build', '--logLevel', 'warn']);
+
+const bin = electronBinary();
+if (bin) {
+  if (!fs.existsSync(path.join(root, 'dist-electron', 'main.js'))) run(npx, ['tsc', '-p', 'electron/tsconfig.json']);
+  const child = spawn(bin, [root, ...args], { cwd: root, stdio: 'inherit' });
+  child.on('exit', (code) => process.exit(code ?? 0));
+} else {
+  process.stderr.write('normlab: the Electron binary is not installed (offline install); serving browser mode instead.\n');
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'normlab.js'), 'serve', ...args], { cwd: root, stdio: 'inherit' });
+  child.on('exit', (code) => process.exit(code ?? 0));
+}

@@ -1,0 +1,91 @@
+/**
+ * The engine as an Electron utility process (DESIGN.md "Processes"). Main forks it with
+ * `--project DIR [--backend B]` and, for each renderer page, sends a `{type: 'connect'}` message
+ * carrying one end of a MessageChannel; the renderer holds the other end. Every port speaks the
+ * protocol of `engine/protocol/protocol.ts` (structured-cloned objects, validated by the service),
+ * so tensors and metrics go from this process straight to the renderer, never through main.
+ *
+ * If this process dies, main restarts it and the new engine's first message on the new port is an
+ * `engine: restarted` event with main's notice; runs the dead process was executing read as
+ * interrupted (their pid is gone, see engine/store/runs.ts) and can be resumed.
+ *
+ * `attachPort` is transport-only and is also what the tests drive with Node MessagePorts.
+ */
+import type { BackendChoice } from './backend/backend.js';
+import { JobQueue } from './jobs/queue.js';
+import type { EngineEvent } from './protocol/protocol.js';
+import { EngineService } from './service.js';
+import { Project } from './store/runs.js';
+
+/** The least a port must do: Electron's MessagePortMain and Node's MessagePort both fit via adapters. */
+export interface PortLike {
+  post(message: unknown): void;
+  onMessage(listener: (data: unknown) => void): void;
+  onClose(listener: () => void): void;
+  start(): void;
+}
+
+/**
+ * Serve the protocol on one port: each message is answered by `service.handle` (which validates it
+ * and never throws), and the engine's events are pushed until the port closes.
+ */
+export function attachPort(service: EngineService, port: PortLike, greeting?: EngineEvent): () => void {
+  const send = (m: unknown) => {
+    try {
+      port.post(m);
+    } catch {
+      /* the other side went away; the close handler detaches */
+    }
+  };
+  const off = service.onEvent(send);
+  port.onMessage(async (raw) => send(await service.handle(raw)));
+  port.onClose(off);
+  port.start();
+  send(greeting ?? { kind: 'event', event: 'engine', status: 'ready' });
+  return off;
+}
+
+/** Electron's MessagePortMain as a PortLike. */
+interface ElectronPort {
+  postMessage(m: unknown): void;
+  on(ev: 'message', l: (e: { data: unknown }) => void): void;
+  on(ev: 'close', l: () => void): void;
+  start(): void;
+}
+
+function electronPort(p: ElectronPort): PortLike {
+  return {
+    post: (m) => p.postMessage(m),
+    onMessage: (l) => p.on('message', (e) => l(e.data)),
+    onClose: (l) => p.on('close', l),
+    start: () => p.start(),
+  };
+}
+
+interface ParentPort {
+  on(ev: 'message', l: (e: { data: unknown; ports: ElectronPort[] }) => void): void;
+}
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+/** Entry point inside the utility process. */
+function main(parentPort: ParentPort): void {
+  const project = Project.open(arg('--project') ?? 'normlab-project');
+  // Reading the run list once persists runs a dead engine left "running" as interrupted.
+  project.listRuns();
+  const service = new EngineService(new JobQueue(project, (arg('--backend') as BackendChoice | undefined) ?? 'auto'));
+  parentPort.on('message', (e) => {
+    const msg = e.data as { type?: string; restarted?: { code: number; message: string } | null };
+    if (msg?.type !== 'connect' || !e.ports[0]) return;
+    const greeting: EngineEvent = msg.restarted
+      ? { kind: 'event', event: 'engine', status: 'restarted', message: msg.restarted.message }
+      : { kind: 'event', event: 'engine', status: 'ready' };
+    attachPort(service, electronPort(e.ports[0]), greeting);
+  });
+}
+
+const parentPort = (process as unknown as { parentPort?: ParentPort }).parentPort;
+if (parentPort) main(parentPort);

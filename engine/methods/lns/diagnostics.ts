@@ -1,0 +1,407 @@
+/**
+ * Depth diagnostics of "The Curse of Depth in Large Language Models" (Sun et al. 2025), for any
+ * causal LM (LLaMA or GPT-2 layout):
+ *
+ *  - per-layer output variance of the residual stream, Var(x_l) for l = 0..L, where x_0 is the
+ *    embedding output and x_l the output of block l (1-based). The variance is taken over every
+ *    element of x_l (batch, positions and channels) of the validation windows; its growth curve is
+ *    Var(x_l) / Var(x_0).
+ *  - angular distance d(l, n) = arccos(cos(x_l, x_{l+n})) / pi of the LAST token's representation
+ *    (the paper's §3 / ShortGPT-style analysis), averaged over validation sequences, for every
+ *    l + n <= L; drawn as an (l, n) heatmap.
+ *  - layer pruning: dP(l) = P(model without block l) - P(model), P = validation cross-entropy
+ *    (nats) and perplexity; "without block l" lets x_{l-1} pass unchanged to block l+1 (the other
+ *    blocks keep their own index, so LNS keeps its 1/sqrt(l) factors).
+ *  - per-layer gradient norm: from the `layer_grad_norms` metric lines an lm-pretrain run logs, or,
+ *    for a checkpoint without a training history, the gradient of the validation loss there.
+ *
+ * Each is written as JSON/CSV data and a PNG plot into an artifacts folder.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { fail } from '../../core/errors.js';
+import type { EvalWindows } from '../../data/batches.js';
+import { writeFileAtomic, writeJsonAtomic } from '../../io/atomic.js';
+import type { CausalLM } from '../../models/lm.js';
+import { crossEntropy } from '../../nn/ops.js';
+import { barPlot, heatmap, linePlot, writePlot } from '../../plot/index.js';
+import { blockOf, lmEvalLoss } from '../../train/lm-step.js';
+
+/** Angular distance arccos(cos(a, b)) / pi in [0, 1]: 0 for the same direction, 1 for opposite. */
+export function angularDistance(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) fail('shape', `angular distance of vectors of lengths ${a.length} and ${b.length}`);
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  if (na === 0 || nb === 0) return NaN; // a zero vector has no direction
+  const cos = Math.max(-1, Math.min(1, dot / Math.sqrt(na * nb)));
+  return Math.acos(cos) / Math.PI;
+}
+
+export interface ResidualStats {
+  /** Var(x_l) over all elements, l = 0..L (index 0: embeddings). */
+  variance: number[];
+  /** Last-token vectors per layer: lastToken[l] holds `samples` rows of `width` values. */
+  lastToken: Float32Array[];
+  samples: number;
+  width: number;
+}
+
+/**
+ * Run the model over the first `sequences` windows and collect, for x_0..x_L, the element
+ * variance and the last token's vector of each sequence. Leaves no tensors behind.
+ */
+export function residualStats(model: CausalLM, windows: EvalWindows, sequences: number, batchSize: number): ResidualStats {
+  const { seq } = windows;
+  const S = Math.min(sequences, windows.count);
+  if (S < 1) fail('data', 'residual statistics need at least one validation sequence');
+  const L = model.nLayers;
+  const sumMean = new Float64Array(L + 1); // Σ n_b mean_b
+  const sumSq = new Float64Array(L + 1); // Σ n_b (var_b + mean_b²)
+  let count = 0;
+  const last: Float32Array[] = [];
+  let width = 0;
+  for (let i = 0; i < S; i += batchSize) {
+    const B = Math.min(batchSize, S - i);
+    const kept: { layer: number; mean: tf.Tensor; variance: tf.Tensor; last: tf.Tensor }[] = [];
+    tf.tidy(() => {
+      const idx = tf.tensor2d(windows.x.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
+      model.forward(idx, {
+        residual: (layer, x) => {
+          const { mean, variance } = tf.moments(x);
+          const [, T, C] = x.shape;
+          const lastTok = tf.reshape(tf.slice(x, [0, T - 1, 0], [B, 1, C]), [B, C]); // (B, T, C) -> (B, C)
+          kept.push({ layer: layer + 1, mean: tf.keep(mean), variance: tf.keep(variance), last: tf.keep(lastTok) });
+        },
+      });
+    });
+    const n = B * seq;
+    for (const k of kept) {
+      const m = k.mean.dataSync()[0];
+      const v = k.variance.dataSync()[0];
+      sumMean[k.layer] += n * m;
+      sumSq[k.layer] += n * (v + m * m);
+      const rows = k.last.dataSync() as Float32Array;
+      width = k.last.shape[1]!;
+      if (!last[k.layer]) last[k.layer] = new Float32Array(S * width);
+      last[k.layer].set(rows, i * width);
+      k.mean.dispose();
+      k.variance.dispose();
+      k.last.dispose();
+    }
+    count += n;
+  }
+  const variance = Array.from({ length: L + 1 }, (_, l) => {
+    const mean = sumMean[l] / count;
+    return sumSq[l] / count - mean * mean;
+  });
+  return { variance, lastToken: last, samples: S, width };
+}
+
+/**
+ * d[n-1][l] = mean over samples of angularDistance(x_l, x_{l+n}) for n = 1..maxN, l = 0..L-1;
+ * NaN where l + n > L (no such layer).
+ */
+export function angularDistanceMatrix(stats: ResidualStats, maxN: number): number[][] {
+  const L = stats.lastToken.length - 1;
+  if (!Number.isInteger(maxN) || maxN < 1 || maxN > L) fail('config', `angular-distance n = ${maxN} is beyond the model's depth: choose 1..${L}`);
+  const { samples: S, width: C } = stats;
+  const d: number[][] = [];
+  for (let n = 1; n <= maxN; n++) {
+    const row: number[] = [];
+    for (let l = 0; l < L; l++) {
+      if (l + n > L) {
+        row.push(NaN);
+        continue;
+      }
+      let sum = 0;
+      let k = 0;
+      for (let s = 0; s < S; s++) {
+        const a = stats.lastToken[l].subarray(s * C, (s + 1) * C);
+        const b = stats.lastToken[l + n].subarray(s * C, (s + 1) * C);
+        const v = angularDistance(a, b);
+        if (Number.isFinite(v)) {
+          sum += v;
+          k++;
+        }
+      }
+      row.push(k ? sum / k : NaN);
+    }
+    d.push(row);
+  }
+  return d;
+}
+
+export interface PruningResult {
+  base_loss: number;
+  base_ppl: number;
+  /** dP(l) for blocks l = 1..L: loss without block l minus the full model's loss (nats). */
+  drop_loss: number[];
+  /** The same in perplexity. */
+  drop_ppl: number[];
+}
+
+/** Remove each block in turn (skipLayers) and measure the validation loss change. */
+export async function layerPruning(model: CausalLM, windows: EvalWindows, batchSize: number, tick?: () => Promise<void>): Promise<PruningResult> {
+  const base = lmEvalLoss(model, windows, batchSize);
+  const dropLoss: number[] = [];
+  const dropPpl: number[] = [];
+  for (let l = 0; l < model.nLayers; l++) {
+    const loss = lmEvalLoss(model, windows, batchSize, { skipLayers: new Set([l]) });
+    dropLoss.push(loss - base);
+    dropPpl.push(Math.exp(loss) - Math.exp(base));
+    await tick?.();
+  }
+  return { base_loss: base, base_ppl: Math.exp(base), drop_loss: dropLoss, drop_ppl: dropPpl };
+}
+
+/** Per-block L2 norm of the validation loss's gradient at the current weights (no update). */
+export function checkpointGradNorms(model: CausalLM, windows: EvalWindows, count: number): number[] {
+  const B = Math.min(count, windows.count);
+  const { seq } = windows;
+  const x = tf.tensor2d(windows.x.subarray(0, B * seq), [B, seq], 'int32');
+  const y = tf.tensor2d(windows.y.subarray(0, B * seq), [B, seq], 'int32');
+  const vars = model.params.trainable();
+  const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(x), y), vars);
+  x.dispose();
+  y.dispose();
+  value.dispose();
+  const sums = new Float64Array(model.nLayers);
+  for (const v of vars) {
+    const g = grads[v.name];
+    const l = blockOf(model.params.nameOf(v));
+    if (l >= 0 && l < model.nLayers) {
+      const s = tf.sum(tf.square(g));
+      sums[l] += s.dataSync()[0];
+      s.dispose();
+    }
+    g.dispose();
+  }
+  return Array.from(sums, Math.sqrt);
+}
+
+export interface GradHistory {
+  steps: number[];
+  /** norms[k][l]: block l's gradient norm at steps[k]. */
+  norms: number[][];
+}
+
+/** The `layer_grad_norms` lines of a run's metrics, one per step (a resumed run's re-run steps keep the last). */
+export function gradHistoryFromMetrics(metrics: Record<string, unknown>[], nLayers: number): GradHistory | null {
+  const byStep = new Map<number, number[]>();
+  for (const m of metrics) {
+    const g = m.layer_grad_norms;
+    if (typeof m.step === 'number' && Array.isArray(g) && g.length === nLayers && g.every((v) => typeof v === 'number')) byStep.set(m.step, g as number[]);
+  }
+  if (byStep.size === 0) return null;
+  const steps = [...byStep.keys()].sort((a, b) => a - b);
+  return { steps, norms: steps.map((s) => byStep.get(s)!) };
+}
+
+function meanRows(rows: number[][]): number[] {
+  const out = new Array<number>(rows[0].length).fill(0);
+  for (const r of rows) for (let i = 0; i < r.length; i++) out[i] += r[i] / rows.length;
+  return out;
+}
+
+export interface GradNormSummary {
+  source: 'training' | 'checkpoint';
+  /** Mean over all logged steps (training) or the checkpoint's gradient (checkpoint), per block 1..L. */
+  per_layer: number[];
+  /** Training only: mean over the first and last quarter of the logged steps. */
+  early?: number[];
+  late?: number[];
+  steps?: number[];
+  history?: number[][];
+}
+
+export function summarizeGradHistory(h: GradHistory): GradNormSummary {
+  const q = Math.max(1, Math.floor(h.steps.length / 4));
+  return {
+    source: 'training',
+    per_layer: meanRows(h.norms),
+    early: meanRows(h.norms.slice(0, q)),
+    late: meanRows(h.norms.slice(-q)),
+    steps: h.steps,
+    history: h.norms,
+  };
+}
+
+export interface DiagnosticsOptions {
+  /** Validation sequences for the variance and angular-distance statistics. */
+  sequences: number;
+  /** Validation windows for the layer-pruning losses. */
+  pruningWindows: number;
+  /** Largest layer gap n of the angular-distance heatmap (default: the depth L). */
+  maxN?: number;
+  /** Sequences per forward pass. */
+  batch: number;
+}
+
+export interface Diagnostics {
+  layers: number;
+  /** Var(x_l), l = 0..L. */
+  variance: number[];
+  /** Var(x_l) / Var(x_0). */
+  variance_growth: number[];
+  angular: { n: number[]; l: number[]; d: (number | null)[][]; samples: number };
+  pruning: PruningResult;
+  /** Mean dP (loss, nats) over the deeper half of the blocks, l > L/2. */
+  deep_half_prune_drop_mean: number;
+  /** The same over the shallower half, l <= L/2. */
+  shallow_half_prune_drop_mean: number;
+  grad_norms: GradNormSummary | null;
+}
+
+/** The deeper half of blocks 1..L: l > floor(L/2) (0-based indices floor(L/2)..L-1). */
+export function deepHalfMean(perBlock: number[]): number {
+  const h = Math.floor(perBlock.length / 2);
+  const deep = perBlock.slice(h);
+  return deep.reduce((a, b) => a + b, 0) / deep.length;
+}
+
+function shallowHalfMean(perBlock: number[]): number {
+  const h = Math.floor(perBlock.length / 2);
+  const s = perBlock.slice(0, h);
+  return s.length ? s.reduce((a, b) => a + b, 0) / s.length : NaN;
+}
+
+/** Compute every diagnostic of `model` on validation windows. */
+export async function computeDiagnostics(
+  model: CausalLM,
+  windows: EvalWindows,
+  opts: DiagnosticsOptions,
+  grads: GradNormSummary | null,
+  tick?: () => Promise<void>,
+): Promise<Diagnostics> {
+  const L = model.nLayers;
+  const maxN = opts.maxN ?? L;
+  if (maxN > L) fail('config', `angular-distance n = ${maxN} is beyond the model's depth: choose 1..${L}`);
+  const stats = residualStats(model, windows, opts.sequences, opts.batch);
+  await tick?.();
+  const d = angularDistanceMatrix(stats, maxN);
+  const pruneWindows: EvalWindows = { ...windows, count: Math.min(windows.count, opts.pruningWindows) };
+  const pruning = await layerPruning(model, pruneWindows, opts.batch, tick);
+  return {
+    layers: L,
+    variance: stats.variance,
+    variance_growth: stats.variance.map((v) => v / stats.variance[0]),
+    angular: {
+      n: d.map((_, i) => i + 1),
+      l: Array.from({ length: L }, (_, l) => l),
+      d: d.map((r) => r.map((v) => (Number.isFinite(v) ? v : null))),
+      samples: stats.samples,
+    },
+    pruning,
+    deep_half_prune_drop_mean: deepHalfMean(pruning.drop_loss),
+    shallow_half_prune_drop_mean: shallowHalfMean(pruning.drop_loss),
+    grad_norms: grads,
+  };
+}
+
+/** The few numbers a run summary carries (the full data is in diagnostics.json). */
+export function diagnosticsSummary(d: Diagnostics): Record<string, unknown> {
+  return {
+    layer_variance: d.variance,
+    variance_growth_last: d.variance_growth[d.variance_growth.length - 1],
+    deep_half_prune_drop_mean: d.deep_half_prune_drop_mean,
+    shallow_half_prune_drop_mean: d.shallow_half_prune_drop_mean,
+    prune_drop_loss: d.pruning.drop_loss,
+    ...(d.grad_norms ? { layer_grad_norm_mean: d.grad_norms.per_layer } : {}),
+  };
+}
+
+const csv = (rows: (string | number | null)[][]): string => rows.map((r) => r.map((v) => (v === null ? '' : String(v))).join(',')).join('\n') + '\n';
+const blocks = (L: number) => Array.from({ length: L }, (_, i) => i + 1);
+
+/** Angular-distance heatmap of one model (x: layer l, y: gap n, n = 1 at the bottom). */
+export async function angularHeatmapPng(d: Diagnostics, title: string, colorDomain?: [number, number]): Promise<Uint8Array> {
+  return heatmap({
+    title,
+    xLabel: 'layer ℓ (0 = embeddings)',
+    yLabel: 'subsequent n-th layer',
+    x: d.angular.l,
+    y: d.angular.n,
+    values: d.angular.d.map((r) => r.map((v) => (v === null ? NaN : v))),
+    colorLabel: 'angular distance',
+    colorDomain,
+    yUp: true,
+    width: 520,
+    height: 400,
+  });
+}
+
+/** Write diagnostics.json, the CSV tables and the four PNG plots into `dir`. */
+export async function writeDiagnostics(dir: string, d: Diagnostics, label: string): Promise<string[]> {
+  fs.mkdirSync(dir, { recursive: true });
+  const L = d.layers;
+  const files: string[] = [];
+  const put = async (name: string, data: Uint8Array | string) => {
+    const p = path.join(dir, name);
+    if (name.endsWith('.png')) await writePlot(p, data);
+    else await writeFileAtomic(p, data);
+    files.push(name);
+  };
+  await writeJsonAtomic(path.join(dir, 'diagnostics.json'), d);
+  files.push('diagnostics.json');
+
+  await put('layer_variance.csv', csv([['layer', 'variance', 'growth'], ...d.variance.map((v, l) => [l, v, d.variance_growth[l]])]));
+  await put(
+    'layer_variance.png',
+    await linePlot({
+      title: `Residual-stream output variance by layer (${label})`,
+      xLabel: 'layer ℓ (0 = embeddings)',
+      yLabel: 'Var(x_ℓ) (log scale)',
+      series: [{ name: label, x: d.variance.map((_, l) => l), y: d.variance }],
+      logY: true,
+      points: true,
+    }),
+  );
+
+  await put('angular_distance.csv', csv([['n', ...d.angular.l.map((l) => `l${l}`)], ...d.angular.d.map((r, i) => [d.angular.n[i], ...r])]));
+  await put('angular_distance.png', await angularHeatmapPng(d, `Angular distance d(ℓ, ℓ+n), last token (${label})`));
+
+  await put(
+    'layer_pruning.csv',
+    csv([
+      ['block', 'drop_loss', 'drop_ppl'],
+      ...d.pruning.drop_loss.map((v, i) => [i + 1, v, d.pruning.drop_ppl[i]]),
+      ['full_model_loss', d.pruning.base_loss, d.pruning.base_ppl],
+    ]),
+  );
+  await put(
+    'layer_pruning.png',
+    await barPlot({
+      title: `Validation loss increase when one block is removed (${label})`,
+      xLabel: 'removed block ℓ',
+      yLabel: 'ΔCE (nats)',
+      groups: [{ name: label, values: d.pruning.drop_loss.map((v, i) => ({ label: String(i + 1), value: v })) }],
+    }),
+  );
+
+  const g = d.grad_norms;
+  if (g) {
+    if (g.history && g.steps)
+      await put('layer_grad_norms.csv', csv([['step', ...blocks(L).map((l) => `block${l}`)], ...g.history.map((r, k) => [g.steps![k], ...r])]));
+    else await put('layer_grad_norms.csv', csv([['block', 'grad_norm'], ...g.per_layer.map((v, i) => [i + 1, v])]));
+    const series =
+      g.source === 'training'
+        ? [
+            { name: 'first quarter of training', x: blocks(L), y: g.early! },
+            { name: 'whole run (mean)', x: blocks(L), y: g.per_layer },
+            { name: 'last quarter of training', x: blocks(L), y: g.late! },
+          ]
+        : [{ name: 'validation-loss gradient at the checkpoint', x: blocks(L), y: g.per_layer }];
+    await put(
+      'layer_grad_norms.png',
+      await linePlot({ title: `Gradient norm per block (${label})`, xLabel: 'block ℓ', yLabel: '‖∇θ_ℓ‖ (log scale)', series, logY: true, points: true }),
+    );
+  }
+  return files;
+}

@@ -1,0 +1,337 @@
+/**
+ * `lns-study`: does LayerNorm Scaling make the deep layers useful on this data at this size?
+ * Trains each named norm variant of a LLaMA-style model (default: Pre-LN vs LNS) as a child
+ * `lm-pretrain` run with the same seed (same initial weights for the shared tensors, same batches),
+ * data, tokens and schedule, then writes a comparison into the study's artifacts: a validation
+ * perplexity table (CSV/JSON), overlaid loss curves, and the depth diagnostics side by side
+ * (variance by layer, angular-distance heatmaps, layer-pruning drops, per-layer gradient norms).
+ *
+ * The variants run one after another in this process: on a 2-core wasm machine parallel worker
+ * threads would split the same two cores (the matmul kernels already use them), so they would not
+ * finish sooner, and sequential runs keep each variant's timing comparable.
+ */
+import * as path from 'node:path';
+import { PNG } from 'pngjs';
+import { z } from 'zod';
+import { fail } from '../../core/errors.js';
+import { writeFileAtomic, writeJsonAtomic, readJsonSync } from '../../io/atomic.js';
+import { encodePng } from '../../io/png.js';
+import { baseConfig, registerJobKind } from '../../jobs/registry.js';
+import { NORM_VARIANTS } from '../../models/llama.js';
+import { barPlot, linePlot, writePlot } from '../../plot/index.js';
+import { textDataSchema, trainSchema } from '../../train/lm-config.js';
+import { withAutoDiagnostics } from './auto.js';
+import { angularHeatmapPng, type Diagnostics } from './diagnostics.js';
+
+const variantSchema = z
+  .object({
+    norm: z.enum(NORM_VARIANTS).describe('norm placement: pre, post, mix, pre-scaled-init, lns'),
+    mix_k: z.number().int().min(0).optional().describe('mix: number of leading Post-LN blocks (required for mix)'),
+    norm_type: z.enum(['rmsnorm', 'layernorm']).optional().describe("norm type (default: the study model's)"),
+    label: z.string().min(1).optional().describe('name in tables and legends (default: the variant)'),
+  })
+  .strict();
+export type StudyVariant = z.infer<typeof variantSchema>;
+
+const studyModelSchema = z
+  .object({
+    layers: z.number().int().min(1).max(96).default(12).describe('number of blocks L (deep and narrow shows the depth effect)'),
+    d_model: z.number().int().min(8).default(64).describe('model width'),
+    heads: z.number().int().min(1).default(4).describe('attention heads'),
+    ffn: z.number().int().min(1).optional().describe('SwiGLU hidden width (default 8/3 d_model)'),
+    norm_type: z.enum(['rmsnorm', 'layernorm']).default('rmsnorm').describe('RMSNorm (LLaMA) or LayerNorm'),
+  })
+  .strict();
+
+/** Study defaults: a deep, narrow LLaMA on byte-level Moby Dick, about 10 minutes on 2 cores (wasm). */
+const TRAIN_DEFAULTS = {
+  steps: 300,
+  batch: 8,
+  seq: 64,
+  lr: 2e-3,
+  warmup: 30,
+  eval_every: 50,
+  eval_windows: 32,
+  log_every: 5,
+  checkpoint_every: 300,
+};
+
+/** trainSchema with the study's defaults (a partial `train:` keeps the study defaults for the rest). */
+const studyTrainSchema = (() => {
+  const shape: Record<string, z.ZodType> = {};
+  for (const [k, s] of Object.entries(trainSchema.shape)) {
+    const d = (TRAIN_DEFAULTS as Record<string, number>)[k];
+    shape[k] =
+      d === undefined
+        ? s
+        : (s as z.ZodDefault<z.ZodType>)
+            .removeDefault()
+            .default(d)
+            .describe(s.description ?? k);
+  }
+  return z
+    .object(shape)
+    .strict()
+    .refine((t) => (t.warmup as number) < (t.steps as number), { path: ['warmup'], message: 'warmup must be shorter than steps' });
+})();
+
+const studyDiagnosticsSchema = z
+  .object({
+    sequences: z.number().int().min(1).default(32).describe('validation sequences for the variance and angular distance'),
+    pruning_windows: z.number().int().min(1).default(16).describe('validation windows for the layer-pruning losses'),
+    max_n: z.number().int().min(1).optional().describe('largest layer gap n of the angular-distance heatmap (default: L)'),
+  })
+  .strict();
+
+export const lnsStudySchema = z
+  .object({
+    method: z.literal('lns-study'),
+    ...baseConfig,
+    variants: z
+      .array(variantSchema)
+      .min(1)
+      .default([{ norm: 'pre' }, { norm: 'lns' }])
+      .describe('the norm variants to compare, trained alike'),
+    model: studyModelSchema.default(studyModelSchema.parse({})),
+    data: textDataSchema.default(textDataSchema.parse({ val_fraction: 0.05 })),
+    train: studyTrainSchema.default(studyTrainSchema.parse({}) as never),
+    diagnostics: studyDiagnosticsSchema.default(studyDiagnosticsSchema.parse({})),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const L = c.model.layers;
+    if (c.model.d_model % c.model.heads !== 0)
+      ctx.addIssue({ code: 'custom', path: ['model', 'd_model'], message: `d_model ${c.model.d_model} must be divisible by heads ${c.model.heads}` });
+    else if ((c.model.d_model / c.model.heads) % 2 !== 0)
+      ctx.addIssue({ code: 'custom', path: ['model', 'heads'], message: `head size ${c.model.d_model / c.model.heads} must be even for rotary positions` });
+    c.variants.forEach((v, i) => {
+      if (v.norm === 'mix' && v.mix_k === undefined)
+        ctx.addIssue({ code: 'custom', path: ['variants', i, 'mix_k'], message: 'mix needs mix_k, the number of leading Post-LN blocks' });
+      if (v.mix_k !== undefined && v.mix_k > L)
+        ctx.addIssue({ code: 'custom', path: ['variants', i, 'mix_k'], message: `mix_k ${v.mix_k} exceeds the number of layers ${L}` });
+    });
+    const labels = c.variants.map(variantLabel);
+    const dup = labels.find((l, i) => labels.indexOf(l) !== i);
+    if (dup) ctx.addIssue({ code: 'custom', path: ['variants'], message: `two variants are both "${dup}": give one a label` });
+    if (c.diagnostics.max_n !== undefined && c.diagnostics.max_n > L) {
+      ctx.addIssue({ code: 'custom', path: ['diagnostics', 'max_n'], message: `angular-distance n = ${c.diagnostics.max_n} is beyond the depth ${L}` });
+    }
+  });
+export type LnsStudyConfig = z.infer<typeof lnsStudySchema>;
+
+export function variantLabel(v: StudyVariant): string {
+  if (v.label) return v.label;
+  return `${v.norm}${v.norm === 'mix' ? `-k${v.mix_k}` : ''}${v.norm_type === 'layernorm' ? '-ln' : ''}`;
+}
+
+/** The lm-pretrain config of one variant: everything but the norm is the study's. */
+export function childConfig(c: LnsStudyConfig, v: StudyVariant): Record<string, unknown> {
+  return {
+    method: 'lm-pretrain',
+    seed: c.seed,
+    tags: ['lns-study', variantLabel(v)],
+    model: {
+      arch: 'llama',
+      layers: c.model.layers,
+      d_model: c.model.d_model,
+      heads: c.model.heads,
+      ...(c.model.ffn ? { ffn: c.model.ffn } : {}),
+      norm: v.norm,
+      norm_type: v.norm_type ?? c.model.norm_type,
+      mix_k: v.mix_k ?? 0,
+    },
+    data: c.data,
+    train: c.train,
+  };
+}
+
+interface VariantResult {
+  label: string;
+  variant: StudyVariant;
+  runId: string;
+  seconds: number;
+  summary: Record<string, unknown>;
+  diagnostics: Diagnostics;
+  trainLoss: { step: number; loss: number }[];
+  valLoss: { step: number; loss: number }[];
+}
+
+const csvLine = (cells: (string | number)[]) =>
+  cells.map((c) => (typeof c === 'string' && /[,"\n]/.test(c) ? `"${c.replace(/"/g, '""')}"` : String(c))).join(',');
+
+/** Lay PNG images side by side on white, top-aligned. */
+function sideBySide(pngs: Uint8Array[], gap = 12): Uint8Array {
+  const imgs = pngs.map((b) => PNG.sync.read(Buffer.from(b)));
+  const width = imgs.reduce((s, im) => s + im.width, 0) + gap * (imgs.length - 1);
+  const height = Math.max(...imgs.map((im) => im.height));
+  const out = new Uint8Array(width * height * 4).fill(255);
+  let x0 = 0;
+  for (const im of imgs) {
+    for (let y = 0; y < im.height; y++) out.set(im.data.subarray(y * im.width * 4, (y + 1) * im.width * 4), (y * width + x0) * 4);
+    x0 += im.width + gap;
+  }
+  return encodePng(out, width, height);
+}
+
+registerJobKind({
+  name: 'lns-study',
+  title: 'LayerNorm Scaling study',
+  description: 'Train several norm variants (default Pre-LN vs LNS) alike and compare perplexity and depth diagnostics.',
+  schema: lnsStudySchema,
+  resumable: false,
+  async run(ctx, cfg) {
+    const started = Date.now();
+    const results: VariantResult[] = [];
+    ctx.log(`lns-study: ${cfg.variants.length} variants, run one after another in this process`);
+    for (const [i, v] of cfg.variants.entries()) {
+      const label = variantLabel(v);
+      ctx.progress({ step: i, total: cfg.variants.length, phase: 'variant', message: `training ${label}` });
+      const t0 = Date.now();
+      const child = await withAutoDiagnostics(
+        { sequences: cfg.diagnostics.sequences, pruningWindows: cfg.diagnostics.pruning_windows, maxN: cfg.diagnostics.max_n },
+        () => ctx.runChild(childConfig(cfg, v), `${cfg.name ?? 'lns-study'} ${label}`),
+      );
+      const run = ctx.project.run(child.runId);
+      if (typeof child.summary.lns_diagnostics_error === 'string') fail('internal', `diagnostics of ${label} failed: ${child.summary.lns_diagnostics_error}`);
+      const diagnostics = readJsonSync(path.join(run.artifactsDir, 'diagnostics.json'), `${label} diagnostics`) as Diagnostics;
+      const metrics = run.readMetrics();
+      const byStep = (key: string) => {
+        const m = new Map<number, number>();
+        for (const r of metrics) if (typeof r.step === 'number' && typeof r[key] === 'number') m.set(r.step, r[key]);
+        return [...m].sort((a, b) => a[0] - b[0]).map(([step, loss]) => ({ step, loss }));
+      };
+      results.push({
+        label,
+        variant: v,
+        runId: child.runId,
+        seconds: (Date.now() - t0) / 1000,
+        summary: child.summary,
+        diagnostics,
+        trainLoss: byStep('loss'),
+        valLoss: byStep('val_loss'),
+      });
+      await ctx.tick();
+    }
+    ctx.progress({ step: cfg.variants.length, total: cfg.variants.length, phase: 'compare', message: 'writing the comparison' });
+    const dir = ctx.run.artifactsDir;
+    const L = cfg.model.layers;
+
+    // Perplexity table.
+    const rows = results.map((r) => ({
+      variant: r.label,
+      norm: r.variant.norm,
+      norm_type: r.variant.norm_type ?? cfg.model.norm_type,
+      mix_k: r.variant.mix_k ?? 0,
+      final_val_loss: r.summary.final_val_loss as number,
+      final_val_ppl: r.summary.final_val_ppl as number,
+      deep_half_prune_drop_mean: r.diagnostics.deep_half_prune_drop_mean,
+      shallow_half_prune_drop_mean: r.diagnostics.shallow_half_prune_drop_mean,
+      variance_last_layer: r.diagnostics.variance[L],
+      variance_growth_last: r.diagnostics.variance_growth[L],
+      seconds: Math.round(r.seconds),
+      run_id: r.runId,
+    }));
+    await writeJsonAtomic(path.join(dir, 'ppl_table.json'), rows);
+    const cols = Object.keys(rows[0]) as (keyof (typeof rows)[0])[];
+    await writeFileAtomic(path.join(dir, 'ppl_table.csv'), [cols.join(','), ...rows.map((r) => csvLine(cols.map((c) => r[c])))].join('\n') + '\n');
+    await writeJsonAtomic(path.join(dir, 'diagnostics.json'), Object.fromEntries(results.map((r) => [r.label, { run_id: r.runId, ...r.diagnostics }])));
+
+    // Loss curves, overlaid: training loss (moving average over 5 logged steps) beside validation loss.
+    const smooth = (ys: number[], k = 5) =>
+      ys.map((_, i) => {
+        const w = ys.slice(Math.max(0, i - k + 1), i + 1);
+        return w.reduce((a, b) => a + b, 0) / w.length;
+      });
+    const trainPanel = await linePlot({
+      title: `Training loss (moving average of 5 logs), L = ${L}, d = ${cfg.model.d_model}`,
+      xLabel: 'step',
+      yLabel: 'training cross-entropy (nats)',
+      series: results.map((r) => ({ name: r.label, x: r.trainLoss.map((p) => p.step), y: smooth(r.trainLoss.map((p) => p.loss)) })),
+      points: false,
+      width: 560,
+      height: 400,
+    });
+    const valPanel = await linePlot({
+      title: 'Validation loss',
+      xLabel: 'step',
+      yLabel: 'validation cross-entropy (nats)',
+      series: results.map((r) => ({ name: r.label, x: r.valLoss.slice(1).map((p) => p.step), y: r.valLoss.slice(1).map((p) => p.loss) })),
+      points: true,
+      width: 560,
+      height: 400,
+    });
+    await writePlot(path.join(dir, 'loss_curves.png'), sideBySide([trainPanel, valPanel]));
+
+    // Diagnostics side by side.
+    await writePlot(
+      path.join(dir, 'layer_variance.png'),
+      await linePlot({
+        title: 'Residual-stream output variance by layer',
+        xLabel: 'layer ℓ (0 = embeddings)',
+        yLabel: 'Var(x_ℓ) (log scale)',
+        series: results.map((r) => ({ name: r.label, x: r.diagnostics.variance.map((_, l) => l), y: r.diagnostics.variance })),
+        logY: true,
+        points: true,
+      }),
+    );
+    await writePlot(
+      path.join(dir, 'layer_pruning.png'),
+      await barPlot({
+        title: 'Validation loss increase when one block is removed',
+        xLabel: 'removed block ℓ',
+        yLabel: 'ΔCE (nats)',
+        groups: results.map((r) => ({ name: r.label, values: r.diagnostics.pruning.drop_loss.map((v, i) => ({ label: String(i + 1), value: v })) })),
+        width: 720,
+      }),
+    );
+    const withGrads = results.filter((r) => r.diagnostics.grad_norms);
+    if (withGrads.length) {
+      await writePlot(
+        path.join(dir, 'layer_grad_norms.png'),
+        await linePlot({
+          title: 'Gradient norm per block (mean over training)',
+          xLabel: 'block ℓ',
+          yLabel: '‖∇θ_ℓ‖ (log scale)',
+          series: withGrads.map((r) => ({
+            name: r.label,
+            x: r.diagnostics.grad_norms!.per_layer.map((_, i) => i + 1),
+            y: r.diagnostics.grad_norms!.per_layer,
+          })),
+          logY: true,
+          points: true,
+        }),
+      );
+    }
+    const all = results.flatMap((r) => r.diagnostics.angular.d.flat().filter((v): v is number => v !== null));
+    const domain: [number, number] = [0, Math.max(1e-6, ...all)];
+    const heatmaps = await Promise.all(results.map((r) => angularHeatmapPng(r.diagnostics, `Angular distance, ${r.label}`, domain)));
+    await writePlot(path.join(dir, 'angular_distance.png'), sideBySide(heatmaps));
+
+    const first = rows[0];
+    const last = rows[rows.length - 1];
+    return {
+      key_result:
+        rows.length > 1
+          ? { label: `val ppl ${last.variant} − ${first.variant}`, value: last.final_val_ppl - first.final_val_ppl }
+          : { label: `val ppl ${first.variant}`, value: first.final_val_ppl },
+      execution: 'variants trained one after another, in-process',
+      variants: results.map((r, i) => ({
+        ...rows[i],
+        layer_variance: r.diagnostics.variance,
+        prune_drop_loss: r.diagnostics.pruning.drop_loss,
+        layer_grad_norm_mean: r.diagnostics.grad_norms?.per_layer ?? null,
+      })),
+      wall_seconds: Math.round((Date.now() - started) / 1000),
+      artifacts: [
+        'ppl_table.csv',
+        'ppl_table.json',
+        'loss_curves.png',
+        'layer_variance.png',
+        'layer_pruning.png',
+        'layer_grad_norms.png',
+        'angular_distance.png',
+        'diagnostics.json',
+      ],
+    };
+  },
+});

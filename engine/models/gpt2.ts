@@ -22,6 +22,12 @@ export interface GPT2Config {
   tie_word_embeddings: boolean; // true like GPT-2: lm_head shares wte
   /** NormLab key: biases in linears and norms (true like GPT-2; false like the bench twin). */
   normlab_bias: boolean;
+  /**
+   * NormLab key, set on LN-free models (LayerNorm removal, METHODS.md §2): the frozen sigma_avg of
+   * every LN site, keyed by `lnSiteKey` (`h.{i}.ln_1_qk`, `h.{i}.ln_1_v`, `h.{i}.ln_2`, `ln_f`).
+   * Each norm is then the fixed affine map (x - mean(x)) / sigma * gamma + beta.
+   */
+  normlab_ln_sigmas?: Record<string, number>;
 }
 
 export const GPT2_DEFAULTS: GPT2Config = {
@@ -45,7 +51,32 @@ export function gpt2ConfigFromJson(json: Record<string, unknown>): GPT2Config {
     if (!Number.isInteger(c[key]) || c[key] <= 0) fail('config', `config.json: ${key} must be a positive integer, got ${c[key]}`);
   }
   if (c.n_embd % c.n_head !== 0) fail('config', `config.json: n_embd ${c.n_embd} is not divisible by n_head ${c.n_head}`);
+  if (json.normlab_ln_sigmas !== undefined && json.normlab_ln_sigmas !== null) c.normlab_ln_sigmas = lnSigmasFromJson(json.normlab_ln_sigmas, c.n_layer);
   return c;
+}
+
+/** The key of an LN site in `normlab_ln_sigmas`: `h.{i}.ln_1_qk`, `h.{i}.ln_1_v`, `h.{i}.ln_2` or `ln_f`. */
+export function lnSiteKey(site: NormSite): string {
+  return site.which === 'ln_f' ? 'ln_f' : `h.${site.layer}.${site.which}`;
+}
+
+function lnSigmasFromJson(v: unknown, L: number): Record<string, number> {
+  if (typeof v !== 'object' || Array.isArray(v)) fail('config', 'config.json: normlab_ln_sigmas must be an object of site -> sigma');
+  const sigmas = v as Record<string, unknown>;
+  const keys = ['ln_f', ...Array.from({ length: L }, (_, i) => ['ln_1_qk', 'ln_1_v', 'ln_2'].map((w) => `h.${i}.${w}`)).flat()];
+  const out: Record<string, number> = {};
+  for (const k of keys) {
+    const s = sigmas[k];
+    if (typeof s !== 'number' || !Number.isFinite(s) || s <= 0) fail('config', `config.json: normlab_ln_sigmas.${k} must be a positive number, got ${JSON.stringify(s)}`);
+    out[k] = s;
+  }
+  return out;
+}
+
+/** An LN-free model's norm: centring, then a fixed scale 1/sigma (no data-dependent division). */
+function fixedNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor | null, sigma: number): tf.Tensor {
+  const y = tf.mul(tf.sub(x, tf.mean(x, -1, true)), tf.div(gamma, sigma));
+  return beta ? tf.add(y, beta) : y;
 }
 
 export class GPT2 implements CausalLM {
@@ -103,7 +134,11 @@ export class GPT2 implements CausalLM {
   }
 
   private norm(site: NormSite, prefix: string, x: tf.Tensor, hooks?: ForwardHooks): tf.Tensor {
-    const real = () => layerNorm(x, this.w(`${prefix}.weight`), this.b(`${prefix}.bias`) ?? null, this.config.layer_norm_epsilon);
+    const sigma = this.config.normlab_ln_sigmas?.[lnSiteKey(site)];
+    const real = () =>
+      sigma === undefined
+        ? layerNorm(x, this.w(`${prefix}.weight`), this.b(`${prefix}.bias`) ?? null, this.config.layer_norm_epsilon)
+        : fixedNorm(x, this.w(`${prefix}.weight`), this.b(`${prefix}.bias`) ?? null, sigma);
     return hooks?.norm ? hooks.norm(site, x, real) : real();
   }
 
@@ -144,7 +179,7 @@ export class GPT2 implements CausalLM {
   private block(i: number, x: tf.Tensor3D, hooks?: ForwardHooks): tf.Tensor3D {
     const pre = `transformer.h.${i}`;
     let xQK: tf.Tensor3D, xV: tf.Tensor3D;
-    if (hooks?.norm) {
+    if (hooks?.norm || this.config.normlab_ln_sigmas) {
       xQK = this.norm({ layer: i, which: 'ln_1_qk' }, `${pre}.ln_1`, x, hooks) as tf.Tensor3D;
       xV = this.norm({ layer: i, which: 'ln_1_v' }, `${pre}.ln_1`, x, hooks) as tf.Tensor3D;
     } else {
@@ -195,7 +230,8 @@ export class GPT2 implements CausalLM {
 
   loadCheckpointTensors(tensors: Map<string, tf.Tensor>): void {
     for (const name of this.params.vars.keys()) {
-      const t = tensors.get(name);
+      // The public GPT-2 safetensors (saved from GPT2Model) name tensors without `transformer.`.
+      const t = tensors.get(name) ?? tensors.get(name.replace(/^transformer\./, ''));
       if (!t) fail('model', `checkpoint has no tensor ${name} (is it a GPT-2 checkpoint with n_layer ${this.config.n_layer}?)`);
       this.params.assign(name, t);
     }

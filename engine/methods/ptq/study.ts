@@ -1,0 +1,327 @@
+/**
+ * `ptq-study`: DopQ-ViT (TanQ + MOSF) against RepQ-ViT (log-√2 + mean) and a uniform baseline on
+ * one ViT (METHODS.md §4). The ViT is the user's (`model_dir`) or a small MNIST ViT trained once
+ * and cached in the project (`<project>/cache/vit-mnist-<hash>/`). Outputs, in the run's artifacts:
+ * - `ptq_table.csv` / `ptq_table.json` / `ptq_table.md`: top-1 per preset × bit width (WbAb);
+ * - `top1_drop_by_bits.png`: each preset's drop from FP (points) as grouped bars;
+ * - `softmax_levels.png`: post-softmax values (FP model, calibration images, all blocks) with the
+ *   levels of the uniform, log-√2 and TanQ quantizers calibrated on them at `plot_bits`;
+ * - `ln_scales.png`: per-channel post-LN quantization scales of the most spread-out LN site, with
+ *   their mean (RepQ-ViT), median (DopQ-ViT) and MAD-rule targets;
+ * - `quantized/`: the export of one preset (integer weights + scales), re-loaded and evaluated as
+ *   the dequantized reference, which must reproduce the simulated top-1.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { writeFileAtomicSync, writeJsonAtomicSync } from '../../io/atomic.js';
+import type { JobContext } from '../../jobs/context.js';
+import { baseConfig } from '../../jobs/registry.js';
+import type { ViT } from '../../models/vit.js';
+import { barPlot, histogramWithLevels, scatterWithRules, writePlot } from '../../plot/index.js';
+import { exportQuantized, loadQuantizedViT } from './export.js';
+import { captureActs, imageBatch, inputNorm, quantizeViT, top1, type LnCalibration, type LnReparam } from './ptq.js';
+import { calibrateSoftmax, MAX_BITS, MIN_BITS, softmaxLevels, type SoftmaxQuantizer } from './quantizers.js';
+import { targetScale } from './reparam.js';
+import { loadViT } from './vit-io.js';
+import { vitModelSchema, vitTrainOptionsSchema } from './vit-train.js';
+import { ptqData, ptqDataSchema } from './data.js';
+
+/** The quantizer presets: post-softmax quantizer × post-LN treatment. */
+export const PRESETS: Record<string, { softmax: SoftmaxQuantizer; ln: LnReparam; label: string }> = {
+  uniform: { softmax: 'uniform', ln: 'none', label: 'uniform baseline' },
+  'log-sqrt2': { softmax: 'log-sqrt2', ln: 'none', label: 'log-√2 softmax only' },
+  tanq: { softmax: 'tanq', ln: 'none', label: 'TanQ softmax only' },
+  mean: { softmax: 'uniform', ln: 'mean', label: 'mean reparam only' },
+  median: { softmax: 'uniform', ln: 'median', label: 'median (MOSF) reparam only' },
+  repq: { softmax: 'log-sqrt2', ln: 'mean', label: 'RepQ-ViT (log-√2 + mean)' },
+  'repq+tanq': { softmax: 'tanq', ln: 'mean', label: 'RepQ-ViT + TanQ' },
+  'repq+mosf': { softmax: 'log-sqrt2', ln: 'median', label: 'RepQ-ViT + MOSF' },
+  dopq: { softmax: 'tanq', ln: 'median', label: 'DopQ-ViT (TanQ + median)' },
+  'dopq-mad': { softmax: 'tanq', ln: 'mad', label: 'DopQ-ViT, MAD-trimmed mean' },
+};
+const PRESET_NAMES = Object.keys(PRESETS) as [string, ...string[]];
+
+export const ptqStudySchema = z
+  .object({
+    method: z.literal('ptq-study'),
+    ...baseConfig,
+    model_dir: z.string().optional().describe('a ViT model folder (timm names) to study; default: train (or reuse) a small MNIST ViT'),
+    vit: z
+      .object({ model: vitModelSchema.default(vitModelSchema.parse({})), train: vitTrainOptionsSchema.default(vitTrainOptionsSchema.parse({})) })
+      .strict()
+      .default({ model: vitModelSchema.parse({}), train: vitTrainOptionsSchema.parse({}) })
+      .describe('the MNIST ViT trained when model_dir is not given (cached in the project by this config)'),
+    data: ptqDataSchema.default(ptqDataSchema.parse({})),
+    bits: z
+      .array(z.number().int().min(MIN_BITS, `bit widths must be at least ${MIN_BITS}`).max(MAX_BITS, `bit widths must be at most ${MAX_BITS}`))
+      .min(1)
+      .default([3, 4, 6, 8])
+      .describe('bit widths b, each run as WbAb'),
+    presets: z
+      .array(z.enum(PRESET_NAMES))
+      .min(1)
+      .default(['uniform', 'log-sqrt2', 'tanq', 'mean', 'median', 'repq', 'repq+tanq', 'repq+mosf', 'dopq'])
+      .describe('quantizer presets to compare'),
+    plot_bits: z.number().int().min(MIN_BITS).max(MAX_BITS).default(4).describe('bit width of the quantizer levels drawn on the softmax histogram'),
+    export_preset: z.enum(PRESET_NAMES).default('dopq').describe('preset whose quantized model is exported and re-evaluated'),
+    export_bits: z.number().int().min(MIN_BITS).max(MAX_BITS).default(4).describe('bit width of the export (WbAb)'),
+  })
+  .strict();
+export type PtqStudyConfig = z.infer<typeof ptqStudySchema>;
+
+/** A short stable hash of a JSON value (FNV-1a), naming cache folders. */
+function hashJson(v: unknown): string {
+  const s = JSON.stringify(v);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+/** The user's ViT, or the cached MNIST ViT (trained by a child `vit-train` run the first time). */
+async function studyModel(ctx: JobContext, cfg: PtqStudyConfig): Promise<{ model: ViT; source: string; trained: boolean }> {
+  if (cfg.model_dir) return { model: await loadViT(cfg.model_dir), source: cfg.model_dir, trained: false };
+  const trainCfg = { method: 'vit-train', seed: cfg.seed, model: cfg.vit.model, data: { source: 'mnist' }, train: cfg.vit.train };
+  const cacheDir = path.join(ctx.project.dir, 'cache', `vit-mnist-${hashJson(trainCfg)}`);
+  if (fs.existsSync(path.join(cacheDir, 'config.json'))) {
+    ctx.log(`reusing the cached MNIST ViT ${cacheDir}`);
+    return { model: await loadViT(cacheDir), source: cacheDir, trained: false };
+  }
+  ctx.log('training the MNIST ViT (cached for later studies)');
+  const child = await ctx.runChild(trainCfg, 'train MNIST ViT');
+  const modelDir = String(child.summary.model_dir);
+  fs.mkdirSync(path.dirname(cacheDir), { recursive: true });
+  const tmp = `${cacheDir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.cpSync(modelDir, tmp, { recursive: true });
+  fs.renameSync(tmp, cacheDir);
+  return { model: await loadViT(cacheDir), source: cacheDir, trained: true };
+}
+
+const pct = (x: number) => (100 * x).toFixed(2);
+
+export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise<Record<string, unknown>> {
+  const started = Date.now();
+  const { model, source, trained } = await studyModel(ctx, cfg);
+  const tModel = (Date.now() - started) / 1000;
+  try {
+    const { calib, evalSet } = await ptqData(cfg, model);
+    const bits = [...new Set(cfg.bits)].sort((a, b) => a - b);
+    const total = 1 + bits.length * cfg.presets.length;
+    let done = 0;
+    ctx.progress({ step: done, total, phase: 'fp' });
+    const fp = await top1(model, evalSet, undefined, 250, () => ctx.tick());
+    ctx.log(`FP top-1 ${pct(fp)}% on ${evalSet.n} images`);
+    const x = imageBatch(calib.images, 0, calib.n, [calib.height, calib.width, calib.channels], inputNorm(model));
+    const table: Record<string, Record<string, number>> = {};
+    let lnCalibs: LnCalibration[] = [];
+    let exported: Record<string, unknown> | null = null;
+    let lnInfo: Record<string, unknown> = {};
+    try {
+      for (const b of bits) {
+        for (const name of cfg.presets) {
+          const p = PRESETS[name];
+          const q = quantizeViT(model, x, { wBits: b, aBits: b, softmax: p.softmax, lnReparam: p.ln });
+          try {
+            const acc = await top1(q.model, evalSet, q.hooks(), 250, () => ctx.tick());
+            (table[name] ??= {})[`W${b}A${b}`] = acc;
+            ctx.metric({ step: ++done, preset: name, bits: b, top1: acc });
+            ctx.log(`${name} W${b}A${b}: top-1 ${pct(acc)}%`);
+            if (b === cfg.plot_bits && p.ln !== 'none' && lnCalibs.length === 0) lnCalibs = q.lnCalibrations;
+            if (name === cfg.export_preset && b === cfg.export_bits) exported = await exportAndCheck(ctx, q, evalSet, acc);
+          } finally {
+            q.dispose();
+          }
+          ctx.progress({ step: done, total, phase: 'quantize', message: `${name} W${b}A${b}` });
+        }
+      }
+      if (!exported) {
+        const p = PRESETS[cfg.export_preset];
+        const q = quantizeViT(model, x, { wBits: cfg.export_bits, aBits: cfg.export_bits, softmax: p.softmax, lnReparam: p.ln });
+        try {
+          const acc = await top1(q.model, evalSet, q.hooks(), 250, () => ctx.tick());
+          exported = await exportAndCheck(ctx, q, evalSet, acc);
+        } finally {
+          q.dispose();
+        }
+      }
+      await softmaxPlot(ctx, model, x, cfg.plot_bits);
+      if (lnCalibs.length === 0) {
+        const q = quantizeViT(model, x, { wBits: cfg.plot_bits, aBits: cfg.plot_bits, softmax: 'uniform', lnReparam: 'median' });
+        lnCalibs = q.lnCalibrations;
+        q.dispose();
+      }
+      lnInfo = await lnScalesPlot(ctx, lnCalibs, cfg.plot_bits);
+    } finally {
+      x.dispose();
+    }
+
+    // Table: rows = presets (FP first), columns = bit widths.
+    const cols = bits.map((b) => `W${b}A${b}`);
+    const rows = [
+      { preset: 'fp', label: 'full precision', values: cols.map(() => fp) },
+      ...cfg.presets.map((n) => ({ preset: n, label: PRESETS[n].label, values: cols.map((c) => table[n][c]) })),
+    ];
+    const md = [
+      `| preset | ${cols.join(' | ')} |`,
+      `|---|${cols.map(() => '---:').join('|')}|`,
+      ...rows.map((r) => `| ${r.label} | ${r.values.map(pct).join(' | ')} |`),
+    ].join('\n');
+    const csv = [['preset', ...cols].join(','), ...rows.map((r) => [r.preset, ...r.values.map((v) => v.toFixed(4))].join(','))].join('\n') + '\n';
+    writeFileAtomicSync(path.join(ctx.run.artifactsDir, 'ptq_table.md'), md + '\n');
+    writeFileAtomicSync(path.join(ctx.run.artifactsDir, 'ptq_table.csv'), csv);
+    writeJsonAtomicSync(path.join(ctx.run.artifactsDir, 'ptq_table.json'), { fp, eval_images: evalSet.n, calib_images: calib.n, table });
+    await writePlot(
+      path.join(ctx.run.artifactsDir, 'top1_drop_by_bits.png'),
+      await barPlot({
+        title: `Top-1 lost to post-training quantization (FP ${pct(fp)}%)`,
+        xLabel: 'weights / activations bits',
+        yLabel: 'top-1 drop from FP (points)',
+        groups: rows.slice(1).map((r) => ({ name: r.label, values: cols.map((c, i) => ({ label: c, value: 100 * (fp - r.values[i]) })) })),
+        width: 760,
+        height: 420,
+        scale: 2,
+      }),
+    );
+
+    const cmp: Record<string, unknown> = {};
+    if (table.dopq && table.repq) {
+      for (const c of cols) cmp[c] = { dopq: table.dopq[c], repq: table.repq[c], dopq_minus_repq: table.dopq[c] - table.repq[c] };
+    }
+    const w8 = table.dopq?.W8A8;
+    const seconds = (Date.now() - started) / 1000;
+    ctx.log(`\n${md}`);
+    return {
+      key_result: { label: `DopQ W${cfg.export_bits}A${cfg.export_bits} top-1`, value: table.dopq?.[`W${cfg.export_bits}A${cfg.export_bits}`] ?? fp },
+      model: source,
+      model_trained_now: trained,
+      fp_top1: fp,
+      eval_images: evalSet.n,
+      calib_images: calib.n,
+      table,
+      table_markdown: md,
+      dopq_vs_repq: cmp,
+      dopq_beats_repq_at: cols.filter((c) => table.dopq && table.repq && table.dopq[c] > table.repq[c]),
+      ...(w8 !== undefined ? { w8a8_dopq_drop_points: 100 * (fp - w8), w8a8_dopq_within_1_point: 100 * (fp - w8) <= 1 } : {}),
+      ln_scales: lnInfo,
+      export: exported,
+      seconds: { total: seconds, model: tModel },
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+async function exportAndCheck(
+  ctx: JobContext,
+  q: ReturnType<typeof quantizeViT>,
+  evalSet: Parameters<typeof top1>[1],
+  simulated: number,
+): Promise<Record<string, unknown>> {
+  const dir = path.join(ctx.run.artifactsDir, 'quantized');
+  await exportQuantized(q, dir);
+  const ref = await loadQuantizedViT(dir);
+  try {
+    const refAcc = await top1(ref.model, evalSet, ref.hooks, 250, () => ctx.tick());
+    ctx.log(`export: dequantized reference top-1 ${pct(refAcc)}% (simulated ${pct(simulated)}%)`);
+    return {
+      dir,
+      w_bits: q.options.wBits,
+      a_bits: q.options.aBits,
+      softmax: q.options.softmax,
+      ln_reparam: q.options.lnReparam,
+      simulated_top1: simulated,
+      reference_top1: refAcc,
+      matches: refAcc === simulated,
+    };
+  } finally {
+    ref.dispose();
+  }
+}
+
+/** Post-softmax histogram (FP model, calibration images, all blocks) with each quantizer's levels. */
+async function softmaxPlot(ctx: JobContext, model: ViT, x: Parameters<typeof captureActs>[1], bits: number): Promise<void> {
+  const sites = Array.from({ length: model.config.depth }, (_, i) => `blocks.${i}.attn.probs`);
+  const acts = captureActs(model, x, sites);
+  let n = 0;
+  for (const a of acts.values()) n += a.length;
+  const all = new Float32Array(n);
+  let o = 0;
+  for (const a of acts.values()) {
+    all.set(a, o);
+    o += a.length;
+  }
+  const levels = (['uniform', 'log-sqrt2', 'tanq'] as const).map((k) => {
+    const p = calibrateSoftmax(k, all, bits);
+    return { name: { uniform: 'uniform', 'log-sqrt2': 'log-√2 (RepQ-ViT)', tanq: 'TanQ (DopQ-ViT)' }[k], points: softmaxLevels(p), params: p };
+  });
+  writeJsonAtomicSync(path.join(ctx.run.artifactsDir, 'softmax_levels.json'), {
+    bits,
+    values: n,
+    quantizers: levels.map((l) => ({ name: l.name, params: l.params, levels: l.points })),
+  });
+  await writePlot(
+    path.join(ctx.run.artifactsDir, 'softmax_levels.png'),
+    await histogramWithLevels({
+      title: `Post-softmax attention probabilities and ${bits}-bit quantizer levels`,
+      values: all,
+      bins: 100,
+      range: [0, 1],
+      logY: true,
+      xLabel: 'attention probability',
+      yLabel: 'count (log scale)',
+      levels: levels.map((l) => ({ name: l.name, points: l.points })),
+      width: 760,
+      height: 440,
+      scale: 2,
+    }),
+  );
+}
+
+/** Per-channel post-LN scales of the most spread-out site, with the mean / median / MAD targets. */
+async function lnScalesPlot(ctx: JobContext, calibs: LnCalibration[], bits: number): Promise<Record<string, unknown>> {
+  const per = calibs.filter((c) => c.scales.length > 1);
+  if (per.length === 0) return {};
+  const spread = (c: LnCalibration) => Math.max(...c.scales) / Math.max(1e-12, [...c.scales].sort((a, b) => a - b)[Math.floor(c.scales.length / 2)]);
+  const pick = per.reduce((a, b) => (spread(b) > spread(a) ? b : a));
+  const mean = targetScale(pick.scales, pick.zeros, 'mean').scale;
+  const med = targetScale(pick.scales, pick.zeros, 'median').scale;
+  const mad = targetScale(pick.scales, pick.zeros, 'mad').scale;
+  const all = per.map((c) => ({
+    norm: c.norm,
+    max_over_median: spread(c),
+    mean: targetScale(c.scales, c.zeros, 'mean').scale,
+    median: targetScale(c.scales, c.zeros, 'median').scale,
+  }));
+  writeJsonAtomicSync(path.join(ctx.run.artifactsDir, 'ln_scales.json'), {
+    bits,
+    plotted: pick.norm,
+    scales: pick.scales,
+    zeros: pick.zeros,
+    mean,
+    median: med,
+    mad_rule: mad,
+    sites: all,
+  });
+  await writePlot(
+    path.join(ctx.run.artifactsDir, 'ln_scales.png'),
+    await scatterWithRules({
+      title: `Per-channel ${bits}-bit scales after ${pick.norm} (input of ${pick.linear})`,
+      xLabel: 'channel',
+      yLabel: 'quantization scale',
+      pointsLabel: 'channel scale',
+      x: pick.scales.map((_, i) => i),
+      y: pick.scales,
+      rules: [
+        { y: mean, label: 'mean (RepQ-ViT)' },
+        { y: med, label: 'median (DopQ-ViT)' },
+        { y: mad, label: 'MAD-trimmed mean' },
+      ],
+      logY: Math.max(...pick.scales) / Math.max(1e-12, Math.min(...pick.scales)) > 20, // log axis only for real outliers
+      width: 760,
+      height: 420,
+      scale: 2,
+    }),
+  );
+  return { plotted: pick.norm, max_over_median: spread(pick), mean, median: med, mad_rule: mad, sites: all };
+}

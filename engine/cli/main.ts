@@ -90,6 +90,23 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('demo')
+    .option('--full', 'run the full examples (assets/examples, about 45 minutes) instead of the small demo')
+    .description('run all four methods small on embedded data and print one results table')
+    .action(async (opts: { full?: boolean }) => {
+      const { runDemo, formatDemoTable } = await import('./demo.js');
+      const q = queue();
+      const reporter = progressReporter();
+      const off = q.on(reporter.onEvent);
+      const results = await runDemo(q, { full: Boolean(opts.full), onRun: (f) => process.stderr.write(`\n== ${f}\n`) }).finally(() => {
+        reporter.stop();
+        off();
+      });
+      out(globals().json, { project: q.project.dir, runs: results }, () => `\nNormLab demo results (project ${q.project.dir})\n\n${formatDemoTable(results)}`);
+      if (results.some((r) => r.status !== 'completed')) fail('state', 'some demo runs did not complete; see the table above');
+    });
+
+  program
     .command('resume')
     .argument('<run>', 'run id (or unique prefix/suffix)')
     .description('continue an interrupted or cancelled run from its latest checkpoint')

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import { attention, crossEntropy, gelu, layerNorm, linear } from '../nn/ops.js';
 import { normalInit, ParamSet, paramSeed } from '../nn/params.js';
-import type { CausalLM, ForwardHooks, NormSite } from './lm.js';
+import { takeTensor, type CausalLM, type CheckpointSource, type ForwardHooks, type NormSite } from './lm.js';
 
 export interface GPT2Config {
   vocab_size: number; // 50257 for GPT-2's BPE, 256 for bytes
@@ -190,6 +190,10 @@ export class GPT2 implements CausalLM {
   }
 
   forward(idx: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor3D {
+    return this.logits(this.hidden(idx, hooks));
+  }
+
+  hidden(idx: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor3D {
     const [B, T] = idx.shape;
     if (T > this.config.n_positions) fail('shape', `sequence length ${T} exceeds n_positions ${this.config.n_positions}`);
     const C = this.config.n_embd;
@@ -198,11 +202,13 @@ export class GPT2 implements CausalLM {
     let x = tf.add(tok, pos) as tf.Tensor3D;
     hooks?.residual?.(-1, x);
     for (let i = 0; i < this.config.n_layer; i++) {
-      if (!hooks?.skipLayers?.has(i)) x = this.block(i, x, hooks);
+      if (!hooks?.skipLayers?.has(i)) {
+        const input = x;
+        x = hooks?.scopeBlocks ? tf.tidy(() => this.block(i, input, hooks)) : this.block(i, input, hooks);
+      }
       hooks?.residual?.(i, x);
     }
-    x = this.norm({ layer: -1, which: 'ln_f' }, 'transformer.ln_f', x, hooks) as tf.Tensor3D;
-    return this.logits(x);
+    return this.norm({ layer: -1, which: 'ln_f' }, 'transformer.ln_f', x, hooks) as tf.Tensor3D;
   }
 
   /** The unembedding: x (B, T, C) -> logits (B, T, V), with wte when tied. */
@@ -228,14 +234,20 @@ export class GPT2 implements CausalLM {
     return out;
   }
 
-  loadCheckpointTensors(tensors: Map<string, tf.Tensor>): void {
+  loadCheckpointTensors(tensors: CheckpointSource): void {
     for (const name of this.params.vars.keys()) {
       // The public GPT-2 safetensors (saved from GPT2Model) name tensors without `transformer.`.
-      const t = tensors.get(name) ?? tensors.get(name.replace(/^transformer\./, ''));
+      let { t, owned } = takeTensor(tensors, name);
+      if (!t) ({ t, owned } = takeTensor(tensors, name.replace(/^transformer\./, '')));
       if (!t) fail('model', `checkpoint has no tensor ${name} (is it a GPT-2 checkpoint with n_layer ${this.config.n_layer}?)`);
-      this.params.assign(name, t);
+      try {
+        this.params.assign(name, t);
+      } finally {
+        if (owned) t.dispose();
+      }
     }
   }
+
 
   dispose(): void {
     this.params.dispose();

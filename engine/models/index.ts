@@ -2,7 +2,6 @@
  * Building, saving and loading causal LMs by architecture. A model directory is
  * `config.json` (HF keys; `model_type` picks the architecture) + `model.safetensors`.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import { loadModelDir, saveModelDir } from '../io/model-dir.js';
 import { fromTf, toTf } from '../io/tensors.js';
@@ -30,15 +29,15 @@ export function archOf(config: Record<string, unknown>, where: string): LMArch {
 export async function loadLM(dir: string): Promise<CausalLM> {
   const { config, tensors } = await loadModelDir(dir);
   const model = createLM(archOf(config, `${dir}/config.json`), config, 0);
-  const tfTensors = new Map<string, tf.Tensor>();
   try {
-    for (const [name, t] of tensors) tfTensors.set(name, toTf(t));
-    model.loadCheckpointTensors(tfTensors);
+    // One tensor at a time: a GPT-2-small checkpoint is never held twice on the backend.
+    model.loadCheckpointTensors((name) => {
+      const t = tensors.get(name);
+      return t ? toTf(t) : undefined;
+    });
   } catch (err) {
     model.dispose();
     throw err;
-  } finally {
-    for (const t of tfTensors.values()) t.dispose();
   }
   return model;
 }

@@ -23,7 +23,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import { attention, crossEntropy, layerNorm, linear, rmsNorm, silu } from '../nn/ops.js';
 import { normalInit, ParamSet, paramSeed } from '../nn/params.js';
-import type { CausalLM, ForwardHooks, NormSite } from './lm.js';
+import { takeTensor, type CausalLM, type CheckpointSource, type ForwardHooks, type NormSite } from './lm.js';
 
 export const NORM_VARIANTS = ['pre', 'post', 'mix', 'pre-scaled-init', 'lns'] as const;
 export type NormVariant = (typeof NORM_VARIANTS)[number];
@@ -199,16 +199,28 @@ export class Llama implements CausalLM {
   }
 
   forward(idx: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor3D {
+    return this.logits(this.hidden(idx, hooks));
+  }
+
+  hidden(idx: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor3D {
     const [B, T] = idx.shape;
     if (T > this.config.max_position_embeddings) fail('shape', `sequence length ${T} exceeds max_position_embeddings ${this.config.max_position_embeddings}`);
     const C = this.config.hidden_size;
     let x = tf.reshape(tf.gather(this.w('model.embed_tokens.weight'), tf.reshape(idx, [-1])), [B, T, C]) as tf.Tensor3D; // (B, T, C)
     hooks?.residual?.(-1, x);
     for (let i = 0; i < this.config.num_hidden_layers; i++) {
-      if (!hooks?.skipLayers?.has(i)) x = this.block(i, x, hooks);
+      if (!hooks?.skipLayers?.has(i)) {
+        const input = x;
+        x = hooks?.scopeBlocks ? tf.tidy(() => this.block(i, input, hooks)) : this.block(i, input, hooks);
+      }
       hooks?.residual?.(i, x);
     }
-    x = this.norm({ layer: -1, which: 'ln_f' }, 'model.norm', x, hooks) as tf.Tensor3D;
+    return this.norm({ layer: -1, which: 'ln_f' }, 'model.norm', x, hooks) as tf.Tensor3D;
+  }
+
+  /** The unembedding: x (B, T, C) -> logits (B, T, V), with the embedding when tied. */
+  logits(x: tf.Tensor3D): tf.Tensor3D {
+    const [B, T, C] = x.shape;
     const head = this.config.tie_word_embeddings ? this.w('model.embed_tokens.weight') : this.w('lm_head.weight'); // (V, C)
     const logits = tf.matMul(tf.reshape(x, [B * T, C]), head, false, true); // (BT, C) @ (C, V)
     return tf.reshape(logits, [B, T, this.config.vocab_size]);
@@ -239,18 +251,23 @@ export class Llama implements CausalLM {
     return out;
   }
 
-  loadCheckpointTensors(tensors: Map<string, tf.Tensor>): void {
+  loadCheckpointTensors(tensors: CheckpointSource): void {
     for (const name of this.params.vars.keys()) {
-      const t = tensors.get(name);
+      const { t, owned } = takeTensor(tensors, name);
       if (!t)
         fail('model', `checkpoint has no tensor ${name} (does it match num_hidden_layers ${this.nLayers} and norm type ${this.config.normlab_norm_type}?)`);
-      if (this.isLinear(name)) {
-        const tt = tf.transpose(t); // HF (out, in) -> (in, out)
-        this.params.assign(name, tt);
-        tt.dispose();
-      } else this.params.assign(name, t);
+      try {
+        if (this.isLinear(name)) {
+          const tt = tf.transpose(t); // HF (out, in) -> (in, out)
+          this.params.assign(name, tt);
+          tt.dispose();
+        } else this.params.assign(name, t);
+      } finally {
+        if (owned) t.dispose();
+      }
     }
   }
+
 
   dispose(): void {
     this.params.dispose();

@@ -20,8 +20,24 @@ export interface ForwardHooks {
    * ln_1_v separately (LN removal removes them at different steps).
    */
   norm?: (site: NormSite, x: tf.Tensor, real: () => tf.Tensor) => tf.Tensor;
+  /**
+   * Run each block in its own tf.tidy, so a block's intermediates are freed before the next block
+   * runs (evaluating GPT-2 small at T = 1024 needs it). Hooks must then tf.keep what they hold.
+   */
+  scopeBlocks?: boolean;
   /** Called with each block's per-head attention output z (B, H, T, hs) before the out-projection. */
   headOutputs?: (layer: number, z: tf.Tensor4D) => void;
+}
+
+/**
+ * Checkpoint tensors by name: a Map the caller keeps owning, or a loader that makes each tensor on
+ * demand and hands it over (the model disposes it), so a large checkpoint is never held twice.
+ */
+export type CheckpointSource = Map<string, tf.Tensor> | ((name: string) => tf.Tensor | undefined);
+
+/** Take tensor `name` from a source; `owned` says the caller must dispose it after use. */
+export function takeTensor(src: CheckpointSource, name: string): { t: tf.Tensor | undefined; owned: boolean } {
+  return typeof src === 'function' ? { t: src(name), owned: true } : { t: src.get(name), owned: false };
 }
 
 export interface CausalLM {
@@ -30,13 +46,17 @@ export interface CausalLM {
   readonly vocabSize: number;
   readonly maxSeq: number;
   readonly params: ParamSet;
-  /** idx int32 (B, T) -> logits (B, T, V). */
+  /** idx int32 (B, T) -> logits (B, T, V); the same as logits(hidden(idx)). */
   forward(idx: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor3D;
+  /** idx int32 (B, T) -> the final-normed hidden states (B, T, C) the head reads. */
+  hidden(idx: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor3D;
+  /** The unembedding: hidden (B, T, C) -> logits (B, T, V). */
+  logits(x: tf.Tensor3D): tf.Tensor3D;
   /** The HF-style config.json (with NormLab's extra keys). */
   hfConfig(): Record<string, unknown>;
   /** Parameters in checkpoint layout (HF names and orientation), as tensors the caller disposes. */
   checkpointTensors(): Map<string, tf.Tensor>;
   /** Load parameters from checkpoint layout; errors name the tensor that does not fit. */
-  loadCheckpointTensors(tensors: Map<string, tf.Tensor>): void;
+  loadCheckpointTensors(tensors: CheckpointSource): void;
   dispose(): void;
 }

@@ -70,22 +70,44 @@ function blockGradNorms(grads: Map<string, tf.Tensor>, nLayers: number): number[
   return vals;
 }
 
+/** Most logits (floats) the loss evaluation materializes at once: 16M floats, 64 MB. */
+const LOGITS_BUDGET = 16_000_000;
+
+/**
+ * Summed next-token cross-entropy (nats) of x predicting y, both int32 (B, T). The head runs over
+ * chunks of positions so that a 50257-way vocabulary at T = 1024 never materializes at once.
+ */
+function summedCrossEntropy(model: CausalLM, x: tf.Tensor2D, y: tf.Tensor2D, hooks?: ForwardHooks): number {
+  const [B, T] = x.shape;
+  const h = model.hidden(x, { ...hooks, scopeBlocks: true }); // (B, T, C)
+  const C = h.shape[2];
+  const flatH = tf.reshape(h, [B * T, C]);
+  const flatY = tf.reshape(y, [B * T]);
+  const rows = Math.max(1, Math.floor(LOGITS_BUDGET / model.vocabSize));
+  let total = 0;
+  for (let r = 0; r < B * T; r += rows) {
+    const n = Math.min(rows, B * T - r);
+    const part = tf.tidy(() => {
+      const logits = model.logits(tf.reshape(tf.slice(flatH, [r, 0], [n, C]), [1, n, C]) as tf.Tensor3D);
+      return tf.mul(crossEntropy(logits, tf.slice(flatY, [r], [n])), n);
+    });
+    total += part.dataSync()[0];
+    part.dispose();
+  }
+  tf.dispose([h, flatH, flatY]);
+  return total;
+}
+
 /** Mean cross-entropy (nats) of `model` over fixed windows, in batches, without gradients. */
-export function lmEvalLoss(
-  model: CausalLM,
-  windows: { x: Int32Array; y: Int32Array; count: number; seq: number },
-  batchSize: number,
-  hooks?: ForwardHooks,
-): number {
+export function lmEvalLoss(model: CausalLM, windows: { x: Int32Array; y: Int32Array; count: number; seq: number }, batchSize: number, hooks?: ForwardHooks): number {
   const { seq, count } = windows;
   let total = 0;
   for (let i = 0; i < count; i += batchSize) {
     const B = Math.min(batchSize, count - i);
-    const xs = windows.x.subarray(i * seq, (i + B) * seq);
-    const ys = windows.y.subarray(i * seq, (i + B) * seq);
-    const l = tf.tidy(() => crossEntropy(model.forward(tf.tensor2d(xs, [B, seq], 'int32'), hooks), tf.tensor2d(ys, [B, seq], 'int32')));
-    total += l.dataSync()[0] * B;
-    l.dispose();
+    const x = tf.tensor2d(windows.x.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
+    const y = tf.tensor2d(windows.y.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
+    total += tf.tidy(() => summedCrossEntropy(model, x, y, hooks));
+    tf.dispose([x, y]);
   }
-  return total / count;
+  return total / (count * seq);
 }

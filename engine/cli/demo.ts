@@ -1,0 +1,75 @@
+/**
+ * `normlab demo`: runs the four methods small on embedded data (the configs in assets/demo/, or
+ * the full examples in assets/examples/ with --full), one after another in the project, then
+ * prints one results table. The project also gets the example configs under `examples/`, ready
+ * to launch from the workbench or with `normlab run`.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fail } from '../core/errors.js';
+import { readConfigFile } from '../jobs/config.js';
+import type { JobQueue } from '../jobs/queue.js';
+import { EXAMPLES_DIR } from '../service.js';
+
+export const DEMO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../assets/demo');
+
+type Summary = Record<string, unknown>;
+const num = (v: unknown, digits = 3) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '–');
+const pct = (v: unknown) => (typeof v === 'number' ? `${(100 * v).toFixed(1)}%` : '–');
+
+/** The lines of the results table that one run contributes, by method. */
+export function headline(method: string, s: Summary): string[] {
+  switch (method) {
+    case 'lns-study':
+      return ((s.variants as Summary[]) ?? []).map(
+        (v) => `${v.variant}: val loss ${num(v.final_val_loss)}, ppl ${num(v.final_val_ppl, 2)}, deep-half pruning ΔCE ${num(v.deep_half_prune_drop_mean, 4)}`,
+      );
+    case 'ln-removal':
+      return [
+        `val CE original ${num(s.original_val_ce, 4)}, vanilla ${num(s.vanilla_val_ce, 4)}, LN-free ${num(s.ln_free_val_ce, 4)} (gap ${num(s.gap_vs_vanilla, 4)})`,
+        `DLA NMAE original ${num(s.dla_nmae_pct_original, 2)}%, LN-free ${num(s.dla_nmae_pct_ln_free, 6)}%`,
+      ];
+    case 'lct-study':
+      return ((s.table as Summary[]) ?? []).map((r) => `${r.configuration}: ${s.fid_label ?? 'FID'} 1 step ${num(r.fid_1step, 2)}, 2 steps ${num(r.fid_2step, 2)}`);
+    case 'ptq-study': {
+      const table = (s.table as Record<string, Record<string, number>>) ?? {};
+      return [`FP top-1 ${pct(s.fp_top1)}`, ...Object.entries(table).map(([preset, byBits]) => `${preset}: ${Object.entries(byBits).map(([b, a]) => `${b} ${pct(a)}`).join(', ')}`)];
+    }
+    default: {
+      const kr = s.key_result as { label: string; value: number } | undefined;
+      return kr ? [`${kr.label} ${num(kr.value, 4)}`] : [];
+    }
+  }
+}
+
+export async function runDemo(queue: JobQueue, opts: { full: boolean; onRun?: (file: string) => void }): Promise<{ method: string; runId: string; status: string; lines: string[]; seconds: number }[]> {
+  const dir = opts.full ? EXAMPLES_DIR : DEMO_DIR;
+  const files = fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('lm-pretrain')).sort();
+  if (files.length === 0) fail('not-found', `no demo configs in ${dir}`);
+  // The example project: the four methods' example configs, ready to launch.
+  const examples = path.join(queue.project.dir, 'examples');
+  fs.mkdirSync(examples, { recursive: true });
+  for (const f of fs.readdirSync(EXAMPLES_DIR)) if (!fs.existsSync(path.join(examples, f))) fs.copyFileSync(path.join(EXAMPLES_DIR, f), path.join(examples, f));
+
+  const results = [];
+  for (const f of files) {
+    opts.onRun?.(f);
+    const started = Date.now();
+    const run = queue.enqueue(readConfigFile(path.join(dir, f)));
+    await queue.wait(run.id);
+    const done = queue.project.run(run.id);
+    const summary = done.readSummary() ?? {};
+    const lines = done.status === 'completed' ? headline(done.record.method, summary) : [`${done.status}: ${done.record.error?.message ?? ''}`];
+    results.push({ method: done.record.method, runId: done.id, status: done.status, lines, seconds: Math.round((Date.now() - started) / 1000) });
+    if (done.status === 'cancelled') break;
+  }
+  return results;
+}
+
+export function formatDemoTable(results: Awaited<ReturnType<typeof runDemo>>): string {
+  const rows: string[][] = [['method', 'run', 'time', 'results']];
+  for (const r of results) r.lines.forEach((line, i) => rows.push(i === 0 ? [r.method, r.runId, `${r.seconds}s`, line] : ['', '', '', line]));
+  const widths = [0, 1, 2].map((c) => Math.max(...rows.map((row) => row[c].length)));
+  return rows.map((row) => row.map((cell, c) => (c < 3 ? cell.padEnd(widths[c]) : cell)).join('  ')).join('\n');
+}

@@ -11,7 +11,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import util from 'node:util';
 import { fail, NormLabError } from '../core/errors.js';
-import { registerWasmKernels } from './wasm-kernels.js';
+import { registerWasmKernels, startWasmWithThreads, wantedWasmThreads } from './wasm-kernels.js';
 
 export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -61,10 +61,10 @@ async function loadTensorflow(): Promise<string> {
 async function loadWasm(): Promise<string> {
   registerWasmKernels();
   const before = { ex: process.listeners('uncaughtException'), rej: process.listeners('unhandledRejection') };
-  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm module did not initialize');
+  const threads = await startWasmWithThreads(wantedWasmThreads()); // 1 unless NORMLAB_WASM_THREADS asks for more
   await tf.ready();
   dropEmscriptenListeners(before);
-  return `wasm (${tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'simd' : 'no simd'})`;
+  return `wasm (${tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'simd' : 'no simd'}, ${threads} thread${threads === 1 ? '' : 's'})`;
 }
 
 /**

@@ -21,12 +21,7 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
  * q, k, v: (B, H, T, hs) -> (B, H, T, hs). `causal` masks keys after each query.
  * Returns the attention probabilities too when `withProbs` is set (for diagnostics and PTQ).
  */
-export function attention(
-  q: tf.Tensor4D,
-  k: tf.Tensor4D,
-  v: tf.Tensor4D,
-  causal: boolean,
-): tf.Tensor4D {
+export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, causal: boolean): tf.Tensor4D {
   return attentionWithProbs(q, k, v, causal).out;
 }
 

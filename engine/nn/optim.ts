@@ -39,8 +39,8 @@ export class AdamW {
     this.decay = opts.decay ?? ((_, v) => v.rank >= 2);
     for (const [name, p] of params.vars) {
       if (!p.trainable) continue;
-      this.m.set(name, tf.variable(tf.zerosLike(p), false));
-      this.v.set(name, tf.variable(tf.zerosLike(p), false));
+      this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+      this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
     }
   }
 
@@ -97,10 +97,7 @@ export class AdamW {
  * Returns the norm before clipping and the (possibly new) gradients; old ones are disposed
  * when replaced.
  */
-export function clipGlobalNorm(
-  grads: Map<string, tf.Tensor>,
-  maxNorm: number,
-): { norm: number; grads: Map<string, tf.Tensor> } {
+export function clipGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { norm: number; grads: Map<string, tf.Tensor> } {
   const sq = tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))));
   const norm = Math.sqrt(sq.dataSync()[0]);
   sq.dispose();

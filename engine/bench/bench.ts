@@ -1,0 +1,473 @@
+/**
+ * `normlab bench`: throughput of NormLab's real model code on each backend that loads.
+ *
+ * Rows per backend:
+ *  - lm_train: training tokens/s of the bench LM (GPT-2 code, 4 layers, d 128, 4 heads, seq 128,
+ *    batch 16, byte vocab, no biases, untied head, AdamW lr 1e-3) through `lmTrainStep`; on
+ *    wasm also with 2 wasm threads (a child process) and on tfjs's stock wasm kernels;
+ *  - gpt2_forward: forward tokens/s of a GPT-2-small-shaped model (12 layers, d 768, 12 heads,
+ *    vocab 50257), batch 1;
+ *  - vit_forward: forward images/s of a DeiT-Tiny-shaped ViT (224 px, patch 16, d 192, 12 blocks);
+ *  - ptq_calibration: seconds to quantize (W4/A4) that ViT with a few calibration images;
+ *  - lct_step: when engine/methods/lct exports a `benchStep` (else "not available yet");
+ *  - memory: peak RSS of the process and tf.memory() after the backend's rows.
+ * With --vs-torch the PyTorch twin (engine/bench/torch_lm_step.py) runs the same LM step right
+ * before and right after NormLab's wasm (or first) LM row, and the ratio to their mean is printed.
+ * The twin's JSON names the BLAS PyTorch runs on: Debian's python3-torch uses the system
+ * libblas.so.3, the slow reference BLAS unless OpenBLAS is installed, and the table says so.
+ * Human output is a table on stdout; --json prints one JSON object there instead. Progress goes to
+ * stderr. NORMLAB_BENCH_ROWS=a,b limits the rows (lm_train and memory always run).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { currentBackend, initBackend, type BackendName } from '../backend/backend.js';
+import { fastWasmKernelsEnabled, setFastWasmKernels } from '../backend/wasm-kernels.js';
+import { GPT2, GPT2_DEFAULTS, type GPT2Config } from '../models/gpt2.js';
+import { AdamW } from '../nn/optim.js';
+import { lmTrainStep, type LMBatch } from '../train/lm-step.js';
+
+export interface BenchOptions {
+  json: boolean;
+  vsTorch: boolean;
+  backends?: string[];
+  quick?: boolean;
+}
+
+export interface BenchRow {
+  backend: string;
+  name: string;
+  /** The measured value, or null when the row could not run (see note). */
+  value: number | null;
+  unit: string;
+  detail?: string;
+  note?: string;
+}
+
+export interface TorchPeer {
+  peer: string;
+  /** torch's BLAS and the BLAS libraries it loaded, e.g. "generic (libblas.so.3.11.0)". */
+  blas?: string;
+  tokens_per_s: number;
+  step_ms: number;
+  params: number;
+  threads: number;
+}
+
+export interface BenchReport {
+  rows: BenchRow[];
+  torch?:
+    | {
+        script: string;
+        /** 2-thread runs right before and after NormLab's LM row; tokens_per_s is their mean. */
+        runs: TorchPeer[];
+        tokens_per_s: number;
+        ratio: number | null;
+        one_thread?: TorchPeer;
+        ratio_one_thread?: number | null;
+      }
+    | { skipped: string };
+  maxRssMiB: number;
+  versions: Record<string, string>;
+}
+
+/** The bench LM: the twin of torch_lm_step.py, built from NormLab's GPT-2 code. */
+export const BENCH_LM: GPT2Config = {
+  ...GPT2_DEFAULTS,
+  vocab_size: 256,
+  n_positions: 128,
+  n_embd: 128,
+  n_layer: 4,
+  n_head: 4,
+  activation_function: 'gelu', // exact (erf) GELU, like torch.nn.functional.gelu
+  tie_word_embeddings: false,
+  normlab_bias: false,
+};
+export const BENCH_BATCH = 16;
+export const BENCH_SEQ = 128;
+
+const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Deterministic token ids in [0, vocab). */
+function tokens(n: number, vocab: number, seed: number): Int32Array {
+  const out = new Int32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s % vocab;
+  }
+  return out;
+}
+
+function time(fn: () => void): number {
+  const t0 = performance.now();
+  fn();
+  return (performance.now() - t0) / 1000;
+}
+
+/** Training tokens/s of the bench LM on the current backend. */
+export function benchLmTrain(steps: number, warmup: number, batchSize = BENCH_BATCH): { tokensPerS: number; stepMs: number; loss: number } {
+  const model = new GPT2(BENCH_LM, 0);
+  const opt = new AdamW(model.params, { weightDecay: 0.01 });
+  const n = batchSize * BENCH_SEQ;
+  const batch: LMBatch = { x: tokens(n, 256, 1), y: tokens(n, 256, 2), batch: batchSize, seq: BENCH_SEQ };
+  try {
+    for (let i = 0; i < warmup; i++) lmTrainStep(model, opt, batch, 1e-3);
+    let loss = NaN;
+    const s = time(() => {
+      for (let i = 0; i < steps; i++) loss = lmTrainStep(model, opt, batch, 1e-3).loss;
+    });
+    return { tokensPerS: (n * steps) / s, stepMs: (s / steps) * 1000, loss };
+  } finally {
+    opt.dispose();
+    model.dispose();
+  }
+}
+
+/** Forward tokens/s of a GPT-2-small-shaped model (random weights), batch 1. */
+function benchGpt2Forward(seq: number, iters: number): number {
+  const model = new GPT2({ ...GPT2_DEFAULTS, n_positions: 1024 }, 0);
+  try {
+    const idx = tf.tensor2d(tokens(seq, GPT2_DEFAULTS.vocab_size, 3), [1, seq], 'int32');
+    const run = () => tf.tidy(() => model.forward(idx)).dispose();
+    run(); // warm-up (packs weights, grows the heap)
+    const s = time(() => {
+      for (let i = 0; i < iters; i++) {
+        const y = tf.tidy(() => model.forward(idx));
+        y.dataSync();
+        y.dispose();
+      }
+    });
+    idx.dispose();
+    return (seq * iters) / s;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Forward images/s of a DeiT-Tiny-shaped ViT (random weights). */
+async function benchVitForward(batch: number, iters: number): Promise<number | string> {
+  let vitMod: typeof import('../models/vit.js');
+  try {
+    vitMod = await import('../models/vit.js');
+  } catch {
+    return 'not available yet (engine/models/vit.ts)';
+  }
+  const cfg = {
+    ...vitMod.VIT_DEFAULTS,
+    img_size: 224,
+    patch_size: 16,
+    in_chans: 3,
+    num_classes: 1000,
+    embed_dim: 192,
+    depth: 12,
+    num_heads: 3,
+  };
+  const model = new vitMod.ViT(cfg, 0);
+  try {
+    const images = tf.randomUniform([batch, 224, 224, 3], 0, 1, 'float32', 4) as tf.Tensor4D;
+    tf.tidy(() => model.forward(images)).dispose();
+    const s = time(() => {
+      for (let i = 0; i < iters; i++) {
+        const y = tf.tidy(() => model.forward(images));
+        y.dataSync();
+        y.dispose();
+      }
+    });
+    images.dispose();
+    return (batch * iters) / s;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Seconds to calibrate W4/A4 PTQ (RepQ-style: tanq softmax, median LN reparam) of a DeiT-Tiny-shaped ViT. */
+async function benchPtqCalibration(images: number): Promise<number | string> {
+  let ptq: typeof import('../methods/ptq/ptq.js');
+  let vitMod: typeof import('../models/vit.js');
+  try {
+    ptq = await import('../methods/ptq/ptq.js');
+    vitMod = await import('../models/vit.js');
+  } catch {
+    return 'not available yet (engine/methods/ptq/ptq.ts)';
+  }
+  const model = new vitMod.ViT({ ...vitMod.VIT_DEFAULTS, embed_dim: 192, depth: 12, num_heads: 3 }, 0);
+  const calib = tf.randomUniform([images, 224, 224, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+  try {
+    let q: { dispose(): void } | null = null;
+    const s = time(() => {
+      q = ptq.quantizeViT(model, calib, { wBits: 4, aBits: 4, softmax: 'tanq', lnReparam: 'median' });
+    });
+    (q as { dispose(): void } | null)?.dispose();
+    return s;
+  } finally {
+    calib.dispose();
+    model.dispose();
+  }
+}
+
+/**
+ * A method's bench hook, if its module offers one: `benchStep(opts)` returning seconds per unit.
+ * The LCT and PTQ modules are written elsewhere; until they export it the row says so.
+ */
+async function methodHook(modPath: string, exportName: string): Promise<((o: { quick: boolean }) => Promise<number> | number) | string> {
+  try {
+    const mod = (await import(modPath)) as Record<string, unknown>;
+    const f = mod[exportName];
+    if (typeof f === 'function') return f as (o: { quick: boolean }) => Promise<number> | number;
+    return `not available yet (${modPath.replace('../', 'engine/')} has no ${exportName})`;
+  } catch {
+    return `not available yet (${modPath.replace('../', 'engine/')})`;
+  }
+}
+
+function rssMiB(): number {
+  return process.memoryUsage().rss / 2 ** 20;
+}
+
+function torchScript(): string | null {
+  const own = path.join(repoRoot, 'engine', 'bench', 'torch_lm_step.py');
+  const shared = path.join(repoRoot, '..', 'shared', 'bench', 'torch_lm_step.py');
+  for (const p of [own, shared]) if (fs.existsSync(p)) return p;
+  return null;
+}
+
+function pythonExe(): string {
+  if (process.env.NORMLAB_PYTHON) return process.env.NORMLAB_PYTHON;
+  return fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'; // Debian's python3-torch lives there
+}
+
+/** Run the PyTorch twin once; a string is the reason it could not run. */
+function runTorch(script: string, steps: number, warmup: number, threads = 2): TorchPeer | string {
+  const r = spawnSync(pythonExe(), [script, '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)], {
+    encoding: 'utf8',
+    timeout: 15 * 60_000,
+  });
+  if (r.error) return `python3 could not start (${r.error.message})`;
+  if (r.status !== 0) {
+    const err = (r.stderr || '').trim().split('\n').pop() ?? '';
+    return /No module named .?torch/.test(r.stderr) ? 'PyTorch is not installed (python3-torch)' : `the PyTorch twin failed: ${err}`;
+  }
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as TorchPeer;
+  } catch {
+    return `the PyTorch twin printed no result`;
+  }
+}
+
+function fmt(v: number | null): string {
+  if (v === null) return '-';
+  if (v >= 100) return v.toFixed(0);
+  if (v >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+/** NORMLAB_BENCH_ROWS=lm_train,vit_forward runs only those rows (lm_train and memory always run). */
+function want(row: string): boolean {
+  const only = process.env.NORMLAB_BENCH_ROWS;
+  return (
+    !only ||
+    only
+      .split(',')
+      .map((r) => r.trim())
+      .includes(row)
+  );
+}
+
+/** The wasm LM row in a child process started with `threads` wasm threads (a process starts wasm once). */
+function lmTrainThreaded(threads: number): Omit<BenchRow, 'backend'> {
+  const name = 'lm_train_threads';
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'normlab.js'), 'bench', '--json', '--backend', 'wasm'], {
+    encoding: 'utf8',
+    env: { ...process.env, NORMLAB_WASM_THREADS: String(threads), NORMLAB_BENCH_ROWS: 'lm_train' },
+    timeout: 15 * 60_000,
+    maxBuffer: 64 * 2 ** 20,
+  });
+  try {
+    const rep = JSON.parse((r.stdout ?? '').trim().split('\n').pop() ?? '') as BenchReport;
+    const row = rep.rows.find((x) => x.name === 'lm_train' && x.backend === 'wasm');
+    if (row && row.value !== null) return { name, value: row.value, unit: row.unit, detail: row.detail };
+  } catch {
+    // reported below
+  }
+  return { name, value: null, unit: 'tokens/s', note: `the ${threads}-thread child run failed (exit ${r.status})` };
+}
+
+export async function runBench(opts: BenchOptions): Promise<BenchReport> {
+  const quick = Boolean(opts.quick);
+  const backends = (opts.backends ?? ['wasm', 'cpu', 'tensorflow']) as BackendName[];
+  const rows: BenchRow[] = [];
+  let torch: BenchReport['torch'];
+  const torchRuns: TorchPeer[] = [];
+  let torchOneThread: TorchPeer | undefined;
+  let torchSkip: string | null = null;
+  const script = opts.vsTorch ? torchScript() : null;
+  if (opts.vsTorch && !script) torchSkip = 'engine/bench/torch_lm_step.py is missing';
+  const torchSteps = quick ? 2 : 10;
+  const torchOnce = () => {
+    if (!opts.vsTorch || torchSkip || !script) return;
+    log('PyTorch twin (LM training step)');
+    const r = runTorch(script, torchSteps, quick ? 1 : 2);
+    if (typeof r === 'string') torchSkip = r;
+    else torchRuns.push(r);
+  };
+  let lmRowForRatio: BenchRow | null = null;
+
+  for (const name of backends) {
+    try {
+      await initBackend(name);
+    } catch (err) {
+      rows.push({ backend: name, name: 'load', value: null, unit: '', note: err instanceof Error ? err.message : String(err) });
+      continue;
+    }
+    const detail = tf.getBackend() === 'wasm' ? `NormLab wasm kernels, ${currentBackend()?.detail ?? 'wasm'}` : undefined;
+    const slow = name === 'cpu';
+    const add = (row: Omit<BenchRow, 'backend'>) => {
+      rows.push({ backend: name, ...row });
+      log(`${name} ${row.name}: ${row.value === null ? row.note : `${fmt(row.value)} ${row.unit}`}`);
+      return rows[rows.length - 1];
+    };
+
+    // LM training: the number compared with PyTorch.
+    // The pure-JS cpu backend takes minutes a step: one timed step, no warm-up.
+    const steps = slow ? 1 : quick ? 2 : 10;
+    const warm = slow ? 0 : quick ? 1 : 2;
+    const first = lmRowForRatio === null;
+    if (first) torchOnce();
+    // The pure-JS cpu backend needs minutes per full step: it trains on batch 4 (tokens/s stay comparable).
+    const B = slow ? 4 : BENCH_BATCH;
+    log(`${name}: LM training (${steps} steps, batch ${B})`);
+    const lm = benchLmTrain(steps, warm, B);
+    const row = add({
+      name: 'lm_train',
+      value: lm.tokensPerS,
+      unit: 'tokens/s',
+      detail: `${lm.stepMs.toFixed(0)} ms/step, B ${B} T ${BENCH_SEQ}${detail ? `, ${detail}` : ''}`,
+    });
+    if (first) {
+      lmRowForRatio = row;
+      torchOnce();
+      if (opts.vsTorch && !torchSkip && script && !quick) {
+        log('PyTorch twin with 1 thread');
+        const one = runTorch(script, torchSteps, 2, 1);
+        if (typeof one !== 'string') torchOneThread = one;
+      }
+    }
+    if (name === 'wasm' && !quick && want('lm_train_threads') && (currentBackend()?.detail ?? '').includes(' 1 thread')) {
+      log('wasm: LM training with 2 wasm threads (child process)');
+      add(lmTrainThreaded(2));
+    }
+    if (name === 'wasm' && !quick && want('lm_train_stock_kernels') && fastWasmKernelsEnabled()) {
+      setFastWasmKernels(false);
+      try {
+        log('wasm: LM training on the stock tfjs kernels (1 step)');
+        const stock = benchLmTrain(1, 1);
+        add({
+          name: 'lm_train_stock_kernels',
+          value: stock.tokensPerS,
+          unit: 'tokens/s',
+          detail: `${stock.stepMs.toFixed(0)} ms/step, tfjs stock wasm kernels`,
+        });
+      } finally {
+        setFastWasmKernels(true);
+      }
+    }
+
+    const seq = slow ? 16 : quick ? 32 : 128;
+    const iters = quick || slow ? 1 : 3;
+    if (want('gpt2_small_forward')) log(`${name}: GPT-2-small forward (seq ${seq})`);
+    if (want('gpt2_small_forward'))
+      add({ name: 'gpt2_small_forward', value: benchGpt2Forward(seq, iters), unit: 'tokens/s', detail: `batch 1, seq ${seq}, ${iters} iters` });
+
+    const vb = quick || slow ? 1 : 4;
+    if (want('vit_forward')) {
+      log(`${name}: ViT forward`);
+      const vit = await benchVitForward(vb, quick || slow ? 1 : 2);
+      add(
+        typeof vit === 'number'
+          ? { name: 'vit_forward', value: vit, unit: 'images/s', detail: `DeiT-Tiny shape (224 px, d 192, 12 blocks), batch ${vb}` }
+          : { name: 'vit_forward', value: null, unit: 'images/s', note: vit },
+      );
+    }
+
+    if (want('lct_step')) {
+      // LCT's training step lives inside its job (runLct); a module-level `benchStep` makes it benchable.
+      const hook = await methodHook('../methods/lct/index.js', 'benchStep');
+      if (typeof hook === 'string') add({ name: 'lct_step', value: null, unit: 's/step', note: hook });
+      else add({ name: 'lct_step', value: await hook({ quick }), unit: 's/step' });
+    }
+    if (want('ptq_calibration')) {
+      const n = quick || slow ? 1 : 4;
+      log(`${name}: PTQ calibration (${n} images)`);
+      const ptq = await benchPtqCalibration(n);
+      add(
+        typeof ptq === 'number'
+          ? { name: 'ptq_calibration', value: ptq, unit: 's', detail: `W4/A4, tanq softmax, median LN reparam, DeiT-Tiny shape, ${n} images` }
+          : { name: 'ptq_calibration', value: null, unit: 's', note: ptq },
+      );
+    }
+
+    const mem = tf.memory() as tf.MemoryInfo & { numBytesInWASMHeap?: number };
+    add({
+      name: 'memory',
+      value: rssMiB(),
+      unit: 'MiB RSS',
+      detail: `peak RSS so far ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB; tf ${mem.numTensors} tensors, ${(mem.numBytes / 2 ** 20).toFixed(1)} MiB`,
+    });
+  }
+
+  if (opts.vsTorch) {
+    if (torchSkip && torchRuns.length === 0) torch = { skipped: torchSkip };
+    else if (script) {
+      const mean = torchRuns.reduce((a, r) => a + r.tokens_per_s, 0) / torchRuns.length;
+      const ours = (lmRowForRatio as BenchRow | null)?.value ?? null;
+      torch = {
+        script: path.relative(repoRoot, script),
+        runs: torchRuns,
+        tokens_per_s: mean,
+        ratio: ours === null ? null : ours / mean,
+        ...(torchOneThread ? { one_thread: torchOneThread, ratio_one_thread: ours === null ? null : ours / torchOneThread.tokens_per_s } : {}),
+      };
+    }
+  }
+
+  const report: BenchReport = {
+    rows,
+    torch,
+    maxRssMiB: process.resourceUsage().maxRSS / 1024,
+    versions: { tfjs: tf.version_core, node: process.versions.node },
+  };
+  if (opts.json) {
+    process.stdout.write(JSON.stringify(report) + '\n');
+  } else {
+    const lines = [['backend', 'bench', 'value', 'unit', 'detail']];
+    for (const r of rows) lines.push([r.backend, r.name, fmt(r.value), r.unit, r.note ?? r.detail ?? '']);
+    const w = lines[0].map((_, c) => Math.max(...lines.map((l) => (c < 4 ? l[c].length : 0))));
+    for (const l of lines) process.stdout.write(l.map((s, c) => (c < 4 ? s.padEnd(w[c]) : s)).join('  ') + '\n');
+    if (torch && 'skipped' in torch) process.stdout.write(`vs PyTorch: skipped (${torch.skipped})\n`);
+    else if (torch) {
+      const runs = torch.runs.map((r) => r.tokens_per_s).join(', ');
+      process.stdout.write(
+        `vs PyTorch: ${torch.runs[0].peer}, ${torch.runs[0].threads} threads: ${fmt(torch.tokens_per_s)} tokens/s (runs: ${runs}); ` +
+          `NormLab ${lmRowForRatio ? `${(lmRowForRatio as BenchRow).backend} ${fmt((lmRowForRatio as BenchRow).value)}` : '-'} tokens/s; ` +
+          `ratio ${torch.ratio === null ? '-' : torch.ratio.toFixed(2)}x\n`,
+      );
+      const blas = torch.runs[0].blas ?? '';
+      if (blas && !/openblas|mkl|blis|atlas|accelerate/i.test(blas)) {
+        process.stdout.write(
+          `note: this PyTorch runs its matmuls on the reference BLAS (${blas}); with OpenBLAS (Debian libopenblas0) it is several times faster\n`,
+        );
+      }
+      if (torch.one_thread && torch.ratio_one_thread != null) {
+        process.stdout.write(`vs PyTorch 1 thread: ${fmt(torch.one_thread.tokens_per_s)} tokens/s; ratio ${torch.ratio_one_thread.toFixed(2)}x\n`);
+      }
+    }
+    process.stdout.write(`peak RSS ${report.maxRssMiB.toFixed(0)} MiB\n`);
+  }
+  return report;
+}

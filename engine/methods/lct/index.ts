@@ -1,2 +1,9 @@
-/** Registers the lct job kinds (filled in by the method issue). */
-export {};
+/**
+ * Registers the lct job kinds: `autoencoder-train` (latent stage), `image-classifier` (FID
+ * features), `lct` (improved latent consistency training, Dao et al. ICLR 2025) and `lct-study`
+ * (baseline iLCT vs the improved recipe, one Table-1-like FID table).
+ */
+import './autoencoder-job.js';
+import './classifier.js';
+import './lct.js';
+import './study.js';

@@ -1,0 +1,496 @@
+/**
+ * Job kind `lct`: improved latent consistency training (Dao et al., ICLR 2025) on the
+ * standardized latents of an `autoencoder-train` model. Consistency training as iCT (Song &
+ * Dhariwal 2023): EDM parametrization f = c_skip x + c_out F(c_in x, c_noise), the exponential
+ * curriculum N(k), lognormal sampling of grid pairs, lambda = 1/(sigma_j - sigma_{j+1}), a
+ * stop-gradient target (the student itself, no EMA) and an EMA copy for sampling. The paper's
+ * five improvements are switches: Cauchy loss, diffusion loss on the smallest 25% of sigmas
+ * (weight 5), minibatch OT coupling, adaptive c, Non-scaling LayerNorm.
+ * Evaluates 1-step and 2-step samples with FID on the features of an `image-classifier`.
+ */
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import { fail } from '../../core/errors.js';
+import { Rng } from '../../data/rng.js';
+import { writeJsonAtomic } from '../../io/atomic.js';
+import { saveModelDir } from '../../io/model-dir.js';
+import { imageGrid, writePng } from '../../io/png.js';
+import type { JobContext } from '../../jobs/context.js';
+import { baseConfig, registerJobKind } from '../../jobs/registry.js';
+import type { Autoencoder } from '../../models/autoencoder.js';
+import { ConsistencyNet, checkConsistencyNetConfig, type ConsistencyNetConfig } from '../../models/consistency-net.js';
+import { AdamW, clipGlobalNorm } from '../../nn/optim.js';
+import type { ParamSet } from '../../nn/params.js';
+import { learningRate } from '../../nn/schedule.js';
+import { barPlot, linePlot, writePlot } from '../../plot/index.js';
+import { autoencoderTrainSchema, decodeAll, encodeAll, loadAutoencoder } from './autoencoder-job.js';
+import { ImageClassifier } from './classifier.js';
+import { loadReferenceImages, loadTrainImages } from './data.js';
+import {
+  EDM,
+  cIn,
+  cNoise,
+  cOut,
+  cSkip,
+  checkCurriculum,
+  curriculumN,
+  curriculumStage,
+  diffusionWeight,
+  ictWeight,
+  inDiffusionRange,
+  karrasSigmas,
+  scalingC,
+  timestepProbs,
+  twoStepSigma,
+} from './edm.js';
+import { frechetDistance, gaussianStats, type Gaussian } from './fid.js';
+import { otCouple } from './ot.js';
+
+export const improvementsSchema = z
+  .object({
+    cauchy: z.boolean().default(true).describe('improvement 1: Cauchy loss (off: Pseudo-Huber)'),
+    diffusion_loss: z.boolean().default(true).describe('improvement 2: diffusion loss on the smallest 25% of sigmas, weight 5'),
+    ot: z.boolean().default(true).describe('improvement 3: minibatch optimal-transport coupling of latents and noise'),
+    adaptive_c: z.boolean().default(true).describe('improvement 4: adaptive scaling c = exp(-1.15 ln(N-1) - 0.85) from stage 2'),
+    nsln: z.boolean().default(true).describe('improvement 5: Non-scaling LayerNorm (gamma fixed at 1) in the network'),
+  })
+  .strict();
+export type Improvements = z.infer<typeof improvementsSchema>;
+
+export const networkSchema = z
+  .object({
+    arch: z.enum(['transformer', 'mlp']).default('mlp').describe('transformer over latent patches, or residual MLP over the whole latent'),
+    patch: z.number().int().positive().default(1).describe('patch side over the latent grid (transformer)'),
+    width: z.number().int().positive().default(192).describe('model width'),
+    depth: z.number().int().positive().default(4).describe('blocks'),
+    heads: z.number().int().positive().default(4).describe('attention heads'),
+    mlp_ratio: z.number().positive().default(2).describe('MLP hidden width / width'),
+    freq_dim: z.number().int().positive().default(128).describe('sinusoidal features of the noise label'),
+  })
+  .strict();
+
+export const lctTrainSchema = z
+  .object({
+    steps: z.number().int().positive().default(1200).describe('training steps K (the curriculum spans them)'),
+    batch: z.number().int().positive().default(128).describe('latents per step'),
+    lr: z.number().positive().default(1e-3).describe('peak learning rate (RAdam/Adam in the paper; AdamW here)'),
+    warmup: z.number().int().min(0).default(100).describe('linear warmup steps'),
+    schedule: z.enum(['constant', 'cosine']).default('constant').describe('learning-rate schedule after warmup'),
+    ema: z.number().min(0).max(1).default(0.999).describe('EMA decay of the sampling weights (paper 0.9999 for far longer runs)'),
+    ema_warmup: z.boolean().default(true).describe('EMA decay min(ema, (1+k)/(10+k)) so short runs do not sample near the initial weights'),
+    s0: z.number().int().positive().default(10).describe('curriculum: initial discretization steps'),
+    s1: z.number().int().positive().default(640).describe('curriculum: final discretization steps'),
+    p_mean: z.number().default(-1.1).describe('lognormal timestep sampling: mean of ln sigma'),
+    p_std: z.number().positive().default(2.0).describe('lognormal timestep sampling: std of ln sigma'),
+    diffusion_weight: z.number().min(0).default(5).describe('weight of the diffusion loss (improvement 2)'),
+    clip: z.number().min(0).default(1).describe('global gradient-norm clip (0: off)'),
+    log_every: z.number().int().positive().default(25).describe('metric interval'),
+    sample_every: z.number().int().positive().default(400).describe('sample grid + quick FID interval'),
+  })
+  .strict()
+  .refine((t) => t.s1 >= t.s0, { message: 'curriculum s1 must be no smaller than s0', path: ['s1'] });
+
+export const lctEvalSchema = z
+  .object({
+    samples: z.number().int().min(2).default(1000).describe('generated images per FID'),
+    quick_samples: z.number().int().min(2).default(500).describe('generated images per FID during training'),
+    two_step_index: z.number().int().positive().default(420).describe('2-step sampling: sigma at this index of a 641-point grid (paper: 420)'),
+    grid: z.number().int().positive().default(64).describe('images per sample grid PNG'),
+  })
+  .strict();
+
+export const lctSchema = z
+  .object({
+    method: z.literal('lct'),
+    ...baseConfig,
+    autoencoder: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe('model folder of an autoencoder-train run (its checkpoints/step-N); null: train one on MNIST first (child run)'),
+    classifier: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe('model folder of an image-classifier run, for FID features; null: train one on the autoencoder’s data first (child run)'),
+    improvements: improvementsSchema.default(improvementsSchema.parse({})),
+    network: networkSchema.default(networkSchema.parse({})),
+    train: lctTrainSchema.default(lctTrainSchema.parse({})),
+    eval: lctEvalSchema.default(lctEvalSchema.parse({})),
+  })
+  .strict();
+export type LctConfig = z.infer<typeof lctSchema>;
+
+/**
+ * The per-sample consistency distance of m = mean over elements of (f(x_{j}) - f^-(x_{j+1}))^2:
+ * Cauchy log(1 + m / (2 c^2)) (improvement 1) or Pseudo-Huber sqrt(m + c^2) - c (iCT).
+ */
+export function robustLoss(m: tf.Tensor, c: number, cauchy: boolean): tf.Tensor {
+  return cauchy ? tf.log1p(tf.div(m, 2 * c * c)) : tf.sub(tf.sqrt(tf.add(m, c * c)), c);
+}
+
+/** f(x, sigma) = c_skip x + c_out F(c_in x, c_noise) for per-row sigmas. x (B, D). */
+export function denoise(net: ConsistencyNet, x: tf.Tensor, sigma: ArrayLike<number>, params?: ParamSet): tf.Tensor2D {
+  const B = sigma.length;
+  // (map through a lambda: Float32Array.from passes the index as a second argument)
+  const col = (f: (s: number) => number) =>
+    tf.tensor2d(
+      Float32Array.from(sigma, (s) => f(s)),
+      [B, 1],
+    );
+  const F = net.forward(
+    tf.mul(x, col(cIn)),
+    Float32Array.from(sigma, (s) => cNoise(s)),
+    params,
+  );
+  return tf.add(tf.mul(x, col(cSkip)), tf.mul(F, col(cOut))) as tf.Tensor2D;
+}
+
+/**
+ * 1-step: x = f(sigma_max z, sigma_max). 2-step (multistep consistency sampling): then
+ * x' = x + sqrt(s_mid^2 - s_min^2) z', x = f(x', s_mid). Returns standardized latents.
+ */
+export function sampleLatents(net: ConsistencyNet, params: ParamSet, n: number, steps: 1 | 2, seed: number, midIndex: number): Float32Array {
+  const D = net.latentDim;
+  const rng = new Rng(seed);
+  const noise = () => Float32Array.from({ length: n * D }, () => rng.normal());
+  const z1 = noise();
+  const z2 = noise();
+  const out = new Float32Array(n * D);
+  const chunk = 500;
+  for (let s = 0; s < n; s += chunk) {
+    const e = Math.min(n, s + chunk);
+    const b = e - s;
+    const x = tf.tidy(() => {
+      let x = denoise(net, tf.mul(tf.tensor2d(z1.subarray(s * D, e * D), [b, D]), EDM.sigmaMax), new Float32Array(b).fill(EDM.sigmaMax), params);
+      if (steps === 2) {
+        const sm = twoStepSigma(midIndex);
+        const xn = tf.add(x, tf.mul(tf.tensor2d(z2.subarray(s * D, e * D), [b, D]), Math.sqrt(sm * sm - EDM.sigmaMin ** 2)));
+        x = denoise(net, xn, new Float32Array(b).fill(sm), params);
+      }
+      return x;
+    });
+    out.set(x.dataSync() as Float32Array, s * D);
+    x.dispose();
+  }
+  return out;
+}
+
+export interface SampleEval {
+  fid: number;
+  classHistogram: number[];
+}
+
+interface EvalKit {
+  ae: Autoencoder;
+  clf: ImageClassifier;
+  ref: Gaussian;
+  classes: number;
+}
+
+/** Generate n images, embed them, FID against the reference Gaussian, class histogram. */
+function evaluate(
+  kit: EvalKit,
+  net: ConsistencyNet,
+  params: ParamSet,
+  n: number,
+  steps: 1 | 2,
+  seed: number,
+  midIndex: number,
+): { ev: SampleEval; images: Float32Array } {
+  const zs = sampleLatents(net, params, n, steps, seed, midIndex);
+  const z = tf.tidy(() => kit.ae.unstandardize(tf.tensor2d(zs, [n, net.latentDim])));
+  const raw = z.dataSync() as Float32Array;
+  z.dispose();
+  const images = decodeAll(kit.ae, raw, n);
+  const { feats, preds } = kit.clf.embed(images, n);
+  const fid = frechetDistance(gaussianStats(feats, n, kit.clf.config.hidden[1]), kit.ref);
+  const hist = new Array<number>(kit.classes).fill(0);
+  for (const p of preds) hist[p] += 1 / n;
+  return { ev: { fid, classHistogram: hist }, images };
+}
+
+/** Nearest-neighbour upscaling of an RGBA image by an integer factor (small digits stay legible). */
+export function upscale(rgba: Uint8Array, w: number, h: number, k: number): { rgba: Uint8Array; width: number; height: number } {
+  const W = w * k;
+  const out = new Uint8Array(W * h * k * 4);
+  for (let y = 0; y < h * k; y++) {
+    for (let x = 0; x < W; x++) {
+      const src = (Math.floor(y / k) * w + Math.floor(x / k)) * 4;
+      out.set(rgba.subarray(src, src + 4), (y * W + x) * 4);
+    }
+  }
+  return { rgba: out, width: W, height: h * k };
+}
+
+async function saveGrid(file: string, images: Float32Array, n: number, shape: [number, number, number]): Promise<void> {
+  const g = imageGrid(images, n, shape[0], shape[1], shape[2], Math.ceil(Math.sqrt(n)));
+  const k = Math.max(1, Math.min(4, Math.floor(640 / Math.max(g.width, g.height)))); // about 640 px across
+  const u = upscale(g.rgba, g.width, g.height, k);
+  await writePng(file, u.rgba, u.width, u.height);
+}
+
+export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<string, unknown>> {
+  const t = cfg.train;
+  const imp = cfg.improvements;
+  checkCurriculum({ s0: t.s0, s1: t.s1, total: t.steps });
+  twoStepSigma(cfg.eval.two_step_index);
+  if (!cfg.autoencoder) {
+    // The autoencoder trained below has the default latent grid: check the network takes it first.
+    checkConsistencyNetConfig({ ...cfg.network, latent_shape: autoencoderTrainSchema.parse({ method: 'autoencoder-train' }).latent_shape, norm: 'ln' });
+  }
+  const aeDir = cfg.autoencoder ?? String((await ctx.runChild({ method: 'autoencoder-train', seed: cfg.seed }, 'lct autoencoder')).summary.model_dir);
+  const { ae, data } = await loadAutoencoder(aeDir);
+  let clf: ImageClassifier;
+  try {
+    const clfDir = cfg.classifier ?? String((await ctx.runChild({ method: 'image-classifier', seed: cfg.seed, data }, 'lct classifier')).summary.model_dir);
+    clf = await ImageClassifier.load(clfDir);
+  } catch (err) {
+    ae.dispose();
+    throw err;
+  }
+  const netCfg: ConsistencyNetConfig = { ...cfg.network, latent_shape: ae.config.latent_shape, norm: imp.nsln ? 'nsln' : 'ln' };
+  let net: ConsistencyNet | null = null;
+  let ema: ParamSet | null = null;
+  let opt: AdamW | null = null;
+  try {
+    if (clf.config.image_shape.join('x') !== ae.config.image_shape.join('x')) {
+      fail(
+        'config',
+        `classifier images are ${clf.config.image_shape.join('x')}, the autoencoder's are ${ae.config.image_shape.join('x')}: train both on the same data`,
+      );
+    }
+    net = new ConsistencyNet(netCfg, cfg.seed); // checks the latent shape fits the network
+    ema = net.cloneParams();
+    opt = new AdamW(net.params, { weightDecay: 0 });
+    const shape = ae.config.image_shape;
+    const D = net.latentDim;
+
+    // Data: standardized latents of the training images; reference features for FID.
+    const train = await loadTrainImages(data, cfg.seed);
+    const ref = await loadReferenceImages(data, cfg.seed);
+    const zRaw = encodeAll(ae, train.images, train.n);
+    const zT = tf.tidy(() => ae.standardize(tf.tensor2d(zRaw, [train.n, D])));
+    const latents = zT.dataSync() as Float32Array;
+    zT.dispose();
+    const refEmb = clf.embed(ref.images, ref.n);
+    const refHist = new Array<number>(clf.config.classes).fill(0);
+    for (const p of refEmb.preds) refHist[p] += 1 / ref.n;
+    const F = clf.config.hidden[1];
+    const kit: EvalKit = { ae, clf, ref: gaussianStats(refEmb.feats, ref.n, F), classes: clf.config.classes };
+    // Floors: FID of autoencoder reconstructions of the reference set, and of training images.
+    const recon = decodeAll(ae, encodeAll(ae, ref.images, ref.n), ref.n);
+    const fidRecon = frechetDistance(gaussianStats(clf.embed(recon, ref.n).feats, ref.n, F), kit.ref);
+    const nTrain = Math.min(train.n, ref.n);
+    const fidTrain = frechetDistance(gaussianStats(clf.embed(train.images, nTrain).feats, nTrain, F), kit.ref);
+    ctx.log(
+      `FID floors (${clf.config.data_name}-classifier features): training images ${fidTrain.toFixed(3)}, autoencoder reconstructions ${fidRecon.toFixed(3)}`,
+    );
+
+    const rng = new Rng(cfg.seed * 2654435761 + 17);
+    const curriculum = { s0: t.s0, s1: t.s1, total: t.steps };
+    const gridCache = new Map<number, { sigmas: Float64Array; cdf: Float64Array }>();
+    const grid = (N: number) => {
+      let g = gridCache.get(N);
+      if (!g) {
+        const sigmas = karrasSigmas(N);
+        const p = timestepProbs(sigmas, t.p_mean, t.p_std);
+        const cdf = new Float64Array(p.length);
+        let acc = 0;
+        p.forEach((v, i) => (cdf[i] = acc += v));
+        g = { sigmas, cdf };
+        gridCache.set(N, g);
+      }
+      return g;
+    };
+    const schedule = { kind: t.schedule, lr: t.lr, warmup: t.warmup, minLr: t.lr * 0.1, total: t.steps };
+    const vars = net.params.trainable();
+    const names = new Map(vars.map((v) => [v.name, net!.params.nameOf(v)] as const));
+    const quick: Array<{ step: number; fid1: number }> = [];
+    const lossCurve: { x: number[]; y: number[] } = { x: [], y: [] };
+    const started = Date.now();
+    const B = t.batch;
+
+    for (let step = 0; step < t.steps; step++) {
+      const N = curriculumN(step, curriculum);
+      const stage = curriculumStage(step, curriculum);
+      const c = scalingC(N, D, imp.adaptive_c, stage);
+      const { sigmas, cdf } = grid(N);
+      // Batch of latents, noise (OT-coupled or independent), grid pairs (j, j+1).
+      const x0 = new Float32Array(B * D);
+      for (let i = 0; i < B; i++) {
+        const r = rng.int(train.n);
+        x0.set(latents.subarray(r * D, r * D + D), i * D);
+      }
+      let noise: Float32Array = Float32Array.from({ length: B * D }, () => rng.normal());
+      if (imp.ot) noise = otCouple(x0, noise, B, D).noise;
+      const sHi = new Float32Array(B);
+      const sLo = new Float32Array(B);
+      const lambda = new Float32Array(B);
+      const diffMask = new Float32Array(B);
+      const diffW = new Float32Array(B);
+      for (let i = 0; i < B; i++) {
+        const u = rng.next();
+        let j = 0;
+        while (j < cdf.length - 1 && cdf[j] < u) j++;
+        sHi[i] = sigmas[j];
+        sLo[i] = sigmas[j + 1];
+        lambda[i] = ictWeight(sigmas[j], sigmas[j + 1]);
+        if (imp.diffusion_loss && inDiffusionRange(j, N)) {
+          diffMask[i] = 1;
+          diffW[i] = diffusionWeight(sigmas[j]);
+        }
+      }
+      const nDiff = diffMask.reduce((a, b) => a + b, 0);
+      const lr = learningRate(schedule, step);
+      const x0t = tf.tensor2d(x0, [B, D]);
+      const zt = tf.tensor2d(noise, [B, D]);
+      const xHi = tf.tidy(() => tf.add(x0t, tf.mul(zt, tf.tensor2d(sHi, [B, 1]))));
+      // Stop-gradient target: the student's own weights at the smaller sigma, outside the tape.
+      const target = tf.tidy(() => denoise(net!, tf.add(x0t, tf.mul(zt, tf.tensor2d(sLo, [B, 1]))), sLo));
+      let parts = { ct: 0, diff: 0 };
+      const { value, grads } = tf.variableGrads(() => {
+        const student = denoise(net!, xHi, sHi);
+        const m = tf.mean(tf.square(tf.sub(student, target)), 1); // (B): mean over elements
+        const per = robustLoss(m, c, imp.cauchy);
+        const ct = tf.mean(tf.mul(per, tf.tensor1d(lambda)));
+        let total = ct;
+        let dl: tf.Tensor = tf.scalar(0);
+        if (nDiff > 0) {
+          const md = tf.mean(tf.square(tf.sub(student, x0t)), 1);
+          dl = tf.div(tf.sum(tf.mul(md, tf.tensor1d(diffW))), nDiff); // mean over the selected rows (diffW is 0 elsewhere)
+          total = tf.add(ct, tf.mul(dl, t.diffusion_weight));
+        }
+        parts = { ct: ct.dataSync()[0], diff: dl.dataSync()[0] };
+        return total as tf.Scalar;
+      }, vars);
+      const loss = value.dataSync()[0];
+      value.dispose();
+      for (const x of [x0t, zt, xHi, target]) x.dispose();
+      if (!Number.isFinite(loss)) fail('internal', `lct training diverged at step ${step} (loss ${loss}); lower train.lr`);
+      const named = new Map<string, tf.Tensor>(Object.entries(grads).map(([k, g]) => [names.get(k)!, g]));
+      const clipped = clipGlobalNorm(named, t.clip);
+      opt.step(clipped.grads, lr);
+      for (const g of clipped.grads.values()) g.dispose();
+      // EMA of the sampling weights, with the usual warmup min(ema, (1 + k) / (10 + k)) so a
+      // short run's EMA is not dominated by the initial weights.
+      const decay = t.ema_warmup ? Math.min(t.ema, (1 + step) / (10 + step)) : t.ema;
+      tf.tidy(() => {
+        for (const [name, v] of net!.params.vars) {
+          if (!v.trainable) continue;
+          const e = ema!.get(name);
+          e.assign(tf.add(tf.mul(e, decay), tf.mul(v, 1 - decay)));
+        }
+      });
+      const done = step + 1;
+      if (done % t.log_every === 0 || done === t.steps) {
+        ctx.metric({
+          step: done,
+          loss,
+          ct_loss: parts.ct,
+          diff_loss: parts.diff,
+          N,
+          c,
+          lr,
+          grad_norm: clipped.norm,
+          steps_per_s: done / ((Date.now() - started) / 1000),
+        });
+        lossCurve.x.push(done);
+        lossCurve.y.push(parts.ct);
+      }
+      if (done % t.sample_every === 0 && done < t.steps) {
+        const { ev, images } = evaluate(kit, net, ema, cfg.eval.quick_samples, 1, 12345, cfg.eval.two_step_index);
+        quick.push({ step: done, fid1: ev.fid });
+        ctx.metric({ step: done, quick_fid_1step: ev.fid });
+        await saveGrid(
+          path.join(ctx.run.artifactsDir, `samples-step${String(done).padStart(6, '0')}-1step.png`),
+          images,
+          Math.min(cfg.eval.grid, cfg.eval.quick_samples),
+          shape,
+        );
+      }
+      ctx.progress({ step: done, total: t.steps, phase: 'lct', message: `N ${N} loss ${loss.toExponential(3)}` });
+      await ctx.tick();
+    }
+    const trainSeconds = (Date.now() - started) / 1000;
+
+    // Final evaluation with the EMA weights: 1 and 2 steps, fixed sampling seeds.
+    const one = evaluate(kit, net, ema, cfg.eval.samples, 1, 777, cfg.eval.two_step_index);
+    const two = evaluate(kit, net, ema, cfg.eval.samples, 2, 777, cfg.eval.two_step_index);
+    const nGrid = Math.min(cfg.eval.grid, cfg.eval.samples);
+    await saveGrid(path.join(ctx.run.artifactsDir, 'samples-1step.png'), one.images, nGrid, shape);
+    await saveGrid(path.join(ctx.run.artifactsDir, 'samples-2step.png'), two.images, nGrid, shape);
+    const fidLabel = `FID (${clf.config.data_name}-classifier features)`;
+    ctx.metric({ step: t.steps, fid_1step: one.ev.fid, fid_2step: two.ev.fid });
+    if (lossCurve.x.length > 1) {
+      await writePlot(
+        path.join(ctx.run.artifactsDir, 'ct-loss.png'),
+        await linePlot({
+          title: 'Consistency loss (weighted, per step)',
+          xLabel: 'step',
+          yLabel: imp.cauchy ? 'Cauchy loss × λ' : 'Pseudo-Huber loss × λ',
+          series: [{ name: 'L_CT', ...lossCurve }],
+          logY: true,
+        }),
+      );
+    }
+    const classNames = clf.config.class_names;
+    await writePlot(
+      path.join(ctx.run.artifactsDir, 'class-histogram.png'),
+      await barPlot({
+        title: 'Classifier-predicted classes of generated samples',
+        xLabel: 'class',
+        yLabel: 'fraction of samples',
+        groups: [
+          { name: '1 step', values: one.ev.classHistogram.map((v, i) => ({ label: classNames[i] ?? String(i), value: v })) },
+          { name: '2 steps', values: two.ev.classHistogram.map((v, i) => ({ label: classNames[i] ?? String(i), value: v })) },
+          { name: 'reference images', values: refHist.map((v, i) => ({ label: classNames[i] ?? String(i), value: v })) },
+        ],
+      }),
+    );
+    await ctx.run.saveCheckpoint(t.steps, async (dir) => {
+      await saveModelDir(dir, { normlab_model: 'consistency-net', ...netCfg, improvements: imp, ema: t.ema }, net!.toTensors(ema!));
+    });
+    const summary = {
+      key_result: { label: `${fidLabel}, 1 step`, value: one.ev.fid },
+      fid_label: fidLabel,
+      fid_1step: one.ev.fid,
+      fid_2step: two.ev.fid,
+      fid_floor_training_images: fidTrain,
+      fid_floor_autoencoder: fidRecon,
+      class_histogram_1step: one.ev.classHistogram,
+      class_histogram_2step: two.ev.classHistogram,
+      class_histogram_reference: refHist,
+      class_names: classNames,
+      quick_fid_1step: quick,
+      improvements: imp,
+      network: netCfg,
+      params: net.params.count(),
+      steps: t.steps,
+      train_seconds: Math.round(trainSeconds),
+      samples: cfg.eval.samples,
+      ref_images: ref.n,
+      two_step_sigma: twoStepSigma(cfg.eval.two_step_index),
+    };
+    await writeJsonAtomic(path.join(ctx.run.artifactsDir, 'eval.json'), summary);
+    return summary;
+  } finally {
+    opt?.dispose();
+    ema?.dispose();
+    net?.dispose();
+    ae.dispose();
+    clf.dispose();
+  }
+}
+
+registerJobKind({
+  name: 'lct',
+  title: 'Latent consistency training',
+  description: 'iCT in an autoencoder latent space with the five improvements of Dao et al. 2025 as switches; FID of 1- and 2-step samples.',
+  schema: lctSchema,
+  resumable: false,
+  run: runLct,
+});

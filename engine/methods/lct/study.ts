@@ -1,0 +1,205 @@
+/**
+ * Job kind `lct-study`: the paper's Table 1 at NormLab scale. Trains the autoencoder and the
+ * FID classifier once (child runs), then one `lct` child run per configuration of the five
+ * switches (default: baseline iLCT and the full recipe), and writes one table of
+ * FID 1-step / 2-step per configuration plus the classifier-predicted class histograms.
+ */
+import * as path from 'node:path';
+import { z } from 'zod';
+import { fail } from '../../core/errors.js';
+import { writeFileAtomic, writeJsonAtomic } from '../../io/atomic.js';
+import { baseConfig, registerJobKind } from '../../jobs/registry.js';
+import { barPlot, writePlot } from '../../plot/index.js';
+import { checkConsistencyNetConfig } from '../../models/consistency-net.js';
+import { autoencoderTrainSchema } from './autoencoder-job.js';
+import { classifierSchema } from './classifier.js';
+import { imageDataSchema } from './data.js';
+import { checkCurriculum } from './edm.js';
+import { lctEvalSchema, lctTrainSchema, networkSchema, type Improvements } from './lct.js';
+
+const SWITCHES = ['cauchy', 'diffusion_loss', 'ot', 'adaptive_c', 'nsln'] as const;
+const OFF: Improvements = { cauchy: false, diffusion_loss: false, ot: false, adaptive_c: false, nsln: false };
+const ON: Improvements = { cauchy: true, diffusion_loss: true, ot: true, adaptive_c: true, nsln: true };
+
+const configurationSchema = z
+  .object({
+    name: z.string().min(1).describe('row label in the table'),
+    cauchy: z.boolean().default(false).describe('Cauchy loss (off: Pseudo-Huber)'),
+    diffusion_loss: z.boolean().default(false).describe('diffusion loss on the smallest 25% of sigmas'),
+    ot: z.boolean().default(false).describe('minibatch OT coupling'),
+    adaptive_c: z.boolean().default(false).describe('adaptive scaling c'),
+    nsln: z.boolean().default(false).describe('Non-scaling LayerNorm'),
+  })
+  .strict();
+
+export const lctStudySchema = z
+  .object({
+    method: z.literal('lct-study'),
+    ...baseConfig,
+    data: imageDataSchema.default(imageDataSchema.parse({})),
+    autoencoder: autoencoderTrainSchema
+      .omit({ method: true, name: true, seed: true, tags: true, data: true })
+      .default(autoencoderTrainSchema.omit({ method: true, name: true, seed: true, tags: true, data: true }).parse({})),
+    classifier: classifierSchema
+      .omit({ method: true, name: true, seed: true, tags: true, data: true })
+      .default(classifierSchema.omit({ method: true, name: true, seed: true, tags: true, data: true }).parse({})),
+    preset: z
+      .enum(['baseline-vs-full', 'add-one', 'leave-one-out', 'custom'])
+      .default('baseline-vs-full')
+      .describe(
+        'baseline-vs-full: 2 runs; add-one: baseline + each switch alone + full; leave-one-out: full minus each switch + full; custom: `configurations`',
+      ),
+    configurations: z.array(configurationSchema).default([]).describe('used when preset is custom: one lct run per entry'),
+    network: networkSchema.default(networkSchema.parse({})),
+    train: lctTrainSchema.default(lctTrainSchema.parse({})),
+    eval: lctEvalSchema.default(lctEvalSchema.parse({})),
+  })
+  .strict();
+export type LctStudyConfig = z.infer<typeof lctStudySchema>;
+
+/** The rows a preset asks for, each a name and the five switches. */
+export function studyConfigurations(cfg: Pick<LctStudyConfig, 'preset' | 'configurations'>): Array<{ name: string } & Improvements> {
+  const rows: Array<{ name: string } & Improvements> = [];
+  if (cfg.preset === 'custom') {
+    if (cfg.configurations.length === 0) fail('config', 'preset custom needs at least one entry in configurations');
+    return cfg.configurations.map((c) => ({ ...c }));
+  }
+  if (cfg.preset !== 'leave-one-out') rows.push({ name: 'baseline iLCT', ...OFF });
+  if (cfg.preset === 'add-one') for (const s of SWITCHES) rows.push({ name: `+ ${s}`, ...OFF, [s]: true });
+  if (cfg.preset === 'leave-one-out') for (const s of SWITCHES) rows.push({ name: `full − ${s}`, ...ON, [s]: false });
+  rows.push({ name: 'full recipe', ...ON });
+  return rows;
+}
+
+const fmt = (v: unknown): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(2) : '—');
+
+registerJobKind({
+  name: 'lct-study',
+  title: 'Latent consistency training: ablation study',
+  description: 'Autoencoder + FID classifier once, then baseline iLCT vs the improved recipe (or any switch subset); one FID 1-step/2-step table.',
+  schema: lctStudySchema,
+  resumable: false,
+  async run(ctx, cfg) {
+    const rows = studyConfigurations(cfg);
+    // Every check that needs no training runs first: curriculum, and the latent grid vs the network.
+    checkCurriculum({ s0: cfg.train.s0, s1: cfg.train.s1, total: cfg.train.steps });
+    checkConsistencyNetConfig({ ...cfg.network, latent_shape: cfg.autoencoder.latent_shape, norm: 'ln' });
+    const total = rows.length + 2;
+    ctx.progress({ step: 0, total, phase: 'autoencoder' });
+    const ae = await ctx.runChild({ method: 'autoencoder-train', seed: cfg.seed, data: cfg.data, ...cfg.autoencoder }, 'lct-study autoencoder');
+    ctx.progress({ step: 1, total, phase: 'classifier' });
+    const clf = await ctx.runChild({ method: 'image-classifier', seed: cfg.seed, data: cfg.data, ...cfg.classifier }, 'lct-study classifier');
+    const results: Array<{ name: string; improvements: Improvements; runId: string; summary: Record<string, unknown> }> = [];
+    for (const [i, row] of rows.entries()) {
+      ctx.progress({ step: 2 + i, total, phase: 'lct', message: row.name });
+      const { name, ...improvements } = row;
+      const r = await ctx.runChild(
+        {
+          method: 'lct',
+          seed: cfg.seed,
+          autoencoder: ae.summary.model_dir,
+          classifier: clf.summary.model_dir,
+          improvements,
+          network: cfg.network,
+          train: cfg.train,
+          eval: cfg.eval,
+        },
+        `lct ${name}`,
+      );
+      results.push({ name, improvements, runId: r.runId, summary: r.summary });
+      ctx.metric({ step: i + 1, configuration: name, fid_1step: r.summary.fid_1step, fid_2step: r.summary.fid_2step });
+    }
+    ctx.progress({ step: total, total, phase: 'table' });
+
+    const label = String(results[0].summary.fid_label ?? 'FID (classifier features)');
+    const floors = results[0].summary;
+    const mark = (b: boolean) => (b ? '✓' : '·');
+    const md = [
+      `# Latent consistency training at NormLab scale: ${label}, lower is better`,
+      '',
+      `| configuration | Cauchy | diff. loss | OT | adaptive c | NsLN | ${label} 1 step | 2 steps |`,
+      '|---|:-:|:-:|:-:|:-:|:-:|--:|--:|',
+      ...results.map(
+        (r) => `| ${r.name} | ${SWITCHES.map((s) => mark(r.improvements[s])).join(' | ')} | ${fmt(r.summary.fid_1step)} | ${fmt(r.summary.fid_2step)} |`,
+      ),
+      '',
+      `Floors on the same features: training images ${fmt(floors.fid_floor_training_images)}, autoencoder reconstructions ${fmt(floors.fid_floor_autoencoder)} ` +
+        `(${floors.samples} generated vs ${floors.ref_images} reference images; classifier accuracy ${fmt(100 * Number(clf.summary.ref_accuracy))}%).`,
+      '',
+      '## Classifier-predicted class histogram of samples (fraction, 1 step / 2 steps)',
+      '',
+      `| configuration | ${((results[0].summary.class_names as string[]) ?? []).join(' | ')} |`,
+      `|---|${((results[0].summary.class_names as string[]) ?? []).map(() => '--:').join('|')}|`,
+      `| reference images | ${((results[0].summary.class_histogram_reference as number[]) ?? []).map((v) => v.toFixed(3)).join(' | ')} |`,
+      ...results.flatMap((r) =>
+        (['1step', '2step'] as const).map(
+          (k) =>
+            `| ${r.name}, ${k === '1step' ? '1 step' : '2 steps'} | ${((r.summary[`class_histogram_${k}`] as number[]) ?? []).map((v) => v.toFixed(3)).join(' | ')} |`,
+        ),
+      ),
+      '',
+    ].join('\n');
+    await writeFileAtomic(path.join(ctx.run.artifactsDir, 'table.md'), md);
+    const csv = [
+      ['configuration', ...SWITCHES, 'fid_1step', 'fid_2step', 'run'].join(','),
+      ...results.map((r) =>
+        [JSON.stringify(r.name), ...SWITCHES.map((s) => String(r.improvements[s])), r.summary.fid_1step, r.summary.fid_2step, r.runId].join(','),
+      ),
+    ].join('\n');
+    await writeFileAtomic(path.join(ctx.run.artifactsDir, 'table.csv'), csv + '\n');
+    await writePlot(
+      path.join(ctx.run.artifactsDir, 'fid.png'),
+      await barPlot({
+        title: `${label} per configuration`,
+        xLabel: 'configuration',
+        yLabel: `${label} (lower is better)`,
+        groups: [
+          { name: '1 step', values: results.map((r) => ({ label: r.name, value: Number(r.summary.fid_1step) })) },
+          { name: '2 steps', values: results.map((r) => ({ label: r.name, value: Number(r.summary.fid_2step) })) },
+        ],
+      }),
+    );
+    const classNames = (results[0].summary.class_names as string[]) ?? [];
+    await writePlot(
+      path.join(ctx.run.artifactsDir, 'class-histograms.png'),
+      await barPlot({
+        title: 'Classifier-predicted classes of 1-step samples',
+        xLabel: 'class',
+        yLabel: 'fraction of samples',
+        groups: [
+          ...results.map((r) => ({
+            name: r.name,
+            values: ((r.summary.class_histogram_1step as number[]) ?? []).map((v, i) => ({ label: classNames[i] ?? String(i), value: v })),
+          })),
+          {
+            name: 'reference images',
+            values: ((results[0].summary.class_histogram_reference as number[]) ?? []).map((v, i) => ({ label: classNames[i] ?? String(i), value: v })),
+          },
+        ],
+      }),
+    );
+    const table = results.map((r) => ({
+      configuration: r.name,
+      ...r.improvements,
+      fid_1step: r.summary.fid_1step,
+      fid_2step: r.summary.fid_2step,
+      run: r.runId,
+    }));
+    await writeJsonAtomic(path.join(ctx.run.artifactsDir, 'table.json'), table);
+    ctx.log('\n' + md);
+    const full = results.find((r) => SWITCHES.every((s) => r.improvements[s])) ?? results[results.length - 1];
+    const base = results.find((r) => SWITCHES.every((s) => !r.improvements[s]));
+    return {
+      key_result: { label: `${label} 1 step, ${full.name}`, value: full.summary.fid_1step },
+      fid_label: label,
+      table,
+      full_beats_baseline_1step: base ? Number(full.summary.fid_1step) < Number(base.summary.fid_1step) : null,
+      full_beats_baseline_2step: base ? Number(full.summary.fid_2step) < Number(base.summary.fid_2step) : null,
+      fid_floor_training_images: floors.fid_floor_training_images,
+      fid_floor_autoencoder: floors.fid_floor_autoencoder,
+      classifier_accuracy: clf.summary.ref_accuracy,
+      autoencoder_recon_mse: ae.summary.ref_recon_mse,
+      runs: { autoencoder: ae.runId, classifier: clf.runId, lct: results.map((r) => r.runId) },
+    };
+  },
+});

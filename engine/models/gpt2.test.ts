@@ -7,7 +7,7 @@ import { initBackend } from '../backend/backend.js';
 import { evalLM } from '../cli/eval-lm.js';
 import { hasTorch, runTorchScript } from '../testing/torch.js';
 import { GPT2, GPT2_DEFAULTS } from './gpt2.js';
-import { loadLM, saveLM } from './index.js';
+import { loadLM, saveModel } from './index.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -19,7 +19,7 @@ describe('GPT-2', () => {
   it('a saved model loads back with identical logits', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-'));
     const a = new GPT2(tiny, 3);
-    await saveLM(a, dir);
+    await saveModel(a, dir);
     const b = await loadLM(dir);
     const idx = tf.tensor2d([[1, 2, 3, 4, 5]], [1, 5], 'int32');
     const la = a.forward(idx).dataSync();
@@ -38,7 +38,7 @@ describe('GPT-2', () => {
 
   it('a checkpoint missing a tensor is a clear model error', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-'));
-    await saveLM(new GPT2({ ...tiny, n_layer: 1 }, 0), dir);
+    await saveModel(new GPT2({ ...tiny, n_layer: 1 }, 0), dir);
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, n_layer: 2 }));
     await expect(loadLM(dir)).rejects.toThrow(/checkpoint has no tensor transformer\.h\.1\./);

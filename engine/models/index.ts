@@ -2,6 +2,7 @@
  * Building, saving and loading causal LMs by architecture. A model directory is
  * `config.json` (HF keys; `model_type` picks the architecture) + `model.safetensors`.
  */
+import type * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import { loadModelDir, saveModelDir } from '../io/model-dir.js';
 import { fromTf, toTf } from '../io/tensors.js';
@@ -42,8 +43,14 @@ export async function loadLM(dir: string): Promise<CausalLM> {
   return model;
 }
 
-/** Save an LM as a model directory. */
-export async function saveLM(model: CausalLM, dir: string, extraConfig: Record<string, unknown> = {}): Promise<void> {
+/** Anything saved as a model folder: its config.json and its tensors in checkpoint layout. */
+export interface SavableModel {
+  hfConfig(): Record<string, unknown>;
+  checkpointTensors(): Map<string, tf.Tensor>;
+}
+
+/** Save a model (LM or ViT) as a model folder: config.json (+ extra keys) and model.safetensors. */
+export async function saveModel(model: SavableModel, dir: string, extraConfig: Record<string, unknown> = {}): Promise<void> {
   const tensors = model.checkpointTensors();
   try {
     const out: Record<string, ReturnType<typeof fromTf>> = {};

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend/backend.js';
 import { NormLabError } from '../core/errors.js';
 import { rmsNorm } from '../nn/ops.js';
-import { loadLM, saveLM } from './index.js';
+import { loadLM, saveModel } from './index.js';
 import { Llama, LLAMA_DEFAULTS, llamaConfigFromJson, type LlamaConfig } from './llama.js';
 import type { ForwardHooks } from './lm.js';
 
@@ -139,7 +139,7 @@ describe('LLaMA norm variants', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llama-variant-'));
     const m = new Llama(cfg({ normlab_norm_variant: 'mix', normlab_mix_k: 2, normlab_norm_type: 'layernorm' }), 9);
     const before = tf.tidy(() => m.forward(idx()).dataSync() as Float32Array);
-    await saveLM(m, dir);
+    await saveModel(m, dir);
     m.dispose();
     const json = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
     expect([json.normlab_norm_variant, json.normlab_mix_k, json.normlab_norm_type]).toEqual(['mix', 2, 'layernorm']);

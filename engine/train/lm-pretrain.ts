@@ -12,7 +12,7 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors-file.js';
 import { fromTf, toTf } from '../io/tensors.js';
 import type { JobContext } from '../jobs/context.js';
 import { baseConfig, registerJobKind } from '../jobs/registry.js';
-import { createLM, loadLM, saveLM } from '../models/index.js';
+import { createLM, loadLM, saveModel } from '../models/index.js';
 import type { CausalLM } from '../models/lm.js';
 import { AdamW } from '../nn/optim.js';
 import { learningRate } from '../nn/schedule.js';
@@ -94,7 +94,7 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
   const checkpoint = async () => {
     const s = step;
     await ctx.run.saveCheckpoint(s, async (dir) => {
-      await saveLM(model, dir);
+      await saveModel(model, dir);
       const out: Record<string, ReturnType<typeof fromTf>> = {};
       for (const [k, v] of opt.stateTensors()) out[k] = fromTf(v);
       await writeSafetensors(path.join(dir, 'optimizer.safetensors'), out);

@@ -21,7 +21,7 @@ import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
 import type { JobContext } from '../../jobs/context.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { GPT2, gpt2ConfigFromJson } from '../../models/gpt2.js';
-import { archOf, loadLM, saveLM } from '../../models/index.js';
+import { archOf, loadLM, saveModel } from '../../models/index.js';
 import type { ForwardHooks } from '../../models/lm.js';
 import { crossEntropy } from '../../nn/ops.js';
 import { AdamW } from '../../nn/optim.js';
@@ -378,7 +378,7 @@ registerJobKind({
         lnFreeCE = evalCE(lnFree, val, f.batch);
         if (dlaBefore) dlaAfter = headDla(lnFree, prompts.x, prompts.y, prompts.count, prompts.seq);
         const m = lnFree;
-        await ctx.run.saveCheckpoint(f.steps, async (dir) => saveLM(m, dir, { normlab_ln_removal: { original_val_ce: originalCE, ln_free_val_ce: lnFreeCE } }));
+        await ctx.run.saveCheckpoint(f.steps, async (dir) => saveModel(m, dir, { normlab_ln_removal: { original_val_ce: originalCE, ln_free_val_ce: lnFreeCE } }));
       }
 
       // Artifacts: CE table, loss curves with removal steps, DLA.

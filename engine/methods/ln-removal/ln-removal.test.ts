@@ -11,7 +11,7 @@ import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
 import '../../jobs/all.js';
 import { JobQueue } from '../../jobs/queue.js';
 import { GPT2, gpt2ConfigFromJson, lnSiteKey } from '../../models/gpt2.js';
-import { loadLM, saveLM } from '../../models/index.js';
+import { loadLM, saveModel } from '../../models/index.js';
 import { layerNorm } from '../../nn/ops.js';
 import { Project } from '../../store/runs.js';
 import { headDla, nmae } from './dla.js';
@@ -262,7 +262,7 @@ describe('the LN-free model', () => {
     for (const e of removalSchedule(2, { start: 1, gapLn2: 1, gapLn1qk: 1, gapLn1v: 1, gapSpecial: 1, special: false })) set.apply(e);
     const free = lnFreeOf(m, set.frozenSigmas());
     const dir = tmp();
-    await saveLM(free, dir);
+    await saveModel(free, dir);
     const loaded = await loadLM(dir);
     const y = ids(2, 8, 5);
     const d = tf.tidy(() => {
@@ -282,7 +282,7 @@ describe('the LN-free model', () => {
     randomizeNorms(m);
     const free = lnFreeOf(m); // ln_1_qk and ln_1_v sigmas differ here
     const dir = tmp();
-    await saveLM(free, dir);
+    await saveModel(free, dir);
     const { config, tensors } = await loadModelDir(dir);
     const hf = toHfLnFree(config, tensors);
     expect(hf.config.layer_norm_epsilon).toBe(1e12);
@@ -384,7 +384,7 @@ describe('ln-removal job', () => {
     const m = tinyGpt2(1);
     const m256 = tinyGpt2(1, { vocab_size: 256 });
     const badDir = tmp();
-    await saveLM(m256, badDir, { n_embd: 32, n_head: 2 });
+    await saveModel(m256, badDir, { n_embd: 32, n_head: 2 });
     m256.dispose();
     r = await runJob({ ...quick, source: { kind: 'folder', path: badDir } });
     expect(r.error?.message).toMatch(/has shape .* the model expects/);
@@ -393,7 +393,7 @@ describe('ln-removal job', () => {
     expect(r.error?.message).toMatch(/removal schedule for 1 blocks ends at step 4 .* finetune.steps is 4/);
     // Token ids beyond the model's vocabulary (50 here).
     const okDir = tmp();
-    await saveLM(m, okDir);
+    await saveModel(m, okDir);
     const bin = path.join(tmp(), 'tokens.bin');
     await writeTokenFile(bin, Array.from({ length: 400 }, (_, i) => (i === 123 ? 60 : i % 50)));
     r = await runJob({ ...quick, source: { kind: 'folder', path: okDir }, data: { source: 'tokens', path: bin } });
@@ -439,7 +439,7 @@ describe.skipIf(!hasTorch)('PyTorch parity (plain GPT-2 in torch_check.py)', () 
     for (let i = 0; i < 2; i++) sig[`h.${i}.ln_1_v`] *= 1.3;
     const free = lnFreeOf(m, sig);
     const freeDir = tmp();
-    await saveLM(free, freeDir);
+    await saveModel(free, freeDir);
     const { config, tensors } = await loadModelDir(freeDir);
     const hf = toHfLnFree(config, tensors);
     const hfDir = tmp();

@@ -12,51 +12,25 @@
 """
 import json
 import math
-import struct
+import os
 import sys
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "testing"))
+import safetensors_np  # noqa: E402
+
 
 def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8 : 8 + n])
-    base = 8 + n
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        dtype = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I32": torch.int32}[info["dtype"]]
-        t = torch.frombuffer(bytearray(raw[base + a : base + b]), dtype=dtype).reshape(info["shape"])
-        out[name] = t.float() if dtype != torch.int32 else t
-    return out
+    return {k: torch.from_numpy(v) if v.dtype.kind == "i" else torch.from_numpy(v).float() for k, v in safetensors_np.load(path).items()}
 
 
 def write_safetensors(path, tensors):
-    header = {"__metadata__": {"format": "pt"}}
-    blobs = []
-    off = 0
-    for name, t in tensors.items():
-        data = t.contiguous().to(torch.float32).numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
-        blobs.append(data)
-        off += len(data)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+    safetensors_np.save(path, {k: t.detach().contiguous().float().numpy() for k, t in tensors.items()}, {"format": "pt"})
 
 
 def random_gpt2(out, L, C, H, V, P, seed, prefix):
-    import os
-
     g = torch.Generator().manual_seed(seed)
     n = lambda *shape: torch.randn(*shape, generator=g) * 0.02
     p = "transformer." if prefix else ""

@@ -181,8 +181,8 @@ describe('bad input is a one-line config error before any training', () => {
     expectConfigError(() => resolveConfig({ method: 'lns-diagnostics', run: 'x', model: 'y' }), /exactly one of run/);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lns-diag-'));
     const m = llama(2);
-    const { saveLM } = await import('../../models/index.js');
-    await saveLM(m, path.join(dir, 'model'));
+    const { saveModel } = await import('../../models/index.js');
+    await saveModel(m, path.join(dir, 'model'));
     m.dispose();
     const q = new JobQueue(Project.open(dir), 'wasm');
     const run = q.enqueue({ method: 'lns-diagnostics', model: path.join(dir, 'model'), max_n: 3 });

@@ -10,12 +10,14 @@ usage: python3 torch_check.py OUT_DIR
 import json
 import math
 import os
-import struct
 import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "testing"))
+import safetensors_np  # noqa: E402
 
 CFG = dict(img_size=12, patch_size=4, in_chans=3, num_classes=7, embed_dim=24, depth=2, num_heads=3, mlp_ratio=2, qkv_bias=True, layer_norm_eps=1e-6)
 
@@ -91,23 +93,7 @@ class ViT(nn.Module):
 
 
 def write_safetensors(path, tensors, metadata=None):
-    header = {}
-    blobs = []
-    off = 0
-    for name, t in tensors.items():
-        b = t.detach().contiguous().to(torch.float32).numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    if metadata:
-        header["__metadata__"] = metadata
-    h = json.dumps(header).encode("utf-8")
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+    safetensors_np.save(path, {k: t.detach().contiguous().float().numpy() for k, t in tensors.items()}, metadata)
 
 
 def main():

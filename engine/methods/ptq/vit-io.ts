@@ -6,8 +6,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../../core/errors.js';
 import { loadImages, type ImageSet } from '../../data/images.js';
-import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
-import { fromTf, toTf } from '../../io/tensors.js';
+import { loadModelDir } from '../../io/model-dir.js';
+import { toTf } from '../../io/tensors.js';
+import { saveModel } from '../../models/index.js';
 import { ViT, vitConfigFromJson } from '../../models/vit.js';
 
 /** Build a ViT from a config.json object and timm-layout host tensors (errors name the misfit). */
@@ -37,14 +38,7 @@ export async function loadViT(dir: string): Promise<ViT> {
 
 /** Save a ViT as a timm-layout model folder. */
 export async function saveViT(model: ViT, dir: string, extraConfig: Record<string, unknown> = {}): Promise<void> {
-  const tensors = model.checkpointTensors();
-  try {
-    const out: Record<string, ReturnType<typeof fromTf>> = {};
-    for (const [name, t] of tensors) out[name] = fromTf(t);
-    await saveModelDir(dir, { ...model.hfConfig(), ...extraConfig }, out);
-  } finally {
-    for (const t of tensors.values()) t.dispose();
-  }
+  await saveModel(model, dir, extraConfig);
 }
 
 /** `mnist` or a folder path. `split` picks MNIST's train or test digits (ignored for folders). */

@@ -59,9 +59,19 @@ export const trainSchema = z
     log_every: z.number().int().min(1).default(5),
     checkpoint_every: z.number().int().min(1).default(100),
     layer_grad_norms: z.boolean().default(true).describe('log each block’s gradient norm'),
+    workers: z
+      .number()
+      .int()
+      .min(0)
+      .max(64)
+      .default(0)
+      .describe(
+        'data-parallel replicas splitting each batch (the main thread + workers-1 worker threads); 1 = one thread; 0 = auto: one per core, at most 2, on wasm/cpu when the step (≥ 2 GFLOP) and the run are big enough to pay; results match 1 to float rounding',
+      ),
   })
   .strict()
-  .refine((t) => t.warmup < t.steps, { path: ['warmup'], message: 'warmup must be shorter than steps' });
+  .refine((t) => t.warmup < t.steps, { path: ['warmup'], message: 'warmup must be shorter than steps' })
+  .refine((t) => t.workers <= t.batch, { path: ['workers'], message: 'workers must not exceed batch (each replica needs at least one row)' });
 export type TrainConfig = z.infer<typeof trainSchema>;
 
 /** The HF-style config object for a fresh LM of this shape. */

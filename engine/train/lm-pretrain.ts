@@ -17,6 +17,7 @@ import type { CausalLM } from '../models/lm.js';
 import { AdamW } from '../nn/optim.js';
 import { learningRate } from '../nn/schedule.js';
 import { hfConfigFor, lmModelSchema, textDataSchema, trainSchema } from './lm-config.js';
+import { DataParallelPool, resolveWorkers } from './data-parallel.js';
 import { loadLMData } from './lm-data.js';
 import { lmEvalLoss, lmTrainStep } from './lm-step.js';
 
@@ -103,14 +104,24 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
   };
 
   let valLoss = initialValLoss;
-  const started = Date.now();
+  let pool: DataParallelPool | null = null;
+  // Decided from the whole run (not the steps left), so that a resumed run picks the same count.
+  const replicas = resolveWorkers(t.workers, ctx.backend.name, t.batch, t.seq, model.params.count(), t.steps);
+  let started = Date.now();
   let tokensSeen = 0;
   try {
+    if (replicas > 1) {
+      pool = await DataParallelPool.start(model, replicas, ctx.backend.name);
+      ctx.log(`data-parallel training on ${replicas} replicas (the main thread + ${replicas - 1} worker thread${replicas > 2 ? 's' : ''})`);
+      started = Date.now();
+    }
     while (step < t.steps) {
       const lr = learningRate(schedule, step);
       const batch = batcher.next();
       const wantLayers = t.layer_grad_norms && (step % t.log_every === 0 || step === t.steps - 1);
-      const r = lmTrainStep(model, opt, { ...batch, batch: t.batch, seq: t.seq }, lr, { clip: t.clip, layerGradNorms: wantLayers });
+      const stepOpts = { clip: t.clip, layerGradNorms: wantLayers };
+      const full = { ...batch, batch: t.batch, seq: t.seq };
+      const r = pool ? await pool.step(opt, full, lr, stepOpts) : lmTrainStep(model, opt, full, lr, stepOpts);
       step += 1;
       tokensSeen += t.batch * t.seq;
       if (!Number.isFinite(r.loss)) throw new Error(`training diverged at step ${step} (loss ${r.loss}); lower the learning rate`);
@@ -134,10 +145,12 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
       await ctx.tick();
     }
   } catch (err) {
+    await pool?.close();
     opt.dispose();
     model.dispose();
     throw err;
   }
+  await pool?.close();
   opt.dispose();
   const summary = {
     key_result: { label: 'val loss', value: valLoss },
@@ -148,6 +161,7 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
     params: model.params.count(),
     tokens_per_s: Math.round(tokensSeen / Math.max(1e-3, (Date.now() - started) / 1000)),
     backend: ctx.backend.name,
+    ...(replicas > 1 ? { data_parallel_replicas: replicas } : {}),
     checkpoint: path.relative(ctx.run.dir, ctx.run.latestCheckpoint()?.dir ?? ctx.run.checkpointsDir),
   };
   return { model, finalValLoss: valLoss, initialValLoss, summary };

@@ -27,13 +27,23 @@ export function blockOf(name: string): number {
   return m ? Number(m[1]) : -1;
 }
 
-export function lmTrainStep(
+export interface LMStepOptions {
+  clip?: number;
+  layerGradNorms?: boolean;
+  hooks?: ForwardHooks;
+  extraLoss?: () => tf.Scalar;
+}
+
+/**
+ * The loss (a scalar the caller disposes) and its gradients by parameter name (tensors the caller
+ * disposes) on one batch, without touching the parameters. Data-parallel replicas run this on
+ * their shard of the batch.
+ */
+export function lmLossAndGrads(
   model: CausalLM,
-  opt: AdamW,
   batch: LMBatch,
-  lr: number,
-  opts: { clip?: number; layerGradNorms?: boolean; hooks?: ForwardHooks; extraLoss?: () => tf.Scalar } = {},
-): LMStepResult {
+  opts: Pick<LMStepOptions, 'hooks' | 'extraLoss'> = {},
+): { value: tf.Scalar; grads: Map<string, tf.Tensor> } {
   const x = tf.tensor2d(batch.x, [batch.batch, batch.seq], 'int32');
   const y = tf.tensor2d(batch.y, [batch.batch, batch.seq], 'int32');
   const vars = model.params.trainable();
@@ -43,17 +53,36 @@ export function lmTrainStep(
   }, vars);
   x.dispose();
   y.dispose();
-  let grads = new Map<string, tf.Tensor>();
+  const grads = new Map<string, tf.Tensor>();
   for (const v of vars) grads.set(model.params.nameOf(v), byVarName[v.name]);
+  return { value, grads };
+}
+
+/**
+ * The optimizer half of a step: per-block gradient norms (when asked), global-norm clipping and
+ * the AdamW update. Disposes `grads`. Returns the gradient norm before clipping.
+ */
+export function lmApplyGrads(
+  model: CausalLM,
+  opt: AdamW,
+  grads: Map<string, tf.Tensor>,
+  lr: number,
+  opts: Pick<LMStepOptions, 'clip' | 'layerGradNorms'> = {},
+): { gradNorm: number; layerGradNorms?: number[] } {
   let layerGradNorms: number[] | undefined;
   if (opts.layerGradNorms) layerGradNorms = blockGradNorms(grads, model.nLayers);
   const clipped = clipGlobalNorm(grads, opts.clip ?? 0);
-  grads = clipped.grads;
-  opt.step(grads, lr);
-  for (const g of grads.values()) g.dispose();
+  opt.step(clipped.grads, lr);
+  for (const g of clipped.grads.values()) g.dispose();
+  return { gradNorm: clipped.norm, layerGradNorms };
+}
+
+export function lmTrainStep(model: CausalLM, opt: AdamW, batch: LMBatch, lr: number, opts: LMStepOptions = {}): LMStepResult {
+  const { value, grads } = lmLossAndGrads(model, batch, opts);
+  const { gradNorm, layerGradNorms } = lmApplyGrads(model, opt, grads, lr, opts);
   const loss = value.dataSync()[0];
   value.dispose();
-  return { loss, gradNorm: clipped.norm, layerGradNorms };
+  return { loss, gradNorm, layerGradNorms };
 }
 
 function blockGradNorms(grads: Map<string, tf.Tensor>, nLayers: number): number[] {
@@ -99,7 +128,12 @@ function summedCrossEntropy(model: CausalLM, x: tf.Tensor2D, y: tf.Tensor2D, hoo
 }
 
 /** Mean cross-entropy (nats) of `model` over fixed windows, in batches, without gradients. */
-export function lmEvalLoss(model: CausalLM, windows: { x: Int32Array; y: Int32Array; count: number; seq: number }, batchSize: number, hooks?: ForwardHooks): number {
+export function lmEvalLoss(
+  model: CausalLM,
+  windows: { x: Int32Array; y: Int32Array; count: number; seq: number },
+  batchSize: number,
+  hooks?: ForwardHooks,
+): number {
   const { seq, count } = windows;
   let total = 0;
   for (let i = 0; i < count; i += batchSize) {

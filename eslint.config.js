@@ -2,7 +2,19 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'dist-electron/', 'dist-renderer/', 'release/', 'normlab-project/', 'test-results/', 'playwright-report/', 'renderer/**/*.svelte'] },
+  {
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'dist-electron/',
+      'dist-renderer/',
+      'release/',
+      'normlab-project/',
+      'test-results/',
+      'playwright-report/',
+      'renderer/**/*.svelte',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {

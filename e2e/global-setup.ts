@@ -29,15 +29,37 @@ function runFixture(file: string, project: string): FixtureRun {
   const text = fs.readFileSync(file, 'utf8');
   const method = /^method:\s*([\w-]+)/m.exec(text)?.[1] ?? '?';
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'normlab.js'), 'run', file, '--project', project, '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'normlab.js'), 'run', file, '--project', project, '--json'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
   const seconds = (Date.now() - t0) / 1000;
   const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('{'));
-  const errLine = (r.stderr ?? '').split('\n').filter((l) => l.startsWith('normlab:')).pop() ?? null;
+  const errLine =
+    (r.stderr ?? '')
+      .split('\n')
+      .filter((l) => l.startsWith('normlab:'))
+      .pop() ?? null;
   if (line) {
     const body = JSON.parse(line) as { runId: string; status: string; error?: { message: string } | null };
-    return { fixture: path.basename(file), method, runId: body.runId, status: body.status, error: body.status === 'completed' ? null : (body.error?.message ?? errLine), seconds };
+    return {
+      fixture: path.basename(file),
+      method,
+      runId: body.runId,
+      status: body.status,
+      error: body.status === 'completed' ? null : (body.error?.message ?? errLine),
+      seconds,
+    };
   }
-  return { fixture: path.basename(file), method, runId: null, status: 'not-run', error: errLine ?? `exit ${r.status}${r.signal ? ` (${r.signal})` : ''}`, seconds };
+  return {
+    fixture: path.basename(file),
+    method,
+    runId: null,
+    status: 'not-run',
+    error: errLine ?? `exit ${r.status}${r.signal ? ` (${r.signal})` : ''}`,
+    seconds,
+  };
 }
 
 export default async function globalSetup(): Promise<void> {

@@ -23,7 +23,8 @@ const SCHEME = 'normlab';
 const APP_URL = `${SCHEME}://app/index.html`;
 
 /** Same policy as browser mode (engine/server/serve.ts), minus the WebSocket: the port replaces it. */
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -116,7 +117,10 @@ function onEngineExit(proc: UtilityProcess, code: number): void {
   while (crashTimes.length && now - crashTimes[0] > 60_000) crashTimes.shift();
   const message = `The engine stopped unexpectedly (exit code ${code}) and was restarted. Runs it was executing are marked interrupted; resume them from their last checkpoint.`;
   if (crashTimes.length > 3) {
-    dialog.showErrorBox('NormLab engine', `The engine crashed ${crashTimes.length} times within a minute (last exit code ${code}); it was not restarted. Restart NormLab.`);
+    dialog.showErrorBox(
+      'NormLab engine',
+      `The engine crashed ${crashTimes.length} times within a minute (last exit code ${code}); it was not restarted. Restart NormLab.`,
+    );
     return;
   }
   startEngine({ code, message });
@@ -145,7 +149,11 @@ async function switchProject(dir: string): Promise<void> {
 
 async function openProjectDialog(): Promise<void> {
   if (!win) return;
-  const r = await dialog.showOpenDialog(win, { title: 'Open a NormLab project folder', properties: ['openDirectory', 'createDirectory'], defaultPath: projectDir });
+  const r = await dialog.showOpenDialog(win, {
+    title: 'Open a NormLab project folder',
+    properties: ['openDirectory', 'createDirectory'],
+    defaultPath: projectDir,
+  });
   if (r.canceled || !r.filePaths[0]) return;
   const answer = await dialog.showMessageBox(win, {
     type: 'question',
@@ -176,7 +184,11 @@ async function importCheckpointDialog(): Promise<void> {
   }
   fs.mkdirSync(dest, { recursive: true });
   for (const f of fs.readdirSync(src)) if (fs.statSync(path.join(src, f)).isFile()) fs.copyFileSync(path.join(src, f), path.join(dest, f));
-  await dialog.showMessageBox(win, { type: 'info', message: 'Checkpoint imported', detail: `Copied to ${dest}. Use this path as model.init_from (LM runs) or model path of a method run.` });
+  await dialog.showMessageBox(win, {
+    type: 'info',
+    message: 'Checkpoint imported',
+    detail: `Copied to ${dest}. Use this path as model.init_from (LM runs) or model path of a method run.`,
+  });
 }
 
 function buildMenu(): void {
@@ -194,7 +206,16 @@ function buildMenu(): void {
     { role: 'editMenu' },
     {
       label: 'View',
-      submenu: [{ role: 'reload' }, { role: 'toggleDevTools' }, { type: 'separator' }, { role: 'resetZoom' }, { role: 'zoomIn' }, { role: 'zoomOut' }, { type: 'separator' }, { role: 'togglefullscreen' }],
+      submenu: [
+        { role: 'reload' },
+        { role: 'toggleDevTools' },
+        { type: 'separator' },
+        { role: 'resetZoom' },
+        { role: 'zoomIn' },
+        { role: 'zoomOut' },
+        { type: 'separator' },
+        { role: 'togglefullscreen' },
+      ],
     },
     {
       label: 'Engine',

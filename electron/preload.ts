@@ -8,6 +8,7 @@
  * Sandboxed preloads run as plain scripts with a small `require` (electron only), so this file
  * has no import/export statements.
  */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a sandboxed preload has no ESM imports
 const { ipcRenderer } = require('electron') as typeof import('electron');
 
 ipcRenderer.on('normlab:engine-port', (event, info: unknown) => {

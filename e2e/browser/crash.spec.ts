@@ -24,17 +24,20 @@ test('a killed engine leaves the run interrupted; a new engine resumes it from i
       train: { steps: 400, batch: 4, seq: 32, warmup: 5, eval_every: 100, eval_windows: 4, log_every: 5, checkpoint_every: 10, layer_grad_norms: false },
     };
     // Start the run through the page's own connection (the same protocol the form uses).
-    const runId = await page.evaluate(async ({ token, config }) => {
-      const ws = new WebSocket(`ws://${location.host}/ws?token=${token}`);
-      await new Promise((r) => (ws.onopen = r));
-      return new Promise<string>((resolve) => {
-        ws.onmessage = (e) => {
-          const m = JSON.parse(e.data);
-          if (m.kind === 'response' && m.id === 1) resolve(m.result.runId);
-        };
-        ws.send(JSON.stringify({ kind: 'request', id: 1, type: 'run.start', params: { config } }));
-      });
-    }, { token: new URL(first.url).searchParams.get('token'), config });
+    const runId = await page.evaluate(
+      async ({ token, config }) => {
+        const ws = new WebSocket(`ws://${location.host}/ws?token=${token}`);
+        await new Promise((r) => (ws.onopen = r));
+        return new Promise<string>((resolve) => {
+          ws.onmessage = (e) => {
+            const m = JSON.parse(e.data);
+            if (m.kind === 'response' && m.id === 1) resolve(m.result.runId);
+          };
+          ws.send(JSON.stringify({ kind: 'request', id: 1, type: 'run.start', params: { config } }));
+        });
+      },
+      { token: new URL(first.url).searchParams.get('token'), config },
+    );
     await page.goto(at(first.url, `/run/${runId}`));
     // Wait until at least one checkpoint exists, then kill the engine hard.
     const latest = path.join(project, 'runs', runId, 'checkpoints', 'latest.json');

@@ -26,9 +26,7 @@ async function openRun(page: Page, runId: string): Promise<void> {
 async function imagesLoaded(page: Page, atLeast: number): Promise<void> {
   const imgs = page.locator('img[data-artifact]');
   await expect.poll(() => imgs.count()).toBeGreaterThanOrEqual(atLeast);
-  await expect
-    .poll(() => imgs.evaluateAll((els) => els.every((e) => (e as HTMLImageElement).complete && (e as HTMLImageElement).naturalWidth > 0)))
-    .toBe(true);
+  await expect.poll(() => imgs.evaluateAll((els) => els.every((e) => (e as HTMLImageElement).complete && (e as HTMLImageElement).naturalWidth > 0))).toBe(true);
 }
 
 test('LNS: variance curve, angular-distance heatmap and pruning drop render with the perplexity table', async ({ page }) => {
@@ -69,7 +67,12 @@ test('LCT: the FID table of the study and the sample grids of its runs render', 
   await imagesLoaded(page, 1);
   await shot(page, 'results-lct-study');
   // The full-recipe child run holds the 1- and 2-step sample grids.
-  await page.locator('section.panel', { hasText: 'Child runs' }).getByRole('link').filter({ hasText: /full|lct/ }).last().click();
+  await page
+    .locator('section.panel', { hasText: 'Child runs' })
+    .getByRole('link')
+    .filter({ hasText: /full|lct/ })
+    .last()
+    .click();
   await expect(page.getByTestId('run-view')).toBeVisible();
   await expect(page.getByRole('heading', { name: /Samples/ }).first()).toBeVisible();
   await imagesLoaded(page, 2);

@@ -72,13 +72,17 @@ test.describe('Electron mode', () => {
     await expect(page.getByText('config valid')).toBeVisible();
     await page.getByRole('button', { name: 'Start run' }).click();
     const status = page.getByTestId('run-status');
-    await expect.poll(async () => Number(await page.locator('[data-testid=chart][data-title="loss"]').first().getAttribute('data-points')), { timeout: 60_000 }).toBeGreaterThan(3);
+    await expect
+      .poll(async () => Number(await page.locator('[data-testid=chart][data-title="loss"]').first().getAttribute('data-points')), { timeout: 60_000 })
+      .toBeGreaterThan(3);
     await page.getByRole('button', { name: 'Cancel' }).click();
     await expect(status).toHaveText('cancelled');
     await page.getByRole('button', { name: 'Resume' }).click();
     await expect(status).toHaveText('running');
     // Kill the utility process: main restarts it and the window shows the notice.
-    const pid = await app.evaluate(async ({ app: a }) => a.getAppMetrics().find((m) => m.type === 'Utility' && m.serviceName === 'NormLab engine')?.pid ?? null);
+    const pid = await app.evaluate(
+      async ({ app: a }) => a.getAppMetrics().find((m) => m.type === 'Utility' && m.serviceName === 'NormLab engine')?.pid ?? null,
+    );
     expect(pid).not.toBeNull();
     process.kill(pid!, 'SIGKILL');
     await expect(page.getByTestId('notice')).toContainText('restarted');

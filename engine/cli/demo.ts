@@ -31,10 +31,20 @@ export function headline(method: string, s: Summary): string[] {
         `DLA NMAE original ${num(s.dla_nmae_pct_original, 2)}%, LN-free ${num(s.dla_nmae_pct_ln_free, 6)}%`,
       ];
     case 'lct-study':
-      return ((s.table as Summary[]) ?? []).map((r) => `${r.configuration}: ${s.fid_label ?? 'FID'} 1 step ${num(r.fid_1step, 2)}, 2 steps ${num(r.fid_2step, 2)}`);
+      return ((s.table as Summary[]) ?? []).map(
+        (r) => `${r.configuration}: ${s.fid_label ?? 'FID'} 1 step ${num(r.fid_1step, 2)}, 2 steps ${num(r.fid_2step, 2)}`,
+      );
     case 'ptq-study': {
       const table = (s.table as Record<string, Record<string, number>>) ?? {};
-      return [`FP top-1 ${pct(s.fp_top1)}`, ...Object.entries(table).map(([preset, byBits]) => `${preset}: ${Object.entries(byBits).map(([b, a]) => `${b} ${pct(a)}`).join(', ')}`)];
+      return [
+        `FP top-1 ${pct(s.fp_top1)}`,
+        ...Object.entries(table).map(
+          ([preset, byBits]) =>
+            `${preset}: ${Object.entries(byBits)
+              .map(([b, a]) => `${b} ${pct(a)}`)
+              .join(', ')}`,
+        ),
+      ];
     }
     default: {
       const kr = s.key_result as { label: string; value: number } | undefined;
@@ -43,9 +53,15 @@ export function headline(method: string, s: Summary): string[] {
   }
 }
 
-export async function runDemo(queue: JobQueue, opts: { full: boolean; onRun?: (file: string) => void }): Promise<{ method: string; runId: string; status: string; lines: string[]; seconds: number }[]> {
+export async function runDemo(
+  queue: JobQueue,
+  opts: { full: boolean; onRun?: (file: string) => void },
+): Promise<{ method: string; runId: string; status: string; lines: string[]; seconds: number }[]> {
   const dir = opts.full ? EXAMPLES_DIR : DEMO_DIR;
-  const files = fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('lm-pretrain')).sort();
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('lm-pretrain'))
+    .sort();
   if (files.length === 0) fail('not-found', `no demo configs in ${dir}`);
   // The example project: the four methods' example configs, ready to launch.
   const examples = path.join(queue.project.dir, 'examples');

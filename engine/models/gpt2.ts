@@ -67,7 +67,8 @@ function lnSigmasFromJson(v: unknown, L: number): Record<string, number> {
   const out: Record<string, number> = {};
   for (const k of keys) {
     const s = sigmas[k];
-    if (typeof s !== 'number' || !Number.isFinite(s) || s <= 0) fail('config', `config.json: normlab_ln_sigmas.${k} must be a positive number, got ${JSON.stringify(s)}`);
+    if (typeof s !== 'number' || !Number.isFinite(s) || s <= 0)
+      fail('config', `config.json: normlab_ln_sigmas.${k} must be a positive number, got ${JSON.stringify(s)}`);
     out[k] = s;
   }
   return out;
@@ -247,7 +248,6 @@ export class GPT2 implements CausalLM {
       }
     }
   }
-
 
   dispose(): void {
     this.params.dispose();

@@ -268,7 +268,6 @@ export class Llama implements CausalLM {
     }
   }
 
-
   dispose(): void {
     this.params.dispose();
     for (const t of Object.values(this.rope)) t.dispose();

@@ -39,8 +39,14 @@ export class AdamW {
     this.decay = opts.decay ?? ((_, v) => v.rank >= 2);
     for (const [name, p] of params.vars) {
       if (!p.trainable) continue;
-      this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
-      this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+      this.m.set(
+        name,
+        tf.tidy(() => tf.variable(tf.zerosLike(p), false)),
+      );
+      this.v.set(
+        name,
+        tf.tidy(() => tf.variable(tf.zerosLike(p), false)),
+      );
     }
   }
 

@@ -37,7 +37,10 @@ function get(tensors: Map<string, HostTensor>, name: string): HostTensor | undef
  * NormLab LN-free model folder contents -> the HF-compatible form (config + tensors).
  * `config` must hold `normlab_ln_sigmas`.
  */
-export function toHfLnFree(config: Record<string, unknown>, tensors: Map<string, HostTensor>): { config: Record<string, unknown>; tensors: Map<string, HostTensor> } {
+export function toHfLnFree(
+  config: Record<string, unknown>,
+  tensors: Map<string, HostTensor>,
+): { config: Record<string, unknown>; tensors: Map<string, HostTensor> } {
   const sigmas = config.normlab_ln_sigmas as Record<string, number> | undefined;
   if (!sigmas || typeof sigmas !== 'object') fail('model', 'this model is not LN-free: its config.json has no normlab_ln_sigmas');
   const L = Number(config.n_layer);

@@ -39,7 +39,10 @@ const tinyGpt2 = lmModelSchema.parse({ arch: 'gpt2', layers: 4, d_model: 128, he
 
 export const sourceSchema = z
   .object({
-    kind: z.enum(['pretrain', 'folder', 'run']).default('pretrain').describe('pretrain a GPT-2 here (child lm-pretrain run), load a HF-format model folder, or take an lm-pretrain run'),
+    kind: z
+      .enum(['pretrain', 'folder', 'run'])
+      .default('pretrain')
+      .describe('pretrain a GPT-2 here (child lm-pretrain run), load a HF-format model folder, or take an lm-pretrain run'),
     path: z.string().optional().describe('folder: the model folder (config.json + model.safetensors); run: the run id'),
     model: lmModelSchema.default(tinyGpt2).describe('pretrain: the GPT-2 shape (arch must be gpt2)'),
     train: trainSchema.default(trainSchema.parse({ steps: 300, lr: 2e-3, warmup: 20 })).describe('pretrain: the optimizer settings'),
@@ -47,7 +50,8 @@ export const sourceSchema = z
   .strict()
   .superRefine((s, ctx) => {
     if (s.kind !== 'pretrain' && !s.path) ctx.addIssue({ code: 'custom', path: ['path'], message: `source kind ${s.kind} needs a path` });
-    if (s.kind === 'pretrain' && s.model.arch !== 'gpt2') ctx.addIssue({ code: 'custom', path: ['model', 'arch'], message: 'LN removal needs a GPT-2 model: set model.arch to gpt2' });
+    if (s.kind === 'pretrain' && s.model.arch !== 'gpt2')
+      ctx.addIssue({ code: 'custom', path: ['model', 'arch'], message: 'LN removal needs a GPT-2 model: set model.arch to gpt2' });
   });
 
 /** Defaults follow the paper's GPT-2 small recipe (300 steps, LR 6e-4 -> 3e-4, warmup 25, wd 0.01). */
@@ -321,10 +325,20 @@ registerJobKind({
     const r = cfg.removal;
     // Everything that can be checked is checked before any training.
     const src = await resolveSource(ctx, cfg);
-    const schedule = removalSchedule(src.nLayers, { start: r.start, gapLn2: r.gap_ln2, gapLn1qk: r.gap_ln1qk, gapLn1v: r.gap_ln1v, gapSpecial: r.gap_special, special: r.special_tokens });
+    const schedule = removalSchedule(src.nLayers, {
+      start: r.start,
+      gapLn2: r.gap_ln2,
+      gapLn1qk: r.gap_ln1qk,
+      gapLn1v: r.gap_ln1v,
+      gapSpecial: r.gap_special,
+      special: r.special_tokens,
+    });
     const last = schedule[schedule.length - 1];
     if (cfg.mode !== 'vanilla' && last.step >= f.steps) {
-      fail('config', `the removal schedule for ${src.nLayers} blocks ends at step ${last.step} (${last.kind}) but finetune.steps is ${f.steps}: raise steps above ${last.step} or shorten the gaps`);
+      fail(
+        'config',
+        `the removal schedule for ${src.nLayers} blocks ends at step ${last.step} (${last.kind}) but finetune.steps is ${f.steps}: raise steps above ${last.step} or shorten the gaps`,
+      );
     }
     if (f.seq > src.maxSeq) fail('config', `finetune.seq ${f.seq} exceeds the model's context ${src.maxSeq}`);
     if (cfg.dla.enabled && cfg.dla.seq > src.maxSeq) fail('config', `dla.seq ${cfg.dla.seq} exceeds the model's context ${src.maxSeq}`);
@@ -336,7 +350,10 @@ registerJobKind({
     let pretrain: Record<string, unknown> | null = null;
     if (!baseDir) {
       ctx.log('pretraining the GPT-2 to remove LayerNorm from (child lm-pretrain run)');
-      const child = await ctx.runChild({ method: 'lm-pretrain', seed: cfg.seed, model: cfg.source.model, data: cfg.data, train: cfg.source.train }, `${cfg.name ?? 'ln-removal'}-pretrain`);
+      const child = await ctx.runChild(
+        { method: 'lm-pretrain', seed: cfg.seed, model: cfg.source.model, data: cfg.data, train: cfg.source.train },
+        `${cfg.name ?? 'ln-removal'}-pretrain`,
+      );
       const childRun = ctx.project.run(child.runId);
       const ckpt = childRun.latestCheckpoint();
       if (!ckpt) fail('state', `pretraining run ${child.runId} left no checkpoint`);
@@ -378,7 +395,9 @@ registerJobKind({
         lnFreeCE = evalCE(lnFree, val, f.batch);
         if (dlaBefore) dlaAfter = headDla(lnFree, prompts.x, prompts.y, prompts.count, prompts.seq);
         const m = lnFree;
-        await ctx.run.saveCheckpoint(f.steps, async (dir) => saveModel(m, dir, { normlab_ln_removal: { original_val_ce: originalCE, ln_free_val_ce: lnFreeCE } }));
+        await ctx.run.saveCheckpoint(f.steps, async (dir) =>
+          saveModel(m, dir, { normlab_ln_removal: { original_val_ce: originalCE, ln_free_val_ce: lnFreeCE } }),
+        );
       }
 
       // Artifacts: CE table, loss curves with removal steps, DLA.
@@ -418,7 +437,11 @@ registerJobKind({
         scale: 2,
       });
       await writePlot(path.join(dir, 'loss_curves.png'), png);
-      if (dlaBefore && dlaAfter) await dlaArtifacts(ctx, [{ label: 'original', r: dlaBefore }, { label: 'LN-free', r: dlaAfter }]);
+      if (dlaBefore && dlaAfter)
+        await dlaArtifacts(ctx, [
+          { label: 'original', r: dlaBefore },
+          { label: 'LN-free', r: dlaAfter },
+        ]);
       else if (dlaBefore) await dlaArtifacts(ctx, [{ label: 'original', r: dlaBefore }]);
 
       const summary: Record<string, unknown> = {
@@ -485,7 +508,9 @@ registerJobKind({
   resumable: false,
   async run(ctx, cfg) {
     const info = await (async () => {
-      const json = (await readJson(path.join(cfg.model, 'config.json'), 'config.json').catch(() => fail('io', `model folder ${cfg.model} has no readable config.json`))) as Record<string, unknown>;
+      const json = (await readJson(path.join(cfg.model, 'config.json'), 'config.json').catch(() =>
+        fail('io', `model folder ${cfg.model} has no readable config.json`),
+      )) as Record<string, unknown>;
       if (archOf(json, cfg.model) !== 'gpt2') fail('model', `${cfg.model} is not a GPT-2 model: DLA here is for GPT-2`);
       return gpt2ConfigFromJson(json);
     })();
@@ -497,7 +522,13 @@ registerJobKind({
       const r = headDla(model, prompts.x, prompts.y, prompts.count, prompts.seq);
       await dlaArtifacts(ctx, [{ label: 'model', r }]);
       const top = [...r.heads].sort((a, b) => b.de_abs - a.de_abs).slice(0, 5);
-      return { key_result: { label: 'DLA NMAE %', value: r.nmae }, nmae_pct: r.nmae, tokens: r.tokens, ln_free: Boolean(info.normlab_ln_sigmas) || info.layer_norm_epsilon >= 1, top_heads_by_direct_effect: top };
+      return {
+        key_result: { label: 'DLA NMAE %', value: r.nmae },
+        nmae_pct: r.nmae,
+        tokens: r.tokens,
+        ln_free: Boolean(info.normlab_ln_sigmas) || info.layer_norm_epsilon >= 1,
+        top_heads_by_direct_effect: top,
+      };
     } finally {
       model.dispose();
     }

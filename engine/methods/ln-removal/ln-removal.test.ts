@@ -56,7 +56,13 @@ describe('FakeLN', () => {
     const real = layerNorm(x, g, b, eps);
     expect(tf.max(tf.abs(tf.sub(fake, real))).dataSync()[0]).toBeLessThan(1e-5);
     // ...and differs from it once a token's std differs from sigma (the division is gone).
-    const x2 = tf.mul(x, tf.tensor3d(Float32Array.from({ length: 15 }, (_, i) => (i === 4 ? 3 : 1)), [3, 5, 1]));
+    const x2 = tf.mul(
+      x,
+      tf.tensor3d(
+        Float32Array.from({ length: 15 }, (_, i) => (i === 4 ? 3 : 1)),
+        [3, 5, 1],
+      ),
+    );
     const diff = tf.max(tf.abs(tf.sub(fakeLayerNorm(x2, Math.sqrt(s * s + eps), g, b), layerNorm(x2, g, b, eps)))).dataSync()[0];
     expect(diff).toBeGreaterThan(0.5);
   });
@@ -167,13 +173,18 @@ describe('removal schedule', () => {
 
 describe('auxiliary std-uniformity loss', () => {
   it('is w * mean((s - target)^2) with target the mean std of tokens past position 0, without gradient through the target', () => {
-    const x = tf.tensor3d(Float32Array.from({ length: 2 * 3 * 4 }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 5))), [2, 3, 4]);
+    const x = tf.tensor3d(
+      Float32Array.from({ length: 2 * 3 * 4 }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 5))),
+      [2, 3, 4],
+    );
     const data = x.arraySync();
     const eps = 1e-5;
-    const s = data.map((row) => row.map((tok) => {
-      const mu = tok.reduce((a, b) => a + b, 0) / 4;
-      return Math.sqrt(tok.reduce((a, b) => a + (b - mu) ** 2, 0) / 4 + eps);
-    }));
+    const s = data.map((row) =>
+      row.map((tok) => {
+        const mu = tok.reduce((a, b) => a + b, 0) / 4;
+        return Math.sqrt(tok.reduce((a, b) => a + (b - mu) ** 2, 0) / 4 + eps);
+      }),
+    );
     const others = s.flatMap((r) => r.slice(1));
     const target = others.reduce((a, b) => a + b, 0) / others.length;
     const want = (0.1 * s.flat().reduce((a, v) => a + (v - target) ** 2, 0)) / 6;
@@ -239,7 +250,10 @@ describe('the LN-free model', () => {
     const m2 = tinyGpt2(1, { layer_norm_epsilon: 1e-12 });
     randomizeNorms(m2);
     const free2 = lnFreeOf(m2, small);
-    for (const [model, big] of [[m2, false], [free2, true]] as const) {
+    for (const [model, big] of [
+      [m2, false],
+      [free2, true],
+    ] as const) {
       const a = own(model);
       scaleToken0(model, 3);
       const b = own(model);
@@ -325,7 +339,9 @@ function newQueue(): JobQueue {
   return new JobQueue(Project.open(tmp()), 'wasm');
 }
 
-async function runJob(cfg: Record<string, unknown>): Promise<{ error: { code: string; message: string } | null; summary: Record<string, unknown> | null; dir: string }> {
+async function runJob(
+  cfg: Record<string, unknown>,
+): Promise<{ error: { code: string; message: string } | null; summary: Record<string, unknown> | null; dir: string }> {
   const q = newQueue();
   const run = q.enqueue(cfg);
   await q.wait(run.id);
@@ -337,7 +353,11 @@ describe('ln-removal job', () => {
   const quick = {
     method: 'ln-removal',
     seed: 1,
-    source: { kind: 'pretrain', model: { arch: 'gpt2', layers: 1, d_model: 16, heads: 2 }, train: { steps: 10, batch: 4, seq: 16, lr: 3e-3, warmup: 2, eval_every: 10, eval_windows: 4, checkpoint_every: 10, layer_grad_norms: false } },
+    source: {
+      kind: 'pretrain',
+      model: { arch: 'gpt2', layers: 1, d_model: 16, heads: 2 },
+      train: { steps: 10, batch: 4, seq: 16, lr: 3e-3, warmup: 2, eval_every: 10, eval_windows: 4, checkpoint_every: 10, layer_grad_norms: false },
+    },
     finetune: { steps: 10, batch: 4, seq: 16, warmup: 1, eval_every: 5, eval_windows: 4 },
     removal: { start: 1, gap_ln2: 1, gap_ln1qk: 1, gap_ln1v: 1 },
     dla: { prompts: 2, seq: 16 },
@@ -364,7 +384,10 @@ describe('ln-removal job', () => {
     // eval-lm scores both exported forms; they agree (the HF form is the same function).
     const { evalLM } = await import('../../cli/eval-lm.js');
     const bin = path.join(tmp(), 'val.bin');
-    await writeTokenFile(bin, Array.from({ length: 300 }, (_, i) => (i * 31 + 7) % 256));
+    await writeTokenFile(
+      bin,
+      Array.from({ length: 300 }, (_, i) => (i * 31 + 7) % 256),
+    );
     const a = await evalLM({ model: outFree, tokens: bin, seq: 16 });
     const b = await evalLM({ model: outHf, tokens: bin, seq: 16 });
     expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-4);
@@ -395,7 +418,10 @@ describe('ln-removal job', () => {
     const okDir = tmp();
     await saveModel(m, okDir);
     const bin = path.join(tmp(), 'tokens.bin');
-    await writeTokenFile(bin, Array.from({ length: 400 }, (_, i) => (i === 123 ? 60 : i % 50)));
+    await writeTokenFile(
+      bin,
+      Array.from({ length: 400 }, (_, i) => (i === 123 ? 60 : i % 50)),
+    );
     r = await runJob({ ...quick, source: { kind: 'folder', path: okDir }, data: { source: 'tokens', path: bin } });
     expect(r.error?.message).toMatch(/token id 60 at position 123 is outside the model's vocabulary \(50\)/);
     // None of these started a run's training: no metrics were written.
@@ -404,7 +430,13 @@ describe('ln-removal job', () => {
 });
 
 describe.skipIf(!hasTorch)('PyTorch parity (plain GPT-2 in torch_check.py)', () => {
-  const py = (...args: string[]) => JSON.parse(execFileSync('/usr/bin/python3', [script, ...args], { encoding: 'utf8' }).trim().split('\n').pop()!);
+  const py = (...args: string[]) =>
+    JSON.parse(
+      execFileSync('/usr/bin/python3', [script, ...args], { encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .pop()!,
+    );
 
   it('a HF-layout GPT-2 written by PyTorch (public-checkpoint names, attn.bias buffers) loads and gives the same CE', async () => {
     const dir = tmp();
@@ -418,7 +450,10 @@ describe.skipIf(!hasTorch)('PyTorch parity (plain GPT-2 in torch_check.py)', () 
       return tf.neg(tf.mean(tf.sum(tf.mul(logp, tf.oneHot(tf.tensor2d(y, [2, 16], 'int32'), 64)), -1))).dataSync()[0];
     });
     const wfile = path.join(dir, 'windows.json');
-    fs.writeFileSync(wfile, JSON.stringify({ x: [Array.from(x.slice(0, 16)), Array.from(x.slice(16))], y: [Array.from(y.slice(0, 16)), Array.from(y.slice(16))] }));
+    fs.writeFileSync(
+      wfile,
+      JSON.stringify({ x: [Array.from(x.slice(0, 16)), Array.from(x.slice(16))], y: [Array.from(y.slice(0, 16)), Array.from(y.slice(16))] }),
+    );
     expect(Math.abs(py('ce', dir, wfile).loss - ours)).toBeLessThan(1e-4);
     m.dispose();
   });
@@ -450,7 +485,10 @@ describe.skipIf(!hasTorch)('PyTorch parity (plain GPT-2 in torch_check.py)', () 
       return tf.neg(tf.mean(tf.sum(tf.mul(logp, tf.oneHot(tf.tensor2d(y, [2, 16], 'int32'), 64)), -1))).dataSync()[0];
     });
     const wfile = path.join(hfDir, 'windows.json');
-    fs.writeFileSync(wfile, JSON.stringify({ x: [Array.from(x.slice(0, 16)), Array.from(x.slice(16))], y: [Array.from(y.slice(0, 16)), Array.from(y.slice(16))] }));
+    fs.writeFileSync(
+      wfile,
+      JSON.stringify({ x: [Array.from(x.slice(0, 16)), Array.from(x.slice(16))], y: [Array.from(y.slice(0, 16)), Array.from(y.slice(16))] }),
+    );
     const torchLoss = py('ce', hfDir, wfile).loss;
     expect(Math.abs(torchLoss - ours)).toBeLessThan(1e-4);
     // And the torch loss of the LN model differs: the removal changed the function.

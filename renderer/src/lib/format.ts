@@ -6,7 +6,10 @@ export function fmtNum(v: unknown, digits = 4): string {
   if (Number.isInteger(v) && Math.abs(v) < 1e9) return v.toLocaleString('en-US').replace(/,/g, ' ');
   const a = Math.abs(v);
   if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential(Math.max(1, digits - 1));
-  return v.toPrecision(digits).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '');
+  return v
+    .toPrecision(digits)
+    .replace(/(\.\d*?)0+$/, '$1')
+    .replace(/\.$/, '');
 }
 
 export function fmtDuration(seconds: number | undefined | null): string {

@@ -21,7 +21,11 @@ export interface MethodView {
 
 const LNS_FIGURES: FigureRule[] = [
   { match: /varian/i, title: 'Residual-stream variance by layer', note: 'Pre-LN variance grows with depth; LNS keeps it bounded.' },
-  { match: /angul|angle|distance/i, title: 'Angular distance between layers l and l+n', note: 'd = arccos(cos(x_l, x_{l+n})) / π of the last token, averaged.' },
+  {
+    match: /angul|angle|distance/i,
+    title: 'Angular distance between layers l and l+n',
+    note: 'd = arccos(cos(x_l, x_{l+n})) / π of the last token, averaged.',
+  },
   { match: /prun|drop|remov|skip/i, title: 'Performance drop when one layer is removed', note: 'ΔP(l) = P(without layer l) − P(model).' },
   { match: /grad/i, title: 'Gradient norm per block' },
   { match: /loss|ppl|perplex|curve/i, title: 'Training curves' },
@@ -142,24 +146,31 @@ function blocksFor(key: string, v: unknown, depth: number): Block[] {
   if (Array.isArray(v) && v.length && v.every(isNumArray)) {
     const width = Math.max(...(v as number[][]).map((r) => r.length));
     const cols = ['row', ...Array.from({ length: width }, (_, j) => String(j))];
-    return [{ kind: 'table', title: key, columns: cols, rows: (v as number[][]).map((r, i) => Object.fromEntries([['row', i], ...r.map((x, j) => [String(j), x])])) }];
+    return [
+      { kind: 'table', title: key, columns: cols, rows: (v as number[][]).map((r, i) => Object.fromEntries([['row', i], ...r.map((x, j) => [String(j), x])])) },
+    ];
   }
   if (isRecord(v)) {
     const entries = Object.entries(v);
-    if (entries.every(([, x]) => isScalar(x))) return [{ kind: 'table', title: key, columns: ['key', 'value'], rows: entries.map(([k, x]) => ({ key: k, value: x })) }];
-    if (entries.every(([, x]) => isNumArray(x) && x.length >= 3)) return [{ kind: 'curve', title: key, series: entries.map(([k, x]) => ({ label: k, x: (x as number[]).map((_, i) => i), y: x as number[] })) }];
+    if (entries.every(([, x]) => isScalar(x)))
+      return [{ kind: 'table', title: key, columns: ['key', 'value'], rows: entries.map(([k, x]) => ({ key: k, value: x })) }];
+    if (entries.every(([, x]) => isNumArray(x) && x.length >= 3))
+      return [{ kind: 'curve', title: key, series: entries.map(([k, x]) => ({ label: k, x: (x as number[]).map((_, i) => i), y: x as number[] })) }];
     if (entries.every(([, x]) => isRecord(x) && Object.values(x).every(isScalar))) {
       const rows = entries.map(([k, x]) => ({ name: k, ...(x as Record<string, unknown>) }));
       return [{ kind: 'table', title: key, columns: columnsOf(rows), rows }];
     }
     if (depth < 1) {
       const scalars = entries.filter(([, x]) => isScalar(x));
-      const out: Block[] = scalars.length ? [{ kind: 'table', title: key, columns: ['key', 'value'], rows: scalars.map(([k, x]) => ({ key: k, value: x })) }] : [];
+      const out: Block[] = scalars.length
+        ? [{ kind: 'table', title: key, columns: ['key', 'value'], rows: scalars.map(([k, x]) => ({ key: k, value: x })) }]
+        : [];
       for (const [k, x] of entries) if (!isScalar(x)) out.push(...blocksFor(`${key}.${k}`, x, depth + 1));
       return out;
     }
   }
-  if (Array.isArray(v) && v.every(isScalar)) return [{ kind: 'table', title: key, columns: ['index', 'value'], rows: v.map((x, i) => ({ index: i, value: x })) }];
+  if (Array.isArray(v) && v.every(isScalar))
+    return [{ kind: 'table', title: key, columns: ['index', 'value'], rows: v.map((x, i) => ({ index: i, value: x })) }];
   return [{ kind: 'json', title: key, value: v }];
 }
 

@@ -11,7 +11,12 @@
  *    vocab 50257), batch 1;
  *  - vit_forward: forward images/s of a DeiT-Tiny-shaped ViT (224 px, patch 16, d 192, 12 blocks);
  *  - ptq_calibration: seconds to quantize (W4/A4) that ViT with a few calibration images;
- *  - lct_step: when engine/methods/lct exports a `benchStep` (else "not available yet");
+ *  - lct_step: seconds per training step of the `lct` job's own step function on the lct-study
+ *    example's network (MLP, width 192, depth 4, latent 4x4x4, batch 128, full recipe) on random
+ *    standardized latents (engine/methods/lct/bench-step.ts);
+ *  - rss_flat: a tiny LM (2 layers, d 64, batch 8, seq 64) trained 1,000 steps (100 with --quick)
+ *    through `lmTrainStep`; tf.memory().numTensors and the process RSS at steps 100, 500 and 1000
+ *    (10, 50, 100), and the RSS growth from the first to the last of them (the value, MiB);
  *  - memory: peak RSS of the process and tf.memory() after the backend's rows.
  * With --vs-torch the PyTorch twin (engine/bench/torch_lm_step.py) runs the same LM step right
  * before and right after NormLab's wasm (or first) LM rows, and the ratio to their mean is printed;
@@ -48,6 +53,8 @@ export interface BenchRow {
   unit: string;
   detail?: string;
   note?: string;
+  /** Row-specific measurements for --json (rss_flat: the checkpoints). */
+  data?: Record<string, unknown>;
 }
 
 export interface TorchPeer {
@@ -246,23 +253,43 @@ async function benchPtqCalibration(images: number): Promise<number | string> {
   }
 }
 
-/**
- * A method's bench hook, if its module offers one: `benchStep(opts)` returning seconds per unit.
- * The LCT and PTQ modules are written elsewhere; until they export it the row says so.
- */
-async function methodHook(modPath: string, exportName: string): Promise<((o: { quick: boolean }) => Promise<number> | number) | string> {
-  try {
-    const mod = (await import(modPath)) as Record<string, unknown>;
-    const f = mod[exportName];
-    if (typeof f === 'function') return f as (o: { quick: boolean }) => Promise<number> | number;
-    return `not available yet (${modPath.replace('../', 'engine/')} has no ${exportName})`;
-  } catch {
-    return `not available yet (${modPath.replace('../', 'engine/')})`;
-  }
-}
-
 function rssMiB(): number {
   return process.memoryUsage().rss / 2 ** 20;
+}
+
+/** The rss_flat row's LM: the bench LM's shape, smaller. */
+export const RSS_FLAT_LM: GPT2Config = { ...BENCH_LM, n_positions: 64, n_embd: 64, n_layer: 2, n_head: 4 };
+const RSS_FLAT_BATCH = 8;
+const RSS_FLAT_SEQ = 64;
+
+export interface RssPoint {
+  step: number;
+  tensors: number;
+  rssMiB: number;
+}
+
+/**
+ * Trains the rss_flat LM `steps` steps through `lmTrainStep` (a fresh batch of tokens each step) and
+ * records tf.memory().numTensors and the process RSS after the steps in `at`.
+ */
+export function benchRssFlat(steps: number, at: number[]): { points: RssPoint[]; stepMs: number; loss: number } {
+  const model = new GPT2(RSS_FLAT_LM, 0);
+  const opt = new AdamW(model.params, { weightDecay: 0.01 });
+  const n = RSS_FLAT_BATCH * RSS_FLAT_SEQ;
+  const points: RssPoint[] = [];
+  let loss = NaN;
+  try {
+    const t0 = performance.now();
+    for (let step = 1; step <= steps; step++) {
+      const batch: LMBatch = { x: tokens(n, 256, 2 * step), y: tokens(n, 256, 2 * step + 1), batch: RSS_FLAT_BATCH, seq: RSS_FLAT_SEQ };
+      loss = lmTrainStep(model, opt, batch, 1e-3).loss;
+      if (at.includes(step)) points.push({ step, tensors: tf.memory().numTensors, rssMiB: rssMiB() });
+    }
+    return { points, stepMs: (performance.now() - t0) / steps, loss };
+  } finally {
+    opt.dispose();
+    model.dispose();
+  }
 }
 
 function torchScript(): string | null {
@@ -298,9 +325,10 @@ function runTorch(script: string, steps: number, warmup: number, threads = 2): T
 
 function fmt(v: number | null): string {
   if (v === null) return '-';
-  if (v >= 100) return v.toFixed(0);
-  if (v >= 10) return v.toFixed(1);
-  return v.toFixed(2);
+  if (Math.abs(v) >= 100) return v.toFixed(0);
+  if (Math.abs(v) >= 10) return v.toFixed(1);
+  if (Math.abs(v) >= 1 || v === 0) return v.toFixed(2);
+  return v.toPrecision(3); // e.g. 0.0734 s/step
 }
 
 /** NORMLAB_BENCH_ROWS=lm_train,vit_forward runs only those rows (lm_train and memory always run). */
@@ -451,10 +479,29 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     }
 
     if (want('lct_step')) {
-      // LCT's training step lives inside its job (runLct); a module-level `benchStep` makes it benchable.
-      const hook = await methodHook('../methods/lct/index.js', 'benchStep');
-      if (typeof hook === 'string') add({ name: 'lct_step', value: null, unit: 's/step', note: hook });
-      else add({ name: 'lct_step', value: await hook({ quick }), unit: 's/step' });
+      log(`${name}: LCT training step (lct-study network)`);
+      try {
+        const { benchLctStep } = await import('../methods/lct/bench-step.js');
+        const r = benchLctStep({ quick: quick || slow });
+        add({ name: 'lct_step', value: r.msPerStep / 1000, unit: 's/step', detail: `${r.msPerStep.toFixed(1)} ms/step, ${r.detail}` });
+      } catch (err) {
+        add({ name: 'lct_step', value: null, unit: 's/step', note: err instanceof Error ? err.message.split('\n')[0] : String(err) });
+      }
+    }
+    if (want('rss_flat')) {
+      const total = quick || slow ? 100 : 1000;
+      const at = [total / 10, total / 2, total];
+      log(`${name}: RSS over ${total} steps of a tiny LM (2 layers, d 64, B ${RSS_FLAT_BATCH} T ${RSS_FLAT_SEQ})`);
+      const r = benchRssFlat(total, at);
+      const [a, , z] = r.points;
+      const pts = r.points.map((p) => `step ${p.step}: ${p.tensors} tensors, ${p.rssMiB.toFixed(1)} MiB`).join('; ');
+      add({
+        name: 'rss_flat',
+        value: z.rssMiB - a.rssMiB,
+        unit: 'MiB RSS growth',
+        detail: `from step ${a.step} to ${z.step}; ${pts}; ${r.stepMs.toFixed(1)} ms/step`,
+        data: { points: r.points, tensor_growth: z.tensors - a.tensors, step_ms: r.stepMs, loss: r.loss },
+      });
     }
     if (want('ptq_calibration')) {
       const n = quick || slow ? 1 : 4;

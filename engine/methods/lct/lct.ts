@@ -123,6 +123,7 @@ export const lctSchema = z
   })
   .strict();
 export type LctConfig = z.infer<typeof lctSchema>;
+export type LctTrainConfig = z.infer<typeof lctTrainSchema>;
 
 /**
  * The per-sample consistency distance of m = mean over elements of (f(x_{j}) - f^-(x_{j+1}))^2:
@@ -233,6 +234,134 @@ async function saveGrid(file: string, images: Float32Array, n: number, shape: [n
   await writePng(file, u.rgba, u.width, u.height);
 }
 
+export interface LctStepInputs {
+  net: ConsistencyNet;
+  /** EMA copy of the trainable weights (sampling weights), updated after every step. */
+  ema: ParamSet;
+  opt: AdamW;
+  /** Standardized training latents, n rows of net.latentDim values. */
+  latents: Float32Array;
+  n: number;
+  improvements: Improvements;
+  train: LctTrainConfig;
+  /** Draws the batch, the noise and the grid pairs. */
+  rng: Rng;
+}
+
+export interface LctStepResult {
+  loss: number;
+  parts: { ct: number; diff: number };
+  N: number;
+  c: number;
+  lr: number;
+  gradNorm: number;
+}
+
+/**
+ * The `lct` job's training step, as a function of the step index k: draws a batch of latents,
+ * noise (OT-coupled with improvement 3) and grid pairs (j, j+1) from N(k), takes one AdamW step
+ * on the consistency (+ diffusion) loss and updates the EMA weights. Also used by `normlab bench`.
+ */
+export function createLctTrainStep(inp: LctStepInputs): (step: number) => LctStepResult {
+  const { net, ema, opt, latents, rng } = inp;
+  const t = inp.train;
+  const imp = inp.improvements;
+  const D = net.latentDim;
+  const curriculum = { s0: t.s0, s1: t.s1, total: t.steps };
+  const gridCache = new Map<number, { sigmas: Float64Array; cdf: Float64Array }>();
+  const grid = (N: number) => {
+    let g = gridCache.get(N);
+    if (!g) {
+      const sigmas = karrasSigmas(N);
+      const p = timestepProbs(sigmas, t.p_mean, t.p_std);
+      const cdf = new Float64Array(p.length);
+      let acc = 0;
+      p.forEach((v, i) => (cdf[i] = acc += v));
+      g = { sigmas, cdf };
+      gridCache.set(N, g);
+    }
+    return g;
+  };
+  const schedule = { kind: t.schedule, lr: t.lr, warmup: t.warmup, minLr: t.lr * 0.1, total: t.steps };
+  const vars = net.params.trainable();
+  const names = new Map(vars.map((v) => [v.name, net.params.nameOf(v)] as const));
+  const B = t.batch;
+
+  return (step: number): LctStepResult => {
+    const N = curriculumN(step, curriculum);
+    const stage = curriculumStage(step, curriculum);
+    const c = scalingC(N, D, imp.adaptive_c, stage);
+    const { sigmas, cdf } = grid(N);
+    // Batch of latents, noise (OT-coupled or independent), grid pairs (j, j+1).
+    const x0 = new Float32Array(B * D);
+    for (let i = 0; i < B; i++) {
+      const r = rng.int(inp.n);
+      x0.set(latents.subarray(r * D, r * D + D), i * D);
+    }
+    let noise: Float32Array = Float32Array.from({ length: B * D }, () => rng.normal());
+    if (imp.ot) noise = otCouple(x0, noise, B, D).noise;
+    const sHi = new Float32Array(B);
+    const sLo = new Float32Array(B);
+    const lambda = new Float32Array(B);
+    const diffMask = new Float32Array(B);
+    const diffW = new Float32Array(B);
+    for (let i = 0; i < B; i++) {
+      const u = rng.next();
+      let j = 0;
+      while (j < cdf.length - 1 && cdf[j] < u) j++;
+      sHi[i] = sigmas[j];
+      sLo[i] = sigmas[j + 1];
+      lambda[i] = ictWeight(sigmas[j], sigmas[j + 1]);
+      if (imp.diffusion_loss && inDiffusionRange(j, N)) {
+        diffMask[i] = 1;
+        diffW[i] = diffusionWeight(sigmas[j]);
+      }
+    }
+    const nDiff = diffMask.reduce((a, b) => a + b, 0);
+    const lr = learningRate(schedule, step);
+    const x0t = tf.tensor2d(x0, [B, D]);
+    const zt = tf.tensor2d(noise, [B, D]);
+    const xHi = tf.tidy(() => tf.add(x0t, tf.mul(zt, tf.tensor2d(sHi, [B, 1]))));
+    // Stop-gradient target: the student's own weights at the smaller sigma, outside the tape.
+    const target = tf.tidy(() => denoise(net, tf.add(x0t, tf.mul(zt, tf.tensor2d(sLo, [B, 1]))), sLo));
+    let parts = { ct: 0, diff: 0 };
+    const { value, grads } = tf.variableGrads(() => {
+      const student = denoise(net, xHi, sHi);
+      const m = tf.mean(tf.square(tf.sub(student, target)), 1); // (B): mean over elements
+      const per = robustLoss(m, c, imp.cauchy);
+      const ct = tf.mean(tf.mul(per, tf.tensor1d(lambda)));
+      let total = ct;
+      let dl: tf.Tensor = tf.scalar(0);
+      if (nDiff > 0) {
+        const md = tf.mean(tf.square(tf.sub(student, x0t)), 1);
+        dl = tf.div(tf.sum(tf.mul(md, tf.tensor1d(diffW))), nDiff); // mean over the selected rows (diffW is 0 elsewhere)
+        total = tf.add(ct, tf.mul(dl, t.diffusion_weight));
+      }
+      parts = { ct: ct.dataSync()[0], diff: dl.dataSync()[0] };
+      return total as tf.Scalar;
+    }, vars);
+    const loss = value.dataSync()[0];
+    value.dispose();
+    for (const x of [x0t, zt, xHi, target]) x.dispose();
+    if (!Number.isFinite(loss)) fail('internal', `lct training diverged at step ${step} (loss ${loss}); lower train.lr`);
+    const named = new Map<string, tf.Tensor>(Object.entries(grads).map(([k, g]) => [names.get(k)!, g]));
+    const clipped = clipGlobalNorm(named, t.clip);
+    opt.step(clipped.grads, lr);
+    for (const g of clipped.grads.values()) g.dispose();
+    // EMA of the sampling weights, with the usual warmup min(ema, (1 + k) / (10 + k)) so a
+    // short run's EMA is not dominated by the initial weights.
+    const decay = t.ema_warmup ? Math.min(t.ema, (1 + step) / (10 + step)) : t.ema;
+    tf.tidy(() => {
+      for (const [name, v] of net.params.vars) {
+        if (!v.trainable) continue;
+        const e = ema.get(name);
+        e.assign(tf.add(tf.mul(e, decay), tf.mul(v, 1 - decay)));
+      }
+    });
+    return { loss, parts, N, c, lr, gradNorm: clipped.norm };
+  };
+}
+
 export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<string, unknown>> {
   const t = cfg.train;
   const imp = cfg.improvements;
@@ -290,101 +419,22 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
       `FID floors (${clf.config.data_name}-classifier features): training images ${fidTrain.toFixed(3)}, autoencoder reconstructions ${fidRecon.toFixed(3)}`,
     );
 
-    const rng = new Rng(cfg.seed * 2654435761 + 17);
-    const curriculum = { s0: t.s0, s1: t.s1, total: t.steps };
-    const gridCache = new Map<number, { sigmas: Float64Array; cdf: Float64Array }>();
-    const grid = (N: number) => {
-      let g = gridCache.get(N);
-      if (!g) {
-        const sigmas = karrasSigmas(N);
-        const p = timestepProbs(sigmas, t.p_mean, t.p_std);
-        const cdf = new Float64Array(p.length);
-        let acc = 0;
-        p.forEach((v, i) => (cdf[i] = acc += v));
-        g = { sigmas, cdf };
-        gridCache.set(N, g);
-      }
-      return g;
-    };
-    const schedule = { kind: t.schedule, lr: t.lr, warmup: t.warmup, minLr: t.lr * 0.1, total: t.steps };
-    const vars = net.params.trainable();
-    const names = new Map(vars.map((v) => [v.name, net!.params.nameOf(v)] as const));
+    const trainStep = createLctTrainStep({
+      net,
+      ema,
+      opt,
+      latents,
+      n: train.n,
+      improvements: imp,
+      train: t,
+      rng: new Rng(cfg.seed * 2654435761 + 17),
+    });
     const quick: Array<{ step: number; fid1: number }> = [];
     const lossCurve: { x: number[]; y: number[] } = { x: [], y: [] };
     const started = Date.now();
-    const B = t.batch;
 
     for (let step = 0; step < t.steps; step++) {
-      const N = curriculumN(step, curriculum);
-      const stage = curriculumStage(step, curriculum);
-      const c = scalingC(N, D, imp.adaptive_c, stage);
-      const { sigmas, cdf } = grid(N);
-      // Batch of latents, noise (OT-coupled or independent), grid pairs (j, j+1).
-      const x0 = new Float32Array(B * D);
-      for (let i = 0; i < B; i++) {
-        const r = rng.int(train.n);
-        x0.set(latents.subarray(r * D, r * D + D), i * D);
-      }
-      let noise: Float32Array = Float32Array.from({ length: B * D }, () => rng.normal());
-      if (imp.ot) noise = otCouple(x0, noise, B, D).noise;
-      const sHi = new Float32Array(B);
-      const sLo = new Float32Array(B);
-      const lambda = new Float32Array(B);
-      const diffMask = new Float32Array(B);
-      const diffW = new Float32Array(B);
-      for (let i = 0; i < B; i++) {
-        const u = rng.next();
-        let j = 0;
-        while (j < cdf.length - 1 && cdf[j] < u) j++;
-        sHi[i] = sigmas[j];
-        sLo[i] = sigmas[j + 1];
-        lambda[i] = ictWeight(sigmas[j], sigmas[j + 1]);
-        if (imp.diffusion_loss && inDiffusionRange(j, N)) {
-          diffMask[i] = 1;
-          diffW[i] = diffusionWeight(sigmas[j]);
-        }
-      }
-      const nDiff = diffMask.reduce((a, b) => a + b, 0);
-      const lr = learningRate(schedule, step);
-      const x0t = tf.tensor2d(x0, [B, D]);
-      const zt = tf.tensor2d(noise, [B, D]);
-      const xHi = tf.tidy(() => tf.add(x0t, tf.mul(zt, tf.tensor2d(sHi, [B, 1]))));
-      // Stop-gradient target: the student's own weights at the smaller sigma, outside the tape.
-      const target = tf.tidy(() => denoise(net!, tf.add(x0t, tf.mul(zt, tf.tensor2d(sLo, [B, 1]))), sLo));
-      let parts = { ct: 0, diff: 0 };
-      const { value, grads } = tf.variableGrads(() => {
-        const student = denoise(net!, xHi, sHi);
-        const m = tf.mean(tf.square(tf.sub(student, target)), 1); // (B): mean over elements
-        const per = robustLoss(m, c, imp.cauchy);
-        const ct = tf.mean(tf.mul(per, tf.tensor1d(lambda)));
-        let total = ct;
-        let dl: tf.Tensor = tf.scalar(0);
-        if (nDiff > 0) {
-          const md = tf.mean(tf.square(tf.sub(student, x0t)), 1);
-          dl = tf.div(tf.sum(tf.mul(md, tf.tensor1d(diffW))), nDiff); // mean over the selected rows (diffW is 0 elsewhere)
-          total = tf.add(ct, tf.mul(dl, t.diffusion_weight));
-        }
-        parts = { ct: ct.dataSync()[0], diff: dl.dataSync()[0] };
-        return total as tf.Scalar;
-      }, vars);
-      const loss = value.dataSync()[0];
-      value.dispose();
-      for (const x of [x0t, zt, xHi, target]) x.dispose();
-      if (!Number.isFinite(loss)) fail('internal', `lct training diverged at step ${step} (loss ${loss}); lower train.lr`);
-      const named = new Map<string, tf.Tensor>(Object.entries(grads).map(([k, g]) => [names.get(k)!, g]));
-      const clipped = clipGlobalNorm(named, t.clip);
-      opt.step(clipped.grads, lr);
-      for (const g of clipped.grads.values()) g.dispose();
-      // EMA of the sampling weights, with the usual warmup min(ema, (1 + k) / (10 + k)) so a
-      // short run's EMA is not dominated by the initial weights.
-      const decay = t.ema_warmup ? Math.min(t.ema, (1 + step) / (10 + step)) : t.ema;
-      tf.tidy(() => {
-        for (const [name, v] of net!.params.vars) {
-          if (!v.trainable) continue;
-          const e = ema!.get(name);
-          e.assign(tf.add(tf.mul(e, decay), tf.mul(v, 1 - decay)));
-        }
-      });
+      const { loss, parts, N, c, lr, gradNorm } = trainStep(step);
       const done = step + 1;
       if (done % t.log_every === 0 || done === t.steps) {
         ctx.metric({
@@ -395,7 +445,7 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
           N,
           c,
           lr,
-          grad_norm: clipped.norm,
+          grad_norm: gradNorm,
           steps_per_s: done / ((Date.now() - started) / 1000),
         });
         lossCurve.x.push(done);

@@ -67,5 +67,7 @@ describe('engine service (protocol boundary)', () => {
     const kinds = await s.handle({ kind: 'request', id: 2, type: 'jobs.kinds' });
     const lm = (kinds as { result: { name: string; defaults: { train: { steps: number } } }[] }).result.find((k) => k.name === 'lm-pretrain');
     expect(lm?.defaults.train.steps).toBe(200);
+    const dla = (kinds as { result: { name: string; defaults: unknown; required: string[] }[] }).result.find((k) => k.name === 'dla');
+    expect(dla).toMatchObject({ defaults: { method: 'dla' }, required: ['model'] });
   });
 });

@@ -80,7 +80,8 @@ export class EngineService {
       },
       'jobs.kinds': () =>
         jobKinds().map((k) => {
-          // Kinds with required inputs (a model folder, a run) have no complete default config.
+          // Kinds with required inputs (a model folder, a run) have no complete default config:
+          // the form fills in the schema's own field defaults and marks the required ones.
           const bare = k.schema.safeParse({ method: k.name });
           return {
             name: k.name,
@@ -88,7 +89,7 @@ export class EngineService {
             description: k.description,
             resumable: k.resumable,
             jsonSchema: z.toJSONSchema(k.schema, { io: 'input', unrepresentable: 'any' }),
-            defaults: bare.success ? bare.data : null,
+            defaults: bare.success ? bare.data : { method: k.name },
             required: bare.success ? [] : [...new Set(bare.error.issues.map((i) => i.path.join('.')))],
           };
         }),

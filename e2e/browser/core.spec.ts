@@ -144,3 +144,18 @@ test('the compare view overlays curves and lists only the config keys that diffe
   expect(csv.split('\n')[0]).toContain('key');
   expect(csv).toContain('train.steps');
 });
+
+test('every job kind has a new-run form that opens without page errors', async ({ page }) => {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(at(state().url, '/new'));
+  await expect(page.locator('a[data-kind="lm-pretrain"]')).toBeVisible();
+  const kinds = await page.locator('a[data-kind]').evaluateAll((els) => els.map((e) => e.getAttribute('data-kind')!));
+  expect(kinds).toEqual(expect.arrayContaining(['lm-pretrain', 'lns-study', 'ln-removal', 'dla', 'lct-study', 'ptq-study', 'ptq-vit']));
+  for (const kind of kinds) {
+    await page.goto(at(state().url, '/new'));
+    await page.locator(`a[data-kind="${kind}"]`).click();
+    await expect(page.getByRole('button', { name: 'Start run' })).toBeVisible();
+  }
+  expect(errors).toEqual([]);
+});

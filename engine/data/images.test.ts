@@ -1,14 +1,9 @@
 import { describe, it, expect } from 'vitest';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
-import { NormLabError } from '../core/errors.js';
+import { errorOf, tempDir } from '../testing/helpers.js';
 import { loadImageFolder, loadImages, loadMnist } from './images.js';
-
-function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'normlab-images-'));
-}
 
 /** Write a w×h PNG filled with one RGB colour; gray PNGs use colour type 0. */
 function writeTestPng(file: string, w: number, h: number, rgb: [number, number, number], gray = false): void {
@@ -16,16 +11,6 @@ function writeTestPng(file: string, w: number, h: number, rgb: [number, number, 
   const png = new PNG({ width: w, height: h });
   for (let i = 0; i < w * h; i++) png.data.set([...rgb, 255], i * 4);
   fs.writeFileSync(file, PNG.sync.write(png, gray ? { colorType: 0 } : { colorType: 2 }));
-}
-
-async function errorOf(p: Promise<unknown>): Promise<NormLabError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(NormLabError);
-    return err as NormLabError;
-  }
-  throw new Error('expected an error');
 }
 
 describe('loadMnist', () => {
@@ -61,7 +46,7 @@ describe('loadMnist', () => {
 
 describe('loadImageFolder', () => {
   it('reads class sub-folders, labels by sorted class name, gray PNGs as 1 channel', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('images');
     writeTestPng(path.join(dir, 'zebra', 'a.png'), 3, 2, [255, 255, 255], true);
     writeTestPng(path.join(dir, 'apple', 'b.png'), 3, 2, [0, 0, 0], true);
     writeTestPng(path.join(dir, 'apple', 'a.png'), 3, 2, [51, 51, 51], true);
@@ -77,7 +62,7 @@ describe('loadImageFolder', () => {
   });
 
   it('reads colour PNGs as RGB, or as luma when grayscale is asked', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('images');
     writeTestPng(path.join(dir, 'x.png'), 2, 2, [255, 0, 0]);
     const rgb = await loadImageFolder(dir);
     expect(rgb.channels).toBe(3);
@@ -90,7 +75,7 @@ describe('loadImageFolder', () => {
   });
 
   it('takes a seeded subset with count, in folder order', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('images');
     for (let i = 0; i < 6; i++) writeTestPng(path.join(dir, `${i}.png`), 1, 1, [i * 40, 0, 0]);
     const a = await loadImageFolder(dir, { count: 3, seed: 4 });
     expect(a.n).toBe(3);
@@ -100,7 +85,7 @@ describe('loadImageFolder', () => {
   });
 
   it('names the two files when images differ in size', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('images');
     writeTestPng(path.join(dir, 'c', 'a.png'), 2, 2, [0, 0, 0]);
     writeTestPng(path.join(dir, 'c', 'b.png'), 3, 2, [0, 0, 0]);
     const err = await errorOf(loadImageFolder(dir));
@@ -109,7 +94,7 @@ describe('loadImageFolder', () => {
   });
 
   it('names an unreadable PNG', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('images');
     writeTestPng(path.join(dir, 'a.png'), 2, 2, [0, 0, 0]);
     fs.writeFileSync(path.join(dir, 'b.png'), 'not a png');
     const err = await errorOf(loadImageFolder(dir));
@@ -117,7 +102,7 @@ describe('loadImageFolder', () => {
   });
 
   it('says the folder is missing, empty or mixes layouts', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('images');
     expect((await errorOf(loadImageFolder(path.join(dir, 'none')))).message).toContain('image folder not found');
     expect((await errorOf(loadImageFolder(dir))).message).toContain('has no PNG images');
     writeTestPng(path.join(dir, 'a.png'), 1, 1, [0, 0, 0]);
@@ -129,7 +114,7 @@ describe('loadImageFolder', () => {
 describe('loadImages', () => {
   it('dispatches on the source kind', async () => {
     expect((await loadImages({ kind: 'mnist' }, { split: 'test', count: 4 })).n).toBe(4);
-    const dir = tmpDir();
+    const dir = tempDir('images');
     writeTestPng(path.join(dir, 'a.png'), 1, 1, [0, 0, 0]);
     expect((await loadImages({ kind: 'folder', path: dir })).n).toBe(1);
     expect((await errorOf(loadImages({ kind: 'cifar' } as never))).code).toBe('config');

@@ -1,24 +1,9 @@
 import { describe, it, expect } from 'vitest';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { NormLabError } from '../core/errors.js';
+import { errorOf, tempDir } from '../testing/helpers.js';
 import { loadDocuments, loadText, loadTokenFile, tokenizeDocuments, tokenizeSource, writeTokenFile } from './text.js';
 import { ByteTokenizer, Gpt2Tokenizer } from './tokenizers.js';
-
-function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'normlab-text-'));
-}
-
-async function errorOf(p: Promise<unknown>): Promise<NormLabError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(NormLabError);
-    return err as NormLabError;
-  }
-  throw new Error('expected an error');
-}
 
 describe('embedded corpora', () => {
   it('loads Moby Dick as one document of about 1.2 MB', async () => {
@@ -60,7 +45,7 @@ describe('documents', () => {
   });
 
   it('reads a UTF-8 text file and names missing, empty and non-UTF-8 files', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('text');
     const f = path.join(dir, 'a.txt');
     fs.writeFileSync(f, 'Hello world');
     expect(Array.from(await tokenizeSource({ kind: 'file', path: f }, new Gpt2Tokenizer()))).toEqual([15496, 995]);
@@ -76,14 +61,14 @@ describe('documents', () => {
 
 describe('token files', () => {
   it('round-trips ids through a flat little-endian uint16 file', async () => {
-    const f = path.join(tmpDir(), 'val.bin');
+    const f = path.join(tempDir('text'), 'val.bin');
     await writeTokenFile(f, [0, 1, 258, 50256, 65535]);
     expect([...fs.readFileSync(f)]).toEqual([0, 0, 1, 0, 2, 1, 0x50, 0xc4, 0xff, 0xff]);
     expect(Array.from(await loadTokenFile(f))).toEqual([0, 1, 258, 50256, 65535]);
   });
 
   it('names the first id outside the vocabulary and its position', async () => {
-    const f = path.join(tmpDir(), 'val.bin');
+    const f = path.join(tempDir('text'), 'val.bin');
     await writeTokenFile(f, [5, 50256, 50300, 60000]);
     const err = await errorOf(loadTokenFile(f, 50257));
     expect(err.code).toBe('data');
@@ -92,7 +77,7 @@ describe('token files', () => {
   });
 
   it('rejects odd-length, empty and missing files', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('text');
     const f = path.join(dir, 'x.bin');
     fs.writeFileSync(f, Buffer.from([1, 0, 2]));
     expect((await errorOf(loadTokenFile(f))).message).toContain('odd number of bytes (3)');
@@ -102,7 +87,7 @@ describe('token files', () => {
   });
 
   it('refuses to write ids that do not fit uint16 and leaves the old file', async () => {
-    const f = path.join(tmpDir(), 'x.bin');
+    const f = path.join(tempDir('text'), 'x.bin');
     await writeTokenFile(f, [1, 2]);
     expect((await errorOf(writeTokenFile(f, [1, 70000]))).message).toContain('id 70000 at position 1');
     expect(Array.from(await loadTokenFile(f))).toEqual([1, 2]);

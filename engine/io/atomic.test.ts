@@ -1,28 +1,12 @@
 import { describe, it, expect } from 'vitest';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { NormLabError } from '../core/errors.js';
+import { errorOf, tempDir } from '../testing/helpers.js';
 import { readJson, readJsonSync, writeFileAtomic, writeFileAtomicSync, writeJsonAtomic, writeJsonAtomicSync } from './atomic.js';
-
-function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'normlab-atomic-'));
-}
-
-async function errorOf(p: Promise<unknown> | (() => unknown)): Promise<NormLabError> {
-  try {
-    if (typeof p === 'function') p();
-    else await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(NormLabError);
-    return err as NormLabError;
-  }
-  throw new Error('expected an error');
-}
 
 describe('writeFileAtomic', () => {
   it('writes strings and bytes and leaves no temp file behind', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('atomic');
     await writeFileAtomic(path.join(dir, 'a.txt'), 'hello');
     await writeFileAtomic(path.join(dir, 'b.bin'), new Uint8Array([1, 2, 3]));
     writeFileAtomicSync(path.join(dir, 'c.txt'), 'sync');
@@ -33,7 +17,7 @@ describe('writeFileAtomic', () => {
   });
 
   it('replaces an existing file whole', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('atomic');
     const f = path.join(dir, 'a.txt');
     await writeFileAtomic(f, 'a much longer old content');
     await writeFileAtomic(f, 'new');
@@ -42,7 +26,7 @@ describe('writeFileAtomic', () => {
   });
 
   it('names the file and the missing folder when the folder does not exist', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('atomic');
     const f = path.join(dir, 'nope', 'a.txt');
     const err = await errorOf(writeFileAtomic(f, 'x'));
     expect(err.code).toBe('io');
@@ -53,7 +37,7 @@ describe('writeFileAtomic', () => {
   });
 
   it('fails cleanly when the target is a folder and removes its temp file', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('atomic');
     fs.mkdirSync(path.join(dir, 'sub'));
     const err = await errorOf(writeFileAtomic(path.join(dir, 'sub'), 'x'));
     expect(err.code).toBe('io');
@@ -63,7 +47,7 @@ describe('writeFileAtomic', () => {
 
 describe('writeJsonAtomic', () => {
   it('writes 2-space JSON with a trailing newline', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('atomic');
     const f = path.join(dir, 'x.json');
     await writeJsonAtomic(f, { a: 1, b: [1, 2] });
     expect(fs.readFileSync(f, 'utf8')).toBe('{\n  "a": 1,\n  "b": [\n    1,\n    2\n  ]\n}\n');
@@ -72,7 +56,7 @@ describe('writeJsonAtomic', () => {
   });
 
   it('leaves the old file intact when the value cannot be serialized', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('atomic');
     const f = path.join(dir, 'x.json');
     await writeJsonAtomic(f, { keep: 1 });
     const err = await errorOf(writeJsonAtomic(f, { big: 1n }));
@@ -84,7 +68,7 @@ describe('writeJsonAtomic', () => {
 
 describe('readJson', () => {
   it('reads what writeJsonAtomic wrote', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('atomic');
     const f = path.join(dir, 'x.json');
     await writeJsonAtomic(f, { a: [1, 'b'] });
     expect(await readJson(f, 'x.json')).toEqual({ a: [1, 'b'] });
@@ -92,7 +76,7 @@ describe('readJson', () => {
   });
 
   it('says "not found" for a missing file, naming what and where', async () => {
-    const f = path.join(tmpDir(), 'config.json');
+    const f = path.join(tempDir('atomic'), 'config.json');
     const err = await errorOf(readJson(f, 'config.json'));
     expect(err.code).toBe('io');
     expect(err.message).toBe(`config.json not found: ${f}`);
@@ -100,7 +84,7 @@ describe('readJson', () => {
   });
 
   it('says "not valid JSON" in one line for a broken file', async () => {
-    const f = path.join(tmpDir(), 'config.json');
+    const f = path.join(tempDir('atomic'), 'config.json');
     fs.writeFileSync(f, '{"a": 1,');
     const err = await errorOf(readJson(f, 'config.json'));
     expect(err.code).toBe('io');
@@ -110,7 +94,7 @@ describe('readJson', () => {
   });
 
   it('says an empty file is empty', async () => {
-    const f = path.join(tmpDir(), 'run.json');
+    const f = path.join(tempDir('atomic'), 'run.json');
     fs.writeFileSync(f, '');
     const err = await errorOf(readJson(f, 'run record'));
     expect(err.message).toContain('is empty');

@@ -1,25 +1,10 @@
 import { describe, it, expect } from 'vitest';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { NormLabError } from '../core/errors.js';
+import { errorOf, tempDir } from '../testing/helpers.js';
 import { loadModelDir, saveModelDir } from './model-dir.js';
 import { readSafetensors, writeSafetensors } from './safetensors-file.js';
 import type { HostTensor } from './safetensors.js';
-
-function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'normlab-model-'));
-}
-
-async function errorOf(p: Promise<unknown>): Promise<NormLabError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(NormLabError);
-    return err as NormLabError;
-  }
-  throw new Error('expected an error');
-}
 
 const tensors: Record<string, HostTensor> = {
   'transformer.wte.weight': { dtype: 'F32', shape: [4, 2], data: new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]) },
@@ -29,7 +14,7 @@ const config = { model_type: 'gpt2', n_embd: 2, n_layer: 1, normlab: { norm: 'la
 
 describe('model folders', () => {
   it('saves config.json and model.safetensors and loads them back', async () => {
-    const dir = path.join(tmpDir(), 'nested', 'gpt2-tiny');
+    const dir = path.join(tempDir('model'), 'nested', 'gpt2-tiny');
     await saveModelDir(dir, config, tensors);
     expect(fs.readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors']);
     const loaded = await loadModelDir(dir);
@@ -40,7 +25,7 @@ describe('model folders', () => {
   });
 
   it('reads and writes single safetensors files through the node wrappers', async () => {
-    const f = path.join(tmpDir(), 'w.safetensors');
+    const f = path.join(tempDir('model'), 'w.safetensors');
     await writeSafetensors(f, tensors, { a: 'b' });
     const back = await readSafetensors(f);
     expect(back.metadata).toEqual({ a: 'b' });
@@ -50,7 +35,7 @@ describe('model folders', () => {
   });
 
   it('names a truncated model.safetensors', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('model');
     await saveModelDir(dir, config, tensors);
     const f = path.join(dir, 'model.safetensors');
     fs.truncateSync(f, fs.statSync(f).size - 5);
@@ -60,20 +45,20 @@ describe('model folders', () => {
   });
 
   it('says the folder is missing', async () => {
-    const dir = path.join(tmpDir(), 'absent');
+    const dir = path.join(tempDir('model'), 'absent');
     const err = await errorOf(loadModelDir(dir));
     expect(err.code).toBe('io');
     expect(err.message).toBe(`model folder not found: ${dir}`);
   });
 
   it('says a file is not a model folder', async () => {
-    const f = path.join(tmpDir(), 'model.safetensors');
+    const f = path.join(tempDir('model'), 'model.safetensors');
     fs.writeFileSync(f, 'x');
     expect((await errorOf(loadModelDir(f))).message).toContain('is a file');
   });
 
   it('says config.json is missing, or not a JSON object', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('model');
     expect((await errorOf(loadModelDir(dir))).message).toBe(`model folder ${dir} has no config.json`);
     fs.writeFileSync(path.join(dir, 'config.json'), '{broken');
     expect((await errorOf(loadModelDir(dir))).message).toContain('is not valid JSON');
@@ -82,7 +67,7 @@ describe('model folders', () => {
   });
 
   it('says the weights are missing, with a conversion hint for PyTorch pickles', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('model');
     fs.writeFileSync(path.join(dir, 'config.json'), '{}');
     expect((await errorOf(loadModelDir(dir))).message).toBe(`model folder ${dir} has no model.safetensors`);
     fs.writeFileSync(path.join(dir, 'pytorch_model.bin'), 'pickle');
@@ -92,7 +77,7 @@ describe('model folders', () => {
   });
 
   it('loads sharded weights listed in model.safetensors.index.json', async () => {
-    const dir = tmpDir();
+    const dir = tempDir('model');
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
     await writeSafetensors(path.join(dir, 'model-00001-of-00002.safetensors'), {
       'transformer.wte.weight': tensors['transformer.wte.weight'],

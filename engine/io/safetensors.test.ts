@@ -1,16 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { NormLabError } from '../core/errors.js';
+import { errorOfSync } from '../testing/helpers.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, parseSafetensors, serializeSafetensors, type HostTensor } from './safetensors.js';
-
-function errorOf(fn: () => unknown): NormLabError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(NormLabError);
-    return err as NormLabError;
-  }
-  throw new Error('expected an error');
-}
 
 /** Build a file from a header object exactly as given (key order kept), padded or not. */
 function buildFile(header: Record<string, unknown>, data: Uint8Array, pad: boolean): Uint8Array {
@@ -80,8 +70,8 @@ describe('safetensors round trip', () => {
   });
 
   it('rejects data that does not match shape or dtype on write', () => {
-    expect(errorOf(() => serializeSafetensors({ w: { dtype: 'F32', shape: [3], data: new Float32Array(2) } })).code).toBe('shape');
-    expect(errorOf(() => serializeSafetensors({ w: { dtype: 'I32', shape: [2], data: new Float32Array(2) } })).message).toContain('Int32Array');
+    expect(errorOfSync(() => serializeSafetensors({ w: { dtype: 'F32', shape: [3], data: new Float32Array(2) } })).code).toBe('shape');
+    expect(errorOfSync(() => serializeSafetensors({ w: { dtype: 'I32', shape: [2], data: new Float32Array(2) } })).message).toContain('Int32Array');
   });
 });
 
@@ -170,7 +160,7 @@ describe('files laid out as the reference (PyTorch) writer lays them out', () =>
   it('reports I64 values beyond int32 as a data error naming the tensor and index', () => {
     const d = new Uint8Array(16);
     new DataView(d.buffer).setBigInt64(8, 2n ** 40n, true);
-    const err = errorOf(() => parseSafetensors(buildFile({ big: { dtype: 'I64', shape: [2], data_offsets: [0, 16] } }, d, true), 'm.st'));
+    const err = errorOfSync(() => parseSafetensors(buildFile({ big: { dtype: 'I64', shape: [2], data_offsets: [0, 16] } }, d, true), 'm.st'));
     expect(err.code).toBe('data');
     expect(err.message).toContain('"big"');
     expect(err.message).toContain('index 1');
@@ -183,14 +173,14 @@ describe('corrupt files', () => {
   it('gives an io error for a file truncated at any point', () => {
     const n = Number(new DataView(valid.buffer).getBigUint64(0, true));
     for (const cut of [0, 3, 7, 8, 9, 8 + Math.floor(n / 2), 8 + n - 1, 8 + n, 8 + n + 5, valid.length - 1]) {
-      const err = errorOf(() => parseSafetensors(valid.slice(0, cut), 'model.safetensors'));
+      const err = errorOfSync(() => parseSafetensors(valid.slice(0, cut), 'model.safetensors'));
       expect(err.code, `cut at ${cut}: ${err.message}`).toBe('io');
       expect(err.message).toContain('model.safetensors');
     }
   });
 
   it('says how much data the header wants when the data section is short', () => {
-    const err = errorOf(() => parseSafetensors(valid.slice(0, valid.length - 10), 'model.safetensors'));
+    const err = errorOfSync(() => parseSafetensors(valid.slice(0, valid.length - 10), 'model.safetensors'));
     expect(err.message).toMatch(/^model\.safetensors is truncated: header says \d+ bytes of data, file has \d+$/);
   });
 
@@ -198,11 +188,11 @@ describe('corrupt files', () => {
     for (const value of [2n ** 40n, BigInt(valid.length), 1n, 0n]) {
       const bad = valid.slice();
       new DataView(bad.buffer).setBigUint64(0, value, true);
-      expect(errorOf(() => parseSafetensors(bad, 'x.safetensors')).code).toBe('io');
+      expect(errorOfSync(() => parseSafetensors(bad, 'x.safetensors')).code).toBe('io');
     }
     const flipped = valid.slice();
     flipped[7] ^= 0x80; // top bit of the length
-    expect(errorOf(() => parseSafetensors(flipped, 'x.safetensors')).code).toBe('io');
+    expect(errorOfSync(() => parseSafetensors(flipped, 'x.safetensors')).code).toBe('io');
   });
 
   it('rejects overlapping offsets, gaps, trailing bytes and size mismatches', () => {
@@ -220,7 +210,7 @@ describe('corrupt files', () => {
       [{ __metadata__: { n: 1 }, a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, d, /not a string/],
     ];
     for (const [header, data, pattern] of cases) {
-      const err = errorOf(() => parseSafetensors(buildFile(header, data, true), 'c.safetensors'));
+      const err = errorOfSync(() => parseSafetensors(buildFile(header, data, true), 'c.safetensors'));
       expect(err.code).toBe('io');
       expect(err.message).toMatch(pattern);
       expect(err.message).toContain('c.safetensors');
@@ -233,7 +223,7 @@ describe('corrupt files', () => {
       const file = new Uint8Array(8 + h.length);
       new DataView(file.buffer).setBigUint64(0, BigInt(h.length), true);
       file.set(h, 8);
-      const err = errorOf(() => parseSafetensors(file, 'j.safetensors'));
+      const err = errorOfSync(() => parseSafetensors(file, 'j.safetensors'));
       expect(err.code).toBe('io');
       expect(err.message).not.toContain('\n');
     }

@@ -3,8 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { expectConfigError } from '../testing/helpers.js';
 import { initBackend } from '../backend/backend.js';
-import { NormLabError } from '../core/errors.js';
 import { rmsNorm } from '../nn/ops.js';
 import { loadLM, saveModel } from './index.js';
 import { Llama, LLAMA_DEFAULTS, llamaConfigFromJson, type LlamaConfig } from './llama.js';
@@ -41,18 +41,6 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0;
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
   return d;
-}
-
-function expectConfigError(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(NormLabError);
-    expect((err as NormLabError).code).toBe('config');
-    expect((err as Error).message).toMatch(pattern);
-    return;
-  }
-  throw new Error('expected a config error');
 }
 
 describe('LLaMA norm variants', () => {

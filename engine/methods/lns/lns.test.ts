@@ -3,8 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { expectConfigError } from '../../testing/helpers.js';
 import { initBackend } from '../../backend/backend.js';
-import { NormLabError } from '../../core/errors.js';
 import { evalWindows } from '../../data/batches.js';
 import { resolveConfig } from '../../jobs/config.js';
 import '../../jobs/all.js';
@@ -34,19 +34,6 @@ const llama = (layers: number, variant: 'pre' | 'lns' = 'pre') =>
   );
 const tokens = Uint16Array.from({ length: 12 * 6 + 1 }, (_, i) => (i * 17 + 3) % 50);
 const windows = () => evalWindows(tokens, 12, 6);
-
-function expectConfigError(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(NormLabError);
-    expect((err as NormLabError).code).toBe('config');
-    expect((err as Error).message).toMatch(pattern);
-    expect((err as Error).message).not.toContain('\n');
-    return;
-  }
-  throw new Error('expected a config error');
-}
 
 describe('angular distance', () => {
   it('is 0 to itself, 1 to its negation, 1/2 to an orthogonal vector, whatever the lengths', () => {

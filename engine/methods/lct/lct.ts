@@ -47,15 +47,26 @@ import {
 import { frechetDistance, gaussianStats, type Gaussian } from './fid.js';
 import { otCouple } from './ot.js';
 
-export const improvementsSchema = z
-  .object({
-    cauchy: z.boolean().default(true).describe('improvement 1: Cauchy loss (off: Pseudo-Huber)'),
-    diffusion_loss: z.boolean().default(true).describe('improvement 2: diffusion loss on the smallest 25% of sigmas, weight 5'),
-    ot: z.boolean().default(true).describe('improvement 3: minibatch optimal-transport coupling of latents and noise'),
-    adaptive_c: z.boolean().default(true).describe('improvement 4: adaptive scaling c = exp(-1.15 ln(N-1) - 0.85) from stage 2'),
-    nsln: z.boolean().default(true).describe('improvement 5: Non-scaling LayerNorm (gamma fixed at 1) in the network'),
-  })
-  .strict();
+/** The paper's five improvements (METHODS.md §3), each a switch of its own. */
+export const IMPROVEMENTS = {
+  cauchy: 'improvement 1: Cauchy loss (off: Pseudo-Huber)',
+  diffusion_loss: 'improvement 2: diffusion loss on the smallest 25% of sigmas, weight 5',
+  ot: 'improvement 3: minibatch optimal-transport coupling of latents and noise',
+  adaptive_c: 'improvement 4: adaptive scaling c = exp(-1.15 ln(N-1) - 0.85) from stage 2',
+  nsln: 'improvement 5: Non-scaling LayerNorm (gamma fixed at 1) in the network',
+} as const;
+export type ImprovementName = keyof typeof IMPROVEMENTS;
+export const IMPROVEMENT_NAMES = Object.keys(IMPROVEMENTS) as ImprovementName[];
+
+/** The five switches as zod fields, each defaulting to `on`. */
+export function improvementFields(on: boolean): Record<ImprovementName, z.ZodDefault<z.ZodBoolean>> {
+  return Object.fromEntries(IMPROVEMENT_NAMES.map((k) => [k, z.boolean().default(on).describe(IMPROVEMENTS[k])])) as Record<
+    ImprovementName,
+    z.ZodDefault<z.ZodBoolean>
+  >;
+}
+
+export const improvementsSchema = z.object(improvementFields(true)).strict();
 export type Improvements = z.infer<typeof improvementsSchema>;
 
 export const networkSchema = z

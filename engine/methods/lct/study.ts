@@ -15,22 +15,14 @@ import { autoencoderTrainSchema } from './autoencoder-job.js';
 import { classifierSchema } from './classifier.js';
 import { imageDataSchema } from './data.js';
 import { checkCurriculum } from './edm.js';
-import { lctEvalSchema, lctTrainSchema, networkSchema, type Improvements } from './lct.js';
+import { IMPROVEMENT_NAMES, improvementFields, lctEvalSchema, lctTrainSchema, networkSchema, type Improvements } from './lct.js';
 
-const SWITCHES = ['cauchy', 'diffusion_loss', 'ot', 'adaptive_c', 'nsln'] as const;
-const OFF: Improvements = { cauchy: false, diffusion_loss: false, ot: false, adaptive_c: false, nsln: false };
-const ON: Improvements = { cauchy: true, diffusion_loss: true, ot: true, adaptive_c: true, nsln: true };
+const SWITCHES = IMPROVEMENT_NAMES;
+const all = (on: boolean) => Object.fromEntries(SWITCHES.map((s) => [s, on])) as Improvements;
+const OFF = all(false);
+const ON = all(true);
 
-const configurationSchema = z
-  .object({
-    name: z.string().min(1).describe('row label in the table'),
-    cauchy: z.boolean().default(false).describe('Cauchy loss (off: Pseudo-Huber)'),
-    diffusion_loss: z.boolean().default(false).describe('diffusion loss on the smallest 25% of sigmas'),
-    ot: z.boolean().default(false).describe('minibatch OT coupling'),
-    adaptive_c: z.boolean().default(false).describe('adaptive scaling c'),
-    nsln: z.boolean().default(false).describe('Non-scaling LayerNorm'),
-  })
-  .strict();
+const configurationSchema = z.object({ name: z.string().min(1).describe('row label in the table'), ...improvementFields(false) }).strict();
 
 export const lctStudySchema = z
   .object({

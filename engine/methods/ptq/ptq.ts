@@ -17,6 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../../core/errors.js';
+import type { ImageSet } from '../../data/images.js';
 import { linearNames, type ViT, type ViTHooks } from '../../models/vit.js';
 import {
   calibrateSoftmax,
@@ -213,14 +214,8 @@ export function imageBatch(
   return tf.tidy(() => tf.div(tf.sub(x, tf.tensor1d(norm.mean)), tf.tensor1d(norm.std))) as tf.Tensor4D;
 }
 
-export interface LabelledImages {
-  images: Float32Array;
-  labels: Int32Array;
-  n: number;
-  height: number;
-  width: number;
-  channels: number;
-}
+/** The part of an image set that top-1 evaluation reads. */
+export type LabelledImages = Pick<ImageSet, 'images' | 'labels' | 'n' | 'height' | 'width' | 'channels'>;
 
 /** Top-1 accuracy of model (+ hooks) on a labelled image set, in batches. */
 export async function top1(model: ViT, data: LabelledImages, hooks?: ViTHooks, batch = 250, tick?: () => Promise<void>): Promise<number> {

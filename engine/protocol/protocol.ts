@@ -55,6 +55,33 @@ export interface ErrorInfo {
 
 export type Response = { kind: 'response'; id: number; ok: true; result: unknown } | { kind: 'response'; id: number; ok: false; error: ErrorInfo };
 
+export const RUN_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled', 'interrupted'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+/** A run's `run.json` (DESIGN.md "Runs on disk"), as the store writes it and clients read it. */
+export interface RunRecord {
+  id: string;
+  method: string;
+  name: string;
+  tags: string[];
+  /** The full resolved config (defaults filled in). */
+  config: Record<string, unknown>;
+  seed: number;
+  backend: string | null;
+  status: RunStatus;
+  created: string;
+  started: string | null;
+  finished: string | null;
+  /** Process that owns a running run; used to detect runs whose process died. */
+  pid: number | null;
+  error: { code: string; message: string } | null;
+  versions: Record<string, string>;
+  /** Steps a resume restarted from, in order. */
+  resumes: number[];
+  /** Id of the study run this run belongs to, if any. */
+  parent: string | null;
+}
+
 /** Run summaries as shown in a runs table. */
 export interface RunSummary {
   id: string;

@@ -15,32 +15,9 @@ import { randomBytes } from 'node:crypto';
 import { fail } from '../core/errors.js';
 import { readJsonSync, writeJsonAtomicSync } from '../io/atomic.js';
 import { versions } from '../core/versions.js';
+import type { RunRecord, RunStatus } from '../protocol/protocol.js';
 
-export const RUN_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled', 'interrupted'] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
-
-export interface RunRecord {
-  id: string;
-  method: string;
-  name: string;
-  tags: string[];
-  /** The full resolved config (defaults filled in). */
-  config: Record<string, unknown>;
-  seed: number;
-  backend: string | null;
-  status: RunStatus;
-  created: string;
-  started: string | null;
-  finished: string | null;
-  /** Process that owns a running run; used to detect runs whose process died. */
-  pid: number | null;
-  error: { code: string; message: string } | null;
-  versions: Record<string, string>;
-  /** Steps a resume restarted from, in order. */
-  resumes: number[];
-  /** Id of the study run this run belongs to, if any. */
-  parent: string | null;
-}
+export type { RunRecord, RunStatus };
 
 /** Is a process with this pid alive (on this machine)? */
 function pidAlive(pid: number): boolean {

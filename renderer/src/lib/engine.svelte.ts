@@ -6,7 +6,9 @@
  *    page URL.
  * Requests and events are the typed protocol of engine/protocol/protocol.ts.
  */
-import type { EngineEvent, ErrorInfo, RequestParams, RequestType, Response, RunSummary } from '../../../engine/protocol/protocol';
+import type { EngineEvent, ErrorInfo, RequestParams, RequestType, Response, RunRecord, RunSummary } from '../../../engine/protocol/protocol';
+
+export type { RunRecord };
 
 export type { EngineEvent, RunSummary };
 
@@ -51,24 +53,6 @@ export interface JsonSchema {
   anyOf?: JsonSchema[];
   oneOf?: JsonSchema[];
   additionalProperties?: boolean | JsonSchema;
-}
-
-export interface RunRecord {
-  id: string;
-  method: string;
-  name: string;
-  tags: string[];
-  config: Record<string, unknown>;
-  seed: number;
-  backend: string | null;
-  status: string;
-  created: string;
-  started: string | null;
-  finished: string | null;
-  error: ErrorInfo | null;
-  versions: Record<string, string>;
-  resumes: number[];
-  parent: string | null;
 }
 
 export interface RunDetail {

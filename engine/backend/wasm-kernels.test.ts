@@ -2,57 +2,15 @@
  * NormLab's wasm kernels against an independent reference: every case is computed on the `cpu`
  * backend (pure JS, stock kernels) and on `wasm` with NormLab's kernels, and compared.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from './backend.js';
+import { nativeKernels, setNativeKernels } from './native.js';
 import { fastWasmKernelsEnabled, setFastWasmKernels } from './wasm-kernels.js';
 import { GPT2, GPT2_DEFAULTS } from '../models/gpt2.js';
 import { AdamW } from '../nn/optim.js';
 import { lmTrainStep } from '../train/lm-step.js';
-
-/** Deterministic pseudo-random floats in [-1, 1). */
-function rand(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 2 ** 32) * 2 - 1;
-  }
-  return out;
-}
-
-const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-
-/** Run `f` on a backend and return every output's values (tensors are disposed). */
-async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
-  await initBackend(backend);
-  const outs = tf.tidy(() => {
-    const r = f();
-    return Array.isArray(r) ? r : [r];
-  });
-  const vals = outs.map((t) => Float32Array.from(t.dataSync()));
-  tf.dispose(outs);
-  return vals;
-}
-
-function expectClose(got: Float32Array, want: Float32Array, tol = 1e-4): void {
-  expect(got.length).toBe(want.length);
-  let worst = 0;
-  let scale = 1;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
-  expect(worst / scale).toBeLessThanOrEqual(tol);
-}
-
-/** Compare cpu vs wasm for one function. */
-async function compare(f: () => tf.Tensor | tf.Tensor[], tol = 1e-4): Promise<void> {
-  const want = await on('cpu', f);
-  const got = await on('wasm', f);
-  expect(got.length).toBe(want.length);
-  for (let i = 0; i < want.length; i++) expectClose(got[i], want[i], tol);
-}
+import { compare, expectClose, on, rand, size } from '../testing/backends.js';
 
 beforeAll(async () => {
   await initBackend('wasm'); // registers NormLab's kernels
@@ -105,71 +63,78 @@ for (const [M, K, N] of dims) {
   }
 }
 
-describe('wasm BatchMatMul', () => {
-  it('matches the cpu backend on odd sizes, transposes, batches and broadcast batches', async () => {
-    // Build all inputs once; evaluate every case per backend in one pass (fast).
-    const inputs = matmulCases.map((c, i) => [rand(size(c.a), 2 * i + 1), rand(size(c.b), 2 * i + 2)]);
-    const run = () => matmulCases.map((c, i) => tf.matMul(tf.tensor(inputs[i][0], c.a), tf.tensor(inputs[i][1], c.b), c.ta, c.tb));
-    const want = await on('cpu', run);
-    const got = await on('wasm', run);
-    for (let i = 0; i < matmulCases.length; i++) {
-      const c = matmulCases[i];
-      try {
-        expectClose(got[i], want[i]);
-      } catch (err) {
-        throw new Error(`case a ${c.a} b ${c.b} ta ${c.ta} tb ${c.tb}: ${(err as Error).message}`);
+/** BatchMatMul has two fast paths: OpenBLAS through the native addon where it loads, else XNNPACK. */
+const matmulPaths = nativeKernels() ? ['native (OpenBLAS)', 'wasm (XNNPACK)'] : ['wasm (XNNPACK)'];
+
+for (const matmulPath of matmulPaths)
+  describe(`wasm BatchMatMul, ${matmulPath}`, () => {
+    beforeAll(() => setNativeKernels(matmulPath.startsWith('native')));
+    afterAll(() => setNativeKernels(true));
+
+    it('matches the cpu backend on odd sizes, transposes, batches and broadcast batches', async () => {
+      // Build all inputs once; evaluate every case per backend in one pass (fast).
+      const inputs = matmulCases.map((c, i) => [rand(size(c.a), 2 * i + 1), rand(size(c.b), 2 * i + 2)]);
+      const run = () => matmulCases.map((c, i) => tf.matMul(tf.tensor(inputs[i][0], c.a), tf.tensor(inputs[i][1], c.b), c.ta, c.tb));
+      const want = await on('cpu', run);
+      const got = await on('wasm', run);
+      for (let i = 0; i < matmulCases.length; i++) {
+        const c = matmulCases[i];
+        try {
+          expectClose(got[i], want[i]);
+        } catch (err) {
+          throw new Error(`case a ${c.a} b ${c.b} ta ${c.ta} tb ${c.tb}: ${(err as Error).message}`);
+        }
       }
-    }
-  });
+    });
 
-  it('gives the same gradients as the cpu backend (the transposed matmuls of backward)', async () => {
-    for (const [ta, tb] of [
-      [false, false],
-      [true, false],
-      [false, true],
-      [true, true],
-    ] as const) {
-      const c = mm([2, 3], [2, 3], 33, 17, 65, ta, tb); // (tfjs's gradient does not reduce broadcast batches)
-      const av = rand(size(c.a), 7);
-      const bv = rand(size(c.b), 8);
-      const wv = rand(2 * 3 * 33 * 65, 9);
-      await compare(() => {
-        const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.matMul(a, b, ta, tb), tf.tensor(wv, [2, 3, 33, 65]))));
-        return g([tf.tensor(av, c.a), tf.tensor(bv, c.b)]);
-      });
-    }
-  });
+    it('gives the same gradients as the cpu backend (the transposed matmuls of backward)', async () => {
+      for (const [ta, tb] of [
+        [false, false],
+        [true, false],
+        [false, true],
+        [true, true],
+      ] as const) {
+        const c = mm([2, 3], [2, 3], 33, 17, 65, ta, tb); // (tfjs's gradient does not reduce broadcast batches)
+        const av = rand(size(c.a), 7);
+        const bv = rand(size(c.b), 8);
+        const wv = rand(2 * 3 * 33 * 65, 9);
+        await compare(() => {
+          const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.matMul(a, b, ta, tb), tf.tensor(wv, [2, 3, 33, 65]))));
+          return g([tf.tensor(av, c.a), tf.tensor(bv, c.b)]);
+        });
+      }
+    });
 
-  it('broadcasts batches on both sides like explicitly tiled inputs', async () => {
-    // The cpu kernel itself mishandles (2, 1) x (1, 3) batches, so tile first for the reference.
-    const av = rand(2 * 17 * 65, 21);
-    const bv = rand(3 * 65 * 33, 22);
-    const want = await on('cpu', () => tf.matMul(tf.tile(tf.tensor(av, [2, 1, 17, 65]), [1, 3, 1, 1]), tf.tile(tf.tensor(bv, [1, 3, 65, 33]), [2, 1, 1, 1])));
-    const got = await on('wasm', () => tf.matMul(tf.tensor(av, [2, 1, 17, 65]), tf.tensor(bv, [1, 3, 65, 33])));
-    expectClose(got[0], want[0]);
-  });
+    it('broadcasts batches on both sides like explicitly tiled inputs', async () => {
+      // The cpu kernel itself mishandles (2, 1) x (1, 3) batches, so tile first for the reference.
+      const av = rand(2 * 17 * 65, 21);
+      const bv = rand(3 * 65 * 33, 22);
+      const want = await on('cpu', () => tf.matMul(tf.tile(tf.tensor(av, [2, 1, 17, 65]), [1, 3, 1, 1]), tf.tile(tf.tensor(bv, [1, 3, 65, 33]), [2, 1, 1, 1])));
+      const got = await on('wasm', () => tf.matMul(tf.tensor(av, [2, 1, 17, 65]), tf.tensor(bv, [1, 3, 65, 33])));
+      expectClose(got[0], want[0]);
+    });
 
-  it('uses the right packing when one tensor is b under two shapes (a reshape shares its data)', async () => {
-    const wv = rand(64 * 96, 41);
-    const run = () => {
-      const w = tf.tensor(wv, [64, 96]);
-      return [tf.matMul(tf.ones([8, 64]), w), tf.matMul(tf.ones([8, 96]), tf.reshape(w, [96, 64]))];
-    };
-    const want = await on('cpu', run);
-    const got = await on('wasm', run);
-    for (let i = 0; i < 2; i++) expectClose(got[i], want[i]);
-  });
+    it('uses the right packing when one tensor is b under two shapes (a reshape shares its data)', async () => {
+      const wv = rand(64 * 96, 41);
+      const run = () => {
+        const w = tf.tensor(wv, [64, 96]);
+        return [tf.matMul(tf.ones([8, 64]), w), tf.matMul(tf.ones([8, 96]), tf.reshape(w, [96, 64]))];
+      };
+      const want = await on('cpu', run);
+      const got = await on('wasm', run);
+      for (let i = 0; i < 2; i++) expectClose(got[i], want[i]);
+    });
 
-  it('rejects mismatched inner sizes', async () => {
-    await initBackend('wasm');
-    expect(() => tf.matMul(tf.zeros([2, 3]), tf.zeros([4, 5]))).toThrow(/inner shapes/);
-  });
+    it('rejects mismatched inner sizes', async () => {
+      await initBackend('wasm');
+      expect(() => tf.matMul(tf.zeros([2, 3]), tf.zeros([4, 5]))).toThrow(/inner shapes/);
+    });
 
-  it('handles an empty inner dimension with zeros', async () => {
-    const got = await on('wasm', () => tf.matMul(tf.zeros([3, 0]), tf.zeros([0, 4])));
-    expect(Array.from(got[0])).toEqual(new Array(12).fill(0));
+    it('handles an empty inner dimension with zeros', async () => {
+      const got = await on('wasm', () => tf.matMul(tf.zeros([3, 0]), tf.zeros([0, 4])));
+      expect(Array.from(got[0])).toEqual(new Array(12).fill(0));
+    });
   });
-});
 
 describe('wasm Slice, SplitV, Identity', () => {
   it('slices like the cpu backend for ranks 1-5 and random boxes', async () => {
@@ -255,9 +220,16 @@ async function trainLosses(backend: 'cpu' | 'wasm', steps: number, config = tiny
 }
 
 describe('training on the fast wasm kernels', () => {
-  it('gives the same losses as the cpu backend and as the stock wasm kernels', async () => {
+  it('gives the same losses as the cpu backend and as the stock wasm kernels, with and without the native kernels', async () => {
     const cpu = await trainLosses('cpu', 6);
     const fast = await trainLosses('wasm', 6);
+    setNativeKernels(false);
+    let wasmOnly: number[];
+    try {
+      wasmOnly = await trainLosses('wasm', 6);
+    } finally {
+      setNativeKernels(true);
+    }
     setFastWasmKernels(false);
     let stock: number[];
     try {
@@ -269,6 +241,7 @@ describe('training on the fast wasm kernels', () => {
     for (let i = 0; i < cpu.length; i++) {
       expect(Math.abs(fast[i] - cpu[i])).toBeLessThan(2e-4 * Math.max(1, cpu[i]));
       expect(Math.abs(fast[i] - stock[i])).toBeLessThan(2e-4 * Math.max(1, stock[i]));
+      expect(Math.abs(wasmOnly[i] - stock[i])).toBeLessThan(2e-4 * Math.max(1, stock[i]));
     }
   });
 

@@ -12,6 +12,8 @@
  *   uses it (./wasm/copy-free.ts).
  * - Identity (./wasm/copy-free.ts): shares data instead of copying (the engine clones every
  *   tensor it saves for backward).
+ * - NormLab's fused kernels (./wasm/fused.ts: GELU, norms, attention, cross-entropy, AdamW), run
+ *   by the native addon when it loads; engine/backend/fused-ops.ts decides when ops use them.
  * And ./wasm/threads.ts can start the threaded SIMD build in Node (tfjs turns it off there);
  * backend.ts's loadWasm uses it when NORMLAB_WASM_THREADS asks for more than one thread (opt-in:
  * on a busy machine threads made training slower, see threads.ts).
@@ -21,6 +23,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { batchMatMulConfig } from './wasm/matmul.js';
 import { makeSlice } from './wasm/slice.js';
 import { makeIdentity, makeSplitV } from './wasm/copy-free.js';
+import { fusedKernelConfigs } from './wasm/fused.js';
 
 export { startWasmWithThreads, wantedWasmThreads } from './wasm/threads.js';
 
@@ -83,6 +86,7 @@ export function registerWasmKernels(): void {
   override(tf.Slice, makeSlice);
   override(tf.SplitV, () => makeSplitV(tf.getKernel(tf.Slice, 'wasm')!.kernelFunc));
   override(tf.Identity, makeIdentity);
+  for (const cfg of fusedKernelConfigs()) override(cfg.kernelName, () => cfg.kernelFunc);
 }
 
 /** Whether NormLab's fast wasm kernels (rather than the stock ones) are registered now. */

@@ -1,10 +1,13 @@
 /**
  * The hot path of every model: linear, attention, norms, activations and the LM loss.
  * Models call only these for their heavy work, so a faster kernel (see engine/backend/) speeds
- * up every method at once. Weights of linear layers are stored (in, out), so the forward matmul
+ * up every method at once. On wasm with NormLab's native kernels, gelu, the norms, attention and
+ * crossEntropy each run as one fused kernel (../backend/fused-ops.ts); elsewhere they are
+ * composed from tfjs ops as written below. Weights of linear layers are stored (in, out), so the forward matmul
  * is `x @ W` with no transpose; importers of (out, in) checkpoints transpose once on load.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedOps } from '../backend/fused-ops.js';
 
 /** y = x @ W + b for x (..., in), W (in, out), b (out) -> (..., out). */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
@@ -22,6 +25,8 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
  * Returns the attention probabilities too when `withProbs` is set (for diagnostics and PTQ).
  */
 export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, causal: boolean): tf.Tensor4D {
+  const fused = fusedOps();
+  if (fused && q.dtype === 'float32' && (!causal || k.shape[2] >= q.shape[2])) return fused.attention(q, k, v, causal);
   return attentionWithProbs(q, k, v, causal).out;
 }
 
@@ -58,8 +63,17 @@ export function causalMask(T: number, Tk: number): tf.Tensor2D {
   return m;
 }
 
+/** The fused ops when they apply to a norm: float32 input, gamma and beta of shape (C) or none. */
+function fusedNorm(x: tf.Tensor, gamma: tf.Tensor | null, beta: tf.Tensor | null) {
+  const C = x.shape[x.shape.length - 1];
+  const fits = (p: tf.Tensor | null) => p === null || (p.rank === 1 && p.shape[0] === C && p.dtype === 'float32');
+  return x.dtype === 'float32' && x.rank >= 1 && fits(gamma) && fits(beta) ? fusedOps() : null;
+}
+
 /** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta. */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor | null, beta: tf.Tensor | null, eps: number): tf.Tensor {
+  const fused = fusedNorm(x, gamma, beta);
+  if (fused) return fused.norm(x, gamma, beta, eps, false);
   const { mean, variance } = tf.moments(x, -1, true);
   let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
   if (gamma) y = tf.mul(y, gamma);
@@ -69,6 +83,8 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor | null, beta: tf.Tensor
 
 /** RMSNorm over the last axis (Zhang & Sennrich 2019): x / sqrt(mean(x^2) + eps) * gamma. */
 export function rmsNorm(x: tf.Tensor, gamma: tf.Tensor | null, eps: number): tf.Tensor {
+  const fused = fusedNorm(x, gamma, null);
+  if (fused) return fused.norm(x, gamma, null, eps, true);
   const ms = tf.mean(tf.square(x), -1, true);
   const y = tf.mul(x, tf.rsqrt(tf.add(ms, eps)));
   return gamma ? tf.mul(y, gamma) : y;
@@ -76,6 +92,8 @@ export function rmsNorm(x: tf.Tensor, gamma: tf.Tensor | null, eps: number): tf.
 
 /** GELU. `tanh`: GPT-2's approximation (HF "gelu_new"); `erf`: the exact form (timm, PyTorch). */
 export function gelu(x: tf.Tensor, form: 'tanh' | 'erf' = 'tanh'): tf.Tensor {
+  const fused = x.dtype === 'float32' ? fusedOps() : null;
+  if (fused) return fused.gelu(x, form);
   if (form === 'erf') return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
   const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
   return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)));
@@ -92,6 +110,8 @@ export function silu(x: tf.Tensor): tf.Tensor {
  */
 export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
   const V = logits.shape[logits.shape.length - 1];
+  const fused = logits.dtype === 'float32' ? fusedOps() : null;
+  if (fused) return fused.crossEntropy(tf.reshape(logits, [-1, V]), tf.reshape(tf.cast(targets, 'int32'), [-1]));
   const logp = tf.reshape(tf.logSoftmax(tf.reshape(logits, [-1, V])), [-1]); // (N*V)
   const n = targets.size;
   const flatIdx = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(V, 'int32')), tf.reshape(tf.cast(targets, 'int32'), [-1]));

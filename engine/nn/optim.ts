@@ -6,6 +6,7 @@
  * nanoGPT does). Plain Adam is AdamW with weightDecay 0. Also global-norm gradient clipping.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedOps } from '../backend/fused-ops.js';
 import type { ParamSet } from './params.js';
 
 export interface AdamWOptions {
@@ -55,11 +56,20 @@ export class AdamW {
     this.t += 1;
     const bc1 = 1 - this.beta1 ** this.t;
     const bc2 = 1 - this.beta2 ** this.t;
+    const fused = fusedOps();
     tf.tidy(() => {
       for (const [name, g] of grads) {
         const p = this.params.get(name);
         const m = this.m.get(name)!;
         const v = this.v.get(name)!;
+        if (fused && g.dtype === 'float32') {
+          const weightDecay = this.weightDecay > 0 && this.decay(name, p) ? this.weightDecay : 0;
+          const [pNew, mNew, vNew] = fused.adamw(p, g, m, v, { lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay, bc1, bc2 });
+          m.assign(mNew);
+          v.assign(vNew);
+          p.assign(pNew);
+          continue;
+        }
         const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
         const vNew = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
         m.assign(mNew);

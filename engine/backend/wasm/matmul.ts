@@ -13,8 +13,11 @@
  *  - anything else loops over the (broadcast) batch, pointing temporary tensor ids at each
  *    matrix's slice of the heap, so no data is copied.
  * Tiny products (where the per-call overhead would dominate) use a plain JS loop over the heap.
+ * When NormLab's native kernels load (../native.ts), every product is instead one OpenBLAS sgemm
+ * per matrix (or one for a batch folded into rows), which takes transposed operands as they lie.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeKernels } from '../native.js';
 import { idOf, internals, ptrOf, releaseId, tempId, writeWords, type WasmBackendInternals } from './heap.js';
 
 /** Below this many multiply-adds per matrix a JS loop beats an XNNPACK call's set-up cost. */
@@ -142,6 +145,21 @@ export function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
 
   const ia = batchIndex(outOuter, aOuter);
   const ib = batchIndex(outOuter, bOuter);
+  const nk = nativeKernels();
+  const heap = be.wasm.HEAPF32; // read after makeOutput, which may grow (and replace) the heap
+  if (nk && !(heap.buffer instanceof SharedArrayBuffer)) {
+    const [aw, bw, ow] = [ptrOf(be, a) >>> 2, ptrOf(be, b) >>> 2, ptrOf(be, out) >>> 2];
+    const ta = transposeA ? 1 : 0;
+    const tb = transposeB ? 1 : 0;
+    if (batchB === 1 && batchA === batch && !transposeA) {
+      nk.gemm(heap, ta, tb, batch * M, N, K, aw, 0, bw, 0, ow, 0, 1); // batch folded into the rows
+    } else if ((batchA === batch || batchA === 1) && (batchB === batch || batchB === 1)) {
+      nk.gemm(heap, ta, tb, M, N, K, aw, batchA === 1 ? 0 : M * K, bw, batchB === 1 ? 0 : K * N, ow, M * N, batch);
+    } else {
+      for (let i = 0; i < batch; i++) nk.gemm(heap, ta, tb, M, N, K, aw + ia[i] * M * K, 0, bw + ib[i] * K * N, 0, ow + i * M * N, 0, 1);
+    }
+    return out;
+  }
   const small = M * K * N < XNN_MIN_MACS;
 
   // Bring both operands to row-major (M, K) and (K, N) per batch.

@@ -1,0 +1,120 @@
+/**
+ * NormLab's native kernels: each fused op of engine/nn/ops.ts (wasm + the native addon) against
+ * the same op composed from stock tfjs kernels on the `cpu` backend, values and gradients, on odd
+ * shapes; AdamW over several steps; and the addon's refusal of operands outside the heap.
+ */
+import { describe, it, expect, beforeAll } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from './backend.js';
+import { fusedOps } from './fused-ops.js';
+import { nativeKernels, nativeStatus } from './native.js';
+import { attention, crossEntropy, gelu, layerNorm, rmsNorm } from '../nn/ops.js';
+import { AdamW } from '../nn/optim.js';
+import { ParamSet } from '../nn/params.js';
+import { compare, on, expectClose, rand, size } from '../testing/backends.js';
+
+const available = nativeKernels() !== null;
+
+describe('native kernels', () => {
+  it('load where the build is required (CI), with OpenBLAS', () => {
+    if (!process.env.NORMLAB_REQUIRE_NATIVE) return;
+    expect(nativeStatus()).toMatch(/^native \(OpenBLAS/);
+    expect(available).toBe(true);
+  });
+});
+
+describe.skipIf(!available)('fused ops on wasm vs composed tfjs ops on cpu', () => {
+  beforeAll(async () => {
+    await initBackend('wasm');
+    expect(fusedOps()).not.toBeNull(); // otherwise both sides would run the composed ops
+  });
+
+  /** f(inputs) and its gradients with respect to every input, under a fixed random weighting. */
+  function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: { v: Float32Array; shape: number[] }[], seed: number): () => tf.Tensor[] {
+    return () => {
+      const xs = inputs.map(({ v, shape }) => tf.tensor(v, shape));
+      const y = f(...xs);
+      const w = tf.tensor(rand(y.size, seed), y.shape);
+      const g = tf.grads((...args: tf.Tensor[]) => tf.sum(tf.mul(f(...args), w)));
+      return [y, ...g(xs)];
+    };
+  }
+
+  it('GELU, erf and tanh forms, over the saturating range', async () => {
+    const x = { v: rand(3 * 5 * 67, 1, 7), shape: [3, 5, 67] };
+    for (const form of ['erf', 'tanh'] as const)
+      await compare(
+        valueAndGrads((t) => gelu(t, form), [x], 2),
+        2e-5,
+      );
+  });
+
+  it('LayerNorm with and without gamma / beta, and RMSNorm', async () => {
+    const shape = [2, 3, 13];
+    const x = { v: rand(size(shape), 3, 3), shape };
+    const g = { v: rand(13, 4, 2), shape: [13] };
+    const b = { v: rand(13, 5), shape: [13] };
+    await compare(valueAndGrads((t, gm, bt) => layerNorm(t, gm, bt, 1e-5), [x, g, b], 6));
+    await compare(valueAndGrads((t, gm) => layerNorm(t, gm, null, 1e-5), [x, g], 7));
+    await compare(valueAndGrads((t, bt) => layerNorm(t, null, bt, 1e-6), [x, b], 8)); // NsLN
+    await compare(valueAndGrads((t, gm) => rmsNorm(t, gm, 1e-6), [x, g], 9));
+    await compare(valueAndGrads((t) => rmsNorm(t, null, 1e-6), [x], 10));
+  });
+
+  it('attention, causal and not, with more keys than queries', async () => {
+    for (const [T, Tk, causal] of [
+      [5, 5, true],
+      [5, 5, false],
+      [3, 7, true],
+      [6, 4, false],
+    ] as const) {
+      const q = { v: rand(2 * 3 * T * 4, 11 + T, 2), shape: [2, 3, T, 4] };
+      const k = { v: rand(2 * 3 * Tk * 4, 12 + Tk, 2), shape: [2, 3, Tk, 4] };
+      const v = { v: rand(2 * 3 * Tk * 4, 13 + Tk), shape: [2, 3, Tk, 4] };
+      await compare(valueAndGrads((a, b, c) => attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, causal), [q, k, v], 14));
+    }
+  });
+
+  it('token cross-entropy and its gradient', async () => {
+    const targets = Int32Array.from({ length: 9 }, (_, i) => (i * 5) % 11);
+    const logits = { v: rand(9 * 11, 15, 6), shape: [3, 3, 11] };
+    await compare(
+      valueAndGrads((l) => crossEntropy(l, tf.tensor(targets, [3, 3], 'int32')), [logits], 16),
+      2e-5,
+    );
+  });
+
+  it('AdamW steps (with and without weight decay) land where the composed update does', async () => {
+    const run = () => {
+      const params = new ParamSet();
+      const w = params.add('w', tf.tensor(rand(7 * 5, 17), [7, 5]));
+      const b = params.add('b', tf.tensor(rand(5, 18), [5]));
+      const opt = new AdamW(params, { weightDecay: 0.1 });
+      for (let s = 0; s < 4; s++) {
+        const grads = new Map<string, tf.Tensor>([
+          ['w', tf.tensor(rand(35, 20 + s), [7, 5])],
+          ['b', tf.tensor(rand(5, 30 + s), [5])],
+        ]);
+        opt.step(grads, 1e-2);
+        tf.dispose([...grads.values()]);
+      }
+      const out = [w.clone(), b.clone(), opt.m.get('w')!.clone(), opt.v.get('b')!.clone()];
+      opt.dispose();
+      params.dispose();
+      return out;
+    };
+    const want = await on('cpu', run);
+    const got = await on('wasm', run);
+    for (let i = 0; i < want.length; i++) expectClose(got[i], want[i], 1e-5);
+  });
+
+  it('refuses operands outside the wasm heap and wrong argument counts, in one line', async () => {
+    await initBackend('wasm');
+    const nk = nativeKernels()!;
+    const heap = (tf.backend() as unknown as { wasm: { HEAPF32: Float32Array } }).wasm.HEAPF32;
+    expect(() => nk.gemm(heap, 0, 0, 4, 4, 4, heap.length - 8, 0, 0, 0, 0, 0, 1)).toThrow(/^native kernel: operand outside the wasm heap$/);
+    expect(() => nk.geluFwd(heap, 0, 0, -1, 0)).toThrow(/outside the wasm heap/);
+    expect(() => (nk.geluFwd as (...a: unknown[]) => void)(heap, 0, 0)).toThrow(/expects 5 arguments, got 3/);
+    expect(() => (nk.geluFwd as (...a: unknown[]) => void)(new Float64Array(4), 0, 0, 1, 0)).toThrow(/heap as a Float32Array/);
+  });
+});

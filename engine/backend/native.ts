@@ -1,0 +1,156 @@
+/**
+ * NormLab's optional native kernels (engine/native: a C addon built by `npm install`, running
+ * OpenBLAS's sgemm and fused element-wise kernels directly on the wasm backend's heap). Loaded at
+ * most once per thread; `nativeKernels()` is null, and `nativeStatus()` says why, when the addon
+ * was not built, cannot load, was built for CPU features this machine lacks, or NORMLAB_NATIVE=0.
+ * Native code here is chosen for speed: the same products in wasm (XNNPACK) run ~4x slower per
+ * core, since wasm has 128-bit SIMD and no FMA.
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Every operand is an element offset into `heap` (the wasm memory as a Float32Array). */
+export interface NativeKernels {
+  info(): { blas: string | null; blasError: string | null; simd: string };
+  setBlasThreads(n: number): void;
+  gemm(
+    heap: Float32Array,
+    transA: number,
+    transB: number,
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    strideA: number,
+    b: number,
+    strideB: number,
+    c: number,
+    strideC: number,
+    batch: number,
+  ): void;
+  geluFwd(heap: Float32Array, x: number, y: number, n: number, tanhForm: number): void;
+  geluBwd(heap: Float32Array, x: number, dy: number, dx: number, n: number, tanhForm: number): void;
+  normFwd(
+    heap: Float32Array,
+    x: number,
+    gamma: number,
+    beta: number,
+    y: number,
+    mean: number,
+    rstd: number,
+    rows: number,
+    C: number,
+    eps: number,
+    rms: number,
+  ): void;
+  normBwd(
+    heap: Float32Array,
+    x: number,
+    gamma: number,
+    mean: number,
+    rstd: number,
+    dy: number,
+    dx: number,
+    dgamma: number,
+    dbeta: number,
+    rows: number,
+    C: number,
+    rms: number,
+  ): void;
+  attentionFwd(
+    heap: Float32Array,
+    q: number,
+    k: number,
+    v: number,
+    out: number,
+    probs: number,
+    BH: number,
+    T: number,
+    Tk: number,
+    hs: number,
+    scale: number,
+    causal: number,
+  ): void;
+  attentionBwd(
+    heap: Float32Array,
+    q: number,
+    k: number,
+    v: number,
+    probs: number,
+    dout: number,
+    dq: number,
+    dk: number,
+    dv: number,
+    BH: number,
+    T: number,
+    Tk: number,
+    hs: number,
+    scale: number,
+  ): void;
+  xentFwd(heap: Float32Array, logits: number, targets: number, loss: number, lse: number, N: number, V: number): void;
+  xentBwd(heap: Float32Array, logits: number, targets: number, lse: number, dloss: number, dlogits: number, N: number, V: number): void;
+  adamw(heap: Float32Array, p: number, g: number, m: number, v: number, pOut: number, mOut: number, vOut: number, n: number, hyper: Float64Array): void;
+}
+
+const buildDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'native', 'build');
+
+let loaded: { kernels: NativeKernels | null; status: string } | null = null;
+let enabled = true;
+
+function cpuHas(features: string[]): boolean {
+  try {
+    const line =
+      fs
+        .readFileSync('/proc/cpuinfo', 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith('flags')) ?? '';
+    const flags = new Set(line.split(':')[1]?.trim().split(/\s+/));
+    return features.every((f) => flags.has(f));
+  } catch {
+    return false;
+  }
+}
+
+function load(): { kernels: NativeKernels | null; status: string } {
+  if (process.env.NORMLAB_NATIVE === '0') return { kernels: null, status: 'off (NORMLAB_NATIVE=0)' };
+  const file = path.join(buildDir, 'Release', 'normlab_native.node');
+  if (!fs.existsSync(file)) return { kernels: null, status: 'not built (npm install builds it where a C compiler is present)' };
+  let arch = 'generic';
+  try {
+    arch = (JSON.parse(fs.readFileSync(path.join(buildDir, 'target.json'), 'utf8')) as { arch: string }).arch;
+  } catch {
+    // built by hand without the build script: assume a generic build
+  }
+  if (arch === 'x86-64-v3' && !cpuHas(['avx2', 'fma'])) return { kernels: null, status: 'built for AVX2+FMA, which this CPU lacks' };
+  try {
+    const kernels = createRequire(import.meta.url)(file) as NativeKernels;
+    const info = kernels.info();
+    if (!info.blas) return { kernels: null, status: `no BLAS: ${info.blasError}` };
+    kernels.setBlasThreads(Number(process.env.NORMLAB_BLAS_THREADS ?? 1)); // one core per replica; data-parallel training uses the others
+    return { kernels, status: `native (${info.blas}; kernels ${info.simd})` };
+  } catch (err) {
+    return { kernels: null, status: `cannot load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` };
+  }
+}
+
+/** The native kernels, or null when they are unavailable (see nativeStatus) or switched off. */
+export function nativeKernels(): NativeKernels | null {
+  loaded ??= load();
+  return enabled ? loaded.kernels : null;
+}
+
+/**
+ * Switch the native kernels off (the wasm kernels take over) or back on, for tests and the bench's
+ * comparisons; switch only between steps, never inside a gradient tape.
+ */
+export function setNativeKernels(on: boolean): void {
+  enabled = on;
+}
+
+/** One line: what was loaded, or why the native kernels are not in use. */
+export function nativeStatus(): string {
+  loaded ??= load();
+  return enabled || !loaded.kernels ? loaded.status : 'switched off';
+}

@@ -1,0 +1,59 @@
+#define _GNU_SOURCE
+#include "blas.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112 };
+typedef void (*sgemm_fn)(int order, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                         const float *B, int ldb, float beta, float *C, int ldc);
+typedef char *(*str_fn)(void);
+typedef void (*set_threads_fn)(int);
+
+static sgemm_fn cblas_sgemm;
+static set_threads_fn set_threads;
+static char description[256];
+static char error[512];
+static int state; /* 0 untried, 1 loaded, -1 failed */
+
+int blas_load(void) {
+  if (state) return state > 0 ? 0 : -1;
+  /* NORMLAB_BLAS names another OpenBLAS build; otherwise the distribution's (Debian: libopenblas0). */
+  const char *names[] = {getenv("NORMLAB_BLAS"), "libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"};
+  void *lib = NULL;
+  for (size_t i = 0; i < sizeof names / sizeof *names && !lib; i++)
+    if (names[i] && *names[i]) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    snprintf(error, sizeof error, "OpenBLAS not found (%s)", dlerror());
+    state = -1;
+    return -1;
+  }
+  cblas_sgemm = (sgemm_fn)dlsym(lib, "cblas_sgemm");
+  set_threads = (set_threads_fn)dlsym(lib, "openblas_set_num_threads");
+  str_fn config = (str_fn)dlsym(lib, "openblas_get_config");
+  str_fn corename = (str_fn)dlsym(lib, "openblas_get_corename");
+  if (!cblas_sgemm) {
+    snprintf(error, sizeof error, "the BLAS library has no cblas_sgemm");
+    state = -1;
+    return -1;
+  }
+  snprintf(description, sizeof description, "%s (%s)", config ? config() : "OpenBLAS", corename ? corename() : "?");
+  state = 1;
+  return 0;
+}
+
+const char *blas_error(void) { return error; }
+const char *blas_describe(void) { return description; }
+
+void blas_set_threads(int n) {
+  if (set_threads) set_threads(n);
+}
+
+void blas_sgemm_batch(int trans_a, int trans_b, int M, int N, int K, const float *a, long stride_a,
+                      const float *b, long stride_b, float *c, long stride_c, int batch) {
+  const int lda = trans_a ? M : K, ldb = trans_b ? K : N;
+  for (int i = 0; i < batch; i++)
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                1.0f, a + i * stride_a, lda, b + i * stride_b, ldb, 0.0f, c + i * stride_c, N);
+}

@@ -1,0 +1,49 @@
+/** Helpers for tests that compare backends or kernels: seeded inputs, per-backend runs, tolerances. */
+import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'vitest';
+import { initBackend } from '../backend/backend.js';
+
+/** Deterministic pseudo-random floats in [-scale, scale) (xorshift32). */
+export function rand(n: number, seed: number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = (((s >>> 0) / 2 ** 32) * 2 - 1) * scale;
+  }
+  return out;
+}
+
+export const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Run `f` on a backend and return every output's values (tensors are disposed). */
+export async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
+  await initBackend(backend);
+  const outs = tf.tidy(() => {
+    const r = f();
+    return Array.isArray(r) ? r : [r];
+  });
+  const vals = outs.map((t) => Float32Array.from(t.dataSync()));
+  tf.dispose(outs);
+  return vals;
+}
+
+/** max |got - want| relative to max(1, max |want|) is within tol. */
+export function expectClose(got: Float32Array, want: Float32Array, tol = 1e-4): void {
+  expect(got.length).toBe(want.length);
+  let worst = 0;
+  let scale = 1;
+  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
+  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+  expect(worst / scale).toBeLessThanOrEqual(tol);
+}
+
+/** Compare cpu (the reference) against wasm for one function, output by output. */
+export async function compare(f: () => tf.Tensor | tf.Tensor[], tol = 1e-4): Promise<void> {
+  const want = await on('cpu', f);
+  const got = await on('wasm', f);
+  expect(got.length).toBe(want.length);
+  for (let i = 0; i < want.length; i++) expectClose(got[i], want[i], tol);
+}

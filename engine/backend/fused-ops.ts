@@ -33,6 +33,8 @@ export interface FusedOps {
   norm(x: tf.Tensor, gamma: tf.Tensor | null, beta: tf.Tensor | null, eps: number, rms: boolean): tf.Tensor;
   /** softmax(q k^T / sqrt(hs) + causal mask) v for q (B, H, T, hs), k and v (B, H, Tk, hs). */
   attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, causal: boolean): tf.Tensor4D;
+  /** Self-attention from the packed projection qkv (B, T, 3C) to (B, T, C), nHead heads. */
+  packedAttention(qkv: tf.Tensor3D, nHead: number, causal: boolean): tf.Tensor3D;
   /** Mean token cross-entropy of logits (N, V) against int32 targets (N). */
   crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar;
   /** One AdamW update: the new parameter and moments. */
@@ -85,6 +87,18 @@ const ops: FusedOps = {
         gradFunc: (dy, [qs, ks, vs, ps]) => run('NormLabAttentionGrad', { q: qs, k: ks, v: vs, probs: ps, dout: dy as tf.Tensor }),
       };
     })(q, k, v) as tf.Tensor4D;
+  },
+
+  packedAttention(qkv, nHead, causal) {
+    const attrs = { heads: nHead, causal };
+    return tf.customGrad((x, save) => {
+      const [out, probs] = run('NormLabPackedAttention', { qkv: x as tf.Tensor }, attrs);
+      (save as tf.GradSaveFunc)([x as tf.Tensor, probs]);
+      return {
+        value: out,
+        gradFunc: (dy, [xs, ps]) => run('NormLabPackedAttentionGrad', { qkv: xs, probs: ps, dout: dy as tf.Tensor }, attrs)[0],
+      };
+    })(qkv) as tf.Tensor3D;
   },
 
   crossEntropy(logits, targets) {

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from './backend.js';
 import { fusedOps } from './fused-ops.js';
 import { nativeKernels, nativeStatus } from './native.js';
-import { attention, crossEntropy, gelu, layerNorm, rmsNorm } from '../nn/ops.js';
+import { attention, crossEntropy, gelu, layerNorm, packedSelfAttention, rmsNorm } from '../nn/ops.js';
 import { AdamW } from '../nn/optim.js';
 import { ParamSet } from '../nn/params.js';
 import { compare, on, expectClose, rand, size } from '../testing/backends.js';
@@ -72,6 +72,13 @@ describe.skipIf(!available)('fused ops on wasm vs composed tfjs ops on cpu', () 
       const k = { v: rand(2 * 3 * Tk * 4, 12 + Tk, 2), shape: [2, 3, Tk, 4] };
       const v = { v: rand(2 * 3 * Tk * 4, 13 + Tk), shape: [2, 3, Tk, 4] };
       await compare(valueAndGrads((a, b, c) => attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, causal), [q, k, v], 14));
+    }
+  });
+
+  it('self-attention from a packed qkv projection (no split, no head transposes)', async () => {
+    for (const causal of [true, false]) {
+      const qkv = { v: rand(2 * 5 * 36, 19, 2), shape: [2, 5, 36] }; // C 12 = 3 heads of 4
+      await compare(valueAndGrads((t) => packedSelfAttention(t as tf.Tensor3D, 3, causal), [qkv], 20));
     }
   });
 

@@ -59,20 +59,8 @@ export interface NativeKernels {
     C: number,
     rms: number,
   ): void;
-  attentionFwd(
-    heap: Float32Array,
-    q: number,
-    k: number,
-    v: number,
-    out: number,
-    probs: number,
-    BH: number,
-    T: number,
-    Tk: number,
-    hs: number,
-    scale: number,
-    causal: number,
-  ): void;
+  /** shape: [B, H, T, Tk, hs, causal, then (batch stride, head stride, row stride) of q, k, v, out]. */
+  attentionFwd(heap: Float32Array, q: number, k: number, v: number, out: number, probs: number, shape: Int32Array, scale: number): void;
   attentionBwd(
     heap: Float32Array,
     q: number,
@@ -83,10 +71,7 @@ export interface NativeKernels {
     dq: number,
     dk: number,
     dv: number,
-    BH: number,
-    T: number,
-    Tk: number,
-    hs: number,
+    shape: Int32Array,
     scale: number,
   ): void;
   xentFwd(heap: Float32Array, logits: number, targets: number, loss: number, lse: number, N: number, V: number): void;
@@ -128,7 +113,9 @@ function load(): { kernels: NativeKernels | null; status: string } {
     const kernels = createRequire(import.meta.url)(file) as NativeKernels;
     const info = kernels.info();
     if (!info.blas) return { kernels: null, status: `no BLAS: ${info.blasError}` };
-    kernels.setBlasThreads(Number(process.env.NORMLAB_BLAS_THREADS ?? 1)); // one core per replica; data-parallel training uses the others
+    // One core per replica: data-parallel training uses the others. (OpenBLAS threads spin while
+    // they wait, and on a busy machine made training slower, not faster.)
+    kernels.setBlasThreads(1);
     return { kernels, status: `native (${info.blas}; kernels ${info.simd})` };
   } catch (err) {
     return { kernels: null, status: `cannot load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` };

@@ -176,6 +176,32 @@ describe('wasm Slice, SplitV, Identity', () => {
     tf.dispose([b, c]);
   });
 
+  it('gathers rows like the cpu backend (axis 0, 2-D indices, int32 tables) and other axes via the stock kernel', async () => {
+    const table = rand(13 * 2 * 3, 3);
+    const ids = new Int32Array([0, 12, 3, 3, 7, 5]);
+    await compare(
+      () => [
+        tf.gather(tf.tensor(table, [13, 6]), tf.tensor1d(ids, 'int32')),
+        tf.gather(tf.tensor(table, [13, 2, 3]), tf.tensor2d(ids, [2, 3], 'int32')),
+        tf.cast(
+          tf.gather(
+            tf.tensor(
+              Int32Array.from(table, (v) => Math.round(v * 100)),
+              [13, 6],
+              'int32',
+            ),
+            tf.tensor1d(ids, 'int32'),
+          ),
+          'float32',
+        ),
+        tf.gather(tf.tensor(table, [13, 6]), tf.tensor1d(new Int32Array([5, 0, 1]), 'int32'), 1),
+      ],
+      0,
+    );
+    await initBackend('wasm');
+    expect(() => tf.gather(tf.zeros([4, 2]), tf.tensor1d([4], 'int32'))).toThrow(/index value 4 is not in \[0, 3\]/);
+  });
+
   it('sums segments like the cpu backend (the gradient of gather)', async () => {
     const table = rand(13 * 5, 4);
     const ids = new Int32Array([0, 3, 3, 12, 7, 0, 0, 5]);

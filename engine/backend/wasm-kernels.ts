@@ -12,6 +12,7 @@
  *   uses it (./wasm/copy-free.ts).
  * - Identity (./wasm/copy-free.ts): shares data instead of copying (the engine clones every
  *   tensor it saves for backward).
+ * - GatherV2 along axis 0 (./wasm/gather.ts): embedding lookups as row copies.
  * - NormLab's fused kernels (./wasm/fused.ts: GELU, norms, attention, cross-entropy, AdamW), run
  *   by the native addon when it loads; engine/backend/fused-ops.ts decides when ops use them.
  * And ./wasm/threads.ts can start the threaded SIMD build in Node (tfjs turns it off there);
@@ -24,6 +25,7 @@ import { batchMatMulConfig } from './wasm/matmul.js';
 import { makeSlice } from './wasm/slice.js';
 import { makeIdentity, makeSplitV } from './wasm/copy-free.js';
 import { fusedKernelConfigs } from './wasm/fused.js';
+import { makeGather } from './wasm/gather.js';
 
 export { startWasmWithThreads, wantedWasmThreads } from './wasm/threads.js';
 
@@ -72,7 +74,8 @@ let fastOn = true;
 function override(kernelName: string, make: (stock: tf.KernelFunc | undefined) => tf.KernelFunc, keep = false): void {
   const stock = tf.getKernel(kernelName, 'wasm');
   if (stock) tf.unregisterKernel(kernelName, 'wasm'); // re-registering would warn on stderr
-  const fast: tf.KernelConfig = { kernelName, backendName: 'wasm', kernelFunc: make(stock?.kernelFunc) };
+  // The stock set-up stays: a wrapper that falls back to the stock kernel needs what it prepares.
+  const fast: tf.KernelConfig = { kernelName, backendName: 'wasm', kernelFunc: make(stock?.kernelFunc), setupFunc: stock?.setupFunc };
   tf.registerKernel(fast);
   pairs.set(kernelName, { stock, fast, keep });
 }
@@ -86,6 +89,7 @@ export function registerWasmKernels(): void {
   override(tf.Slice, makeSlice);
   override(tf.SplitV, () => makeSplitV(tf.getKernel(tf.Slice, 'wasm')!.kernelFunc));
   override(tf.Identity, makeIdentity);
+  override(tf.GatherV2, makeGather);
   for (const cfg of fusedKernelConfigs()) override(cfg.kernelName, () => cfg.kernelFunc);
 }
 

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
-import { attention, crossEntropy, gelu, layerNorm, linear } from '../nn/ops.js';
+import { attention, crossEntropy, gelu, layerNorm, linear, packedSelfAttention } from '../nn/ops.js';
 import { normalInit, ParamSet, paramSeed } from '../nn/params.js';
 import { takeTensor, type CausalLM, type CheckpointSource, type ForwardHooks, type NormSite } from './lm.js';
 
@@ -151,6 +151,8 @@ export class GPT2 implements CausalLM {
     const h = `transformer.h.${i}.attn`;
     const Wqkv = this.w(`${h}.c_attn.weight`);
     const bqkv = this.b(`${h}.c_attn.bias`);
+    const cProj = (y: tf.Tensor) => linear(y, this.w(`${h}.c_proj.weight`), this.b(`${h}.c_proj.bias`)) as tf.Tensor3D;
+    if (xQK === xV && !hooks?.headOutputs) return cProj(packedSelfAttention(linear(xQK, Wqkv, bqkv) as tf.Tensor3D, H, true));
     let q: tf.Tensor, k: tf.Tensor, v: tf.Tensor;
     if (xQK === xV) {
       const qkv = linear(xQK, Wqkv, bqkv); // (B, T, C) -> (B, T, 3C)
@@ -165,8 +167,7 @@ export class GPT2 implements CausalLM {
     const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, H, hs]), [0, 2, 1, 3]) as tf.Tensor4D; // (B, T, C) -> (B, H, T, hs)
     const z = attention(heads(q), heads(k), heads(v), true); // (B, H, T, hs)
     hooks?.headOutputs?.(i, z);
-    const y = tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [B, T, C]); // (B, H, T, hs) -> (B, T, C)
-    return linear(y, this.w(`${h}.c_proj.weight`), this.b(`${h}.c_proj.bias`)) as tf.Tensor3D;
+    return cProj(tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [B, T, C])); // (B, H, T, hs) -> (B, T, C)
   }
 
   private mlp(i: number, x: tf.Tensor): tf.Tensor {

@@ -47,6 +47,21 @@ export function attentionWithProbs(
   return { out, probs };
 }
 
+/**
+ * Multi-head self-attention from a packed projection qkv (B, T, 3C) (q, k, v side by side, as
+ * GPT-2's c_attn gives them) to the heads' outputs merged back to (B, T, C).
+ */
+export function packedSelfAttention(qkv: tf.Tensor3D, nHead: number, causal: boolean): tf.Tensor3D {
+  const fused = qkv.dtype === 'float32' ? fusedOps() : null;
+  if (fused) return fused.packedAttention(qkv, nHead, causal);
+  const [B, T, C3] = qkv.shape;
+  const C = C3 / 3;
+  const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, nHead, C / nHead]), [0, 2, 1, 3]) as tf.Tensor4D; // (B, T, C) -> (B, H, T, hs)
+  const [q, k, v] = tf.split(qkv, 3, -1);
+  const z = attention(heads(q), heads(k), heads(v), causal); // (B, H, T, hs)
+  return tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [B, T, C]); // (B, H, T, hs) -> (B, T, C)
+}
+
 const maskCache = new Map<string, tf.Tensor2D>();
 
 /** (T, Tk) additive mask: 0 where key j <= query i (+ offset), -1e9 after. Cached per shape. */

@@ -19,6 +19,19 @@ const at = (be: WasmBackendInternals, t: tf.TensorInfo | undefined): number => (
 /** The heap as floats: read after every makeOutput, which may grow (and replace) the memory. */
 const heapOf = (be: WasmBackendInternals): Float32Array => be.wasm.HEAPF32;
 
+/** The native attention shape for q, k, v and out laid out heads-major, (B, H, T, hs). */
+function headsMajorShape(B: number, H: number, T: number, Tk: number, hs: number, causal: boolean): Int32Array {
+  const q = [H * T * hs, T * hs, hs];
+  const kv = [H * Tk * hs, Tk * hs, hs];
+  return Int32Array.from([B, H, T, Tk, hs, causal ? 1 : 0, ...q, ...kv, ...kv, ...q]);
+}
+
+/** The native attention shape for q, k, v packed token-major in (B, T, 3C) and out in (B, T, C). */
+function packedShape(B: number, H: number, T: number, C: number, causal: boolean): Int32Array {
+  const qkv = [T * 3 * C, C / H, 3 * C];
+  return Int32Array.from([B, H, T, T, C / H, causal ? 1 : 0, ...qkv, ...qkv, ...qkv, T * C, C / H, C]);
+}
+
 /** Input names per kernel, in the order the bodies receive them. */
 const kernels: Record<string, { inputs: string[]; body: KernelBody }> = {
   NormLabGelu: {
@@ -71,7 +84,8 @@ const kernels: Record<string, { inputs: string[]; body: KernelBody }> = {
       const Tk = k.shape[2];
       const out = be.makeOutput(q.shape, 'float32');
       const probs = be.makeOutput([B, H, T, Tk], 'float32');
-      nk.attentionFwd(heapOf(be), at(be, q), at(be, k), at(be, v), at(be, out), at(be, probs), B * H, T, Tk, hs, 1 / Math.sqrt(hs), causal ? 1 : 0);
+      const shape = headsMajorShape(B, H, T, Tk, hs, causal as boolean);
+      nk.attentionFwd(heapOf(be), at(be, q), at(be, k), at(be, v), at(be, out), at(be, probs), shape, 1 / Math.sqrt(hs));
       return [out, probs];
     },
   },
@@ -80,26 +94,38 @@ const kernels: Record<string, { inputs: string[]; body: KernelBody }> = {
     body: (nk, be, [q, k, v, probs, dout]) => {
       const [B, H, T, hs] = q.shape;
       const Tk = k.shape[2];
-      const dq = be.makeOutput(q.shape, 'float32');
-      const dk = be.makeOutput(k.shape, 'float32');
-      const dv = be.makeOutput(v.shape, 'float32');
-      nk.attentionBwd(
-        heapOf(be),
-        at(be, q),
-        at(be, k),
-        at(be, v),
-        at(be, probs),
-        at(be, dout),
-        at(be, dq),
-        at(be, dk),
-        at(be, dv),
-        B * H,
-        T,
-        Tk,
-        hs,
-        1 / Math.sqrt(hs),
-      );
+      const [dq, dk, dv] = [q, k, v].map((t) => be.makeOutput(t.shape, 'float32'));
+      const shape = headsMajorShape(B, H, T, Tk, hs, false);
+      nk.attentionBwd(heapOf(be), at(be, q), at(be, k), at(be, v), at(be, probs), at(be, dout), at(be, dq), at(be, dk), at(be, dv), shape, 1 / Math.sqrt(hs));
       return [dq, dk, dv];
+    },
+  },
+  /** Self-attention straight from the packed projection qkv (B, T, 3C), C = heads * hs (no split or
+   * head transposes); outputs out (B, T, C) and probs (B, heads, T, T). */
+  NormLabPackedAttention: {
+    inputs: ['qkv'],
+    body: (nk, be, [qkv], { heads, causal }) => {
+      const [B, T, C3] = qkv.shape;
+      const C = C3 / 3;
+      const H = heads as number;
+      const out = be.makeOutput([B, T, C], 'float32');
+      const probs = be.makeOutput([B, H, T, T], 'float32');
+      const p = at(be, qkv);
+      nk.attentionFwd(heapOf(be), p, p + C, p + 2 * C, at(be, out), at(be, probs), packedShape(B, H, T, C, causal as boolean), 1 / Math.sqrt(C / H));
+      return [out, probs];
+    },
+  },
+  /** Outputs dqkv (B, T, 3C): the q, k and v column blocks are each written whole. */
+  NormLabPackedAttentionGrad: {
+    inputs: ['qkv', 'probs', 'dout'],
+    body: (nk, be, [qkv, probs, dout], { heads }) => {
+      const [B, T, C3] = qkv.shape;
+      const C = C3 / 3;
+      const H = heads as number;
+      const dqkv = be.makeOutput(qkv.shape, 'float32');
+      const [p, d] = [at(be, qkv), at(be, dqkv)];
+      nk.attentionBwd(heapOf(be), p, p + C, p + 2 * C, at(be, probs), at(be, dout), d, d + C, d + 2 * C, packedShape(B, H, T, C, false), 1 / Math.sqrt(C / H));
+      return [dqkv];
     },
   },
   /** logits (N, V), targets int32 (N); outputs the per-token loss (N) and logsumexp (N). */

@@ -189,38 +189,69 @@ static napi_value js_norm_bwd(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-/* attentionFwd(heap, q, k, v, out, probs, BH, T, Tk, hs, scale, causal) */
+/* Reads the attention shape from an Int32Array [B, H, T, Tk, hs, causal, then sb, sh, ld for q, k, v
+ * and out], and checks each operand's whole extent against the heap. */
+static int attn_shape_arg(call_t *c, size_t i, attn_shape *s) {
+  napi_typedarray_type type;
+  size_t len;
+  void *data;
+  if (c->failed) return 0;
+  if (napi_get_typedarray_info(c->env, c->argv[i], &type, &len, &data, NULL, NULL) != napi_ok || type != napi_int32_array ||
+      len != 18) {
+    fail(c, "native attention: the shape must be an Int32Array of 18");
+    return 0;
+  }
+  const int32_t *d = data;
+  *s = (attn_shape){d[0], d[1], d[2], d[3], d[4], d[5], {d[6], d[7], d[8]}, {d[9], d[10], d[11]}, {d[12], d[13], d[14]},
+                    {d[15], d[16], d[17]}};
+  if (s->B < 1 || s->H < 1 || s->T < 1 || s->Tk < 1 || s->hs < 1) {
+    fail(c, "native attention: every size must be positive");
+    return 0;
+  }
+  return 1;
+}
+
+/* Floats spanned by one operand of `rows` rows under a layout. */
+static int64_t attn_extent(const attn_shape *s, const head_layout *l, int64_t rows) {
+  return (s->B - 1) * l->sb + (s->H - 1) * l->sh + (rows - 1) * l->ld + s->hs;
+}
+
+/* attentionFwd(heap, q, k, v, out, probs, shape: Int32Array(18), scale) */
 static napi_value js_attention_fwd(napi_env env, napi_callback_info info) {
   call_t c;
-  if (!begin(&c, env, info, 12)) return NULL;
-  const int64_t BH = arg_int(&c, 6), T = arg_int(&c, 7), Tk = arg_int(&c, 8), hs = arg_int(&c, 9);
-  const float *q = range(&c, arg_int(&c, 1), BH * T * hs), *k = range(&c, arg_int(&c, 2), BH * Tk * hs);
-  const float *v = range(&c, arg_int(&c, 3), BH * Tk * hs);
-  float *out = range(&c, arg_int(&c, 4), BH * T * hs), *probs = range(&c, arg_int(&c, 5), BH * T * Tk);
-  const float scale = (float)arg_num(&c, 10);
-  const int causal = (int)arg_int(&c, 11);
+  attn_shape s;
+  if (!begin(&c, env, info, 8) || !attn_shape_arg(&c, 6, &s)) return NULL;
+  const float *q = range(&c, arg_int(&c, 1), attn_extent(&s, &s.q, s.T));
+  const float *k = range(&c, arg_int(&c, 2), attn_extent(&s, &s.k, s.Tk));
+  const float *v = range(&c, arg_int(&c, 3), attn_extent(&s, &s.v, s.Tk));
+  float *out = range(&c, arg_int(&c, 4), attn_extent(&s, &s.o, s.T));
+  float *probs = range(&c, arg_int(&c, 5), s.B * s.H * s.T * s.Tk);
+  const float scale = (float)arg_num(&c, 7);
   if (c.failed) return NULL;
-  if (!(scale > 0.0f) || T > INT32_MAX || Tk > INT32_MAX || hs > INT32_MAX) {
-    fail(&c, "native attention: scale must be positive and sizes below 2^31");
+  if (!(scale > 0.0f)) {
+    fail(&c, "native attention: the scale must be positive");
     return NULL;
   }
-  attention_fwd(q, k, v, out, probs, BH, T, Tk, hs, scale, causal);
+  attention_fwd(q, k, v, out, probs, &s, scale);
   return undefined(env);
 }
 
-/* attentionBwd(heap, q, k, v, probs, dout, dq, dk, dv, BH, T, Tk, hs, scale) */
+/* attentionBwd(heap, q, k, v, probs, dout, dq, dk, dv, shape: Int32Array(18), scale) */
 static napi_value js_attention_bwd(napi_env env, napi_callback_info info) {
   call_t c;
-  if (!begin(&c, env, info, 14)) return NULL;
-  const int64_t BH = arg_int(&c, 9), T = arg_int(&c, 10), Tk = arg_int(&c, 11), hs = arg_int(&c, 12);
-  const float *q = range(&c, arg_int(&c, 1), BH * T * hs), *k = range(&c, arg_int(&c, 2), BH * Tk * hs);
-  const float *v = range(&c, arg_int(&c, 3), BH * Tk * hs), *probs = range(&c, arg_int(&c, 4), BH * T * Tk);
-  const float *dout = range(&c, arg_int(&c, 5), BH * T * hs);
-  float *dq = range(&c, arg_int(&c, 6), BH * T * hs), *dk = range(&c, arg_int(&c, 7), BH * Tk * hs);
-  float *dv = range(&c, arg_int(&c, 8), BH * Tk * hs);
-  const float scale = (float)arg_num(&c, 13);
+  attn_shape s;
+  if (!begin(&c, env, info, 11) || !attn_shape_arg(&c, 9, &s)) return NULL;
+  const float *q = range(&c, arg_int(&c, 1), attn_extent(&s, &s.q, s.T));
+  const float *k = range(&c, arg_int(&c, 2), attn_extent(&s, &s.k, s.Tk));
+  const float *v = range(&c, arg_int(&c, 3), attn_extent(&s, &s.v, s.Tk));
+  const float *probs = range(&c, arg_int(&c, 4), s.B * s.H * s.T * s.Tk);
+  const float *dout = range(&c, arg_int(&c, 5), attn_extent(&s, &s.o, s.T));
+  float *dq = range(&c, arg_int(&c, 6), attn_extent(&s, &s.q, s.T));
+  float *dk = range(&c, arg_int(&c, 7), attn_extent(&s, &s.k, s.Tk));
+  float *dv = range(&c, arg_int(&c, 8), attn_extent(&s, &s.v, s.Tk));
+  const float scale = (float)arg_num(&c, 10);
   if (c.failed) return NULL;
-  attention_bwd(q, k, v, probs, dout, dq, dk, dv, BH, T, Tk, hs, scale);
+  attention_bwd(q, k, v, probs, dout, dq, dk, dv, &s, scale);
   return undefined(env);
 }
 

@@ -10,6 +10,10 @@ const char *blas_error(void);
 const char *blas_describe(void);
 void blas_set_threads(int n);
 
+/* Row-major C = op(A) op(B) with leading dimensions (row strides) lda, ldb, ldc. */
+void blas_sgemm(int trans_a, int trans_b, int M, int N, int K, const float *a, int lda, const float *b, int ldb,
+                float *c, int ldc);
+
 /* Row-major C[b] = op(A[b]) op(B[b]) for b < batch, C (M, N); operand b starts at base + b*stride. */
 void blas_sgemm_batch(int trans_a, int trans_b, int M, int N, int K, const float *a, long stride_a,
                       const float *b, long stride_b, float *c, long stride_c, int batch);

@@ -108,12 +108,12 @@ void norm_fwd(const float *x, const float *gamma, const float *beta, float *y, f
     float *yr = y + r * C;
     float mu = 0.0f;
     if (!rms) {
-      #pragma omp simd reduction(+ : mu)
+#pragma omp simd reduction(+ : mu)
       for (int64_t c = 0; c < C; c++) mu += xr[c];
       mu /= (float)C;
     }
     float var = 0.0f;
-    #pragma omp simd reduction(+ : var)
+#pragma omp simd reduction(+ : var)
     for (int64_t c = 0; c < C; c++) var += (xr[c] - mu) * (xr[c] - mu);
     const float rs = 1.0f / sqrtf(var / (float)C + eps);
     mean[r] = mu;
@@ -158,56 +158,66 @@ void norm_bwd(const float *x, const float *gamma, const float *mean, const float
 /* Row i of a (T, Tk) score matrix sees keys j <= i + (Tk - T) when causal. */
 static inline int64_t visible(int64_t i, int64_t T, int64_t Tk, int causal) { return causal ? i + (Tk - T) + 1 : Tk; }
 
-void attention_fwd(const float *q, const float *k, const float *v, float *out, float *probs, int64_t BH, int64_t T,
-                   int64_t Tk, int64_t hs, float scale, int causal) {
-  for (int64_t h = 0; h < BH; h++) {
-    float *S = probs + h * T * Tk;
-    blas_sgemm_batch(0, 1, (int)T, (int)Tk, (int)hs, q + h * T * hs, 0, k + h * Tk * hs, 0, S, 0, 1); /* q k^T */
-    for (int64_t i = 0; i < T; i++) {
-      float *row = S + i * Tk;
-      const int64_t n = visible(i, T, Tk, causal);
-      if (n <= 0) {
-        memset(row, 0, (size_t)Tk * sizeof(float));
-        continue;
-      }
-      float mx = row[0];
+/* Offset of batch b, head h in a layout. */
+static inline int64_t head_at(const head_layout *l, int64_t b, int64_t h) { return b * l->sb + h * l->sh; }
+
+void attention_fwd(const float *q, const float *k, const float *v, float *out, float *probs, const attn_shape *s,
+                   float scale) {
+  const int T = (int)s->T, Tk = (int)s->Tk, hs = (int)s->hs;
+  for (int64_t b = 0; b < s->B; b++)
+    for (int64_t h = 0; h < s->H; h++) {
+      float *S = probs + (b * s->H + h) * T * Tk;
+      blas_sgemm(0, 1, T, Tk, hs, q + head_at(&s->q, b, h), (int)s->q.ld, k + head_at(&s->k, b, h), (int)s->k.ld, S,
+                 Tk); /* q k^T */
+      for (int64_t i = 0; i < T; i++) {
+        float *row = S + i * Tk;
+        const int64_t n = visible(i, T, Tk, s->causal);
+        if (n <= 0) {
+          memset(row, 0, (size_t)Tk * sizeof(float));
+          continue;
+        }
+        float mx = row[0];
 #pragma omp simd reduction(max : mx)
-      for (int64_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
-      float z = 0.0f;
+        for (int64_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+        float z = 0.0f;
 #pragma omp simd reduction(+ : z)
-      for (int64_t j = 0; j < n; j++) {
-        row[j] = fast_exp((row[j] - mx) * scale);
-        z += row[j];
+        for (int64_t j = 0; j < n; j++) {
+          row[j] = fast_exp((row[j] - mx) * scale);
+          z += row[j];
+        }
+        const float inv = 1.0f / z;
+        for (int64_t j = 0; j < n; j++) row[j] *= inv;
+        for (int64_t j = n; j < Tk; j++) row[j] = 0.0f;
       }
-      const float inv = 1.0f / z;
-      for (int64_t j = 0; j < n; j++) row[j] *= inv;
-      for (int64_t j = n; j < Tk; j++) row[j] = 0.0f;
+      blas_sgemm(0, 0, T, hs, Tk, S, Tk, v + head_at(&s->v, b, h), (int)s->v.ld, out + head_at(&s->o, b, h),
+                 (int)s->o.ld); /* P v */
     }
-    blas_sgemm_batch(0, 0, (int)T, (int)hs, (int)Tk, S, 0, v + h * Tk * hs, 0, out + h * T * hs, 0, 1); /* P v */
-  }
 }
 
 void attention_bwd(const float *q, const float *k, const float *v, const float *probs, const float *dout, float *dq,
-                   float *dk, float *dv, int64_t BH, int64_t T, int64_t Tk, int64_t hs, float scale) {
-  float *dS = malloc((size_t)(T * Tk) * sizeof(float));
+                   float *dk, float *dv, const attn_shape *s, float scale) {
+  const int T = (int)s->T, Tk = (int)s->Tk, hs = (int)s->hs;
+  float *dS = malloc((size_t)T * (size_t)Tk * sizeof(float));
   if (!dS) abort();
-  for (int64_t h = 0; h < BH; h++) {
-    const float *P = probs + h * T * Tk, *dO = dout + h * T * hs;
-    const float *qh = q + h * T * hs, *kh = k + h * Tk * hs, *vh = v + h * Tk * hs;
-    blas_sgemm_batch(1, 0, (int)Tk, (int)hs, (int)T, P, 0, dO, 0, dv + h * Tk * hs, 0, 1); /* dV = P^T dO */
-    blas_sgemm_batch(0, 1, (int)T, (int)Tk, (int)hs, dO, 0, vh, 0, dS, 0, 1);            /* dP = dO V^T */
-    /* softmax backward, through the scale: dS = scale * P (dP - rowsum(P dP)) */
-    for (int64_t i = 0; i < T; i++) {
-      const float *p = P + i * Tk;
-      float *d = dS + i * Tk;
-      float dot = 0.0f;
+  for (int64_t b = 0; b < s->B; b++)
+    for (int64_t h = 0; h < s->H; h++) {
+      const float *P = probs + (b * s->H + h) * T * Tk, *dO = dout + head_at(&s->o, b, h);
+      const int64_t oq = head_at(&s->q, b, h), ok = head_at(&s->k, b, h), ov = head_at(&s->v, b, h);
+      const int ldq = (int)s->q.ld, ldk = (int)s->k.ld, ldv = (int)s->v.ld, ldo = (int)s->o.ld;
+      blas_sgemm(1, 0, Tk, hs, T, P, Tk, dO, ldo, dv + ov, ldv);    /* dV = P^T dO */
+      blas_sgemm(0, 1, T, Tk, hs, dO, ldo, v + ov, ldv, dS, Tk);    /* dP = dO V^T */
+      /* softmax backward, through the scale: dS = scale * P (dP - rowsum(P dP)) */
+      for (int64_t i = 0; i < T; i++) {
+        const float *p = P + i * Tk;
+        float *d = dS + i * Tk;
+        float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-      for (int64_t j = 0; j < Tk; j++) dot += p[j] * d[j];
-      for (int64_t j = 0; j < Tk; j++) d[j] = scale * p[j] * (d[j] - dot);
+        for (int64_t j = 0; j < Tk; j++) dot += p[j] * d[j];
+        for (int64_t j = 0; j < Tk; j++) d[j] = scale * p[j] * (d[j] - dot);
+      }
+      blas_sgemm(0, 0, T, hs, Tk, dS, Tk, k + ok, ldk, dq + oq, ldq); /* dQ = dS K */
+      blas_sgemm(1, 0, Tk, hs, T, dS, Tk, q + oq, ldq, dk + ok, ldk); /* dK = dS^T Q */
     }
-    blas_sgemm_batch(0, 0, (int)T, (int)hs, (int)Tk, dS, 0, kh, 0, dq + h * T * hs, 0, 1);  /* dQ = dS K */
-    blas_sgemm_batch(1, 0, (int)Tk, (int)hs, (int)T, dS, 0, qh, 0, dk + h * Tk * hs, 0, 1); /* dK = dS^T Q */
-  }
   free(dS);
 }
 

@@ -20,12 +20,26 @@ void norm_fwd(const float *x, const float *gamma, const float *beta, float *y, f
 void norm_bwd(const float *x, const float *gamma, const float *mean, const float *rstd, const float *dy, float *dx,
               float *dgamma, float *dbeta, int64_t rows, int64_t C, int rms);
 
-/* Scaled dot-product attention (Vaswani et al. 2017), softmax(q k^T * scale + causal mask) v, for
- * BH independent heads; q (T, hs), k and v (Tk, hs) per head. Saves the probabilities (T, Tk). */
-void attention_fwd(const float *q, const float *k, const float *v, float *out, float *probs, int64_t BH, int64_t T,
-                   int64_t Tk, int64_t hs, float scale, int causal);
+/* Where one operand's (T, hs) matrix for batch b and head h lies: at b * sb + h * sh, rows ld apart.
+ * Heads-major (B, H, T, hs): sb = H T hs, sh = T hs, ld = hs. Token-major (B, T, H hs): sb = T H hs,
+ * sh = hs, ld = H hs; q, k, v packed as (B, T, 3 H hs): the same with ld = 3 H hs. */
+typedef struct {
+  int64_t sb, sh, ld;
+} head_layout;
+
+typedef struct {
+  int64_t B, H, T, Tk, hs;
+  int causal;
+  head_layout q, k, v, o; /* gradients use their operand's layout */
+} attn_shape;
+
+/* Scaled dot-product attention (Vaswani et al. 2017, eq. 1), softmax(q k^T * scale + causal mask) v,
+ * per batch and head. Saves the probabilities, contiguous (B, H, T, Tk). */
+void attention_fwd(const float *q, const float *k, const float *v, float *out, float *probs, const attn_shape *s,
+                   float scale);
+/* dq, dk, dv (each written whole, so they may be column blocks of one packed gradient). */
 void attention_bwd(const float *q, const float *k, const float *v, const float *probs, const float *dout, float *dq,
-                   float *dk, float *dv, int64_t BH, int64_t T, int64_t Tk, int64_t hs, float scale);
+                   float *dk, float *dv, const attn_shape *s, float scale);
 
 /* Token cross-entropy: loss[i] = logsumexp(logits[i]) - logits[i, target[i]]; saves the row's
  * logsumexp. Targets outside [0, V) give NaN. */

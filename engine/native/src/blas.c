@@ -51,14 +51,14 @@ void blas_set_threads(int n) {
 }
 
 void blas_sgemm(int trans_a, int trans_b, int M, int N, int K, const float *a, int lda, const float *b, int ldb,
-                float *c, int ldc) {
+                float beta, float *c, int ldc) {
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
-              a, lda, b, ldb, 0.0f, c, ldc);
+              a, lda, b, ldb, beta, c, ldc);
 }
 
 void blas_sgemm_batch(int trans_a, int trans_b, int M, int N, int K, const float *a, long stride_a,
                       const float *b, long stride_b, float *c, long stride_c, int batch) {
   const int lda = trans_a ? M : K, ldb = trans_b ? K : N;
   for (int i = 0; i < batch; i++)
-    blas_sgemm(trans_a, trans_b, M, N, K, a + i * stride_a, lda, b + i * stride_b, ldb, c + i * stride_c, N);
+    blas_sgemm(trans_a, trans_b, M, N, K, a + i * stride_a, lda, b + i * stride_b, ldb, 0.0f, c + i * stride_c, N);
 }

@@ -10,9 +10,9 @@ const char *blas_error(void);
 const char *blas_describe(void);
 void blas_set_threads(int n);
 
-/* Row-major C = op(A) op(B) with leading dimensions (row strides) lda, ldb, ldc. */
+/* Row-major C = op(A) op(B) + beta C with leading dimensions (row strides) lda, ldb, ldc. */
 void blas_sgemm(int trans_a, int trans_b, int M, int N, int K, const float *a, int lda, const float *b, int ldb,
-                float *c, int ldc);
+                float beta, float *c, int ldc);
 
 /* Row-major C[b] = op(A[b]) op(B[b]) for b < batch, C (M, N); operand b starts at base + b*stride. */
 void blas_sgemm_batch(int trans_a, int trans_b, int M, int N, int K, const float *a, long stride_a,

@@ -23,6 +23,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { nativeKernels } from '../backend/native.js';
 import { fail, NormLabError } from '../core/errors.js';
 import type { CausalLM } from '../models/lm.js';
 import type { AdamW } from '../nn/optim.js';
@@ -58,16 +59,20 @@ export function availableCores(): number {
 /**
  * Replicas to use for `train.workers` (0 = auto). Auto picks one per core, at most 2, on the
  * single-threaded backends (wasm, cpu) when each shard keeps at least 2 rows, a step is at least
- * 2 GFLOP (6 · params · tokens) and the run at least 100 GFLOP; else 1. Measured on 2 cores
- * (wasm): a 0.4 GFLOP step gained 10% (per-op overhead does not shrink with the shard), a 2.9 GFLOP
- * step 1.5x, the 10.7 GFLOP bench step 1.7x; starting a worker takes about a second.
+ * 2 GFLOP (6 · params · tokens; 4 GFLOP where the native kernels run, since they shrink the
+ * compute but not the per-step exchange) and the run at least 100 GFLOP; else 1. Measured on
+ * 2 cores, wasm kernels: a 0.4 GFLOP step gained 10% (per-op overhead does not shrink with the
+ * shard), a 2.9 GFLOP step 1.5x, the 10.7 GFLOP bench step 1.7x; native kernels: 2.7 GFLOP
+ * 0.98x, 5.3 GFLOP 1.26x, 10.7 GFLOP 1.48x (two threads busy at once each run ~20% slower here,
+ * in one process or two). Starting a worker takes about a second.
  */
 export function resolveWorkers(requested: number, backend: string, batch: number, seq: number, params: number, steps: number): number {
   if (requested >= 1) return Math.min(requested, batch);
   if (backend !== 'wasm' && backend !== 'cpu') return 1;
   const n = Math.min(2, availableCores());
   const stepFlops = 6 * params * seq * batch;
-  return n > 1 && batch >= 2 * n && stepFlops >= 2e9 && stepFlops * steps >= 100e9 ? n : 1;
+  const minStepFlops = backend === 'wasm' && nativeKernels() ? 4e9 : 2e9;
+  return n > 1 && batch >= 2 * n && stepFlops >= minStepFlops && stepFlops * steps >= 100e9 ? n : 1;
 }
 
 /** Rows of each shard: as equal as possible, the first ones one larger when batch % n ≠ 0. */

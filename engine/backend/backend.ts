@@ -11,6 +11,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import util from 'node:util';
 import { fail, NormLabError } from '../core/errors.js';
+import { nativeStatus } from './native.js';
 import { registerWasmKernels, startWasmWithThreads, wantedWasmThreads } from './wasm-kernels.js';
 
 export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
@@ -20,7 +21,7 @@ export type BackendChoice = BackendName | 'auto';
 export interface BackendInfo {
   /** The tfjs backend that runs: tensorflow, wasm or cpu. */
   name: BackendName;
-  /** What was loaded, e.g. "@tensorflow/tfjs-node-gpu 4.22.0" or "wasm (simd, 1 thread)". */
+  /** What was loaded, e.g. "@tensorflow/tfjs-node-gpu 4.22.0" or "wasm (simd, 1 thread); native kernels (…)". */
   detail: string;
   /** Why each backend tried before this one did not load (auto only). */
   skipped: string[];
@@ -64,7 +65,10 @@ async function loadWasm(): Promise<string> {
   const threads = await startWasmWithThreads(wantedWasmThreads()); // 1 unless NORMLAB_WASM_THREADS asks for more
   await tf.ready();
   dropEmscriptenListeners(before);
-  return `wasm (${tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'simd' : 'no simd'}, ${threads} thread${threads === 1 ? '' : 's'})`;
+  const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'simd' : 'no simd';
+  // The addon cannot address the shared memory of wasm's threaded build (../backend/fused-ops.ts).
+  const native = threads === 1 ? nativeStatus() : 'no native kernels (wasm threads)';
+  return `wasm (${simd}, ${threads} thread${threads === 1 ? '' : 's'}); ${native}`;
 }
 
 /**

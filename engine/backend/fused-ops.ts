@@ -29,6 +29,10 @@ export interface AdamWHyper {
 export interface FusedOps {
   /** GELU, exact (erf) or GPT-2's tanh form. */
   gelu(x: tf.Tensor, form: 'tanh' | 'erf'): tf.Tensor;
+  /** SwiGLU's gate: silu(gate) * up, same shapes. */
+  swiglu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor;
+  /** Rotary embedding, rotate-half form, of x (..., T, hs) with cos and sin (T, hs) (constants). */
+  rope(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor;
   /** LayerNorm (rms false) or RMSNorm (rms true) over the last axis; gamma/beta (C) or null. */
   norm(x: tf.Tensor, gamma: tf.Tensor | null, beta: tf.Tensor | null, eps: number, rms: boolean): tf.Tensor;
   /** softmax(q k^T / sqrt(hs) + causal mask) v for q (B, H, T, hs), k and v (B, H, Tk, hs). */
@@ -50,6 +54,26 @@ const ops: FusedOps = {
       return {
         value: run('NormLabGelu', { x: input }, { tanh })[0],
         gradFunc: (dy, [xs]) => run('NormLabGeluGrad', { x: xs, dy: dy as tf.Tensor }, { tanh })[0],
+      };
+    })(x);
+  },
+
+  swiglu(gate, up) {
+    return tf.customGrad((g, u, save) => {
+      (save as tf.GradSaveFunc)([g as tf.Tensor, u as tf.Tensor]);
+      return {
+        value: run('NormLabSwiGLU', { gate: g as tf.Tensor, up: u as tf.Tensor })[0],
+        gradFunc: (dy, [gs, us]) => run('NormLabSwiGLUGrad', { gate: gs, up: us, dy: dy as tf.Tensor }),
+      };
+    })(gate, up);
+  },
+
+  rope(x, cos, sin) {
+    return tf.customGrad((xi, save) => {
+      (save as tf.GradSaveFunc)([cos, sin]); // the backward needs them after the forward's scope ends
+      return {
+        value: run('NormLabRope', { x: xi as tf.Tensor, cos, sin }, { backward: false })[0],
+        gradFunc: (dy, [c, s]) => run('NormLabRope', { x: dy as tf.Tensor, cos: c, sin: s }, { backward: true })[0],
       };
     })(x);
   },
@@ -105,12 +129,12 @@ const ops: FusedOps = {
     const N = logits.shape[0];
     return tf.customGrad((li, save) => {
       const [loss, lse] = run('NormLabCrossEntropy', { logits: li as tf.Tensor, targets });
-      (save as tf.GradSaveFunc)([li as tf.Tensor, lse]);
+      (save as tf.GradSaveFunc)([li as tf.Tensor, lse, targets]); // targets too: the forward's scope disposes what is not saved
       return {
         value: tf.mean(loss),
-        gradFunc: (dy, [ls, lses]) => {
+        gradFunc: (dy, [ls, lses, ts]) => {
           const dloss = tf.fill([N], 1 / N, 'float32');
-          return run('NormLabCrossEntropyGrad', { logits: ls, targets, lse: lses, dloss: tf.mul(dloss, dy as tf.Tensor) })[0];
+          return run('NormLabCrossEntropyGrad', { logits: ls, targets: ts, lse: lses, dloss: tf.mul(dloss, dy as tf.Tensor) })[0];
         },
       };
     })(logits) as tf.Scalar;

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from './backend.js';
 import { fusedOps } from './fused-ops.js';
 import { nativeKernels, nativeStatus } from './native.js';
-import { attention, crossEntropy, gelu, layerNorm, packedSelfAttention, rmsNorm } from '../nn/ops.js';
+import { attention, crossEntropy, gelu, layerNorm, packedSelfAttention, rmsNorm, rope, swiglu } from '../nn/ops.js';
 import { AdamW } from '../nn/optim.js';
 import { ParamSet } from '../nn/params.js';
 import { compare, on, expectClose, rand, size } from '../testing/backends.js';
@@ -18,7 +18,7 @@ const available = nativeKernels() !== null;
 describe('native kernels', () => {
   it('load where the build is required (CI), with OpenBLAS', () => {
     if (!process.env.NORMLAB_REQUIRE_NATIVE) return;
-    expect(nativeStatus()).toMatch(/^native \(OpenBLAS/);
+    expect(nativeStatus()).toMatch(/^native kernels \(OpenBLAS \d/);
     expect(available).toBe(true);
   });
 });
@@ -47,6 +47,41 @@ describe.skipIf(!available)('fused ops on wasm vs composed tfjs ops on cpu', () 
         valueAndGrads((t) => gelu(t, form), [x], 2),
         2e-5,
       );
+  });
+
+  it("SwiGLU's gate silu(g) * u", async () => {
+    const g = { v: rand(4 * 37, 31, 9), shape: [4, 37] };
+    const u = { v: rand(4 * 37, 32, 2), shape: [4, 37] };
+    await compare(
+      valueAndGrads((a, b) => swiglu(a, b), [g, u], 33),
+      2e-5,
+    );
+  });
+
+  it('RoPE (rotate-half form) against the rotation written as a matrix product', async () => {
+    const [T, hs] = [7, 6];
+    const ang = Array.from({ length: T * hs }, (_, i) => Math.floor(i / hs) * 0.37 * ((i % (hs / 2)) + 1));
+    const cos = Float32Array.from(ang, Math.cos);
+    const sin = Float32Array.from(ang, Math.sin);
+    // rotate_half(x) = x @ R with R[j + h, j] = -1, R[j, j + h] = 1
+    const R = new Float32Array(hs * hs);
+    for (let j = 0; j < hs / 2; j++) {
+      R[(j + hs / 2) * hs + j] = -1;
+      R[j * hs + j + hs / 2] = 1;
+    }
+    const x = { v: rand(2 * 3 * T * hs, 34, 2), shape: [2, 3, T, hs] };
+    const fused = valueAndGrads((t) => rope(t, tf.tensor2d(cos, [T, hs]), tf.tensor2d(sin, [T, hs])), [x], 35);
+    const byMatrix = valueAndGrads(
+      (t) =>
+        tf.add(
+          tf.mul(t, tf.tensor2d(cos, [T, hs])),
+          tf.mul(tf.reshape(tf.matMul(tf.reshape(t, [-1, hs]), tf.tensor2d(R, [hs, hs])), t.shape), tf.tensor2d(sin, [T, hs])),
+        ),
+      [x],
+      35,
+    );
+    const want = await on('cpu', byMatrix);
+    for (const got of [await on('wasm', fused), await on('cpu', fused)]) for (let i = 0; i < want.length; i++) expectClose(got[i], want[i], 1e-5);
   });
 
   it('LayerNorm with and without gamma / beta, and RMSNorm', async () => {

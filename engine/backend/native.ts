@@ -32,6 +32,10 @@ export interface NativeKernels {
   ): void;
   geluFwd(heap: Float32Array, x: number, y: number, n: number, tanhForm: number): void;
   geluBwd(heap: Float32Array, x: number, dy: number, dx: number, n: number, tanhForm: number): void;
+  swigluFwd(heap: Float32Array, g: number, u: number, y: number, n: number): void;
+  swigluBwd(heap: Float32Array, g: number, u: number, dy: number, dg: number, du: number, n: number): void;
+  /** backward 0: y = rope(x); 1: dx from dy. */
+  rope(heap: Float32Array, x: number, cos: number, sin: number, y: number, rows: number, T: number, hs: number, backward: number): void;
   normFwd(
     heap: Float32Array,
     x: number,
@@ -99,26 +103,28 @@ function cpuHas(features: string[]): boolean {
 }
 
 function load(): { kernels: NativeKernels | null; status: string } {
-  if (process.env.NORMLAB_NATIVE === '0') return { kernels: null, status: 'off (NORMLAB_NATIVE=0)' };
+  if (process.env.NORMLAB_NATIVE === '0') return { kernels: null, status: 'no native kernels (NORMLAB_NATIVE=0)' };
   const file = path.join(buildDir, 'Release', 'normlab_native.node');
-  if (!fs.existsSync(file)) return { kernels: null, status: 'not built (npm install builds it where a C compiler is present)' };
+  if (!fs.existsSync(file)) return { kernels: null, status: 'no native kernels (not built: npm install builds them where a C compiler is present)' };
   let arch = 'generic';
   try {
     arch = (JSON.parse(fs.readFileSync(path.join(buildDir, 'target.json'), 'utf8')) as { arch: string }).arch;
   } catch {
     // built by hand without the build script: assume a generic build
   }
-  if (arch === 'x86-64-v3' && !cpuHas(['avx2', 'fma'])) return { kernels: null, status: 'built for AVX2+FMA, which this CPU lacks' };
+  if (arch === 'x86-64-v3' && !cpuHas(['avx2', 'fma'])) return { kernels: null, status: 'no native kernels (built for AVX2+FMA, which this CPU lacks)' };
   try {
     const kernels = createRequire(import.meta.url)(file) as NativeKernels;
     const info = kernels.info();
-    if (!info.blas) return { kernels: null, status: `no BLAS: ${info.blasError}` };
+    if (!info.blas) return { kernels: null, status: `no native kernels (${info.blasError})` };
     // One core per replica: data-parallel training uses the others. (OpenBLAS threads spin while
     // they wait, and on a busy machine made training slower, not faster.)
     kernels.setBlasThreads(1);
-    return { kernels, status: `native (${info.blas}; kernels ${info.simd})` };
+    const [name, version] = info.blas.split(' '); // "OpenBLAS 0.3.21 <build flags> (<core>)"
+    const core = /\(([^()]*)\)$/.exec(info.blas)?.[1] ?? '?';
+    return { kernels, status: `native kernels (${name} ${version} ${core}, ${info.simd})` };
   } catch (err) {
-    return { kernels: null, status: `cannot load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` };
+    return { kernels: null, status: `no native kernels (cannot load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)})` };
   }
 }
 
@@ -139,5 +145,5 @@ export function setNativeKernels(on: boolean): void {
 /** One line: what was loaded, or why the native kernels are not in use. */
 export function nativeStatus(): string {
   loaded ??= load();
-  return enabled || !loaded.kernels ? loaded.status : 'switched off';
+  return enabled || !loaded.kernels ? loaded.status : 'no native kernels (switched off)';
 }

@@ -21,7 +21,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
-import { attention, crossEntropy, layerNorm, linear, rmsNorm, silu } from '../nn/ops.js';
+import { attention, crossEntropy, layerNorm, linear, rmsNorm, rope, swiglu } from '../nn/ops.js';
 import { normalInit, ParamSet, paramSeed } from '../nn/params.js';
 import { takeTensor, type CausalLM, type CheckpointSource, type ForwardHooks, type NormSite } from './lm.js';
 
@@ -89,7 +89,7 @@ const BLOCK_LINEARS = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj
 export class Llama implements CausalLM {
   readonly arch = 'llama' as const;
   readonly params = new ParamSet();
-  private readonly rope: { cos: tf.Tensor2D; sin: tf.Tensor2D; rotate: tf.Tensor2D };
+  private readonly rope: { cos: tf.Tensor2D; sin: tf.Tensor2D };
 
   constructor(
     readonly config: LlamaConfig,
@@ -168,19 +168,16 @@ export class Llama implements CausalLM {
     return linear(y, this.w(`${h}.o_proj.weight`)) as tf.Tensor3D;
   }
 
-  /** RoPE in HF's rotate-half form: x cos + rotate_half(x) sin, rotate_half as a fixed matmul. */
+  /** RoPE in HF's rotate-half form on (B, H, T, hs). */
   private applyRope(x: tf.Tensor4D, T: number): tf.Tensor4D {
     const hs = x.shape[3];
-    const cos = tf.slice(this.rope.cos, [0, 0], [T, hs]);
-    const sin = tf.slice(this.rope.sin, [0, 0], [T, hs]);
-    const rotated = tf.reshape(linear(x, this.rope.rotate), x.shape); // (..., hs) @ (hs, hs)
-    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+    return rope(x, tf.slice(this.rope.cos, [0, 0], [T, hs]), tf.slice(this.rope.sin, [0, 0], [T, hs])) as tf.Tensor4D;
   }
 
   /** SwiGLU (Shazeer 2020): down(silu(gate(x)) * up(x)). */
   private mlp(i: number, x: tf.Tensor): tf.Tensor {
     const h = `model.layers.${i}.mlp`;
-    const a = tf.mul(silu(linear(x, this.w(`${h}.gate_proj.weight`))), linear(x, this.w(`${h}.up_proj.weight`)));
+    const a = swiglu(linear(x, this.w(`${h}.gate_proj.weight`)), linear(x, this.w(`${h}.up_proj.weight`)));
     return linear(a, this.w(`${h}.down_proj.weight`));
   }
 
@@ -274,8 +271,8 @@ export class Llama implements CausalLM {
   }
 }
 
-/** cos/sin tables (P, hs) with HF's layout cat(freqs, freqs), and the rotate-half matrix (hs, hs). */
-function ropeTables(P: number, hs: number, theta: number): { cos: tf.Tensor2D; sin: tf.Tensor2D; rotate: tf.Tensor2D } {
+/** cos/sin tables (P, hs) with HF's layout cat(freqs, freqs). */
+function ropeTables(P: number, hs: number, theta: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
   const half = hs / 2;
   const cos = new Float32Array(P * hs);
   const sin = new Float32Array(P * hs);
@@ -288,11 +285,5 @@ function ropeTables(P: number, hs: number, theta: number): { cos: tf.Tensor2D; s
       }
     }
   }
-  // rotate_half(x) = cat(-x[half:], x[:half]) = x @ R with R[j+half, j] = -1, R[j, j+half] = 1.
-  const R = new Float32Array(hs * hs);
-  for (let j = 0; j < half; j++) {
-    R[(j + half) * hs + j] = -1;
-    R[j * hs + (j + half)] = 1;
-  }
-  return { cos: tf.tensor2d(cos, [P, hs]), sin: tf.tensor2d(sin, [P, hs]), rotate: tf.tensor2d(R, [hs, hs]) };
+  return { cos: tf.tensor2d(cos, [P, hs]), sin: tf.tensor2d(sin, [P, hs]) };
 }

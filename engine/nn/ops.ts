@@ -114,9 +114,29 @@ export function gelu(x: tf.Tensor, form: 'tanh' | 'erf' = 'tanh'): tf.Tensor {
   return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)));
 }
 
-/** SiLU (swish): x * sigmoid(x), used by LLaMA's SwiGLU. */
+/** SiLU (swish): x * sigmoid(x). */
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
+}
+
+/** SwiGLU's gating (Shazeer 2020, eq. 6 without the projections): silu(gate) * up. */
+export function swiglu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
+  const fused = gate.dtype === 'float32' && up.dtype === 'float32' && tf.util.arraysEqual(gate.shape, up.shape) ? fusedOps() : null;
+  if (fused) return fused.swiglu(gate, up);
+  return tf.mul(silu(gate), up);
+}
+
+/**
+ * Rotary position embedding (Su et al. 2021, eq. 34) in HF's rotate-half form for x (..., T, hs):
+ * x cos + rotate_half(x) sin, rotate_half(x) = (-x[hs/2:], x[:hs/2]); cos, sin (T, hs).
+ */
+export function rope(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor {
+  const [T, hs] = cos.shape;
+  const fits = x.dtype === 'float32' && x.rank >= 2 && x.shape[x.rank - 2] === T && x.shape[x.rank - 1] === hs && hs % 2 === 0;
+  const fused = fits ? fusedOps() : null;
+  if (fused) return fused.rope(x, cos, sin);
+  const [x1, x2] = tf.split(x, 2, -1);
+  return tf.add(tf.mul(x, cos), tf.mul(tf.concat([tf.neg(x2), x1], -1), sin));
 }
 
 /**

@@ -50,6 +50,33 @@ const kernels: Record<string, { inputs: string[]; body: KernelBody }> = {
       return [dx];
     },
   },
+  NormLabSwiGLU: {
+    inputs: ['gate', 'up'],
+    body: (nk, be, [g, u]) => {
+      const y = be.makeOutput(g.shape, 'float32');
+      nk.swigluFwd(heapOf(be), at(be, g), at(be, u), at(be, y), tf.util.sizeFromShape(g.shape));
+      return [y];
+    },
+  },
+  NormLabSwiGLUGrad: {
+    inputs: ['gate', 'up', 'dy'],
+    body: (nk, be, [g, u, dy]) => {
+      const dg = be.makeOutput(g.shape, 'float32');
+      const du = be.makeOutput(u.shape, 'float32');
+      nk.swigluBwd(heapOf(be), at(be, g), at(be, u), at(be, dy), at(be, dg), at(be, du), tf.util.sizeFromShape(g.shape));
+      return [dg, du];
+    },
+  },
+  /** x (..., T, hs) with cos and sin (T, hs); `backward` maps dy to dx instead. */
+  NormLabRope: {
+    inputs: ['x', 'cos', 'sin'],
+    body: (nk, be, [x, cos, sin], { backward }) => {
+      const [T, hs] = cos.shape;
+      const y = be.makeOutput(x.shape, 'float32');
+      nk.rope(heapOf(be), at(be, x), at(be, cos), at(be, sin), at(be, y), tf.util.sizeFromShape(x.shape) / hs, T, hs, backward ? 1 : 0);
+      return [y];
+    },
+  },
   /** Outputs y, mean and rstd ((rows,) each); gamma and beta are optional inputs. */
   NormLabNorm: {
     inputs: ['x', 'gamma', 'beta'],

@@ -158,6 +158,48 @@ static napi_value js_gelu_bwd(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* swigluFwd(heap, g, u, y, n) */
+static napi_value js_swiglu_fwd(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(&c, env, info, 5)) return NULL;
+  const int64_t n = arg_int(&c, 4);
+  const float *g = range(&c, arg_int(&c, 1), n), *u = range(&c, arg_int(&c, 2), n);
+  float *y = range(&c, arg_int(&c, 3), n);
+  if (c.failed) return NULL;
+  swiglu_fwd(g, u, y, n);
+  return undefined(env);
+}
+
+/* swigluBwd(heap, g, u, dy, dg, du, n) */
+static napi_value js_swiglu_bwd(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(&c, env, info, 7)) return NULL;
+  const int64_t n = arg_int(&c, 6);
+  const float *g = range(&c, arg_int(&c, 1), n), *u = range(&c, arg_int(&c, 2), n), *dy = range(&c, arg_int(&c, 3), n);
+  float *dg = range(&c, arg_int(&c, 4), n), *du = range(&c, arg_int(&c, 5), n);
+  if (c.failed) return NULL;
+  swiglu_bwd(g, u, dy, dg, du, n);
+  return undefined(env);
+}
+
+/* ropeFwd(heap, x, cos, sin, y, rows, T, hs, backward): backward = 1 maps dy to dx */
+static napi_value js_rope(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(&c, env, info, 9)) return NULL;
+  const int64_t rows = arg_int(&c, 5), T = arg_int(&c, 6), hs = arg_int(&c, 7);
+  if (!c.failed && (T < 1 || hs < 2 || hs % 2)) {
+    fail(&c, "native rope: T must be positive and the head size even");
+    return NULL;
+  }
+  const float *x = range(&c, arg_int(&c, 1), rows * hs);
+  const float *cos = range(&c, arg_int(&c, 2), T * hs), *sin = range(&c, arg_int(&c, 3), T * hs);
+  float *y = range(&c, arg_int(&c, 4), rows * hs);
+  const int backward = (int)arg_int(&c, 8);
+  if (c.failed) return NULL;
+  (backward ? rope_bwd : rope_fwd)(x, cos, sin, y, rows, T, hs);
+  return undefined(env);
+}
+
 /* normFwd(heap, x, gamma|-1, beta|-1, y, mean, rstd, rows, C, eps, rms) */
 static napi_value js_norm_fwd(napi_env env, napi_callback_info info) {
   call_t c;
@@ -314,6 +356,9 @@ NAPI_MODULE_INIT() {
       FN("gemm", js_gemm),
       FN("geluFwd", js_gelu_fwd),
       FN("geluBwd", js_gelu_bwd),
+      FN("swigluFwd", js_swiglu_fwd),
+      FN("swigluBwd", js_swiglu_bwd),
+      FN("rope", js_rope),
       FN("normFwd", js_norm_fwd),
       FN("normBwd", js_norm_bwd),
       FN("attentionFwd", js_attention_fwd),

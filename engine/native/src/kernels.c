@@ -101,6 +101,44 @@ void gelu_bwd(const float *x, const float *dy, float *dx, int64_t n, int tanh_fo
   }
 }
 
+static inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+
+void swiglu_fwd(const float *g, const float *u, float *y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = g[i] * fast_sigmoid(g[i]) * u[i];
+}
+
+void swiglu_bwd(const float *g, const float *u, const float *dy, float *dg, float *du, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float s = fast_sigmoid(g[i]);
+    du[i] = dy[i] * g[i] * s;
+    dg[i] = dy[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+  }
+}
+
+void rope_fwd(const float *x, const float *cos, const float *sin, float *y, int64_t rows, int64_t T, int64_t hs) {
+  const int64_t h = hs / 2;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * hs, *c = cos + (r % T) * hs, *s = sin + (r % T) * hs;
+    float *yr = y + r * hs;
+    for (int64_t j = 0; j < h; j++) {
+      yr[j] = xr[j] * c[j] - xr[j + h] * s[j];
+      yr[j + h] = xr[j + h] * c[j + h] + xr[j] * s[j + h];
+    }
+  }
+}
+
+void rope_bwd(const float *dy, const float *cos, const float *sin, float *dx, int64_t rows, int64_t T, int64_t hs) {
+  const int64_t h = hs / 2;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *d = dy + r * hs, *c = cos + (r % T) * hs, *s = sin + (r % T) * hs;
+    float *o = dx + r * hs;
+    for (int64_t j = 0; j < h; j++) {
+      o[j] = d[j] * c[j] + d[j + h] * s[j + h];
+      o[j + h] = d[j + h] * c[j + h] - d[j] * s[j];
+    }
+  }
+}
+
 void norm_fwd(const float *x, const float *gamma, const float *beta, float *y, float *mean, float *rstd,
               int64_t rows, int64_t C, float eps, int rms) {
   for (int64_t r = 0; r < rows; r++) {

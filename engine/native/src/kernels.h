@@ -11,6 +11,17 @@ void gelu_fwd(const float *x, float *y, int64_t n, int tanh_form);
 /* dx = dy * d/dx gelu(x) */
 void gelu_bwd(const float *x, const float *dy, float *dx, int64_t n, int tanh_form);
 
+/* SwiGLU's gate (Shazeer 2020): y = silu(g) u with silu(g) = g sigmoid(g). */
+void swiglu_fwd(const float *g, const float *u, float *y, int64_t n);
+/* dg = dy u silu'(g), du = dy silu(g), with silu'(g) = s (1 + g (1 - s)), s = sigmoid(g). */
+void swiglu_bwd(const float *g, const float *u, const float *dy, float *dg, float *du, int64_t n);
+
+/* Rotary position embedding (Su et al. 2021) in HF's rotate-half form, y = x cos + rotate_half(x) sin
+ * with rotate_half(x) = (-x[h:], x[:h]), h = hs / 2, for rows of length hs whose position is
+ * row % T; cos and sin are (T, hs). The backward is the same map with the rotation reversed. */
+void rope_fwd(const float *x, const float *cos, const float *sin, float *y, int64_t rows, int64_t T, int64_t hs);
+void rope_bwd(const float *dy, const float *cos, const float *sin, float *dx, int64_t rows, int64_t T, int64_t hs);
+
 /* LayerNorm over rows of length C (Ba et al. 2016): y = (x - mean) * rstd * gamma + beta, with
  * rstd = 1 / sqrt(var + eps). gamma/beta may be NULL (1 / 0). Saves mean and rstd per row.
  * rms != 0 gives RMSNorm (Zhang & Sennrich 2019): no centring, rstd = 1 / sqrt(mean(x^2) + eps). */

@@ -15,8 +15,8 @@
  *    example's network (MLP, width 192, depth 4, latent 4x4x4, batch 128, full recipe) on random
  *    standardized latents (engine/methods/lct/bench-step.ts);
  *  - rss_flat: a tiny LM (2 layers, d 64, batch 8, seq 64) trained 1,000 steps (100 with --quick)
- *    through `lmTrainStep`; tf.memory().numTensors and the process RSS at steps 100, 500 and 1000
- *    (10, 50, 100), and the RSS growth from the first to the last of them (the value, MiB);
+ *    through `lmTrainStep`; tf.memory().numTensors and the process RSS (after a full GC) every
+ *    100 steps (10), and the RSS growth from the first to the last reading (the value, MiB);
  *  - memory: peak RSS of the process and tf.memory() after the backend's rows.
  * With --vs-torch the PyTorch twin (engine/bench/torch_lm_step.py) runs the same LM step right
  * before and right after NormLab's wasm (or first) LM rows, with 2 threads and with 1, and the ratio
@@ -31,6 +31,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { fileURLToPath } from 'node:url';
 import { currentBackend, initBackend, type BackendName } from '../backend/backend.js';
 import { fastWasmKernelsEnabled, setFastWasmKernels } from '../backend/wasm-kernels.js';
@@ -277,24 +279,38 @@ export interface RssPoint {
   rssMiB: number;
 }
 
+/** V8's full garbage collection, made callable at run time (as `node --expose-gc` would). */
+function fullGc(): () => void {
+  v8.setFlagsFromString('--expose_gc');
+  return vm.runInNewContext('gc') as () => void;
+}
+
 /**
  * Trains the rss_flat LM `steps` steps through `lmTrainStep` (a fresh batch of tokens each step) and
- * records tf.memory().numTensors and the process RSS after the steps in `at`.
+ * records tf.memory().numTensors and the process RSS after the steps in `at`. Each RSS reading
+ * follows a full garbage collection: without it the collector's sawtooth (~100 MiB here) hides
+ * any trend.
  */
 export function benchRssFlat(steps: number, at: number[]): { points: RssPoint[]; stepMs: number; loss: number } {
+  const gc = fullGc();
   const model = new GPT2(RSS_FLAT_LM, 0);
   const opt = new AdamW(model.params, { weightDecay: 0.01 });
   const n = RSS_FLAT_BATCH * RSS_FLAT_SEQ;
   const points: RssPoint[] = [];
   let loss = NaN;
+  let trainMs = 0;
   try {
-    const t0 = performance.now();
     for (let step = 1; step <= steps; step++) {
       const batch: LMBatch = { x: tokens(n, 256, 2 * step), y: tokens(n, 256, 2 * step + 1), batch: RSS_FLAT_BATCH, seq: RSS_FLAT_SEQ };
+      const t0 = performance.now();
       loss = lmTrainStep(model, opt, batch, 1e-3).loss;
-      if (at.includes(step)) points.push({ step, tensors: tf.memory().numTensors, rssMiB: rssMiB() });
+      trainMs += performance.now() - t0;
+      if (at.includes(step)) {
+        gc();
+        points.push({ step, tensors: tf.memory().numTensors, rssMiB: rssMiB() });
+      }
     }
-    return { points, stepMs: (performance.now() - t0) / steps, loss };
+    return { points, stepMs: trainMs / steps, loss };
   } finally {
     opt.dispose();
     model.dispose();
@@ -496,16 +512,18 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     }
     if (want('rss_flat')) {
       const total = quick || slow ? 100 : 1000;
-      const at = [total / 10, total / 2, total];
+      const at = Array.from({ length: 10 }, (_, i) => ((i + 1) * total) / 10);
       log(`${name}: RSS over ${total} steps of a tiny LM (2 layers, d 64, B ${RSS_FLAT_BATCH} T ${RSS_FLAT_SEQ})`);
       const r = benchRssFlat(total, at);
-      const [a, , z] = r.points;
-      const pts = r.points.map((p) => `step ${p.step}: ${p.tensors} tensors, ${p.rssMiB.toFixed(1)} MiB`).join('; ');
+      const a = r.points[0];
+      const z = r.points[r.points.length - 1];
+      const shown = [a, r.points[Math.floor(r.points.length / 2) - 1], z];
+      const pts = shown.map((p) => `step ${p.step}: ${p.tensors} tensors, ${p.rssMiB.toFixed(1)} MiB`).join('; ');
       add({
         name: 'rss_flat',
         value: z.rssMiB - a.rssMiB,
         unit: 'MiB RSS growth',
-        detail: `from step ${a.step} to ${z.step}; ${pts}; ${r.stepMs.toFixed(1)} ms/step`,
+        detail: `from step ${a.step} to ${z.step}, each after a full GC; ${pts}; ${r.stepMs.toFixed(1)} ms/step`,
         data: { points: r.points, tensor_growth: z.tensors - a.tensors, step_ms: r.stepMs, loss: r.loss },
       });
     }

@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from './backend.js';
 import { fusedOps } from './fused-ops.js';
-import { nativeKernels, nativeStatus } from './native.js';
+import { nativeKernels, nativeStatus, setNativeThreads } from './native.js';
 import { attention, crossEntropy, gelu, layerNorm, packedSelfAttention, rmsNorm, rope, swiglu } from '../nn/ops.js';
 import { AdamW } from '../nn/optim.js';
 import { ParamSet } from '../nn/params.js';
@@ -154,6 +154,59 @@ describe.skipIf(!available)('fused ops on wasm vs composed tfjs ops on cpu', () 
     const want = await on('cpu', run);
     const got = await on('wasm', run);
     for (let i = 0; i < want.length; i++) expectClose(got[i], want[i], 1e-5);
+  });
+
+  it("splits large operations over the kernels' thread pool with the results of one thread", async () => {
+    // Sizes past every split threshold (1M multiply-adds, 32K elements), with 3 threads so that
+    // chunks come out uneven on any machine.
+    const C = 96;
+    const rows = 1100;
+    const x = { v: rand(rows * C, 50, 3), shape: [rows, C] };
+    const w = { v: rand(C * 3 * C, 51), shape: [C, 3 * C] };
+    const g = { v: rand(C, 52), shape: [C] };
+    const big = valueAndGrads(
+      (xi, wi, gi) => {
+        const h = gelu(tf.matMul(layerNorm(xi, gi, null, 1e-5), wi), 'erf'); // (rows, 3C)
+        const att = packedSelfAttention(tf.reshape(h, [11, 100, 3 * C]) as tf.Tensor3D, 4, true); // (11, 100, C)
+        const mixed = tf.matMul(att, tf.slice(att, [0, 0, 0], [11, C, C]), false, true); // a batch of 11 products, (11, 100, 96)
+        const logits = tf.reshape(swiglu(att, mixed), [rows, C]);
+        return crossEntropy(
+          logits,
+          tf.tensor1d(
+            Int32Array.from({ length: rows }, (_, i) => (i * 7) % C),
+            'int32',
+          ),
+        );
+      },
+      [x, w, g],
+      53,
+    );
+    const before = setNativeThreads(1);
+    try {
+      const one = await on('wasm', big);
+      setNativeThreads(3);
+      const three = await on('wasm', big);
+      for (let i = 0; i < one.length; i++) expectClose(three[i], one[i], 1e-5); // dgamma's partial sums add up in another order
+      expectClose(one[0], (await on('cpu', big))[0], 1e-4);
+      const adam = () => {
+        const p = tf.tensor(rand(70000, 54));
+        return fusedOps()!.adamw(p, tf.tensor(rand(70000, 55)), tf.zerosLike(p), tf.onesLike(p), {
+          lr: 0.1,
+          beta1: 0.9,
+          beta2: 0.99,
+          eps: 1e-8,
+          weightDecay: 0.1,
+          bc1: 0.1,
+          bc2: 0.01,
+        });
+      };
+      const adamThree = await on('wasm', adam);
+      setNativeThreads(1);
+      const adamOne = await on('wasm', adam);
+      for (let i = 0; i < 3; i++) expect(Array.from(adamThree[i])).toEqual(Array.from(adamOne[i]));
+    } finally {
+      setNativeThreads(before);
+    }
   });
 
   it('refuses operands outside the wasm heap and wrong argument counts, in one line', async () => {

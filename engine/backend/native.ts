@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,6 +16,8 @@ import { fileURLToPath } from 'node:url';
 export interface NativeKernels {
   info(): { blas: string | null; blasError: string | null; simd: string };
   setBlasThreads(n: number): void;
+  /** The kernels' own thread pool, the calling thread included; returns the count in effect. */
+  setThreads(n: number): number;
   gemm(
     heap: Float32Array,
     transA: number,
@@ -87,6 +90,14 @@ const buildDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 
 let loaded: { kernels: NativeKernels | null; status: string } | null = null;
 let enabled = true;
+let threads = 1;
+
+/** NORMLAB_NATIVE_THREADS, else one per core (at most 16). */
+function defaultThreads(): number {
+  const asked = Number(process.env.NORMLAB_NATIVE_THREADS);
+  if (Number.isInteger(asked) && asked >= 1) return asked;
+  return Math.min(16, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
+}
 
 function cpuHas(features: string[]): boolean {
   try {
@@ -117,9 +128,10 @@ function load(): { kernels: NativeKernels | null; status: string } {
     const kernels = createRequire(import.meta.url)(file) as NativeKernels;
     const info = kernels.info();
     if (!info.blas) return { kernels: null, status: `no native kernels (${info.blasError})` };
-    // One core per replica: data-parallel training uses the others. (OpenBLAS threads spin while
-    // they wait, and on a busy machine made training slower, not faster.)
+    // OpenBLAS runs single-threaded: its threads spin while they wait, and on a busy machine made
+    // training slower. The kernels split work over their own pool instead (sleeping workers).
     kernels.setBlasThreads(1);
+    threads = kernels.setThreads(defaultThreads());
     const [name, version] = info.blas.split(' '); // "OpenBLAS 0.3.21 <build flags> (<core>)"
     const core = /\(([^()]*)\)$/.exec(info.blas)?.[1] ?? '?';
     return { kernels, status: `native kernels (${name} ${version} ${core}, ${info.simd})` };
@@ -142,8 +154,27 @@ export function setNativeKernels(on: boolean): void {
   enabled = on;
 }
 
+/**
+ * Threads the native kernels split each operation over (the process-wide pool, shared by worker
+ * threads); returns the previous count. Data-parallel training sets 1 while its replicas run.
+ */
+export function setNativeThreads(n: number): number {
+  loaded ??= load();
+  if (!loaded.kernels) return 1;
+  const before = threads;
+  threads = loaded.kernels.setThreads(n);
+  return before;
+}
+
+/** Threads the native kernels use now (1 without them). */
+export function nativeThreads(): number {
+  return nativeKernels() ? threads : 1;
+}
+
 /** One line: what was loaded, or why the native kernels are not in use. */
 export function nativeStatus(): string {
   loaded ??= load();
-  return enabled || !loaded.kernels ? loaded.status : 'no native kernels (switched off)';
+  if (!loaded.kernels) return loaded.status;
+  if (!enabled) return 'no native kernels (switched off)';
+  return loaded.status.replace(/\)$/, `, ${threads} thread${threads > 1 ? 's' : ''})`);
 }

@@ -23,7 +23,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { nativeKernels } from '../backend/native.js';
+import { nativeThreads, setNativeThreads } from '../backend/native.js';
 import { fail, NormLabError } from '../core/errors.js';
 import type { CausalLM } from '../models/lm.js';
 import type { AdamW } from '../nn/optim.js';
@@ -57,22 +57,23 @@ export function availableCores(): number {
 }
 
 /**
- * Replicas to use for `train.workers` (0 = auto). Auto picks one per core, at most 2, on the
- * single-threaded backends (wasm, cpu) when each shard keeps at least 2 rows, a step is at least
- * 2 GFLOP (6 · params · tokens; 4 GFLOP where the native kernels run, since they shrink the
- * compute but not the per-step exchange) and the run at least 100 GFLOP; else 1. Measured on
- * 2 cores, wasm kernels: a 0.4 GFLOP step gained 10% (per-op overhead does not shrink with the
- * shard), a 2.9 GFLOP step 1.5x, the 10.7 GFLOP bench step 1.7x; native kernels: 2.7 GFLOP
- * 0.98x, 5.3 GFLOP 1.26x, 10.7 GFLOP 1.48x (two threads busy at once each run ~20% slower here,
- * in one process or two). Starting a worker takes about a second.
+ * Replicas to use for `train.workers` (0 = auto). Auto picks one replica where NormLab's native
+ * kernels run on several threads: they already split every operation over the cores, and on
+ * 2 cores one such process trained the 10.7 GFLOP bench step in 96 ms against 110 ms for two
+ * replicas (5.3 GFLOP: 58 vs 69 ms; 2.7: 31 vs 47). Otherwise one replica per core, at most 2,
+ * on the single-threaded backends (wasm, cpu) when each shard keeps at least 2 rows, a step is at
+ * least 2 GFLOP (6 · params · tokens) and the run at least 100 GFLOP; else 1. Measured on 2 cores
+ * with the wasm kernels: a 0.4 GFLOP step gained 10% (per-op overhead does not shrink with the
+ * shard), a 2.9 GFLOP step 1.5x, the 10.7 GFLOP bench step 1.7x. Starting a worker takes about a
+ * second.
  */
 export function resolveWorkers(requested: number, backend: string, batch: number, seq: number, params: number, steps: number): number {
   if (requested >= 1) return Math.min(requested, batch);
   if (backend !== 'wasm' && backend !== 'cpu') return 1;
+  if (backend === 'wasm' && nativeThreads() > 1) return 1;
   const n = Math.min(2, availableCores());
   const stepFlops = 6 * params * seq * batch;
-  const minStepFlops = backend === 'wasm' && nativeKernels() ? 4e9 : 2e9;
-  return n > 1 && batch >= 2 * n && stepFlops >= minStepFlops && stepFlops * steps >= 100e9 ? n : 1;
+  return n > 1 && batch >= 2 * n && stepFlops >= 2e9 && stepFlops * steps >= 100e9 ? n : 1;
 }
 
 /** Rows of each shard: as equal as possible, the first ones one larger when batch % n ≠ 0. */
@@ -96,7 +97,7 @@ class Replica {
 
   constructor(readonly index: number) {
     this.worker = new Worker(workerUrl, {
-      env: { ...process.env, NORMLAB_WASM_THREADS: '1' }, // one core per replica
+      env: { ...process.env, NORMLAB_WASM_THREADS: '1', NORMLAB_NATIVE_THREADS: '1' }, // one core per replica
       stderr: false,
     });
     live.add(this.worker);
@@ -170,6 +171,9 @@ export class DataParallelPool {
   private nextId = 1;
   private closed = false;
 
+  /** The native kernels' thread count before the pool started (restored by close). */
+  private nativeThreadsBefore = 1;
+
   private constructor(
     private readonly model: CausalLM,
     readonly size: number,
@@ -188,6 +192,8 @@ export class DataParallelPool {
     for (const [name, v] of model.params.vars)
       if (v.dtype !== 'float32') fail('model', `data-parallel training needs float32 parameters; ${name} is ${v.dtype}`);
     const pool = new DataParallelPool(model, replicas);
+    // Each replica takes one core: the native kernels' own threads would compete with them.
+    pool.nativeThreadsBefore = setNativeThreads(1);
     try {
       for (let i = 1; i < replicas; i++) pool.replicas.push(new Replica(i));
       const all = [...model.params.vars];
@@ -285,6 +291,7 @@ export class DataParallelPool {
 
   /** Terminate every worker (idempotent); resolves once all have exited. */
   async close(): Promise<void> {
+    if (!this.closed) setNativeThreads(this.nativeThreadsBefore);
     this.closed = true;
     const rs = this.replicas;
     this.replicas = [];

@@ -8,6 +8,7 @@
 
 #include "blas.h"
 #include "kernels.h"
+#include "pool.h"
 
 #define MAX_ARGS 16
 
@@ -107,6 +108,18 @@ static napi_value js_set_blas_threads(napi_env env, napi_callback_info info) {
   if (argc == 1) napi_get_value_int32(env, argv[0], &n);
   blas_set_threads(n < 1 ? 1 : n);
   return undefined(env);
+}
+
+/* setThreads(n): the kernels' own thread pool (n - 1 workers besides the caller); returns n. */
+static napi_value js_set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  int32_t n = 1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc == 1) napi_get_value_int32(env, argv[0], &n);
+  pool_set_threads(n);
+  napi_create_int32(env, pool_threads(), &out);
+  return out;
 }
 
 /* info() -> { blas: string | null, blasError: string | null, simd: string } */
@@ -353,6 +366,7 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       FN("info", js_info),
       FN("setBlasThreads", js_set_blas_threads),
+      FN("setThreads", js_set_threads),
       FN("gemm", js_gemm),
       FN("geluFwd", js_gelu_fwd),
       FN("geluBwd", js_gelu_bwd),

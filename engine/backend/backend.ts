@@ -68,7 +68,7 @@ async function loadWasm(): Promise<string> {
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'simd' : 'no simd';
   // The addon cannot address the shared memory of wasm's threaded build (../backend/fused-ops.ts).
   const native = threads === 1 ? nativeStatus() : 'no native kernels (wasm threads)';
-  return `wasm (${simd}, ${threads} thread${threads === 1 ? '' : 's'}); ${native}`;
+  return `wasm (${simd}, ${threads} wasm thread${threads === 1 ? '' : 's'}); ${native}`;
 }
 
 /**

@@ -20,7 +20,7 @@ describe('wasm with 2 threads', () => {
     await initBackend('cpu');
     const want = tf.tidy(run);
     const info = await initBackend('wasm');
-    expect(info.detail).toMatch(/2 threads/);
+    expect(info.detail).toMatch(/2 wasm threads/);
     const got = tf.tidy(run);
     for (let k = 0; k < want.length; k++) {
       let worst = 0;

@@ -416,7 +416,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       rows.push({ backend: name, name: 'load', value: null, unit: '', note: err instanceof Error ? err.message : String(err) });
       continue;
     }
-    const detail = tf.getBackend() === 'wasm' ? `NormLab wasm kernels, ${currentBackend()?.detail ?? 'wasm'}` : undefined;
+    const detail = tf.getBackend() === 'wasm' ? (currentBackend()?.detail ?? 'wasm') : undefined;
     const slow = name === 'cpu';
     const add = (row: Omit<BenchRow, 'backend'>) => {
       rows.push({ backend: name, ...row });
@@ -463,7 +463,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       lmRowForRatio = dpRow && dpRow.value !== null && dpRow.value > (row.value ?? 0) ? dpRow : row;
       torchOnce();
     }
-    if (name === 'wasm' && !quick && want('lm_train_threads') && (currentBackend()?.detail ?? '').includes(' 1 thread')) {
+    if (name === 'wasm' && !quick && want('lm_train_threads') && (currentBackend()?.detail ?? '').includes(' 1 wasm thread')) {
       log('wasm: LM training with 2 wasm threads (child process)');
       add(lmTrainThreaded(2));
     }

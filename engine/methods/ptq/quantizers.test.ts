@@ -6,6 +6,7 @@ import {
   calibrateLogSqrt2,
   calibrateTanQ,
   calibrateUniform,
+  CLIP_PERCENTILES,
   checkBits,
   fakeQuantSoftmax,
   logSqrt2Code,
@@ -16,6 +17,7 @@ import {
   tanqDequant,
   uniformCode,
   uniformDequant,
+  uniformFromRange,
   type LogSqrt2Params,
   type TanQParams,
 } from './quantizers.js';
@@ -42,6 +44,31 @@ function softmaxSample(rows: number, seed = 1): Float32Array {
 }
 
 describe('uniform quantizer', () => {
+  it('picks the clipping range a search over the fully sorted values picks (tails found by selection)', () => {
+    const rng = new Rng(9);
+    const quantile = (sorted: Float64Array, p: number) => {
+      const pos = p * (sorted.length - 1);
+      const lo = Math.floor(pos);
+      const hi = Math.min(sorted.length - 1, lo + 1);
+      return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+    };
+    for (const n of [7, 1000, 250_001]) {
+      // heavy tails and ties, as activations have
+      const xs = Float32Array.from({ length: n }, (_, i) => (i % 13 === 0 ? 0 : rng.normal() ** 3 * 3));
+      const sorted = Float64Array.from(xs).sort();
+      let want = null;
+      let wantErr = Infinity;
+      for (const pct of CLIP_PERCENTILES) {
+        const p = uniformFromRange(quantile(sorted, 1 - pct), quantile(sorted, pct), 4);
+        let err = 0;
+        for (const x of xs) err += (x - uniformDequant(uniformCode(x, p), p)) ** 2;
+        if (err < wantErr) [want, wantErr] = [p, err];
+      }
+      expect(calibrateUniform(xs, 4)).toEqual(want);
+      expect(calibrateUniform(Array.from(xs), 4)).toEqual(want);
+    }
+  });
+
   it('round-trips every value inside its range within half a step', () => {
     const rng = new Rng(3);
     const xs = Float32Array.from({ length: 4000 }, () => rng.normal() * 2 + 0.5);

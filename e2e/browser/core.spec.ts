@@ -66,14 +66,14 @@ test('a new lm-pretrain run from the form: defaults shown, an invalid value is f
   await set('model-layers', '1');
   await set('model-d_model', '32');
   await set('model-heads', '2');
-  await set('train-steps', '160');
+  await set('train-steps', '3000'); // several seconds even on the native kernels, so the cancel lands mid-run
   await set('train-warmup', '5');
   await set('train-batch', '4');
   await set('train-seq', '32');
-  await set('train-eval_every', '40');
+  await set('train-eval_every', '1000');
   await set('train-eval_windows', '4');
-  await set('train-log_every', '1');
-  await set('train-checkpoint_every', '10');
+  await set('train-log_every', '5');
+  await set('train-checkpoint_every', '50');
   await page.locator('#f-train-layer_grad_norms').uncheck();
   await expect(page.locator('.errline')).toHaveCount(0);
   await expect(page.getByText('config valid')).toBeVisible();
@@ -85,6 +85,7 @@ test('a new lm-pretrain run from the form: defaults shown, an invalid value is f
 });
 
 test('the run view shows the loss curve growing live, then cancel and resume to completion', async ({ page }) => {
+  test.setTimeout(240_000);
   await page.goto(at(state().url, `/run/${runId}`));
   const status = page.getByTestId('run-status');
   await expect(status).toHaveText(/queued|running/);
@@ -97,11 +98,11 @@ test('the run view shows the loss curve growing live, then cancel and resume to 
   await page.getByRole('button', { name: 'Cancel' }).click();
   await expect(status).toHaveText('cancelled', { timeout: 30_000 });
   const stepAtCancel = Number(await page.getByTestId('run-step').textContent());
-  expect(stepAtCancel).toBeLessThan(160);
+  expect(stepAtCancel).toBeLessThan(3000);
 
   await page.getByRole('button', { name: 'Resume' }).click();
   await expect(status).toHaveText(/queued|running/);
-  await expect(status).toHaveText('completed', { timeout: 90_000 });
+  await expect(status).toHaveText('completed', { timeout: 150_000 });
   await expect(page.locator('.meta')).toContainText('resumed from step');
   await expect(page.getByTestId('key-result')).toContainText('val loss');
 

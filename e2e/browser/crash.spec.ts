@@ -21,7 +21,7 @@ test('a killed engine leaves the run interrupted; a new engine resumes it from i
       name: 'e2e-crash-run',
       model: { arch: 'llama', layers: 1, d_model: 32, heads: 2 },
       data: { source: 'moby-dick', tokenizer: 'byte', val_fraction: 0.05 },
-      train: { steps: 400, batch: 4, seq: 32, warmup: 5, eval_every: 100, eval_windows: 4, log_every: 5, checkpoint_every: 10, layer_grad_norms: false },
+      train: { steps: 3000, batch: 4, seq: 32, warmup: 5, eval_every: 1000, eval_windows: 4, log_every: 5, checkpoint_every: 10, layer_grad_norms: false },
     };
     // Start the run through the page's own connection (the same protocol the form uses).
     const runId = await page.evaluate(

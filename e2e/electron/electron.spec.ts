@@ -63,12 +63,13 @@ test.describe('Electron mode', () => {
     await set('model-layers', '1');
     await set('model-d_model', '32');
     await set('model-heads', '2');
-    await set('train-steps', '400');
+    await set('train-steps', '5000'); // long enough on the native kernels for the cancel and the kill to land mid-run
     await set('train-warmup', '5');
     await set('train-batch', '4');
     await set('train-seq', '32');
-    await set('train-log_every', '1');
+    await set('train-log_every', '5');
     await set('train-checkpoint_every', '10');
+    await set('train-eval_every', '1000');
     await expect(page.getByText('config valid')).toBeVisible();
     await page.getByRole('button', { name: 'Start run' }).click();
     const status = page.getByTestId('run-status');

@@ -1,7 +1,7 @@
 /**
  * NormLab's optional native kernels (engine/native: a C addon built by `npm install`, running
- * OpenBLAS's sgemm and fused element-wise kernels directly on the wasm backend's heap). Loaded at
- * most once per thread; `nativeKernels()` is null, and `nativeStatus()` says why, when the addon
+ * OpenBLAS's sgemm and fused element-wise kernels directly on the wasm backend's heap, each split
+ * over the addon's own process-wide thread pool). Loaded at most once per thread; `nativeKernels()` is null, and `nativeStatus()` says why, when the addon
  * was not built, cannot load, was built for CPU features this machine lacks, or NORMLAB_NATIVE=0.
  * Native code here is chosen for speed: the same products in wasm (XNNPACK) run ~4x slower per
  * core, since wasm has 128-bit SIMD and no FMA.

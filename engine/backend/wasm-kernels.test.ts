@@ -6,11 +6,11 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from './backend.js';
 import { nativeKernels, setNativeKernels } from './native.js';
-import { fastWasmKernelsEnabled, setFastWasmKernels } from './wasm-kernels.js';
+import { fastWasmKernelsEnabled } from './wasm-kernels.js';
 import { GPT2, GPT2_DEFAULTS } from '../models/gpt2.js';
 import { AdamW } from '../nn/optim.js';
 import { lmTrainStep } from '../train/lm-step.js';
-import { compare, expectClose, on, rand, size } from '../testing/backends.js';
+import { compare, expectClose, on, rand, size, withKernelSet } from '../testing/backends.js';
 
 beforeAll(async () => {
   await initBackend('wasm'); // registers NormLab's kernels
@@ -249,20 +249,8 @@ describe('training on the fast wasm kernels', () => {
   it('gives the same losses as the cpu backend and as the stock wasm kernels, with and without the native kernels', async () => {
     const cpu = await trainLosses('cpu', 6);
     const fast = await trainLosses('wasm', 6);
-    setNativeKernels(false);
-    let wasmOnly: number[];
-    try {
-      wasmOnly = await trainLosses('wasm', 6);
-    } finally {
-      setNativeKernels(true);
-    }
-    setFastWasmKernels(false);
-    let stock: number[];
-    try {
-      stock = await trainLosses('wasm', 6);
-    } finally {
-      setFastWasmKernels(true);
-    }
+    const wasmOnly = await withKernelSet('wasm', () => trainLosses('wasm', 6));
+    const stock = await withKernelSet('stock', () => trainLosses('wasm', 6));
     expect(cpu[5]).toBeLessThan(cpu[0]); // it learns
     for (let i = 0; i < cpu.length; i++) {
       expect(Math.abs(fast[i] - cpu[i])).toBeLessThan(2e-4 * Math.max(1, cpu[i]));

@@ -4,32 +4,22 @@
  * steps of each must give the same losses to float tolerance: the fast kernels may not change
  * any method's results. (The GPT-2 LM step has its own test in engine/backend/wasm-kernels.test.ts.)
  */
-import { describe, it, expect, beforeAll, afterEach } from 'vitest';
+import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend/backend.js';
-import { nativeKernels, setNativeKernels } from '../backend/native.js';
-import { setFastWasmKernels } from '../backend/wasm-kernels.js';
 import { Rng } from '../data/rng.js';
 import { ConsistencyNet } from '../models/consistency-net.js';
 import { Llama, LLAMA_DEFAULTS } from '../models/llama.js';
 import { ViT, VIT_DEFAULTS } from '../models/vit.js';
 import { AdamW } from '../nn/optim.js';
-import { rand } from '../testing/backends.js';
+import { kernelSets, rand, withKernelSet } from '../testing/backends.js';
 import { lmTrainStep } from '../train/lm-step.js';
 import { createLctTrainStep, improvementsSchema, lctTrainSchema, networkSchema } from './lct/lct.js';
 
-type KernelSet = 'native' | 'wasm' | 'stock';
-const kernelSets: KernelSet[] = nativeKernels() ? ['native', 'wasm', 'stock'] : ['wasm', 'stock'];
-
-/** Run `steps` of a training loop on one kernel set; returns the losses. */
-function lossesOn(set: KernelSet, train: () => number[]): number[] {
-  setNativeKernels(set === 'native');
-  setFastWasmKernels(set !== 'stock');
-  return train();
-}
-
-function expectSameLosses(train: () => number[], tol = 2e-4): void {
-  const runs = kernelSets.map((set) => ({ set, losses: lossesOn(set, train) }));
+/** The losses of `train` on every kernel set agree with the stock kernels' to `tol` (relative). */
+async function expectSameLosses(train: () => number[], tol = 2e-4): Promise<void> {
+  const runs: { set: string; losses: number[] }[] = [];
+  for (const set of kernelSets()) runs.push({ set, losses: await withKernelSet(set, train) });
   const ref = runs[runs.length - 1].losses; // stock
   for (const { set, losses } of runs) {
     expect(losses.every(Number.isFinite), set).toBe(true);
@@ -40,14 +30,10 @@ function expectSameLosses(train: () => number[], tol = 2e-4): void {
 beforeAll(async () => {
   await initBackend('wasm');
 });
-afterEach(() => {
-  setNativeKernels(true);
-  setFastWasmKernels(true);
-});
 
 describe('method training steps on native, wasm and stock kernels', () => {
-  it('LLaMA LM (RMSNorm, RoPE, SwiGLU, LNS scaling)', () => {
-    expectSameLosses(() => {
+  it('LLaMA LM (RMSNorm, RoPE, SwiGLU, LNS scaling)', async () => {
+    await expectSameLosses(() => {
       const config = {
         ...LLAMA_DEFAULTS,
         vocab_size: 41,
@@ -72,8 +58,8 @@ describe('method training steps on native, wasm and stock kernels', () => {
     });
   });
 
-  it('ViT classifier (patch embedding, LayerNorm, exact GELU, attention, cross-entropy)', () => {
-    expectSameLosses(() => {
+  it('ViT classifier (patch embedding, LayerNorm, exact GELU, attention, cross-entropy)', async () => {
+    await expectSameLosses(() => {
       const model = new ViT({ ...VIT_DEFAULTS, img_size: 8, patch_size: 4, in_chans: 1, num_classes: 5, embed_dim: 16, depth: 2, num_heads: 2 }, 4);
       const opt = new AdamW(model.params, { weightDecay: 0.05 });
       const vars = model.params.trainable();
@@ -93,8 +79,8 @@ describe('method training steps on native, wasm and stock kernels', () => {
     });
   });
 
-  it('latent consistency training (full recipe: Cauchy, diffusion loss, OT, adaptive c, NsLN)', () => {
-    expectSameLosses(() => {
+  it('latent consistency training (full recipe: Cauchy, diffusion loss, OT, adaptive c, NsLN)', async () => {
+    await expectSameLosses(() => {
       const improvements = improvementsSchema.parse({});
       const train = lctTrainSchema.parse({ steps: 100, batch: 16, lr: 1e-3, s0: 10, s1: 40 });
       const net = new ConsistencyNet({ ...networkSchema.parse({ arch: 'mlp', width: 32, depth: 2, mlp_ratio: 2 }), latent_shape: [2, 2, 2], norm: 'nsln' }, 5);

@@ -2,6 +2,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'vitest';
 import { initBackend } from '../backend/backend.js';
+import { nativeKernels, setNativeKernels } from '../backend/native.js';
+import { setFastWasmKernels } from '../backend/wasm-kernels.js';
 
 /** Deterministic pseudo-random floats in [-scale, scale) (xorshift32). */
 export function rand(n: number, seed: number, scale = 1): Float32Array {
@@ -46,4 +48,24 @@ export async function compare(f: () => tf.Tensor | tf.Tensor[], tol = 1e-4): Pro
   const got = await on('wasm', f);
   expect(got.length).toBe(want.length);
   for (let i = 0; i < want.length; i++) expectClose(got[i], want[i], tol);
+}
+
+/** The wasm backend's kernel sets: NormLab's native kernels, NormLab's wasm kernels, tfjs's stock ones. */
+export type KernelSet = 'native' | 'wasm' | 'stock';
+
+/** The kernel sets this machine has (native only where the addon loads), fastest first. */
+export function kernelSets(): KernelSet[] {
+  return nativeKernels() ? ['native', 'wasm', 'stock'] : ['wasm', 'stock'];
+}
+
+/** Run `f` with one kernel set registered, then restore the default (native where it loads). */
+export async function withKernelSet<T>(set: KernelSet, f: () => T | Promise<T>): Promise<T> {
+  setNativeKernels(set === 'native');
+  setFastWasmKernels(set !== 'stock');
+  try {
+    return await f();
+  } finally {
+    setNativeKernels(true);
+    setFastWasmKernels(true);
+  }
 }

@@ -14,7 +14,7 @@
  *  - lct_step: seconds per training step of the `lct` job's own step function on the lct-study
  *    example's network (MLP, width 192, depth 4, latent 4x4x4, batch 128, full recipe) on random
  *    standardized latents (engine/methods/lct/bench-step.ts);
- *  - rss_flat: a tiny LM (2 layers, d 64, batch 8, seq 64) trained 1,000 steps (100 with --quick)
+ *  - rss_flat: a tiny LM (2 layers, d 64, batch 8, seq 64) trained 1,000 steps (100 with --quick, 10 on cpu)
  *    through `lmTrainStep`; tf.memory().numTensors and the process RSS (after a full GC) every
  *    100 steps (10), and the RSS growth from the first to the last reading (the value, MiB);
  *  - memory: peak RSS of the process and tf.memory() after the backend's rows.
@@ -511,7 +511,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       }
     }
     if (want('rss_flat')) {
-      const total = quick || slow ? 100 : 1000;
+      const total = slow ? 10 : quick ? 100 : 1000; // the pure-JS cpu backend takes ~9 s a step here
       const at = Array.from({ length: 10 }, (_, i) => ((i + 1) * total) / 10);
       log(`${name}: RSS over ${total} steps of a tiny LM (2 layers, d 64, B ${RSS_FLAT_BATCH} T ${RSS_FLAT_SEQ})`);
       const r = benchRssFlat(total, at);

@@ -108,7 +108,7 @@ const ops: FusedOps = {
       (save as tf.GradSaveFunc)([qi as tf.Tensor, ki as tf.Tensor, vi as tf.Tensor, probs]);
       return {
         value: out,
-        gradFunc: (dy, [qs, ks, vs, ps]) => run('NormLabAttentionGrad', { q: qs, k: ks, v: vs, probs: ps, dout: dy as tf.Tensor }),
+        gradFunc: (dy, [qs, ks, vs, ps]) => run('NormLabAttentionGrad', { q: qs, k: ks, v: vs, probs: ps, dout: dy as tf.Tensor }, { causal }),
       };
     })(q, k, v) as tf.Tensor4D;
   },

@@ -118,11 +118,11 @@ const kernels: Record<string, { inputs: string[]; body: KernelBody }> = {
   },
   NormLabAttentionGrad: {
     inputs: ['q', 'k', 'v', 'probs', 'dout'],
-    body: (nk, be, [q, k, v, probs, dout]) => {
+    body: (nk, be, [q, k, v, probs, dout], { causal }) => {
       const [B, H, T, hs] = q.shape;
       const Tk = k.shape[2];
       const [dq, dk, dv] = [q, k, v].map((t) => be.makeOutput(t.shape, 'float32'));
-      const shape = headsMajorShape(B, H, T, Tk, hs, false);
+      const shape = headsMajorShape(B, H, T, Tk, hs, causal as boolean); // causal: skip the masked keys' products
       nk.attentionBwd(heapOf(be), at(be, q), at(be, k), at(be, v), at(be, probs), at(be, dout), at(be, dq), at(be, dk), at(be, dv), shape, 1 / Math.sqrt(hs));
       return [dq, dk, dv];
     },
@@ -145,13 +145,25 @@ const kernels: Record<string, { inputs: string[]; body: KernelBody }> = {
   /** Outputs dqkv (B, T, 3C): the q, k and v column blocks are each written whole. */
   NormLabPackedAttentionGrad: {
     inputs: ['qkv', 'probs', 'dout'],
-    body: (nk, be, [qkv, probs, dout], { heads }) => {
+    body: (nk, be, [qkv, probs, dout], { heads, causal }) => {
       const [B, T, C3] = qkv.shape;
       const C = C3 / 3;
       const H = heads as number;
       const dqkv = be.makeOutput(qkv.shape, 'float32');
       const [p, d] = [at(be, qkv), at(be, dqkv)];
-      nk.attentionBwd(heapOf(be), p, p + C, p + 2 * C, at(be, probs), at(be, dout), d, d + C, d + 2 * C, packedShape(B, H, T, C, false), 1 / Math.sqrt(C / H));
+      nk.attentionBwd(
+        heapOf(be),
+        p,
+        p + C,
+        p + 2 * C,
+        at(be, probs),
+        at(be, dout),
+        d,
+        d + C,
+        d + 2 * C,
+        packedShape(B, H, T, C, causal as boolean),
+        1 / Math.sqrt(C / H),
+      );
       return [dqkv];
     },
   },

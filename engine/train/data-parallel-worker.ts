@@ -34,8 +34,13 @@ function load(vars: tf.Variable[], data: Float32Array): void {
   if (o !== data.length) throw new Error(`parameter buffer has ${data.length} floats, the replica expects ${o}`);
 }
 
+/** Set by the `hang` test hook: the worker then answers nothing. */
+let hung = false;
+
 async function handle(m: ToWorker): Promise<void> {
   if (m.type === 'crash') throw new Error('crash requested by the test hook');
+  if (m.type === 'hang') hung = true;
+  if (hung || m.type === 'hang') return;
   if (m.type === 'init') {
     await initBackend(m.backend as BackendName);
     model = createLM(archOf(m.config, 'data-parallel replica config'), m.config, 0);

@@ -137,6 +137,29 @@ describe('data-parallel LM training', () => {
     }
   });
 
+  it('a worker that stops answering fails the step with one line after the timeout, and is stopped', async () => {
+    const m = new GPT2(cfg, 1);
+    const opt = new AdamW(m.params);
+    const pool = await DataParallelPool.start(m, 2, 'wasm', { minTimeoutMs: 1500 });
+    try {
+      await pool.step(opt, batch(0, 4, 16), 1e-3); // answered in time
+      pool.hangWorker(1);
+      const t0 = performance.now();
+      const err = await pool.step(opt, batch(1, 4, 16), 1e-3).then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      expect(err?.message).toBe('data-parallel worker 1 did not answer within 2 s and was stopped');
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(1400);
+      await expect(pool.step(opt, batch(2, 4, 16), 1e-3)).rejects.toThrow(/did not answer/); // the pool stays failed
+    } finally {
+      await pool.close();
+      opt.dispose();
+      m.dispose();
+    }
+    expect(liveDataParallelWorkers()).toBe(0);
+  });
+
   it('lm-pretrain with workers 2 trains like workers 1; a killed worker fails the run with one line; cancel stops every worker; resume continues exactly', async () => {
     const q = newQueue();
     const one = q.enqueue(tinyRun(4, 1));

@@ -18,7 +18,8 @@
  * resume) and replicas cannot drift apart, while replaying would also cost each worker an AdamW
  * pass per step.
  *
- * A worker that dies or throws fails the step with one line; `close()` terminates every worker.
+ * A worker that dies, throws or stops answering (see STUCK_FACTOR) fails the step with one line;
+ * `close()` terminates every worker.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import os from 'node:os';
@@ -33,7 +34,8 @@ import { lmApplyGrads, lmLossAndGrads, type LMBatch, type LMStepResult } from '.
 export type ToWorker =
   | { type: 'init'; backend: string; config: Record<string, unknown>; names: string[]; shapes: number[][]; data: Float32Array }
   | { type: 'step'; id: number; params: Float32Array; x: Int32Array; y: Int32Array; rows: number; seq: number }
-  | { type: 'crash' };
+  | { type: 'crash' }
+  | { type: 'hang' };
 /** Worker → main messages. */
 export type FromWorker = { type: 'ready' } | { type: 'grads'; id: number; loss: number; grads: Float32Array } | { type: 'error'; message: string };
 
@@ -75,6 +77,13 @@ export function resolveWorkers(requested: number, backend: string, batch: number
   const stepFlops = 6 * params * seq * batch;
   return n > 1 && batch >= 2 * n && stepFlops >= 2e9 && stepFlops * steps >= 100e9 ? n : 1;
 }
+
+/**
+ * A worker is stuck when it has not answered within STUCK_FACTOR times the slowest step so far,
+ * and never sooner than MIN_TIMEOUT_MS (which also bounds `init`, before any step has run).
+ */
+const STUCK_FACTOR = 20;
+const MIN_TIMEOUT_MS = 120_000;
 
 /** Rows of each shard: as equal as possible, the first ones one larger when batch % n ≠ 0. */
 export function shardRows(batch: number, n: number): number[] {
@@ -130,12 +139,25 @@ class Replica {
     p?.reject(err);
   }
 
-  /** Post a message and wait for the worker's one reply. */
-  request(msg: ToWorker, transfer: ArrayBuffer[]): Promise<FromWorker> {
+  /**
+   * Post a message and wait for the worker's one reply. A worker silent for `timeoutMs` counts as
+   * stuck: the request fails with one line and the worker is stopped.
+   */
+  request(msg: ToWorker, transfer: ArrayBuffer[], timeoutMs: number): Promise<FromWorker> {
     if (this.dead) return Promise.reject(this.dead);
     if (this.pending) return Promise.reject(new NormLabError('internal', `data-parallel worker ${this.index} is busy`));
     return new Promise<FromWorker>((resolve, reject) => {
-      this.pending = { resolve, reject };
+      const timer = setTimeout(() => {
+        this.reject(`data-parallel worker ${this.index} did not answer within ${(timeoutMs / 1000).toFixed(0)} s and was stopped`);
+        void this.worker.terminate();
+      }, timeoutMs);
+      const settle =
+        <T>(f: (v: T) => void) =>
+        (v: T) => {
+          clearTimeout(timer);
+          f(v);
+        };
+      this.pending = { resolve: settle(resolve), reject: settle(reject) };
       this.worker.postMessage(msg, transfer);
     });
   }
@@ -173,6 +195,9 @@ export class DataParallelPool {
 
   /** The native kernels' thread count before the pool started (restored by close). */
   private nativeThreadsBefore = 1;
+  /** The slowest step so far (ms): a worker silent for STUCK_FACTOR times as long is stuck. */
+  private slowestStepMs = 0;
+  private minTimeoutMs = MIN_TIMEOUT_MS;
 
   private constructor(
     private readonly model: CausalLM,
@@ -187,11 +212,12 @@ export class DataParallelPool {
    * Start `replicas - 1` workers, each holding a copy of `model` (its config and every parameter,
    * trainable or not, sent once). The main thread is replica 0.
    */
-  static async start(model: CausalLM, replicas: number, backend: string): Promise<DataParallelPool> {
+  static async start(model: CausalLM, replicas: number, backend: string, opts: { minTimeoutMs?: number } = {}): Promise<DataParallelPool> {
     if (!Number.isInteger(replicas) || replicas < 2) fail('config', `data-parallel training needs at least 2 replicas, got ${replicas}`);
     for (const [name, v] of model.params.vars)
       if (v.dtype !== 'float32') fail('model', `data-parallel training needs float32 parameters; ${name} is ${v.dtype}`);
     const pool = new DataParallelPool(model, replicas);
+    pool.minTimeoutMs = opts.minTimeoutMs ?? MIN_TIMEOUT_MS;
     // Each replica takes one core: the native kernels' own threads would compete with them.
     pool.nativeThreadsBefore = setNativeThreads(1);
     try {
@@ -206,7 +232,7 @@ export class DataParallelPool {
             all.map(([, v]) => v),
             total,
           );
-          return r.request({ type: 'init', backend, config: model.hfConfig(), names, shapes, data }, [data.buffer as ArrayBuffer]);
+          return r.request({ type: 'init', backend, config: model.hfConfig(), names, shapes, data }, [data.buffer as ArrayBuffer], pool.minTimeoutMs);
         }),
       );
     } catch (err) {
@@ -224,17 +250,18 @@ export class DataParallelPool {
     const starts = rows.map((_, i) => rows.slice(0, i).reduce((a, b) => a + b, 0));
     const vars = this.model.params.trainable();
     const id = this.nextId++;
+    const started = performance.now();
     const current = this.replicas.length ? flatten(vars, this.total) : null;
     const replies = this.replicas.map((r, k) => {
       const i = k + 1;
       const params = k === this.replicas.length - 1 ? current! : current!.slice(); // each buffer moves to its worker
       const x = batch.x.slice(starts[i] * seq, (starts[i] + rows[i]) * seq);
       const y = batch.y.slice(starts[i] * seq, (starts[i] + rows[i]) * seq);
-      return r.request({ type: 'step', id, params, x, y, rows: rows[i], seq }, [
-        params.buffer as ArrayBuffer,
-        x.buffer as ArrayBuffer,
-        y.buffer as ArrayBuffer,
-      ]);
+      return r.request(
+        { type: 'step', id, params, x, y, rows: rows[i], seq },
+        [params.buffer as ArrayBuffer, x.buffer as ArrayBuffer, y.buffer as ArrayBuffer],
+        Math.max(this.minTimeoutMs, STUCK_FACTOR * this.slowestStepMs),
+      );
     });
     // A rejection must not go unhandled while the main thread computes its own shard.
     for (const p of replies) p.catch(() => undefined);
@@ -272,6 +299,7 @@ export class DataParallelPool {
       tf.dispose([...ownGrads.values()]);
       ownGrads = null;
       const r = lmApplyGrads(this.model, opt, grads, lr, opts);
+      this.slowestStepMs = Math.max(this.slowestStepMs, performance.now() - started);
       return { loss, gradNorm: r.gradNorm, layerGradNorms: r.layerGradNorms };
     } finally {
       own.value.dispose();
@@ -282,6 +310,11 @@ export class DataParallelPool {
   /** Test hook: make worker `i` throw an uncaught error. */
   crashWorker(i: number): void {
     this.replicas[i - 1]?.worker.postMessage({ type: 'crash' } satisfies ToWorker);
+  }
+
+  /** Test hook: make worker `i` stop answering (it ignores every later message). */
+  hangWorker(i: number): void {
+    this.replicas[i - 1]?.worker.postMessage({ type: 'hang' } satisfies ToWorker);
   }
 
   /** Test hook: kill worker `i` as if its thread died. */

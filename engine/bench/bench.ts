@@ -3,7 +3,8 @@
  *
  * Rows per backend:
  *  - lm_train: training tokens/s of the bench LM (GPT-2 code, 4 layers, d 128, 4 heads, seq 128,
- *    batch 16, byte vocab, no biases, untied head, AdamW lr 1e-3) through `lmTrainStep`; on
+ *    batch 16, byte vocab, no biases, untied head, AdamW lr 1e-3) through `lmTrainStep`, in one
+ *    process (the native kernels, where they load, split each op over every core); on
  *    wasm also with 2 wasm threads (a child process) and on tfjs's stock wasm kernels;
  *  - lm_train_data_parallel (wasm, cpu; 2+ cores): the same step data-parallel on 2 replicas (the
  *    main thread + a worker thread, engine/train/data-parallel.ts, `train.workers: 2`);

@@ -2,7 +2,8 @@
  * vectorizes them (AVX2 + FMA where the addon was built for x86-64-v3, see binding.gyp); exp and
  * erf are polynomial approximations accurate to a few float ulps, since libm's scalar calls would
  * not vectorize. Row reductions are marked `omp simd` (compiled with -fopenmp-simd: vector lanes,
- * no threads), which lets GCC reorder those sums. */
+ * no threads), which lets GCC reorder those sums. Each kernel splits its rows, elements or heads
+ * over the thread pool (pool.h) with parallel_for; each chunk writes only its own outputs. */
 #include "kernels.h"
 
 #include <math.h>

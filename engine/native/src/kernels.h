@@ -1,5 +1,6 @@
 /* NormLab's fused float32 kernels: each replaces a chain of tfjs ops in the training hot path
- * (engine/nn/ops.ts) with one pass over memory. Arrays are contiguous and row-major. */
+ * (engine/nn/ops.ts) with one pass over memory, split over the thread pool (pool.h). Arrays are
+ * contiguous and row-major unless a layout says otherwise. */
 #ifndef NORMLAB_KERNELS_H
 #define NORMLAB_KERNELS_H
 #include <stdint.h>

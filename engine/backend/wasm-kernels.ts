@@ -13,7 +13,8 @@
  * - Identity (./wasm/copy-free.ts): shares data instead of copying (the engine clones every
  *   tensor it saves for backward).
  * - GatherV2 along axis 0 (./wasm/gather.ts): embedding lookups as row copies.
- * - NormLab's fused kernels (./wasm/fused.ts: GELU, norms, attention, cross-entropy, AdamW), run
+ * - NormLab's fused kernels (./wasm/fused.ts: GELU, SwiGLU, RoPE, norms, attention, cross-entropy,
+ *   AdamW), run
  *   by the native addon when it loads; engine/backend/fused-ops.ts decides when ops use them.
  * And ./wasm/threads.ts can start the threaded SIMD build in Node (tfjs turns it off there);
  * backend.ts's loadWasm uses it when NORMLAB_WASM_THREADS asks for more than one thread (opt-in:

@@ -15,9 +15,9 @@
  *  - lct_step: seconds per training step of the `lct` job's own step function on the lct-study
  *    example's network (MLP, width 192, depth 4, latent 4x4x4, batch 128, full recipe) on random
  *    standardized latents (engine/methods/lct/bench-step.ts);
- *  - rss_flat: a tiny LM (2 layers, d 64, batch 8, seq 64) trained 1,000 steps (100 with --quick, 10 on cpu)
- *    through `lmTrainStep`; tf.memory().numTensors and the process RSS (after a full GC) every
- *    100 steps (10), and the RSS growth from the first to the last reading (the value, MiB);
+ *  - rss_flat: a tiny LM (2 layers, d 64, batch 8, seq 64) trained 1,000 steps (100 with --quick,
+ *    10 on cpu) through `lmTrainStep`; tf.memory().numTensors and the process RSS (after a full
+ *    GC) at every tenth of the run, and the RSS growth from the first to the last reading (MiB);
  *  - memory: peak RSS of the process and tf.memory() after the backend's rows.
  * With --vs-torch the PyTorch twin (engine/bench/torch_lm_step.py) runs the same LM step right
  * before and right after NormLab's wasm (or first) LM rows, with 2 threads and with 1, and the ratio

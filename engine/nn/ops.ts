@@ -1,10 +1,11 @@
 /**
  * The hot path of every model: linear, attention, norms, activations and the LM loss.
  * Models call only these for their heavy work, so a faster kernel (see engine/backend/) speeds
- * up every method at once. On wasm with NormLab's native kernels, gelu, the norms, attention and
- * crossEntropy each run as one fused kernel (../backend/fused-ops.ts); elsewhere they are
- * composed from tfjs ops as written below. Weights of linear layers are stored (in, out), so the forward matmul
- * is `x @ W` with no transpose; importers of (out, in) checkpoints transpose once on load.
+ * up every method at once. On wasm with NormLab's native kernels, attention, the norms, gelu,
+ * swiglu, rope and crossEntropy each run as one fused kernel (../backend/fused-ops.ts); elsewhere
+ * they are composed from tfjs ops as written below. Weights of linear layers are stored (in, out),
+ * so the forward matmul is `x @ W` with no transpose; importers of (out, in) checkpoints
+ * transpose once on load.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedOps } from '../backend/fused-ops.js';
@@ -22,7 +23,7 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
 /**
  * Scaled dot-product attention, softmax(q k^T / sqrt(hs) + mask) v.
  * q, k, v: (B, H, T, hs) -> (B, H, T, hs). `causal` masks keys after each query.
- * Returns the attention probabilities too when `withProbs` is set (for diagnostics and PTQ).
+ * attentionWithProbs also returns the probabilities (for diagnostics and PTQ).
  */
 export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, causal: boolean): tf.Tensor4D {
   const fused = fusedOps();

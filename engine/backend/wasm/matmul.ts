@@ -143,8 +143,6 @@ export function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
     return out;
   }
 
-  const ia = batchIndex(outOuter, aOuter);
-  const ib = batchIndex(outOuter, bOuter);
   const nk = nativeKernels();
   const heap = be.wasm.HEAPF32; // read after makeOutput, which may grow (and replace) the heap
   if (nk && !(heap.buffer instanceof SharedArrayBuffer)) {
@@ -156,10 +154,14 @@ export function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
     } else if ((batchA === batch || batchA === 1) && (batchB === batch || batchB === 1)) {
       nk.gemm(heap, ta, tb, M, N, K, aw, batchA === 1 ? 0 : M * K, bw, batchB === 1 ? 0 : K * N, ow, M * N, batch);
     } else {
+      // batches broadcast on both sides: one product per output matrix
+      const [ia, ib] = [batchIndex(outOuter, aOuter), batchIndex(outOuter, bOuter)];
       for (let i = 0; i < batch; i++) nk.gemm(heap, ta, tb, M, N, K, aw + ia[i] * M * K, 0, bw + ib[i] * K * N, 0, ow + i * M * N, 0, 1);
     }
     return out;
   }
+  const ia = batchIndex(outOuter, aOuter);
+  const ib = batchIndex(outOuter, bOuter);
   const small = M * K * N < XNN_MIN_MACS;
 
   // Bring both operands to row-major (M, K) and (K, N) per batch.

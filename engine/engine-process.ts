@@ -1,6 +1,7 @@
 /**
  * The engine as an Electron utility process (DESIGN.md "Processes"). Main forks it with
- * `--project DIR [--backend B]` and, for each renderer page, sends a `{type: 'connect'}` message
+ * `--project DIR [--backend B] [--allow DIR]...` (folders the user granted), sends
+ * `{type: 'grant', dir}` for each folder granted later, and, for each renderer page, sends a `{type: 'connect'}` message
  * carrying one end of a MessageChannel; the renderer holds the other end. Every port speaks the
  * protocol of `engine/protocol/protocol.ts` (structured-cloned objects, validated by the service),
  * so tensors and metrics go from this process straight to the renderer, never through main.
@@ -12,6 +13,7 @@
  * `attachPort` is transport-only and is also what the tests drive with Node MessagePorts.
  */
 import type { BackendChoice } from './backend/backend.js';
+import { asNormLabError } from './core/errors.js';
 import { JobQueue } from './jobs/queue.js';
 import type { EngineEvent } from './protocol/protocol.js';
 import { EngineService } from './service.js';
@@ -38,7 +40,10 @@ export function attachPort(service: EngineService, port: PortLike, greeting?: En
     }
   };
   const off = service.onEvent(send);
-  port.onMessage(async (raw) => send(await service.handle(raw)));
+  // `handle` answers every message; the catch is the last line of defence for this process.
+  port.onMessage((raw) => {
+    service.handle(raw).then(send, (err: unknown) => send({ kind: 'response', id: -1, ok: false, error: { code: 'internal', message: asNormLabError(err).message } }));
+  });
   port.onClose(off);
   port.start();
   send(greeting ?? { kind: 'event', event: 'engine', status: 'ready' });
@@ -71,14 +76,21 @@ function arg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+/** Every value of a repeatable option (`--allow A --allow B`). */
+function args(name: string): string[] {
+  return process.argv.flatMap((a, i) => (a === name && process.argv[i + 1] !== undefined ? [process.argv[i + 1]] : []));
+}
+
 /** Entry point inside the utility process. */
 function main(parentPort: ParentPort): void {
   const project = Project.open(arg('--project') ?? 'normlab-project');
   // Reading the run list once persists runs a dead engine left "running" as interrupted.
   project.listRuns();
-  const service = new EngineService(new JobQueue(project, (arg('--backend') as BackendChoice | undefined) ?? 'auto'));
+  const service = new EngineService(new JobQueue(project, (arg('--backend') as BackendChoice | undefined) ?? 'auto'), { allow: args('--allow') });
   parentPort.on('message', (e) => {
-    const msg = e.data as { type?: string; restarted?: { code: number; message: string } | null };
+    const msg = e.data as { type?: string; dir?: unknown; restarted?: { code: number; message: string } | null };
+    // Main grants a folder the user picked in one of its open dialogs.
+    if (msg?.type === 'grant' && typeof msg.dir === 'string') return service.grant(msg.dir);
     if (msg?.type !== 'connect' || !e.ports[0]) return;
     const greeting: EngineEvent = msg.restarted
       ? { kind: 'event', event: 'engine', status: 'restarted', message: msg.restarted.message }

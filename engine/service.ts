@@ -13,9 +13,11 @@ import { NORMLAB_VERSION } from './core/versions.js';
 import './jobs/all.js';
 import { readConfigFile, resolveConfig } from './jobs/config.js';
 import { JobQueue } from './jobs/queue.js';
-import { jobKinds } from './jobs/registry.js';
+import { configPaths } from './jobs/paths.js';
+import { jobKind, jobKinds } from './jobs/registry.js';
 import { parseRequest, PROTOCOL_VERSION, type EngineEvent, type RequestParams, type RequestType, type Response, type RunSummary } from './protocol/protocol.js';
-import { Project, type Run } from './store/runs.js';
+import { assertAllowedPath } from './store/access.js';
+import { type Run } from './store/runs.js';
 
 /** Folder of example job configs shipped with NormLab. */
 export const EXAMPLES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../assets/examples');
@@ -40,17 +42,26 @@ export function runSummary(run: Run): RunSummary {
 
 type Handlers = { [T in RequestType]: (p: RequestParams<T>) => Promise<unknown> | unknown };
 
+export interface ServiceOptions {
+  /** Folders besides the project that renderer-sent paths may name (`normlab serve --allow DIR`). */
+  allow?: string[];
+}
+
+/**
+ * The service answers a renderer, which may not name files outside the project and the granted
+ * folders (engine/store/access.ts); the CLI runs jobs through the queue directly.
+ */
 export class EngineService {
   private readonly handlers: Handlers;
+  private readonly granted: string[];
 
-  constructor(readonly queue: JobQueue) {
+  constructor(
+    readonly queue: JobQueue,
+    opts: ServiceOptions = {},
+  ) {
+    this.granted = [...(opts.allow ?? [])];
     this.handlers = {
       hello: () => ({ version: NORMLAB_VERSION, protocol: PROTOCOL_VERSION, backend: currentBackend(), project: this.queue.project.dir }),
-      'project.open': ({ dir }) => {
-        if (this.queue.isBusy()) fail('state', 'cannot switch projects while a run is queued or running');
-        this.queue.project = Project.open(dir);
-        return { project: this.queue.project.dir };
-      },
       'runs.list': () => this.queue.project.listRuns().map(runSummary),
       'run.get': ({ runId }) => {
         const run = this.queue.project.run(runId);
@@ -61,18 +72,16 @@ export class EngineService {
           .run(runId)
           .readMetrics()
           .slice(since ?? 0),
-      'run.start': ({ config }) => ({ runId: this.queue.enqueue(config).id }),
+      'run.start': ({ config }) => {
+        this.checkPaths(config);
+        return { runId: this.queue.enqueue(config).id };
+      },
       'run.cancel': ({ runId }) => {
         this.queue.cancel(runId);
         return { runId };
       },
       'run.resume': ({ runId }) => ({ runId: this.queue.resume(runId).id }),
-      'run.artifact': ({ runId, name }) => {
-        const file = path.join(this.queue.project.run(runId).artifactsDir, name);
-        if (!fs.existsSync(file)) fail('not-found', `run ${runId} has no artifact ${name}`);
-        const bytes = fs.readFileSync(file);
-        return { name, base64: bytes.toString('base64') };
-      },
+      'run.artifact': ({ runId, name }) => ({ name, base64: this.queue.project.run(runId).readArtifact(name).toString('base64') }),
       'run.tags': ({ runId, tags }) => {
         const run = this.queue.project.run(runId);
         run.update({ tags });
@@ -95,7 +104,9 @@ export class EngineService {
         }),
       'config.validate': ({ config }) => {
         try {
-          return { ok: true, config: resolveConfig(config) };
+          const resolved = resolveConfig(config);
+          this.checkPaths(resolved);
+          return { ok: true, config: resolved };
         } catch (err) {
           const e = asNormLabError(err);
           return { ok: false, error: { code: e.code, message: e.message } };
@@ -116,14 +127,31 @@ export class EngineService {
     return this.queue.on(listener);
   }
 
-  /** Validate and answer one raw message. Never throws. */
+  /** Let renderer-sent paths name files under `dir` too (a folder the user picked in a dialog). */
+  grant(dir: string): void {
+    this.granted.push(path.resolve(dir));
+  }
+
+  /** Throw an `access` error unless `p` lies inside the project or a granted folder. */
+  assertAllowedPath(p: string, what: string): string {
+    return assertAllowedPath(p, [this.queue.project.dir, ...this.granted], what);
+  }
+
+  /** Every file or folder a config names must be one the renderer may name. */
+  private checkPaths(raw: Record<string, unknown>): void {
+    const config = resolveConfig(raw);
+    for (const { field, value } of configPaths(jobKind(config.method).schema, config)) this.assertAllowedPath(value, `config ${field}`);
+  }
+
+  /** Validate and answer one raw message. Never throws: whatever fails becomes an error response. */
   async handle(raw: unknown): Promise<Response> {
-    const parsed = parseRequest(raw);
-    if (!parsed.ok) return { kind: 'response', id: parsed.id, ok: false, error: parsed.error };
-    const { id, type, params } = parsed.request;
+    let id = -1;
     try {
-      const handler = this.handlers[type] as (p: unknown) => unknown;
-      return { kind: 'response', id, ok: true, result: await handler(params) };
+      const parsed = parseRequest(raw);
+      if (!parsed.ok) return { kind: 'response', id: parsed.id, ok: false, error: parsed.error };
+      id = parsed.request.id;
+      const handler = this.handlers[parsed.request.type] as (p: unknown) => unknown;
+      return { kind: 'response', id, ok: true, result: await handler(parsed.request.params) };
     } catch (err) {
       const e = asNormLabError(err);
       return { kind: 'response', id, ok: false, error: { code: e.code, message: e.message } };

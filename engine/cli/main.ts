@@ -185,11 +185,13 @@ export function buildProgram(): Command {
     .command('serve')
     .option('--port <n>', 'port on 127.0.0.1 (0 = any free port)', (v) => Number.parseInt(v, 10), 7860)
     .option('--token <token>', 'launch token (default: random per launch)')
+    .option('--allow <dir>', 'a folder outside the project the workbench may read (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .description('serve the workbench and the engine protocol on 127.0.0.1 (browser mode)')
-    .action(async (opts: { port: number; token?: string }) => {
+    .action(async (opts: { port: number; token?: string; allow: string[] }) => {
       const { serve } = await import('../server/serve.js');
       const q = queue();
-      const server = await serve(new EngineService(q), { port: opts.port, token: opts.token });
+      for (const dir of opts.allow) if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) fail('config', `--allow ${dir}: not a folder`);
+      const server = await serve(new EngineService(q, { allow: opts.allow }), { port: opts.port, token: opts.token });
       out(globals().json, { url: server.url, port: server.port }, () => `NormLab serving on ${server.url}`);
     });
 

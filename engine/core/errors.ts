@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'backend' // a compute backend cannot load
   | 'protocol' // a message does not fit the protocol
   | 'not-found' // a run, project or job does not exist
+  | 'access' // a path the workbench was not granted (outside the project and the allowed folders)
   | 'state' // an action that does not fit the current state (resume a finished run)
   | 'cancelled' // a job was cancelled
   | 'internal';
@@ -36,4 +37,13 @@ export function asNormLabError(err: unknown): NormLabError {
   if (err instanceof NormLabError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new NormLabError('internal', message.split('\n')[0] ?? 'unknown error');
+}
+
+/**
+ * A JSON.parse error as one line that quotes nothing of the text: V8's messages embed the text
+ * (`Unexpected token 's', "secret…" is not valid JSON`), and an error must never leak a file.
+ */
+export function jsonSyntaxMessage(err: unknown): string {
+  const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+  return message.replace(/, ".*" is not valid JSON$/, '').replace(/^Unexpected token '.+?'/, 'unexpected character');
 }

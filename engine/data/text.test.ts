@@ -72,7 +72,7 @@ describe('token files', () => {
     await writeTokenFile(f, [5, 50256, 50300, 60000]);
     const err = await errorOf(loadTokenFile(f, 50257));
     expect(err.code).toBe('data');
-    expect(err.message).toBe(`token file ${f}: id 50300 at position 2 is not below the vocabulary size 50257`);
+    expect(err.message).toBe(`token file ${f}: the id at position 2 is not below the vocabulary size 50257`);
     expect((await errorOf(tokenizeSource({ kind: 'tokens', path: f }, new Gpt2Tokenizer()))).message).toContain('id 50300');
   });
 

@@ -72,7 +72,7 @@ export async function loadText(source: TextSource): Promise<string> {
 
 /**
  * Read a nanoGPT-style token file: flat little-endian uint16 ids. With `vocabSize`, every id must
- * be below it (the first bad id and its position are named).
+ * be below it (the first bad id's position is named).
  */
 export async function loadTokenFile(file: string, vocabSize?: number): Promise<Uint16Array> {
   const bytes = await readBytes(file, 'token file');
@@ -87,7 +87,8 @@ export async function loadTokenFile(file: string, vocabSize?: number): Promise<U
   if (vocabSize !== undefined) {
     for (let i = 0; i < n; i++) {
       if (ids[i] >= vocabSize) {
-        fail('data', `token file ${file}: id ${ids[i]} at position ${i} is not below the vocabulary size ${vocabSize}`);
+        // The id itself is not quoted: an error must not reveal a file's bytes.
+        fail('data', `token file ${file}: the id at position ${i} is not below the vocabulary size ${vocabSize}`);
       }
     }
   }

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fail, NormLabError } from '../core/errors.js';
+import { fail, jsonSyntaxMessage, NormLabError } from '../core/errors.js';
 
 function errnoOf(err: unknown): string {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
@@ -145,8 +145,7 @@ function parseJsonText(file: string, what: string, text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
-    const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    fail('io', `${what} ${file} is not valid JSON: ${message}`);
+    fail('io', `${what} ${file} is not valid JSON: ${jsonSyntaxMessage(err)}`);
   }
 }
 

@@ -9,7 +9,7 @@
  * Reading widens F16/BF16/F64 to Float32Array and narrows I64 to Int32Array (range-checked);
  * writing accepts every dtype listed in `SafetensorsDtype`.
  */
-import { fail } from '../core/errors.js';
+import { fail, jsonSyntaxMessage } from '../core/errors.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'I8' | 'U8' | 'I32' | 'I64' | 'F64';
 
@@ -251,8 +251,7 @@ export function parseSafetensors(bytes: Uint8Array, name: string): ParsedSafeten
   try {
     header = JSON.parse(headerText);
   } catch (err) {
-    const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    fail('io', `${name}: header is not valid JSON (${msg})`);
+    fail('io', `${name}: header is not valid JSON (${jsonSyntaxMessage(err)})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     fail('io', `${name}: header is not a JSON object`);

@@ -59,7 +59,9 @@ export class JobQueue {
     const status = run.status;
     if (this.active?.run.id === run.id || this.pending.some((p) => p.run.id === run.id)) fail('state', `run ${run.id} is already ${status}`);
     if (status === 'completed') fail('state', `run ${run.id} is completed; nothing to resume`);
+    if (status === 'damaged') fail('state', `run ${run.id} is damaged; it cannot be resumed`);
     if (!jobKind(run.record.method).resumable) fail('state', `${run.record.method} runs cannot be resumed; start a new run`);
+    run.acquire(); // refused while another live process owns the run
     run.update({ status: 'queued', pid: process.pid, error: null });
     this.schedule(run, true);
     return run;

@@ -20,7 +20,6 @@ const runId = z
 /** Each request type with its params schema. */
 export const requestSchemas = {
   hello: z.object({}).strict(),
-  'project.open': z.object({ dir: z.string().min(1) }).strict(),
   'runs.list': z.object({}).strict(),
   'run.get': z.object({ runId }).strict(),
   'run.metrics': z.object({ runId, since: z.number().int().min(0).optional() }).strict(),
@@ -41,7 +40,7 @@ export const requestEnvelope = z
   .object({
     kind: z.literal('request'),
     id: z.number().int().min(0),
-    type: z.string(),
+    type: z.string().max(100),
     params: z.unknown().optional(),
   })
   .strict();
@@ -55,7 +54,8 @@ export interface ErrorInfo {
 
 export type Response = { kind: 'response'; id: number; ok: true; result: unknown } | { kind: 'response'; id: number; ok: false; error: ErrorInfo };
 
-export const RUN_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled', 'interrupted'] as const;
+/** `damaged`: the run's run.json cannot be read (the runs table shows why, in its error). */
+export const RUN_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled', 'interrupted', 'damaged'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
 /** A run's `run.json` (DESIGN.md "Runs on disk"), as the store writes it and clients read it. */
@@ -119,7 +119,8 @@ export function parseRequest(raw: unknown): { ok: true; request: Request } | { o
     return { ok: false, id, error: { code: 'protocol', message: `bad message: ${i.path.join('.') || 'message'}: ${i.message}` } };
   }
   const type = env.data.type;
-  if (!(type in requestSchemas)) return { ok: false, id, error: { code: 'protocol', message: `unknown request type "${type}"` } };
+  // Own properties only: `toString`, `constructor` or `__proto__` are not request types.
+  if (!Object.hasOwn(requestSchemas, type)) return { ok: false, id, error: { code: 'protocol', message: `unknown request type "${type}"` } };
   const params = requestSchemas[type as RequestType].safeParse(env.data.params ?? {});
   if (!params.success) {
     const i = params.error.issues[0];

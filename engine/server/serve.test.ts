@@ -105,6 +105,49 @@ describe('browser-mode WebSocket', () => {
   });
 });
 
+describe('browser mode survives what used to end the process', () => {
+  it('answers a request type named like an Object property with a protocol error', async () => {
+    const { ws } = await connect(`?token=${served.token}`);
+    for (const [i, type] of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf'].entries()) {
+      const r = await exchange(ws!, JSON.stringify({ kind: 'request', id: 20 + i, type, params: {} }));
+      expect(r).toMatchObject({ id: 20 + i, ok: false, error: { code: 'protocol', message: `unknown request type "${type}"` } });
+    }
+    expect(await exchange(ws!, JSON.stringify({ kind: 'request', id: 30, type: 'hello' }))).toMatchObject({ id: 30, ok: true });
+    ws!.close();
+  });
+
+  it('closes a socket that sends a frame over 4 MiB or invalid UTF-8, and serves the next one', async () => {
+    for (const frame of [Buffer.alloc(4 * 1024 * 1024 + 1, 0x20).toString(), Buffer.from([0x7b, 0xff, 0xfe, 0x7d])]) {
+      const { ws } = await connect(`?token=${served.token}`);
+      const code = await new Promise<number>((resolve) => {
+        ws!.once('close', (c) => resolve(c));
+        ws!.send(frame, { binary: false });
+      });
+      expect([1006, 1007, 1009]).toContain(code);
+    }
+    const { ws } = await connect(`?token=${served.token}`);
+    expect(await exchange(ws!, JSON.stringify({ kind: 'request', id: 31, type: 'hello' }))).toMatchObject({ ok: true });
+    ws!.close();
+  });
+
+  it('answers a malformed percent-encoding with 400, with or without the token', async () => {
+    for (const p of ['/%', '/%E0%A4%A', `/%?token=${served.token}`, '/artifacts/%/x']) expect((await get(p)).status).toBe(400);
+    expect((await get('/')).status).toBe(200);
+  });
+
+  it('does not serve an artifact that is a symlink to a file outside the run', async () => {
+    const project = Project.open(path.join(tmp, 'project'));
+    const run = project.createRun('lm-pretrain', {}, { seed: 0 });
+    run.markFinished('completed');
+    fs.writeFileSync(path.join(run.artifactsDir, 'plot.png'), 'png');
+    fs.symlinkSync(path.join(tmp, 'secret.txt'), path.join(run.artifactsDir, 'leak.png'));
+    expect((await get(`/artifacts/${run.id}/plot.png?token=${served.token}`)).body).toBe('png');
+    const r = await get(`/artifacts/${run.id}/leak.png?token=${served.token}`);
+    expect(r.status).toBe(404);
+    expect(r.body).not.toContain('outside');
+  });
+});
+
 describe('browser-mode HTTP', () => {
   it('serves the renderer with the strict CSP and no-sniff headers', async () => {
     const r = await get('/');

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { asNormLabError } from '../core/errors.js';
 import type { EngineService } from '../service.js';
 
 export const RENDERER_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist-renderer');
@@ -66,9 +67,19 @@ export async function serve(service: EngineService, opts: { port?: number; token
   const rendererDir = opts.rendererDir ?? RENDERER_DIR;
   let port = 0; // known once listening; the Host check compares against it
 
+  const headers = { 'Content-Security-Policy': CSP, 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'Cache-Control': 'no-store' };
+  // The one request-level catch: whatever a request does wrong, it gets an answer and the server lives.
   const server = http.createServer((req, res) => {
+    try {
+      answer(req, res);
+    } catch {
+      if (!res.headersSent) res.writeHead(500, headers);
+      res.end('internal error');
+    }
+  });
+
+  const answer = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const headers = { 'Content-Security-Policy': CSP, 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'Cache-Control': 'no-store' };
     if (!isLoopback(req.socket.remoteAddress) || !hostAllowed(req.headers.host, port)) {
       res.writeHead(403, headers).end('loopback only');
       return;
@@ -81,17 +92,23 @@ export async function serve(service: EngineService, opts: { port?: number; token
         return;
       }
       try {
-        const file = path.join(service.queue.project.run(art[1]).artifactsDir, art[2]);
-        const body = fs.readFileSync(file);
-        res.writeHead(200, { ...headers, 'Content-Type': MIME[path.extname(file)] ?? 'application/octet-stream' }).end(body);
+        const body = service.queue.project.run(art[1]).readArtifact(art[2]);
+        res.writeHead(200, { ...headers, 'Content-Type': MIME[path.extname(art[2])] ?? 'application/octet-stream' }).end(body);
       } catch {
         res.writeHead(404, headers).end('no such artifact');
       }
       return;
     }
-    const rel = url.pathname === '/' ? 'index.html' : path.normalize(decodeURIComponent(url.pathname)).replace(/^[/\\]+/, '');
+    let pathname: string;
+    try {
+      pathname = decodeURIComponent(url.pathname);
+    } catch {
+      res.writeHead(400, headers).end('bad request: malformed percent-encoding in the path');
+      return;
+    }
+    const rel = pathname === '/' ? 'index.html' : path.normalize(pathname).replace(/^[/\\]+/, '');
     const file = path.join(rendererDir, rel);
-    if (!file.startsWith(rendererDir) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+    if (!file.startsWith(rendererDir + path.sep) || pathname.includes('\0') || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
       if (!fs.existsSync(path.join(rendererDir, 'index.html'))) {
         res.writeHead(503, { ...headers, 'Content-Type': 'text/plain' }).end('the renderer is not built: run `npm run build:renderer`');
         return;
@@ -100,12 +117,21 @@ export async function serve(service: EngineService, opts: { port?: number; token
       return;
     }
     res.writeHead(200, { ...headers, 'Content-Type': MIME[path.extname(file)] ?? 'application/octet-stream' }).end(fs.readFileSync(file));
-  });
+  };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
+  // A client that resets its connection mid-request is not an error of the server.
+  server.on('clientError', (_err, socket) => socket.destroy());
   server.on('upgrade', (req, socket, head) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    socket.on('error', () => socket.destroy());
+    let url: URL | null = null;
+    try {
+      url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    } catch {
+      /* refused below */
+    }
     if (
+      !url ||
       !isLoopback(req.socket.remoteAddress) ||
       !hostAllowed(req.headers.host, port) ||
       !originAllowed(req.headers.origin, port) ||
@@ -120,17 +146,25 @@ export async function serve(service: EngineService, opts: { port?: number; token
   });
 
   const attach = (ws: WebSocket) => {
-    const off = service.onEvent((e) => ws.readyState === ws.OPEN && ws.send(JSON.stringify(e)));
-    ws.on('message', async (data) => {
-      let raw: unknown;
-      try {
-        raw = JSON.parse(String(data));
-      } catch {
-        ws.send(JSON.stringify({ kind: 'response', id: -1, ok: false, error: { code: 'protocol', message: 'bad message: not JSON' } }));
-        return;
-      }
-      const response = await service.handle(raw);
-      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(response));
+    const send = (m: unknown) => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
+    };
+    const off = service.onEvent(send);
+    // A frame over maxPayload or of invalid UTF-8 makes ws emit 'error' and close the socket with
+    // 1009/1007; without a listener that error would end the process.
+    ws.on('error', () => ws.terminate());
+    ws.on('message', (data, isBinary) => {
+      // The one message-level catch: a message that throws anywhere gets an `internal` error.
+      void (async () => {
+        let raw: unknown;
+        try {
+          raw = JSON.parse(isBinary ? Buffer.from(data as Buffer).toString('utf8') : String(data));
+        } catch {
+          send({ kind: 'response', id: -1, ok: false, error: { code: 'protocol', message: 'bad message: not JSON' } });
+          return;
+        }
+        send(await service.handle(raw));
+      })().catch((err: unknown) => send({ kind: 'response', id: -1, ok: false, error: { code: 'internal', message: asNormLabError(err).message } }));
     });
     ws.on('close', off);
   };

@@ -8,11 +8,16 @@
  * appended whole with one write each; a checkpoint is written into a temp folder and renamed into
  * place before `latest.json` points at it. A run whose process died while it was `running` is
  * read as `interrupted` (its pid is gone) and can resume from its latest checkpoint.
+ *
+ * One writer per run: the process that executes a run holds its `run.lock` (created exclusively,
+ * holding the owner's pid and process start time), so a second `normlab resume` is refused while
+ * the owner lives; a lock whose process is gone (or whose pid now belongs to another process) is
+ * stale and taken over. The new owner removes the temp files a killed writer left.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fail } from '../core/errors.js';
+import { asNormLabError, fail } from '../core/errors.js';
 import { readJsonSync, writeJsonAtomicSync } from '../io/atomic.js';
 import { versions } from '../core/versions.js';
 import type { RunRecord, RunStatus } from '../protocol/protocol.js';
@@ -29,31 +34,115 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** When process `pid` started (Linux: clock ticks since boot, /proc/PID/stat field 22); null elsewhere. */
+function processStart(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+interface LockOwner {
+  pid: number;
+  start: string | null;
+}
+
+/** Is the process that wrote this lock still the one running under its pid? */
+function ownerAlive(owner: LockOwner): boolean {
+  if (!pidAlive(owner.pid)) return false;
+  return owner.start === null || processStart(owner.pid) === null || processStart(owner.pid) === owner.start;
+}
+
 /** Runs this process is executing now (their pid is ours but they are live, not stale). */
 const liveHere = new Set<string>();
 
+/** Temp files of interrupted atomic writes (`.name.PID.HEX.tmp`) and checkpoints (`.tmp-STEP-HEX`). */
+const TEMP_FILE = /^\.(tmp-.+|.+\.\d+\.[0-9a-f]+\.tmp)$/;
+
 export class Run {
   private metricsFd: number | null = null;
+  /**
+   * @param damage why run.json could not be read (the run is listed as `damaged` and never
+   *   rewritten), or null for a readable run.
+   */
   constructor(
     readonly dir: string,
     public record: RunRecord,
+    readonly damage: string | null = null,
   ) {}
 
   get id(): string {
     return this.record.id;
   }
 
+  private get lockFile(): string {
+    return path.join(this.dir, 'run.lock');
+  }
+
+  /** The process holding this run's lock, or null when none holds it. */
+  private lockOwner(): LockOwner | null {
+    try {
+      const o = JSON.parse(fs.readFileSync(this.lockFile, 'utf8')) as LockOwner;
+      return typeof o.pid === 'number' ? { pid: o.pid, start: typeof o.start === 'string' ? o.start : null } : null;
+    } catch {
+      return null;
+    }
+  }
+
   /** Status as a reader should see it: a running run whose process is gone is interrupted. */
   get status(): RunStatus {
     const r = this.record;
+    if (this.damage !== null) return 'damaged';
     if (r.status !== 'running' && r.status !== 'queued') return r.status;
     if (r.pid === null) return r.status === 'queued' ? 'queued' : 'interrupted';
     if (r.pid === process.pid) return liveHere.has(r.id) ? r.status : 'interrupted';
-    return pidAlive(r.pid) ? r.status : 'interrupted';
+    const owner = this.lockOwner();
+    const alive = owner && owner.pid === r.pid ? ownerAlive(owner) : pidAlive(r.pid);
+    return alive ? r.status : 'interrupted';
   }
 
-  /** Atomically update run.json. */
+  /**
+   * Become the run's only writer: create `run.lock` exclusively (taking over a stale one), then
+   * remove the temp files a killed writer left. Refused with one line while another live process
+   * holds the lock.
+   */
+  acquire(): void {
+    const mine = JSON.stringify({ pid: process.pid, start: processStart(process.pid) });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        fs.writeFileSync(this.lockFile, mine, { flag: 'wx' });
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw asNormLabError(err);
+        const owner = this.lockOwner();
+        if (owner && owner.pid !== process.pid && ownerAlive(owner))
+          fail('state', `run ${this.id} is ${this.record.status} in process ${owner.pid}; wait for it to finish or stop that process before resuming`);
+        if (owner?.pid === process.pid && liveHere.has(this.id)) fail('state', `run ${this.id} is already ${this.record.status} here`);
+        fs.rmSync(this.lockFile, { force: true }); // stale: its process is gone
+      }
+    }
+    liveHere.add(this.id);
+    this.removeTempFiles();
+  }
+
+  /** Delete temp files of writes a killed process never finished (only the lock holder may). */
+  private removeTempFiles(): void {
+    for (const dir of [this.dir, this.checkpointsDir, path.join(this.dir, 'artifacts')]) {
+      let names: string[];
+      try {
+        names = fs.readdirSync(dir);
+      } catch {
+        continue;
+      }
+      for (const name of names) if (TEMP_FILE.test(name)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    }
+  }
+
+  /** Atomically update run.json (never for a damaged run: its file is kept as it is). */
   update(patch: Partial<RunRecord>): void {
+    if (this.damage !== null) fail('io', `run ${this.id} is damaged (${this.damage}); it is left as it is`);
     this.record = { ...this.record, ...patch };
     writeJsonAtomicSync(path.join(this.dir, 'run.json'), this.record);
   }
@@ -64,11 +153,12 @@ export class Run {
     this.update({ status: 'running', pid: process.pid, backend, started: this.record.started ?? new Date().toISOString(), finished: null, error: null });
   }
 
-  /** Mark the run finished with a final status (and error, if any). */
-  markFinished(status: Exclude<RunStatus, 'running' | 'queued'>, error: { code: string; message: string } | null = null): void {
+  /** Mark the run finished with a final status (and error, if any); releases its lock. */
+  markFinished(status: Exclude<RunStatus, 'running' | 'queued' | 'damaged'>, error: { code: string; message: string } | null = null): void {
     this.closeMetrics();
     this.update({ status, error, finished: new Date().toISOString(), pid: null });
     liveHere.delete(this.id);
+    if (this.lockOwner()?.pid === process.pid) fs.rmSync(this.lockFile, { force: true });
   }
 
   /** Append one metric object as one line of metrics.jsonl. */
@@ -162,6 +252,19 @@ export class Run {
     return d;
   }
 
+  /** The bytes of artifact `name`; a name that resolves (through symlinks) outside artifacts/ is not one. */
+  readArtifact(name: string): Buffer {
+    const dir = path.join(this.dir, 'artifacts');
+    try {
+      const real = fs.realpathSync.native(path.join(dir, name));
+      const rel = path.relative(fs.realpathSync.native(dir), real);
+      if (rel && !rel.startsWith('..') && !path.isAbsolute(rel) && fs.statSync(real).isFile()) return fs.readFileSync(real);
+    } catch {
+      /* missing: the same answer as outside */
+    }
+    return fail('not-found', `run ${this.id} has no artifact ${name}`);
+  }
+
   artifacts(): string[] {
     const d = path.join(this.dir, 'artifacts');
     return fs.existsSync(d)
@@ -223,8 +326,8 @@ export class Project {
       resumes: [],
       parent: opts.parent ?? null,
     };
-    liveHere.add(id);
     const run = new Run(dir, record);
+    run.acquire();
     run.update({});
     return run;
   }
@@ -248,17 +351,52 @@ export class Project {
 
   private readRun(dir: string): Run {
     const record = readJsonSync(path.join(dir, 'run.json'), 'run record') as RunRecord;
-    return new Run(dir, record);
+    if (typeof record !== 'object' || record === null || Array.isArray(record) || typeof record.id !== 'string' || typeof record.method !== 'string')
+      fail('io', `run record ${path.join(dir, 'run.json')} is not a run record (no id or method)`);
+    return new Run(dir, { ...record, tags: Array.isArray(record.tags) ? record.tags : [], resumes: Array.isArray(record.resumes) ? record.resumes : [] });
   }
 
-  /** All runs, oldest first. Runs whose process died are persisted as interrupted. */
+  /**
+   * All runs, oldest first. Runs whose process died are persisted as interrupted; a run whose
+   * run.json cannot be read is listed as `damaged` (with the reason as its error), not dropped.
+   */
   listRuns(): Run[] {
     return this.runIds().map((id) => {
-      const run = this.readRun(path.join(this.runsDir, id));
+      const dir = path.join(this.runsDir, id);
+      let run: Run;
+      try {
+        run = this.readRun(dir);
+      } catch (err) {
+        return damagedRun(dir, asNormLabError(err).message);
+      }
       if (run.status === 'interrupted' && run.record.status !== 'interrupted') run.update({ status: 'interrupted', pid: null });
       return run;
     });
   }
+}
+
+/** A placeholder for a run whose run.json cannot be read: listed as damaged, never written. */
+function damagedRun(dir: string, reason: string): Run {
+  const id = path.basename(dir);
+  const record: RunRecord = {
+    id,
+    method: 'unknown',
+    name: id,
+    tags: [],
+    config: {},
+    seed: 0,
+    backend: null,
+    status: 'failed',
+    created: '',
+    started: null,
+    finished: null,
+    pid: null,
+    error: { code: 'io', message: reason },
+    versions: {},
+    resumes: [],
+    parent: null,
+  };
+  return new Run(dir, record, reason);
 }
 
 /** Forget that this process runs `id` (after a crash of its job, tests). */

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { NORM_VARIANTS } from '../models/llama.js';
+import { pathField } from '../jobs/paths.js';
 
 export const lmModelSchema = z
   .object({
@@ -18,7 +19,7 @@ export const lmModelSchema = z
     mix_k: z.number().int().min(0).default(0).describe('mix: number of leading Post-LN blocks'),
     bias: z.boolean().default(true).describe('gpt2: biases in linears and norms'),
     tie_embeddings: z.boolean().optional().describe('share the input embedding with the head (default: gpt2 yes, llama no)'),
-    init_from: z.string().optional().describe('a model folder to start from instead of random init'),
+    init_from: pathField(z.string().optional().describe('a model folder to start from instead of random init')),
   })
   .strict()
   .superRefine((m, ctx) => {
@@ -31,7 +32,7 @@ export type LMModelConfig = z.infer<typeof lmModelSchema>;
 export const textDataSchema = z
   .object({
     source: z.enum(['moby-dick', 'sotu', 'file', 'tokens']).default('moby-dick').describe('embedded corpus, a text file, or a uint16 .bin token file'),
-    path: z.string().optional().describe('file for source file or tokens'),
+    path: pathField(z.string().optional().describe('file for source file or tokens')),
     tokenizer: z.enum(['byte', 'gpt2']).default('byte').describe('byte-level or GPT-2 BPE'),
     val_fraction: z.number().gt(0).lt(1).default(0.1).describe('last fraction of the tokens held out for validation'),
   })

@@ -26,7 +26,7 @@ export async function loadLMData(d: TextDataConfig, seq: number, modelVocab?: nu
   const tokens = await tokenizeSource(tokenSourceOf(d), tokenizer);
   if (modelVocab !== undefined) {
     for (let i = 0; i < tokens.length; i++) {
-      if (tokens[i] >= modelVocab) fail('data', `token id ${tokens[i]} at position ${i} is outside the model's vocabulary (${modelVocab})`);
+      if (tokens[i] >= modelVocab) fail('data', `the token id at position ${i} is outside the model's vocabulary (${modelVocab})`);
     }
   }
   const { train, val } = splitTrainVal(tokens, d.val_fraction, seq);

@@ -34,6 +34,7 @@ import { lmTrainStep } from '../../train/lm-step.js';
 import { headDla, type DlaResult } from './dla.js';
 import { toHfLnFree } from './export.js';
 import { auxStdLoss, FakeLNSet, removalSchedule, type RemovalEvent } from './fake-ln.js';
+import { pathField } from '../../jobs/paths.js';
 
 const tinyGpt2 = lmModelSchema.parse({ arch: 'gpt2', layers: 4, d_model: 128, heads: 4 });
 
@@ -43,7 +44,7 @@ export const sourceSchema = z
       .enum(['pretrain', 'folder', 'run'])
       .default('pretrain')
       .describe('pretrain a GPT-2 here (child lm-pretrain run), load a HF-format model folder, or take an lm-pretrain run'),
-    path: z.string().optional().describe('folder: the model folder (config.json + model.safetensors); run: the run id'),
+    path: pathField(z.string().optional().describe('folder: the model folder (config.json + model.safetensors); run: the run id'), { when: (s) => s.kind === 'folder' }),
     model: lmModelSchema.default(tinyGpt2).describe('pretrain: the GPT-2 shape (arch must be gpt2)'),
     train: trainSchema.default(trainSchema.parse({ steps: 300, lr: 2e-3, warmup: 20 })).describe('pretrain: the optimizer settings'),
   })
@@ -493,7 +494,7 @@ export const dlaJobSchema = z
   .object({
     method: z.literal('dla'),
     ...baseConfig,
-    model: z.string().min(1).describe('a GPT-2 model folder (with LN, NormLab LN-free, or the HF LN-free form)'),
+    model: pathField(z.string().min(1).describe('a GPT-2 model folder (with LN, NormLab LN-free, or the HF LN-free form)')),
     data: textDataSchema.default(textDataSchema.parse({})),
     prompts: z.number().int().min(1).default(8).describe('validation windows used as prompts'),
     seq: z.number().int().min(2).default(64).describe('tokens per prompt'),

@@ -22,6 +22,7 @@ import { addAfterTraining } from '../../train/lm-pretrain.js';
 import { checkpointGradNorms, computeDiagnostics, diagnosticsSummary, gradHistoryFromMetrics, summarizeGradHistory, writeDiagnostics } from './diagnostics.js';
 import { autoDiagnosticsOptions } from './auto.js';
 import './study.js';
+import { pathField } from '../../jobs/paths.js';
 
 /** The end-of-run hook: diagnostics of the trained model into the run's artifacts. */
 addAfterTraining(async (ctx: JobContext, model: CausalLM, data: { val: Uint16Array; seq: number }) => {
@@ -55,7 +56,7 @@ export const lnsDiagnosticsSchema = z
     method: z.literal('lns-diagnostics'),
     ...baseConfig,
     run: z.string().min(1).optional().describe('a run id (or unique prefix) whose latest checkpoint, data and gradient history to use'),
-    model: z.string().min(1).optional().describe('or: a model folder (config.json + model.safetensors)'),
+    model: pathField(z.string().min(1).optional().describe('or: a model folder (config.json + model.safetensors)')),
     data: textDataSchema.optional().describe("validation text (default: the run's data, else Moby Dick with the model's tokenizer)"),
     seq: z.number().int().min(2).optional().describe("tokens per validation window (default: the run's train.seq, else the model context)"),
     sequences: z.number().int().min(1).default(32).describe('validation sequences averaged for the variance and angular distance'),

@@ -3,11 +3,12 @@ import { z } from 'zod';
 import { fail } from '../../core/errors.js';
 import type { ViT } from '../../models/vit.js';
 import { checkImagesFit, loadImageSource } from './vit-io.js';
+import { pathField } from '../../jobs/paths.js';
 
 export const ptqDataSchema = z
   .object({
-    source: z.string().default('mnist').describe('"mnist" (train split calibrates, test split evaluates) or a folder of labelled PNGs'),
-    eval_source: z.string().optional().describe('folder of evaluation PNGs (default: the same folder as source)'),
+    source: pathField(z.string().default('mnist').describe('"mnist" (train split calibrates, test split evaluates) or a folder of labelled PNGs'), { keywords: ['mnist'] }),
+    eval_source: pathField(z.string().optional().describe('folder of evaluation PNGs (default: the same folder as source)'), { keywords: ['mnist'] }),
     calib_count: z.number().int().min(1, 'calib_count must be at least 1: PTQ needs calibration images').default(32).describe('calibration images'),
     eval_count: z.number().int().min(1).optional().describe('evaluation images (default: all; the MNIST test split has 2,000)'),
   })

@@ -18,6 +18,7 @@ import { ptqStudySchema, runPtqStudy } from './study.js';
 import { loadViT } from './vit-io.js';
 import { ptqData, ptqDataSchema } from './data.js';
 import { trainViT, vitTrainSchema } from './vit-train.js';
+import { pathField } from '../../jobs/paths.js';
 
 const bitsSchema = (what: string) =>
   z.number().int().min(MIN_BITS, `${what} bit width must be at least ${MIN_BITS}`).max(MAX_BITS, `${what} bit width must be at most ${MAX_BITS}`);
@@ -26,7 +27,7 @@ export const ptqVitSchema = z
   .object({
     method: z.literal('ptq-vit'),
     ...baseConfig,
-    model: z.string().min(1, 'model: give a ViT model folder (config.json + model.safetensors, timm names)').describe('ViT model folder (timm names)'),
+    model: pathField(z.string().min(1, 'model: give a ViT model folder (config.json + model.safetensors, timm names)').describe('ViT model folder (timm names)')),
     data: ptqDataSchema.default(ptqDataSchema.parse({})),
     w_bits: bitsSchema('weight').default(4).describe('weight bits (per output channel)'),
     a_bits: bitsSchema('activation').default(4).describe('activation bits'),

@@ -26,6 +26,7 @@ import { targetScale } from './reparam.js';
 import { loadViT } from './vit-io.js';
 import { vitModelSchema, vitTrainOptionsSchema } from './vit-train.js';
 import { ptqData, ptqDataSchema } from './data.js';
+import { pathField } from '../../jobs/paths.js';
 
 /** The quantizer presets: post-softmax quantizer × post-LN treatment. */
 export const PRESETS: Record<string, { softmax: SoftmaxQuantizer; ln: LnReparam; label: string }> = {
@@ -46,7 +47,7 @@ export const ptqStudySchema = z
   .object({
     method: z.literal('ptq-study'),
     ...baseConfig,
-    model_dir: z.string().optional().describe('a ViT model folder (timm names) to study; default: train (or reuse) a small MNIST ViT'),
+    model_dir: pathField(z.string().optional().describe('a ViT model folder (timm names) to study; default: train (or reuse) a small MNIST ViT')),
     vit: z
       .object({ model: vitModelSchema.default(vitModelSchema.parse({})), train: vitTrainOptionsSchema.default(vitTrainOptionsSchema.parse({})) })
       .strict()

@@ -17,6 +17,7 @@ import { AdamW, clipGlobalNorm } from '../../nn/optim.js';
 import { learningRate } from '../../nn/schedule.js';
 import { imageBatch, inputNorm, top1 } from './ptq.js';
 import { checkImagesFit, loadImageSource, loadViT, saveViT } from './vit-io.js';
+import { pathField } from '../../jobs/paths.js';
 
 export const vitModelSchema = z
   .object({
@@ -25,14 +26,14 @@ export const vitModelSchema = z
     depth: z.number().int().min(1).max(48).default(4).describe('number of blocks'),
     num_heads: z.number().int().min(1).default(4).describe('attention heads (embed_dim must divide by it)'),
     mlp_ratio: z.number().positive().default(2).describe('MLP hidden width / embed_dim (timm: 4)'),
-    init_from: z.string().optional().describe('a ViT model folder to fine-tune instead of a random init'),
+    init_from: pathField(z.string().optional().describe('a ViT model folder to fine-tune instead of a random init')),
   })
   .strict();
 
 export const vitDataSchema = z
   .object({
-    source: z.string().default('mnist').describe('"mnist" or a folder of labelled PNGs (dir/<class>/*.png)'),
-    eval_source: z.string().optional().describe('folder of evaluation PNGs (MNIST uses its test split)'),
+    source: pathField(z.string().default('mnist').describe('"mnist" or a folder of labelled PNGs (dir/<class>/*.png)'), { keywords: ['mnist'] }),
+    eval_source: pathField(z.string().optional().describe('folder of evaluation PNGs (MNIST uses its test split)'), { keywords: ['mnist'] }),
     train_count: z.number().int().min(1).optional().describe('training images (default: all; MNIST has 8,000)'),
     eval_count: z.number().int().min(1).default(2000).describe('evaluation images (MNIST test split has 2,000)'),
   })

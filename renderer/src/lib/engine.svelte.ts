@@ -65,7 +65,6 @@ export interface RunDetail {
 /** What each request answers (the engine's service.ts handlers). */
 export interface Results {
   hello: Hello;
-  'project.open': { project: string };
   'runs.list': RunSummary[];
   'run.get': RunDetail;
   'run.metrics': Record<string, unknown>[];

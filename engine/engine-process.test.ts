@@ -53,6 +53,17 @@ describe('engine over a MessagePort', () => {
     close();
   });
 
+  it('answers a request type named like an Object property with a protocol error and keeps serving', async () => {
+    const { port2, next, close } = setup();
+    for (const [i, type] of ['toString', 'constructor', '__proto__', 'hasOwnProperty'].entries()) {
+      port2.postMessage({ kind: 'request', id: 40 + i, type, params: {} });
+      expect(await next((m) => m.id === 40 + i)).toMatchObject({ ok: false, error: { code: 'protocol', message: `unknown request type "${type}"` } });
+    }
+    port2.postMessage({ kind: 'request', id: 50, type: 'hello' });
+    expect(await next((m) => m.id === 50)).toMatchObject({ ok: true });
+    close();
+  });
+
   it('greets a restarted engine with the crash notice', async () => {
     const { next, close } = setup({ kind: 'event', event: 'engine', status: 'restarted', message: 'the engine stopped (exit code 9) and was restarted' });
     expect(await next((m) => m.event === 'engine')).toMatchObject({ status: 'restarted', message: expect.stringContaining('exit code 9') });

@@ -70,4 +70,72 @@ describe('engine service (protocol boundary)', () => {
     const dla = (kinds as { result: { name: string; defaults: unknown; required: string[] }[] }).result.find((k) => k.name === 'dla');
     expect(dla).toMatchObject({ defaults: { method: 'dla' }, required: ['model'] });
   });
+
+  it('never rejects, even for a request type named like an Object property', async () => {
+    const s = service();
+    for (const type of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'project.open']) {
+      const r = await s.handle({ kind: 'request', id: 5, type, params: {} });
+      expect(r).toMatchObject({ id: 5, ok: false, error: { code: 'protocol', message: `unknown request type "${type}"` } });
+    }
+  });
+});
+
+describe('renderer confinement', () => {
+  const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'svc-outside-'));
+  const secret = path.join(outside, 'secret.bin');
+  fs.writeFileSync(secret, 'SECRET-PASSWORD!'); // an even number of bytes: readable as uint16 ids
+
+  const validate = async (s: EngineService, config: Record<string, unknown>) =>
+    ((await s.handle({ kind: 'request', id: 1, type: 'config.validate', params: { config } })) as { result: { ok: boolean; error?: { code: string; message: string } } })
+      .result;
+  const lm = (data: Record<string, unknown>, model: Record<string, unknown> = {}) => ({
+    method: 'lm-pretrain',
+    model: { layers: 1, d_model: 16, heads: 2, ...model },
+    data,
+    train: { steps: 2, batch: 2, seq: 8, warmup: 1, eval_every: 2, eval_windows: 1, checkpoint_every: 2 },
+  });
+
+  it('refuses config paths outside the project, also through a symlink or .., in every path field', async () => {
+    const s = service();
+    const link = path.join(s.queue.project.dir, 'link-out');
+    fs.symlinkSync(outside, link);
+    const cases: [Record<string, unknown>, string][] = [
+      [lm({ source: 'tokens', path: secret }), 'data.path'],
+      [lm({ source: 'file', path: path.join(s.queue.project.dir, '..', path.basename(outside), 'secret.bin') }), 'data.path'],
+      [lm({ source: 'tokens', path: path.join(link, 'secret.bin') }), 'data.path'],
+      [lm({}, { init_from: outside }), 'model.init_from'],
+      [{ method: 'dla', model: outside }, 'model'],
+      [{ method: 'ln-removal', source: { kind: 'folder', path: outside } }, 'source.path'],
+      [{ method: 'vit-train', data: { source: outside } }, 'data.source'],
+      [{ method: 'lct-study', data: { source: 'folder', path: outside } }, 'data.path'],
+      [{ method: 'lct', autoencoder: outside }, 'autoencoder'],
+      [{ method: 'ptq-vit', model: outside, data: { source: 'mnist', eval_source: outside } }, 'model'],
+    ];
+    for (const [config, field] of cases) {
+      const v = await validate(s, config);
+      expect(v, field).toMatchObject({ ok: false, error: { code: 'access', message: expect.stringContaining(`config ${field}: `) } });
+      const started = await s.handle({ kind: 'request', id: 2, type: 'run.start', params: { config } });
+      expect(started).toMatchObject({ ok: false, error: { code: 'access' } });
+    }
+    expect(s.queue.project.listRuns()).toHaveLength(0);
+    // Names that are not paths, and paths inside the project, pass.
+    expect((await validate(s, { method: 'vit-train', data: { source: 'mnist' } })).ok).toBe(true);
+    expect((await validate(s, { method: 'ln-removal', source: { kind: 'run', path: 'some-run' } })).ok).toBe(true);
+    expect((await validate(s, lm({ source: 'tokens', path: path.join(s.queue.project.dir, 'data', 'x.bin') }))).ok).toBe(true);
+  });
+
+  it('accepts paths in a granted folder, and its error for a bad token file quotes none of the bytes', async () => {
+    const s = service();
+    s.grant(outside);
+    expect((await validate(s, lm({ source: 'tokens', path: secret }))).ok).toBe(true);
+    const started = (await s.handle({ kind: 'request', id: 3, type: 'run.start', params: { config: lm({ source: 'tokens', path: secret }, { arch: 'gpt2' }) } })) as {
+      result: { runId: string };
+    };
+    await s.queue.wait(started.result.runId);
+    const error = s.queue.project.run(started.result.runId).record.error;
+    expect(error?.message).toMatch(/position 0 .*vocabulary/);
+    const bytes = Buffer.from('SECRET-PASSWORD!');
+    for (let i = 0; i < bytes.length; i += 2) expect(error?.message).not.toContain(String(bytes.readUInt16LE(i)));
+    expect(error?.message).not.toMatch(/SECRET/);
+  });
 });

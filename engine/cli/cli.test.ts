@@ -1,8 +1,9 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Project } from '../store/runs.js';
 
 const BIN = path.resolve(__dirname, '../../bin/normlab.js');
 
@@ -70,4 +71,33 @@ describe('normlab CLI', () => {
     const list = JSON.parse(normlab('list', '--project', project, '--json').stdout);
     expect(list.runs[0].id).toBe(out.runId);
   });
+
+  it('resume of a run live in another process is refused with one line; list shows a damaged run.json as damaged', async () => {
+    const project = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-p-'));
+    const store = Project.open(project);
+    const run = store.createRun('lm-pretrain', { method: 'lm-pretrain' }, { seed: 0 });
+    run.markFinished('interrupted');
+    const holder = spawn(process.execPath, ['--import', 'tsx', path.resolve(__dirname, '../store/testdata/hold-run.ts'), project, run.id], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+    try {
+      const r = normlab('resume', run.id, '--project', project);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(`normlab: run ${run.id} is running in process ${holder.pid}`);
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+    }
+    const other = store.createRun('lm-pretrain', { method: 'lm-pretrain' }, { seed: 1 });
+    other.markFinished('completed');
+    fs.writeFileSync(path.join(run.dir, 'run.json'), '{"id": ');
+    const list = normlab('list', '--project', project, '--json');
+    expect(list.code).toBe(0);
+    const runs = JSON.parse(list.stdout).runs as { id: string; status: string; error: { message: string } | null }[];
+    expect(runs.map((r) => [r.id, r.status])).toEqual([
+      [run.id, 'damaged'],
+      [other.id, 'completed'],
+    ]);
+    expect(runs[0].error?.message).toMatch(/is not valid JSON/);
+  }, 60_000);
 });

@@ -12,11 +12,12 @@ export interface PathFieldInfo {
   when?: (parent: Record<string, unknown>) => boolean;
 }
 
-const pathFields = z.registry<PathFieldInfo>();
+// `isPath` keeps an entry non-empty: zod's registry reads an empty entry of a cloned schema as none.
+const pathFields = z.registry<PathFieldInfo & { isPath: true }>();
 
 /** Mark a (string) schema as naming a file or folder; returns the same schema. */
 export function pathField<T extends z.ZodType>(schema: T, info: PathFieldInfo = {}): T {
-  pathFields.add(schema, info);
+  pathFields.add(schema, { ...info, isPath: true });
   return schema;
 }
 

@@ -73,3 +73,92 @@ describe('run store', () => {
     expect(() => project.run('nope')).toThrow(/no run "nope"/);
   });
 });
+
+describe('one writer per run', () => {
+  /** Start a process that owns run `id` until killed. */
+  async function holdInAnotherProcess(dir: string, id: string) {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'testdata/hold-run.ts'), dir, id], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    return child;
+  }
+
+  it('refuses to resume a run another live process owns, and takes it over once that process is killed', async () => {
+    const dir = tmpProject();
+    const project = Project.open(dir);
+    const run = project.createRun('lm-pretrain', {}, { seed: 0 });
+    run.markFinished('interrupted');
+    const child = await holdInAnotherProcess(dir, run.id);
+    try {
+      const again = Project.open(dir).run(run.id);
+      expect(again.status).toBe('running');
+      expect(() => again.acquire()).toThrow(new RegExp(`run ${run.id} is running in process ${child.pid}; wait for it to finish`));
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+    // The lock the killed process left is stale: it no longer blocks.
+    const after = Project.open(dir).run(run.id);
+    expect(after.status).toBe('interrupted');
+    expect(() => after.acquire()).not.toThrow();
+    after.markFinished('interrupted');
+    expect(fs.existsSync(path.join(after.dir, 'run.lock'))).toBe(false);
+  }, 30_000);
+
+  it('a lock whose pid now belongs to another process (pid reuse) is stale', () => {
+    const project = Project.open(tmpProject());
+    const run = project.createRun('lm-pretrain', {}, { seed: 0 });
+    run.markFinished('interrupted');
+    // pid 1 is alive, but it did not write this lock: its start time differs.
+    fs.writeFileSync(path.join(run.dir, 'run.lock'), JSON.stringify({ pid: 1, start: '1' }));
+    run.update({ status: 'running', pid: 1 });
+    const reread = project.run(run.id);
+    if (fs.existsSync('/proc/1/stat')) {
+      expect(reread.status).toBe('interrupted');
+      expect(() => reread.acquire()).not.toThrow();
+    }
+  });
+
+  it('removes the temp files of a killed writer when a run is taken over', async () => {
+    const dir = tmpProject();
+    const id = await killWriterAfter(dir, 400);
+    const run = Project.open(dir).run(id);
+    fs.mkdirSync(path.join(run.checkpointsDir, '.tmp-5-abcdef'), { recursive: true });
+    fs.writeFileSync(path.join(run.dir, '.run.json.999.0badf00d.tmp'), '{');
+    fs.mkdirSync(path.join(run.dir, 'artifacts'), { recursive: true });
+    fs.writeFileSync(path.join(run.dir, 'artifacts', '.plot.png.12.ab12.tmp'), 'x');
+    fs.writeFileSync(path.join(run.dir, 'artifacts', 'keep.png'), 'x');
+    run.acquire();
+    const leftovers = [run.dir, run.checkpointsDir, path.join(run.dir, 'artifacts')].flatMap((d) => fs.readdirSync(d).filter((f) => f.includes('tmp')));
+    expect(leftovers).toEqual([]);
+    expect(fs.existsSync(path.join(run.dir, 'artifacts', 'keep.png'))).toBe(true);
+    expect(run.readMetrics().length).toBeGreaterThan(10);
+  }, 30_000);
+});
+
+describe('a damaged run.json', () => {
+  it('lists the other runs and shows that one as damaged, quoting none of the file', () => {
+    const project = Project.open(tmpProject());
+    const good = project.createRun('lm-pretrain', {}, { seed: 0 });
+    good.markFinished('completed');
+    const bad = project.createRun('lm-pretrain', {}, { seed: 1 });
+    bad.markFinished('completed');
+    fs.writeFileSync(path.join(bad.dir, 'run.json'), 'secret-bytes {');
+    const folder = project.createRun('lm-pretrain', {}, { seed: 2 });
+    fs.rmSync(path.join(folder.dir, 'run.json'));
+    fs.mkdirSync(path.join(folder.dir, 'run.json')); // unreadable: a folder where the file should be
+    const runs = Project.open(project.dir).listRuns();
+    expect(runs.map((r) => [r.id, r.status])).toEqual(
+      [
+        [good.id, 'completed'],
+        [bad.id, 'damaged'],
+        [folder.id, 'damaged'],
+      ].sort((a, b) => a[0].localeCompare(b[0])),
+    );
+    const damaged = runs.find((r) => r.id === bad.id)!;
+    expect(damaged.record.error?.message).toMatch(/run record .*run\.json is not valid JSON/);
+    expect(damaged.record.error?.message).not.toContain('secret');
+    // Nothing rewrites it.
+    expect(() => damaged.update({ tags: ['x'] })).toThrow(/damaged/);
+    expect(fs.readFileSync(path.join(bad.dir, 'run.json'), 'utf8')).toBe('secret-bytes {');
+  });
+});

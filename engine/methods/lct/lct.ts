@@ -46,6 +46,7 @@ import {
 } from './edm.js';
 import { frechetDistance, gaussianStats, type Gaussian } from './fid.js';
 import { otCouple } from './ot.js';
+import { pathField } from '../../jobs/paths.js';
 
 /** The paper's five improvements (METHODS.md §3), each a switch of its own. */
 export const IMPROVEMENTS = {
@@ -115,18 +116,22 @@ export const lctSchema = z
   .object({
     method: z.literal('lct'),
     ...baseConfig,
-    autoencoder: z
-      .string()
-      .min(1)
-      .nullable()
-      .default(null)
-      .describe('model folder of an autoencoder-train run (its checkpoints/step-N); null: train one on MNIST first (child run)'),
-    classifier: z
-      .string()
-      .min(1)
-      .nullable()
-      .default(null)
-      .describe('model folder of an image-classifier run, for FID features; null: train one on the autoencoder’s data first (child run)'),
+    autoencoder: pathField(
+      z
+        .string()
+        .min(1)
+        .nullable()
+        .default(null)
+        .describe('model folder of an autoencoder-train run (its checkpoints/step-N); null: train one on MNIST first (child run)'),
+    ),
+    classifier: pathField(
+      z
+        .string()
+        .min(1)
+        .nullable()
+        .default(null)
+        .describe('model folder of an image-classifier run, for FID features; null: train one on the autoencoder’s data first (child run)'),
+    ),
     improvements: improvementsSchema.default(improvementsSchema.parse({})),
     network: networkSchema.default(networkSchema.parse({})),
     train: lctTrainSchema.default(lctTrainSchema.parse({})),

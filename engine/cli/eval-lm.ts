@@ -8,6 +8,7 @@ import { fail } from '../core/errors.js';
 import { evalWindows } from '../data/batches.js';
 import { loadText, loadTokenFile } from '../data/text.js';
 import { makeTokenizer } from '../data/tokenizers.js';
+import { nonFiniteCause } from '../models/finite.js';
 import { loadLM } from '../models/index.js';
 import { lmEvalLoss } from '../train/lm-step.js';
 
@@ -32,6 +33,7 @@ export async function evalLM(opts: {
     if (seq > model.maxSeq) fail('config', `--seq ${seq} exceeds the model's context ${model.maxSeq}`);
     const windows = evalWindows(ids, seq, Number.MAX_SAFE_INTEGER);
     const loss = lmEvalLoss(model, windows, Math.max(1, Math.floor(4096 / seq)));
+    if (!Number.isFinite(loss)) fail('model', `the loss of ${opts.model} is ${loss}: ${await nonFiniteCause(model)}`);
     return { loss, tokens: windows.count * seq };
   } finally {
     model.dispose();

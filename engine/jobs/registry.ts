@@ -7,6 +7,12 @@ import { fail } from '../core/errors.js';
 import type { Run } from '../store/runs.js';
 import type { JobContext } from './context.js';
 
+/**
+ * Upper bounds of the size fields of job configs: far beyond what a run here can use, and small
+ * enough that a typo (`batch: 1e9`) is a config error naming the field, not a failed allocation.
+ */
+export const SIZE_LIMITS = { width: 16_384, ffn: 65_536, heads: 256, batch: 4096, seq: 16_384, count: 1_000_000, patch: 1024 } as const;
+
 /** Fields every job config has, whatever its kind. */
 export const baseConfig = {
   name: z.string().min(1).optional().describe('a label for the run'),

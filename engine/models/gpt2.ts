@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
+import { checkModelLimits, MODEL_LIMITS, type LMShape } from './memory.js';
 import { attention, crossEntropy, gelu, layerNorm, linear, packedSelfAttention } from '../nn/ops.js';
 import { normalInit, ParamSet, paramSeed } from '../nn/params.js';
 import { takeTensor, type CausalLM, type CheckpointSource, type ForwardHooks, type NormSite } from './lm.js';
@@ -42,6 +43,24 @@ export const GPT2_DEFAULTS: GPT2Config = {
   normlab_bias: true,
 };
 
+/** The activations NormLab computes: `gelu_new` (tanh approximation) and `gelu` (exact, erf). */
+export const GPT2_ACTIVATIONS: readonly GPT2Config['activation_function'][] = ['gelu_new', 'gelu'];
+
+/** The shape of a GPT-2 for the memory estimate (engine/models/memory.ts). */
+export function gpt2Shape(c: GPT2Config): LMShape {
+  return {
+    vocab: c.vocab_size,
+    width: c.n_embd,
+    layers: c.n_layer,
+    heads: c.n_head,
+    ffn: 4 * c.n_embd,
+    positions: c.n_positions,
+    attnMatrices: 4,
+    ffnMatrices: 2,
+    untiedHead: !c.tie_word_embeddings,
+  };
+}
+
 /** Read a GPT-2 config.json (HF keys; missing keys take GPT-2's defaults). */
 export function gpt2ConfigFromJson(json: Record<string, unknown>): GPT2Config {
   const cfg = { ...GPT2_DEFAULTS } as Record<string, unknown>;
@@ -50,7 +69,21 @@ export function gpt2ConfigFromJson(json: Record<string, unknown>): GPT2Config {
   for (const key of ['vocab_size', 'n_positions', 'n_embd', 'n_layer', 'n_head'] as const) {
     if (!Number.isInteger(c[key]) || c[key] <= 0) fail('config', `config.json: ${key} must be a positive integer, got ${c[key]}`);
   }
+  checkModelLimits('config.json', {
+    n_layer: { value: c.n_layer, max: MODEL_LIMITS.layers },
+    n_embd: { value: c.n_embd, max: MODEL_LIMITS.width },
+    n_head: { value: c.n_head, max: MODEL_LIMITS.heads },
+    vocab_size: { value: c.vocab_size, max: MODEL_LIMITS.vocab },
+    n_positions: { value: c.n_positions, max: MODEL_LIMITS.positions },
+  });
   if (c.n_embd % c.n_head !== 0) fail('config', `config.json: n_embd ${c.n_embd} is not divisible by n_head ${c.n_head}`);
+  if (typeof c.layer_norm_epsilon !== 'number' || !Number.isFinite(c.layer_norm_epsilon) || c.layer_norm_epsilon < 0)
+    fail('config', `config.json: layer_norm_epsilon must be a finite number >= 0, got ${JSON.stringify(c.layer_norm_epsilon)}`);
+  if (!GPT2_ACTIVATIONS.includes(c.activation_function))
+    fail(
+      'config',
+      `config.json: activation_function ${JSON.stringify(c.activation_function)} is not supported (expected one of ${GPT2_ACTIVATIONS.join(', ')})`,
+    );
   if (json.normlab_ln_sigmas !== undefined && json.normlab_ln_sigmas !== null) c.normlab_ln_sigmas = lnSigmasFromJson(json.normlab_ln_sigmas, c.n_layer);
   return c;
 }

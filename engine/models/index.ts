@@ -6,17 +6,37 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import { loadModelDir, saveModelDir } from '../io/model-dir.js';
 import { fromTf, toTf } from '../io/tensors.js';
-import { GPT2, gpt2ConfigFromJson } from './gpt2.js';
-import { Llama, llamaConfigFromJson } from './llama.js';
+import { GPT2, gpt2ConfigFromJson, gpt2Shape } from './gpt2.js';
+import { Llama, llamaConfigFromJson, llamaShape } from './llama.js';
+import { assertFits, lmMemoryBytes, lmParameterCount } from './memory.js';
 import type { CausalLM } from './lm.js';
 
 export type LMArch = 'gpt2' | 'llama';
 
-/** A fresh, randomly initialized LM from an HF-style config object. */
-export function createLM(arch: LMArch, config: Record<string, unknown>, seed: number): CausalLM {
-  if (arch === 'gpt2') return new GPT2(gpt2ConfigFromJson(config), seed);
-  if (arch === 'llama') return new Llama(llamaConfigFromJson(config), seed);
-  return fail('config', `unknown model architecture "${arch as string}": expected gpt2 or llama`);
+/** How a new model will be used, for the memory check before it is allocated. */
+export interface LMUse {
+  batch: number;
+  seq: number;
+  training: boolean;
+}
+
+/**
+ * A fresh, randomly initialized LM from an HF-style config object. Before allocating, its memory
+ * for `use` (default: evaluating one window of its context) is checked against the backend.
+ */
+export function createLM(arch: LMArch, config: Record<string, unknown>, seed: number, use?: LMUse): CausalLM {
+  if (arch !== 'gpt2' && arch !== 'llama') fail('config', `unknown model architecture "${arch as string}": expected gpt2 or llama`);
+  const gpt2 = arch === 'gpt2' ? gpt2ConfigFromJson(config) : null;
+  const llama = arch === 'llama' ? llamaConfigFromJson(config) : null;
+  const shape = gpt2 ? gpt2Shape(gpt2) : llamaShape(llama!);
+  const context = gpt2 ? gpt2.n_positions : llama!.max_position_embeddings;
+  const u = use ?? { batch: 1, seq: Math.min(context, 1024), training: false };
+  const params = lmParameterCount(shape);
+  assertFits(
+    lmMemoryBytes(shape, u),
+    `a ${arch} of ${shape.layers} layers, width ${shape.width} (${params >= 1e9 ? `${(params / 1e9).toFixed(1)}B` : `${(params / 1e6).toFixed(1)}M`} parameters) ${u.training ? `training on batches of ${u.batch}x${u.seq}` : 'evaluating'}`,
+  );
+  return gpt2 ? new GPT2(gpt2, seed) : new Llama(llama!, seed);
 }
 
 /** The architecture named by a config.json's model_type. */

@@ -21,6 +21,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
+import { checkModelLimits, MODEL_LIMITS, type LMShape } from './memory.js';
 import { attention, crossEntropy, layerNorm, linear, rmsNorm, rope, swiglu } from '../nn/ops.js';
 import { normalInit, ParamSet, paramSeed } from '../nn/params.js';
 import { takeTensor, type CausalLM, type CheckpointSource, type ForwardHooks, type NormSite } from './lm.js';
@@ -60,6 +61,21 @@ export const LLAMA_DEFAULTS: LlamaConfig = {
   normlab_mix_k: 0,
 };
 
+/** The shape of a LLaMA for the memory estimate (engine/models/memory.ts); RoPE has no position table. */
+export function llamaShape(c: LlamaConfig): LMShape {
+  return {
+    vocab: c.vocab_size,
+    width: c.hidden_size,
+    layers: c.num_hidden_layers,
+    heads: c.num_attention_heads,
+    ffn: c.intermediate_size,
+    positions: 0,
+    attnMatrices: 4,
+    ffnMatrices: 3,
+    untiedHead: !c.tie_word_embeddings,
+  };
+}
+
 /** Read a LLaMA config.json (HF keys plus NormLab's `normlab_*` keys), checking it. */
 export function llamaConfigFromJson(json: Record<string, unknown>): LlamaConfig {
   const cfg = { ...LLAMA_DEFAULTS } as Record<string, unknown>;
@@ -68,6 +84,16 @@ export function llamaConfigFromJson(json: Record<string, unknown>): LlamaConfig 
   for (const key of ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'max_position_embeddings'] as const) {
     if (!Number.isInteger(c[key]) || c[key] <= 0) fail('config', `${key} must be a positive integer, got ${c[key]}`);
   }
+  checkModelLimits('config.json', {
+    num_hidden_layers: { value: c.num_hidden_layers, max: MODEL_LIMITS.layers },
+    hidden_size: { value: c.hidden_size, max: MODEL_LIMITS.width },
+    intermediate_size: { value: c.intermediate_size, max: 4 * MODEL_LIMITS.width },
+    num_attention_heads: { value: c.num_attention_heads, max: MODEL_LIMITS.heads },
+    vocab_size: { value: c.vocab_size, max: MODEL_LIMITS.vocab },
+    max_position_embeddings: { value: c.max_position_embeddings, max: MODEL_LIMITS.positions },
+  });
+  if (typeof c.rms_norm_eps !== 'number' || !Number.isFinite(c.rms_norm_eps) || c.rms_norm_eps < 0)
+    fail('config', `config.json: rms_norm_eps must be a finite number >= 0, got ${JSON.stringify(c.rms_norm_eps)}`);
   if (c.hidden_size % c.num_attention_heads !== 0)
     fail('config', `hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${c.num_attention_heads}`);
   if ((c.hidden_size / c.num_attention_heads) % 2 !== 0) fail('config', `head size ${c.hidden_size / c.num_attention_heads} must be even for rotary positions`);

@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
+import { checkModelLimits, MODEL_LIMITS } from './memory.js';
 import { attentionWithProbs, crossEntropy, gelu, layerNorm, linear } from '../nn/ops.js';
 import { normalInit, ParamSet, paramSeed } from '../nn/params.js';
 
@@ -53,6 +54,15 @@ export function vitConfigFromJson(json: Record<string, unknown>): ViTConfig {
   for (const key of ['img_size', 'patch_size', 'in_chans', 'num_classes', 'embed_dim', 'depth', 'num_heads'] as const) {
     if (!Number.isInteger(c[key]) || c[key] <= 0) fail('config', `ViT config: ${key} must be a positive integer, got ${String(c[key])}`);
   }
+  checkModelLimits('ViT config', {
+    depth: { value: c.depth, max: MODEL_LIMITS.layers },
+    embed_dim: { value: c.embed_dim, max: MODEL_LIMITS.width },
+    num_heads: { value: c.num_heads, max: MODEL_LIMITS.heads },
+    num_classes: { value: c.num_classes, max: MODEL_LIMITS.vocab },
+    img_size: { value: c.img_size, max: 4096 },
+    in_chans: { value: c.in_chans, max: 64 },
+    mlp_ratio: { value: c.mlp_ratio, max: 64 },
+  });
   if (c.img_size % c.patch_size !== 0) fail('config', `ViT config: img_size ${c.img_size} is not divisible by patch_size ${c.patch_size}`);
   if (c.embed_dim % c.num_heads !== 0) fail('config', `ViT config: embed_dim ${c.embed_dim} is not divisible by num_heads ${c.num_heads}`);
   if (!(c.mlp_ratio > 0) || !Number.isInteger(c.mlp_ratio * c.embed_dim)) {

@@ -6,14 +6,15 @@
 import { z } from 'zod';
 import { NORM_VARIANTS } from '../models/llama.js';
 import { pathField } from '../jobs/paths.js';
+import { SIZE_LIMITS } from '../jobs/registry.js';
 
 export const lmModelSchema = z
   .object({
     arch: z.enum(['llama', 'gpt2']).default('llama').describe('llama: RMSNorm, RoPE, SwiGLU; gpt2: LayerNorm, learned positions, GELU'),
     layers: z.number().int().min(1).max(96).default(4).describe('number of blocks L'),
-    d_model: z.number().int().min(8).default(128).describe('model width'),
-    heads: z.number().int().min(1).default(4).describe('attention heads (d_model must divide by it)'),
-    ffn: z.number().int().min(1).optional().describe('MLP hidden width (default: 4 d_model for gpt2, 8/3 d_model for llama)'),
+    d_model: z.number().int().min(8).max(SIZE_LIMITS.width).default(128).describe('model width'),
+    heads: z.number().int().min(1).max(SIZE_LIMITS.heads).default(4).describe('attention heads (d_model must divide by it)'),
+    ffn: z.number().int().min(1).max(SIZE_LIMITS.ffn).optional().describe('MLP hidden width (default: 4 d_model for gpt2, 8/3 d_model for llama)'),
     norm: z.enum(NORM_VARIANTS).default('pre').describe('llama norm placement: pre, post, mix, pre-scaled-init, lns'),
     norm_type: z.enum(['rmsnorm', 'layernorm']).default('rmsnorm').describe('llama norm type'),
     mix_k: z.number().int().min(0).default(0).describe('mix: number of leading Post-LN blocks'),
@@ -45,8 +46,8 @@ export type TextDataConfig = z.infer<typeof textDataSchema>;
 export const trainSchema = z
   .object({
     steps: z.number().int().min(1).default(200).describe('optimizer steps'),
-    batch: z.number().int().min(1).default(16).describe('sequences per step'),
-    seq: z.number().int().min(2).default(128).describe('tokens per sequence (also the context length)'),
+    batch: z.number().int().min(1).max(SIZE_LIMITS.batch).default(16).describe('sequences per step'),
+    seq: z.number().int().min(2).max(SIZE_LIMITS.seq).default(128).describe('tokens per sequence (also the context length)'),
     lr: z.number().positive().default(1e-3).describe('peak learning rate'),
     min_lr_ratio: z.number().min(0).max(1).default(0.1).describe('cosine floor as a fraction of lr'),
     warmup: z.number().int().min(0).default(20).describe('linear warmup steps'),
@@ -56,7 +57,7 @@ export const trainSchema = z
     beta2: z.number().min(0).lt(1).default(0.95),
     clip: z.number().min(0).default(1).describe('gradient global-norm clip (0 = off)'),
     eval_every: z.number().int().min(1).default(50).describe('steps between validation evaluations'),
-    eval_windows: z.number().int().min(1).default(32).describe('validation windows of seq tokens'),
+    eval_windows: z.number().int().min(1).max(SIZE_LIMITS.count).default(32).describe('validation windows of seq tokens'),
     log_every: z.number().int().min(1).default(5),
     checkpoint_every: z.number().int().min(1).default(100),
     layer_grad_norms: z.boolean().default(true).describe('log each block’s gradient norm'),

@@ -12,6 +12,8 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors-file.js';
 import { fromTf, toTf } from '../io/tensors.js';
 import type { JobContext } from '../jobs/context.js';
 import { baseConfig, registerJobKind } from '../jobs/registry.js';
+import { fail } from '../core/errors.js';
+import { nonFiniteCause } from '../models/finite.js';
 import { createLM, loadLM, saveModel } from '../models/index.js';
 import type { CausalLM } from '../models/lm.js';
 import { AdamW } from '../nn/optim.js';
@@ -59,7 +61,7 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
   const loaded = startFrom ? await loadLM(startFrom) : null;
   const vocab = loaded?.vocabSize ?? (cfg.data.tokenizer === 'gpt2' ? 50257 : 256);
   const data = await loadLMData(cfg.data, t.seq, vocab);
-  const model = loaded ?? createLM(cfg.model.arch, hfConfigFor(cfg.model, vocab, t.seq), cfg.seed);
+  const model = loaded ?? createLM(cfg.model.arch, hfConfigFor(cfg.model, vocab, t.seq), cfg.seed, { batch: t.batch, seq: t.seq, training: true });
   if (t.seq > model.maxSeq) {
     model.dispose();
     throw new Error(`train.seq ${t.seq} exceeds the model's context ${model.maxSeq}`);
@@ -89,6 +91,7 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
     ctx.log(`resumed from step ${step}`);
   } else {
     initialValLoss = lmEvalLoss(model, val, evalBatch);
+    if (!Number.isFinite(initialValLoss)) fail('model', `the initial validation loss is ${initialValLoss}: ${await nonFiniteCause(model)}`);
     ctx.metric({ step: 0, val_loss: initialValLoss });
   }
 

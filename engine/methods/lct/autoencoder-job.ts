@@ -11,7 +11,7 @@ import { fail } from '../../core/errors.js';
 import { Rng } from '../../data/rng.js';
 import { imageGrid, writePng } from '../../io/png.js';
 import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
-import { baseConfig, registerJobKind } from '../../jobs/registry.js';
+import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
 import { Autoencoder, type AutoencoderConfig } from '../../models/autoencoder.js';
 import { gatherRows, imageDataSchema, loadReferenceImages, loadTrainImages, type ImageData } from './data.js';
 import { fit } from './fit.js';
@@ -25,10 +25,10 @@ export const autoencoderTrainSchema = z
     data: imageDataSchema.default(imageDataSchema.parse({})),
     kind: z.enum(['kl', 'plain']).default('kl').describe('kl: KL-regularized (SD-VAE-like); plain: deterministic'),
     latent_shape: shape3.default([4, 4, 4]).describe('latent grid (h, w, c)'),
-    hidden: z.number().int().positive().default(256).describe('hidden width of encoder and decoder'),
+    hidden: z.number().int().positive().max(SIZE_LIMITS.width).default(256).describe('hidden width of encoder and decoder'),
     kl_weight: z.number().min(0).default(0.05).describe('KL weight against the summed per-image BCE (kl only)'),
     steps: z.number().int().positive().default(800).describe('AdamW steps'),
-    batch: z.number().int().positive().default(128).describe('images per step'),
+    batch: z.number().int().positive().max(SIZE_LIMITS.batch).default(128).describe('images per step'),
     lr: z.number().positive().default(2e-3).describe('peak learning rate (warmup + cosine)'),
   })
   .strict();

@@ -12,7 +12,7 @@ import { Rng } from '../../data/rng.js';
 import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
 import type { HostTensor } from '../../io/safetensors.js';
 import { fromTf, toTf } from '../../io/tensors.js';
-import { baseConfig, registerJobKind } from '../../jobs/registry.js';
+import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
 import { crossEntropy, linear, silu } from '../../nn/ops.js';
 import { normalInit, ParamSet, paramSeed } from '../../nn/params.js';
 import { gatherRows, imageDataSchema, loadReferenceImages, loadTrainImages } from './data.js';
@@ -104,7 +104,7 @@ export const classifierSchema = z
       .default([256, 128])
       .describe('hidden widths; the second is the FID feature width'),
     steps: z.number().int().positive().default(300).describe('AdamW steps'),
-    batch: z.number().int().positive().default(128).describe('images per step'),
+    batch: z.number().int().positive().max(SIZE_LIMITS.batch).default(128).describe('images per step'),
     lr: z.number().positive().default(2e-3).describe('peak learning rate (warmup + cosine)'),
   })
   .strict();

@@ -7,13 +7,20 @@ import { z } from 'zod';
 import { fail } from '../../core/errors.js';
 import { loadImageFolder, loadMnist, type ImageSet } from '../../data/images.js';
 import { pathField } from '../../jobs/paths.js';
+import { SIZE_LIMITS } from '../../jobs/registry.js';
 
 export const imageDataSchema = z
   .object({
     source: z.enum(['mnist', 'folder']).default('mnist').describe('mnist (embedded 28x28 digits) or a folder of PNG images'),
     path: pathField(z.string().nullable().default(null).describe('folder of PNGs: dir/<class>/*.png (labelled) or dir/*.png; only for source folder')),
-    count: z.number().int().positive().nullable().default(null).describe('training images to use (default: all; MNIST train has 8,000)'),
-    ref_count: z.number().int().positive().default(2000).describe('reference images for FID (MNIST test split has 2,000; a folder uses its own images)'),
+    count: z.number().int().positive().max(SIZE_LIMITS.count).nullable().default(null).describe('training images to use (default: all; MNIST train has 8,000)'),
+    ref_count: z
+      .number()
+      .int()
+      .positive()
+      .max(SIZE_LIMITS.count)
+      .default(2000)
+      .describe('reference images for FID (MNIST test split has 2,000; a folder uses its own images)'),
     grayscale: z
       .union([z.boolean(), z.literal('auto')])
       .default('auto')

@@ -17,7 +17,7 @@ import { writeJsonAtomic } from '../../io/atomic.js';
 import { saveModelDir } from '../../io/model-dir.js';
 import { imageGrid, writePng } from '../../io/png.js';
 import type { JobContext } from '../../jobs/context.js';
-import { baseConfig, registerJobKind } from '../../jobs/registry.js';
+import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
 import type { Autoencoder } from '../../models/autoencoder.js';
 import { ConsistencyNet, checkConsistencyNetConfig, type ConsistencyNetConfig } from '../../models/consistency-net.js';
 import { AdamW, clipGlobalNorm } from '../../nn/optim.js';
@@ -73,19 +73,19 @@ export type Improvements = z.infer<typeof improvementsSchema>;
 export const networkSchema = z
   .object({
     arch: z.enum(['transformer', 'mlp']).default('mlp').describe('transformer over latent patches, or residual MLP over the whole latent'),
-    patch: z.number().int().positive().default(1).describe('patch side over the latent grid (transformer)'),
-    width: z.number().int().positive().default(192).describe('model width'),
+    patch: z.number().int().positive().max(SIZE_LIMITS.patch).default(1).describe('patch side over the latent grid (transformer)'),
+    width: z.number().int().positive().max(SIZE_LIMITS.width).default(192).describe('model width'),
     depth: z.number().int().positive().default(4).describe('blocks'),
-    heads: z.number().int().positive().default(4).describe('attention heads'),
+    heads: z.number().int().positive().max(SIZE_LIMITS.heads).default(4).describe('attention heads'),
     mlp_ratio: z.number().positive().default(2).describe('MLP hidden width / width'),
-    freq_dim: z.number().int().positive().default(128).describe('sinusoidal features of the noise label'),
+    freq_dim: z.number().int().positive().max(SIZE_LIMITS.width).default(128).describe('sinusoidal features of the noise label'),
   })
   .strict();
 
 export const lctTrainSchema = z
   .object({
     steps: z.number().int().positive().default(1200).describe('training steps K (the curriculum spans them)'),
-    batch: z.number().int().positive().default(128).describe('latents per step'),
+    batch: z.number().int().positive().max(SIZE_LIMITS.batch).default(128).describe('latents per step'),
     lr: z.number().positive().default(1e-3).describe('peak learning rate (RAdam/Adam in the paper; AdamW here)'),
     warmup: z.number().int().min(0).default(100).describe('linear warmup steps'),
     schedule: z.enum(['constant', 'cosine']).default('constant').describe('learning-rate schedule after warmup'),
@@ -105,10 +105,10 @@ export const lctTrainSchema = z
 
 export const lctEvalSchema = z
   .object({
-    samples: z.number().int().min(2).default(1000).describe('generated images per FID'),
-    quick_samples: z.number().int().min(2).default(500).describe('generated images per FID during training'),
+    samples: z.number().int().min(2).max(SIZE_LIMITS.count).default(1000).describe('generated images per FID'),
+    quick_samples: z.number().int().min(2).max(SIZE_LIMITS.count).default(500).describe('generated images per FID during training'),
     two_step_index: z.number().int().positive().default(420).describe('2-step sampling: sigma at this index of a 641-point grid (paper: 420)'),
-    grid: z.number().int().positive().default(64).describe('images per sample grid PNG'),
+    grid: z.number().int().positive().max(SIZE_LIMITS.count).default(64).describe('images per sample grid PNG'),
   })
   .strict();
 

@@ -19,7 +19,7 @@ import { evalWindows, TokenBatcher, type EvalWindows } from '../../data/batches.
 import { readJson, writeFileAtomic } from '../../io/atomic.js';
 import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
 import type { JobContext } from '../../jobs/context.js';
-import { baseConfig, registerJobKind } from '../../jobs/registry.js';
+import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
 import { GPT2, gpt2ConfigFromJson } from '../../models/gpt2.js';
 import { archOf, loadLM, saveModel } from '../../models/index.js';
 import type { ForwardHooks } from '../../models/lm.js';
@@ -44,7 +44,9 @@ export const sourceSchema = z
       .enum(['pretrain', 'folder', 'run'])
       .default('pretrain')
       .describe('pretrain a GPT-2 here (child lm-pretrain run), load a HF-format model folder, or take an lm-pretrain run'),
-    path: pathField(z.string().optional().describe('folder: the model folder (config.json + model.safetensors); run: the run id'), { when: (s) => s.kind === 'folder' }),
+    path: pathField(z.string().optional().describe('folder: the model folder (config.json + model.safetensors); run: the run id'), {
+      when: (s) => s.kind === 'folder',
+    }),
     model: lmModelSchema.default(tinyGpt2).describe('pretrain: the GPT-2 shape (arch must be gpt2)'),
     train: trainSchema.default(trainSchema.parse({ steps: 300, lr: 2e-3, warmup: 20 })).describe('pretrain: the optimizer settings'),
   })
@@ -59,8 +61,8 @@ export const sourceSchema = z
 export const finetuneSchema = z
   .object({
     steps: z.number().int().min(1).default(300).describe('fine-tuning steps (the same for the vanilla control and LN removal)'),
-    batch: z.number().int().min(1).default(16).describe('sequences per step'),
-    seq: z.number().int().min(2).default(128).describe('tokens per sequence'),
+    batch: z.number().int().min(1).max(SIZE_LIMITS.batch).default(16).describe('sequences per step'),
+    seq: z.number().int().min(2).max(SIZE_LIMITS.seq).default(128).describe('tokens per sequence'),
     lr: z.number().positive().default(6e-4).describe('peak learning rate'),
     min_lr: z.number().min(0).default(3e-4).describe('floor of the cosine schedule'),
     warmup: z.number().int().min(0).default(25).describe('linear warmup steps'),
@@ -69,7 +71,7 @@ export const finetuneSchema = z
     beta1: z.number().min(0).lt(1).default(0.9),
     beta2: z.number().min(0).lt(1).default(0.999),
     eval_every: z.number().int().min(1).default(50).describe('steps between validation evaluations'),
-    eval_windows: z.number().int().min(1).default(32).describe('validation windows of seq tokens'),
+    eval_windows: z.number().int().min(1).max(SIZE_LIMITS.count).default(32).describe('validation windows of seq tokens'),
   })
   .strict()
   .refine((f) => f.warmup < f.steps, { path: ['warmup'], message: 'warmup must be shorter than steps' })
@@ -94,8 +96,8 @@ export const removalSchema = z
 export const dlaSchema = z
   .object({
     enabled: z.boolean().default(true).describe('DLA vs direct effect per head, before and after removal'),
-    prompts: z.number().int().min(1).default(8).describe('validation windows used as prompts'),
-    seq: z.number().int().min(2).default(64).describe('tokens per prompt (every position is scored)'),
+    prompts: z.number().int().min(1).max(SIZE_LIMITS.count).default(8).describe('validation windows used as prompts'),
+    seq: z.number().int().min(2).max(SIZE_LIMITS.seq).default(64).describe('tokens per prompt (every position is scored)'),
   })
   .strict();
 
@@ -496,8 +498,8 @@ export const dlaJobSchema = z
     ...baseConfig,
     model: pathField(z.string().min(1).describe('a GPT-2 model folder (with LN, NormLab LN-free, or the HF LN-free form)')),
     data: textDataSchema.default(textDataSchema.parse({})),
-    prompts: z.number().int().min(1).default(8).describe('validation windows used as prompts'),
-    seq: z.number().int().min(2).default(64).describe('tokens per prompt'),
+    prompts: z.number().int().min(1).max(SIZE_LIMITS.count).default(8).describe('validation windows used as prompts'),
+    seq: z.number().int().min(2).max(SIZE_LIMITS.seq).default(64).describe('tokens per prompt'),
   })
   .strict();
 

@@ -13,7 +13,7 @@ import { asNormLabError, fail } from '../../core/errors.js';
 import { evalWindows } from '../../data/batches.js';
 import { readJsonSync } from '../../io/atomic.js';
 import type { JobContext } from '../../jobs/context.js';
-import { baseConfig, registerJobKind } from '../../jobs/registry.js';
+import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
 import { loadLM } from '../../models/index.js';
 import type { CausalLM } from '../../models/lm.js';
 import { textDataSchema, type TextDataConfig } from '../../train/lm-config.js';
@@ -58,12 +58,18 @@ export const lnsDiagnosticsSchema = z
     run: z.string().min(1).optional().describe('a run id (or unique prefix) whose latest checkpoint, data and gradient history to use'),
     model: pathField(z.string().min(1).optional().describe('or: a model folder (config.json + model.safetensors)')),
     data: textDataSchema.optional().describe("validation text (default: the run's data, else Moby Dick with the model's tokenizer)"),
-    seq: z.number().int().min(2).optional().describe("tokens per validation window (default: the run's train.seq, else the model context)"),
-    sequences: z.number().int().min(1).default(32).describe('validation sequences averaged for the variance and angular distance'),
-    pruning_windows: z.number().int().min(1).default(32).describe('validation windows for the layer-pruning losses'),
+    seq: z
+      .number()
+      .int()
+      .min(2)
+      .max(SIZE_LIMITS.seq)
+      .optional()
+      .describe("tokens per validation window (default: the run's train.seq, else the model context)"),
+    sequences: z.number().int().min(1).max(SIZE_LIMITS.count).default(32).describe('validation sequences averaged for the variance and angular distance'),
+    pruning_windows: z.number().int().min(1).max(SIZE_LIMITS.count).default(32).describe('validation windows for the layer-pruning losses'),
     max_n: z.number().int().min(1).optional().describe('largest layer gap n of the angular-distance heatmap (default: the depth L)'),
-    batch: z.number().int().min(1).default(8).describe('sequences per forward pass'),
-    grad_windows: z.number().int().min(1).default(8).describe('windows for the checkpoint gradient when there is no training history'),
+    batch: z.number().int().min(1).max(SIZE_LIMITS.batch).default(8).describe('sequences per forward pass'),
+    grad_windows: z.number().int().min(1).max(SIZE_LIMITS.count).default(8).describe('windows for the checkpoint gradient when there is no training history'),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { fail } from '../../core/errors.js';
 import { writeFileAtomic, writeJsonAtomic, readJsonSync } from '../../io/atomic.js';
 import { encodePng } from '../../io/png.js';
-import { baseConfig, registerJobKind } from '../../jobs/registry.js';
+import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
 import { NORM_VARIANTS } from '../../models/llama.js';
 import { barPlot, linePlot, writePlot } from '../../plot/index.js';
 import { textDataSchema, trainSchema } from '../../train/lm-config.js';
@@ -36,9 +36,9 @@ export type StudyVariant = z.infer<typeof variantSchema>;
 const studyModelSchema = z
   .object({
     layers: z.number().int().min(1).max(96).default(12).describe('number of blocks L (deep and narrow shows the depth effect)'),
-    d_model: z.number().int().min(8).default(64).describe('model width'),
-    heads: z.number().int().min(1).default(4).describe('attention heads'),
-    ffn: z.number().int().min(1).optional().describe('SwiGLU hidden width (default 8/3 d_model)'),
+    d_model: z.number().int().min(8).max(SIZE_LIMITS.width).default(64).describe('model width'),
+    heads: z.number().int().min(1).max(SIZE_LIMITS.heads).default(4).describe('attention heads'),
+    ffn: z.number().int().min(1).max(SIZE_LIMITS.ffn).optional().describe('SwiGLU hidden width (default 8/3 d_model)'),
     norm_type: z.enum(['rmsnorm', 'layernorm']).default('rmsnorm').describe('RMSNorm (LLaMA) or LayerNorm'),
   })
   .strict();
@@ -77,8 +77,8 @@ const studyTrainSchema = (() => {
 
 const studyDiagnosticsSchema = z
   .object({
-    sequences: z.number().int().min(1).default(32).describe('validation sequences for the variance and angular distance'),
-    pruning_windows: z.number().int().min(1).default(16).describe('validation windows for the layer-pruning losses'),
+    sequences: z.number().int().min(1).max(SIZE_LIMITS.count).default(32).describe('validation sequences for the variance and angular distance'),
+    pruning_windows: z.number().int().min(1).max(SIZE_LIMITS.count).default(16).describe('validation windows for the layer-pruning losses'),
     max_n: z.number().int().min(1).optional().describe('largest layer gap n of the angular-distance heatmap (default: L)'),
   })
   .strict();

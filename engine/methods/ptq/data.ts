@@ -4,13 +4,22 @@ import { fail } from '../../core/errors.js';
 import type { ViT } from '../../models/vit.js';
 import { checkImagesFit, loadImageSource } from './vit-io.js';
 import { pathField } from '../../jobs/paths.js';
+import { SIZE_LIMITS } from '../../jobs/registry.js';
 
 export const ptqDataSchema = z
   .object({
-    source: pathField(z.string().default('mnist').describe('"mnist" (train split calibrates, test split evaluates) or a folder of labelled PNGs'), { keywords: ['mnist'] }),
+    source: pathField(z.string().default('mnist').describe('"mnist" (train split calibrates, test split evaluates) or a folder of labelled PNGs'), {
+      keywords: ['mnist'],
+    }),
     eval_source: pathField(z.string().optional().describe('folder of evaluation PNGs (default: the same folder as source)'), { keywords: ['mnist'] }),
-    calib_count: z.number().int().min(1, 'calib_count must be at least 1: PTQ needs calibration images').default(32).describe('calibration images'),
-    eval_count: z.number().int().min(1).optional().describe('evaluation images (default: all; the MNIST test split has 2,000)'),
+    calib_count: z
+      .number()
+      .int()
+      .min(1, 'calib_count must be at least 1: PTQ needs calibration images')
+      .max(SIZE_LIMITS.count)
+      .default(32)
+      .describe('calibration images'),
+    eval_count: z.number().int().min(1).max(SIZE_LIMITS.count).optional().describe('evaluation images (default: all; the MNIST test split has 2,000)'),
   })
   .strict();
 

@@ -10,7 +10,7 @@ import { fail } from '../../core/errors.js';
 import type { ImageSet } from '../../data/images.js';
 import { Rng } from '../../data/rng.js';
 import type { JobContext } from '../../jobs/context.js';
-import { baseConfig } from '../../jobs/registry.js';
+import { baseConfig, SIZE_LIMITS } from '../../jobs/registry.js';
 import { ViT, vitConfigFromJson } from '../../models/vit.js';
 import { crossEntropy } from '../../nn/ops.js';
 import { AdamW, clipGlobalNorm } from '../../nn/optim.js';
@@ -21,11 +21,11 @@ import { pathField } from '../../jobs/paths.js';
 
 export const vitModelSchema = z
   .object({
-    patch_size: z.number().int().min(1).default(7).describe('square patch side (image side must divide by it)'),
-    embed_dim: z.number().int().min(8).default(64).describe('model width D'),
+    patch_size: z.number().int().min(1).max(SIZE_LIMITS.patch).default(7).describe('square patch side (image side must divide by it)'),
+    embed_dim: z.number().int().min(8).max(SIZE_LIMITS.width).default(64).describe('model width D'),
     depth: z.number().int().min(1).max(48).default(4).describe('number of blocks'),
-    num_heads: z.number().int().min(1).default(4).describe('attention heads (embed_dim must divide by it)'),
-    mlp_ratio: z.number().positive().default(2).describe('MLP hidden width / embed_dim (timm: 4)'),
+    num_heads: z.number().int().min(1).max(SIZE_LIMITS.heads).default(4).describe('attention heads (embed_dim must divide by it)'),
+    mlp_ratio: z.number().positive().max(64).default(2).describe('MLP hidden width / embed_dim (timm: 4)'),
     init_from: pathField(z.string().optional().describe('a ViT model folder to fine-tune instead of a random init')),
   })
   .strict();
@@ -34,15 +34,15 @@ export const vitDataSchema = z
   .object({
     source: pathField(z.string().default('mnist').describe('"mnist" or a folder of labelled PNGs (dir/<class>/*.png)'), { keywords: ['mnist'] }),
     eval_source: pathField(z.string().optional().describe('folder of evaluation PNGs (MNIST uses its test split)'), { keywords: ['mnist'] }),
-    train_count: z.number().int().min(1).optional().describe('training images (default: all; MNIST has 8,000)'),
-    eval_count: z.number().int().min(1).default(2000).describe('evaluation images (MNIST test split has 2,000)'),
+    train_count: z.number().int().min(1).max(SIZE_LIMITS.count).optional().describe('training images (default: all; MNIST has 8,000)'),
+    eval_count: z.number().int().min(1).max(SIZE_LIMITS.count).default(2000).describe('evaluation images (MNIST test split has 2,000)'),
   })
   .strict();
 
 export const vitTrainOptionsSchema = z
   .object({
     epochs: z.number().int().min(1).default(8).describe('passes over the training images'),
-    batch: z.number().int().min(1).default(32).describe('images per step'),
+    batch: z.number().int().min(1).max(SIZE_LIMITS.batch).default(32).describe('images per step'),
     lr: z.number().positive().default(3e-3).describe('peak learning rate'),
     min_lr_ratio: z.number().min(0).max(1).default(0.05).describe('cosine floor as a fraction of lr'),
     warmup: z.number().int().min(0).default(100).describe('linear warmup steps'),

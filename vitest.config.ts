@@ -6,7 +6,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['engine/**/*.test.ts'],
+    include: ['engine/**/*.test.ts', 'electron/**/*.test.ts'],
     environment: 'node',
     pool: 'forks',
     testTimeout: 60000,

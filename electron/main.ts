@@ -8,8 +8,10 @@
  * is gone), resumable from their last checkpoint.
  *
  * Security: contextIsolation, sandbox, no nodeIntegration, a strict CSP on every response of the
- * app's own scheme, navigation and new windows blocked, every permission request denied, and a
- * preload that exposes only the port hand-off.
+ * app's own scheme, navigation and new windows blocked (no link opens anything outside the app),
+ * every permission request denied, a preload that exposes only the port hand-off, no DevTools in
+ * the packaged app, and Electron's fuses set by electron-builder (electron-builder.yml). The
+ * engine may read only the project and the folders the user picked in "Grant Folder Access…".
  */
 import { app, BrowserWindow, dialog, Menu, MessageChannelMain, protocol, session, shell, utilityProcess, type UtilityProcess } from 'electron';
 import * as fs from 'node:fs';
@@ -49,25 +51,39 @@ function argValue(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+interface Settings {
+  project?: string;
+  /** Folders the user granted the engine (besides the project) in the Grant Folder Access dialog. */
+  granted?: string[];
+}
+
+function readSettings(): Settings {
+  try {
+    return JSON.parse(fs.readFileSync(settingsFile(), 'utf8')) as Settings;
+  } catch {
+    return {}; // first launch
+  }
+}
+
+function writeSettings(patch: Settings): void {
+  try {
+    fs.mkdirSync(path.dirname(settingsFile()), { recursive: true });
+    fs.writeFileSync(settingsFile(), JSON.stringify({ ...readSettings(), ...patch }));
+  } catch {
+    /* not fatal */
+  }
+}
+
 function initialProject(): string {
   const fromArg = argValue('--project') ?? process.env.NORMLAB_PROJECT;
   if (fromArg) return path.resolve(fromArg);
-  try {
-    const s = JSON.parse(fs.readFileSync(settingsFile(), 'utf8')) as { project?: string };
-    if (s.project && fs.existsSync(s.project)) return s.project;
-  } catch {
-    /* first launch */
-  }
+  const s = readSettings();
+  if (s.project && fs.existsSync(s.project)) return s.project;
   return path.join(app.getPath('documents'), 'NormLab');
 }
 
 function rememberProject(dir: string): void {
-  try {
-    fs.mkdirSync(path.dirname(settingsFile()), { recursive: true });
-    fs.writeFileSync(settingsFile(), JSON.stringify({ project: dir }));
-  } catch {
-    /* not fatal */
-  }
+  writeSettings({ project: dir });
 }
 
 // ---- the engine utility process -----------------------------------------------------------------
@@ -75,6 +91,7 @@ function rememberProject(dir: string): void {
 let win: BrowserWindow | null = null;
 let engine: UtilityProcess | null = null;
 let projectDir = '';
+let granted: string[] = [];
 let quitting = false;
 let stopping = false;
 const crashTimes: number[] = [];
@@ -86,7 +103,8 @@ interface PortInfo {
 
 function forkEngine(): void {
   const backend = argValue('--backend');
-  const proc = utilityProcess.fork(path.join(here, 'engine-bootstrap.js'), ['--project', projectDir, ...(backend ? ['--backend', backend] : [])], {
+  const allow = granted.flatMap((dir) => ['--allow', dir]);
+  const proc = utilityProcess.fork(path.join(here, 'engine-bootstrap.js'), ['--project', projectDir, ...(backend ? ['--backend', backend] : []), ...allow], {
     serviceName: 'NormLab engine',
     stdio: 'inherit',
   });
@@ -191,6 +209,17 @@ async function importCheckpointDialog(): Promise<void> {
   });
 }
 
+/** Let the engine read a folder outside the project (data, models): the renderer cannot name one itself. */
+async function grantFolderDialog(): Promise<void> {
+  if (!win) return;
+  const r = await dialog.showOpenDialog(win, { title: 'Grant NormLab access to a folder (data sets, model folders)', properties: ['openDirectory'] });
+  if (r.canceled || !r.filePaths[0]) return;
+  const dir = r.filePaths[0];
+  if (!granted.includes(dir)) granted = [...granted, dir];
+  writeSettings({ granted });
+  engine?.postMessage({ type: 'grant', dir });
+}
+
 function buildMenu(): void {
   const template: Electron.MenuItemConstructorOptions[] = [
     {
@@ -198,6 +227,7 @@ function buildMenu(): void {
       submenu: [
         { label: 'Open Project Folder…', accelerator: 'CmdOrCtrl+O', click: () => void openProjectDialog() },
         { label: 'Import Checkpoint…', accelerator: 'CmdOrCtrl+I', click: () => void importCheckpointDialog() },
+        { label: 'Grant Folder Access…', click: () => void grantFolderDialog() },
         { label: 'Show Project in File Manager', click: () => void shell.openPath(projectDir) },
         { type: 'separator' },
         { role: 'quit' },
@@ -208,7 +238,8 @@ function buildMenu(): void {
       label: 'View',
       submenu: [
         { role: 'reload' },
-        { role: 'toggleDevTools' },
+        // DevTools only in development: the packaged app has neither the item nor the shortcut.
+        ...(app.isPackaged ? [] : [{ role: 'toggleDevTools' } as const]),
         { type: 'separator' },
         { role: 'resetZoom' },
         { role: 'zoomIn' },
@@ -265,16 +296,14 @@ function createWindow(): void {
       nodeIntegration: false,
       webSecurity: true,
       spellcheck: false,
+      devTools: !app.isPackaged,
     },
   });
   const wc = win.webContents;
-  // Navigation and new windows are blocked; external http(s) links open in the user's browser.
+  // Navigation is blocked; new windows are denied for every web contents (below), and no link
+  // is handed to the system browser: the renderer links to nothing outside the app.
   wc.on('will-navigate', (e, url) => {
     if (url !== wc.getURL()) e.preventDefault();
-  });
-  wc.setWindowOpenHandler(({ url }) => {
-    if (/^https?:\/\//.test(url)) void shell.openExternal(url);
-    return { action: 'deny' };
   });
   wc.on('will-attach-webview', (e) => e.preventDefault());
   // Every page load (first load, reload) gets a fresh engine port.
@@ -295,6 +324,7 @@ app.whenReady().then(() => {
   session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
   serveRenderer();
   projectDir = initialProject();
+  granted = (readSettings().granted ?? []).filter((d) => fs.existsSync(d));
   fs.mkdirSync(projectDir, { recursive: true });
   buildMenu();
   // The engine is forked before the window loads; the page's load hands it the first port.

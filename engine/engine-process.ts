@@ -42,7 +42,9 @@ export function attachPort(service: EngineService, port: PortLike, greeting?: En
   const off = service.onEvent(send);
   // `handle` answers every message; the catch is the last line of defence for this process.
   port.onMessage((raw) => {
-    service.handle(raw).then(send, (err: unknown) => send({ kind: 'response', id: -1, ok: false, error: { code: 'internal', message: asNormLabError(err).message } }));
+    service
+      .handle(raw)
+      .then(send, (err: unknown) => send({ kind: 'response', id: -1, ok: false, error: { code: 'internal', message: asNormLabError(err).message } }));
   });
   port.onClose(off);
   port.start();

@@ -86,8 +86,11 @@ describe('renderer confinement', () => {
   fs.writeFileSync(secret, 'SECRET-PASSWORD!'); // an even number of bytes: readable as uint16 ids
 
   const validate = async (s: EngineService, config: Record<string, unknown>) =>
-    ((await s.handle({ kind: 'request', id: 1, type: 'config.validate', params: { config } })) as { result: { ok: boolean; error?: { code: string; message: string } } })
-      .result;
+    (
+      (await s.handle({ kind: 'request', id: 1, type: 'config.validate', params: { config } })) as {
+        result: { ok: boolean; error?: { code: string; message: string } };
+      }
+    ).result;
   const lm = (data: Record<string, unknown>, model: Record<string, unknown> = {}) => ({
     method: 'lm-pretrain',
     model: { layers: 1, d_model: 16, heads: 2, ...model },
@@ -128,7 +131,12 @@ describe('renderer confinement', () => {
     const s = service();
     s.grant(outside);
     expect((await validate(s, lm({ source: 'tokens', path: secret }))).ok).toBe(true);
-    const started = (await s.handle({ kind: 'request', id: 3, type: 'run.start', params: { config: lm({ source: 'tokens', path: secret }, { arch: 'gpt2' }) } })) as {
+    const started = (await s.handle({
+      kind: 'request',
+      id: 3,
+      type: 'run.start',
+      params: { config: lm({ source: 'tokens', path: secret }, { arch: 'gpt2' }) },
+    })) as {
       result: { runId: string };
     };
     await s.queue.wait(started.result.runId);

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { currentBackend } from './backend/backend.js';
-import { asNormLabError, fail } from './core/errors.js';
+import { asNormLabError } from './core/errors.js';
 import { NORMLAB_VERSION } from './core/versions.js';
 import './jobs/all.js';
 import { readConfigFile, resolveConfig } from './jobs/config.js';

@@ -77,7 +77,9 @@ describe('normlab CLI', () => {
     const store = Project.open(project);
     const run = store.createRun('lm-pretrain', { method: 'lm-pretrain' }, { seed: 0 });
     run.markFinished('interrupted');
-    const holder = spawn(process.execPath, ['--import', 'tsx', path.resolve(__dirname, '../store/testdata/hold-run.ts'), project, run.id], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const holder = spawn(process.execPath, ['--import', 'tsx', path.resolve(__dirname, '../store/testdata/hold-run.ts'), project, run.id], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
     try {
       const r = normlab('resume', run.id, '--project', project);

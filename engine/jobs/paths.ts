@@ -42,14 +42,14 @@ export function configPaths(schema: z.ZodType, value: unknown): { field: string;
   const walk = (s: z.ZodType, v: unknown, at: string[], parent: Record<string, unknown> | null, depth: number): void => {
     if (depth > 64 || v === undefined || v === null) return;
     const info = pathFields.get(s);
-    if (info && typeof v === 'string' && !info.keywords?.includes(v) && (!info.when || (parent !== null && info.when(parent))))
-      found.set(at.join('.'), v);
+    if (info && typeof v === 'string' && !info.keywords?.includes(v) && (!info.when || (parent !== null && info.when(parent)))) found.set(at.join('.'), v);
     const def = (s as unknown as { _zod: { def: Def } })._zod.def;
     const next = (inner: z.ZodType | undefined) => inner && walk(inner, v, at, parent, depth + 1);
     switch (def.type) {
       case 'object':
         if (typeof v === 'object' && !Array.isArray(v))
-          for (const [k, child] of Object.entries(def.shape ?? {})) walk(child, (v as Record<string, unknown>)[k], [...at, k], v as Record<string, unknown>, depth + 1);
+          for (const [k, child] of Object.entries(def.shape ?? {}))
+            walk(child, (v as Record<string, unknown>)[k], [...at, k], v as Record<string, unknown>, depth + 1);
         return;
       case 'array':
         if (Array.isArray(v)) v.forEach((x, i) => walk(def.element!, x, [...at, String(i)], parent, depth + 1));

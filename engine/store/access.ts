@@ -41,6 +41,9 @@ function inside(child: string, root: string): boolean {
 export function assertAllowedPath(p: string, roots: readonly string[], what: string): string {
   const real = realLocation(p);
   if (!roots.some((r) => inside(real, realLocation(r))))
-    fail('access', `${what}: ${p} is outside the project and the folders granted to the workbench (grant one with normlab serve --allow DIR or File › Grant Folder Access…)`);
+    fail(
+      'access',
+      `${what}: ${p} is outside the project and the folders granted to the workbench (grant one with normlab serve --allow DIR or File › Grant Folder Access…)`,
+    );
   return real;
 }

@@ -27,7 +27,9 @@ export const ptqVitSchema = z
   .object({
     method: z.literal('ptq-vit'),
     ...baseConfig,
-    model: pathField(z.string().min(1, 'model: give a ViT model folder (config.json + model.safetensors, timm names)').describe('ViT model folder (timm names)')),
+    model: pathField(
+      z.string().min(1, 'model: give a ViT model folder (config.json + model.safetensors, timm names)').describe('ViT model folder (timm names)'),
+    ),
     data: ptqDataSchema.default(ptqDataSchema.parse({})),
     w_bits: bitsSchema('weight').default(4).describe('weight bits (per output channel)'),
     a_bits: bitsSchema('activation').default(4).describe('activation bits'),

@@ -55,6 +55,16 @@ function tokenMatches(given: string | null, token: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** A request's path and query as a URL, or null when it is not a path (`//%/x` would parse as a host). */
+function requestUrl(raw: string | undefined): URL | null {
+  if (!raw?.startsWith('/')) return null;
+  try {
+    return new URL(`http://127.0.0.1${raw}`);
+  } catch {
+    return null;
+  }
+}
+
 export interface Served {
   url: string;
   port: number;
@@ -79,7 +89,11 @@ export async function serve(service: EngineService, opts: { port?: number; token
   });
 
   const answer = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const url = requestUrl(req.url);
+    if (!url) {
+      res.writeHead(400, headers).end('bad request: not a path');
+      return;
+    }
     if (!isLoopback(req.socket.remoteAddress) || !hostAllowed(req.headers.host, port)) {
       res.writeHead(403, headers).end('loopback only');
       return;
@@ -120,16 +134,14 @@ export async function serve(service: EngineService, opts: { port?: number; token
   };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
-  // A client that resets its connection mid-request is not an error of the server.
-  server.on('clientError', (_err, socket) => socket.destroy());
+  // A request the HTTP parser rejects gets a 400 (a reset connection just closes); the server goes on.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) socket.destroy();
+    else socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  });
   server.on('upgrade', (req, socket, head) => {
     socket.on('error', () => socket.destroy());
-    let url: URL | null = null;
-    try {
-      url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    } catch {
-      /* refused below */
-    }
+    const url = requestUrl(req.url);
     if (
       !url ||
       !isLoopback(req.socket.remoteAddress) ||

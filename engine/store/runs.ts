@@ -115,7 +115,7 @@ export class Run {
         fs.writeFileSync(this.lockFile, mine, { flag: 'wx' });
         break;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw asNormLabError(err);
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) fail('io', `cannot lock run ${this.id}: ${asNormLabError(err).message}`);
         const owner = this.lockOwner();
         if (owner && owner.pid !== process.pid && ownerAlive(owner))
           fail('state', `run ${this.id} is ${this.record.status} in process ${owner.pid}; wait for it to finish or stop that process before resuming`);

@@ -121,6 +121,12 @@ describe('renderer confinement', () => {
       expect(started).toMatchObject({ ok: false, error: { code: 'access' } });
     }
     expect(s.queue.project.listRuns()).toHaveLength(0);
+    // An artifact that is a symlink out of the run is not an artifact.
+    const run = s.queue.project.createRun('lm-pretrain', {}, { seed: 0 });
+    run.markFinished('completed');
+    fs.symlinkSync(secret, path.join(run.artifactsDir, 'table.csv'));
+    const artifact = await s.handle({ kind: 'request', id: 4, type: 'run.artifact', params: { runId: run.id, name: 'table.csv' } });
+    expect(artifact).toMatchObject({ ok: false, error: { code: 'not-found', message: `run ${run.id} has no artifact table.csv` } });
     // Names that are not paths, and paths inside the project, pass.
     expect((await validate(s, { method: 'vit-train', data: { source: 'mnist' } })).ok).toBe(true);
     expect((await validate(s, { method: 'ln-removal', source: { kind: 'run', path: 'some-run' } })).ok).toBe(true);

@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { registerWebgpuKernels } from './webgpu-kernels.js';
 
 /** What the probe reports about the adapter Dawn picks (high-performance preference). */
 export interface GpuAdapter {
@@ -167,6 +168,7 @@ export async function loadWebgpu(auto: boolean): Promise<GpuAdapter> {
     Object.defineProperty(g.navigator, 'gpu', { value: create([]), configurable: true, writable: true });
     const require = createRequire(import.meta.url);
     require('@tensorflow/tfjs-backend-webgpu'); // registers 'webgpu' now that navigator.gpu exists
+    registerWebgpuKernels();
     loaded = probe.adapter;
   }
   if (!(await tf.setBackend('webgpu'))) {

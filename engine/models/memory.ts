@@ -48,7 +48,10 @@ export function lmMemoryBytes(s: LMShape, run: { batch: number; seq: number; tra
   return 4 * (lmParameterCount(s) * (run.training ? 4 : 1) + activations);
 }
 
-/** What the current backend can hold: wasm's 32-bit heap is 4 GiB at most; others, the machine's RAM. */
+/**
+ * What the current backend can hold: wasm's 32-bit heap is 4 GiB at most; cpu and tensorflow, the
+ * machine's RAM. For webgpu the GPU's own memory is not known here, so RAM is the bound used.
+ */
 export function backendCapacityBytes(): { bytes: number; what: string } {
   const backend = currentBackend()?.name ?? tf.getBackend();
   if (backend === 'wasm') return { bytes: Math.min(4 * 2 ** 30, os.totalmem()), what: 'the wasm backend (a 4 GiB heap at most)' };

@@ -1,8 +1,8 @@
 /**
  * The engine as an Electron utility process (DESIGN.md "Processes"). Main forks it with
  * `--project DIR [--backend B] [--allow DIR]...` (folders the user granted), sends
- * `{type: 'grant', dir}` for each folder granted later, and, for each renderer page, sends a `{type: 'connect'}` message
- * carrying one end of a MessageChannel; the renderer holds the other end. Every port speaks the
+ * `{type: 'grant', dir}` for each folder granted later, and, for each renderer page, a
+ * `{type: 'connect'}` message carrying one end of a MessageChannel; the renderer holds the other end. Every port speaks the
  * protocol of `engine/protocol/protocol.ts` (structured-cloned objects, validated by the service),
  * so tensors and metrics go from this process straight to the renderer, never through main.
  *

@@ -80,10 +80,6 @@ export class JobQueue {
     return p ? p.done : Promise.resolve();
   }
 
-  isBusy(): boolean {
-    return this.active !== null || this.pending.length > 0;
-  }
-
   private schedule(run: Run, resume: boolean): void {
     let settle!: () => void;
     const done = new Promise<void>((r) => (settle = r));

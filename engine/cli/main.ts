@@ -188,6 +188,10 @@ export function buildProgram(): Command {
     .description('serve the workbench and the engine protocol on 127.0.0.1 (browser mode)')
     .action(async (opts: { port: number; token?: string }) => {
       const { serve } = await import('../server/serve.js');
+      // A fresh clone whose install skipped the renderer build (or whose sources changed) builds it here.
+      const { ensureRenderer } = await import('../../bin/build-renderer.mjs');
+      const built = ensureRenderer();
+      if (built.error) process.stderr.write(`normlab: ${built.error}; the page will say so\n`);
       const q = queue();
       const server = await serve(new EngineService(q), { port: opts.port, token: opts.token });
       out(globals().json, { url: server.url, port: server.port }, () => `NormLab serving on ${server.url}`);

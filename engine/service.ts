@@ -13,6 +13,7 @@ import { NORMLAB_VERSION } from './core/versions.js';
 import './jobs/all.js';
 import { readConfigFile, resolveConfig } from './jobs/config.js';
 import { JobQueue } from './jobs/queue.js';
+import { checkInputPath } from './jobs/paths.js';
 import { jobKinds } from './jobs/registry.js';
 import { parseRequest, PROTOCOL_VERSION, type EngineEvent, type RequestParams, type RequestType, type Response, type RunSummary } from './protocol/protocol.js';
 import { Project, type Run } from './store/runs.js';
@@ -35,7 +36,19 @@ export function runSummary(run: Run): RunSummary {
     parent: run.record.parent,
     keyResult: kr && typeof kr.value === 'number' ? kr : null,
     error: run.record.error,
+    config: flatScalars(run.record.config),
+    metrics: Object.fromEntries(Object.entries(summary ?? {}).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]))),
   };
+}
+
+/** Nested config → dotted keys with scalar values (lists of scalars joined by commas). */
+function flatScalars(obj: unknown, prefix = '', out: Record<string, string | number | boolean | null> = {}): Record<string, string | number | boolean | null> {
+  if (obj && typeof obj === 'object' && !Array.isArray(obj)) {
+    for (const [k, v] of Object.entries(obj)) flatScalars(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (Array.isArray(obj)) {
+    if (obj.every((v) => v === null || typeof v !== 'object')) out[prefix] = obj.join(', ');
+  } else if (obj === null || typeof obj !== 'object') out[prefix] = obj as string | number | boolean | null;
+  return out;
 }
 
 type Handlers = { [T in RequestType]: (p: RequestParams<T>) => Promise<unknown> | unknown };
@@ -54,7 +67,9 @@ export class EngineService {
       'runs.list': () => this.queue.project.listRuns().map(runSummary),
       'run.get': ({ runId }) => {
         const run = this.queue.project.run(runId);
-        return { summary: runSummary(run), record: run.record, result: run.readSummary(), artifacts: run.artifacts() };
+        const artifacts = run.artifacts();
+        const folders = artifacts.filter((a) => fs.statSync(path.join(run.artifactsDir, a)).isDirectory());
+        return { summary: runSummary(run), record: run.record, result: run.readSummary(), artifacts, folders };
       },
       'run.metrics': ({ runId, since }) =>
         this.queue.project
@@ -78,6 +93,17 @@ export class EngineService {
         run.update({ tags });
         return runSummary(run);
       },
+      'run.folder': ({ runId, name }) => {
+        const dir = path.join(this.queue.project.run(runId).artifactsDir, name);
+        if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) fail('not-found', `run ${runId} has no artifact folder ${name}`);
+        const entries = fs
+          .readdirSync(dir, { withFileTypes: true })
+          .filter((e) => !e.name.startsWith('.'))
+          .map((e) => ({ name: e.name, folder: e.isDirectory(), bytes: e.isDirectory() ? null : fs.statSync(path.join(dir, e.name)).size }))
+          .sort((a, b) => a.name.localeCompare(b.name));
+        return { name, entries };
+      },
+      'paths.check': ({ paths }) => paths.map((p) => checkInputPath(p)),
       'jobs.kinds': () =>
         jobKinds().map((k) => {
           // Kinds with required inputs (a model folder, a run) have no complete default config:

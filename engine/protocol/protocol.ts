@@ -29,6 +29,8 @@ export const requestSchemas = {
   'run.resume': z.object({ runId }).strict(),
   'run.artifact': z.object({ runId, name: z.string().regex(/^[\w.-]+$/, 'an artifact file name') }).strict(),
   'run.tags': z.object({ runId, tags: z.array(z.string().max(64)).max(32) }).strict(),
+  'run.folder': z.object({ runId, name: z.string().regex(/^[\w.-]+$/, 'an artifact folder name') }).strict(),
+  'paths.check': z.object({ paths: z.array(z.string().max(4096)).max(64) }).strict(),
   'jobs.kinds': z.object({}).strict(),
   'config.validate': z.object({ config: z.record(z.string(), z.unknown()) }).strict(),
   'examples.list': z.object({}).strict(),
@@ -80,6 +82,10 @@ export interface RunRecord {
   resumes: number[];
   /** Id of the study run this run belongs to, if any. */
   parent: string | null;
+  /** Seconds spent running in earlier stretches (before a cancel, failure or resume). */
+  runSeconds?: number;
+  /** When the current running stretch began (null when not running). */
+  runningSince?: string | null;
 }
 
 /** Run summaries as shown in a runs table. */
@@ -96,6 +102,10 @@ export interface RunSummary {
   /** The one number that best summarizes the run (e.g. final validation loss), if any. */
   keyResult: { label: string; value: number } | null;
   error: ErrorInfo | null;
+  /** The resolved config, flattened to dotted keys with scalar values (runs-table columns). */
+  config: Record<string, string | number | boolean | null>;
+  /** The summary's top-level numbers (runs-table columns). */
+  metrics: Record<string, number>;
 }
 
 export type EngineEvent =

@@ -61,13 +61,17 @@ export class Run {
   /** Mark the run as owned and executing by this process. */
   markRunning(backend: string): void {
     liveHere.add(this.id);
-    this.update({ status: 'running', pid: process.pid, backend, started: this.record.started ?? new Date().toISOString(), finished: null, error: null });
+    const now = new Date().toISOString();
+    this.update({ status: 'running', pid: process.pid, backend, started: this.record.started ?? now, runningSince: now, finished: null, error: null });
   }
 
   /** Mark the run finished with a final status (and error, if any). */
   markFinished(status: Exclude<RunStatus, 'running' | 'queued'>, error: { code: string; message: string } | null = null): void {
     this.closeMetrics();
-    this.update({ status, error, finished: new Date().toISOString(), pid: null });
+    const now = new Date();
+    const since = this.record.runningSince ? Date.parse(this.record.runningSince) : NaN;
+    const stretch = Number.isFinite(since) ? Math.max(0, (now.getTime() - since) / 1000) : 0;
+    this.update({ status, error, finished: now.toISOString(), pid: null, runSeconds: (this.record.runSeconds ?? 0) + stretch, runningSince: null });
     liveHere.delete(this.id);
   }
 

@@ -295,6 +295,13 @@ async function dlaArtifacts(ctx: JobContext, results: { label: string; r: DlaRes
   const header = ['layer', 'head', ...results.flatMap(({ label }) => [`${label}_mean_abs_dla`, `${label}_mean_abs_de`, `${label}_nmae_pct`])];
   const rows = results[0].r.heads.map((h, i) => [h.layer, h.head, ...results.flatMap(({ r }) => [r.heads[i].dla_abs, r.heads[i].de_abs, r.heads[i].nmae])]);
   await writeCsv(path.join(dir, 'dla_per_head.csv'), header, rows);
+  // The scatter's points (an even subsample) as data, so the workbench draws it interactively.
+  const points = results.map(({ label, r }) => {
+    const n = Math.min(r.dla.length, 1500);
+    const pick = (a: ArrayLike<number>) => Array.from({ length: n }, (_, i) => a[Math.floor((i * a.length) / n)]);
+    return { label, nmae_pct: r.nmae, de: pick(r.de), dla: pick(r.dla) };
+  });
+  await writeFileAtomic(path.join(dir, 'dla_points.json'), JSON.stringify({ points }));
   for (const { label, r } of results) {
     const n = Math.min(r.dla.length, 4000);
     const stride = r.dla.length / n;

@@ -101,7 +101,7 @@ export const lnsStudySchema = z
   .superRefine((c, ctx) => {
     const L = c.model.layers;
     if (c.model.d_model % c.model.heads !== 0)
-      ctx.addIssue({ code: 'custom', path: ['model', 'd_model'], message: `d_model ${c.model.d_model} must be divisible by heads ${c.model.heads}` });
+      ctx.addIssue({ code: 'custom', path: ['model', 'heads'], message: `heads ${c.model.heads} must divide d_model ${c.model.d_model}` });
     else if ((c.model.d_model / c.model.heads) % 2 !== 0)
       ctx.addIssue({ code: 'custom', path: ['model', 'heads'], message: `head size ${c.model.d_model / c.model.heads} must be even for rotary positions` });
     c.variants.forEach((v, i) => {

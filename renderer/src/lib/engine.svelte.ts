@@ -60,6 +60,8 @@ export interface RunDetail {
   record: RunRecord;
   result: Record<string, unknown> | null;
   artifacts: string[];
+  /** The artifacts that are folders (a model export, a quantized model). */
+  folders: string[];
 }
 
 /** What each request answers (the engine's service.ts handlers). */
@@ -74,6 +76,8 @@ export interface Results {
   'run.resume': { runId: string };
   'run.artifact': { name: string; base64: string };
   'run.tags': RunSummary;
+  'run.folder': { name: string; entries: { name: string; folder: boolean; bytes: number | null }[] };
+  'paths.check': { path: string; ok: boolean; kind?: 'file' | 'folder'; error?: string }[];
   'jobs.kinds': JobKindInfo[];
   'config.validate': { ok: true; config: Record<string, unknown> } | { ok: false; error: ErrorInfo };
   'examples.list': { file: string; config: Record<string, unknown> }[];

@@ -76,7 +76,7 @@ describe('method figures from the engine data', () => {
       child('c1', 0),
       child('c2', 0.5),
     ]);
-    expect(page.table?.columns.map((c) => c.key)).toEqual(['variant', 'norm_type', 'final_val_loss', 'final_val_ppl', 'run_id']);
+    expect(page.table?.columns.map((c) => c.key)).toEqual(['variant', 'final_val_loss', 'final_val_ppl', 'run_id']);
     const train = byId(page.figures, 'overlay-train');
     expect(train.kind === 'lines' && train.series.map((s) => s.label)).toEqual(['pre', 'lns']);
     if (train.kind === 'lines') expect(train.series[1].y).toEqual([4.5, 3.5, 2.5]);

@@ -230,9 +230,16 @@ function lnsStudy(run: RunData, children: RunData[]): ResultsPage {
     'variance_growth_last',
     'seconds',
   ];
+  // A text column equal in every variant (e.g. the norm type) says nothing in a comparison.
+  const varies = (k: string) => variants.length < 2 || new Set(variants.map((v) => String(v[k]))).size > 1;
   const table: TableSpec = {
     title: 'Variants',
-    columns: [col('variant'), col('norm_type', 'norm type'), ...keys.filter((k) => variants.some((v) => k in v)).map((k) => col(k)), col('run_id', 'run')],
+    columns: [
+      col('variant'),
+      ...(varies('norm_type') ? [col('norm_type', 'norm type')] : []),
+      ...keys.filter((k) => variants.some((v) => k in v)).map((k) => col(k)),
+      col('run_id', 'run'),
+    ],
     rows: variants,
     linkColumn: 'run_id',
   };

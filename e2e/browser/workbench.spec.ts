@@ -122,3 +122,29 @@ test('"edit and rerun" on a finished run opens the form prefilled with its confi
   await expect(page.locator('#f-train-steps')).toHaveValue('30');
   await expect(page.locator('#f-model-d_model')).toHaveValue('32');
 });
+
+test("runs table: config keys and summary numbers as columns, grouping by parent, parallel coordinates of a study's runs", async ({ page }) => {
+  const lns = fixture('lns-study')!;
+  expect(lns.status, lns.error ?? '').toBe('completed');
+  await page.goto(at(state().url, '/'));
+  await page.evaluate(() => localStorage.removeItem('normlab-run-columns'));
+  await page.getByTestId('column-picker').click();
+  await page.getByLabel('Filter columns').fill('final_val_ppl');
+  await page.locator('.opt', { hasText: 'final_val_ppl' }).locator('input').check();
+  await page.getByTestId('column-picker').click();
+  const lm = fixture('lm-pretrain')!;
+  await expect(page.locator(`tr[data-run="${lm.runId}"] td[data-col="metric:final_val_ppl"]`)).toHaveText(/^\d+\.\d+$/);
+  await page.getByLabel('Group runs by').selectOption('parent');
+  const group = page.locator(`tr.group[data-group="${lns.runId}"]`);
+  await expect(group).toContainText('e2e-lns-study');
+  await expect(group).toContainText('3 runs');
+  await page.getByLabel('Group runs by').selectOption('none');
+  await page.evaluate(() => localStorage.removeItem('normlab-run-columns'));
+  // The study's page puts its runs on parallel axes: the norm variant and their results.
+  await page.goto(at(state().url, `/run/${lns.runId}`));
+  const pc = page.getByTestId('parallel-coords');
+  await expect(pc).toContainText('model.norm');
+  await expect(pc.locator('polyline.run')).toHaveCount(2);
+  await pc.locator('polyline.run').first().hover();
+  await expect(pc.getByTestId('readout')).toContainText('final_val_loss');
+});

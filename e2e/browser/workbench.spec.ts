@@ -145,6 +145,6 @@ test("runs table: config keys and summary numbers as columns, grouping by parent
   const pc = page.getByTestId('parallel-coords');
   await expect(pc).toContainText('model.norm');
   await expect(pc.locator('polyline.run')).toHaveCount(2);
-  await pc.locator('polyline.run').first().hover();
+  await pc.locator('polyline.run').first().dispatchEvent('mouseenter');
   await expect(pc.getByTestId('readout')).toContainText('final_val_loss');
 });

@@ -148,3 +148,28 @@ test("runs table: config keys and summary numbers as columns, grouping by parent
   await pc.locator('polyline.run').first().dispatchEvent('mouseenter');
   await expect(pc.getByTestId('readout')).toContainText('final_val_loss');
 });
+
+test('hover is shared by the figures with the same x axis, and smoothing does not add legend entries', async ({ page }) => {
+  const lns = fixture('lns-study')!;
+  await page.goto(at(state().url, `/run/${lns.runId}`));
+  const train = page.locator('[data-testid=figure][data-title="Training loss per variant"]');
+  const val = page.locator('[data-testid=figure][data-title="Validation loss per variant"]');
+  await expect(val).toBeVisible();
+  const over = train.locator('.u-over');
+  const box = (await over.boundingBox())!;
+  await over.hover({ position: { x: box.width * 0.9, y: box.height / 2 } });
+  await expect(train.getByTestId('readout')).toContainText('step');
+  await expect(val.getByTestId('readout')).toContainText('step'); // the cursor followed on the other panel
+
+  const lm = fixture('lm-pretrain')!;
+  await page.goto(at(state().url, `/run/${lm.runId}`));
+  const loss = page.locator('[data-testid=figure][data-title="loss"]');
+  const entries = () => loss.locator('.u-legend .u-series').count();
+  await expect(loss.locator('.u-legend .u-series').first()).toBeVisible();
+  const before = await entries();
+  expect(before).toBeGreaterThan(1);
+  await page.getByLabel('Smoothing').fill('0.6');
+  await expect(loss.locator('.u-legend')).toBeVisible();
+  await page.waitForTimeout(300);
+  expect(await entries()).toBe(before);
+});

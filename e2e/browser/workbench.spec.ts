@@ -17,7 +17,9 @@ async function request<T>(type: string, params: Record<string, unknown>): Promis
     return await new Promise<T>((resolve, reject) => {
       ws.on('message', (d) => {
         const m = JSON.parse(String(d)) as { kind: string; id: number; ok: boolean; result: T; error?: { message: string } };
-        if (m.kind === 'response' && m.id === 1) m.ok ? resolve(m.result) : reject(new Error(m.error?.message));
+        if (m.kind !== 'response' || m.id !== 1) return;
+        if (m.ok) resolve(m.result);
+        else reject(new Error(m.error?.message));
       });
       ws.send(JSON.stringify({ kind: 'request', id: 1, type, params }));
     });

@@ -162,6 +162,18 @@ test('hover is shared by the figures with the same x axis, and smoothing does no
   await over.hover({ position: { x: box.width * 0.9, y: box.height / 2 } });
   await expect(train.getByTestId('readout')).toContainText('step');
   await expect(val.getByTestId('readout')).toContainText('step'); // the cursor followed on the other panel
+  // Zooming one (drag) zooms the other to the same steps; a double click resets both.
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.7, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.up();
+  const range = async (fig: typeof train) => {
+    const p = fig.getByTestId('chart');
+    return [Number(await p.getAttribute('data-x-min')), Number(await p.getAttribute('data-x-max'))];
+  };
+  const zoomed = await range(train);
+  expect(zoomed[1] - zoomed[0]).toBeLessThan(15);
+  await expect.poll(() => range(val)).toEqual(zoomed);
 
   const lm = fixture('lm-pretrain')!;
   await page.goto(at(state().url, `/run/${lm.runId}`));

@@ -56,7 +56,7 @@ test('artifacts open in place: JSON as a tree, Markdown rendered, CSV as a table
   await shot(page, 'artifact-viewers', false);
 });
 
-test("a queued run shows no other run's progress; a running run's elapsed time ticks; a completed run shows its final step", async ({ page }) => {
+test("a queued run shows no other run's progress; a running run's elapsed time ticks and stops when it is cancelled", async ({ page }) => {
   test.setTimeout(120_000);
   const config = (name: string) => ({
     method: 'lm-pretrain',

@@ -190,7 +190,7 @@ test("LCT study: the configurations table first, FID bars per configuration, the
   const lastHeader = (await table.locator('th').last().boundingBox())!;
   expect(lastHeader.x + lastHeader.width).toBeLessThanOrEqual(tableBox.x + tableBox.width + 1);
   await expect(results.locator('[data-testid=figure][data-kind=bars]').first()).toContainText('full recipe');
-  await expect(results.locator('[data-testid=chart][data-title="Training loss per variant"]')).toBeVisible();
+  await expect(results.locator('[data-testid=chart][data-title="Training loss per configuration"]')).toBeVisible();
   expect(await everyFigureHovers(page)).toBeGreaterThanOrEqual(2);
   // The study's own metric lines are per-configuration results: a table, never a curve.
   await expect(page.locator('[data-testid=chart][data-title^="fid"]')).toHaveCount(0);

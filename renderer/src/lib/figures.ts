@@ -200,15 +200,23 @@ export function diagnosticsFigures(models: { label: string; d: Diagnostics }[]):
 }
 
 /** A run's train and validation losses overlaid across variants (children of a study). */
-function overlaidLosses(children: RunData[], label: (c: RunData) => string, keys: { train: string; val?: string }): Figure[] {
+function overlaidLosses(children: RunData[], label: (c: RunData) => string, keys: { train: string; val?: string }, noun = 'variant', note?: string): Figure[] {
   const train = children.map((c) => metricSeries(c.metrics, keys.train, label(c))).filter((s) => s.x.length > 1);
   const out: Figure[] = [];
   if (train.length)
-    out.push({ kind: 'lines', id: 'overlay-train', title: 'Training loss per variant', xLabel: 'step', yLabel: keys.train.replace(/_/g, ' '), series: train });
+    out.push({
+      kind: 'lines',
+      id: 'overlay-train',
+      title: `Training loss per ${noun}`,
+      note,
+      xLabel: 'step',
+      yLabel: keys.train.replace(/_/g, ' '),
+      series: train,
+    });
   if (keys.val) {
     const val = children.map((c) => metricSeries(c.metrics, keys.val!, label(c))).filter((s) => s.x.length > 0);
     if (val.length)
-      out.push({ kind: 'lines', id: 'overlay-val', title: 'Validation loss per variant', xLabel: 'step', yLabel: keys.val.replace(/_/g, ' '), series: val });
+      out.push({ kind: 'lines', id: 'overlay-val', title: `Validation loss per ${noun}`, xLabel: 'step', yLabel: keys.val.replace(/_/g, ' '), series: val });
   }
   return out;
 }
@@ -400,7 +408,15 @@ function lctStudy(run: RunData, children: RunData[]): ResultsPage {
       ],
     });
   const lct = children.filter((c) => c.method === 'lct');
-  figures.push(...overlaidLosses(lct, (c) => c.name, { train: 'loss' }));
+  figures.push(
+    ...overlaidLosses(
+      lct,
+      (c) => c.name,
+      { train: 'loss' },
+      'configuration',
+      'The training objective differs between configurations (Cauchy or squared distance, the diffusion term): compare shapes, not levels.',
+    ),
+  );
   return { table, grids: [], figures, shown: ['table', 'runs'] };
 }
 

@@ -4,7 +4,7 @@
  * every listener of the queue (the CLI's progress bar, the protocol's event stream).
  */
 import type { BackendInfo } from '../backend/backend.js';
-import { fail } from '../core/errors.js';
+import { fail, NormLabError } from '../core/errors.js';
 import type { Project, Run, RunStatus } from '../store/runs.js';
 
 /** One child run a parent asks for: `key` names it within the parent (stable across resumes). */
@@ -58,4 +58,11 @@ export interface JobContext {
 /** Throw the cancellation error if the signal fired. */
 export function throwIfCancelled(signal: AbortSignal): void {
   if (signal.aborted) fail('cancelled', 'the run was cancelled');
+}
+
+/** The summary of a child that had to complete (a stage later work needs), else its error. */
+export function completedSummary(child: ChildOutcome, name: string): Record<string, unknown> {
+  if (child.summary) return child.summary;
+  const why = child.error ? `: ${child.error.message}` : '';
+  throw new NormLabError((child.error?.code as never) ?? 'state', `child run ${child.runId} (${name}) ended ${child.status}${why}`);
 }

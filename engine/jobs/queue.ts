@@ -7,11 +7,11 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initBackend, type BackendChoice } from '../backend/backend.js';
-import { asNormLabError, fail, NormLabError } from '../core/errors.js';
+import { asNormLabError, fail } from '../core/errors.js';
 import type { EngineEvent } from '../protocol/protocol.js';
 import { Project, releaseLiveRun, type Run } from '../store/runs.js';
 import { resolveConfig } from './config.js';
-import { throwIfCancelled, type ChildOutcome, type ChildSpec, type JobContext } from './context.js';
+import { completedSummary, throwIfCancelled, type ChildOutcome, type ChildSpec, type JobContext } from './context.js';
 import { defaultEngineCommand, DeferredToScheduler, executorOf, runInProcesses } from './executor.js';
 import { jobKind } from './registry.js';
 import { submitToSlurm } from './slurm.js';
@@ -276,11 +276,7 @@ export class JobQueue {
       runChildren: (specs) => this.runChildren(run, specs, mode, signal),
       runChild: async (childConfig, name) => {
         const [child] = await this.runChildren(run, [{ key: name, name, config: childConfig }], mode, signal);
-        if (!child.summary) {
-          const why = child.error ? `: ${child.error.message}` : '';
-          throw new NormLabError((child.error?.code as never) ?? 'state', `child run ${child.runId} (${name}) ended ${child.status}${why}`);
-        }
-        return { runId: child.runId, summary: child.summary };
+        return { runId: child.runId, summary: completedSummary(child, name) };
       },
     };
     return kind.run(ctx, config);

@@ -19,6 +19,7 @@ import { evalWindows, TokenBatcher, type EvalWindows } from '../../data/batches.
 import { readJson, writeFileAtomic } from '../../io/atomic.js';
 import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
 import type { JobContext } from '../../jobs/context.js';
+import { executorSchema } from '../../jobs/executor.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { GPT2, gpt2ConfigFromJson } from '../../models/gpt2.js';
 import { archOf, loadLM, saveModel } from '../../models/index.js';
@@ -108,6 +109,7 @@ export const lnRemovalSchema = z
     finetune: finetuneSchema.default(finetuneSchema.parse({})),
     removal: removalSchema.default(removalSchema.parse({})),
     dla: dlaSchema.default(dlaSchema.parse({})),
+    executor: executorSchema,
   })
   .strict();
 export type LNRemovalConfig = z.infer<typeof lnRemovalSchema>;
@@ -320,6 +322,7 @@ registerJobKind({
   description: 'Fine-tune a GPT-2 while replacing every LayerNorm by a fixed scalar (FakeLN), with a vanilla control; exports the LN-free model.',
   schema: lnRemovalSchema,
   resumable: false,
+  parent: true,
   async run(ctx, cfg) {
     const f = cfg.finetune;
     const r = cfg.removal;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install (if needed) and start a one-node Slurm cluster on this machine, as root: munge, then
 # slurmctld and slurmd (Debian 12's Slurm 22.05). Idempotent: a cluster that already answers is
-# left as it is. The executor tests (engine/jobs/slurm.test.ts) submit to it.
+# left as it is (and .ci/slurm-down.sh leaves it running). The executor tests
+# (engine/jobs/slurm.test.ts) submit to it.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 host=$(hostname)
@@ -45,8 +46,9 @@ SchedulerParameters=sched_interval=1
 NodeName=${host} CPUs=${cpus} RealMemory=${mem} State=UNKNOWN
 PartitionName=debug Nodes=${host} Default=YES MaxTime=INFINITE State=UP
 CONF
-pgrep -x slurmctld >/dev/null || /usr/sbin/slurmctld
-pgrep -x slurmd >/dev/null || /usr/sbin/slurmd
+# Remember what this script started, so slurm-down stops only that.
+pgrep -x slurmctld >/dev/null || { /usr/sbin/slurmctld && echo slurmctld >>/run/normlab-slurm-started; }
+pgrep -x slurmd >/dev/null || { /usr/sbin/slurmd && echo slurmd >>/run/normlab-slurm-started; }
 for _ in $(seq 1 60); do
   if sinfo -h -o '%t' 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then exit 0; fi
   sleep 0.5

@@ -67,7 +67,12 @@ function finished(run: Run, json?: boolean): void {
   const submission = run.record.slurm?.at(-1);
   if (run.status === 'queued' && submission) {
     const body = { runId: run.id, status: run.status, dir: run.dir, slurm: submission };
-    out(json, body, () => `run ${run.id} submitted to Slurm: array job ${submission.array_job} (${submission.children.length} children), collect job ${submission.collect_job}\nfollow it with: normlab show ${run.id}`);
+    out(
+      json,
+      body,
+      () =>
+        `run ${run.id} submitted to Slurm: array job ${submission.array_job} (${submission.children.length} children), collect job ${submission.collect_job}\nfollow it with: normlab show ${run.id}`,
+    );
     return;
   }
   const body = { runId: run.id, status: run.status, dir: run.dir, backend: run.record.backend, summary, error: run.record.error };
@@ -122,7 +127,8 @@ export function buildProgram(): Command {
     .description('run a base job over a grid of config values × seeds through an executor; table by grid point')
     .action(async (file: string, opts: { wait?: boolean }) => {
       const raw = readConfigFile(file);
-      if (raw.method !== undefined && raw.method !== 'sweep') fail('config', `config method: a sweep config has method "sweep" (or none), got "${String(raw.method)}"; use normlab run`);
+      if (raw.method !== undefined && raw.method !== 'sweep')
+        fail('config', `config method: a sweep config has method "sweep" (or none), got "${String(raw.method)}"; use normlab run`);
       await runAndReport((q) => q.enqueue({ ...raw, method: 'sweep' }), opts.wait);
     });
 
@@ -152,7 +158,8 @@ export function buildProgram(): Command {
     .action(async (id: string) => {
       const q = queue();
       const run = q.collect(id);
-      if (!run) return out(globals().json, { runId: id, status: q.project.run(id).status }, () => `run ${id} is ${q.project.run(id).status}; nothing to collect`);
+      if (!run)
+        return out(globals().json, { runId: id, status: q.project.run(id).status }, () => `run ${id} is ${q.project.run(id).status}; nothing to collect`);
       await q.wait(run.id);
       finished(q.project.run(run.id), globals().json);
     });
@@ -230,7 +237,15 @@ export function buildProgram(): Command {
       const project = Project.open(globals().project);
       const run = project.run(id);
       const children = jobKindOrNull(run.record.method)?.parent ? childStates(project, run) : undefined;
-      const body = { ...runSummary(run), dir: run.dir, config: run.record.config, summary: run.readSummary(), artifacts: run.artifacts(), slurm: run.record.slurm, children };
+      const body = {
+        ...runSummary(run),
+        dir: run.dir,
+        config: run.record.config,
+        summary: run.readSummary(),
+        artifacts: run.artifacts(),
+        slurm: run.record.slurm,
+        children,
+      };
       out(globals().json, body, () => JSON.stringify(body, null, 2));
     });
 

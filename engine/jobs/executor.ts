@@ -21,7 +21,9 @@ const engineCommandField = z
   .string()
   .min(1)
   .optional()
-  .describe('command that starts the engine where children run, e.g. "node /shared/normlab/bin/normlab.js" or "node /shared/normlab.mjs" (default: this engine)');
+  .describe(
+    'command that starts the engine where children run, e.g. "node /shared/normlab/bin/normlab.js" or "node /shared/normlab.mjs" (default: this engine)',
+  );
 
 const localExecutorSchema = z
   .object({
@@ -50,7 +52,13 @@ const slurmExecutorSchema = z
       .describe('memory per child (sbatch --mem)'),
     max_concurrent: z.number().int().min(1).optional().describe('children running at once (the %N of --array)'),
     requeue: z.boolean().default(true).describe('let Slurm requeue a preempted child (sbatch --requeue); it resumes from its checkpoint'),
-    signal_seconds: z.number().int().min(0).max(3600).default(60).describe('SIGTERM this many seconds before the time limit, so a child marks itself interrupted'),
+    signal_seconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(3600)
+      .default(60)
+      .describe('SIGTERM this many seconds before the time limit, so a child marks itself interrupted'),
     extra_args: z.array(z.string().min(1)).default([]).describe('more sbatch flags, one per entry, e.g. "--qos=long" or "--constraint=a100"'),
     setup: z.array(z.string()).default([]).describe('shell lines run before the engine on the node, e.g. "module load cuda/12.2"'),
     engine_command: engineCommandField,

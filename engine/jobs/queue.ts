@@ -79,7 +79,8 @@ export class JobQueue {
     const kind = jobKind(run.record.method);
     if (this.active?.run.id === run.id || this.pending.some((p) => p.run.id === run.id)) fail('state', `run ${run.id} is already ${status}`);
     if (status === 'running') fail('state', `run ${run.id} is running in process ${run.record.pid} on ${run.record.host ?? 'this machine'}`);
-    if (status === 'queued' && run.record.slurm?.length) fail('state', `run ${run.id} is waiting for its Slurm jobs; cancel it first (normlab cancel ${run.id})`);
+    if (status === 'queued' && run.record.slurm?.length)
+      fail('state', `run ${run.id} is waiting for its Slurm jobs; cancel it first (normlab cancel ${run.id})`);
     const missing = (run.readSummary()?.missing_children as unknown[] | undefined)?.length ?? 0;
     if (status === 'completed' && missing === 0) fail('state', `run ${run.id} is completed; nothing to resume`);
     if (!kind.resumable && !kind.parent) fail('state', `${run.record.method} runs cannot be resumed; start a new run`);
@@ -123,6 +124,11 @@ export class JobQueue {
     if (jobKind(run.record.method).resumable || jobKind(run.record.method).parent) return true;
     run.setAsideMetrics();
     return false;
+  }
+
+  /** Is this run queued or running in this queue? */
+  owns(runId: string): boolean {
+    return this.active?.run.id === runId || this.pending.some((p) => p.run.id === runId);
   }
 
   /** Cancel a queued or running run. */
@@ -201,7 +207,12 @@ export class JobQueue {
       const found = existing.get(spec.key);
       if (found) return { run: found, created: false };
       const resolved = resolveConfig({ ...spec.config, name: spec.name });
-      const run = this.project.createRun(resolved.method, resolved, { seed: resolved.seed, name: spec.name, parent: parent.id, tags: resolved.tags as string[] });
+      const run = this.project.createRun(resolved.method, resolved, {
+        seed: resolved.seed,
+        name: spec.name,
+        parent: parent.id,
+        tags: resolved.tags as string[],
+      });
       run.update({ child_key: spec.key, pid: null });
       releaseLiveRun(run.id);
       return { run, created: true };
@@ -217,7 +228,15 @@ export class JobQueue {
       const backend = this.backendChoice;
       const engineCommand = executor.engine_command ?? defaultEngineCommand();
       if (executor.kind === 'slurm') {
-        const jobs = submitToSlurm({ cfg: executor, parent, children: todo, projectDir: this.project.dir, backend, engineCommand, logDir: path.join(parent.dir, 'slurm') });
+        const jobs = submitToSlurm({
+          cfg: executor,
+          parent,
+          children: todo,
+          projectDir: this.project.dir,
+          backend,
+          engineCommand,
+          logDir: path.join(parent.dir, 'slurm'),
+        });
         throw new DeferredToScheduler(
           { ...jobs, children: todo.map((c) => c.id), submitted: new Date().toISOString() },
           `submitted ${todo.length} children to Slurm: array job ${jobs.array_job}, collect job ${jobs.collect_job}`,

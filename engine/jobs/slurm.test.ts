@@ -124,7 +124,10 @@ describe.skipIf(notUp !== null && !required)('slurm executor', () => {
     const row = table(first).find((r) => (r.seeds_missing as unknown[]).length > 0)!;
     expect(row.seeds_completed).toHaveLength(1);
 
-    const completedBefore = project.children(run.id).filter((c) => c.status === 'completed').map((c) => [c.id, c.record.finished]);
+    const completedBefore = project
+      .children(run.id)
+      .filter((c) => c.status === 'completed')
+      .map((c) => [c.id, c.record.finished]);
     q.resume(run.id);
     await q.wait(run.id);
     const parent = project.run(run.id);

@@ -18,10 +18,7 @@ export interface SlurmScripts {
 
 /** `#SBATCH` lines for the options every job of a submission shares. */
 function commonDirectives(cfg: SlurmExecutorConfig): string[] {
-  return [
-    ...(cfg.partition ? [`--partition=${cfg.partition}`] : []),
-    ...(cfg.account ? [`--account=${cfg.account}`] : []),
-  ].map((d) => `#SBATCH ${d}`);
+  return [...(cfg.partition ? [`--partition=${cfg.partition}`] : []), ...(cfg.account ? [`--account=${cfg.account}`] : [])].map((d) => `#SBATCH ${d}`);
 }
 
 /** The job-array script for `children` and the collect script that follows it. */

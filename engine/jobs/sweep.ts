@@ -51,7 +51,13 @@ export interface GridPoint {
 export function gridPoints(grid: SweepConfig['grid']): GridPoint[] {
   let points: Record<string, string | number | boolean>[] = [{}];
   for (const [key, values] of Object.entries(grid)) points = points.flatMap((p) => values.map((v) => ({ ...p, [key]: v })));
-  return points.map((values) => ({ values, label: Object.entries(values).map(([k, v]) => `${k}=${v}`).join(', ') || 'base' }));
+  return points.map((values) => ({
+    values,
+    label:
+      Object.entries(values)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ') || 'base',
+  }));
 }
 
 /** A copy of `obj` with the value at a dotted path replaced (intermediate objects created). */
@@ -94,7 +100,8 @@ const csvCell = (c: string) => (/[,"\n]/.test(c) ? `"${c.replace(/"/g, '""')}"` 
 registerJobKind({
   name: 'sweep',
   title: 'Sweep',
-  description: 'A base job over a grid of config values × seeds, through an executor (local or Slurm); a table of final metrics (mean ± std over seeds) and overlaid curves.',
+  description:
+    'A base job over a grid of config values × seeds, through an executor (local or Slurm); a table of final metrics (mean ± std over seeds) and overlaid curves.',
   schema: sweepSchema,
   resumable: false,
   parent: true,
@@ -171,13 +178,18 @@ registerJobKind({
       });
       if (lines.length === 0) continue;
       const file = `sweep_${key}.png`;
-      await writePlot(path.join(dir, file), await linePlot({ title: `${key}, mean over seeds`, xLabel: 'step', yLabel: key, series: lines, points: false, width: 720 }));
+      await writePlot(
+        path.join(dir, file),
+        await linePlot({ title: `${key}, mean over seeds`, xLabel: 'step', yLabel: key, series: lines, points: false, width: 720 }),
+      );
       plots.push(file);
     }
 
     const missing = outcomes.filter((o) => !o.summary).map((o) => ({ key: o.key, run_id: o.runId, status: o.status }));
     const first = metrics[0];
-    const best = first ? rows.filter((r) => typeof r[`${first}_mean`] === 'number').sort((a, b) => (a[`${first}_mean`] as number) - (b[`${first}_mean`] as number))[0] : undefined;
+    const best = first
+      ? rows.filter((r) => typeof r[`${first}_mean`] === 'number').sort((a, b) => (a[`${first}_mean`] as number) - (b[`${first}_mean`] as number))[0]
+      : undefined;
     return {
       key_result: best ? { label: `lowest ${first} (${best.grid_point})`, value: best[`${first}_mean`] } : undefined,
       grid_points: points.length,

@@ -63,7 +63,15 @@ export class Run {
   /** Mark the run as owned and executing by this process. */
   markRunning(backend: string): void {
     liveHere.add(this.id);
-    this.update({ status: 'running', pid: process.pid, host: os.hostname(), backend, started: this.record.started ?? new Date().toISOString(), finished: null, error: null });
+    this.update({
+      status: 'running',
+      pid: process.pid,
+      host: os.hostname(),
+      backend,
+      started: this.record.started ?? new Date().toISOString(),
+      finished: null,
+      error: null,
+    });
   }
 
   /** Mark the run finished with a final status (and error, if any). */

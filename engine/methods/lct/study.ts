@@ -148,7 +148,10 @@ registerJobKind({
       ),
       '',
       ...(missing.length
-        ? [`Missing (did not complete; \`normlab resume ${ctx.run.id}\` reruns them): ${missing.map((m) => `${m.configuration} (${m.status})`).join(', ')}.`, '']
+        ? [
+            `Missing (did not complete; \`normlab resume ${ctx.run.id}\` reruns them): ${missing.map((m) => `${m.configuration} (${m.status})`).join(', ')}.`,
+            '',
+          ]
         : []),
     ].join('\n');
     await writeFileAtomic(path.join(ctx.run.artifactsDir, 'table.md'), md);

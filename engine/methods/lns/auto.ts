@@ -11,5 +11,7 @@ export const AUTO_DIAGNOSTICS: DiagnosticsOptions = { sequences: 8, pruningWindo
 /** The diagnostics sizes of one lm-pretrain run. */
 export function autoDiagnosticsOptions(cfg: Pick<LMPretrainConfig, 'diagnostics'>): DiagnosticsOptions {
   const d = cfg.diagnostics;
-  return d ? { ...AUTO_DIAGNOSTICS, sequences: d.sequences, pruningWindows: d.pruning_windows, ...(d.max_n !== undefined ? { maxN: d.max_n } : {}) } : AUTO_DIAGNOSTICS;
+  return d
+    ? { ...AUTO_DIAGNOSTICS, sequences: d.sequences, pruningWindows: d.pruning_windows, ...(d.max_n !== undefined ? { maxN: d.max_n } : {}) }
+    : AUTO_DIAGNOSTICS;
 }

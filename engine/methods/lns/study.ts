@@ -144,7 +144,11 @@ export function childConfig(c: LnsStudyConfig, v: StudyVariant): Record<string, 
     },
     data: c.data,
     train: c.train,
-    diagnostics: { sequences: c.diagnostics.sequences, pruning_windows: c.diagnostics.pruning_windows, ...(c.diagnostics.max_n ? { max_n: c.diagnostics.max_n } : {}) },
+    diagnostics: {
+      sequences: c.diagnostics.sequences,
+      pruning_windows: c.diagnostics.pruning_windows,
+      ...(c.diagnostics.max_n ? { max_n: c.diagnostics.max_n } : {}),
+    },
   };
 }
 
@@ -217,7 +221,11 @@ registerJobKind({
         valLoss: byStep('val_loss'),
       });
     }
-    if (results.length === 0) fail('state', `no variant of the study completed (${missing.map((m) => `${m.variant}: ${m.status}`).join(', ')}); normlab resume ${ctx.run.id} reruns them`);
+    if (results.length === 0)
+      fail(
+        'state',
+        `no variant of the study completed (${missing.map((m) => `${m.variant}: ${m.status}`).join(', ')}); normlab resume ${ctx.run.id} reruns them`,
+      );
     ctx.progress({ step: cfg.variants.length, total: cfg.variants.length, phase: 'compare', message: 'writing the comparison' });
     const dir = ctx.run.artifactsDir;
     const L = cfg.model.layers;
@@ -241,7 +249,14 @@ registerJobKind({
     // Variants that did not complete stay in the table, marked, with their run to resume.
     const missingRows = missing.map((m) => {
       const v = cfg.variants.find((x) => variantLabel(x) === m.variant)!;
-      return { variant: m.variant, norm: v.norm, norm_type: v.norm_type ?? cfg.model.norm_type, mix_k: v.mix_k ?? 0, run_id: m.run_id, status: `missing (${m.status})` };
+      return {
+        variant: m.variant,
+        norm: v.norm,
+        norm_type: v.norm_type ?? cfg.model.norm_type,
+        mix_k: v.mix_k ?? 0,
+        run_id: m.run_id,
+        status: `missing (${m.status})`,
+      };
     });
     await writeJsonAtomic(path.join(dir, 'ppl_table.json'), [...rows, ...missingRows]);
     const cols = Object.keys(rows[0]) as (keyof (typeof rows)[0])[];
@@ -330,7 +345,10 @@ registerJobKind({
         rows.length > 1
           ? { label: `val ppl ${last.variant} − ${first.variant}`, value: last.final_val_ppl - first.final_val_ppl }
           : { label: `val ppl ${first.variant}`, value: first.final_val_ppl },
-      execution: cfg.executor.kind === 'local' && cfg.executor.parallel === 1 ? 'variants trained one after another, in-process' : `variants trained through the ${cfg.executor.kind} executor`,
+      execution:
+        cfg.executor.kind === 'local' && cfg.executor.parallel === 1
+          ? 'variants trained one after another, in-process'
+          : `variants trained through the ${cfg.executor.kind} executor`,
       missing_children: missing,
       variants: results.map((r, i) => ({
         ...rows[i],

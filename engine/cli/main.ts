@@ -83,6 +83,8 @@ function finished(run: Run, json?: boolean): void {
   out(json, body, () => `run ${run.id} completed (${run.dir})\n${JSON.stringify(summary, null, 2)}`);
 }
 
+const keyResult = (kr: { label: string; value: number } | null) => (kr ? `${kr.label} ${kr.value.toFixed(4)}` : '');
+
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ')).join('\n');
@@ -213,20 +215,20 @@ export function buildProgram(): Command {
         const isParent = jobKindOrNull(r.record.method)?.parent;
         return { ...runSummary(r), ...(isParent ? { children: childStates(project, r) } : {}) };
       });
-      out(globals().json, { runs }, () =>
-        runs.length === 0
-          ? 'no runs yet'
-          : table([
-              ['id', 'method', 'status', 'backend', 'result'],
-              ...runs.map((r) => [
-                r.parent ? `  ${r.id}` : r.id,
-                r.method,
-                r.status + (r.children?.length ? ` (children: ${childCounts(r.children)})` : ''),
-                r.backend ?? '',
-                r.keyResult ? `${r.keyResult.label} ${r.keyResult.value.toFixed(4)}` : '',
-              ]),
-            ]),
-      );
+      // Human output: each parent followed by its children, indented, with Slurm's state where it knows them.
+      const ids = new Set(runs.map((r) => r.id));
+      const rows = runs
+        .filter((r) => !r.parent || !ids.has(r.parent))
+        .flatMap((r) => [
+          [r.id, r.method, r.status + (r.children?.length ? ` (children: ${childCounts(r.children)})` : ''), r.backend ?? '', keyResult(r.keyResult)],
+          ...runs
+            .filter((c) => c.parent === r.id)
+            .map((c) => {
+              const slurm = r.children?.find((s) => s.id === c.id)?.slurm;
+              return [`  ${c.id}`, c.method, c.status + (slurm ? ` (slurm ${slurm})` : ''), c.backend ?? '', keyResult(c.keyResult)];
+            }),
+        ]);
+      out(globals().json, { runs }, () => (runs.length === 0 ? 'no runs yet' : table([['id', 'method', 'status', 'backend', 'result'], ...rows])));
     });
 
   program

@@ -85,14 +85,16 @@ export function shellQuote(word: string): string {
 
 /**
  * The command that starts this engine in another process: `NORMLAB_ENGINE_COMMAND`, else this
- * checkout's `bin/normlab.js` (the portable bundle, which has no `bin/`, is its own entry point).
+ * checkout's `bin/normlab.js` (the portable bundle, which has no `bin/`, is its own entry point)
+ * run by this Node (by `node` from PATH inside the Electron app, whose binary is not a Node).
  */
 export function defaultEngineCommand(): string {
   if (process.env.NORMLAB_ENGINE_COMMAND) return process.env.NORMLAB_ENGINE_COMMAND;
   const here = path.dirname(fileURLToPath(import.meta.url));
   const bin = path.resolve(here, '../../bin/normlab.js');
   const entry = fs.existsSync(bin) ? bin : path.resolve(process.argv[1] ?? bin);
-  return `${shellQuote(process.execPath)} ${shellQuote(entry)}`;
+  const node = process.versions.electron ? 'node' : process.execPath;
+  return `${shellQuote(node)} ${shellQuote(entry)}`;
 }
 
 /** The shell command line that runs one child run folder to its end. */

@@ -406,13 +406,21 @@ async function runArms(
   const vs = completedSummary(v, `${label} vanilla arm`);
   const rs = completedSummary(r, `${label} removal arm`);
   const removalRun = ctx.project.run(r.runId);
+  const vanillaRun = ctx.project.run(v.runId);
+  // The arms' curves become this run's too (as when the arms ran inside it): the vanilla arm's
+  // lines, then the removal arm's (its removal events included), without the repeated original CE.
+  if (ctx.run.readMetrics().length === 0) {
+    for (const { time: _time, ...m } of vanillaRun.readMetrics()) if (typeof m.step === 'number') ctx.metric(m as { step: number });
+    for (const { time: _time, ...m } of removalRun.readMetrics())
+      if (typeof m.step === 'number' && m.original_val_ce === undefined) ctx.metric(m as { step: number });
+  }
   const dir = ctx.run.artifactsDir;
   const originalCE = rs.original_val_ce as number;
   const vanillaCE = vs.vanilla_val_ce as number;
   const lnFreeCE = rs.ln_free_val_ce as number;
   await writeCeTableAndCurves(dir, {
     originalCE,
-    vanilla: armCurves(ctx.project.run(v.runId), 'vanilla'),
+    vanilla: armCurves(vanillaRun, 'vanilla'),
     removal: armCurves(removalRun, 'remove'),
     lnFreeCE,
     schedule,

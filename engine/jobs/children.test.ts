@@ -36,7 +36,7 @@ describe('children of a parent run', () => {
     const a = states.find((s) => s.id === children[0])!;
     expect(a).toMatchObject({ key: 'a', status: 'completed', step: 4, loss: 2.5, slurm: null });
     expect(states.filter((s) => s.status === 'queued').map((s) => s.key)).toEqual(expect.arrayContaining(['b', 'c']));
-    expect(childCounts(states)).toBe('1 completed, 2 queued');
+    expect(childCounts(states)).toBe('2 queued, 1 completed');
   });
 
   it('cancelling the parent marks it and its queued children cancelled and leaves the completed one', () => {

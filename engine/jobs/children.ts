@@ -4,7 +4,7 @@
  * view of their array tasks where Slurm still knows them; and cancelling a parent everywhere.
  */
 import * as os from 'node:os';
-import type { ChildState } from '../protocol/protocol.js';
+import { RUN_STATUSES, type ChildState } from '../protocol/protocol.js';
 import type { Project, Run } from '../store/runs.js';
 import { cancelSlurmJobs, slurmStates } from './slurm.js';
 
@@ -36,11 +36,12 @@ export function childStates(project: Project, parent: Run): ChildState[] {
   }));
 }
 
-/** Counts of children by state, e.g. "2 completed, 1 running, 1 queued". */
+/** Counts of children by state, in the order of the states' lifecycle: "1 queued, 1 running, 2 completed". */
 export function childCounts(states: ChildState[]): string {
-  const counts = new Map<string, number>();
-  for (const s of states) counts.set(s.status, (counts.get(s.status) ?? 0) + 1);
-  return [...counts].map(([k, n]) => `${n} ${k}`).join(', ');
+  return RUN_STATUSES.map((status) => [status, states.filter((s) => s.status === status).length] as const)
+    .filter(([, n]) => n > 0)
+    .map(([status, n]) => `${n} ${status}`)
+    .join(', ');
 }
 
 /**

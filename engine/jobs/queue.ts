@@ -174,7 +174,7 @@ export class JobQueue {
     try {
       throwIfCancelled(signal);
       const backend = await initBackend(this.backendChoice);
-      run.markRunning(backend.name);
+      run.markRunning(backend.name, backend.detail);
       this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'running' });
       const summary = await this.runJob(run, resume, mode, signal);
       run.writeSummary(summary);

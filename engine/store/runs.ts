@@ -61,13 +61,14 @@ export class Run {
   }
 
   /** Mark the run as owned and executing by this process. */
-  markRunning(backend: string): void {
+  markRunning(backend: string, backendDetail: string | null = null): void {
     liveHere.add(this.id);
     this.update({
       status: 'running',
       pid: process.pid,
       host: os.hostname(),
       backend,
+      backendDetail,
       started: this.record.started ?? new Date().toISOString(),
       finished: null,
       error: null,

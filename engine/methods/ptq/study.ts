@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomicSync, writeJsonAtomicSync } from '../../io/atomic.js';
 import type { JobContext } from '../../jobs/context.js';
+import { executorSchema } from '../../jobs/executor.js';
 import { baseConfig } from '../../jobs/registry.js';
 import type { ViT } from '../../models/vit.js';
 import { barPlot, histogram, histogramWithLevels, scatterWithRules, writePlot } from '../../plot/index.js';
@@ -46,6 +47,7 @@ export const ptqStudySchema = z
   .object({
     method: z.literal('ptq-study'),
     ...baseConfig,
+    executor: executorSchema,
     model_dir: z.string().optional().describe('a ViT model folder (timm names) to study; default: train (or reuse) a small MNIST ViT'),
     vit: z
       .object({ model: vitModelSchema.default(vitModelSchema.parse({})), train: vitTrainOptionsSchema.default(vitTrainOptionsSchema.parse({})) })
@@ -121,7 +123,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       for (const b of bits) {
         for (const name of cfg.presets) {
           const p = PRESETS[name];
-          const q = quantizeViT(model, x, { wBits: b, aBits: b, softmax: p.softmax, lnReparam: p.ln });
+          const q = await quantizeViT(model, x, { wBits: b, aBits: b, softmax: p.softmax, lnReparam: p.ln });
           try {
             const acc = await top1(q.model, evalSet, q.hooks(), 250, () => ctx.tick());
             (table[name] ??= {})[`W${b}A${b}`] = acc;
@@ -137,7 +139,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       }
       if (!exported) {
         const p = PRESETS[cfg.export_preset];
-        const q = quantizeViT(model, x, { wBits: cfg.export_bits, aBits: cfg.export_bits, softmax: p.softmax, lnReparam: p.ln });
+        const q = await quantizeViT(model, x, { wBits: cfg.export_bits, aBits: cfg.export_bits, softmax: p.softmax, lnReparam: p.ln });
         try {
           const acc = await top1(q.model, evalSet, q.hooks(), 250, () => ctx.tick());
           exported = await exportAndCheck(ctx, q, evalSet, acc);
@@ -147,7 +149,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       }
       await softmaxPlot(ctx, model, x, cfg.plot_bits);
       if (lnCalibs.length === 0) {
-        const q = quantizeViT(model, x, { wBits: cfg.plot_bits, aBits: cfg.plot_bits, softmax: 'uniform', lnReparam: 'median' });
+        const q = await quantizeViT(model, x, { wBits: cfg.plot_bits, aBits: cfg.plot_bits, softmax: 'uniform', lnReparam: 'median' });
         lnCalibs = q.lnCalibrations;
         q.dispose();
       }
@@ -214,7 +216,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
 
 async function exportAndCheck(
   ctx: JobContext,
-  q: ReturnType<typeof quantizeViT>,
+  q: Awaited<ReturnType<typeof quantizeViT>>,
   evalSet: Parameters<typeof top1>[1],
   simulated: number,
 ): Promise<Record<string, unknown>> {
@@ -242,7 +244,7 @@ async function exportAndCheck(
 /** Post-softmax histogram (FP model, calibration images, all blocks) with each quantizer's levels. */
 async function softmaxPlot(ctx: JobContext, model: ViT, x: Parameters<typeof captureActs>[1], bits: number): Promise<void> {
   const sites = Array.from({ length: model.config.depth }, (_, i) => `blocks.${i}.attn.probs`);
-  const acts = captureActs(model, x, sites);
+  const acts = await captureActs(model, x, sites);
   let n = 0;
   for (const a of acts.values()) n += a.length;
   const all = new Float32Array(n);

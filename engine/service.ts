@@ -11,9 +11,10 @@ import { currentBackend } from './backend/backend.js';
 import { asNormLabError } from './core/errors.js';
 import { NORMLAB_VERSION } from './core/versions.js';
 import './jobs/all.js';
+import { cancelEverywhere, childStates } from './jobs/children.js';
 import { readConfigFile, resolveConfig } from './jobs/config.js';
 import { JobQueue } from './jobs/queue.js';
-import { configPaths } from './jobs/paths.js';
+import { checkInputPath, configPaths } from './jobs/paths.js';
 import { jobKind, jobKinds } from './jobs/registry.js';
 import { parseRequest, PROTOCOL_VERSION, type EngineEvent, type RequestParams, type RequestType, type Response, type RunSummary } from './protocol/protocol.js';
 import { assertAllowedPath } from './store/access.js';
@@ -37,7 +38,28 @@ export function runSummary(run: Run): RunSummary {
     parent: run.record.parent,
     keyResult: kr && typeof kr.value === 'number' ? kr : null,
     error: run.record.error,
+    config: flatScalars(run.record.config),
+    metrics: Object.fromEntries(Object.entries(summary ?? {}).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]))),
   };
+}
+
+/** Nested config → dotted keys with scalar values (lists of scalars joined by commas). */
+function flatScalars(obj: unknown, prefix = '', out: Record<string, string | number | boolean | null> = {}): Record<string, string | number | boolean | null> {
+  if (obj && typeof obj === 'object' && !Array.isArray(obj)) {
+    for (const [k, v] of Object.entries(obj)) flatScalars(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (Array.isArray(obj)) {
+    if (obj.every((v) => v === null || typeof v !== 'object')) out[prefix] = obj.join(', ');
+  } else if (obj === null || typeof obj !== 'object') out[prefix] = obj as string | number | boolean | null;
+  return out;
+}
+
+/** Does this job kind run child runs (a study or sweep)? */
+function isParentKind(method: string): boolean {
+  try {
+    return jobKind(method).parent === true;
+  } catch {
+    return false;
+  }
 }
 
 type Handlers = { [T in RequestType]: (p: RequestParams<T>) => Promise<unknown> | unknown };
@@ -64,8 +86,13 @@ export class EngineService {
       hello: () => ({ version: NORMLAB_VERSION, protocol: PROTOCOL_VERSION, backend: currentBackend(), project: this.queue.project.dir }),
       'runs.list': () => this.queue.project.listRuns().map(runSummary),
       'run.get': ({ runId }) => {
-        const run = this.queue.project.run(runId);
-        return { summary: runSummary(run), record: run.record, result: run.readSummary(), artifacts: run.artifacts() };
+        const project = this.queue.project;
+        const run = project.run(runId);
+        const artifacts = run.artifacts();
+        const folders = artifacts.filter((a) => fs.statSync(path.join(run.artifactsDir, a)).isDirectory());
+        // A study's or sweep's children, wherever they run (this engine, other processes, Slurm).
+        const children = isParentKind(run.record.method) ? childStates(project, run) : [];
+        return { summary: runSummary(run), record: run.record, result: run.readSummary(), artifacts, folders, children };
       },
       'run.metrics': ({ runId, since }) =>
         this.queue.project
@@ -77,7 +104,10 @@ export class EngineService {
         return { runId: this.queue.enqueue(config).id };
       },
       'run.cancel': ({ runId }) => {
-        this.queue.cancel(runId);
+        // A run of another process or on Slurm (a parent whose children were submitted) is cancelled where it runs.
+        if (this.queue.owns(runId)) this.queue.cancel(runId);
+        else if (isParentKind(this.queue.project.run(runId).record.method)) cancelEverywhere(this.queue.project, this.queue.project.run(runId));
+        else this.queue.cancel(runId);
         return { runId };
       },
       'run.resume': ({ runId }) => ({ runId: this.queue.resume(runId).id }),
@@ -87,6 +117,25 @@ export class EngineService {
         run.update({ tags });
         return runSummary(run);
       },
+      'run.folder': ({ runId, name }) => {
+        const dir = this.queue.project.run(runId).artifactPath(name, 'folder');
+        const entries = fs
+          .readdirSync(dir, { withFileTypes: true })
+          .filter((e) => !e.name.startsWith('.'))
+          .map((e) => ({ name: e.name, folder: e.isDirectory(), bytes: e.isDirectory() ? null : fs.statSync(path.join(dir, e.name)).size }))
+          .sort((a, b) => a.name.localeCompare(b.name));
+        return { name, entries };
+      },
+      // Outside the project and the granted folders a path is refused before anything looks at it.
+      'paths.check': ({ paths }) =>
+        paths.map((p) => {
+          try {
+            this.assertAllowedPath(p, 'path');
+          } catch (err) {
+            return { path: p, ok: false, error: asNormLabError(err).message };
+          }
+          return checkInputPath(p);
+        }),
       'jobs.kinds': () =>
         jobKinds().map((k) => {
           // Kinds with required inputs (a model folder, a run) have no complete default config:

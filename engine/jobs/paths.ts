@@ -1,8 +1,13 @@
 /**
  * Config fields that name files or folders. A schema marks them with `pathField`, and
  * `configPaths` finds every such value in a resolved config, so the service can check each path a
- * renderer sends (engine/store/access.ts) without knowing any job kind's layout.
+ * renderer sends (engine/store/access.ts) without knowing any job kind's layout. `checkInputPath`
+ * checks one path before a run starts, so the new-run form can flag a wrong path on its field
+ * instead of creating a run that fails. Paths are resolved as the jobs resolve them (relative to
+ * the engine's working folder).
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { z } from 'zod';
 
 export interface PathFieldInfo {
@@ -78,4 +83,31 @@ export function configPaths(schema: z.ZodType, value: unknown): { field: string;
   };
   walk(schema, value, [], null, 0);
   return [...found].map(([field, v]) => ({ field, value: v }));
+}
+
+export interface PathCheck {
+  path: string;
+  ok: boolean;
+  kind?: 'file' | 'folder';
+  /** Why the path cannot be used (one line), when not ok. */
+  error?: string;
+}
+
+/** Whether `p` exists and is readable (a folder: listable), and what it is. */
+export function checkInputPath(p: string): PathCheck {
+  if (p.trim() === '') return { path: p, ok: false, error: 'empty path' };
+  const abs = path.resolve(p);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(abs);
+  } catch {
+    return { path: p, ok: false, error: `no such file or folder: ${abs}` };
+  }
+  const kind = st.isDirectory() ? 'folder' : 'file';
+  try {
+    fs.accessSync(abs, fs.constants.R_OK | (kind === 'folder' ? fs.constants.X_OK : 0));
+  } catch {
+    return { path: p, ok: false, kind, error: `${kind} is not readable: ${abs}` };
+  }
+  return { path: p, ok: true, kind };
 }

@@ -15,6 +15,7 @@
  * stale and taken over. The new owner removes the temp files a killed writer left.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { asNormLabError, fail } from '../core/errors.js';
@@ -97,6 +98,7 @@ export class Run {
     if (this.damage !== null) return 'damaged';
     if (r.status !== 'running' && r.status !== 'queued') return r.status;
     if (r.pid === null) return r.status === 'queued' ? 'queued' : 'interrupted';
+    if (r.host !== undefined && r.host !== os.hostname()) return r.status; // another machine's process: trust the record
     if (r.pid === process.pid) return liveHere.has(r.id) ? r.status : 'interrupted';
     const owner = this.lockOwner();
     const alive = owner && owner.pid === r.pid ? ownerAlive(owner) : pidAlive(r.pid);
@@ -150,12 +152,15 @@ export class Run {
   /** Mark the run as owned and executing by this process. */
   markRunning(backend: string, backendDetail: string | null = null): void {
     liveHere.add(this.id);
+    const now = new Date().toISOString();
     this.update({
       status: 'running',
       pid: process.pid,
+      host: os.hostname(),
       backend,
       backendDetail,
-      started: this.record.started ?? new Date().toISOString(),
+      started: this.record.started ?? now,
+      runningSince: now,
       finished: null,
       error: null,
     });
@@ -164,7 +169,10 @@ export class Run {
   /** Mark the run finished with a final status (and error, if any); releases its lock. */
   markFinished(status: Exclude<RunStatus, 'running' | 'queued' | 'damaged'>, error: { code: string; message: string } | null = null): void {
     this.closeMetrics();
-    this.update({ status, error, finished: new Date().toISOString(), pid: null });
+    const now = new Date();
+    const since = this.record.runningSince ? Date.parse(this.record.runningSince) : NaN;
+    const stretch = Number.isFinite(since) ? Math.max(0, (now.getTime() - since) / 1000) : 0;
+    this.update({ status, error, finished: now.toISOString(), pid: null, runSeconds: (this.record.runSeconds ?? 0) + stretch, runningSince: null });
     liveHere.delete(this.id);
     if (this.lockOwner()?.pid === process.pid) fs.rmSync(this.lockFile, { force: true });
   }
@@ -219,6 +227,19 @@ export class Run {
     return out;
   }
 
+  /**
+   * Before a run that cannot resume starts again from scratch: its metric lines move to
+   * `metrics.attempt-N.jsonl` (kept, not read), so the new attempt's curves start clean.
+   */
+  setAsideMetrics(): void {
+    this.closeMetrics();
+    const file = path.join(this.dir, 'metrics.jsonl');
+    if (!fs.existsSync(file)) return;
+    let n = 1;
+    while (fs.existsSync(path.join(this.dir, `metrics.attempt-${n}.jsonl`))) n++;
+    fs.renameSync(file, path.join(this.dir, `metrics.attempt-${n}.jsonl`));
+  }
+
   get checkpointsDir(): string {
     return path.join(this.dir, 'checkpoints');
   }
@@ -260,17 +281,26 @@ export class Run {
     return d;
   }
 
-  /** The bytes of artifact `name`; a name that resolves (through symlinks) outside artifacts/ is not one. */
-  readArtifact(name: string): Buffer {
+  /**
+   * The real path of artifact `name` when it is a file (or folder) inside artifacts/ after resolving
+   * symlinks; a link that points out of the run is no artifact (`not-found`, as a missing one).
+   */
+  artifactPath(name: string, kind: 'file' | 'folder' = 'file'): string {
     const dir = path.join(this.dir, 'artifacts');
     try {
       const real = fs.realpathSync.native(path.join(dir, name));
       const rel = path.relative(fs.realpathSync.native(dir), real);
-      if (rel && !rel.startsWith('..') && !path.isAbsolute(rel) && fs.statSync(real).isFile()) return fs.readFileSync(real);
+      const st = fs.statSync(real);
+      if (rel && !rel.startsWith('..') && !path.isAbsolute(rel) && (kind === 'file' ? st.isFile() : st.isDirectory())) return real;
     } catch {
       /* missing: the same answer as outside */
     }
-    return fail('not-found', `run ${this.id} has no artifact ${name}`);
+    return fail('not-found', `run ${this.id} has no artifact ${kind === 'file' ? '' : 'folder '}${name}`);
+  }
+
+  /** The bytes of artifact `name` (see artifactPath). */
+  readArtifact(name: string): Buffer {
+    return fs.readFileSync(this.artifactPath(name));
   }
 
   artifacts(): string[] {
@@ -362,6 +392,11 @@ export class Project {
     if (typeof record !== 'object' || record === null || Array.isArray(record) || typeof record.id !== 'string' || typeof record.method !== 'string')
       fail('io', `run record ${path.join(dir, 'run.json')} is not a run record (no id or method)`);
     return new Run(dir, { ...record, tags: Array.isArray(record.tags) ? record.tags : [], resumes: Array.isArray(record.resumes) ? record.resumes : [] });
+  }
+
+  /** The child runs of a parent run, oldest first. */
+  children(parentId: string): Run[] {
+    return this.listRuns().filter((r) => r.record.parent === parentId);
   }
 
   /**

@@ -24,7 +24,7 @@ export const lmModelSchema = z
   })
   .strict()
   .superRefine((m, ctx) => {
-    if (m.d_model % m.heads !== 0) ctx.addIssue({ code: 'custom', path: ['d_model'], message: `d_model ${m.d_model} must be divisible by heads ${m.heads}` });
+    if (m.d_model % m.heads !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `heads ${m.heads} must divide d_model ${m.d_model}` });
     if (m.norm === 'mix' && m.mix_k > m.layers)
       ctx.addIssue({ code: 'custom', path: ['mix_k'], message: `mix_k ${m.mix_k} exceeds the number of layers ${m.layers}` });
   });

@@ -16,9 +16,10 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomicSync, writeJsonAtomicSync } from '../../io/atomic.js';
 import type { JobContext } from '../../jobs/context.js';
+import { executorSchema } from '../../jobs/executor.js';
 import { baseConfig } from '../../jobs/registry.js';
 import type { ViT } from '../../models/vit.js';
-import { barPlot, histogramWithLevels, scatterWithRules, writePlot } from '../../plot/index.js';
+import { barPlot, histogram, histogramWithLevels, scatterWithRules, writePlot } from '../../plot/index.js';
 import { exportQuantized, loadQuantizedViT } from './export.js';
 import { captureActs, imageBatch, inputNorm, quantizeViT, top1, type LnCalibration, type LnReparam } from './ptq.js';
 import { calibrateSoftmax, MAX_BITS, MIN_BITS, softmaxLevels, type SoftmaxQuantizer } from './quantizers.js';
@@ -47,6 +48,7 @@ export const ptqStudySchema = z
   .object({
     method: z.literal('ptq-study'),
     ...baseConfig,
+    executor: executorSchema,
     model_dir: pathField(z.string().optional().describe('a ViT model folder (timm names) to study; default: train (or reuse) a small MNIST ViT')),
     vit: z
       .object({ model: vitModelSchema.default(vitModelSchema.parse({})), train: vitTrainOptionsSchema.default(vitTrainOptionsSchema.parse({})) })
@@ -256,9 +258,12 @@ async function softmaxPlot(ctx: JobContext, model: ViT, x: Parameters<typeof cap
     const p = calibrateSoftmax(k, all, bits);
     return { name: { uniform: 'uniform', 'log-sqrt2': 'log-√2 (RepQ-ViT)', tanq: 'TanQ (DopQ-ViT)' }[k], points: softmaxLevels(p), params: p };
   });
+  // The same 100 bins the PNG draws, so the workbench can draw the histogram itself.
+  const hist = histogram(all, 100, 0, 1);
   writeJsonAtomicSync(path.join(ctx.run.artifactsDir, 'softmax_levels.json'), {
     bits,
     values: n,
+    histogram: { lo: hist.lo, width: hist.width, counts: hist.counts },
     quantizers: levels.map((l) => ({ name: l.name, params: l.params, levels: l.points })),
   });
   await writePlot(

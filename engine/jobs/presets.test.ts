@@ -19,7 +19,7 @@ describe('recipe presets', () => {
   });
 
   it('fills the preset under the user fields: user values win, nested siblings keep the preset', () => {
-    const r = resolveConfig({ method: 'lm-pretrain', preset: 'lns-paper-130m', train: { lr: 3e-4, steps: 50, warmup: 5 } }) as {
+    const r = resolveConfig({ method: 'lm-pretrain', preset: 'lns-paper-130m', train: { lr: 3e-4, steps: 50, warmup: 5 } }) as unknown as {
       train: Record<string, unknown>;
       model: Record<string, unknown>;
     } & Record<string, unknown>;

@@ -21,7 +21,7 @@ import { NORM_VARIANTS } from '../../models/llama.js';
 import { barPlot, linePlot, writePlot } from '../../plot/index.js';
 import { NORM_VARIANT_HELP, textDataSchema, trainSchema } from '../../train/lm-config.js';
 import { withAutoDiagnostics } from './auto.js';
-import { angularHeatmapPng, type Diagnostics } from './diagnostics.js';
+import { angularHeatmapPng, VARIANCE_AXIS, VARIANCE_DEFINITIONS, VARIANCE_HELP, type Diagnostics } from './diagnostics.js';
 
 const variantSchema = z
   .object({
@@ -81,6 +81,7 @@ const studyDiagnosticsSchema = z
     sequences: z.number().int().min(1).default(32).describe('validation sequences for the variance and angular distance'),
     pruning_windows: z.number().int().min(1).default(16).describe('validation windows for the layer-pruning losses'),
     max_n: z.number().int().min(1).optional().describe('largest layer gap n of the angular-distance heatmap (default: L)'),
+    variance: z.enum(VARIANCE_DEFINITIONS).default('elements').describe(VARIANCE_HELP),
   })
   .strict();
 
@@ -190,7 +191,12 @@ registerJobKind({
       ctx.progress({ step: i, total: cfg.variants.length, phase: 'variant', message: `training ${label}` });
       const t0 = Date.now();
       const child = await withAutoDiagnostics(
-        { sequences: cfg.diagnostics.sequences, pruningWindows: cfg.diagnostics.pruning_windows, maxN: cfg.diagnostics.max_n },
+        {
+          sequences: cfg.diagnostics.sequences,
+          pruningWindows: cfg.diagnostics.pruning_windows,
+          maxN: cfg.diagnostics.max_n,
+          variance: cfg.diagnostics.variance,
+        },
         () => ctx.runChild(childConfig(cfg, v), `${cfg.name ?? 'lns-study'} ${label}`),
       );
       const run = ctx.project.run(child.runId);
@@ -270,7 +276,7 @@ registerJobKind({
       await linePlot({
         title: 'Residual-stream output variance by layer',
         xLabel: 'layer ℓ (0 = embeddings)',
-        yLabel: 'Var(x_ℓ) (log scale)',
+        yLabel: `${VARIANCE_AXIS[cfg.diagnostics.variance]} (log scale)`,
         series: results.map((r) => ({ name: r.label, x: r.diagnostics.variance.map((_, l) => l), y: r.diagnostics.variance })),
         logY: true,
         points: true,
@@ -308,6 +314,10 @@ registerJobKind({
     const domain: [number, number] = [0, Math.max(1e-6, ...all)];
     const heatmaps = await Promise.all(results.map((r) => angularHeatmapPng(r.diagnostics, `Angular distance, ${r.label}`, domain)));
     await writePlot(path.join(dir, 'angular_distance.png'), sideBySide(heatmaps));
+    const normalized = await Promise.all(
+      results.map((r) => angularHeatmapPng(r.diagnostics, `Angular distance (official normalization), ${r.label}`, undefined, true)),
+    );
+    await writePlot(path.join(dir, 'angular_distance_row_normalized.png'), sideBySide(normalized));
 
     const first = rows[0];
     const last = rows[rows.length - 1];
@@ -332,6 +342,7 @@ registerJobKind({
         'layer_pruning.png',
         'layer_grad_norms.png',
         'angular_distance.png',
+        'angular_distance_row_normalized.png',
         'diagnostics.json',
       ],
     };

@@ -27,6 +27,7 @@ describe('recipe presets', () => {
     expect(r.train.steps).toBe(50);
     expect(r.train.beta2).toBe(0.999);
     expect(r.train.clip).toBe(0);
+    expect((r.train.tokens_per_step as number) / ((r.train.batch as number) * (r.train.seq as number))).toBe(32); // 512 sequences of 256 per step
     expect(r.model).toMatchObject({ layers: 12, d_model: 768, ffn: 2048, heads: 12, norm: 'lns' });
     // What run.json keeps parses again under the kind's strict schema (resume).
     expect(jobKind('lm-pretrain').schema.parse(withoutPreset(r))).toEqual(withoutPreset(r));

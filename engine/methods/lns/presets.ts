@@ -35,9 +35,14 @@ const SHAPES: PaperShape[] = [
   { size: '1b', layers: 24, d_model: 2048, ffn: 5461, heads: 32, lr: 5e-4, steps: 100_000 }, // run_1b.sh (warmup 1000 there), configs/llama_1b.json
 ];
 
-/** 512 sequences of 256 tokens per optimizer step (the scripts' total_batch_size × max_length). */
+/**
+ * 512 sequences of 256 tokens per optimizer step (the scripts' total_batch_size × max_length),
+ * reached by gradient accumulation: micro-batches of MICRO_BATCH sequences, grad_accum derived
+ * from tokens_per_step (override `train.batch` with a power of two to fit memory).
+ */
 const SEQ = 256;
 const SEQUENCES_PER_STEP = 512;
+const MICRO_BATCH = 16;
 
 /** The optimizer and schedule shared by every size. */
 function paperTrain(s: PaperShape): Record<string, unknown> {
@@ -52,7 +57,8 @@ function paperTrain(s: PaperShape): Record<string, unknown> {
     beta2: 0.999,
     clip: 0,
     seq: SEQ,
-    batch: SEQUENCES_PER_STEP,
+    batch: MICRO_BATCH,
+    tokens_per_step: SEQUENCES_PER_STEP * SEQ,
     eval_every: 1000,
     checkpoint_every: 1000,
   };

@@ -2,7 +2,7 @@
  * The LayerNorm Scaling paper's pretraining recipes as presets (docs/methods.md, "LayerNorm
  * Scaling"), for `lm-pretrain` (one LNS model) and `lns-study` (the same shape, each variant).
  *
- * Source: Sun et al., "The Curse of Depth in Large Language Models" (2025), §5.1 and its model
+ * Source: Sun et al., "The Curse of Depth in Large Language Models" (2025), §5 and its model
  * table (LLaMA 130M/250M/350M/1B), and the official lmsdss/LayerNorm-Scaling run scripts
  * `run_130m.sh`, `run_250m.sh`, `run_350m.sh`, `run_1b.sh` with `configs/llama_<size>.json`:
  * Adam (torch defaults β = (0.9, 0.999), ε 1e-8), weight decay 0, grad clipping 0 (off),
@@ -65,7 +65,7 @@ function paperTrain(s: PaperShape): Record<string, unknown> {
 }
 
 const source = (s: PaperShape) =>
-  `Sun et al. 2025, "The Curse of Depth in LLMs", §5.1 and model table (LLaMA-${s.size.toUpperCase()}); lmsdss/LayerNorm-Scaling run_${s.size}.sh + configs/llama_${s.size}.json`;
+  `Sun et al. 2025, "The Curse of Depth in LLMs", §5 and its model table (LLaMA-${s.size.toUpperCase()}); lmsdss/LayerNorm-Scaling run_${s.size}.sh + configs/llama_${s.size}.json`;
 
 const describe = (s: PaperShape, what: string) =>
   `${what} LLaMA-${s.size.toUpperCase()} (${s.layers} layers, d ${s.d_model}, FFN ${s.ffn}, ${s.heads} heads), Adam β2 0.999, no weight decay, no clipping, lr ${s.lr}, 10% warmup, cosine to 0.1×, ${SEQUENCES_PER_STEP}×${SEQ} tokens per step, ${s.steps.toLocaleString('en')} steps`;

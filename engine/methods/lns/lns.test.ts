@@ -11,6 +11,7 @@ import '../../jobs/all.js';
 import { JobQueue } from '../../jobs/queue.js';
 import { Llama, llamaConfigFromJson } from '../../models/llama.js';
 import { Project } from '../../store/runs.js';
+import { childConfig, type LnsStudyConfig } from './study.js';
 import { lmEvalLoss } from '../../train/lm-step.js';
 import {
   angularDistance,
@@ -221,6 +222,14 @@ describe('bad input is a one-line config error before any training', () => {
     expectConfigError(() => resolveConfig({ method: 'lns-study', variants: [{ norm: 'pre' }, { norm: 'pre' }] }), /two variants are both "pre"/);
     expectConfigError(() => resolveConfig({ method: 'lm-pretrain', model: { norm: 'sandwich' } }), /model\.norm/);
     expectConfigError(() => resolveConfig({ method: 'lm-pretrain', model: { layers: 2, norm: 'mix', mix_k: 3 } }), /mix_k 3 exceeds the number of layers 2/);
+    // The new variants reach the child runs, deepnorm with its rule.
+    const dn = resolveConfig({
+      method: 'lns-study',
+      variants: [{ norm: 'deepnorm', deepnorm: 'deepnet' }, { norm: 'lns-scaled-init' }],
+    }) as unknown as LnsStudyConfig;
+    expect(childConfig(dn, dn.variants[0]).model).toMatchObject({ norm: 'deepnorm', deepnorm: 'deepnet' });
+    expect(childConfig(dn, dn.variants[1]).model).toMatchObject({ norm: 'lns-scaled-init' });
+    expect(resolveConfig(childConfig(dn, dn.variants[0]))).toMatchObject({ model: { norm: 'deepnorm', deepnorm: 'deepnet' } });
     // A partial train section keeps the study's defaults for the rest.
     const c = resolveConfig({ method: 'lns-study', train: { steps: 40, warmup: 4 } }) as unknown as {
       train: { steps: number; seq: number };

@@ -13,7 +13,18 @@ import { Rng } from '../../data/rng.js';
 import { ConsistencyNet } from '../../models/consistency-net.js';
 import { hasTorch, PYTHON } from '../../testing/torch.js';
 import { EDM, karrasSigmas, scalingC, timestepProbs } from './edm.js';
-import { createLctTrainStep, denoise, drawLctBatch, improvementsSchema, lctLoss, lctOptimizer, lctTarget, lctTrainSchema, type LctBatch } from './lct.js';
+import {
+  createLctTrainStep,
+  denoise,
+  disposeLctStep,
+  drawLctBatch,
+  improvementsSchema,
+  lctLoss,
+  lctOptimizer,
+  lctTarget,
+  lctTrainSchema,
+  type LctBatch,
+} from './lct.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -195,7 +206,7 @@ describe('one LCT training step, checked independently', () => {
     const fdFixed = Array.from({ length: size }, (_, k) => (lossAt(name, k, h, false) - lossAt(name, k, -h, false)) / (2 * h));
     const fdMoving = Array.from({ length: size }, (_, k) => (lossAt(name, k, h, true) - lossAt(name, k, -h, true)) / (2 * h));
 
-    createLctTrainStep({ net, ema, opt, latents, n: 16, improvements, train, rng: new Rng(9) })(0);
+    disposeLctStep(createLctTrainStep({ net, ema, opt, latents, n: 16, improvements, train, rng: new Rng(9) })(0));
     // RAdam's first step is p -= lr m_hat = lr g: with lr 1 the applied gradient is before - after.
     const applied = Array.from(before.get(name)!, (v, k) => v - net.params.get(name).dataSync()[k]);
     const k = applied.reduce((best, g, i) => (Math.abs(g) > Math.abs(applied[best]) ? i : best), 0);

@@ -92,11 +92,11 @@ export async function residualStats(model: CausalLM, windows: EvalWindows, seque
     });
     const n = B * seq;
     for (const k of kept) {
-      const [m, v, tv] = await k.stats.data();
+      const [stats, rows] = (await Promise.all([k.stats.data(), k.last.data()])) as Float32Array[];
+      const [m, v, tv] = stats;
       sumMean[k.layer] += n * m;
       sumSq[k.layer] += n * (v + m * m);
       sumTokenVar[k.layer] += n * tv;
-      const rows = (await k.last.data()) as Float32Array;
       width = k.last.shape[1]!;
       if (!last[k.layer]) last[k.layer] = new Float32Array(S * width);
       last[k.layer].set(rows, i * width);
@@ -186,11 +186,11 @@ export interface PruningResult {
 
 /** Remove each block in turn (skipLayers) and measure the validation loss change. */
 export async function layerPruning(model: CausalLM, windows: EvalWindows, batchSize: number, tick?: () => Promise<void>): Promise<PruningResult> {
-  const base = lmEvalLoss(model, windows, batchSize);
+  const base = await lmEvalLoss(model, windows, batchSize);
   const dropLoss: number[] = [];
   const dropPpl: number[] = [];
   for (let l = 0; l < model.nLayers; l++) {
-    const loss = lmEvalLoss(model, windows, batchSize, { skipLayers: new Set([l]) });
+    const loss = await lmEvalLoss(model, windows, batchSize, { skipLayers: new Set([l]) });
     dropLoss.push(loss - base);
     dropPpl.push(Math.exp(loss) - Math.exp(base));
     await tick?.();
@@ -199,7 +199,7 @@ export async function layerPruning(model: CausalLM, windows: EvalWindows, batchS
 }
 
 /** Per-block L2 norm of the validation loss's gradient at the current weights (no update). */
-export function checkpointGradNorms(model: CausalLM, windows: EvalWindows, count: number): number[] {
+export async function checkpointGradNorms(model: CausalLM, windows: EvalWindows, count: number): Promise<number[]> {
   const B = Math.min(count, windows.count);
   const { seq } = windows;
   const x = tf.tensor2d(windows.x.subarray(0, B * seq), [B, seq], 'int32');
@@ -209,17 +209,16 @@ export function checkpointGradNorms(model: CausalLM, windows: EvalWindows, count
   x.dispose();
   y.dispose();
   value.dispose();
+  // Each parameter's squared norm, read to the host in one transfer and summed there per block.
+  const blocks = vars.map((v) => blockOf(model.params.nameOf(v)));
+  const sq = tf.tidy(() => tf.stack(vars.map((v) => tf.sum(tf.square(grads[v.name])))));
+  tf.dispose(Object.values(grads));
+  const vals = await sq.data();
+  sq.dispose();
   const sums = new Float64Array(model.nLayers);
-  for (const v of vars) {
-    const g = grads[v.name];
-    const l = blockOf(model.params.nameOf(v));
-    if (l >= 0 && l < model.nLayers) {
-      const s = tf.sum(tf.square(g));
-      sums[l] += s.dataSync()[0];
-      s.dispose();
-    }
-    g.dispose();
-  }
+  blocks.forEach((l, i) => {
+    if (l >= 0 && l < model.nLayers) sums[l] += vals[i];
+  });
   return Array.from(sums, Math.sqrt);
 }
 

@@ -169,6 +169,14 @@ describe('one LCT training step, checked independently', () => {
     expect(l.ct.dataSync()[0] / ctByHand).toBeCloseTo(1, 4);
     expect(l.diff.dataSync()[0] / diffByHand).toBeCloseTo(1, 4);
     expect(l.total.dataSync()[0] / (ctByHand + 5 * diffByHand)).toBeCloseTo(1, 4);
+    // Micro-batch shares (rows 0-2 and 3-7, each with its own target rows) add up to the batch's loss.
+    const share = (start: number, rows: number) => {
+      const tg = lctTarget(net, b, { start, rows });
+      const v = lctLoss(net, b, tg, c, true, 5, { start, rows }).total.dataSync()[0];
+      tg.dispose();
+      return v;
+    };
+    expect((share(0, 3) + share(3, 5)) / l.total.dataSync()[0]).toBeCloseTo(1, 5);
     for (const t of [target, student, l.total, l.ct, l.diff]) t.dispose();
     net.dispose();
   });

@@ -391,12 +391,28 @@ export function drawLctBatch(
   return { B, D, x0, noise, j, sHi, sLo, lambda, diffMask, diffW, nDiff: diffMask.reduce((a, b) => a + b, 0) };
 }
 
+/** Rows [start, start + rows) of a batch (a gradient-accumulation micro-batch), or all of them. */
+export interface LctRows {
+  start: number;
+  rows: number;
+}
+
+/** The per-row arrays of `rows`, as views. */
+function batchRows(batch: LctBatch, r: LctRows) {
+  const D = batch.D;
+  const cut = <A extends Float32Array>(a: A, width = 1) => a.subarray(r.start * width, (r.start + r.rows) * width) as A;
+  return { x0: cut(batch.x0, D), noise: cut(batch.noise, D), sHi: cut(batch.sHi), sLo: cut(batch.sLo), lambda: cut(batch.lambda), diffW: cut(batch.diffW) };
+}
+
 /**
  * The step's loss on a drawn batch, to differentiate inside tf.variableGrads:
  *   L_CT = mean_i lambda_i d(f(x0 + sigma_j z), target_i),  d = Cauchy or Pseudo-Huber of the
  *          per-row mean squared difference, target_i = f(x0 + sigma_{j+1} z) (given, no gradient);
  *   L_diff = sum_i diffW_i mean((f(x0 + sigma_j z) - x0)^2) / nDiff over the selected rows;
  *   L = L_CT + diffusion_weight L_diff.
+ * On `rows` (a micro-batch) it is that rows' share: the sums over them divided by the whole
+ * batch's B and nDiff, so the shares of all micro-batches add up to the batch's loss.
+ * `target` holds the target rows of `rows`.
  */
 export function lctLoss(
   net: ConsistencyNet,
@@ -405,25 +421,27 @@ export function lctLoss(
   c: number,
   cauchy: boolean,
   diffusionWeight: number,
+  rows: LctRows = { start: 0, rows: batch.B },
 ): { total: tf.Scalar; ct: tf.Scalar; diff: tf.Scalar } {
-  const { B, D } = batch;
-  const x0 = tf.tensor2d(batch.x0, [B, D]);
-  const xHi = tf.add(x0, tf.mul(tf.tensor2d(batch.noise, [B, D]), tf.tensor2d(batch.sHi, [B, 1])));
-  const student = denoise(net, xHi, batch.sHi);
-  const m = tf.mean(tf.square(tf.sub(student, target)), 1); // (B): mean over elements
-  const ct = tf.mean(tf.mul(robustLoss(m, c, cauchy), tf.tensor1d(batch.lambda))) as tf.Scalar;
+  const R = rows.rows;
+  const D = batch.D;
+  const b = batchRows(batch, rows);
+  const x0 = tf.tensor2d(b.x0, [R, D]);
+  const xHi = tf.add(x0, tf.mul(tf.tensor2d(b.noise, [R, D]), tf.tensor2d(b.sHi, [R, 1])));
+  const student = denoise(net, xHi, b.sHi);
+  const m = tf.mean(tf.square(tf.sub(student, target)), 1); // (R): mean over elements
+  const ct = tf.div(tf.sum(tf.mul(robustLoss(m, c, cauchy), tf.tensor1d(b.lambda))), batch.B) as tf.Scalar;
   if (batch.nDiff === 0) return { total: ct, ct, diff: tf.scalar(0) };
   const md = tf.mean(tf.square(tf.sub(student, x0)), 1);
-  const diff = tf.div(tf.sum(tf.mul(md, tf.tensor1d(batch.diffW))), batch.nDiff) as tf.Scalar; // diffW is 0 outside the selected rows
+  const diff = tf.div(tf.sum(tf.mul(md, tf.tensor1d(b.diffW))), batch.nDiff) as tf.Scalar; // diffW is 0 outside the selected rows
   return { total: tf.add(ct, tf.mul(diff, diffusionWeight)) as tf.Scalar, ct, diff };
 }
 
-/** The stop-gradient target f(x0 + sigma_{j+1} z, sigma_{j+1}) with the student's current weights. */
-export function lctTarget(net: ConsistencyNet, batch: LctBatch): tf.Tensor2D {
-  const { B, D } = batch;
-  return tf.tidy(() =>
-    denoise(net, tf.add(tf.tensor2d(batch.x0, [B, D]), tf.mul(tf.tensor2d(batch.noise, [B, D]), tf.tensor2d(batch.sLo, [B, 1]))), batch.sLo),
-  );
+/** The stop-gradient target f(x0 + sigma_{j+1} z, sigma_{j+1}) of `rows`, with the student's current weights. */
+export function lctTarget(net: ConsistencyNet, batch: LctBatch, rows: LctRows = { start: 0, rows: batch.B }): tf.Tensor2D {
+  const R = rows.rows;
+  const b = batchRows(batch, rows);
+  return tf.tidy(() => denoise(net, tf.add(tf.tensor2d(b.x0, [R, batch.D]), tf.mul(tf.tensor2d(b.noise, [R, batch.D]), tf.tensor2d(b.sLo, [R, 1]))), b.sLo));
 }
 
 /** EMA decay of step k: `ema`, or with the warmup min(ema, (1 + k) / (10 + k)). */

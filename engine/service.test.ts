@@ -69,6 +69,12 @@ describe('engine service (protocol boundary)', () => {
     expect(lm?.defaults.train.steps).toBe(200);
     const dla = (kinds as { result: { name: string; defaults: unknown; required: string[] }[] }).result.find((k) => k.name === 'dla');
     expect(dla).toMatchObject({ defaults: { method: 'dla' }, required: ['model'] });
+    // Recipe presets travel with their kind, each with its description, source and values.
+    const lmPresets = (kinds as { result: { name: string; presets: { name: string; source: string; config: { model: { layers: number } } }[] }[] }).result.find(
+      (k) => k.name === 'lm-pretrain',
+    )!.presets;
+    expect(lmPresets.map((p) => p.name)).toEqual(['lns-paper-130m', 'lns-paper-250m', 'lns-paper-350m', 'lns-paper-1b']);
+    expect(lmPresets[3]).toMatchObject({ source: expect.stringMatching(/run_1b\.sh/), config: { model: { layers: 24 } } });
   });
 
   it('lists an artifact folder, checks input paths, puts heads/d_model errors on heads, and gives run summaries their config and numbers', async () => {

@@ -13,6 +13,7 @@ import { NORMLAB_VERSION } from './core/versions.js';
 import './jobs/all.js';
 import { cancelEverywhere, childStates } from './jobs/children.js';
 import { readConfigFile, resolveConfig } from './jobs/config.js';
+import { presetsFor } from './jobs/presets.js';
 import { JobQueue } from './jobs/queue.js';
 import { checkInputPath, configPaths } from './jobs/paths.js';
 import { jobKind, jobKinds } from './jobs/registry.js';
@@ -149,6 +150,8 @@ export class EngineService {
             jsonSchema: z.toJSONSchema(k.schema, { io: 'input', unrepresentable: 'any' }),
             defaults: bare.success ? bare.data : { method: k.name },
             required: bare.success ? [] : [...new Set(bare.error.issues.map((i) => i.path.join('.')))],
+            // Recipe presets: the form fills a chosen preset's values in and sends `preset: <name>`.
+            presets: presetsFor(k.name),
           };
         }),
       'config.validate': ({ config }) => {

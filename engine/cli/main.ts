@@ -12,7 +12,7 @@ import { NORMLAB_VERSION } from '../core/versions.js';
 import { cancelEverywhere, childCounts, childStates } from '../jobs/children.js';
 import { readConfigFile } from '../jobs/config.js';
 import { JobQueue } from '../jobs/queue.js';
-import { jobKind } from '../jobs/registry.js';
+import { jobKind, jobKinds } from '../jobs/registry.js';
 import { EngineService, runSummary } from '../service.js';
 import { Project, type Run } from '../store/runs.js';
 import { evalLM } from './eval-lm.js';
@@ -114,10 +114,21 @@ export function buildProgram(): Command {
 
   program
     .command('run')
-    .argument('<config>', 'job config file (.yaml or .json)')
+    .argument('[config]', 'job config file (.yaml or .json)')
+    .option('--help-config [method]', "print each job kind's (or one kind's) config fields, defaults and presets")
     .option('--wait', 'when children were submitted to Slurm, wait until the collect job has finished the run')
     .description('run a job (lm-pretrain, lns-study, ln-removal, lct-study, ptq-study, sweep, ...) to completion')
-    .action(async (file: string, opts: { wait?: boolean }) => {
+    .action(async (file: string | undefined, opts: { helpConfig?: string | true; wait?: boolean }) => {
+      if (opts.helpConfig !== undefined) {
+        const method = typeof opts.helpConfig === 'string' ? opts.helpConfig : undefined;
+        const { helpConfig, configFields } = await import('./help-config.js');
+        const { presetsFor } = await import('../jobs/presets.js');
+        const kinds = method ? [jobKind(method)] : jobKinds();
+        const body = { kinds: kinds.map((k) => ({ name: k.name, fields: configFields(k), presets: presetsFor(k.name) })) };
+        out(globals().json, body, () => helpConfig(method));
+        return;
+      }
+      if (!file) fail('config', 'run needs a config file (or --help-config to list the config fields and presets)');
       const raw = readConfigFile(file);
       await runAndReport((q) => q.enqueue(raw), opts.wait);
     });

@@ -37,13 +37,13 @@ export const lctStudySchema = z
     classifier: classifierSchema
       .omit({ method: true, name: true, seed: true, tags: true, data: true })
       .default(classifierSchema.omit({ method: true, name: true, seed: true, tags: true, data: true }).parse({})),
-    preset: z
+    ablation: z
       .enum(['baseline-vs-full', 'add-one', 'leave-one-out', 'custom'])
       .default('baseline-vs-full')
       .describe(
         'baseline-vs-full: 2 runs; add-one: baseline + each switch alone + full; leave-one-out: full minus each switch + full; custom: `configurations`',
       ),
-    configurations: z.array(configurationSchema).default([]).describe('used when preset is custom: one lct run per entry'),
+    configurations: z.array(configurationSchema).default([]).describe('used when ablation is custom: one lct run per entry'),
     network: networkSchema.default(networkSchema.parse({})),
     executor: executorSchema,
     train: lctTrainSchema.default(lctTrainSchema.parse({})),
@@ -52,16 +52,16 @@ export const lctStudySchema = z
   .strict();
 export type LctStudyConfig = z.infer<typeof lctStudySchema>;
 
-/** The rows a preset asks for, each a name and the five switches. */
-export function studyConfigurations(cfg: Pick<LctStudyConfig, 'preset' | 'configurations'>): Array<{ name: string } & Improvements> {
+/** The rows an ablation asks for, each a name and the five switches. */
+export function studyConfigurations(cfg: Pick<LctStudyConfig, 'ablation' | 'configurations'>): Array<{ name: string } & Improvements> {
   const rows: Array<{ name: string } & Improvements> = [];
-  if (cfg.preset === 'custom') {
-    if (cfg.configurations.length === 0) fail('config', 'preset custom needs at least one entry in configurations');
+  if (cfg.ablation === 'custom') {
+    if (cfg.configurations.length === 0) fail('config', 'ablation custom needs at least one entry in configurations');
     return cfg.configurations.map((c) => ({ ...c }));
   }
-  if (cfg.preset !== 'leave-one-out') rows.push({ name: 'baseline iLCT', ...OFF });
-  if (cfg.preset === 'add-one') for (const s of SWITCHES) rows.push({ name: `+ ${s}`, ...OFF, [s]: true });
-  if (cfg.preset === 'leave-one-out') for (const s of SWITCHES) rows.push({ name: `full − ${s}`, ...ON, [s]: false });
+  if (cfg.ablation !== 'leave-one-out') rows.push({ name: 'baseline iLCT', ...OFF });
+  if (cfg.ablation === 'add-one') for (const s of SWITCHES) rows.push({ name: `+ ${s}`, ...OFF, [s]: true });
+  if (cfg.ablation === 'leave-one-out') for (const s of SWITCHES) rows.push({ name: `full − ${s}`, ...ON, [s]: false });
   rows.push({ name: 'full recipe', ...ON });
   return rows;
 }

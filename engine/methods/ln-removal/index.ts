@@ -1,6 +1,6 @@
 /**
  * LayerNorm removal from GPT-2 by fine-tuning ("Transformers Don't Need LayerNorm at Inference
- * Time", 2025; METHODS.md §2). Job kinds:
+ * Time", 2025; docs/methods.md, "LayerNorm removal"). Job kinds:
  *
  * - `ln-removal`: takes a GPT-2 (a HF-format folder, an lm-pretrain run, or a tiny one pretrained
  *   here as a child run), fine-tunes a `vanilla` control with LN kept and an LN-removal model with

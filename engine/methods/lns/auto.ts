@@ -9,5 +9,5 @@ import type { DiagnosticsOptions } from './diagnostics.js';
 /** The diagnostics sizes of one lm-pretrain run (8 sequences per forward pass). */
 export function autoDiagnosticsOptions(cfg: Pick<LMPretrainConfig, 'diagnostics'>): DiagnosticsOptions {
   const d = cfg.diagnostics;
-  return { sequences: d.sequences, pruningWindows: d.pruning_windows, batch: 8, ...(d.max_n !== undefined ? { maxN: d.max_n } : {}) };
+  return { sequences: d.sequences, pruningWindows: d.pruning_windows, batch: 8, variance: d.variance, ...(d.max_n !== undefined ? { maxN: d.max_n } : {}) };
 }

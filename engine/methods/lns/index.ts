@@ -13,16 +13,29 @@ import { asNormLabError, fail } from '../../core/errors.js';
 import { evalWindows } from '../../data/batches.js';
 import { readJsonSync } from '../../io/atomic.js';
 import type { JobContext } from '../../jobs/context.js';
+import { registerPresets } from '../../jobs/presets.js';
 import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
 import { loadLM } from '../../models/index.js';
 import type { CausalLM } from '../../models/lm.js';
 import { textDataSchema, type TextDataConfig } from '../../train/lm-config.js';
 import { loadLMData } from '../../train/lm-data.js';
 import { addAfterTraining } from '../../train/lm-pretrain.js';
-import { checkpointGradNorms, computeDiagnostics, diagnosticsSummary, gradHistoryFromMetrics, summarizeGradHistory, writeDiagnostics } from './diagnostics.js';
+import {
+  VARIANCE_DEFINITIONS,
+  VARIANCE_HELP,
+  checkpointGradNorms,
+  computeDiagnostics,
+  diagnosticsSummary,
+  gradHistoryFromMetrics,
+  summarizeGradHistory,
+  writeDiagnostics,
+} from './diagnostics.js';
 import { autoDiagnosticsOptions } from './auto.js';
+import { lnsPresets } from './presets.js';
 import './study.js';
 import { pathField } from '../../jobs/paths.js';
+
+registerPresets(lnsPresets);
 
 /** The end-of-run hook: diagnostics of the trained model into the run's artifacts. */
 addAfterTraining(async (ctx: JobContext, model: CausalLM, data: { val: Uint16Array; seq: number }, config) => {
@@ -70,6 +83,7 @@ export const lnsDiagnosticsSchema = z
     max_n: z.number().int().min(1).optional().describe('largest layer gap n of the angular-distance heatmap (default: the depth L)'),
     batch: z.number().int().min(1).max(SIZE_LIMITS.batch).default(8).describe('sequences per forward pass'),
     grad_windows: z.number().int().min(1).max(SIZE_LIMITS.count).default(8).describe('windows for the checkpoint gradient when there is no training history'),
+    variance: z.enum(VARIANCE_DEFINITIONS).default('elements').describe(VARIANCE_HELP),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -118,7 +132,7 @@ registerJobKind({
       const d = await computeDiagnostics(
         model,
         windows,
-        { sequences: cfg.sequences, pruningWindows: cfg.pruning_windows, maxN: cfg.max_n, batch: cfg.batch },
+        { sequences: cfg.sequences, pruningWindows: cfg.pruning_windows, maxN: cfg.max_n, batch: cfg.batch, variance: cfg.variance },
         grads,
         () => ctx.tick(),
       );

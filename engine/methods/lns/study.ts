@@ -21,12 +21,13 @@ import { executorSchema } from '../../jobs/executor.js';
 import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
 import { NORM_VARIANTS } from '../../models/llama.js';
 import { barPlot, linePlot, writePlot } from '../../plot/index.js';
-import { textDataSchema, trainSchema } from '../../train/lm-config.js';
-import { angularHeatmapPng, type Diagnostics } from './diagnostics.js';
+import { NORM_VARIANT_HELP, textDataSchema, trainSchema } from '../../train/lm-config.js';
+import { angularHeatmapPng, VARIANCE_AXIS, VARIANCE_DEFINITIONS, VARIANCE_HELP, type Diagnostics } from './diagnostics.js';
 
 const variantSchema = z
   .object({
-    norm: z.enum(NORM_VARIANTS).describe('norm placement: pre, post, mix, pre-scaled-init, lns'),
+    norm: z.enum(NORM_VARIANTS).describe(NORM_VARIANT_HELP),
+    deepnorm: z.enum(['official', 'deepnet']).optional().describe("deepnorm's constants (default official: the LNS paper's code)"),
     mix_k: z.number().int().min(0).optional().describe('mix: number of leading Post-LN blocks (required for mix)'),
     norm_type: z.enum(['rmsnorm', 'layernorm']).optional().describe("norm type (default: the study model's)"),
     label: z.string().min(1).optional().describe('name in tables and legends (default: the variant)'),
@@ -81,6 +82,7 @@ const studyDiagnosticsSchema = z
     sequences: z.number().int().min(1).max(SIZE_LIMITS.count).default(32).describe('validation sequences for the variance and angular distance'),
     pruning_windows: z.number().int().min(1).max(SIZE_LIMITS.count).default(16).describe('validation windows for the layer-pruning losses'),
     max_n: z.number().int().min(1).optional().describe('largest layer gap n of the angular-distance heatmap (default: L)'),
+    variance: z.enum(VARIANCE_DEFINITIONS).default('elements').describe(VARIANCE_HELP),
   })
   .strict();
 
@@ -141,6 +143,7 @@ export function childConfig(c: LnsStudyConfig, v: StudyVariant): Record<string, 
       norm: v.norm,
       norm_type: v.norm_type ?? c.model.norm_type,
       mix_k: v.mix_k ?? 0,
+      ...(v.deepnorm ? { deepnorm: v.deepnorm } : {}),
     },
     data: c.data,
     train: c.train,
@@ -148,6 +151,7 @@ export function childConfig(c: LnsStudyConfig, v: StudyVariant): Record<string, 
       sequences: c.diagnostics.sequences,
       pruning_windows: c.diagnostics.pruning_windows,
       ...(c.diagnostics.max_n ? { max_n: c.diagnostics.max_n } : {}),
+      variance: c.diagnostics.variance,
     },
   };
 }
@@ -299,7 +303,7 @@ registerJobKind({
       await linePlot({
         title: 'Residual-stream output variance by layer',
         xLabel: 'layer ℓ (0 = embeddings)',
-        yLabel: 'Var(x_ℓ) (log scale)',
+        yLabel: `${VARIANCE_AXIS[cfg.diagnostics.variance]} (log scale)`,
         series: results.map((r) => ({ name: r.label, x: r.diagnostics.variance.map((_, l) => l), y: r.diagnostics.variance })),
         logY: true,
         points: true,
@@ -337,6 +341,10 @@ registerJobKind({
     const domain: [number, number] = [0, Math.max(1e-6, ...all)];
     const heatmaps = await Promise.all(results.map((r) => angularHeatmapPng(r.diagnostics, `Angular distance, ${r.label}`, domain)));
     await writePlot(path.join(dir, 'angular_distance.png'), sideBySide(heatmaps));
+    const normalized = await Promise.all(
+      results.map((r) => angularHeatmapPng(r.diagnostics, `Angular distance (official normalization), ${r.label}`, undefined, true)),
+    );
+    await writePlot(path.join(dir, 'angular_distance_row_normalized.png'), sideBySide(normalized));
 
     const first = rows[0];
     const last = rows[rows.length - 1];
@@ -365,6 +373,7 @@ registerJobKind({
         'layer_pruning.png',
         'layer_grad_norms.png',
         'angular_distance.png',
+        'angular_distance_row_normalized.png',
         'diagnostics.json',
       ],
     };

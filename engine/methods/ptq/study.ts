@@ -1,6 +1,6 @@
 /**
  * `ptq-study`: DopQ-ViT (TanQ + MOSF) against RepQ-ViT (log-√2 + mean) and a uniform baseline on
- * one ViT (METHODS.md §4). The ViT is the user's (`model_dir`) or a small MNIST ViT trained once
+ * one ViT (docs/methods.md, "DopQ-ViT"). The ViT is the user's (`model_dir`) or a small MNIST ViT trained once
  * and cached in the project (`<project>/cache/vit-mnist-<hash>/`). Outputs, in the run's artifacts:
  * - `ptq_table.csv` / `ptq_table.json` / `ptq_table.md`: top-1 per preset × bit width (WbAb);
  * - `top1_drop_by_bits.png`: each preset's drop from FP (points) as grouped bars;

@@ -162,6 +162,18 @@ describe('renderer confinement', () => {
       const started = await s.handle({ kind: 'request', id: 2, type: 'run.start', params: { config } });
       expect(started).toMatchObject({ ok: false, error: { code: 'access' } });
     }
+    // A sweep's grid points, and the executor's shell fields.
+    const sweep = await validate(s, {
+      method: 'sweep',
+      base: lm({ source: 'tokens', path: path.join(s.queue.project.dir, 'x.bin') }),
+      grid: { 'data.path': [secret] },
+    });
+    expect(sweep).toMatchObject({ ok: false, error: { code: 'access', message: expect.stringContaining('config data.path: ') } });
+    const shell = await validate(s, { method: 'sweep', base: lm({}), executor: { kind: 'local', engine_command: 'rm -rf ~' } });
+    expect(shell).toMatchObject({
+      ok: false,
+      error: { code: 'access', message: expect.stringContaining('config executor.engine_command: shell commands cannot be set') },
+    });
     expect(s.queue.project.listRuns()).toHaveLength(0);
     // An artifact that is a symlink out of the run is not an artifact.
     const run = s.queue.project.createRun('lm-pretrain', {}, { seed: 0 });

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { currentBackend } from './backend/backend.js';
-import { asNormLabError } from './core/errors.js';
+import { asNormLabError, fail } from './core/errors.js';
 import { NORMLAB_VERSION } from './core/versions.js';
 import './jobs/all.js';
 import { cancelEverywhere, childStates } from './jobs/children.js';
@@ -17,6 +17,7 @@ import { presetsFor } from './jobs/presets.js';
 import { JobQueue } from './jobs/queue.js';
 import { checkInputPath, configPaths } from './jobs/paths.js';
 import { jobKind, jobKinds } from './jobs/registry.js';
+import { sweepChildren, type SweepConfig } from './jobs/sweep.js';
 import { parseRequest, PROTOCOL_VERSION, type EngineEvent, type RequestParams, type RequestType, type Response, type RunSummary } from './protocol/protocol.js';
 import { assertAllowedPath } from './store/access.js';
 import { type Run } from './store/runs.js';
@@ -60,6 +61,19 @@ function isParentKind(method: string): boolean {
     return jobKind(method).parent === true;
   } catch {
     return false;
+  }
+}
+
+/** Executor fields that run shell commands (engine/jobs/executor.ts). */
+const SHELL_FIELDS = ['engine_command', 'setup', 'extra_args'];
+
+function refuseShellFields(value: unknown, at: string[]): void {
+  if (typeof value !== 'object' || value === null || at.length > 32) return;
+  for (const [k, v] of Object.entries(value)) {
+    const set = v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0);
+    if (at.at(-1) === 'executor' && SHELL_FIELDS.includes(k) && set)
+      fail('access', `config ${[...at, k].join('.')}: shell commands cannot be set from the workbench; run this config with normlab run`);
+    refuseShellFields(v, [...at, k]);
   }
 }
 
@@ -189,10 +203,16 @@ export class EngineService {
     return assertAllowedPath(p, [this.queue.project.dir, ...this.granted], what);
   }
 
-  /** Every file or folder a config names must be one the renderer may name. */
+  /**
+   * Every file or folder a config names must be one the renderer may name, in a sweep's grid
+   * points too; and the executor's shell fields (engine_command, setup, extra_args) cannot come
+   * from the renderer at all: they run commands. The CLI may set them.
+   */
   private checkPaths(raw: Record<string, unknown>): void {
     const config = resolveConfig(raw);
     for (const { field, value } of configPaths(jobKind(config.method).schema, config)) this.assertAllowedPath(value, `config ${field}`);
+    refuseShellFields(raw, []);
+    if (config.method === 'sweep') for (const child of sweepChildren(config as unknown as SweepConfig)) this.checkPaths(child.config);
   }
 
   /** Validate and answer one raw message. Never throws: whatever fails becomes an error response. */

@@ -98,6 +98,15 @@ function assignGroup(group: TensorGroup, saved: Map<string, HostTensor>, what: s
   }
 }
 
+/** The JSON state of a checkpoint (for what a trainer needs before it builds its model). */
+export async function readTrainerState<S extends Record<string, unknown>>(dir: string): Promise<S & { step: number; optimizerSteps: number }> {
+  const stateFile = path.join(dir, TRAINER_FILE);
+  if (!fs.existsSync(stateFile)) fail('io', `checkpoint ${dir} has no ${TRAINER_FILE}: it cannot be resumed`);
+  const state = (await readJson(stateFile, 'trainer state')) as S & { step: number; optimizerSteps: number };
+  if (!Number.isInteger(state.step) || !Number.isInteger(state.optimizerSteps)) fail('io', `${stateFile} has no valid step / optimizerSteps`);
+  return state;
+}
+
 /**
  * Restore a checkpoint into a freshly built trainer: the optimizer moments and step count, each
  * named tensor group, and return the trainer's JSON state with the step it was taken at.
@@ -106,10 +115,7 @@ export async function restoreTrainingCheckpoint<S extends Record<string, unknown
   dir: string,
   parts: { optimizer: AdamW; groups?: Record<string, TensorGroup> },
 ): Promise<S & { step: number }> {
-  const stateFile = path.join(dir, TRAINER_FILE);
-  if (!fs.existsSync(stateFile)) fail('io', `checkpoint ${dir} has no ${TRAINER_FILE}: it cannot be resumed`);
-  const state = (await readJson(stateFile, 'trainer state')) as S & { step: number; optimizerSteps: number };
-  if (!Number.isInteger(state.step) || !Number.isInteger(state.optimizerSteps)) fail('io', `${stateFile} has no valid step / optimizerSteps`);
+  const state = await readTrainerState<S>(dir);
   const opt = await readGroup(dir, 'optimizer');
   const tensors = new Map([...opt].map(([k, v]) => [k, toTf(v)] as const));
   try {

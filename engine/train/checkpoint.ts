@@ -58,6 +58,8 @@ export interface CheckpointParts {
   groups?: Record<string, TensorGroup>;
   /** The trainer's JSON state (RNG / data position, method state, results so far). */
   state: Record<string, unknown>;
+  /** For a phase of a run that counts its own steps: the metric fields a resume from here supersedes. */
+  scope?: Record<string, string>;
 }
 
 const TRAINER_FILE = 'trainer.json';
@@ -71,12 +73,17 @@ async function writeGroup(file: string, tensors: [string, tf.Tensor][]): Promise
 
 /** Save a checkpoint for `step` optimizer steps done; returns its folder. */
 export async function saveTrainingCheckpoint(run: Run, step: number, parts: CheckpointParts): Promise<string> {
-  return run.saveCheckpoint(step, async (dir) => {
-    await parts.model?.(dir);
-    await writeGroup(path.join(dir, OPTIMIZER_FILE), [...parts.optimizer.stateTensors()]);
-    for (const [name, g] of Object.entries(parts.groups ?? {})) await writeGroup(path.join(dir, `${name}.safetensors`), entries(g));
-    await writeJsonAtomic(path.join(dir, TRAINER_FILE), { ...parts.state, step, optimizerSteps: parts.optimizer.t });
-  });
+  return run.saveCheckpoint(
+    step,
+    async (dir) => {
+      await parts.model?.(dir);
+      await writeGroup(path.join(dir, OPTIMIZER_FILE), [...parts.optimizer.stateTensors()]);
+      for (const [name, g] of Object.entries(parts.groups ?? {})) await writeGroup(path.join(dir, `${name}.safetensors`), entries(g));
+      await writeJsonAtomic(path.join(dir, TRAINER_FILE), { ...parts.state, step, optimizerSteps: parts.optimizer.t });
+    },
+    2,
+    parts.scope,
+  );
 }
 
 async function readGroup(dir: string, name: string): Promise<Map<string, HostTensor>> {

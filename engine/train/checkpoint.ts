@@ -123,14 +123,8 @@ export async function restoreTrainingCheckpoint<S extends Record<string, unknown
   parts: { optimizer: AdamW; groups?: Record<string, TensorGroup> },
 ): Promise<S & { step: number }> {
   const state = await readTrainerState<S>(dir);
-  const opt = await readGroup(dir, 'optimizer');
-  const tensors = new Map([...opt].map(([k, v]) => [k, toTf(v)] as const));
-  try {
-    for (const k of parts.optimizer.stateTensors().keys()) if (!tensors.has(k)) fail('model', `checkpoint ${dir} optimizer state lacks ${k}`);
-    parts.optimizer.loadState(tensors, state.optimizerSteps);
-  } finally {
-    for (const t of tensors.values()) t.dispose();
-  }
+  assignGroup(parts.optimizer.stateTensors(), await readGroup(dir, 'optimizer'), `${dir} optimizer`);
+  parts.optimizer.t = state.optimizerSteps;
   for (const [name, g] of Object.entries(parts.groups ?? {})) assignGroup(g, await readGroup(dir, name), `${dir} ${name}`);
   return state;
 }

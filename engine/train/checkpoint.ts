@@ -23,7 +23,7 @@ import { fail } from '../core/errors.js';
 import { readJson, writeJsonAtomic } from '../io/atomic.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors-file.js';
 import type { HostTensor } from '../io/safetensors.js';
-import { fromTfAsync, toTf } from '../io/tensors.js';
+import { fromTf, toTf } from '../io/tensors.js';
 import type { AdamW } from '../nn/optim.js';
 import { ParamSet } from '../nn/params.js';
 import type { Run } from '../store/runs.js';
@@ -67,7 +67,7 @@ const OPTIMIZER_FILE = 'optimizer.safetensors';
 
 async function writeGroup(file: string, tensors: [string, tf.Tensor][]): Promise<void> {
   const out: Record<string, HostTensor> = {};
-  for (const [name, t] of tensors) out[name] = await fromTfAsync(t);
+  for (const [name, t] of tensors) out[name] = await fromTf(t);
   await writeSafetensors(file, out);
 }
 

@@ -36,28 +36,30 @@ export interface FitTask<B extends tf.TensorContainer> {
 }
 
 /**
- * Run `steps` AdamW steps of `task`. Logs `<phase>_loss` metrics; checkpoints every
+ * Run `steps` AdamW steps of `task`. Logs `<phase>_loss` metrics every `logEvery` steps and at
+ * the end (the only steps whose loss is read from the device); checkpoints every
  * `checkpointEvery` steps before the last (the job saves the final model itself); resumes from
- * `ctx.resumeFrom`. Returns the last loss.
+ * `ctx.resumeFrom`. Returns the last logged loss.
  */
 export async function fit<B extends tf.TensorContainer>(ctx: JobContext, params: ParamSet, task: FitTask<B>, o: FitOptions): Promise<number> {
   const opt = new AdamW(params, { weightDecay: 0 });
   const schedule = { kind: 'cosine' as const, lr: o.lr, warmup: Math.min(50, Math.floor(o.steps / 10)), minLr: o.lr * 0.05, total: o.steps };
   const rows = o.batch * o.gradAccum;
   let last = NaN;
+  const every = o.logEvery ?? 50;
   let first = 0;
   try {
     if (ctx.resumeFrom) {
-      const state = await restoreTrainingCheckpoint<{ rng: number; loss: number }>(ctx.resumeFrom.dir, { optimizer: opt, groups: { params } });
+      const state = await restoreTrainingCheckpoint<{ rng: number; loss: number | null }>(ctx.resumeFrom.dir, { optimizer: opt, groups: { params } });
       task.rng.restore(state.rng);
       first = state.step;
-      last = state.loss;
+      last = state.loss ?? NaN; // NaN (no step logged yet) is stored as null
       ctx.log(`resumed from step ${first}`);
     }
     for (let step = first; step < o.steps; step++) {
       const lr = learningRate(schedule, step);
       const batch = task.draw(step, rows);
-      let extras = new Map<string, tf.Scalar>();
+      let extras = new Map<string, tf.Scalar>(); // kept past the tape, read on logged steps
       const { value, grads } = accumulate(microBatches(rows, o.batch), (mb) => {
         const part = new Map<string, tf.Scalar>();
         const r = namedGrads(params, () => {
@@ -72,18 +74,22 @@ export async function fit<B extends tf.TensorContainer>(ctx: JobContext, params:
       const clipped = clipGlobalNorm(grads, o.clip ?? 1);
       opt.step(clipped.grads, lr);
       for (const g of clipped.grads.values()) g.dispose();
-      last = (await value.data())[0];
-      value.dispose();
-      const extraVals: Record<string, number> = {};
-      for (const [k, v] of extras) extraVals[k] = (await v.data())[0];
-      tf.dispose([...extras.values()]);
-      if (!Number.isFinite(last)) fail('internal', `${o.phase} training diverged at step ${step} (loss ${last}); lower the learning rate`);
+      clipped.norm.dispose();
       const done = step + 1;
-      const every = o.logEvery ?? 50;
-      if (done % every === 0 || done === o.steps) ctx.metric({ step: done, [`${o.phase}_loss`]: last, lr, ...extraVals });
+      // The loss is read (a device sync) only on the steps that log it.
+      if (done % every === 0 || done === o.steps) {
+        const keys = [...extras.keys()];
+        const stacked = tf.stack([value, ...keys.map((k) => extras.get(k)!)]);
+        const vals = await stacked.data();
+        stacked.dispose();
+        last = vals[0];
+        if (!Number.isFinite(last)) fail('internal', `${o.phase} training diverged by step ${done} (loss ${last}); lower the learning rate`);
+        ctx.metric({ step: done, [`${o.phase}_loss`]: last, lr, ...Object.fromEntries(keys.map((k, i) => [k, vals[i + 1]])) });
+      }
+      tf.dispose([value, ...extras.values()]);
       if (done % o.checkpointEvery === 0 && done < o.steps)
         await saveTrainingCheckpoint(ctx.run, done, { optimizer: opt, groups: { params }, state: { rng: task.rng.state(), loss: last } });
-      ctx.progress({ step: done, total: o.steps, phase: o.phase, message: `loss ${last.toFixed(4)}` });
+      ctx.progress({ step: done, total: o.steps, phase: o.phase, message: Number.isNaN(last) ? o.phase : `loss ${last.toFixed(4)}` });
       await ctx.tick();
     }
   } finally {

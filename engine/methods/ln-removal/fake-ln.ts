@@ -123,8 +123,8 @@ export function auxStdLoss(x: tf.Tensor3D, weight: number, eps: number, special:
     const s = tokenStd(x, eps) as tf.Tensor2D; // (B, T)
     const mask = special ?? tf.tile(tf.concat([tf.ones([1, 1]), tf.zeros([1, T - 1])], 1), [B, 1]);
     const keep = tf.sub(1, mask);
-    // The target is a constant: no gradient flows through it.
-    const target = stopGradient(tf.div(tf.sum(tf.mul(s, keep)), tf.maximum(tf.sum(keep), 1)));
+    const target = stopGradient(tf.div(tf.sum(tf.mul(s, keep)), tf.maximum(tf.sum(keep), 1))); // a constant
+
     return tf.mul(tf.mean(tf.square(tf.sub(s, target))), weight) as tf.Scalar;
   });
 }

@@ -158,7 +158,7 @@ async function resolveSource(ctx: JobContext, cfg: LNRemovalConfig): Promise<Sou
 }
 
 /** Mean CE over fixed windows; `prepare` runs before each batch (marks special tokens). */
-function evalCE(model: GPT2, val: EvalWindows, batch: number, hooks?: ForwardHooks, prepare?: (x: Int32Array, B: number) => void): number {
+async function evalCE(model: GPT2, val: EvalWindows, batch: number, hooks?: ForwardHooks, prepare?: (x: Int32Array, B: number) => void): Promise<number> {
   let total = 0;
   for (let i = 0; i < val.count; i += batch) {
     const B = Math.min(batch, val.count - i);
@@ -166,7 +166,7 @@ function evalCE(model: GPT2, val: EvalWindows, batch: number, hooks?: ForwardHoo
     const ys = val.y.subarray(i * val.seq, (i + B) * val.seq);
     prepare?.(xs, B);
     const l = tf.tidy(() => crossEntropy(model.forward(tf.tensor2d(xs, [B, val.seq], 'int32'), hooks), tf.tensor2d(ys, [B, val.seq], 'int32')));
-    total += l.dataSync()[0] * B;
+    total += (await l.data())[0] * B;
     l.dispose();
   }
   return total / val.count;
@@ -298,10 +298,11 @@ async function finetune(
           : undefined;
         return lmLossAndGrads(model, part, { hooks, extraLoss });
       });
-      const { gradNorm } = lmApplyGrads(model, opt, grads, lr, { clip: f.clip });
-      const summed = tf.tidy(() => tf.stack([value, auxParts.length ? tf.addN(auxParts) : tf.scalar(0)]));
-      const [loss, aux] = await summed.data();
-      tf.dispose([summed, value, ...auxParts]);
+      const { gradNorm: gradNormT } = lmApplyGrads(model, opt, grads, lr, { clip: f.clip });
+      // Every step is logged here (the CE curve), so every step is read, in one transfer.
+      const summed = tf.tidy(() => tf.stack([value, gradNormT, auxParts.length ? tf.addN(auxParts) : tf.scalar(0)]));
+      const [loss, gradNorm, aux] = await summed.data();
+      tf.dispose([summed, value, gradNormT, ...auxParts]);
       if (mode === 'remove') await fake!.commit();
       else fake?.discard();
       if (!Number.isFinite(loss)) fail('state', `${mode} fine-tuning diverged at step ${step + 1} (loss ${loss}); lower finetune.lr`);
@@ -311,7 +312,7 @@ async function finetune(
       out.ce.push(ce);
       metric({ step: done, [`${prefix}_ce`]: ce, [`${prefix}_aux`]: aux, [`${prefix}_lr`]: lr, [`${prefix}_grad_norm`]: gradNorm });
       if (done % f.eval_every === 0 || done === f.steps) {
-        const v = evalCE(model, val, evalBatch, evalHooks, prepare);
+        const v = await evalCE(model, val, evalBatch, evalHooks, prepare);
         out.valSteps.push(done);
         out.val.push(v);
         metric({ step: done, [`${prefix}_val_ce`]: v });
@@ -447,10 +448,10 @@ registerJobKind({
     const val = evalWindows(data.val, f.seq, f.eval_windows);
     const prompts = dlaPrompts(data.val, cfg.dla);
     const original = await loadGpt2(baseDir);
-    const originalCE = evalCE(original, val, f.batch);
+    const originalCE = await evalCE(original, val, f.batch);
     if (!resumed) ctx.metric({ step: 0, original_val_ce: originalCE });
     ctx.log(`original validation CE ${originalCE.toFixed(4)}`);
-    const dlaBefore = cfg.dla.enabled ? headDla(original, prompts.x, prompts.y, prompts.count, prompts.seq) : null;
+    const dlaBefore = cfg.dla.enabled ? await headDla(original, prompts.x, prompts.y, prompts.count, prompts.seq) : null;
     original.dispose();
 
     const inRemoval = resumed?.arm === 'remove';
@@ -487,8 +488,8 @@ registerJobKind({
         removal.fake!.dispose();
         removal.model.dispose();
         // The reported number: the stand-alone LN-free model (no hooks), as eval-lm would see it.
-        lnFreeCE = evalCE(lnFree, val, f.batch);
-        if (dlaBefore) dlaAfter = headDla(lnFree, prompts.x, prompts.y, prompts.count, prompts.seq);
+        lnFreeCE = await evalCE(lnFree, val, f.batch);
+        if (dlaBefore) dlaAfter = await headDla(lnFree, prompts.x, prompts.y, prompts.count, prompts.seq);
         const m = lnFree;
         await ctx.run.saveCheckpoint(f.steps, async (dir) =>
           saveModel(m, dir, { normlab_ln_removal: { original_val_ce: originalCE, ln_free_val_ce: lnFreeCE } }),
@@ -612,7 +613,7 @@ registerJobKind({
     const model = await loadGpt2(cfg.model);
     try {
       const prompts = evalWindows(data.val, cfg.seq, cfg.prompts);
-      const r = headDla(model, prompts.x, prompts.y, prompts.count, prompts.seq);
+      const r = await headDla(model, prompts.x, prompts.y, prompts.count, prompts.seq);
       await dlaArtifacts(ctx, [{ label: 'model', r }]);
       const top = [...r.heads].sort((a, b) => b.de_abs - a.de_abs).slice(0, 5);
       return {

@@ -318,14 +318,14 @@ describe('the LN-free model', () => {
 });
 
 describe('DLA vs direct effect', () => {
-  it('NMAE is float error after removal and clearly non-zero with LayerNorm', () => {
+  it('NMAE is float error after removal and clearly non-zero with LayerNorm', async () => {
     const m = tinyGpt2(2);
     randomizeNorms(m);
     const free = lnFreeOf(m);
     const x = ids(3, 10, 2);
     const y = ids(3, 10, 7);
-    const before = headDla(m, x, y, 3, 10);
-    const after = headDla(free, x, y, 3, 10);
+    const before = await headDla(m, x, y, 3, 10);
+    const after = await headDla(free, x, y, 3, 10);
     expect(before.heads).toHaveLength(4);
     expect(before.nmae).toBeGreaterThan(0.1);
     expect(after.nmae).toBeLessThan(1e-3);

@@ -4,6 +4,10 @@
  * job's own model, which stays the source of truth for evaluation, checkpoints and resume); every
  * other replica is a worker thread running its own tfjs backend (./data-parallel-worker.ts).
  *
+ * With gradient accumulation (k micro-batches per step) every micro-batch is sharded the same way
+ * and each replica receives its shard of all k at once: it accumulates their mean gradient itself
+ * (./accumulate.ts), so a step still costs one message each way per replica.
+ *
  * One step:
  *  1. the main thread posts each worker its shard (token ids) plus the current trainable
  *     parameters (one transferable Float32Array);
@@ -11,10 +15,6 @@
  *  3. it averages the gradients weighted by shard rows (the mean cross-entropy of the whole batch
  *     is the row-weighted mean of the shards' means, so the averaged gradient is the full batch's);
  *  4. `lmApplyGrads` then logs per-block norms, clips and applies AdamW exactly as one process does.
- *
- * With gradient accumulation (k micro-batches per step) every micro-batch is sharded the same way
- * and each replica receives its shard of all k at once: it accumulates their mean gradient itself
- * (./accumulate.ts), so a step still costs one message each way per replica.
  *
  * Parameters are broadcast rather than averaged gradients replayed on every replica: the two
  * messages have the same size (one float per parameter), but broadcasting needs no optimizer state

@@ -23,7 +23,7 @@ import { fail } from '../core/errors.js';
 import { readJson, writeJsonAtomic } from '../io/atomic.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors-file.js';
 import type { HostTensor } from '../io/safetensors.js';
-import { fromTfAsync, toTf } from '../io/tensors.js';
+import { fromTf, toTf } from '../io/tensors.js';
 import type { AdamW } from '../nn/optim.js';
 import { ParamSet } from '../nn/params.js';
 import type { Run } from '../store/runs.js';
@@ -58,6 +58,8 @@ export interface CheckpointParts {
   groups?: Record<string, TensorGroup>;
   /** The trainer's JSON state (RNG / data position, method state, results so far). */
   state: Record<string, unknown>;
+  /** For a phase of a run that counts its own steps: the metric fields a resume from here supersedes. */
+  scope?: Record<string, string>;
 }
 
 const TRAINER_FILE = 'trainer.json';
@@ -65,18 +67,23 @@ const OPTIMIZER_FILE = 'optimizer.safetensors';
 
 async function writeGroup(file: string, tensors: [string, tf.Tensor][]): Promise<void> {
   const out: Record<string, HostTensor> = {};
-  for (const [name, t] of tensors) out[name] = await fromTfAsync(t);
+  for (const [name, t] of tensors) out[name] = await fromTf(t);
   await writeSafetensors(file, out);
 }
 
 /** Save a checkpoint for `step` optimizer steps done; returns its folder. */
 export async function saveTrainingCheckpoint(run: Run, step: number, parts: CheckpointParts): Promise<string> {
-  return run.saveCheckpoint(step, async (dir) => {
-    await parts.model?.(dir);
-    await writeGroup(path.join(dir, OPTIMIZER_FILE), [...parts.optimizer.stateTensors()]);
-    for (const [name, g] of Object.entries(parts.groups ?? {})) await writeGroup(path.join(dir, `${name}.safetensors`), entries(g));
-    await writeJsonAtomic(path.join(dir, TRAINER_FILE), { ...parts.state, step, optimizerSteps: parts.optimizer.t });
-  });
+  return run.saveCheckpoint(
+    step,
+    async (dir) => {
+      await parts.model?.(dir);
+      await writeGroup(path.join(dir, OPTIMIZER_FILE), [...parts.optimizer.stateTensors()]);
+      for (const [name, g] of Object.entries(parts.groups ?? {})) await writeGroup(path.join(dir, `${name}.safetensors`), entries(g));
+      await writeJsonAtomic(path.join(dir, TRAINER_FILE), { ...parts.state, step, optimizerSteps: parts.optimizer.t });
+    },
+    2,
+    parts.scope,
+  );
 }
 
 async function readGroup(dir: string, name: string): Promise<Map<string, HostTensor>> {
@@ -98,6 +105,15 @@ function assignGroup(group: TensorGroup, saved: Map<string, HostTensor>, what: s
   }
 }
 
+/** The JSON state of a checkpoint (for what a trainer needs before it builds its model). */
+export async function readTrainerState<S extends Record<string, unknown>>(dir: string): Promise<S & { step: number; optimizerSteps: number }> {
+  const stateFile = path.join(dir, TRAINER_FILE);
+  if (!fs.existsSync(stateFile)) fail('io', `checkpoint ${dir} has no ${TRAINER_FILE}: it cannot be resumed`);
+  const state = (await readJson(stateFile, 'trainer state')) as S & { step: number; optimizerSteps: number };
+  if (!Number.isInteger(state.step) || !Number.isInteger(state.optimizerSteps)) fail('io', `${stateFile} has no valid step / optimizerSteps`);
+  return state;
+}
+
 /**
  * Restore a checkpoint into a freshly built trainer: the optimizer moments and step count, each
  * named tensor group, and return the trainer's JSON state with the step it was taken at.
@@ -106,18 +122,9 @@ export async function restoreTrainingCheckpoint<S extends Record<string, unknown
   dir: string,
   parts: { optimizer: AdamW; groups?: Record<string, TensorGroup> },
 ): Promise<S & { step: number }> {
-  const stateFile = path.join(dir, TRAINER_FILE);
-  if (!fs.existsSync(stateFile)) fail('io', `checkpoint ${dir} has no ${TRAINER_FILE}: it cannot be resumed`);
-  const state = (await readJson(stateFile, 'trainer state')) as S & { step: number; optimizerSteps: number };
-  if (!Number.isInteger(state.step) || !Number.isInteger(state.optimizerSteps)) fail('io', `${stateFile} has no valid step / optimizerSteps`);
-  const opt = await readGroup(dir, 'optimizer');
-  const tensors = new Map([...opt].map(([k, v]) => [k, toTf(v)] as const));
-  try {
-    for (const k of parts.optimizer.stateTensors().keys()) if (!tensors.has(k)) fail('model', `checkpoint ${dir} optimizer state lacks ${k}`);
-    parts.optimizer.loadState(tensors, state.optimizerSteps);
-  } finally {
-    for (const t of tensors.values()) t.dispose();
-  }
+  const state = await readTrainerState<S>(dir);
+  assignGroup(parts.optimizer.stateTensors(), await readGroup(dir, 'optimizer'), `${dir} optimizer`);
+  parts.optimizer.t = state.optimizerSteps;
   for (const [name, g] of Object.entries(parts.groups ?? {})) assignGroup(g, await readGroup(dir, name), `${dir} ${name}`);
   return state;
 }

@@ -1,66 +1,111 @@
-/** A small supervised training loop (AdamW + warmup/cosine) shared by the autoencoder and classifier jobs. */
+/**
+ * A small supervised training loop (AdamW + warmup/cosine) shared by the autoencoder and
+ * classifier jobs, with gradient accumulation (../../train/accumulate.ts) and checkpoints a
+ * killed run resumes from (../../train/checkpoint.ts).
+ */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../../core/errors.js';
+import type { Rng } from '../../data/rng.js';
 import type { JobContext } from '../../jobs/context.js';
 import { AdamW, clipGlobalNorm } from '../../nn/optim.js';
 import type { ParamSet } from '../../nn/params.js';
 import { learningRate } from '../../nn/schedule.js';
+import { accumulate, microBatches, namedGrads, type MicroBatch } from '../../train/accumulate.js';
+import { restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../../train/checkpoint.js';
 
 export interface FitOptions {
   steps: number;
   lr: number;
   phase: string;
+  /** Rows per micro-batch; a step's batch has batch × gradAccum rows. */
+  batch: number;
+  gradAccum: number;
+  checkpointEvery: number;
   logEvery?: number;
   clip?: number;
 }
 
+/** What a job trains: how it draws a step's batch and the mean loss of some of its rows. */
+export interface FitTask<B extends tf.TensorContainer> {
+  /** The data RNG (`draw` uses it and nothing else does): checkpointed, so a resumed run draws the same batches. */
+  rng: Rng;
+  /** Step `step`'s whole batch of `rows` rows (host arrays, or tensors `fit` disposes). */
+  draw(step: number, rows: number): B;
+  /** The mean loss over rows `mb` of `batch`, and any extra scalars (row means) to log. */
+  loss(batch: B, mb: MicroBatch): { loss: tf.Scalar; extra?: Record<string, tf.Scalar> };
+}
+
 /**
- * Run `steps` AdamW steps on `lossFn(step)` (which returns the scalar loss and any extra scalars
- * to log). Logs `<phase>_loss` metrics every `logEvery` steps and at the end (the only steps whose
- * loss is read from the device); returns the last loss.
+ * Run `steps` AdamW steps of `task`. Logs `<phase>_loss` metrics every `logEvery` steps and at
+ * the end (the only steps whose loss is read from the device); checkpoints every
+ * `checkpointEvery` steps before the last (the job saves the final model itself); resumes from
+ * `ctx.resumeFrom`. Returns the last logged loss.
  */
-export async function fit(
-  ctx: JobContext,
-  params: ParamSet,
-  lossFn: (step: number) => { loss: tf.Scalar; extra?: Record<string, tf.Scalar> },
-  o: FitOptions,
-): Promise<number> {
+export async function fit<B extends tf.TensorContainer>(ctx: JobContext, params: ParamSet, task: FitTask<B>, o: FitOptions): Promise<number> {
   const opt = new AdamW(params, { weightDecay: 0 });
   const schedule = { kind: 'cosine' as const, lr: o.lr, warmup: Math.min(50, Math.floor(o.steps / 10)), minLr: o.lr * 0.05, total: o.steps };
-  const vars = params.trainable();
+  const rows = o.batch * o.gradAccum;
   let last = NaN;
   const every = o.logEvery ?? 50;
+  let first = 0;
   try {
-    for (let step = 0; step < o.steps; step++) {
+    if (ctx.resumeFrom) {
+      const state = await restoreTrainingCheckpoint<{ rng: number; loss: number | null }>(ctx.resumeFrom.dir, { optimizer: opt, groups: { params } });
+      task.rng.restore(state.rng);
+      first = state.step;
+      last = state.loss ?? NaN; // NaN (no step logged yet) is stored as null
+      ctx.log(`resumed from step ${first}`);
+    }
+    for (let step = first; step < o.steps; step++) {
       const lr = learningRate(schedule, step);
-      const extra: Record<string, tf.Scalar> = {}; // kept past the tape, read on logged steps
-      const { value, grads } = tf.variableGrads(() => {
-        const r = lossFn(step);
-        for (const [k, v] of Object.entries(r.extra ?? {})) extra[k] = tf.keep(v);
-        return r.loss;
-      }, vars);
-      const named = new Map<string, tf.Tensor>(Object.entries(grads).map(([k, g]) => [params.nameOf(vars.find((v) => v.name === k)!), g]));
-      const clipped = clipGlobalNorm(named, o.clip ?? 1);
+      const batch = task.draw(step, rows);
+      let extras = new Map<string, tf.Scalar>(); // kept past the tape, read on logged steps
+      const { value, grads } = accumulate(microBatches(rows, o.batch), (mb) => {
+        const part = new Map<string, tf.Scalar>();
+        const r = namedGrads(params, () => {
+          const l = task.loss(batch, mb);
+          for (const [k, v] of Object.entries(l.extra ?? {})) part.set(k, tf.keep(tf.mul(v, mb.rows / mb.total)) as tf.Scalar);
+          return l.loss;
+        });
+        extras = addScalars(extras, part);
+        return r;
+      });
+      tf.dispose(batch);
+      const clipped = clipGlobalNorm(grads, o.clip ?? 1);
       opt.step(clipped.grads, lr);
       for (const g of clipped.grads.values()) g.dispose();
       clipped.norm.dispose();
+      const done = step + 1;
       // The loss is read (a device sync) only on the steps that log it.
-      const logNow = (step + 1) % every === 0 || step === o.steps - 1;
-      if (logNow) {
-        const keys = Object.keys(extra);
-        const stacked = tf.stack([value, ...keys.map((k) => extra[k])]);
+      if (done % every === 0 || done === o.steps) {
+        const keys = [...extras.keys()];
+        const stacked = tf.stack([value, ...keys.map((k) => extras.get(k)!)]);
         const vals = await stacked.data();
         stacked.dispose();
         last = vals[0];
-        if (!Number.isFinite(last)) fail('internal', `${o.phase} training diverged by step ${step + 1} (loss ${last}); lower the learning rate`);
-        ctx.metric({ step: step + 1, [`${o.phase}_loss`]: last, lr, ...Object.fromEntries(keys.map((k, i) => [k, vals[i + 1]])) });
+        if (!Number.isFinite(last)) fail('internal', `${o.phase} training diverged by step ${done} (loss ${last}); lower the learning rate`);
+        ctx.metric({ step: done, [`${o.phase}_loss`]: last, lr, ...Object.fromEntries(keys.map((k, i) => [k, vals[i + 1]])) });
       }
-      tf.dispose([value, ...Object.values(extra)]);
-      ctx.progress({ step: step + 1, total: o.steps, phase: o.phase, message: Number.isNaN(last) ? o.phase : `loss ${last.toFixed(4)}` });
+      tf.dispose([value, ...extras.values()]);
+      if (done % o.checkpointEvery === 0 && done < o.steps)
+        await saveTrainingCheckpoint(ctx.run, done, { optimizer: opt, groups: { params }, state: { rng: task.rng.state(), loss: last } });
+      ctx.progress({ step: done, total: o.steps, phase: o.phase, message: Number.isNaN(last) ? o.phase : `loss ${last.toFixed(4)}` });
       await ctx.tick();
     }
   } finally {
     opt.dispose();
   }
   return last;
+}
+
+/** a + b by key (disposes both maps' tensors). */
+function addScalars(a: Map<string, tf.Scalar>, b: Map<string, tf.Scalar>): Map<string, tf.Scalar> {
+  if (a.size === 0) return b;
+  const out = new Map<string, tf.Scalar>();
+  for (const [k, v] of a) {
+    const w = b.get(k);
+    out.set(k, w ? (tf.add(v, w) as tf.Scalar) : v);
+    if (w) tf.dispose([v, w]);
+  }
+  return out;
 }

@@ -24,6 +24,8 @@ import { AdamW, RAdam, clipGlobalNorm } from '../../nn/optim.js';
 import type { ParamSet } from '../../nn/params.js';
 import { learningRate } from '../../nn/schedule.js';
 import { barPlot, linePlot, writePlot } from '../../plot/index.js';
+import { accumulate, gradAccumField, microBatches, namedGrads } from '../../train/accumulate.js';
+import { checkpointEveryField, isCheckpointStep, readTrainerState, restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../../train/checkpoint.js';
 import { autoencoderTrainSchema, decodeAll, encodeAll, loadAutoencoder } from './autoencoder-job.js';
 import { ImageClassifier } from './classifier.js';
 import { loadReferenceImages, loadTrainImages } from './data.js';
@@ -86,7 +88,14 @@ export const networkSchema = z
 export const lctTrainSchema = z
   .object({
     steps: z.number().int().positive().default(1200).describe('training steps K (the curriculum spans them)'),
-    batch: z.number().int().positive().max(SIZE_LIMITS.batch).default(128).describe('latents per step'),
+    batch: z
+      .number()
+      .int()
+      .positive()
+      .max(SIZE_LIMITS.batch)
+      .default(128)
+      .describe('latents per micro-batch (per step without grad_accum; minibatch OT couples the whole step)'),
+    grad_accum: gradAccumField,
     lr: z.number().positive().default(1e-3).describe('peak learning rate (the official code: RAdam at 1e-4; preset lct-official-optimizer)'),
     optimizer: z
       .enum(['adamw', 'radam'])
@@ -116,6 +125,7 @@ export const lctTrainSchema = z
     clip: z.number().min(0).default(1).describe('global gradient-norm clip (0: off)'),
     log_every: z.number().int().positive().default(25).describe('metric interval'),
     sample_every: z.number().int().positive().default(400).describe('sample grid + quick FID interval'),
+    checkpoint_every: checkpointEveryField(200),
   })
   .strict()
   .refine((t) => t.s1 >= t.s0, { message: 'curriculum s1 must be no smaller than s0', path: ['s1'] });
@@ -474,8 +484,9 @@ export function lctOptimizer(net: ConsistencyNet, t: Pick<LctTrainConfig, 'optim
 
 /**
  * The `lct` job's training step, as a function of the step index k: draws a batch (drawLctBatch)
- * from N(k), takes one optimizer step on the consistency (+ diffusion) loss (lctLoss) and updates
- * the EMA weights. Also used by `normlab bench`.
+ * of batch × grad_accum rows from N(k) (OT couples the whole step), takes one optimizer step on
+ * the consistency (+ diffusion) loss (lctLoss), computed `batch` rows at a time, and updates the
+ * EMA weights. Also used by `normlab bench`.
  */
 export function createLctTrainStep(inp: LctStepInputs): (step: number) => LctStepResult {
   const { net, ema, opt, latents, rng } = inp;
@@ -485,31 +496,51 @@ export function createLctTrainStep(inp: LctStepInputs): (step: number) => LctSte
   const curriculum = { s0: t.s0, s1: t.s1, total: t.steps };
   const grid = gridCache(t.p_mean, t.p_std);
   const schedule = { kind: t.schedule, lr: t.lr, warmup: t.warmup, minLr: t.lr * 0.1, total: t.steps };
-  const vars = net.params.trainable();
-  const names = new Map(vars.map((v) => [v.name, net.params.nameOf(v)] as const));
+  const B = t.batch * t.grad_accum; // rows per step, t.batch at a time
 
   return (step: number): LctStepResult => {
     const N = curriculumN(step, curriculum);
     const c = scalingC(N, D, imp.adaptive_c, curriculumStage(step, curriculum), t.adaptive_c_rule);
-    const batch = drawLctBatch(rng, latents, inp.n, D, t.batch, grid(N), imp);
+    const batch = drawLctBatch(rng, latents, inp.n, D, B, grid(N), imp);
     const lr = learningRate(schedule, step);
-    // Stop-gradient target: the student's own weights at the smaller sigma, outside the tape.
-    const target = lctTarget(net, batch);
-    let parts: LctStepResult['parts'] | null = null;
-    const { value, grads } = tf.variableGrads(() => {
-      const l = lctLoss(net, batch, target, c, imp.cauchy, t.diffusion_weight);
-      parts = { ct: tf.keep(l.ct), diff: tf.keep(l.diff) };
-      return l.total;
-    }, vars);
-    target.dispose();
-    const named = new Map<string, tf.Tensor>(Object.entries(grads).map(([k, g]) => [names.get(k)!, g]));
-    const clipped = clipGlobalNorm(named, t.clip);
+    // Each micro-batch adds its rows' share of the batch-mean losses (lctLoss on rows), so the
+    // shares add up to the whole step's loss and gradient.
+    const ctParts: tf.Scalar[] = [];
+    const diffParts: tf.Scalar[] = [];
+    const { value, grads } = accumulate(
+      microBatches(B, t.batch),
+      (mb) => {
+        // Stop-gradient target: the student's own weights at the smaller sigma, outside the tape.
+        const target = lctTarget(net, batch, mb);
+        const r = namedGrads(net.params, () => {
+          const l = lctLoss(net, batch, target, c, imp.cauchy, t.diffusion_weight, mb);
+          ctParts.push(tf.keep(tf.clone(l.ct))); // copies: the returned loss may be ct itself
+          diffParts.push(tf.keep(tf.clone(l.diff)));
+          return l.total;
+        });
+        target.dispose();
+        return r;
+      },
+      () => 1,
+    );
+    const parts = { ct: tf.addN(ctParts) as tf.Scalar, diff: tf.addN(diffParts) as tf.Scalar };
+    tf.dispose([...ctParts, ...diffParts]);
+    const clipped = clipGlobalNorm(grads, t.clip);
     opt.step(clipped.grads, lr);
     for (const g of clipped.grads.values()) g.dispose();
     // EMA of the sampling weights (with the warmup, a short run's EMA is not the initial weights).
     updateEma(ema, net.params, emaDecay(step, t.ema, t.ema_warmup));
-    return { loss: value, parts: parts!, N, c, lr, gradNorm: clipped.norm };
+    return { loss: value, parts, N, c, lr, gradNorm: clipped.norm };
   };
+}
+
+/** What an lct checkpoint records beyond weights and optimizer (../../train/checkpoint.ts). */
+interface LctResumeState extends Record<string, unknown> {
+  rng: number;
+  quick: Array<{ step: number; fid1: number }>;
+  loss_curve: { x: number[]; y: number[] };
+  autoencoder: string;
+  classifier: string;
 }
 
 export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<string, unknown>> {
@@ -521,11 +552,20 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
     // The autoencoder trained below has the default latent grid: check the network takes it first.
     checkConsistencyNetConfig({ ...cfg.network, latent_shape: autoencoderTrainSchema.parse({ method: 'autoencoder-train' }).latent_shape, norm: 'ln' });
   }
-  const aeDir = cfg.autoencoder ?? String((await ctx.runChild({ method: 'autoencoder-train', seed: cfg.seed }, 'lct autoencoder')).summary.model_dir);
+  // A resumed run takes the autoencoder and classifier its checkpoint names (no child run again).
+  const resumed = ctx.resumeFrom ? await readTrainerState<LctResumeState>(ctx.resumeFrom.dir) : null;
+  const aeDir =
+    resumed?.autoencoder ??
+    cfg.autoencoder ??
+    String((await ctx.runChild({ method: 'autoencoder-train', seed: cfg.seed }, 'lct autoencoder')).summary.model_dir);
   const { ae, data } = await loadAutoencoder(aeDir);
   let clf: ImageClassifier;
+  let clfDir: string;
   try {
-    const clfDir = cfg.classifier ?? String((await ctx.runChild({ method: 'image-classifier', seed: cfg.seed, data }, 'lct classifier')).summary.model_dir);
+    clfDir =
+      resumed?.classifier ??
+      cfg.classifier ??
+      String((await ctx.runChild({ method: 'image-classifier', seed: cfg.seed, data }, 'lct classifier')).summary.model_dir);
     clf = await ImageClassifier.load(clfDir);
   } catch (err) {
     ae.dispose();
@@ -569,22 +609,22 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
       `FID floors (${clf.config.data_name}-classifier features): training images ${fidTrain.toFixed(3)}, autoencoder reconstructions ${fidRecon.toFixed(3)}`,
     );
 
-    const trainStep = createLctTrainStep({
-      net,
-      ema,
-      opt,
-      latents,
-      n: train.n,
-      improvements: imp,
-      train: t,
-      rng: new Rng(cfg.seed * 2654435761 + 17),
-    });
-    const quick: Array<{ step: number; fid1: number }> = [];
-    const lossCurve: { x: number[]; y: number[] } = { x: [], y: [] };
+    const rng = new Rng(cfg.seed * 2654435761 + 17);
+    const trainStep = createLctTrainStep({ net, ema, opt, latents, n: train.n, improvements: imp, train: t, rng });
+    let quick: Array<{ step: number; fid1: number }> = [];
+    let lossCurve: { x: number[]; y: number[] } = { x: [], y: [] };
+    let first = 0;
+    if (ctx.resumeFrom) {
+      const state = await restoreTrainingCheckpoint<LctResumeState>(ctx.resumeFrom.dir, { optimizer: opt, groups: { params: net.params, ema } });
+      rng.restore(state.rng);
+      ({ step: first, quick, loss_curve: lossCurve } = state);
+      ctx.log(`resumed from step ${first}`);
+    }
+    const modelConfig = { normlab_model: 'consistency-net', ...netCfg, improvements: imp, ema: t.ema };
     const started = Date.now();
 
     let lastLoss = NaN; // of the last logged step
-    for (let step = 0; step < t.steps; step++) {
+    for (let step = first; step < t.steps; step++) {
       const out = trainStep(step);
       const done = step + 1;
       // The step's results are read (a device sync) only on the steps that log them.
@@ -602,7 +642,7 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
           c,
           lr,
           grad_norm: gradNorm,
-          steps_per_s: done / ((Date.now() - started) / 1000),
+          steps_per_s: (done - first) / ((Date.now() - started) / 1000),
         });
         lossCurve.x.push(done);
         lossCurve.y.push(parts.ct);
@@ -617,6 +657,16 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
           Math.min(cfg.eval.grid, cfg.eval.quick_samples),
           shape,
         );
+      }
+      if (isCheckpointStep(done, t.checkpoint_every, t.steps)) {
+        // The model folder holds the EMA (sampling) weights; params + ema + optimizer resume training.
+        const state: LctResumeState = { rng: rng.state(), quick, loss_curve: lossCurve, autoencoder: aeDir, classifier: clfDir };
+        await saveTrainingCheckpoint(ctx.run, done, {
+          model: async (dir) => saveModelDir(dir, modelConfig, await net!.toTensors(ema!)),
+          optimizer: opt,
+          groups: { params: net.params, ema },
+          state,
+        });
       }
       ctx.progress({ step: done, total: t.steps, phase: 'lct', message: `N ${out.N} loss ${lastLoss.toExponential(3)}` });
       await ctx.tick();
@@ -657,9 +707,6 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
         ],
       }),
     );
-    await ctx.run.saveCheckpoint(t.steps, async (dir) => {
-      await saveModelDir(dir, { normlab_model: 'consistency-net', ...netCfg, improvements: imp, ema: t.ema }, await net!.toTensors(ema!));
-    });
     const summary = {
       key_result: { label: `${fidLabel}, 1 step`, value: one.ev.fid },
       fid_label: fidLabel,
@@ -697,6 +744,6 @@ registerJobKind({
   title: 'Latent consistency training',
   description: 'iCT in an autoencoder latent space with the five improvements of Dao et al. 2025 as switches; FID of 1- and 2-step samples.',
   schema: lctSchema,
-  resumable: false,
+  resumable: true,
   run: runLct,
 });

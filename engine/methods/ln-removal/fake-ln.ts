@@ -114,6 +114,8 @@ export function tokenStd(x: tf.Tensor, eps: number): tf.Tensor {
  *   s_bt = sqrt(Var_d(x_bt) + eps),  target = mean of s over tokens that are neither position 0
  *   nor EOT (no gradient),  L_aux = w * mean_bt (s_bt - target)^2.
  * `special` (B, T) marks the excluded tokens (1) or is null (position 0 only is excluded).
+ * With gradient accumulation the target is each micro-batch's own, as the authors' code computes
+ * it per forward pass.
  */
 export function auxStdLoss(x: tf.Tensor3D, weight: number, eps: number, special: tf.Tensor2D | null): tf.Scalar {
   return tf.tidy(() => {
@@ -141,14 +143,34 @@ interface SiteState {
 }
 
 /**
+ * One step's std measurements of one sigma key, summed over the step's forward passes (its
+ * micro-batches with gradient accumulation), so the mean is over the whole batch's tokens.
+ */
+interface Measurement {
+  sum: tf.Scalar;
+  count: tf.Scalar;
+  specialSum: tf.Scalar | null;
+  specialCount: tf.Scalar | null;
+  /** Id of the last input measured (ln_1's V path sees the Q/K path's input again). */
+  lastInput: number;
+}
+
+/** What a checkpoint stores of a FakeLNSet (`state()` / `restore()`). */
+export interface FakeLNState {
+  sites: Record<string, { sigma: number | null; sigma_special: number | null; removed: boolean }>;
+  eot_done: boolean;
+  bos_done: boolean;
+}
+
+/**
  * The state of every FakeLN site of one model during LN removal, and the `ForwardHooks.norm`
- * that applies it. Usage per training step: `setTokens(x)` (marks special tokens), forward with
- * `hooks(true)`, then `commit()` after the step to fold the batch's std measurements into the
- * EMAs of sites that are still real.
+ * that applies it. Usage per training step: for each micro-batch `setTokens(x)` (marks special
+ * tokens) and a forward with `hooks(true)`; then `commit()` after the step folds the whole batch's
+ * std measurements into the EMAs of sites that are still real.
  */
 export class FakeLNSet {
   private readonly sites = new Map<string, SiteState>();
-  private pending: { key: string; all: tf.Scalar; special: tf.Scalar | null }[] = [];
+  private pending = new Map<string, Measurement>();
   private specialMask: tf.Tensor2D | null = null; // (B, T), 1 for position 0 / EOT tokens
   private eotDone = false;
   private bosDone = false;
@@ -237,8 +259,8 @@ export class FakeLNSet {
         if (site.which === 'ln_f') this.lnfInput = x as tf.Tensor3D;
         const sKey = this.sigmaKey(key);
         const shared = this.state(sKey);
-        // Measure once per sigma key and step (ln_1's V path repeats the QK path's input).
-        if (track && this.tracking(sKey) && !this.pending.some((p) => p.key === sKey)) this.measure(sKey, x);
+        // Measure once per sigma key and forward (ln_1's V path repeats the QK path's input).
+        if (track && this.tracking(sKey) && this.pending.get(sKey)?.lastInput !== x.id) this.measure(sKey, x);
         const st = this.state(key);
         if (!st.removed) return real();
         const [gamma, beta] = this.affine(site);
@@ -261,52 +283,63 @@ export class FakeLNSet {
     return [this.params.get(`${prefix}.weight`), this.params.vars.get(`${prefix}.bias`) ?? null];
   }
 
+  /** Add one forward's token stds at a site to the step's sums (kept outside the caller's tidy). */
   private measure(key: string, x: tf.Tensor): void {
+    const prev = this.pending.get(key);
+    const special = this.opts.special ? this.specialMask : null;
+    const add = (a: tf.Scalar | null | undefined, b: tf.Tensor) => tf.keep((a ? tf.add(a, b) : b) as tf.Scalar);
+    // Intermediates belong to the forward's tidy scope; the sums are kept past it.
     const s = tokenStd(x, this.opts.eps); // (B, T); not part of the loss
-    const special = this.specialMask;
-    if (!this.opts.special || !special) {
-      this.pending.push({ key, all: tf.keep(tf.mean(s) as tf.Scalar), special: null });
-      return;
+    let m: Omit<Measurement, 'lastInput'>;
+    if (!special) m = { sum: add(prev?.sum, tf.sum(s)), count: add(prev?.count, tf.scalar(s.size)), specialSum: null, specialCount: null };
+    else {
+      const keep = tf.sub(1, special);
+      m = {
+        sum: add(prev?.sum, tf.sum(tf.mul(s, keep))),
+        count: add(prev?.count, tf.sum(keep)),
+        specialSum: add(prev?.specialSum, tf.sum(tf.mul(s, special))),
+        specialCount: add(prev?.specialCount, tf.sum(special)),
+      };
     }
-    const keep = tf.sub(1, special);
-    const ordinary = tf.div(tf.sum(tf.mul(s, keep)), tf.maximum(tf.sum(keep), 1)) as tf.Scalar;
-    const spec = tf.div(tf.sum(tf.mul(s, special)), tf.maximum(tf.sum(special), 1)) as tf.Scalar;
-    this.pending.push({ key, all: tf.keep(ordinary), special: tf.keep(spec) });
+    if (prev) tf.dispose([prev.sum, prev.count, prev.specialSum, prev.specialCount].filter((t): t is tf.Scalar => t !== null));
+    this.pending.set(key, { ...m, lastInput: x.id });
   }
 
   /**
-   * Fold the measurements of the last forward into the EMAs (first measurement initializes).
-   * The measurements are read to the host in one transfer.
+   * Fold the step's measurements into the EMAs (the first measurement initializes): each site's
+   * batch value is its summed token std over the step's tokens (non-special ones with `special`)
+   * divided by their count.
    */
   async commit(): Promise<void> {
     const m = this.opts.momentum;
-    const pending = this.pending;
-    this.pending = [];
-    const measured = pending.flatMap((p) => (p.special ? [p.all, p.special] : [p.all]));
-    if (measured.length === 0) return;
-    const stacked = tf.stack(measured);
-    tf.dispose(measured);
-    const vals = await stacked.data();
-    stacked.dispose();
-    let i = 0;
-    for (const p of pending) {
-      const st = this.state(p.key);
-      const v = vals[i++];
+    const entries = [...this.pending];
+    if (entries.length === 0) return;
+    const means = tf.tidy(() =>
+      tf.stack(
+        entries.flatMap(([, p]) => [
+          tf.div(p.sum, tf.maximum(p.count, 1)),
+          p.specialSum && p.specialCount ? tf.div(p.specialSum, tf.maximum(p.specialCount, 1)) : tf.scalar(NaN),
+        ]),
+      ),
+    );
+    const vals = await means.data();
+    means.dispose();
+    this.discard();
+    entries.forEach(([key, p], i) => {
+      const st = this.state(key);
+      const v = vals[2 * i];
       st.sigma = st.sigma === null ? v : m * st.sigma + (1 - m) * v;
-      if (p.special) {
-        const vs = vals[i++];
+      if (p.specialSum) {
+        const vs = vals[2 * i + 1];
         st.sigmaSpecial = st.sigmaSpecial === null ? vs : m * st.sigmaSpecial + (1 - m) * vs;
       }
-    }
+    });
   }
 
   /** Drop measurements of a forward that is not committed (evaluation). */
   discard(): void {
-    for (const p of this.pending) {
-      p.all.dispose();
-      p.special?.dispose();
-    }
-    this.pending = [];
+    for (const p of this.pending.values()) tf.dispose([p.sum, p.count, p.specialSum, p.specialCount].filter((t): t is tf.Scalar => t !== null));
+    this.pending.clear();
   }
 
   /** The frozen sigma of every site, keyed by `lnSiteKey` (the LN-free model's `normlab_ln_sigmas`). */
@@ -326,6 +359,24 @@ export class FakeLNSet {
     const out: Record<string, { sigma: number | null; sigma_special: number | null; removed: boolean }> = {};
     for (const [k, s] of this.sites) out[k] = { sigma: s.sigma, sigma_special: s.sigmaSpecial, removed: s.removed };
     return out;
+  }
+
+  /** Everything a resumed run needs: every site's sigmas and removal flag, and the special-token phase. */
+  exportState(): FakeLNState {
+    return { sites: this.snapshot(), eot_done: this.eotDone, bos_done: this.bosDone };
+  }
+
+  /** Continue from `exportState()` of a set with the same sites. */
+  importState(state: FakeLNState): void {
+    for (const [key, st] of this.sites) {
+      const saved = state.sites[key];
+      if (!saved) fail('model', `checkpoint has no FakeLN state for site ${key}`);
+      st.sigma = saved.sigma;
+      st.sigmaSpecial = saved.sigma_special;
+      st.removed = saved.removed;
+    }
+    this.eotDone = state.eot_done;
+    this.bosDone = state.bos_done;
   }
 
   dispose(): void {

@@ -1,12 +1,15 @@
 /**
  * FakeLN and the removal schedule of "Transformers Don't Need LayerNorm at Inference Time"
- * (2025; METHODS.md §2), on GPT-2's LN sites through `ForwardHooks.norm`.
+ * (2025; docs/methods.md, "LayerNorm removal"), on GPT-2's LN sites through `ForwardHooks.norm`.
  *
  *   FakeLN(x) = (x - mean_d(x)) / sigma_avg * gamma + beta
  *
  * sigma_avg is one scalar per site: the mean over batch and positions of the per-token
- * sqrt(Var_d(x) + eps), tracked as an EMA (momentum 0.9) while the site's LN is real and frozen
- * when it is removed.
+ * sqrt(Var_d(x) + eps), tracked as an EMA while the site's LN is real and frozen when it is
+ * removed. The EMA runs once per measured forward (every micro-batch, as the authors' code does);
+ * with `momentumTokens` the momentum m applies per that many tokens, so a forward over n tokens
+ * uses m^(n / momentumTokens) (the official configs' 0.9^(B/32) for B sequences of 1024 tokens is
+ * m = 0.9 per 32768 tokens).
  *
  * ln_1's two paths (Q/K and V) read the same input, so they measure the same sigma. How their
  * sigmas relate is a switch (`ln1Sigma`):
@@ -19,13 +22,16 @@
  *    that LN is removed"). The HF export then folds sigma_qk / sigma_v into the V columns of
  *    c_attn (see export.ts).
  *
- * Special tokens (`special: true`, off by default): position 0 (BOS in the authors' data) and EOT
- * tokens have far larger residual norms than the rest, so while the switch is on, each site keeps
- * a second EMA sigma measured on those tokens only, and a removed site divides those tokens by it.
- * Two extra schedule events after ln_f (authors' `disable_eot_std`, `disable_bos_std`) end the
- * special treatment: EOT tokens, then position 0, switch to the site's ordinary sigma_avg. The
- * authors' code gives position 0 and EOT tokens the same special value; here they share one
- * special sigma per site, as there.
+ * Special tokens (`special: true`, off by default), as the authors' code treats them: position 0
+ * (BOS) and EOT tokens have far larger residual norms than the rest.
+ *  - Every site keeps a second EMA, sigma_bos, measured on position 0 only; a removed site divides
+ *    position 0 by it until the `bos` event. Its ordinary sigma_avg is then measured on positions
+ *    1.. (the authors' EXP_NON_BOS_AVERAGE_STD).
+ *  - ln_1's V path alone keeps a third EMA, sigma_eot, measured on the EOT tokens past position 0;
+ *    once removed it divides those tokens by it until the `eot` event.
+ *  - The events come after ln_f: EOT at ln_f + `gapEot` (2 in the official configs), BOS at
+ *    EOT + `gapBos` (10). Afterwards every token of a site divides by its sigma_avg, so the
+ *    LN-free model has one scalar per site.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../../core/errors.js';
@@ -48,8 +54,10 @@ export interface ScheduleOptions {
   gapLn2: number;
   gapLn1qk: number;
   gapLn1v: number;
-  /** Steps after ln_f to the EOT event, and from there to the BOS event (special tokens only). */
-  gapSpecial: number;
+  /** Special tokens only: steps from ln_f to the EOT event (official configs: 2). */
+  gapEot: number;
+  /** Special tokens only: steps from the EOT event to the BOS event (official configs: 10). */
+  gapBos: number;
   special: boolean;
 }
 
@@ -57,7 +65,8 @@ export interface ScheduleOptions {
  * The paper's removal order: ln_2 of blocks 0..L-1, then ln_1-QK of 0..L-1, then ln_1-V of 0..L-1,
  * then ln_f; one site every `gap` steps of its group from `start`, each group starting one gap of
  * the previous group after that group's last removal (GPT-2 small: start 20, gaps 2/2/3 put ln_f
- * at step 104, as in the paper).
+ * at step 104, as in the paper). With special tokens, EOT at ln_f + gapEot, BOS at EOT + gapBos
+ * (the official configs' start_eot = start_lnf + 2, start_bos = start_eot + 10).
  */
 export function removalSchedule(nLayers: number, o: ScheduleOptions): RemovalEvent[] {
   const events: RemovalEvent[] = [];
@@ -75,9 +84,9 @@ export function removalSchedule(nLayers: number, o: ScheduleOptions): RemovalEve
   }
   events.push({ step, kind: 'ln_f', layer: -1 });
   if (o.special) {
-    step += o.gapSpecial;
+    step += o.gapEot;
     events.push({ step, kind: 'eot', layer: -1 });
-    step += o.gapSpecial;
+    step += o.gapBos;
     events.push({ step, kind: 'bos', layer: -1 });
   }
   return events;
@@ -108,47 +117,76 @@ export function tokenStd(x: tf.Tensor, eps: number): tf.Tensor {
   return tf.sqrt(tf.add(variance, eps));
 }
 
+/** The identity whose gradient is zero (tfjs has no stop-gradient op). */
+const stopGradient = tf.customGrad((...inputs) => {
+  const x = inputs[0] as tf.Tensor;
+  return { value: tf.clone(x), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) };
+}) as (x: tf.Tensor) => tf.Tensor;
+
 /**
- * The auxiliary std-uniformity loss at the input of ln_f:
+ * The auxiliary std-uniformity loss at the input of ln_f (the authors' CustomTrainer):
  *   s_bt = sqrt(Var_d(x_bt) + eps),  target = mean of s over tokens that are neither position 0
  *   nor EOT (no gradient),  L_aux = w * mean_bt (s_bt - target)^2.
- * `special` (B, T) marks the excluded tokens (1) or is null (position 0 only is excluded).
+ * `exclude` (B, T) marks the tokens left out of the target (1): position 0, and EOT tokens when
+ * the tokenizer has an EOT id (`FakeLNSet.auxExclude`).
  */
-export function auxStdLoss(x: tf.Tensor3D, weight: number, eps: number, special: tf.Tensor2D | null): tf.Scalar {
+export function auxStdLoss(x: tf.Tensor3D, weight: number, eps: number, exclude: tf.Tensor2D): tf.Scalar {
   return tf.tidy(() => {
-    const [B, T] = x.shape;
     const s = tokenStd(x, eps) as tf.Tensor2D; // (B, T)
-    const mask = special ?? tf.tile(tf.concat([tf.ones([1, 1]), tf.zeros([1, T - 1])], 1), [B, 1]);
-    const keep = tf.sub(1, mask);
-    // The target is a constant (no gradient): read it out (tfjs has no stop-gradient op).
-    const target = tf.div(tf.sum(tf.mul(s, keep)), tf.maximum(tf.sum(keep), 1)).dataSync()[0];
+    const keep = tf.sub(1, exclude);
+    const target = stopGradient(tf.div(tf.sum(tf.mul(s, keep)), tf.maximum(tf.sum(keep), 1)));
     return tf.mul(tf.mean(tf.square(tf.sub(s, target))), weight) as tf.Scalar;
   });
 }
 
+/** (B, T) masks of a batch: position 0, EOT tokens past position 0. */
+export function tokenMasks(x: Int32Array, batch: number, seq: number, eotToken: number | null): { bos: Float32Array; eot: Float32Array } {
+  const bos = new Float32Array(batch * seq);
+  const eot = new Float32Array(batch * seq);
+  for (let b = 0; b < batch; b++) {
+    bos[b * seq] = 1;
+    if (eotToken !== null) for (let t = 1; t < seq; t++) if (x[b * seq + t] === eotToken) eot[b * seq + t] = 1;
+  }
+  return { bos, eot };
+}
+
 export interface FakeLNOptions {
   momentum: number; // EMA momentum, 0.9 in the paper
+  /** Tokens per which `momentum` applies (null: per measured forward, whatever its size). */
+  momentumTokens?: number | null;
   eps: number; // the LN's epsilon (1e-5 for GPT-2)
   ln1Sigma: 'shared' | 'separate';
   special: boolean;
 }
 
 interface SiteState {
-  sigma: number | null; // EMA of the per-batch mean token std (all tokens, or non-special tokens with `special`)
-  sigmaSpecial: number | null; // EMA over position 0 / EOT tokens
+  sigma: number | null; // EMA of the mean token std (all tokens, or positions 1.. with `special`)
+  sigmaBos: number | null; // special: EMA over position 0
+  sigmaEot: number | null; // special, ln_1 only: EMA over EOT tokens past position 0 (used by the V path)
   removed: boolean;
+}
+
+interface Measurement {
+  key: string;
+  tokens: number;
+  avg: tf.Scalar;
+  bos: tf.Scalar | null;
+  /** null when the site has no EOT sigma or the batch has no EOT token past position 0. */
+  eot: tf.Scalar | null;
 }
 
 /**
  * The state of every FakeLN site of one model during LN removal, and the `ForwardHooks.norm`
- * that applies it. Usage per training step: `setTokens(x)` (marks special tokens), forward with
- * `hooks(true)`, then `commit()` after the step to fold the batch's std measurements into the
- * EMAs of sites that are still real.
+ * that applies it. Usage per forward: `setTokens(x)` (marks position 0 and EOT tokens), forward
+ * with `hooks(true)`; after the optimizer step, `commit()` folds every forward's std measurements
+ * into the EMAs of sites that are still real (one EMA update per forward, in order).
  */
 export class FakeLNSet {
   private readonly sites = new Map<string, SiteState>();
-  private pending: { key: string; all: tf.Scalar; special: tf.Scalar | null }[] = [];
-  private specialMask: tf.Tensor2D | null = null; // (B, T), 1 for position 0 / EOT tokens
+  private pending: Measurement[] = [];
+  /** The input each sigma key was last measured on (ln_1's V path repeats the QK path's input). */
+  private lastMeasured = new Map<string, tf.Tensor>();
+  private masks: { bos: tf.Tensor2D; eot: tf.Tensor2D; exclude: tf.Tensor2D; eotCount: number } | null = null;
   private eotDone = false;
   private bosDone = false;
   /** Input of ln_f in the last forward (kept for the auxiliary loss; disposed by the caller's tidy). */
@@ -160,7 +198,7 @@ export class FakeLNSet {
     readonly opts: FakeLNOptions,
     readonly eotToken: number | null = null,
   ) {
-    for (const site of allSites(nLayers)) this.sites.set(lnSiteKey(site), { sigma: null, sigmaSpecial: null, removed: false });
+    for (const site of allSites(nLayers)) this.sites.set(lnSiteKey(site), { sigma: null, sigmaBos: null, sigmaEot: null, removed: false });
   }
 
   /** The key whose sigma a site reads (ln_1's paths share one in `shared` mode). */
@@ -178,19 +216,30 @@ export class FakeLNSet {
     return this.state(lnSiteKey(site)).removed;
   }
 
-  /** The sigma a site divides by (after removal: the frozen value). */
+  /** The sigma a site divides ordinary tokens by (after removal: the frozen value). */
   sigma(site: NormSite): number | null {
     return this.state(this.sigmaKey(lnSiteKey(site))).sigma;
   }
 
-  sigmaSpecial(site: NormSite): number | null {
-    return this.state(this.sigmaKey(lnSiteKey(site))).sigmaSpecial;
+  /** Special tokens: the sigma of position 0 at this site. */
+  sigmaBos(site: NormSite): number | null {
+    return this.state(this.sigmaKey(lnSiteKey(site))).sigmaBos;
+  }
+
+  /** Special tokens: the sigma of EOT tokens on ln_1's V path (null elsewhere). */
+  sigmaEot(site: NormSite): number | null {
+    return site.which === 'ln_1_v' ? this.state(this.sigmaKey(lnSiteKey(site))).sigmaEot : null;
   }
 
   /** Is the sigma of this key still tracked (some site reading it is real)? */
   private tracking(sigmaKey: string): boolean {
     for (const [k, s] of this.sites) if (this.sigmaKey(k) === sigmaKey && !s.removed) return true;
     return false;
+  }
+
+  /** Does this sigma key carry an EOT sigma (it is the one ln_1's V path reads)? */
+  private hasEot(sigmaKey: string): boolean {
+    return this.opts.special && sigmaKey.includes('.ln_1_') && (this.opts.ln1Sigma === 'shared' || sigmaKey.endsWith('.ln_1_v'));
   }
 
   /** Apply one schedule event. */
@@ -207,22 +256,23 @@ export class FakeLNSet {
     }
   }
 
-  /** Mark the special tokens of the next batch (position 0 always; EOT tokens when known). */
+  /** Mark position 0 and the EOT tokens of the next forward's batch. */
   setTokens(x: Int32Array, batch: number, seq: number): void {
-    this.specialMask?.dispose();
-    this.specialMask = null;
-    if (!this.opts.special) return;
-    const m = new Float32Array(batch * seq);
-    for (let b = 0; b < batch; b++) {
-      m[b * seq] = 1;
-      if (this.eotToken !== null) for (let t = 0; t < seq; t++) if (x[b * seq + t] === this.eotToken) m[b * seq + t] = 1;
-    }
-    this.specialMask = tf.tensor2d(m, [batch, seq]);
+    this.disposeMasks();
+    const m = tokenMasks(x, batch, seq, this.eotToken);
+    const exclude = Float32Array.from(m.bos, (v, i) => Math.max(v, m.eot[i]));
+    this.masks = {
+      bos: tf.tensor2d(m.bos, [batch, seq]),
+      eot: tf.tensor2d(m.eot, [batch, seq]),
+      exclude: tf.tensor2d(exclude, [batch, seq]),
+      eotCount: m.eot.reduce((a, b) => a + b, 0),
+    };
   }
 
-  /** The (B, T) special-token mask of the current batch, or null when the switch is off. */
-  get special(): tf.Tensor2D | null {
-    return this.specialMask;
+  /** (B, T): 1 for the tokens the auxiliary loss's target leaves out (position 0 and EOT tokens). */
+  get auxExclude(): tf.Tensor2D {
+    if (!this.masks) fail('internal', 'FakeLNSet.setTokens must run before the forward pass');
+    return this.masks.exclude;
   }
 
   /**
@@ -236,20 +286,22 @@ export class FakeLNSet {
         if (site.which === 'ln_f') this.lnfInput = x as tf.Tensor3D;
         const sKey = this.sigmaKey(key);
         const shared = this.state(sKey);
-        // Measure once per sigma key and step (ln_1's V path repeats the QK path's input).
-        if (track && this.tracking(sKey) && !this.pending.some((p) => p.key === sKey)) this.measure(sKey, x);
+        if (track && this.tracking(sKey) && this.lastMeasured.get(sKey) !== x) {
+          this.lastMeasured.set(sKey, x);
+          this.measure(sKey, x);
+        }
         const st = this.state(key);
         if (!st.removed) return real();
         const [gamma, beta] = this.affine(site);
         const sigma = shared.sigma!;
-        const special = this.specialMask;
-        if (!this.opts.special || !special || shared.sigmaSpecial === null) return fakeLayerNorm(x, sigma, gamma, beta);
-        // Per-token sigma: special tokens still use their own value until the EOT / BOS events.
-        const [B, T] = special.shape;
-        const pos0 = tf.tile(tf.concat([tf.ones([1, 1]), tf.zeros([1, T - 1])], 1), [B, 1]);
-        const eot = tf.relu(tf.sub(special, pos0)); // EOT tokens that are not at position 0
-        const useSpecial = tf.add(this.bosDone ? tf.zerosLike(pos0) : pos0, this.eotDone ? tf.zerosLike(eot) : eot);
-        const perToken = tf.add(tf.mul(useSpecial, shared.sigmaSpecial), tf.mul(tf.sub(1, useSpecial), sigma));
+        const useBos = this.opts.special && !this.bosDone && shared.sigmaBos !== null;
+        const useEot = this.opts.special && !this.eotDone && site.which === 'ln_1_v' && shared.sigmaEot !== null;
+        if (!useBos && !useEot) return fakeLayerNorm(x, sigma, gamma, beta);
+        if (!this.masks) fail('internal', 'FakeLNSet.setTokens must run before the forward pass');
+        // Per-token sigma (B, T, 1): sigma_avg, position 0 -> sigma_bos, EOT (V path) -> sigma_eot.
+        let perToken: tf.Tensor = tf.fill(this.masks.bos.shape, sigma);
+        if (useBos) perToken = tf.add(perToken, tf.mul(this.masks.bos, shared.sigmaBos! - sigma));
+        if (useEot) perToken = tf.add(perToken, tf.mul(this.masks.eot, shared.sigmaEot! - sigma));
         return fakeLayerNorm(x, tf.expandDims(perToken, -1), gamma, beta);
       },
     };
@@ -261,46 +313,52 @@ export class FakeLNSet {
   }
 
   private measure(key: string, x: tf.Tensor): void {
-    const s = tokenStd(x, this.opts.eps); // (B, T); not part of the loss
-    const special = this.specialMask;
-    if (!this.opts.special || !special) {
-      this.pending.push({ key, all: tf.keep(tf.mean(s) as tf.Scalar), special: null });
+    const s = tokenStd(x, this.opts.eps) as tf.Tensor2D; // (B, T); not part of the loss
+    const [B, T] = s.shape;
+    if (!this.opts.special) {
+      this.pending.push({ key, tokens: B * T, avg: tf.keep(tf.mean(s) as tf.Scalar), bos: null, eot: null });
       return;
     }
-    const keep = tf.sub(1, special);
-    const ordinary = tf.div(tf.sum(tf.mul(s, keep)), tf.maximum(tf.sum(keep), 1)) as tf.Scalar;
-    const spec = tf.div(tf.sum(tf.mul(s, special)), tf.maximum(tf.sum(special), 1)) as tf.Scalar;
-    this.pending.push({ key, all: tf.keep(ordinary), special: tf.keep(spec) });
+    if (!this.masks) fail('internal', 'FakeLNSet.setTokens must run before the forward pass');
+    const maskedMean = (m: tf.Tensor2D) => tf.keep(tf.div(tf.sum(tf.mul(s, m)), tf.maximum(tf.sum(m), 1)) as tf.Scalar);
+    this.pending.push({
+      key,
+      tokens: B * T,
+      avg: T > 1 ? maskedMean(tf.sub(1, this.masks.bos) as tf.Tensor2D) : tf.keep(tf.mean(s) as tf.Scalar),
+      bos: maskedMean(this.masks.bos),
+      eot: this.hasEot(key) && this.masks.eotCount > 0 ? maskedMean(this.masks.eot) : null,
+    });
   }
 
-  /** Fold the measurements of the last forward into the EMAs (first measurement initializes). */
-  commit(): void {
-    const m = this.opts.momentum;
-    for (const p of this.pending) {
-      const st = this.state(p.key);
-      const v = p.all.dataSync()[0];
-      st.sigma = st.sigma === null ? v : m * st.sigma + (1 - m) * v;
-      if (p.special) {
-        const vs = p.special.dataSync()[0];
-        st.sigmaSpecial = st.sigmaSpecial === null ? vs : m * st.sigmaSpecial + (1 - m) * vs;
-      }
-      p.all.dispose();
-      p.special?.dispose();
-    }
+  /** Fold the measurements of the step's forwards into the EMAs (a first measurement initializes). */
+  async commit(): Promise<void> {
+    const pending = this.pending;
     this.pending = [];
+    this.lastMeasured.clear();
+    try {
+      for (const p of pending) {
+        const m = this.opts.momentumTokens ? this.opts.momentum ** (p.tokens / this.opts.momentumTokens) : this.opts.momentum;
+        const ema = (old: number | null, v: number) => (old === null ? v : m * old + (1 - m) * v);
+        const st = this.state(p.key);
+        st.sigma = ema(st.sigma, (await p.avg.data())[0]);
+        if (p.bos) st.sigmaBos = ema(st.sigmaBos, (await p.bos.data())[0]);
+        if (p.eot) st.sigmaEot = ema(st.sigmaEot, (await p.eot.data())[0]);
+      }
+    } finally {
+      for (const p of pending) tf.dispose([p.avg, p.bos, p.eot].filter((t): t is tf.Scalar => t !== null));
+    }
   }
 
   /** Drop measurements of a forward that is not committed (evaluation). */
   discard(): void {
-    for (const p of this.pending) {
-      p.all.dispose();
-      p.special?.dispose();
-    }
+    for (const p of this.pending) tf.dispose([p.avg, p.bos, p.eot].filter((t): t is tf.Scalar => t !== null));
     this.pending = [];
+    this.lastMeasured.clear();
   }
 
   /** The frozen sigma of every site, keyed by `lnSiteKey` (the LN-free model's `normlab_ln_sigmas`). */
   frozenSigmas(): Record<string, number> {
+    if (this.opts.special && !(this.eotDone && this.bosDone)) fail('state', 'the EOT and BOS events have not run: special tokens still have their own sigma');
     const out: Record<string, number> = {};
     for (const key of this.sites.keys()) {
       const st = this.state(key);
@@ -312,15 +370,19 @@ export class FakeLNSet {
   }
 
   /** Sigmas, removal flags and phase, for checkpoints and the summary. */
-  snapshot(): Record<string, { sigma: number | null; sigma_special: number | null; removed: boolean }> {
-    const out: Record<string, { sigma: number | null; sigma_special: number | null; removed: boolean }> = {};
-    for (const [k, s] of this.sites) out[k] = { sigma: s.sigma, sigma_special: s.sigmaSpecial, removed: s.removed };
+  snapshot(): Record<string, { sigma: number | null; sigma_bos: number | null; sigma_eot: number | null; removed: boolean }> {
+    const out: Record<string, { sigma: number | null; sigma_bos: number | null; sigma_eot: number | null; removed: boolean }> = {};
+    for (const [k, s] of this.sites) out[k] = { sigma: s.sigma, sigma_bos: s.sigmaBos, sigma_eot: s.sigmaEot, removed: s.removed };
     return out;
+  }
+
+  private disposeMasks(): void {
+    if (this.masks) tf.dispose([this.masks.bos, this.masks.eot, this.masks.exclude]);
+    this.masks = null;
   }
 
   dispose(): void {
     this.discard();
-    this.specialMask?.dispose();
-    this.specialMask = null;
+    this.disposeMasks();
   }
 }

@@ -1,6 +1,6 @@
 /**
  * LayerNorm removal from GPT-2 by fine-tuning ("Transformers Don't Need LayerNorm at Inference
- * Time", 2025; METHODS.md §2). Job kinds:
+ * Time", 2025; docs/methods.md, "LayerNorm removal"). Job kinds:
  *
  * - `ln-removal`: takes a GPT-2 (a HF-format folder, an lm-pretrain run, or a tiny one pretrained
  *   here as a child run), fine-tunes a `vanilla` control with LN kept and an LN-removal model with
@@ -31,7 +31,7 @@ import type { Run } from '../../store/runs.js';
 import { lmModelSchema, textDataSchema, trainSchema } from '../../train/lm-config.js';
 import { loadLMData } from '../../train/lm-data.js';
 import { lmTrainStep } from '../../train/lm-step.js';
-import { headDla, type DlaResult } from './dla.js';
+import { headDla, type DlaOptions, type DlaResult } from './dla.js';
 import { toHfLnFree } from './export.js';
 import { auxStdLoss, FakeLNSet, removalSchedule, type RemovalEvent } from './fake-ln.js';
 
@@ -69,6 +69,12 @@ export const finetuneSchema = z
     beta2: z.number().min(0).lt(1).default(0.999),
     eval_every: z.number().int().min(1).default(50).describe('steps between validation evaluations'),
     eval_windows: z.number().int().min(1).default(32).describe('validation windows of seq tokens'),
+    dropout: z
+      .number()
+      .min(0)
+      .lt(1)
+      .default(0)
+      .describe("dropout on GPT-2's attention probabilities, sublayer outputs and embeddings while fine-tuning (HF GPT-2: 0.1; off at evaluation)"),
   })
   .strict()
   .refine((f) => f.warmup < f.steps, { path: ['warmup'], message: 'warmup must be shorter than steps' })
@@ -80,10 +86,27 @@ export const removalSchema = z
     gap_ln2: z.number().int().min(1).default(2).describe('steps between ln_2 removals'),
     gap_ln1qk: z.number().int().min(1).default(2).describe('steps between ln_1 Q/K-path removals'),
     gap_ln1v: z.number().int().min(1).default(3).describe('steps between ln_1 V-path removals (ln_f follows one gap after the last)'),
-    gap_special: z.number().int().min(1).default(2).describe('special tokens: steps from ln_f to the EOT event and from there to the BOS event'),
-    momentum: z.number().min(0).lt(1).default(0.9).describe('EMA momentum of sigma_avg while an LN is real'),
+    gap_eot: z.number().int().min(1).default(2).describe('special tokens: steps from ln_f to the EOT event (official configs: 2)'),
+    gap_bos: z.number().int().min(1).default(10).describe('special tokens: steps from the EOT event to the BOS event (official configs: 10)'),
+    momentum: z.number().min(0).lt(1).default(0.9).describe('EMA momentum of sigma_avg while an LN is real (one update per forward)'),
+    momentum_tokens: z
+      .number()
+      .int()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe('tokens per which the momentum applies: a forward over n tokens uses momentum^(n/momentum_tokens) (official 0.9^(B/32): 32768); null: per forward'),
+    schedule_tokens_per_step: z
+      .number()
+      .int()
+      .min(1)
+      .default(524288)
+      .describe('tokens per optimizer step the removal schedule was tuned for (official configs: 2^19); runs far below it are flagged'),
     aux_weight: z.number().min(0).default(0.1).describe('weight w of the std-uniformity loss at the input of ln_f (0 = off)'),
-    special_tokens: z.boolean().default(false).describe('position 0 and EOT tokens keep their own sigma until two final events'),
+    special_tokens: z
+      .boolean()
+      .default(false)
+      .describe('position 0 keeps its own sigma at every site and EOT tokens theirs on the ln_1 V path, until the EOT and BOS events after ln_f'),
     eot_token: z.number().int().min(0).nullable().default(null).describe('EOT token id for special_tokens (default: 50256 with the gpt2 tokenizer)'),
     ln1_sigma: z.enum(['shared', 'separate']).default('shared').describe("ln_1's Q/K and V paths: one sigma (authors' code) or one frozen per path"),
     control_aux: z.boolean().default(false).describe('also add the auxiliary loss to the vanilla control'),
@@ -94,7 +117,9 @@ export const dlaSchema = z
   .object({
     enabled: z.boolean().default(true).describe('DLA vs direct effect per head, before and after removal'),
     prompts: z.number().int().min(1).default(8).describe('validation windows used as prompts'),
-    seq: z.number().int().min(2).default(64).describe('tokens per prompt (every position is scored)'),
+    seq: z.number().int().min(2).default(64).describe('tokens per prompt'),
+    positions: z.enum(['all', 'last']).default('all').describe("scored positions: every one, or the last of each prompt (the authors' script)"),
+    center_unembed: z.boolean().default(false).describe('centre the unembedding over the vocabulary (TransformerLens fold_ln + center_unembed, as the paper)'),
   })
   .strict();
 
@@ -211,8 +236,16 @@ async function finetune(
   const eps = model.config.layer_norm_epsilon;
   const fake =
     mode === 'remove' || r.control_aux
-      ? new FakeLNSet(model.params, model.nLayers, { momentum: r.momentum, eps, ln1Sigma: r.ln1_sigma, special: r.special_tokens }, eotToken)
+      ? new FakeLNSet(
+          model.params,
+          model.nLayers,
+          { momentum: r.momentum, momentumTokens: r.momentum_tokens, eps, ln1Sigma: r.ln1_sigma, special: r.special_tokens },
+          eotToken,
+        )
       : null;
+  // Dropout masks from the run's seed: the vanilla control and the removal draw the same ones.
+  let dropSeed = cfg.seed * 1_000_003 + 17;
+  const dropout = f.dropout > 0 ? { attn: f.dropout, resid: f.dropout, embd: f.dropout, seed: () => dropSeed++ } : undefined;
   const prefix = mode === 'remove' ? 'ln_free' : 'vanilla';
   const out: FinetuneResult = { steps: [], ce: [], valSteps: [], val: [], finalVal: NaN, model, fake };
   const evalBatch = f.batch;
@@ -229,20 +262,25 @@ async function finetune(
       const lr = learningRate(sched, step);
       const batch = batcher.next();
       fake?.setTokens(batch.x, f.batch, f.seq);
-      let aux = 0;
+      let auxT: tf.Scalar | null = null;
       const useAux = fake !== null && r.aux_weight > 0;
       const res = lmTrainStep(model, opt, { ...batch, batch: f.batch, seq: f.seq }, lr, {
         clip: f.clip,
-        hooks: fake ? fake.hooks(mode === 'remove') : undefined,
+        hooks: { ...(fake ? fake.hooks(mode === 'remove') : {}), dropout },
         extraLoss: useAux
           ? () => {
-              const a = auxStdLoss(fake!.lnfInput!, r.aux_weight, eps, r.special_tokens ? fake!.special : null);
-              aux = a.dataSync()[0];
+              const a = auxStdLoss(fake!.lnfInput!, r.aux_weight, eps, fake!.auxExclude);
+              auxT = tf.keep(tf.clone(a));
               return a;
             }
           : undefined,
       });
-      if (mode === 'remove') fake!.commit();
+      let aux = 0;
+      if (auxT) {
+        aux = (await (auxT as tf.Scalar).data())[0];
+        (auxT as tf.Scalar).dispose();
+      }
+      if (mode === 'remove') await fake!.commit();
       else fake?.discard();
       if (!Number.isFinite(res.loss)) fail('state', `${mode} fine-tuning diverged at step ${step + 1} (loss ${res.loss}); lower finetune.lr`);
       const ce = res.loss - aux;
@@ -268,6 +306,28 @@ async function finetune(
   opt.dispose();
   out.finalVal = out.val[out.val.length - 1];
   return out;
+}
+
+/** Tokens per optimizer step of the fine-tuning (sequences × tokens per sequence). */
+export function tokensPerStep(cfg: LNRemovalConfig): number {
+  return cfg.finetune.batch * cfg.finetune.seq;
+}
+
+/** How far below a quarter of its schedule's tokens per step a run is still not flagged. */
+const FAR_BELOW = 4;
+
+/**
+ * Warnings about a removal schedule run with far fewer tokens per step than it was tuned for:
+ * each removal then gives the model that many times fewer tokens to adapt before the next one.
+ */
+export function scheduleWarnings(cfg: LNRemovalConfig): string[] {
+  if (cfg.mode === 'vanilla') return [];
+  const have = tokensPerStep(cfg);
+  const want = cfg.removal.schedule_tokens_per_step;
+  if (have * FAR_BELOW > want) return [];
+  return [
+    `${have} tokens per step is ${Math.round(want / have)}x fewer than the ${want} the removal schedule (start ${cfg.removal.start}, gaps ${cfg.removal.gap_ln2}/${cfg.removal.gap_ln1qk}/${cfg.removal.gap_ln1v}) was tuned for: each LN gets that many times fewer tokens to adapt to before the next goes`,
+  ];
 }
 
 /** The LN-free GPT-2: the fine-tuned weights with every norm fixed at its frozen sigma. */
@@ -330,7 +390,8 @@ registerJobKind({
       gapLn2: r.gap_ln2,
       gapLn1qk: r.gap_ln1qk,
       gapLn1v: r.gap_ln1v,
-      gapSpecial: r.gap_special,
+      gapEot: r.gap_eot,
+      gapBos: r.gap_bos,
       special: r.special_tokens,
     });
     const last = schedule[schedule.length - 1];
@@ -344,6 +405,9 @@ registerJobKind({
     if (cfg.dla.enabled && cfg.dla.seq > src.maxSeq) fail('config', `dla.seq ${cfg.dla.seq} exceeds the model's context ${src.maxSeq}`);
     const data = await loadLMData(cfg.data, Math.max(f.seq, cfg.dla.seq), src.vocab); // ids beyond the vocabulary fail here
     const eotToken = r.eot_token ?? (cfg.data.tokenizer === 'gpt2' ? 50256 : null);
+    const warnings = scheduleWarnings(cfg);
+    for (const w of warnings) ctx.log(`warning: ${w}`);
+    const dlaOpts: DlaOptions = { positions: cfg.dla.positions, centerUnembed: cfg.dla.center_unembed };
     if (src.dir) (await loadGpt2(src.dir)).dispose(); // tensor names and shapes
 
     let baseDir = src.dir;
@@ -367,16 +431,18 @@ registerJobKind({
     const originalCE = evalCE(original, val, f.batch);
     ctx.metric({ step: 0, original_val_ce: originalCE });
     ctx.log(`original validation CE ${originalCE.toFixed(4)}`);
-    const dlaBefore = cfg.dla.enabled ? headDla(original, prompts.x, prompts.y, prompts.count, prompts.seq) : null;
+    const dlaBefore = cfg.dla.enabled ? await headDla(original, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts) : null;
     original.dispose();
 
     const progress = { done: 0, total: (cfg.mode === 'both' ? 2 : 1) * f.steps };
     let vanilla: FinetuneResult | null = null;
     let removal: FinetuneResult | null = null;
     let lnFree: GPT2 | null = null;
+    let dlaVanilla: DlaResult | null = null;
     try {
       if (cfg.mode !== 'remove') {
         vanilla = await finetune(ctx, cfg, baseDir, 'vanilla', data.train, val, schedule, eotToken, progress);
+        if (dlaBefore) dlaVanilla = await headDla(vanilla.model, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts);
         vanilla.fake?.dispose();
         vanilla.model.dispose();
       }
@@ -393,7 +459,7 @@ registerJobKind({
         removal.model.dispose();
         // The reported number: the stand-alone LN-free model (no hooks), as eval-lm would see it.
         lnFreeCE = evalCE(lnFree, val, f.batch);
-        if (dlaBefore) dlaAfter = headDla(lnFree, prompts.x, prompts.y, prompts.count, prompts.seq);
+        if (dlaBefore) dlaAfter = await headDla(lnFree, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts);
         const m = lnFree;
         await ctx.run.saveCheckpoint(f.steps, async (dir) =>
           saveModel(m, dir, { normlab_ln_removal: { original_val_ce: originalCE, ln_free_val_ce: lnFreeCE } }),
@@ -407,6 +473,15 @@ registerJobKind({
       if (vanillaCE !== null) table.push(['vanilla fine-tune', vanillaCE, vanillaCE - originalCE, 0]);
       if (lnFreeCE !== null) table.push(['LN-free', lnFreeCE, lnFreeCE - originalCE, vanillaCE !== null ? lnFreeCE - vanillaCE : '']);
       await writeCsv(path.join(dir, 'ce_table.csv'), ['model', 'val_ce', 'minus_original', 'minus_vanilla'], table);
+      await writeFileAtomic(
+        path.join(dir, 'ce_table.md'),
+        [
+          '| model | val CE | − original | − vanilla |',
+          '|---|---:|---:|---:|',
+          ...table.map((row) => `| ${row.map((c) => (typeof c === 'number' ? c.toFixed(4) : c)).join(' | ')} |`),
+          ...warnings.map((w) => `\n**Warning:** ${w}`),
+        ].join('\n') + '\n',
+      );
       const series = [];
       const smooth = (ys: number[]) => {
         const out: number[] = [];
@@ -437,12 +512,17 @@ registerJobKind({
         scale: 2,
       });
       await writePlot(path.join(dir, 'loss_curves.png'), png);
-      if (dlaBefore && dlaAfter)
-        await dlaArtifacts(ctx, [
+      if (dlaBefore) {
+        const all = [
           { label: 'original', r: dlaBefore },
+          { label: 'vanilla', r: dlaVanilla },
           { label: 'LN-free', r: dlaAfter },
-        ]);
-      else if (dlaBefore) await dlaArtifacts(ctx, [{ label: 'original', r: dlaBefore }]);
+        ];
+        await dlaArtifacts(
+          ctx,
+          all.filter((d): d is { label: string; r: DlaResult } => d.r !== null),
+        );
+      }
 
       const summary: Record<string, unknown> = {
         key_result:
@@ -456,10 +536,15 @@ registerJobKind({
         gap_vs_vanilla: lnFreeCE !== null && vanillaCE !== null ? lnFreeCE - vanillaCE : null,
         gap_vs_original: lnFreeCE !== null ? lnFreeCE - originalCE : null,
         dla_nmae_pct_original: dlaBefore?.nmae ?? null,
+        dla_nmae_pct_vanilla: dlaVanilla?.nmae ?? null,
         dla_nmae_pct_ln_free: dlaAfter?.nmae ?? null,
+        dla_scored: dlaBefore ? { positions: dlaOpts.positions, center_unembed: dlaOpts.centerUnembed, tokens: dlaBefore.tokens } : null,
         sigmas,
         schedule: schedule.map((e) => ({ step: e.step, site: e.layer >= 0 ? `h.${e.layer}.${e.kind}` : e.kind })),
         steps: f.steps,
+        tokens_per_step: tokensPerStep(cfg),
+        schedule_tokens_per_step: r.schedule_tokens_per_step,
+        warnings,
         val_tokens: val.count * val.seq,
         pretrain,
         base_model: path.relative(ctx.run.dir, baseDir),
@@ -497,6 +582,8 @@ export const dlaJobSchema = z
     data: textDataSchema.default(textDataSchema.parse({})),
     prompts: z.number().int().min(1).default(8).describe('validation windows used as prompts'),
     seq: z.number().int().min(2).default(64).describe('tokens per prompt'),
+    positions: dlaSchema.shape.positions,
+    center_unembed: dlaSchema.shape.center_unembed,
   })
   .strict();
 
@@ -519,7 +606,7 @@ registerJobKind({
     const model = await loadGpt2(cfg.model);
     try {
       const prompts = evalWindows(data.val, cfg.seq, cfg.prompts);
-      const r = headDla(model, prompts.x, prompts.y, prompts.count, prompts.seq);
+      const r = await headDla(model, prompts.x, prompts.y, prompts.count, prompts.seq, { positions: cfg.positions, centerUnembed: cfg.center_unembed });
       await dlaArtifacts(ctx, [{ label: 'model', r }]);
       const top = [...r.heads].sort((a, b) => b.de_abs - a.de_abs).slice(0, 5);
       return {

@@ -67,7 +67,7 @@ describe('FakeLN', () => {
     expect(diff).toBeGreaterThan(0.5);
   });
 
-  it('tracks sigma_avg as an EMA (momentum 0.9) while real and freezes it on removal', () => {
+  it('tracks sigma_avg as an EMA (momentum 0.9) while real and freezes it on removal', async () => {
     const m = tinyGpt2(1);
     randomizeNorms(m);
     const eps = m.config.layer_norm_epsilon;
@@ -83,22 +83,22 @@ describe('FakeLN', () => {
       res!.dispose();
       return v;
     };
-    const step = (x: Int32Array) => {
+    const step = async (x: Int32Array) => {
       tf.tidy(() => {
         m.forward(tf.tensor2d(x, [2, 8], 'int32'), set.hooks(true));
       });
-      set.commit();
+      await set.commit();
     };
     const a = ids(2, 8, 1);
     const b = ids(2, 8, 2);
-    step(a);
+    await step(a);
     expect(set.sigma(lnf)).toBeCloseTo(measured(a), 5);
-    step(b);
+    await step(b);
     const ema = 0.9 * measured(a) + 0.1 * measured(b);
     expect(set.sigma(lnf)).toBeCloseTo(ema, 5);
     set.apply({ step: 2, kind: 'ln_f', layer: -1 });
     expect(set.isRemoved(lnf)).toBe(true);
-    step(ids(2, 8, 9));
+    await step(ids(2, 8, 9));
     expect(set.sigma(lnf)).toBeCloseTo(ema, 6); // frozen
     // After removal the model's output is ln_f replaced by FakeLN with the frozen sigma.
     const c = ids(2, 8, 4);
@@ -111,29 +111,29 @@ describe('FakeLN', () => {
     expect(diff).toBeLessThan(1e-5);
     // ln_2 and ln_1 are still real: their sigmas keep moving.
     const before = set.sigma({ layer: 0, which: 'ln_2' });
-    step(ids(2, 8, 11));
+    await step(ids(2, 8, 11));
     expect(set.sigma({ layer: 0, which: 'ln_2' })).not.toBe(before);
     set.dispose();
     m.dispose();
   });
 
-  it('ln_1 paths: shared mode keeps one sigma until the V path goes; separate mode freezes each path', () => {
+  it('ln_1 paths: shared mode keeps one sigma until the V path goes; separate mode freezes each path', async () => {
     for (const mode of ['shared', 'separate'] as const) {
       const m = tinyGpt2(1);
       const set = new FakeLNSet(m.params, 1, { momentum: 0.5, eps: 1e-5, ln1Sigma: mode, special: false });
       const qk = { layer: 0, which: 'ln_1_qk' } as const;
       const v = { layer: 0, which: 'ln_1_v' } as const;
-      const step = (seed: number) => {
+      const step = async (seed: number) => {
         tf.tidy(() => {
           m.forward(tf.tensor2d(ids(2, 8, seed), [2, 8], 'int32'), set.hooks(true));
         });
-        set.commit();
+        await set.commit();
       };
-      step(1);
+      await step(1);
       set.apply({ step: 1, kind: 'ln_1_qk', layer: 0 });
       const atQK = set.sigma(qk)!;
       for (const wte of [m.params.get('transformer.wte.weight')]) wte.assign(tf.mul(wte, 3)); // change the input std
-      step(2);
+      await step(2);
       if (mode === 'shared') {
         expect(set.sigma(qk)).toBe(set.sigma(v));
         expect(set.sigma(qk)).not.toBe(atQK); // still tracked: the V path is real
@@ -143,7 +143,7 @@ describe('FakeLN', () => {
       }
       set.apply({ step: 2, kind: 'ln_1_v', layer: 0 });
       const frozen = set.sigma(v);
-      step(3);
+      await step(3);
       expect(set.sigma(v)).toBe(frozen);
       set.dispose();
       m.dispose();
@@ -152,18 +152,18 @@ describe('FakeLN', () => {
 });
 
 describe('removal schedule', () => {
-  it("GPT-2 small with the paper's gaps: ln_2 from step 20, ln_1 QK, ln_1 V, ln_f at 104", () => {
-    const ev = removalSchedule(12, { start: 20, gapLn2: 2, gapLn1qk: 2, gapLn1v: 3, gapSpecial: 2, special: false });
+  it("GPT-2 small with the paper's gaps: ln_2 from step 20, ln_1 QK, ln_1 V, ln_f at 104, EOT at ln_f + 2, BOS at EOT + 10", () => {
+    const ev = removalSchedule(12, { start: 20, gapLn2: 2, gapLn1qk: 2, gapLn1v: 3, gapEot: 2, gapBos: 10, special: false });
     expect(ev).toHaveLength(37);
     expect(ev.filter((e) => e.kind === 'ln_2').map((e) => e.step)).toEqual(Array.from({ length: 12 }, (_, i) => 20 + 2 * i));
     expect(ev.filter((e) => e.kind === 'ln_1_qk').map((e) => e.step)).toEqual(Array.from({ length: 12 }, (_, i) => 44 + 2 * i));
     expect(ev.filter((e) => e.kind === 'ln_1_v').map((e) => e.step)).toEqual(Array.from({ length: 12 }, (_, i) => 68 + 3 * i));
     expect(ev.filter((e) => e.kind === 'ln_2').map((e) => e.layer)).toEqual(Array.from({ length: 12 }, (_, i) => i));
     expect(ev[ev.length - 1]).toEqual({ step: 104, kind: 'ln_f', layer: -1 });
-    const sp = removalSchedule(12, { start: 20, gapLn2: 2, gapLn1qk: 2, gapLn1v: 3, gapSpecial: 2, special: true });
+    const sp = removalSchedule(12, { start: 20, gapLn2: 2, gapLn1qk: 2, gapLn1v: 3, gapEot: 2, gapBos: 10, special: true });
     expect(sp.slice(-2)).toEqual([
       { step: 106, kind: 'eot', layer: -1 },
-      { step: 108, kind: 'bos', layer: -1 },
+      { step: 116, kind: 'bos', layer: -1 },
     ]);
     // Every site is removed exactly once.
     const keys = ev.map((e) => (e.kind === 'ln_f' ? 'ln_f' : `h.${e.layer}.${e.kind}`)).sort();
@@ -188,14 +188,15 @@ describe('auxiliary std-uniformity loss', () => {
     const others = s.flatMap((r) => r.slice(1));
     const target = others.reduce((a, b) => a + b, 0) / others.length;
     const want = (0.1 * s.flat().reduce((a, v) => a + (v - target) ** 2, 0)) / 6;
-    expect(auxStdLoss(x, 0.1, eps, null).dataSync()[0]).toBeCloseTo(want, 6);
+    const pos0 = tf.tensor2d([1, 0, 0, 1, 0, 0], [2, 3]);
+    expect(auxStdLoss(x, 0.1, eps, pos0).dataSync()[0]).toBeCloseTo(want, 6);
     // EOT-marked tokens are excluded from the target too.
     const mask = tf.tensor2d([1, 0, 1, 1, 0, 0], [2, 3]);
     const t2 = (s[0][1] + s[1][1] + s[1][2]) / 3;
     const want2 = (0.1 * s.flat().reduce((a, v) => a + (v - t2) ** 2, 0)) / 6;
     expect(auxStdLoss(x, 0.1, eps, mask).dataSync()[0]).toBeCloseTo(want2, 6);
     // Gradient: d/dx of w * mean((s - c)^2) with c held constant.
-    const g = tf.grad((v: tf.Tensor) => auxStdLoss(v as tf.Tensor3D, 0.1, eps, null))(x);
+    const g = tf.grad((v: tf.Tensor) => auxStdLoss(v as tf.Tensor3D, 0.1, eps, pos0))(x);
     const gConst = tf.grad((v: tf.Tensor) => tf.mul(tf.mean(tf.square(tf.sub(tf.sqrt(tf.add(tf.moments(v, -1).variance, eps)), target))), 0.1))(x);
     expect(tf.max(tf.abs(tf.sub(g, gConst))).dataSync()[0]).toBeLessThan(1e-6);
   });
@@ -272,8 +273,8 @@ describe('the LN-free model', () => {
     tf.tidy(() => {
       m.forward(tf.tensor2d(x, [2, 8], 'int32'), set.hooks(true));
     });
-    set.commit();
-    for (const e of removalSchedule(2, { start: 1, gapLn2: 1, gapLn1qk: 1, gapLn1v: 1, gapSpecial: 1, special: false })) set.apply(e);
+    await set.commit();
+    for (const e of removalSchedule(2, { start: 1, gapLn2: 1, gapLn1qk: 1, gapLn1v: 1, gapEot: 1, gapBos: 1, special: false })) set.apply(e);
     const free = lnFreeOf(m, set.frozenSigmas());
     const dir = tmp();
     await saveModel(free, dir);
@@ -318,14 +319,14 @@ describe('the LN-free model', () => {
 });
 
 describe('DLA vs direct effect', () => {
-  it('NMAE is float error after removal and clearly non-zero with LayerNorm', () => {
+  it('NMAE is float error after removal and clearly non-zero with LayerNorm', async () => {
     const m = tinyGpt2(2);
     randomizeNorms(m);
     const free = lnFreeOf(m);
     const x = ids(3, 10, 2);
     const y = ids(3, 10, 7);
-    const before = headDla(m, x, y, 3, 10);
-    const after = headDla(free, x, y, 3, 10);
+    const before = await headDla(m, x, y, 3, 10);
+    const after = await headDla(free, x, y, 3, 10);
     expect(before.heads).toHaveLength(4);
     expect(before.nmae).toBeGreaterThan(0.1);
     expect(after.nmae).toBeLessThan(1e-3);
@@ -468,8 +469,8 @@ describe.skipIf(!hasTorch)('PyTorch parity (plain GPT-2 in torch_check.py)', () 
     tf.tidy(() => {
       m.forward(tf.tensor2d(x, [2, 16], 'int32'), set.hooks(true));
     });
-    set.commit();
-    for (const e of removalSchedule(2, { start: 1, gapLn2: 1, gapLn1qk: 1, gapLn1v: 1, gapSpecial: 1, special: false })) set.apply(e);
+    await set.commit();
+    for (const e of removalSchedule(2, { start: 1, gapLn2: 1, gapLn1qk: 1, gapLn1v: 1, gapEot: 1, gapBos: 1, special: false })) set.apply(e);
     const sig = set.frozenSigmas();
     for (let i = 0; i < 2; i++) sig[`h.${i}.ln_1_v`] *= 1.3;
     const free = lnFreeOf(m, sig);

@@ -95,7 +95,9 @@ export const removalSchema = z
       .min(1)
       .nullable()
       .default(null)
-      .describe('tokens per which the momentum applies: a forward over n tokens uses momentum^(n/momentum_tokens) (official 0.9^(B/32): 32768); null: per forward'),
+      .describe(
+        'tokens per which the momentum applies: a forward over n tokens uses momentum^(n/momentum_tokens) (official 0.9^(B/32): 32768); null: per forward',
+      ),
     schedule_tokens_per_step: z
       .number()
       .int()

@@ -12,6 +12,7 @@ import { asNormLabError, fail } from './core/errors.js';
 import { NORMLAB_VERSION } from './core/versions.js';
 import './jobs/all.js';
 import { readConfigFile, resolveConfig } from './jobs/config.js';
+import { presetsFor } from './jobs/presets.js';
 import { JobQueue } from './jobs/queue.js';
 import { jobKinds } from './jobs/registry.js';
 import { parseRequest, PROTOCOL_VERSION, type EngineEvent, type RequestParams, type RequestType, type Response, type RunSummary } from './protocol/protocol.js';
@@ -91,6 +92,8 @@ export class EngineService {
             jsonSchema: z.toJSONSchema(k.schema, { io: 'input', unrepresentable: 'any' }),
             defaults: bare.success ? bare.data : { method: k.name },
             required: bare.success ? [] : [...new Set(bare.error.issues.map((i) => i.path.join('.')))],
+            // Recipe presets: the form fills a chosen preset's values in and sends `preset: <name>`.
+            presets: presetsFor(k.name),
           };
         }),
       'config.validate': ({ config }) => {

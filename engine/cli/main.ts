@@ -11,7 +11,7 @@ import { asNormLabError, fail } from '../core/errors.js';
 import { NORMLAB_VERSION } from '../core/versions.js';
 import { readConfigFile } from '../jobs/config.js';
 import { JobQueue } from '../jobs/queue.js';
-import { jobKind } from '../jobs/registry.js';
+import { jobKind, jobKinds } from '../jobs/registry.js';
 import { EngineService, runSummary } from '../service.js';
 import { Project, type Run } from '../store/runs.js';
 import { evalLM } from './eval-lm.js';
@@ -80,9 +80,20 @@ export function buildProgram(): Command {
 
   program
     .command('run')
-    .argument('<config>', 'job config file (.yaml or .json)')
+    .argument('[config]', 'job config file (.yaml or .json)')
+    .option('--help-config [method]', "print each job kind's (or one kind's) config fields, defaults and presets")
     .description('run a job (lm-pretrain, lns-study, ln-removal, lct-study, ptq-study, ...) to completion')
-    .action(async (file: string) => {
+    .action(async (file: string | undefined, opts: { helpConfig?: string | true }) => {
+      if (opts.helpConfig !== undefined) {
+        const method = typeof opts.helpConfig === 'string' ? opts.helpConfig : undefined;
+        const { helpConfig, configFields } = await import('./help-config.js');
+        const { presetsFor } = await import('../jobs/presets.js');
+        const kinds = method ? [jobKind(method)] : jobKinds();
+        const body = { kinds: kinds.map((k) => ({ name: k.name, fields: configFields(k), presets: presetsFor(k.name) })) };
+        out(globals().json, body, () => helpConfig(method));
+        return;
+      }
+      if (!file) fail('config', 'run needs a config file (or --help-config to list the config fields and presets)');
       const raw = readConfigFile(file);
       const q = queue();
       const run = await runToEnd(q, () => q.enqueue(raw));

@@ -8,6 +8,7 @@ import { asNormLabError, fail } from '../core/errors.js';
 import type { EngineEvent } from '../protocol/protocol.js';
 import { Project, releaseLiveRun, type Run } from '../store/runs.js';
 import { resolveConfig } from './config.js';
+import { withoutPreset } from './presets.js';
 import { throwIfCancelled, type JobContext } from './context.js';
 import { jobKind } from './registry.js';
 
@@ -126,7 +127,7 @@ export class JobQueue {
   /** Run a job kind in the given run folder, inline (used for top-level runs and study children). */
   private async runJob(run: Run, resume: boolean, signal: AbortSignal): Promise<Record<string, unknown>> {
     const kind = jobKind(run.record.method);
-    const config = kind.schema.parse(run.record.config);
+    const config = kind.schema.parse(withoutPreset(run.record.config));
     const resumeFrom = resume ? run.latestCheckpoint() : null;
     if (resume) {
       run.update({ resumes: [...run.record.resumes, resumeFrom?.step ?? 0] });

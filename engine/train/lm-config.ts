@@ -4,7 +4,11 @@
  * (shown in the renderer's forms and in `normlab run --help-config`).
  */
 import { z } from 'zod';
-import { NORM_VARIANTS } from '../models/llama.js';
+import { deepNormConstants, NORM_VARIANTS } from '../models/llama.js';
+
+/** One line on the llama norm variants (engine/models/llama.ts), shown in the config forms. */
+export const NORM_VARIANT_HELP =
+  "llama norm placement: pre, post, mix (first mix_k blocks post), deepnorm (post with scaled residual), pre-scaled-init, lns (norm outputs × 1/√l), lns-scaled-init (lns + scaled init, the paper's caveat)";
 
 export const lmModelSchema = z
   .object({
@@ -13,7 +17,13 @@ export const lmModelSchema = z
     d_model: z.number().int().min(8).default(128).describe('model width'),
     heads: z.number().int().min(1).default(4).describe('attention heads (d_model must divide by it)'),
     ffn: z.number().int().min(1).optional().describe('MLP hidden width (default: 4 d_model for gpt2, 8/3 d_model for llama)'),
-    norm: z.enum(NORM_VARIANTS).default('pre').describe('llama norm placement: pre, post, mix, pre-scaled-init, lns'),
+    norm: z.enum(NORM_VARIANTS).default('pre').describe(NORM_VARIANT_HELP),
+    deepnorm: z
+      .enum(['official', 'deepnet'])
+      .default('official')
+      .describe(
+        "deepnorm's constants: official = the LNS paper's code (residual a = sqrt 8 fixed, init gain (8L)^(1/4)); deepnet = DeepNet's decoder rule (a = (2L)^(1/4), gain (8L)^(-1/4))",
+      ),
     norm_type: z.enum(['rmsnorm', 'layernorm']).default('rmsnorm').describe('llama norm type'),
     mix_k: z.number().int().min(0).default(0).describe('mix: number of leading Post-LN blocks'),
     bias: z.boolean().default(true).describe('gpt2: biases in linears and norms'),
@@ -98,5 +108,8 @@ export function hfConfigFor(m: LMModelConfig, vocabSize: number, seq: number): R
     normlab_norm_variant: m.norm,
     normlab_norm_type: m.norm_type,
     normlab_mix_k: m.mix_k,
+    ...(m.norm === 'deepnorm'
+      ? (({ alpha, beta }) => ({ normlab_deepnorm_alpha: alpha, normlab_deepnorm_beta: beta }))(deepNormConstants(m.deepnorm, m.layers))
+      : {}),
   };
 }

@@ -13,6 +13,7 @@ import { asNormLabError, fail } from '../../core/errors.js';
 import { evalWindows } from '../../data/batches.js';
 import { readJsonSync } from '../../io/atomic.js';
 import type { JobContext } from '../../jobs/context.js';
+import { registerPresets } from '../../jobs/presets.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { loadLM } from '../../models/index.js';
 import type { CausalLM } from '../../models/lm.js';
@@ -21,7 +22,10 @@ import { loadLMData } from '../../train/lm-data.js';
 import { addAfterTraining } from '../../train/lm-pretrain.js';
 import { checkpointGradNorms, computeDiagnostics, diagnosticsSummary, gradHistoryFromMetrics, summarizeGradHistory, writeDiagnostics } from './diagnostics.js';
 import { autoDiagnosticsOptions } from './auto.js';
+import { lnsPresets } from './presets.js';
 import './study.js';
+
+registerPresets(lnsPresets);
 
 /** The end-of-run hook: diagnostics of the trained model into the run's artifacts. */
 addAfterTraining(async (ctx: JobContext, model: CausalLM, data: { val: Uint16Array; seq: number }) => {

@@ -19,13 +19,14 @@ import { encodePng } from '../../io/png.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { NORM_VARIANTS } from '../../models/llama.js';
 import { barPlot, linePlot, writePlot } from '../../plot/index.js';
-import { textDataSchema, trainSchema } from '../../train/lm-config.js';
+import { NORM_VARIANT_HELP, textDataSchema, trainSchema } from '../../train/lm-config.js';
 import { withAutoDiagnostics } from './auto.js';
 import { angularHeatmapPng, type Diagnostics } from './diagnostics.js';
 
 const variantSchema = z
   .object({
-    norm: z.enum(NORM_VARIANTS).describe('norm placement: pre, post, mix, pre-scaled-init, lns'),
+    norm: z.enum(NORM_VARIANTS).describe(NORM_VARIANT_HELP),
+    deepnorm: z.enum(['official', 'deepnet']).optional().describe("deepnorm's constants (default official: the LNS paper's code)"),
     mix_k: z.number().int().min(0).optional().describe('mix: number of leading Post-LN blocks (required for mix)'),
     norm_type: z.enum(['rmsnorm', 'layernorm']).optional().describe("norm type (default: the study model's)"),
     label: z.string().min(1).optional().describe('name in tables and legends (default: the variant)'),
@@ -139,6 +140,7 @@ export function childConfig(c: LnsStudyConfig, v: StudyVariant): Record<string, 
       norm: v.norm,
       norm_type: v.norm_type ?? c.model.norm_type,
       mix_k: v.mix_k ?? 0,
+      ...(v.deepnorm ? { deepnorm: v.deepnorm } : {}),
     },
     data: c.data,
     train: c.train,

@@ -35,6 +35,8 @@ export interface JobKindInfo {
   resumable: boolean;
   jsonSchema: JsonSchema;
   defaults: Record<string, unknown>;
+  /** Recipe presets (a paper's values); `config` is partial, nested like the YAML. */
+  presets?: { name: string; description: string; source: string; config: Record<string, unknown> }[];
 }
 
 export interface JsonSchema {

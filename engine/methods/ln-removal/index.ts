@@ -19,6 +19,7 @@ import { evalWindows, TokenBatcher, type EvalWindows } from '../../data/batches.
 import { readJson, writeFileAtomic } from '../../io/atomic.js';
 import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
 import type { JobContext } from '../../jobs/context.js';
+import { registerPresets } from '../../jobs/presets.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { GPT2, gpt2ConfigFromJson } from '../../models/gpt2.js';
 import { archOf, loadLM, saveModel } from '../../models/index.js';
@@ -34,6 +35,9 @@ import { lmTrainStep } from '../../train/lm-step.js';
 import { headDla, type DlaOptions, type DlaResult } from './dla.js';
 import { toHfLnFree } from './export.js';
 import { auxStdLoss, FakeLNSet, removalSchedule, type RemovalEvent } from './fake-ln.js';
+import { lnRemovalPresets } from './presets.js';
+
+registerPresets(lnRemovalPresets);
 
 const tinyGpt2 = lmModelSchema.parse({ arch: 'gpt2', layers: 4, d_model: 128, heads: 4 });
 

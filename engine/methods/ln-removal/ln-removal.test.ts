@@ -17,6 +17,7 @@ import { Project } from '../../store/runs.js';
 import { headDla, nmae } from './dla.js';
 import { toHfLnFree } from './export.js';
 import { allSites, auxStdLoss, fakeLayerNorm, FakeLNSet, removalSchedule } from './fake-ln.js';
+import { scheduleWarnings, tokensPerStep, type LNRemovalConfig } from './index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const script = path.join(here, 'torch_check.py');
@@ -502,5 +503,36 @@ describe.skipIf(!hasTorch)('PyTorch parity (plain GPT-2 in torch_check.py)', () 
     set.dispose();
     m.dispose();
     free.dispose();
+  });
+});
+
+describe('official recipes as presets', () => {
+  it('fill in each GPT-2 size from config.py: schedule, lr, aux weight, momentum per tokens, 2^19 tokens per step, dropout', async () => {
+    const { resolveConfig } = await import('../../jobs/config.js');
+    const get = (name: string) => resolveConfig({ method: 'ln-removal', preset: name }) as unknown as LNRemovalConfig;
+    const want: [string, number, number, number, [number, number, number], number, number, number][] = [
+      // name, steps, lr, min_lr, gaps, start, aux, momentum_tokens
+      ['ln-removal-gpt2-small', 300, 6e-4, 3e-4, [2, 2, 3], 20, 0.1, 32768],
+      ['ln-removal-gpt2-medium', 500, 6e-4, 3e-4, [2, 2, 3], 20, 0.1, 22528],
+      ['ln-removal-gpt2-large', 1200, 3e-4, 4e-5, [4, 4, 6], 30, 0.03, 32768],
+      ['ln-removal-gpt2-xl', 1200, 1e-4, 2e-5, [4, 4, 6], 50, 0.01, 32768],
+      ['ln-removal-gpt2-xl-no-aux', 1200, 1e-4, 2e-5, [2, 2, 3], 20, 0, 32768],
+    ];
+    for (const [name, steps, lr, minLr, gaps, start, aux, mt] of want) {
+      const c = get(name);
+      expect([c.finetune.steps, c.finetune.lr, c.finetune.min_lr], name).toEqual([steps, lr, minLr]);
+      expect([c.removal.gap_ln2, c.removal.gap_ln1qk, c.removal.gap_ln1v, c.removal.start], name).toEqual([...gaps, start]);
+      expect([c.removal.aux_weight, c.removal.momentum, c.removal.momentum_tokens], name).toEqual([aux, 0.9, mt]);
+      expect(tokensPerStep(c), name).toBe(2 ** 19);
+      expect(c.finetune.dropout, name).toBe(0.1);
+      expect(scheduleWarnings(c), name).toEqual([]);
+      // 0.9^(B/32) per micro-batch of B 1024-token sequences is 0.9 per 32 sequences.
+      if (name.includes('large')) expect(0.9 ** ((28 * 1024) / mt)).toBeCloseTo(0.9 ** (28 / 32), 12);
+    }
+    // The schedule of the largest fits its steps (ln_f at 50 + 48 * 14 = 722 < 1200).
+    const xl = get('ln-removal-gpt2-xl');
+    const ev = removalSchedule(48, { start: 50, gapLn2: 4, gapLn1qk: 4, gapLn1v: 6, gapEot: 2, gapBos: 10, special: false });
+    expect(ev[ev.length - 1].step).toBe(722);
+    expect(ev[ev.length - 1].step).toBeLessThan(xl.finetune.steps);
   });
 });

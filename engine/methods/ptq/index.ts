@@ -3,7 +3,7 @@
  * - `vit-train`: train a small timm-layout ViT on MNIST or a PNG folder (./vit-train.ts).
  * - `ptq-vit`: quantize one ViT with one quantizer choice at one bit width, evaluate it, export
  *   integer weights + scales and check the export's dequantized reference reproduces the accuracy.
- * - `ptq-study`: DopQ-ViT vs RepQ-ViT vs uniform (METHODS.md §4): top-1 per preset × bit width,
+ * - `ptq-study`: DopQ-ViT vs RepQ-ViT vs uniform (docs/methods.md, "DopQ-ViT"): top-1 per preset × bit width,
  *   post-softmax histogram with each quantizer's levels, per-channel post-LN scales with mean and
  *   median, and a verified export (./study.ts).
  */
@@ -13,7 +13,7 @@ import type { JobContext } from '../../jobs/context.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { exportQuantized, loadQuantizedViT } from './export.js';
 import { imageBatch, inputNorm, quantizeViT, top1 } from './ptq.js';
-import { MAX_BITS, MIN_BITS } from './quantizers.js';
+import { DEFAULT_SOFTMAX_CANDIDATES, MAX_BITS, MIN_BITS, softmaxCandidatesTried } from './quantizers.js';
 import { ptqStudySchema, runPtqStudy } from './study.js';
 import { loadViT } from './vit-io.js';
 import { ptqData, ptqDataSchema } from './data.js';
@@ -30,11 +30,22 @@ export const ptqVitSchema = z
     data: ptqDataSchema.default(ptqDataSchema.parse({})),
     w_bits: bitsSchema('weight').default(4).describe('weight bits (per output channel)'),
     a_bits: bitsSchema('activation').default(4).describe('activation bits'),
-    softmax: z.enum(['uniform', 'log-sqrt2', 'tanq']).default('tanq').describe('post-softmax quantizer: uniform, log-sqrt2 (RepQ-ViT) or TanQ (DopQ-ViT)'),
+    softmax: z
+      .enum(['uniform', 'log-sqrt2', 'tanq'])
+      .default('tanq')
+      .describe("post-softmax quantizer: uniform, log-sqrt2 (RepQ-ViT) or tanq (TanQ, NormLab's reconstruction: DopQ-ViT's formula is not public)"),
+    softmax_candidates: z
+      .number()
+      .int()
+      .min(4)
+      .default(DEFAULT_SOFTMAX_CANDIDATES)
+      .describe('calibration candidates of the log-sqrt2 and tanq quantizers (the same budget for both)'),
     ln_reparam: z
       .enum(['none', 'mean', 'median', 'mad'])
       .default('median')
-      .describe('post-LayerNorm: per-tensor (none), or per-channel reparameterized to the mean (RepQ-ViT), median (DopQ-ViT MOSF) or MAD-trimmed mean scale'),
+      .describe(
+        "post-LayerNorm: per-tensor (none), or per-channel reparameterized to the mean (RepQ-ViT), median (DopQ-ViT MOSF) or mad (the MAD-guided rule, NormLab's reconstruction) scale",
+      ),
     export: z.boolean().default(true).describe('write integer weights + scales and check the dequantized reference'),
   })
   .strict();
@@ -49,7 +60,13 @@ async function runPtqVit(ctx: JobContext, cfg: PtqVitConfig): Promise<Record<str
     const x = imageBatch(calib.images, 0, calib.n, [calib.height, calib.width, calib.channels], inputNorm(model));
     const q = (() => {
       try {
-        return quantizeViT(model, x, { wBits: cfg.w_bits, aBits: cfg.a_bits, softmax: cfg.softmax, lnReparam: cfg.ln_reparam });
+        return quantizeViT(model, x, {
+          wBits: cfg.w_bits,
+          aBits: cfg.a_bits,
+          softmax: cfg.softmax,
+          lnReparam: cfg.ln_reparam,
+          softmaxCandidates: cfg.softmax_candidates,
+        });
       } finally {
         x.dispose();
       }
@@ -65,6 +82,7 @@ async function runPtqVit(ctx: JobContext, cfg: PtqVitConfig): Promise<Record<str
         drop: fp - acc,
         calib_images: calib.n,
         eval_images: evalSet.n,
+        softmax_candidates: softmaxCandidatesTried(cfg.softmax, cfg.softmax_candidates),
       };
       if (cfg.export) {
         ctx.progress({ step: 2, total: 3, phase: 'export' });
@@ -105,7 +123,7 @@ registerJobKind({
   name: 'ptq-vit',
   title: 'Quantize a ViT (PTQ)',
   description:
-    'Post-training quantization of a ViT with uniform / log-sqrt2 / TanQ post-softmax and mean / median / MAD post-LN reparameterization; exports integer weights + scales.',
+    "Post-training quantization of a ViT with uniform / log-sqrt2 / TanQ (NormLab's reconstruction) post-softmax and mean / median / MAD-guided (NormLab's reconstruction) post-LN reparameterization; exports integer weights + scales.",
   schema: ptqVitSchema,
   resumable: false,
   run: runPtqVit,
@@ -115,7 +133,7 @@ registerJobKind({
   name: 'ptq-study',
   title: 'DopQ-ViT study',
   description:
-    'Top-1 per quantizer preset × bit width (FP, uniform, RepQ-ViT, DopQ-ViT and each component), with quantizer-level and post-LN scale plots and a verified export.',
+    'Top-1 per quantizer preset × bit width (FP, uniform, RepQ-ViT, DopQ-ViT with TanQ as NormLab reconstructs it, and each component), with quantizer-level and post-LN scale plots and a verified export.',
   schema: ptqStudySchema,
   resumable: false,
   run: runPtqStudy,

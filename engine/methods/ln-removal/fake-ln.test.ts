@@ -210,6 +210,36 @@ describe('sigma EMA and the auxiliary loss mask', () => {
     m.dispose();
   });
 
+  it('micro-batches of one step take their own rows of the step\u2019s token masks', async () => {
+    const m = model();
+    const opts = { momentum: 0.5, eps: 1e-5, ln1Sigma: 'shared' as const, special: true };
+    const rows = [X.subarray(0, T), X.subarray(T)];
+    // One step over both rows, forwarded as two micro-batches of one row ...
+    const split = new FakeLNSet(m.params, 2, opts, EOT);
+    split.setTokens(X, B, T);
+    for (const r of rows) {
+      tf.tidy(() => {
+        m.forward(tf.tensor2d(r, [1, T], 'int32'), split.hooks(true));
+      });
+    }
+    await split.commit();
+    // ... equals two one-row steps in order.
+    const steps = new FakeLNSet(m.params, 2, opts, EOT);
+    for (const r of rows) {
+      steps.setTokens(r, 1, T);
+      tf.tidy(() => {
+        m.forward(tf.tensor2d(r, [1, T], 'int32'), steps.hooks(true));
+      });
+      await steps.commit();
+    }
+    expect(split.snapshot()).toEqual(steps.snapshot());
+    // Row 1 alone has an EOT past position 0; had the masks not followed the rows, sigma_eot would differ.
+    expect(split.sigmaEot({ layer: 0, which: 'ln_1_v' })).not.toBeNull();
+    split.dispose();
+    steps.dispose();
+    m.dispose();
+  });
+
   it('leaves position 0 and EOT tokens out of the aux target whenever the tokenizer has an EOT id, special mode or not', () => {
     const m = model();
     for (const special of [false, true]) {

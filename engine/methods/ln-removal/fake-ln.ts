@@ -177,15 +177,22 @@ interface Measurement {
 
 /**
  * The state of every FakeLN site of one model during LN removal, and the `ForwardHooks.norm`
- * that applies it. Usage per forward: `setTokens(x)` (marks position 0 and EOT tokens), forward
- * with `hooks(true)`; after the optimizer step, `commit()` folds every forward's std measurements
- * into the EMAs of sites that are still real (one EMA update per forward, in order).
+ * that applies it. Usage per step: `setTokens(x)` with the step's rows (marks position 0 and EOT
+ * tokens), forward with `hooks(true)` (once, or once per micro-batch of consecutive rows: each
+ * forward takes the next rows' masks); after the optimizer step, `commit()` folds every forward's
+ * std measurements into the EMAs of sites that are still real (one EMA update per forward, in
+ * order).
  */
 export class FakeLNSet {
   private readonly sites = new Map<string, SiteState>();
   private pending: Measurement[] = [];
   /** The input each sigma key was last measured on (ln_1's V path repeats the QK path's input). */
   private lastMeasured = new Map<string, tf.Tensor>();
+  /** The input of block 0's ln_1 in the latest forward (a new one marks the next forward). */
+  private lastForwardInput: tf.Tensor | null = null;
+  /** The step's token masks on the host, (rows, seq), and where the current forward's rows start. */
+  private host: { bos: Float32Array; eot: Float32Array; rows: number; seq: number; next: number } | null = null;
+  /** The current forward's masks (its micro-batch rows). */
   private masks: { bos: tf.Tensor2D; eot: tf.Tensor2D; exclude: tf.Tensor2D; eotCount: number } | null = null;
   private eotDone = false;
   private bosDone = false;
@@ -256,23 +263,40 @@ export class FakeLNSet {
     }
   }
 
-  /** Mark position 0 and the EOT tokens of the next forward's batch. */
+  /** Mark position 0 and the EOT tokens of the step's rows (the next forwards read them in order). */
   setTokens(x: Int32Array, batch: number, seq: number): void {
     this.disposeMasks();
-    const m = tokenMasks(x, batch, seq, this.eotToken);
-    const exclude = Float32Array.from(m.bos, (v, i) => Math.max(v, m.eot[i]));
-    this.masks = {
-      bos: tf.tensor2d(m.bos, [batch, seq]),
-      eot: tf.tensor2d(m.eot, [batch, seq]),
-      exclude: tf.tensor2d(exclude, [batch, seq]),
-      eotCount: m.eot.reduce((a, b) => a + b, 0),
-    };
+    this.host = { ...tokenMasks(x, batch, seq, this.eotToken), rows: batch, seq, next: 0 };
+  }
+
+  /** A forward over `rows` rows starts: its masks are the next `rows` rows of the step's. */
+  private beginForward(rows: number): void {
+    const h = this.host;
+    if (!h) fail('internal', 'FakeLNSet.setTokens must run before the forward pass');
+    if (h.next + rows > h.rows) h.next = 0; // past the step's rows: the same rows again (a repeated forward)
+    const a = h.next * h.seq;
+    const b = (h.next + rows) * h.seq;
+    h.next += rows;
+    const bos = h.bos.subarray(a, b);
+    const eot = h.eot.subarray(a, b);
+    if (this.masks) tf.dispose([this.masks.bos, this.masks.eot, this.masks.exclude]);
+    this.masks = tf.tidy(() => ({
+      bos: tf.keep(tf.tensor2d(bos, [rows, h.seq])),
+      eot: tf.keep(tf.tensor2d(eot, [rows, h.seq])),
+      exclude: tf.keep(
+        tf.tensor2d(
+          Float32Array.from(bos, (v, i) => Math.max(v, eot[i])),
+          [rows, h.seq],
+        ),
+      ),
+      eotCount: eot.reduce((s, v) => s + v, 0),
+    }));
   }
 
   /** (B, T): 1 for the tokens the auxiliary loss's target leaves out (position 0 and EOT tokens). */
   get auxExclude(): tf.Tensor2D {
-    if (!this.masks) fail('internal', 'FakeLNSet.setTokens must run before the forward pass');
-    return this.masks.exclude;
+    if (!this.masks) this.beginForward(this.host?.rows ?? 0);
+    return this.masks!.exclude;
   }
 
   /**
@@ -282,6 +306,11 @@ export class FakeLNSet {
   hooks(track: boolean): ForwardHooks {
     return {
       norm: (site, x, real) => {
+        // Block 0's ln_1 (its Q/K path) is the first norm of every forward.
+        if (site.layer === 0 && site.which === 'ln_1_qk' && this.host && this.lastForwardInput !== x) {
+          this.lastForwardInput = x;
+          this.beginForward(x.shape[0]);
+        }
         const key = lnSiteKey(site);
         if (site.which === 'ln_f') this.lnfInput = x as tf.Tensor3D;
         const sKey = this.sigmaKey(key);
@@ -379,6 +408,8 @@ export class FakeLNSet {
   private disposeMasks(): void {
     if (this.masks) tf.dispose([this.masks.bos, this.masks.eot, this.masks.exclude]);
     this.masks = null;
+    this.host = null;
+    this.lastForwardInput = null;
   }
 
   dispose(): void {

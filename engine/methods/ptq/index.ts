@@ -10,6 +10,7 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import type { JobContext } from '../../jobs/context.js';
+import { registerPresets } from '../../jobs/presets.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { exportQuantized, loadQuantizedViT } from './export.js';
 import { imageBatch, inputNorm, quantizeViT, top1 } from './ptq.js';
@@ -18,6 +19,9 @@ import { ptqStudySchema, runPtqStudy } from './study.js';
 import { loadViT } from './vit-io.js';
 import { ptqData, ptqDataSchema } from './data.js';
 import { trainViT, vitTrainSchema } from './vit-train.js';
+import { ptqPresets } from './presets.js';
+
+registerPresets(ptqPresets);
 
 const bitsSchema = (what: string) =>
   z.number().int().min(MIN_BITS, `${what} bit width must be at least ${MIN_BITS}`).max(MAX_BITS, `${what} bit width must be at most ${MAX_BITS}`);

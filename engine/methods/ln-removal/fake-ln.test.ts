@@ -184,7 +184,7 @@ describe('special-token mode (the official code)', () => {
 });
 
 describe('sigma EMA and the auxiliary loss mask', () => {
-  it('updates once per forward (micro-batches of one step in order) with momentum^(tokens / momentum_tokens)', async () => {
+  it('updates once per step over all its forwards\u2019 tokens, with momentum^(tokens / momentum_tokens)', async () => {
     const m = model();
     const lnf = { layer: -1, which: 'ln_f' } as const;
     const other = Int32Array.from(X, (v, i) => (v * 3 + i) % 50);
@@ -196,7 +196,7 @@ describe('sigma EMA and the auxiliary loss mask', () => {
       return s;
     };
     const [a, b] = [await sOf(X), await sOf(other)];
-    // 16 tokens per forward, momentum 0.9 per 8 tokens: 0.81 per forward.
+    // Two forwards of 16 tokens, momentum 0.9 per 8 tokens: one update with 0.9^4 on their mean.
     const set = new FakeLNSet(m.params, 2, { momentum: 0.9, momentumTokens: 8, eps: 1e-5, ln1Sigma: 'shared', special: false });
     for (const x of [X, other]) {
       set.setTokens(x, B, T);
@@ -204,13 +204,19 @@ describe('sigma EMA and the auxiliary loss mask', () => {
         m.forward(tf.tensor2d(x, [B, T], 'int32'), set.hooks(true));
       });
     }
-    await set.commit(); // two forwards, one commit: two EMA updates
-    expect(set.sigma(lnf)).toBeCloseTo(0.81 * a + 0.19 * b, 5);
+    await set.commit(); // the first commit initializes from the step's mean
+    expect(set.sigma(lnf)).toBeCloseTo((a + b) / 2, 5);
+    set.setTokens(X, B, T);
+    tf.tidy(() => {
+      m.forward(tf.tensor2d(X, [B, T], 'int32'), set.hooks(true));
+    });
+    await set.commit(); // one forward of 16 tokens: momentum 0.9^2
+    expect(set.sigma(lnf)).toBeCloseTo(0.81 * ((a + b) / 2) + 0.19 * a, 5);
     set.dispose();
     m.dispose();
   });
 
-  it('micro-batches of one step take their own rows of the step\u2019s token masks', async () => {
+  it('a step split into micro-batches (each taking its rows of the token masks) gives the sigmas of the unsplit step', async () => {
     const m = model();
     const opts = { momentum: 0.5, eps: 1e-5, ln1Sigma: 'shared' as const, special: true };
     const rows = [X.subarray(0, T), X.subarray(T)];
@@ -223,20 +229,21 @@ describe('sigma EMA and the auxiliary loss mask', () => {
       });
     }
     await split.commit();
-    // ... equals two one-row steps in order.
-    const steps = new FakeLNSet(m.params, 2, opts, EOT);
-    for (const r of rows) {
-      steps.setTokens(r, 1, T);
-      tf.tidy(() => {
-        m.forward(tf.tensor2d(r, [1, T], 'int32'), steps.hooks(true));
-      });
-      await steps.commit();
+    // ... equals the same step forwarded at once.
+    const whole = new FakeLNSet(m.params, 2, opts, EOT);
+    await step(m, whole);
+    const a = split.snapshot();
+    const b = whole.snapshot();
+    for (const k of Object.keys(b)) {
+      for (const f of ['sigma', 'sigma_bos', 'sigma_eot'] as const) {
+        if (b[k][f] === null) expect(a[k][f], `${k} ${f}`).toBeNull();
+        else expect(a[k][f], `${k} ${f}`).toBeCloseTo(b[k][f]!, 5);
+      }
     }
-    expect(split.snapshot()).toEqual(steps.snapshot());
     // Row 1 alone has an EOT past position 0; had the masks not followed the rows, sigma_eot would differ.
     expect(split.sigmaEot({ layer: 0, which: 'ln_1_v' })).not.toBeNull();
     split.dispose();
-    steps.dispose();
+    whole.dispose();
     m.dispose();
   });
 

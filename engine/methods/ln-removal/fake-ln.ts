@@ -6,10 +6,11 @@
  *
  * sigma_avg is one scalar per site: the mean over batch and positions of the per-token
  * sqrt(Var_d(x) + eps), tracked as an EMA while the site's LN is real and frozen when it is
- * removed. The EMA runs once per measured forward (every micro-batch, as the authors' code does);
- * with `momentumTokens` the momentum m applies per that many tokens, so a forward over n tokens
- * uses m^(n / momentumTokens) (the official configs' 0.9^(B/32) for B sequences of 1024 tokens is
- * m = 0.9 per 32768 tokens).
+ * removed. The EMA runs once per optimizer step on the mean over all of the step's tokens (every
+ * micro-batch's), so gradient accumulation changes nothing; the authors' code updates it once per
+ * micro-batch forward instead. With `momentumTokens` the momentum m applies per that many tokens,
+ * so a step over n tokens uses m^(n / momentumTokens): the official configs' 0.9^(B/32) per
+ * micro-batch of B 1024-token sequences is m = 0.9 per 32768 tokens, the same decay per token.
  *
  * ln_1's two paths (Q/K and V) read the same input, so they measure the same sigma. How their
  * sigmas relate is a switch (`ln1Sigma`):
@@ -152,7 +153,7 @@ export function tokenMasks(x: Int32Array, batch: number, seq: number, eotToken: 
 
 export interface FakeLNOptions {
   momentum: number; // EMA momentum, 0.9 in the paper
-  /** Tokens per which `momentum` applies (null: per measured forward, whatever its size). */
+  /** Tokens per which `momentum` applies (null: per step, whatever its size). */
   momentumTokens?: number | null;
   eps: number; // the LN's epsilon (1e-5 for GPT-2)
   ln1Sigma: 'shared' | 'separate';
@@ -166,28 +167,38 @@ interface SiteState {
   removed: boolean;
 }
 
+/**
+ * One step's std measurements of one sigma key, summed over the step's forwards (its
+ * micro-batches with gradient accumulation), so each mean is over the whole batch's tokens.
+ * Each group is [sum of token stds, token count]: ordinary tokens, position 0, EOT tokens.
+ */
 interface Measurement {
-  key: string;
+  avg: [tf.Scalar, tf.Scalar];
+  bos: [tf.Scalar, tf.Scalar] | null;
+  eot: [tf.Scalar, tf.Scalar] | null;
+  /** All tokens measured this step (for `momentumTokens`). */
   tokens: number;
-  avg: tf.Scalar;
-  bos: tf.Scalar | null;
-  /** null when the site has no EOT sigma or the batch has no EOT token past position 0. */
-  eot: tf.Scalar | null;
+  /** The input measured last (ln_1's V path sees the Q/K path's input again). */
+  lastInput: tf.Tensor;
+}
+
+/** What a checkpoint stores of a FakeLNSet (`exportState` / `importState`). */
+export interface FakeLNState {
+  sites: Record<string, { sigma: number | null; sigma_bos: number | null; sigma_eot: number | null; removed: boolean }>;
+  eot_done: boolean;
+  bos_done: boolean;
 }
 
 /**
  * The state of every FakeLN site of one model during LN removal, and the `ForwardHooks.norm`
  * that applies it. Usage per step: `setTokens(x)` with the step's rows (marks position 0 and EOT
- * tokens), forward with `hooks(true)` (once, or once per micro-batch of consecutive rows: each
- * forward takes the next rows' masks); after the optimizer step, `commit()` folds every forward's
- * std measurements into the EMAs of sites that are still real (one EMA update per forward, in
- * order).
+ * tokens; or once per micro-batch with its rows), forward with `hooks(true)` (once, or once per
+ * micro-batch of consecutive rows: each forward takes the next rows' masks); after the optimizer
+ * step, `commit()` folds the step's std measurements into the EMAs of sites that are still real.
  */
 export class FakeLNSet {
   private readonly sites = new Map<string, SiteState>();
-  private pending: Measurement[] = [];
-  /** The input each sigma key was last measured on (ln_1's V path repeats the QK path's input). */
-  private lastMeasured = new Map<string, tf.Tensor>();
+  private pending = new Map<string, Measurement>();
   /** The input of block 0's ln_1 in the latest forward (a new one marks the next forward). */
   private lastForwardInput: tf.Tensor | null = null;
   /** The step's token masks on the host, (rows, seq), and where the current forward's rows start. */
@@ -315,10 +326,7 @@ export class FakeLNSet {
         if (site.which === 'ln_f') this.lnfInput = x as tf.Tensor3D;
         const sKey = this.sigmaKey(key);
         const shared = this.state(sKey);
-        if (track && this.tracking(sKey) && this.lastMeasured.get(sKey) !== x) {
-          this.lastMeasured.set(sKey, x);
-          this.measure(sKey, x);
-        }
+        if (track && this.tracking(sKey) && this.pending.get(sKey)?.lastInput !== x) this.measure(sKey, x);
         const st = this.state(key);
         if (!st.removed) return real();
         const [gamma, beta] = this.affine(site);
@@ -341,48 +349,64 @@ export class FakeLNSet {
     return [this.params.get(`${prefix}.weight`), this.params.vars.get(`${prefix}.bias`) ?? null];
   }
 
+  /** Add one forward's token stds at a site to the step's sums (kept past the forward's tidy). */
   private measure(key: string, x: tf.Tensor): void {
+    const prev = this.pending.get(key);
     const s = tokenStd(x, this.opts.eps) as tf.Tensor2D; // (B, T); not part of the loss
-    const [B, T] = s.shape;
-    if (!this.opts.special) {
-      this.pending.push({ key, tokens: B * T, avg: tf.keep(tf.mean(s) as tf.Scalar), bos: null, eot: null });
-      return;
+    const add = (p: [tf.Scalar, tf.Scalar] | null | undefined, sum: tf.Tensor, count: tf.Tensor): [tf.Scalar, tf.Scalar] => [
+      tf.keep((p ? tf.add(p[0], sum) : sum) as tf.Scalar),
+      tf.keep((p ? tf.add(p[1], count) : count) as tf.Scalar),
+    ];
+    let m: Omit<Measurement, 'tokens' | 'lastInput'>;
+    if (!this.opts.special) m = { avg: add(prev?.avg, tf.sum(s), tf.scalar(s.size)), bos: null, eot: null };
+    else {
+      if (!this.masks) fail('internal', 'FakeLNSet.setTokens must run before the forward pass');
+      const group = (p: [tf.Scalar, tf.Scalar] | null | undefined, mask: tf.Tensor) => add(p, tf.sum(tf.mul(s, mask)), tf.sum(mask));
+      m = {
+        avg: group(prev?.avg, tf.sub(1, this.masks.bos)), // positions 1..
+        bos: group(prev?.bos, this.masks.bos),
+        eot: this.hasEot(key) ? group(prev?.eot, this.masks.eot) : null,
+      };
     }
-    if (!this.masks) fail('internal', 'FakeLNSet.setTokens must run before the forward pass');
-    const maskedMean = (m: tf.Tensor2D) => tf.keep(tf.div(tf.sum(tf.mul(s, m)), tf.maximum(tf.sum(m), 1)) as tf.Scalar);
-    this.pending.push({
-      key,
-      tokens: B * T,
-      avg: T > 1 ? maskedMean(tf.sub(1, this.masks.bos) as tf.Tensor2D) : tf.keep(tf.mean(s) as tf.Scalar),
-      bos: maskedMean(this.masks.bos),
-      eot: this.hasEot(key) && this.masks.eotCount > 0 ? maskedMean(this.masks.eot) : null,
-    });
+    if (prev) this.disposeMeasurement(prev);
+    this.pending.set(key, { ...m, tokens: (prev?.tokens ?? 0) + s.size, lastInput: x });
   }
 
-  /** Fold the measurements of the step's forwards into the EMAs (a first measurement initializes). */
+  private disposeMeasurement(p: Measurement): void {
+    tf.dispose([...p.avg, ...(p.bos ?? []), ...(p.eot ?? [])]);
+  }
+
+  /**
+   * Fold the step's measurements into the EMAs, once per step over all its forwards' tokens (so a
+   * step split into micro-batches gives what the unsplit step gives; a first measurement
+   * initializes). A group without tokens this step (no EOT token) leaves its sigma alone.
+   */
   async commit(): Promise<void> {
-    const pending = this.pending;
-    this.pending = [];
-    this.lastMeasured.clear();
-    try {
-      for (const p of pending) {
-        const m = this.opts.momentumTokens ? this.opts.momentum ** (p.tokens / this.opts.momentumTokens) : this.opts.momentum;
-        const ema = (old: number | null, v: number) => (old === null ? v : m * old + (1 - m) * v);
-        const st = this.state(p.key);
-        st.sigma = ema(st.sigma, (await p.avg.data())[0]);
-        if (p.bos) st.sigmaBos = ema(st.sigmaBos, (await p.bos.data())[0]);
-        if (p.eot) st.sigmaEot = ema(st.sigmaEot, (await p.eot.data())[0]);
-      }
-    } finally {
-      for (const p of pending) tf.dispose([p.avg, p.bos, p.eot].filter((t): t is tf.Scalar => t !== null));
-    }
+    const entries = [...this.pending];
+    this.pending = new Map();
+    if (entries.length === 0) return;
+    const none = tf.scalar(0);
+    const flat = tf.tidy(() =>
+      tf.stack(entries.flatMap(([, p]) => [p.avg, p.bos ?? [none, none], p.eot ?? [none, none]].flatMap(([sum, n]) => [tf.div(sum, tf.maximum(n, 1)), n]))),
+    );
+    const v = await flat.data();
+    tf.dispose([flat, none]);
+    for (const [, p] of entries) this.disposeMeasurement(p);
+    entries.forEach(([key, p], i) => {
+      const m = this.opts.momentumTokens ? this.opts.momentum ** (p.tokens / this.opts.momentumTokens) : this.opts.momentum;
+      const ema = (old: number | null, j: number) =>
+        v[6 * i + 2 * j + 1] === 0 ? old : old === null ? v[6 * i + 2 * j] : m * old + (1 - m) * v[6 * i + 2 * j];
+      const st = this.state(key);
+      st.sigma = ema(st.sigma, 0);
+      if (p.bos) st.sigmaBos = ema(st.sigmaBos, 1);
+      if (p.eot) st.sigmaEot = ema(st.sigmaEot, 2);
+    });
   }
 
   /** Drop measurements of a forward that is not committed (evaluation). */
   discard(): void {
-    for (const p of this.pending) tf.dispose([p.avg, p.bos, p.eot].filter((t): t is tf.Scalar => t !== null));
-    this.pending = [];
-    this.lastMeasured.clear();
+    for (const p of this.pending.values()) this.disposeMeasurement(p);
+    this.pending.clear();
   }
 
   /** The frozen sigma of every site, keyed by `lnSiteKey` (the LN-free model's `normlab_ln_sigmas`). */
@@ -398,11 +422,30 @@ export class FakeLNSet {
     return out;
   }
 
-  /** Sigmas, removal flags and phase, for checkpoints and the summary. */
-  snapshot(): Record<string, { sigma: number | null; sigma_bos: number | null; sigma_eot: number | null; removed: boolean }> {
-    const out: Record<string, { sigma: number | null; sigma_bos: number | null; sigma_eot: number | null; removed: boolean }> = {};
+  /** Every site's sigmas and removal flag, for checkpoints and the summary. */
+  snapshot(): FakeLNState['sites'] {
+    const out: FakeLNState['sites'] = {};
     for (const [k, s] of this.sites) out[k] = { sigma: s.sigma, sigma_bos: s.sigmaBos, sigma_eot: s.sigmaEot, removed: s.removed };
     return out;
+  }
+
+  /** Everything a resumed run needs: every site's sigmas and removal flag, and the special-token phase. */
+  exportState(): FakeLNState {
+    return { sites: this.snapshot(), eot_done: this.eotDone, bos_done: this.bosDone };
+  }
+
+  /** Continue from `exportState()` of a set with the same sites. */
+  importState(state: FakeLNState): void {
+    for (const [key, st] of this.sites) {
+      const saved = state.sites[key];
+      if (!saved) fail('model', `checkpoint has no FakeLN state for site ${key}`);
+      st.sigma = saved.sigma;
+      st.sigmaBos = saved.sigma_bos ?? null;
+      st.sigmaEot = saved.sigma_eot ?? null;
+      st.removed = saved.removed;
+    }
+    this.eotDone = state.eot_done;
+    this.bosDone = state.bos_done;
   }
 
   private disposeMasks(): void {

@@ -20,7 +20,7 @@ export interface JobContext {
   readonly backend: BackendInfo;
   readonly signal: AbortSignal;
   /** The checkpoint a resumed run continues from, or null for a fresh start. */
-  readonly resumeFrom: { step: number; dir: string } | null;
+  readonly resumeFrom: { step: number; dir: string; scope?: Record<string, string> } | null;
   progress(p: Progress): void;
   /** Append a metric line (must have `step`) and publish it. */
   metric(m: { step: number } & Record<string, unknown>): void;

@@ -131,7 +131,7 @@ export class JobQueue {
     const resumeFrom = resume ? run.latestCheckpoint() : null;
     if (resume) {
       run.update({ resumes: [...run.record.resumes, resumeFrom?.step ?? 0] });
-      run.appendMetric({ event: 'resume', step: resumeFrom?.step ?? 0 });
+      run.appendMetric({ event: 'resume', step: resumeFrom?.step ?? 0, ...(resumeFrom?.scope ? { scope: resumeFrom.scope } : {}) });
     }
     const backend = await initBackend(this.backendChoice);
     const started = Date.now();

@@ -153,3 +153,8 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
   const flatIdx = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(V, 'int32')), tf.reshape(tf.cast(targets, 'int32'), [-1]));
   return tf.neg(tf.mean(tf.gather(logp, flatIdx))) as tf.Scalar;
 }
+
+/** The identity whose gradient is zero (PyTorch's `detach()`; tfjs has no such op). */
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  return tf.customGrad((xi) => ({ value: tf.clone(xi as tf.Tensor), gradFunc: (dy) => tf.zerosLike(dy as tf.Tensor) }))(x) as T;
+}

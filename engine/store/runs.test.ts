@@ -66,6 +66,24 @@ describe('run store', () => {
     expect(run.latestCheckpoint()?.step).toBe(30);
   });
 
+  it('a scoped resume marker hides only the superseded lines of its phase', () => {
+    const run = Project.open(tmpProject()).createRun('ln-removal', {}, { seed: 0 });
+    for (let s = 1; s <= 4; s++) run.appendMetric({ step: s, a_loss: s, arm: 'a' });
+    for (let s = 1; s <= 3; s++) run.appendMetric({ step: s, b_loss: s, arm: 'b' });
+    run.appendMetric({ event: 'resume', step: 1, scope: { arm: 'b' } });
+    run.appendMetric({ step: 2, b_loss: 20, arm: 'b' });
+    expect(run.readMetrics().map((m) => m.a_loss ?? m.b_loss)).toEqual([1, 2, 3, 4, 1, 20]);
+  });
+
+  it('a phase that restarts its step count keeps the checkpoint it just wrote, and latest.json names its scope', async () => {
+    const run = Project.open(tmpProject()).createRun('x', {}, { seed: 0 });
+    const write = (step: number) => async (d: string) => fs.writeFileSync(path.join(d, 'f'), String(step));
+    for (const step of [5, 10]) await run.saveCheckpoint(step, write(step), 2, { arm: 'a' });
+    await run.saveCheckpoint(3, write(3), 2, { arm: 'b' });
+    expect(fs.readdirSync(run.checkpointsDir).filter((d) => d.startsWith('step-'))).toEqual(['step-0000003', 'step-0000010']);
+    expect(run.latestCheckpoint()).toEqual({ step: 3, dir: path.join(run.checkpointsDir, 'step-0000003'), scope: { arm: 'b' } });
+  });
+
   it('finds runs by unique prefix and names a missing run in its error', () => {
     const project = Project.open(tmpProject());
     const run = project.createRun('lm-pretrain', {}, { seed: 0 });

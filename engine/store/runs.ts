@@ -98,6 +98,8 @@ export class Run {
   /**
    * Metric lines in order. A `{"event":"resume","step":S}` line drops the earlier lines of steps
    * after S (they were computed past the checkpoint the run resumed from); the file keeps them.
+   * A marker with a `scope` (e.g. `{"arm":"ln_free"}`, from a checkpoint of one phase of a run
+   * whose phases each count steps from 1) drops only the lines with those field values.
    */
   readMetrics(): Record<string, unknown>[] {
     const file = path.join(this.dir, 'metrics.jsonl');
@@ -113,7 +115,9 @@ export class Run {
       }
       if (obj.event === 'resume' && typeof obj.step === 'number') {
         const s = obj.step;
-        for (let i = out.length - 1; i >= 0; i--) if (typeof out[i].step === 'number' && (out[i].step as number) > s) out.splice(i, 1);
+        const scope = typeof obj.scope === 'object' && obj.scope !== null ? Object.entries(obj.scope) : [];
+        const superseded = (m: Record<string, unknown>) => typeof m.step === 'number' && m.step > s && scope.every(([k, v]) => m[k] === v);
+        for (let i = out.length - 1; i >= 0; i--) if (superseded(out[i])) out.splice(i, 1);
         continue;
       }
       out.push(obj);
@@ -127,9 +131,10 @@ export class Run {
 
   /**
    * Write a checkpoint for `step`: `write(tmpDir)` fills a temp folder, which is then renamed to
-   * `checkpoints/step-N` and recorded in `latest.json`. Keeps the newest `keep` checkpoints.
+   * `checkpoints/step-N` and recorded in `latest.json` (with `scope`, the metric fields a resume
+   * from it supersedes; see `readMetrics`). Keeps this one and the `keep - 1` newest others.
    */
-  async saveCheckpoint(step: number, write: (dir: string) => Promise<void>, keep = 2): Promise<string> {
+  async saveCheckpoint(step: number, write: (dir: string) => Promise<void>, keep = 2, scope?: Record<string, string>): Promise<string> {
     const root = this.checkpointsDir;
     fs.mkdirSync(root, { recursive: true });
     const tmp = path.join(root, `.tmp-${step}-${randomBytes(3).toString('hex')}`);
@@ -138,22 +143,24 @@ export class Run {
     const final = path.join(root, `step-${String(step).padStart(7, '0')}`);
     if (fs.existsSync(final)) fs.rmSync(final, { recursive: true, force: true });
     fs.renameSync(tmp, final);
-    writeJsonAtomicSync(path.join(root, 'latest.json'), { step, dir: path.basename(final) });
-    const all = fs
+    writeJsonAtomicSync(path.join(root, 'latest.json'), { step, dir: path.basename(final), ...(scope ? { scope } : {}) });
+    // A run whose phases restart their step count can write a lower step after a higher one:
+    // the one just written always stays.
+    const others = fs
       .readdirSync(root)
-      .filter((d) => /^step-\d+$/.test(d))
+      .filter((d) => /^step-\d+$/.test(d) && d !== path.basename(final))
       .sort();
-    for (const old of all.slice(0, Math.max(0, all.length - keep))) fs.rmSync(path.join(root, old), { recursive: true, force: true });
+    for (const old of others.slice(0, Math.max(0, others.length - (keep - 1)))) fs.rmSync(path.join(root, old), { recursive: true, force: true });
     return final;
   }
 
   /** The latest complete checkpoint, or null. */
-  latestCheckpoint(): { step: number; dir: string } | null {
+  latestCheckpoint(): { step: number; dir: string; scope?: Record<string, string> } | null {
     const file = path.join(this.checkpointsDir, 'latest.json');
     if (!fs.existsSync(file)) return null;
-    const latest = readJsonSync(file, 'checkpoint index') as { step: number; dir: string };
+    const latest = readJsonSync(file, 'checkpoint index') as { step: number; dir: string; scope?: Record<string, string> };
     const dir = path.join(this.checkpointsDir, latest.dir);
-    return fs.existsSync(dir) ? { step: latest.step, dir } : null;
+    return fs.existsSync(dir) ? { step: latest.step, dir, ...(latest.scope ? { scope: latest.scope } : {}) } : null;
   }
 
   get artifactsDir(): string {

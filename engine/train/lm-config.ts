@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { deepNormConstants, NORM_VARIANTS } from '../models/llama.js';
+import { checkLmAccum, lmAccumFields } from './accumulate.js';
 
 /** One line on the llama norm variants (engine/models/llama.ts), shown in the config forms. */
 export const NORM_VARIANT_HELP =
@@ -54,8 +55,9 @@ export type TextDataConfig = z.infer<typeof textDataSchema>;
 export const trainSchema = z
   .object({
     steps: z.number().int().min(1).default(200).describe('optimizer steps'),
-    batch: z.number().int().min(1).default(16).describe('sequences per step'),
+    batch: z.number().int().min(1).default(16).describe('sequences per micro-batch (per step without grad_accum)'),
     seq: z.number().int().min(2).default(128).describe('tokens per sequence (also the context length)'),
+    ...lmAccumFields,
     lr: z.number().positive().default(1e-3).describe('peak learning rate'),
     min_lr_ratio: z.number().min(0).max(1).default(0.1).describe('cosine floor as a fraction of lr'),
     warmup: z.number().int().min(0).default(20).describe('linear warmup steps'),
@@ -81,7 +83,8 @@ export const trainSchema = z
   })
   .strict()
   .refine((t) => t.warmup < t.steps, { path: ['warmup'], message: 'warmup must be shorter than steps' })
-  .refine((t) => t.workers <= t.batch, { path: ['workers'], message: 'workers must not exceed batch (each replica needs at least one row)' });
+  .refine((t) => t.workers <= t.batch, { path: ['workers'], message: 'workers must not exceed batch (each replica needs at least one row)' })
+  .superRefine(checkLmAccum);
 export type TrainConfig = z.infer<typeof trainSchema>;
 
 /** The HF-style config object for a fresh LM of this shape. */

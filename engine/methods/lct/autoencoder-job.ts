@@ -14,6 +14,8 @@ import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { Autoencoder, type AutoencoderConfig } from '../../models/autoencoder.js';
 import { gatherRows, imageDataSchema, loadReferenceImages, loadTrainImages, type ImageData } from './data.js';
+import { gradAccumField } from '../../train/accumulate.js';
+import { checkpointEveryField } from '../../train/checkpoint.js';
 import { fit } from './fit.js';
 
 const shape3 = z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]);
@@ -28,8 +30,10 @@ export const autoencoderTrainSchema = z
     hidden: z.number().int().positive().default(256).describe('hidden width of encoder and decoder'),
     kl_weight: z.number().min(0).default(0.05).describe('KL weight against the summed per-image BCE (kl only)'),
     steps: z.number().int().positive().default(800).describe('AdamW steps'),
-    batch: z.number().int().positive().default(128).describe('images per step'),
+    batch: z.number().int().positive().default(128).describe('images per micro-batch (per step without grad_accum)'),
+    grad_accum: gradAccumField,
     lr: z.number().positive().default(2e-3).describe('peak learning rate (warmup + cosine)'),
+    checkpoint_every: checkpointEveryField(200),
   })
   .strict();
 export type AutoencoderTrainConfig = z.infer<typeof autoencoderTrainSchema>;
@@ -88,7 +92,7 @@ registerJobKind({
   title: 'Train a latent autoencoder',
   description: 'Train the small MLP autoencoder whose standardized latents the lct job generates.',
   schema: autoencoderTrainSchema,
-  resumable: false,
+  resumable: true,
   async run(ctx, cfg) {
     const train = await loadTrainImages(cfg.data, cfg.seed);
     const ref = await loadReferenceImages(cfg.data, cfg.seed);
@@ -108,14 +112,23 @@ registerJobKind({
       await fit(
         ctx,
         ae.params,
-        (step) => {
-          const idx = Array.from({ length: cfg.batch }, () => rng.int(train.n));
-          const x = tf.tensor2d(gatherRows(train.images, dim, idx), [cfg.batch, dim]);
-          const eps = cfg.kind === 'kl' ? (tf.randomNormal([cfg.batch, ae.latentDim], 0, 1, 'float32', cfg.seed * 1000003 + step) as tf.Tensor2D) : null;
-          const r = ae.loss(x, eps);
-          return { loss: r.loss, extra: { recon_bce: r.recon, kl: r.kl } };
+        {
+          rng,
+          draw: (step, rows) => ({
+            x: gatherRows(
+              train.images,
+              dim,
+              Array.from({ length: rows }, () => rng.int(train.n)),
+            ),
+            eps: cfg.kind === 'kl' ? (tf.randomNormal([rows, ae.latentDim], 0, 1, 'float32', cfg.seed * 1000003 + step) as tf.Tensor2D) : undefined,
+          }),
+          loss: ({ x, eps }, mb) => {
+            const xs = tf.tensor2d(x.subarray(mb.start * dim, (mb.start + mb.rows) * dim), [mb.rows, dim]);
+            const r = ae.loss(xs, !eps ? null : mb.rows < mb.total ? tf.slice(eps, [mb.start, 0], [mb.rows, ae.latentDim]) : eps);
+            return { loss: r.loss, extra: { recon_bce: r.recon, kl: r.kl } };
+          },
         },
-        { steps: cfg.steps, lr: cfg.lr, phase: 'autoencoder' },
+        { steps: cfg.steps, lr: cfg.lr, phase: 'autoencoder', batch: cfg.batch, gradAccum: cfg.grad_accum, checkpointEvery: cfg.checkpoint_every },
       );
       const z = encodeAll(ae, train.images, train.n);
       const { mean, std } = latentStats(z, train.n, ae.latentDim);

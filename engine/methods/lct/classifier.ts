@@ -16,6 +16,8 @@ import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { crossEntropy, linear, silu } from '../../nn/ops.js';
 import { normalInit, ParamSet, paramSeed } from '../../nn/params.js';
 import { gatherRows, imageDataSchema, loadReferenceImages, loadTrainImages } from './data.js';
+import { gradAccumField } from '../../train/accumulate.js';
+import { checkpointEveryField } from '../../train/checkpoint.js';
 import { fit } from './fit.js';
 
 export interface ClassifierConfig {
@@ -104,8 +106,10 @@ export const classifierSchema = z
       .default([256, 128])
       .describe('hidden widths; the second is the FID feature width'),
     steps: z.number().int().positive().default(300).describe('AdamW steps'),
-    batch: z.number().int().positive().default(128).describe('images per step'),
+    batch: z.number().int().positive().default(128).describe('images per micro-batch (per step without grad_accum)'),
+    grad_accum: gradAccumField,
     lr: z.number().positive().default(2e-3).describe('peak learning rate (warmup + cosine)'),
+    checkpoint_every: checkpointEveryField(200),
   })
   .strict();
 export type ClassifierJobConfig = z.infer<typeof classifierSchema>;
@@ -115,7 +119,7 @@ registerJobKind({
   title: 'Image classifier (FID features)',
   description: 'Train the small MLP classifier whose penultimate features NormLab uses for FID and class histograms.',
   schema: classifierSchema,
-  resumable: false,
+  resumable: true,
   async run(ctx, cfg) {
     const train = await loadTrainImages(cfg.data, cfg.seed);
     if (train.classes < 2 || train.labels.some((l) => l < 0)) {
@@ -141,16 +145,18 @@ registerJobKind({
       await fit(
         ctx,
         model.params,
-        () => {
-          const idx = Array.from({ length: cfg.batch }, () => rng.int(train.n));
-          const x = tf.tensor2d(gatherRows(train.images, dim, idx), [cfg.batch, dim]);
-          const y = tf.tensor1d(
-            Int32Array.from(idx, (i) => train.labels[i]),
-            'int32',
-          );
-          return { loss: crossEntropy(model.logits(x), y) };
+        {
+          rng,
+          draw: (_, rows) => {
+            const idx = Array.from({ length: rows }, () => rng.int(train.n));
+            return { x: gatherRows(train.images, dim, idx), y: Int32Array.from(idx, (i) => train.labels[i]) };
+          },
+          loss: ({ x, y }, mb) => {
+            const xs = tf.tensor2d(x.subarray(mb.start * dim, (mb.start + mb.rows) * dim), [mb.rows, dim]);
+            return { loss: crossEntropy(model.logits(xs), tf.tensor1d(y.subarray(mb.start, mb.start + mb.rows), 'int32')) };
+          },
         },
-        { steps: cfg.steps, lr: cfg.lr, phase: 'classifier' },
+        { steps: cfg.steps, lr: cfg.lr, phase: 'classifier', batch: cfg.batch, gradAccum: cfg.grad_accum, checkpointEvery: cfg.checkpoint_every },
       );
       const { preds } = model.embed(ref.images, ref.n);
       let correct = 0;

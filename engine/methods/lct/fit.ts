@@ -1,56 +1,105 @@
-/** A small supervised training loop (AdamW + warmup/cosine) shared by the autoencoder and classifier jobs. */
+/**
+ * A small supervised training loop (AdamW + warmup/cosine) shared by the autoencoder and
+ * classifier jobs, with gradient accumulation (../../train/accumulate.ts) and checkpoints a
+ * killed run resumes from (../../train/checkpoint.ts).
+ */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../../core/errors.js';
+import type { Rng } from '../../data/rng.js';
 import type { JobContext } from '../../jobs/context.js';
 import { AdamW, clipGlobalNorm } from '../../nn/optim.js';
 import type { ParamSet } from '../../nn/params.js';
 import { learningRate } from '../../nn/schedule.js';
+import { accumulate, microBatches, namedGrads, type MicroBatch } from '../../train/accumulate.js';
+import { restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../../train/checkpoint.js';
 
 export interface FitOptions {
   steps: number;
   lr: number;
   phase: string;
+  /** Rows per micro-batch; a step's batch has batch × gradAccum rows. */
+  batch: number;
+  gradAccum: number;
+  checkpointEvery: number;
   logEvery?: number;
   clip?: number;
 }
 
+/** What a job trains: how it draws a step's batch and the mean loss of some of its rows. */
+export interface FitTask<B extends tf.TensorContainer> {
+  /** The data RNG (`draw` uses it and nothing else does): checkpointed, so a resumed run draws the same batches. */
+  rng: Rng;
+  /** Step `step`'s whole batch of `rows` rows (host arrays, or tensors `fit` disposes). */
+  draw(step: number, rows: number): B;
+  /** The mean loss over rows `mb` of `batch`, and any extra scalars (row means) to log. */
+  loss(batch: B, mb: MicroBatch): { loss: tf.Scalar; extra?: Record<string, tf.Scalar> };
+}
+
 /**
- * Run `steps` AdamW steps on `lossFn(step)` (which returns the scalar loss and any extra scalars
- * to log). Logs `<phase>_loss` metrics; returns the last loss.
+ * Run `steps` AdamW steps of `task`. Logs `<phase>_loss` metrics; checkpoints every
+ * `checkpointEvery` steps before the last (the job saves the final model itself); resumes from
+ * `ctx.resumeFrom`. Returns the last loss.
  */
-export async function fit(
-  ctx: JobContext,
-  params: ParamSet,
-  lossFn: (step: number) => { loss: tf.Scalar; extra?: Record<string, tf.Scalar> },
-  o: FitOptions,
-): Promise<number> {
+export async function fit<B extends tf.TensorContainer>(ctx: JobContext, params: ParamSet, task: FitTask<B>, o: FitOptions): Promise<number> {
   const opt = new AdamW(params, { weightDecay: 0 });
   const schedule = { kind: 'cosine' as const, lr: o.lr, warmup: Math.min(50, Math.floor(o.steps / 10)), minLr: o.lr * 0.05, total: o.steps };
-  const vars = params.trainable();
+  const rows = o.batch * o.gradAccum;
   let last = NaN;
+  let first = 0;
   try {
-    for (let step = 0; step < o.steps; step++) {
+    if (ctx.resumeFrom) {
+      const state = await restoreTrainingCheckpoint<{ rng: number; loss: number }>(ctx.resumeFrom.dir, { optimizer: opt, groups: { params } });
+      task.rng.restore(state.rng);
+      first = state.step;
+      last = state.loss;
+      ctx.log(`resumed from step ${first}`);
+    }
+    for (let step = first; step < o.steps; step++) {
       const lr = learningRate(schedule, step);
-      let extraVals: Record<string, number> = {};
-      const { value, grads } = tf.variableGrads(() => {
-        const r = lossFn(step);
-        if (r.extra) extraVals = Object.fromEntries(Object.entries(r.extra).map(([k, v]) => [k, v.dataSync()[0]]));
-        return r.loss;
-      }, vars);
-      last = value.dataSync()[0];
-      value.dispose();
-      if (!Number.isFinite(last)) fail('internal', `${o.phase} training diverged at step ${step} (loss ${last}); lower the learning rate`);
-      const named = new Map<string, tf.Tensor>(Object.entries(grads).map(([k, g]) => [params.nameOf(vars.find((v) => v.name === k)!), g]));
-      const clipped = clipGlobalNorm(named, o.clip ?? 1);
+      const batch = task.draw(step, rows);
+      let extras = new Map<string, tf.Scalar>();
+      const { value, grads } = accumulate(microBatches(rows, o.batch), (mb) => {
+        const part = new Map<string, tf.Scalar>();
+        const r = namedGrads(params, () => {
+          const l = task.loss(batch, mb);
+          for (const [k, v] of Object.entries(l.extra ?? {})) part.set(k, tf.keep(tf.mul(v, mb.rows / mb.total)) as tf.Scalar);
+          return l.loss;
+        });
+        extras = addScalars(extras, part);
+        return r;
+      });
+      tf.dispose(batch);
+      const clipped = clipGlobalNorm(grads, o.clip ?? 1);
       opt.step(clipped.grads, lr);
       for (const g of clipped.grads.values()) g.dispose();
+      last = (await value.data())[0];
+      value.dispose();
+      const extraVals: Record<string, number> = {};
+      for (const [k, v] of extras) extraVals[k] = (await v.data())[0];
+      tf.dispose([...extras.values()]);
+      if (!Number.isFinite(last)) fail('internal', `${o.phase} training diverged at step ${step} (loss ${last}); lower the learning rate`);
+      const done = step + 1;
       const every = o.logEvery ?? 50;
-      if ((step + 1) % every === 0 || step === o.steps - 1) ctx.metric({ step: step + 1, [`${o.phase}_loss`]: last, lr, ...extraVals });
-      ctx.progress({ step: step + 1, total: o.steps, phase: o.phase, message: `loss ${last.toFixed(4)}` });
+      if (done % every === 0 || done === o.steps) ctx.metric({ step: done, [`${o.phase}_loss`]: last, lr, ...extraVals });
+      if (done % o.checkpointEvery === 0 && done < o.steps)
+        await saveTrainingCheckpoint(ctx.run, done, { optimizer: opt, groups: { params }, state: { rng: task.rng.state(), loss: last } });
+      ctx.progress({ step: done, total: o.steps, phase: o.phase, message: `loss ${last.toFixed(4)}` });
       await ctx.tick();
     }
   } finally {
     opt.dispose();
   }
   return last;
+}
+
+/** a + b by key (disposes both maps' tensors). */
+function addScalars(a: Map<string, tf.Scalar>, b: Map<string, tf.Scalar>): Map<string, tf.Scalar> {
+  if (a.size === 0) return b;
+  const out = new Map<string, tf.Scalar>();
+  for (const [k, v] of a) {
+    const w = b.get(k);
+    out.set(k, w ? (tf.add(v, w) as tf.Scalar) : v);
+    if (w) tf.dispose([v, w]);
+  }
+  return out;
 }

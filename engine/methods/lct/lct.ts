@@ -24,6 +24,8 @@ import { AdamW, clipGlobalNorm } from '../../nn/optim.js';
 import type { ParamSet } from '../../nn/params.js';
 import { learningRate } from '../../nn/schedule.js';
 import { barPlot, linePlot, writePlot } from '../../plot/index.js';
+import { accumulate, gradAccumField, microBatches, namedGrads } from '../../train/accumulate.js';
+import { checkpointEveryField, isCheckpointStep, readTrainerState, restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../../train/checkpoint.js';
 import { autoencoderTrainSchema, decodeAll, encodeAll, loadAutoencoder } from './autoencoder-job.js';
 import { ImageClassifier } from './classifier.js';
 import { loadReferenceImages, loadTrainImages } from './data.js';
@@ -84,7 +86,8 @@ export const networkSchema = z
 export const lctTrainSchema = z
   .object({
     steps: z.number().int().positive().default(1200).describe('training steps K (the curriculum spans them)'),
-    batch: z.number().int().positive().default(128).describe('latents per step'),
+    batch: z.number().int().positive().default(128).describe('latents per micro-batch (per step without grad_accum; minibatch OT couples the whole step)'),
+    grad_accum: gradAccumField,
     lr: z.number().positive().default(1e-3).describe('peak learning rate (RAdam/Adam in the paper; AdamW here)'),
     warmup: z.number().int().min(0).default(100).describe('linear warmup steps'),
     schedule: z.enum(['constant', 'cosine']).default('constant').describe('learning-rate schedule after warmup'),
@@ -98,6 +101,7 @@ export const lctTrainSchema = z
     clip: z.number().min(0).default(1).describe('global gradient-norm clip (0: off)'),
     log_every: z.number().int().positive().default(25).describe('metric interval'),
     sample_every: z.number().int().positive().default(400).describe('sample grid + quick FID interval'),
+    checkpoint_every: checkpointEveryField(200),
   })
   .strict()
   .refine((t) => t.s1 >= t.s0, { message: 'curriculum s1 must be no smaller than s0', path: ['s1'] });
@@ -270,8 +274,9 @@ export interface LctStepResult {
 
 /**
  * The `lct` job's training step, as a function of the step index k: draws a batch of latents,
- * noise (OT-coupled with improvement 3) and grid pairs (j, j+1) from N(k), takes one AdamW step
- * on the consistency (+ diffusion) loss and updates the EMA weights. Also used by `normlab bench`.
+ * noise (OT-coupled over the whole batch with improvement 3) and grid pairs (j, j+1) from N(k),
+ * takes one AdamW step on the consistency (+ diffusion) loss, computed `batch` rows at a time
+ * with `grad_accum`, and updates the EMA weights. Also used by `normlab bench`.
  */
 export function createLctTrainStep(inp: LctStepInputs): (step: number) => LctStepResult {
   const { net, ema, opt, latents, rng } = inp;
@@ -294,9 +299,7 @@ export function createLctTrainStep(inp: LctStepInputs): (step: number) => LctSte
     return g;
   };
   const schedule = { kind: t.schedule, lr: t.lr, warmup: t.warmup, minLr: t.lr * 0.1, total: t.steps };
-  const vars = net.params.trainable();
-  const names = new Map(vars.map((v) => [v.name, net.params.nameOf(v)] as const));
-  const B = t.batch;
+  const B = t.batch * t.grad_accum; // rows per step, t.batch at a time
 
   return (step: number): LctStepResult => {
     const N = curriculumN(step, curriculum);
@@ -330,33 +333,47 @@ export function createLctTrainStep(inp: LctStepInputs): (step: number) => LctSte
     }
     const nDiff = diffMask.reduce((a, b) => a + b, 0);
     const lr = learningRate(schedule, step);
-    const x0t = tf.tensor2d(x0, [B, D]);
-    const zt = tf.tensor2d(noise, [B, D]);
-    const xHi = tf.tidy(() => tf.add(x0t, tf.mul(zt, tf.tensor2d(sHi, [B, 1]))));
-    // Stop-gradient target: the student's own weights at the smaller sigma, outside the tape.
-    const target = tf.tidy(() => denoise(net, tf.add(x0t, tf.mul(zt, tf.tensor2d(sLo, [B, 1]))), sLo));
-    let parts = { ct: 0, diff: 0 };
-    const { value, grads } = tf.variableGrads(() => {
-      const student = denoise(net, xHi, sHi);
-      const m = tf.mean(tf.square(tf.sub(student, target)), 1); // (B): mean over elements
-      const per = robustLoss(m, c, imp.cauchy);
-      const ct = tf.mean(tf.mul(per, tf.tensor1d(lambda)));
-      let total = ct;
-      let dl: tf.Tensor = tf.scalar(0);
-      if (nDiff > 0) {
-        const md = tf.mean(tf.square(tf.sub(student, x0t)), 1);
-        dl = tf.div(tf.sum(tf.mul(md, tf.tensor1d(diffW))), nDiff); // mean over the selected rows (diffW is 0 elsewhere)
-        total = tf.add(ct, tf.mul(dl, t.diffusion_weight));
-      }
-      parts = { ct: ct.dataSync()[0], diff: dl.dataSync()[0] };
-      return total as tf.Scalar;
-    }, vars);
-    const loss = value.dataSync()[0];
-    value.dispose();
-    for (const x of [x0t, zt, xHi, target]) x.dispose();
+    // The losses are means over the whole batch: each micro-batch adds its rows' share of the
+    // sums (the diffusion loss's mean is over the batch's selected rows), so the parts add up.
+    const ctParts: tf.Scalar[] = [];
+    const diffParts: tf.Scalar[] = [];
+    const { value, grads } = accumulate(
+      microBatches(B, t.batch),
+      (mb) => {
+        const rows = <A extends Float32Array>(a: A, width = 1) => a.subarray(mb.start * width, (mb.start + mb.rows) * width) as A;
+        const [sHiM, sLoM] = [rows(sHi), rows(sLo)];
+        const x0t = tf.tensor2d(rows(x0, D), [mb.rows, D]);
+        const zt = tf.tensor2d(rows(noise, D), [mb.rows, D]);
+        const xHi = tf.tidy(() => tf.add(x0t, tf.mul(zt, tf.tensor2d(sHiM, [mb.rows, 1]))));
+        // Stop-gradient target: the student's own weights at the smaller sigma, outside the tape.
+        const target = tf.tidy(() => denoise(net, tf.add(x0t, tf.mul(zt, tf.tensor2d(sLoM, [mb.rows, 1]))), sLoM));
+        const r = namedGrads(net.params, () => {
+          const student = denoise(net, xHi, sHiM);
+          const m = tf.mean(tf.square(tf.sub(student, target)), 1); // (rows): mean over elements
+          const per = robustLoss(m, c, imp.cauchy);
+          const ct = tf.div(tf.sum(tf.mul(per, tf.tensor1d(rows(lambda)))), B) as tf.Scalar;
+          let total: tf.Scalar = ct;
+          let dl = tf.scalar(0);
+          if (nDiff > 0) {
+            const md = tf.mean(tf.square(tf.sub(student, x0t)), 1);
+            dl = tf.div(tf.sum(tf.mul(md, tf.tensor1d(rows(diffW)))), nDiff) as tf.Scalar; // diffW is 0 outside the selected rows
+            total = tf.add(ct, tf.mul(dl, t.diffusion_weight)) as tf.Scalar;
+          }
+          ctParts.push(tf.keep(tf.clone(ct))); // copies: the returned loss may be ct itself
+          diffParts.push(tf.keep(tf.clone(dl)));
+          return total;
+        });
+        tf.dispose([x0t, zt, xHi, target]);
+        return r;
+      },
+      () => 1,
+    );
+    const summed = tf.tidy(() => tf.stack([value, tf.addN(ctParts), tf.addN(diffParts)]));
+    const [loss, ct, diff] = summed.dataSync();
+    tf.dispose([summed, value, ...ctParts, ...diffParts]);
+    const parts = { ct, diff };
     if (!Number.isFinite(loss)) fail('internal', `lct training diverged at step ${step} (loss ${loss}); lower train.lr`);
-    const named = new Map<string, tf.Tensor>(Object.entries(grads).map(([k, g]) => [names.get(k)!, g]));
-    const clipped = clipGlobalNorm(named, t.clip);
+    const clipped = clipGlobalNorm(grads, t.clip);
     opt.step(clipped.grads, lr);
     for (const g of clipped.grads.values()) g.dispose();
     // EMA of the sampling weights, with the usual warmup min(ema, (1 + k) / (10 + k)) so a
@@ -373,6 +390,15 @@ export function createLctTrainStep(inp: LctStepInputs): (step: number) => LctSte
   };
 }
 
+/** What an lct checkpoint records beyond weights and optimizer (../../train/checkpoint.ts). */
+interface LctResumeState extends Record<string, unknown> {
+  rng: number;
+  quick: Array<{ step: number; fid1: number }>;
+  loss_curve: { x: number[]; y: number[] };
+  autoencoder: string;
+  classifier: string;
+}
+
 export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<string, unknown>> {
   const t = cfg.train;
   const imp = cfg.improvements;
@@ -382,11 +408,20 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
     // The autoencoder trained below has the default latent grid: check the network takes it first.
     checkConsistencyNetConfig({ ...cfg.network, latent_shape: autoencoderTrainSchema.parse({ method: 'autoencoder-train' }).latent_shape, norm: 'ln' });
   }
-  const aeDir = cfg.autoencoder ?? String((await ctx.runChild({ method: 'autoencoder-train', seed: cfg.seed }, 'lct autoencoder')).summary.model_dir);
+  // A resumed run takes the autoencoder and classifier its checkpoint names (no child run again).
+  const resumed = ctx.resumeFrom ? await readTrainerState<LctResumeState>(ctx.resumeFrom.dir) : null;
+  const aeDir =
+    resumed?.autoencoder ??
+    cfg.autoencoder ??
+    String((await ctx.runChild({ method: 'autoencoder-train', seed: cfg.seed }, 'lct autoencoder')).summary.model_dir);
   const { ae, data } = await loadAutoencoder(aeDir);
   let clf: ImageClassifier;
+  let clfDir: string;
   try {
-    const clfDir = cfg.classifier ?? String((await ctx.runChild({ method: 'image-classifier', seed: cfg.seed, data }, 'lct classifier')).summary.model_dir);
+    clfDir =
+      resumed?.classifier ??
+      cfg.classifier ??
+      String((await ctx.runChild({ method: 'image-classifier', seed: cfg.seed, data }, 'lct classifier')).summary.model_dir);
     clf = await ImageClassifier.load(clfDir);
   } catch (err) {
     ae.dispose();
@@ -430,21 +465,21 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
       `FID floors (${clf.config.data_name}-classifier features): training images ${fidTrain.toFixed(3)}, autoencoder reconstructions ${fidRecon.toFixed(3)}`,
     );
 
-    const trainStep = createLctTrainStep({
-      net,
-      ema,
-      opt,
-      latents,
-      n: train.n,
-      improvements: imp,
-      train: t,
-      rng: new Rng(cfg.seed * 2654435761 + 17),
-    });
-    const quick: Array<{ step: number; fid1: number }> = [];
-    const lossCurve: { x: number[]; y: number[] } = { x: [], y: [] };
+    const rng = new Rng(cfg.seed * 2654435761 + 17);
+    const trainStep = createLctTrainStep({ net, ema, opt, latents, n: train.n, improvements: imp, train: t, rng });
+    let quick: Array<{ step: number; fid1: number }> = [];
+    let lossCurve: { x: number[]; y: number[] } = { x: [], y: [] };
+    let first = 0;
+    if (ctx.resumeFrom) {
+      const state = await restoreTrainingCheckpoint<LctResumeState>(ctx.resumeFrom.dir, { optimizer: opt, groups: { params: net.params, ema } });
+      rng.restore(state.rng);
+      ({ step: first, quick, loss_curve: lossCurve } = state);
+      ctx.log(`resumed from step ${first}`);
+    }
+    const modelConfig = { normlab_model: 'consistency-net', ...netCfg, improvements: imp, ema: t.ema };
     const started = Date.now();
 
-    for (let step = 0; step < t.steps; step++) {
+    for (let step = first; step < t.steps; step++) {
       const { loss, parts, N, c, lr, gradNorm } = trainStep(step);
       const done = step + 1;
       if (done % t.log_every === 0 || done === t.steps) {
@@ -457,7 +492,7 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
           c,
           lr,
           grad_norm: gradNorm,
-          steps_per_s: done / ((Date.now() - started) / 1000),
+          steps_per_s: (done - first) / ((Date.now() - started) / 1000),
         });
         lossCurve.x.push(done);
         lossCurve.y.push(parts.ct);
@@ -472,6 +507,16 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
           Math.min(cfg.eval.grid, cfg.eval.quick_samples),
           shape,
         );
+      }
+      if (isCheckpointStep(done, t.checkpoint_every, t.steps)) {
+        // The model folder holds the EMA (sampling) weights; params + ema + optimizer resume training.
+        const state: LctResumeState = { rng: rng.state(), quick, loss_curve: lossCurve, autoencoder: aeDir, classifier: clfDir };
+        await saveTrainingCheckpoint(ctx.run, done, {
+          model: (dir) => saveModelDir(dir, modelConfig, net!.toTensors(ema!)),
+          optimizer: opt,
+          groups: { params: net.params, ema },
+          state,
+        });
       }
       ctx.progress({ step: done, total: t.steps, phase: 'lct', message: `N ${N} loss ${loss.toExponential(3)}` });
       await ctx.tick();
@@ -512,9 +557,6 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
         ],
       }),
     );
-    await ctx.run.saveCheckpoint(t.steps, async (dir) => {
-      await saveModelDir(dir, { normlab_model: 'consistency-net', ...netCfg, improvements: imp, ema: t.ema }, net!.toTensors(ema!));
-    });
     const summary = {
       key_result: { label: `${fidLabel}, 1 step`, value: one.ev.fid },
       fid_label: fidLabel,
@@ -552,6 +594,6 @@ registerJobKind({
   title: 'Latent consistency training',
   description: 'iCT in an autoencoder latent space with the five improvements of Dao et al. 2025 as switches; FID of 1- and 2-step samples.',
   schema: lctSchema,
-  resumable: false,
+  resumable: true,
   run: runLct,
 });

@@ -38,6 +38,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../../core/errors.js';
 import { lnSiteKey } from '../../models/gpt2.js';
 import type { ForwardHooks, NormSite } from '../../models/lm.js';
+import { stopGradient } from '../../nn/ops.js';
 import type { ParamSet } from '../../nn/params.js';
 
 export type RemovalKind = 'ln_2' | 'ln_1_qk' | 'ln_1_v' | 'ln_f' | 'eot' | 'bos';
@@ -118,12 +119,6 @@ export function tokenStd(x: tf.Tensor, eps: number): tf.Tensor {
   return tf.sqrt(tf.add(variance, eps));
 }
 
-/** The identity whose gradient is zero (tfjs has no stop-gradient op). */
-const stopGradient = tf.customGrad((...inputs) => {
-  const x = inputs[0] as tf.Tensor;
-  return { value: tf.clone(x), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) };
-}) as (x: tf.Tensor) => tf.Tensor;
-
 /**
  * The auxiliary std-uniformity loss at the input of ln_f (the authors' CustomTrainer):
  *   s_bt = sqrt(Var_d(x_bt) + eps),  target = mean of s over tokens that are neither position 0
@@ -135,6 +130,8 @@ export function auxStdLoss(x: tf.Tensor3D, weight: number, eps: number, exclude:
   return tf.tidy(() => {
     const s = tokenStd(x, eps) as tf.Tensor2D; // (B, T)
     const keep = tf.sub(1, exclude);
+    // With gradient accumulation the target is each micro-batch's own, as the authors' code
+    // computes it per forward pass.
     const target = stopGradient(tf.div(tf.sum(tf.mul(s, keep)), tf.maximum(tf.sum(keep), 1)));
     return tf.mul(tf.mean(tf.square(tf.sub(s, target))), weight) as tf.Scalar;
   });

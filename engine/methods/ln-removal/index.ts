@@ -15,8 +15,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
-import { evalWindows, TokenBatcher, type EvalWindows } from '../../data/batches.js';
-import { readJson, writeFileAtomic } from '../../io/atomic.js';
+import { evalWindows, TokenBatcher, type BatcherState, type EvalWindows } from '../../data/batches.js';
+import { readJson, readJsonSync, writeFileAtomic } from '../../io/atomic.js';
 import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
 import type { JobContext } from '../../jobs/context.js';
 import { registerPresets } from '../../jobs/presets.js';
@@ -31,10 +31,12 @@ import { linePlot, scatterWithRules, writePlot } from '../../plot/index.js';
 import type { Run } from '../../store/runs.js';
 import { lmModelSchema, textDataSchema, trainSchema } from '../../train/lm-config.js';
 import { loadLMData } from '../../train/lm-data.js';
-import { lmTrainStep } from '../../train/lm-step.js';
+import { accumulate, checkLmAccum, lmAccumFields, lmGradAccum } from '../../train/accumulate.js';
+import { checkpointEveryField, isCheckpointStep, readTrainerState, restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../../train/checkpoint.js';
+import { lmApplyGrads, lmLossAndGrads, lmMicroBatch, lmMicroBatches } from '../../train/lm-step.js';
 import { headDla, type DlaOptions, type DlaResult } from './dla.js';
 import { toHfLnFree } from './export.js';
-import { auxStdLoss, FakeLNSet, removalSchedule, type RemovalEvent } from './fake-ln.js';
+import { auxStdLoss, FakeLNSet, removalSchedule, type FakeLNState, type RemovalEvent } from './fake-ln.js';
 import { lnRemovalPresets } from './presets.js';
 
 registerPresets(lnRemovalPresets);
@@ -62,8 +64,9 @@ export const sourceSchema = z
 export const finetuneSchema = z
   .object({
     steps: z.number().int().min(1).default(300).describe('fine-tuning steps (the same for the vanilla control and LN removal)'),
-    batch: z.number().int().min(1).default(16).describe('sequences per step'),
+    batch: z.number().int().min(1).default(16).describe('sequences per micro-batch (per step without grad_accum)'),
     seq: z.number().int().min(2).default(128).describe('tokens per sequence'),
+    ...lmAccumFields,
     lr: z.number().positive().default(6e-4).describe('peak learning rate'),
     min_lr: z.number().min(0).default(3e-4).describe('floor of the cosine schedule'),
     warmup: z.number().int().min(0).default(25).describe('linear warmup steps'),
@@ -79,10 +82,12 @@ export const finetuneSchema = z
       .lt(1)
       .default(0)
       .describe("dropout on GPT-2's attention probabilities, sublayer outputs and embeddings while fine-tuning (HF GPT-2: 0.1; off at evaluation)"),
+    checkpoint_every: checkpointEveryField(50),
   })
   .strict()
   .refine((f) => f.warmup < f.steps, { path: ['warmup'], message: 'warmup must be shorter than steps' })
-  .refine((f) => f.min_lr <= f.lr, { path: ['min_lr'], message: 'min_lr must not exceed lr' });
+  .refine((f) => f.min_lr <= f.lr, { path: ['min_lr'], message: 'min_lr must not exceed lr' })
+  .superRefine(checkLmAccum);
 
 export const removalSchema = z
   .object({
@@ -207,20 +212,47 @@ async function loadGpt2(dir: string): Promise<GPT2> {
   return m;
 }
 
-interface FinetuneResult {
+/** An arm's curves and final validation CE (what the summary and plots need of it). */
+interface ArmCurves {
   steps: number[];
   ce: number[];
   valSteps: number[];
   val: number[];
   finalVal: number;
+}
+
+interface FinetuneResult extends ArmCurves {
   model: GPT2;
   fake: FakeLNSet | null;
+}
+
+/** What an ln-removal checkpoint records beyond the model folder and the optimizer. */
+interface LnRemovalResumeState extends Record<string, unknown> {
+  arm: 'vanilla' | 'remove';
+  batcher: BatcherState;
+  fake: FakeLNState | null;
+  curves: ArmCurves;
+  /** The finished vanilla arm (in the removal arm's checkpoints of a `both` run). */
+  vanilla: ArmCurves | null;
+  /** The model both arms start from, and the pretraining child's result, if any. */
+  base_dir: string;
+  pretrain: Record<string, unknown> | null;
+}
+
+/** What `finetune` needs to checkpoint its arm and continue from a checkpoint. */
+interface ArmCheckpointing {
+  /** The checkpoint to continue this arm from, or null to start it. */
+  resumeDir: string | null;
+  /** The run-level state every checkpoint of the arm carries. */
+  carry: Pick<LnRemovalResumeState, 'vanilla' | 'base_dir' | 'pretrain'>;
 }
 
 /**
  * Fine-tune a fresh copy of the base model. `remove`: LN sites become FakeLN on the schedule,
  * with the auxiliary loss. The data order depends only on the seed, so both modes see the same
- * batches.
+ * batches. Each step takes batch × grad_accum sequences, batch at a time; the sigma EMAs see the
+ * whole step's tokens and the schedule counts optimizer steps. Checkpoints every
+ * `checkpoint_every` steps (model, optimizer, data position, FakeLN state, curves so far).
  */
 async function finetune(
   ctx: JobContext,
@@ -232,12 +264,15 @@ async function finetune(
   schedule: RemovalEvent[],
   eotToken: number | null,
   progress: { done: number; total: number },
+  ckpt: ArmCheckpointing,
 ): Promise<FinetuneResult> {
   const f = cfg.finetune;
   const r = cfg.removal;
-  const model = await loadGpt2(baseDir);
+  const model = await loadGpt2(ckpt.resumeDir ?? baseDir);
   const opt = new AdamW(model.params, { beta1: f.beta1, beta2: f.beta2, weightDecay: f.weight_decay });
-  const batcher = new TokenBatcher(train, f.batch, f.seq, cfg.seed);
+  const accum = lmGradAccum(f);
+  const rows = f.batch * accum;
+  const batcher = new TokenBatcher(train, rows, f.seq, cfg.seed);
   const sched = { kind: 'cosine' as const, lr: f.lr, warmup: f.warmup, minLr: f.min_lr, total: f.steps };
   const eps = model.config.layer_norm_epsilon;
   const fake =
@@ -257,49 +292,77 @@ async function finetune(
   const evalBatch = f.batch;
   const evalHooks = mode === 'remove' ? fake!.hooks(false) : undefined;
   const prepare = mode === 'remove' ? (x: Int32Array, B: number) => fake!.setTokens(x, B, f.seq) : undefined;
+  const curves = (): ArmCurves => ({ steps: out.steps, ce: out.ce, valSteps: out.valSteps, val: out.val, finalVal: out.finalVal });
+  // Every metric line names its arm: a resume into one arm supersedes only that arm's lines.
+  const scope = { arm: prefix };
+  const metric = (m: { step: number } & Record<string, unknown>) => ctx.metric({ ...m, ...scope });
+  let first = 0;
   try {
-    for (let step = 0; step < f.steps; step++) {
-      if (mode === 'remove') {
-        for (const e of schedule.filter((ev) => ev.step === step)) {
-          fake!.apply(e);
-          ctx.metric({ step, removed: e.layer >= 0 ? `h.${e.layer}.${e.kind}` : e.kind });
-        }
+    if (ckpt.resumeDir) {
+      const state = await restoreTrainingCheckpoint<LnRemovalResumeState>(ckpt.resumeDir, { optimizer: opt });
+      batcher.restore(state.batcher);
+      if (fake && state.fake) fake.importState(state.fake);
+      Object.assign(out, state.curves);
+      first = state.step;
+    }
+    // The removals that take effect before 0-based step `s` are applied once step s - 1 is done
+    // (and evaluated), so a checkpoint after step s - 1 already holds them.
+    const applyRemovals = (s: number) => {
+      if (mode !== 'remove') return;
+      for (const e of schedule.filter((ev) => ev.step === s)) {
+        fake!.apply(e);
+        metric({ step: s, removed: e.layer >= 0 ? `h.${e.layer}.${e.kind}` : e.kind });
       }
+    };
+    if (first === 0) applyRemovals(0);
+    for (let step = first; step < f.steps; step++) {
       const lr = learningRate(sched, step);
-      const batch = batcher.next();
-      fake?.setTokens(batch.x, f.batch, f.seq);
-      let auxT: tf.Scalar | null = null;
+      const batch = { ...batcher.next(), batch: rows, seq: f.seq };
       const useAux = fake !== null && r.aux_weight > 0;
-      const res = lmTrainStep(model, opt, { ...batch, batch: f.batch, seq: f.seq }, lr, {
-        clip: f.clip,
-        hooks: { ...(fake ? fake.hooks(mode === 'remove') : {}), dropout },
-        extraLoss: useAux
+      const auxParts: tf.Tensor[] = [];
+      const hooks = { ...(fake ? fake.hooks(mode === 'remove') : {}), dropout };
+      const { value, grads } = accumulate(lmMicroBatches(rows, accum), (mb) => {
+        const part = lmMicroBatch(batch, mb);
+        fake?.setTokens(part.x, mb.rows, f.seq);
+        const extraLoss = useAux
           ? () => {
               const a = auxStdLoss(fake!.lnfInput!, r.aux_weight, eps, fake!.auxExclude);
-              auxT = tf.keep(tf.clone(a));
+              auxParts.push(tf.keep(tf.mul(a, mb.rows / mb.total)));
               return a;
             }
-          : undefined,
+          : undefined;
+        return lmLossAndGrads(model, part, { hooks, extraLoss });
       });
-      let aux = 0;
-      if (auxT) {
-        aux = (await (auxT as tf.Scalar).data())[0];
-        (auxT as tf.Scalar).dispose();
-      }
+      const { gradNorm } = lmApplyGrads(model, opt, grads, lr, { clip: f.clip });
+      const summed = tf.tidy(() => tf.stack([value, auxParts.length ? tf.addN(auxParts) : tf.scalar(0)]));
+      const [loss, aux] = await summed.data();
+      tf.dispose([summed, value, ...auxParts]);
       if (mode === 'remove') await fake!.commit();
       else fake?.discard();
-      if (!Number.isFinite(res.loss)) fail('state', `${mode} fine-tuning diverged at step ${step + 1} (loss ${res.loss}); lower finetune.lr`);
-      const ce = res.loss - aux;
-      out.steps.push(step + 1);
+      if (!Number.isFinite(loss)) fail('state', `${mode} fine-tuning diverged at step ${step + 1} (loss ${loss}); lower finetune.lr`);
+      const ce = loss - aux;
+      const done = step + 1;
+      out.steps.push(done);
       out.ce.push(ce);
-      ctx.metric({ step: step + 1, [`${prefix}_ce`]: ce, [`${prefix}_aux`]: aux, [`${prefix}_lr`]: lr, [`${prefix}_grad_norm`]: res.gradNorm });
-      if ((step + 1) % f.eval_every === 0 || step + 1 === f.steps) {
+      metric({ step: done, [`${prefix}_ce`]: ce, [`${prefix}_aux`]: aux, [`${prefix}_lr`]: lr, [`${prefix}_grad_norm`]: gradNorm });
+      if (done % f.eval_every === 0 || done === f.steps) {
         const v = evalCE(model, val, evalBatch, evalHooks, prepare);
-        out.valSteps.push(step + 1);
+        out.valSteps.push(done);
         out.val.push(v);
-        ctx.metric({ step: step + 1, [`${prefix}_val_ce`]: v });
+        metric({ step: done, [`${prefix}_val_ce`]: v });
       }
+      applyRemovals(done);
       progress.done += 1;
+      if (isCheckpointStep(done, f.checkpoint_every, f.steps)) {
+        const state: Omit<LnRemovalResumeState, 'step'> = {
+          ...ckpt.carry,
+          arm: mode,
+          batcher: batcher.state(),
+          fake: fake?.exportState() ?? null,
+          curves: curves(),
+        };
+        await saveTrainingCheckpoint(ctx.run, done, { model: (dir) => saveModel(model, dir), optimizer: opt, state, scope });
+      }
       ctx.progress({ step: progress.done, total: progress.total, phase: mode === 'remove' ? 'ln-removal' : 'vanilla', message: `CE ${ce.toFixed(3)}` });
       await ctx.tick();
     }
@@ -314,9 +377,9 @@ async function finetune(
   return out;
 }
 
-/** Tokens per optimizer step of the fine-tuning (sequences × tokens per sequence). */
+/** Tokens per optimizer step of the fine-tuning (sequences per micro-batch × micro-batches × tokens per sequence). */
 export function tokensPerStep(cfg: LNRemovalConfig): number {
-  return cfg.finetune.batch * cfg.finetune.seq;
+  return cfg.finetune.batch * lmGradAccum(cfg.finetune) * cfg.finetune.seq;
 }
 
 /** How far below a quarter of its schedule's tokens per step a run is still not flagged. */
@@ -380,12 +443,20 @@ async function dlaArtifacts(ctx: JobContext, results: { label: string; r: DlaRes
   }
 }
 
+/** The run's LN-free model folder (its last checkpoint once the removal finished; before, a training checkpoint). */
+function lnFreeCheckpoint(run: Run): { dir: string } {
+  const ckpt = run.latestCheckpoint();
+  const config = ckpt ? (readJsonSync(path.join(ckpt.dir, 'config.json'), 'config.json') as Record<string, unknown>) : null;
+  if (!ckpt || !config?.normlab_ln_sigmas) fail('not-found', `run ${run.id} has no LN-free model to export (did the removal finish?)`);
+  return ckpt;
+}
+
 registerJobKind({
   name: 'ln-removal',
   title: 'Remove LayerNorm from GPT-2',
   description: 'Fine-tune a GPT-2 while replacing every LayerNorm by a fixed scalar (FakeLN), with a vanilla control; exports the LN-free model.',
   schema: lnRemovalSchema,
-  resumable: false,
+  resumable: true,
   async run(ctx, cfg) {
     const f = cfg.finetune;
     const r = cfg.removal;
@@ -416,8 +487,11 @@ registerJobKind({
     const dlaOpts: DlaOptions = { positions: cfg.dla.positions, centerUnembed: cfg.dla.center_unembed };
     if (src.dir) (await loadGpt2(src.dir)).dispose(); // tensor names and shapes
 
-    let baseDir = src.dir;
-    let pretrain: Record<string, unknown> | null = null;
+    // A resumed run continues the arm its checkpoint is of, from the same base model (no new
+    // pretraining child), with the finished vanilla arm's results when it has them.
+    const resumed = ctx.resumeFrom ? await readTrainerState<LnRemovalResumeState>(ctx.resumeFrom.dir) : null;
+    let baseDir = resumed?.base_dir ?? src.dir;
+    let pretrain: Record<string, unknown> | null = resumed?.pretrain ?? null;
     if (!baseDir) {
       ctx.log('pretraining the GPT-2 to remove LayerNorm from (child lm-pretrain run)');
       const child = await ctx.runChild(
@@ -435,29 +509,42 @@ registerJobKind({
     const prompts = dlaPrompts(data.val, cfg.dla);
     const original = await loadGpt2(baseDir);
     const originalCE = evalCE(original, val, f.batch);
-    ctx.metric({ step: 0, original_val_ce: originalCE });
+    if (!resumed) ctx.metric({ step: 0, original_val_ce: originalCE });
     ctx.log(`original validation CE ${originalCE.toFixed(4)}`);
     const dlaBefore = cfg.dla.enabled ? await headDla(original, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts) : null;
     original.dispose();
 
-    const progress = { done: 0, total: (cfg.mode === 'both' ? 2 : 1) * f.steps };
-    let vanilla: FinetuneResult | null = null;
+    const inRemoval = resumed?.arm === 'remove';
+    const progress = {
+      done: (resumed?.step ?? 0) + (inRemoval && cfg.mode === 'both' ? f.steps : 0),
+      total: (cfg.mode === 'both' ? 2 : 1) * f.steps,
+    };
+    const carry = { base_dir: baseDir, pretrain, vanilla: resumed?.vanilla ?? null };
+    let vanilla: ArmCurves | null = carry.vanilla;
     let removal: FinetuneResult | null = null;
     let lnFree: GPT2 | null = null;
     let dlaVanilla: DlaResult | null = null;
     try {
-      if (cfg.mode !== 'remove') {
-        vanilla = await finetune(ctx, cfg, baseDir, 'vanilla', data.train, val, schedule, eotToken, progress);
-        if (dlaBefore) dlaVanilla = await headDla(vanilla.model, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts);
-        vanilla.fake?.dispose();
-        vanilla.model.dispose();
+      if (cfg.mode !== 'remove' && !inRemoval) {
+        const arm = await finetune(ctx, cfg, baseDir, 'vanilla', data.train, val, schedule, eotToken, progress, {
+          resumeDir: ctx.resumeFrom?.dir ?? null,
+          carry,
+        });
+        // DLA of the vanilla model beside the original and the LN-free one (not after a resume into the removal arm).
+        if (dlaBefore) dlaVanilla = await headDla(arm.model, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts);
+        arm.fake?.dispose();
+        arm.model.dispose();
+        vanilla = { steps: arm.steps, ce: arm.ce, valSteps: arm.valSteps, val: arm.val, finalVal: arm.finalVal };
       }
       let lnFreeCE: number | null = null;
       let hookCE: number | null = null;
       let sigmas: Record<string, number> | null = null;
       let dlaAfter: DlaResult | null = null;
       if (cfg.mode !== 'vanilla') {
-        removal = await finetune(ctx, cfg, baseDir, 'remove', data.train, val, schedule, eotToken, progress);
+        removal = await finetune(ctx, cfg, baseDir, 'remove', data.train, val, schedule, eotToken, progress, {
+          resumeDir: inRemoval ? ctx.resumeFrom!.dir : null,
+          carry: { ...carry, vanilla },
+        });
         hookCE = removal.finalVal;
         sigmas = removal.fake!.frozenSigmas();
         lnFree = lnFreeModel(removal.model, sigmas);
@@ -565,14 +652,12 @@ registerJobKind({
   exporters: {
     /** NormLab's LN-free model folder (norms fixed via normlab_ln_sigmas). */
     'ln-free': async (run: Run, out: string) => {
-      const ckpt = run.latestCheckpoint();
-      if (!ckpt) fail('not-found', `run ${run.id} has no LN-free model to export (did the removal finish?)`);
+      const ckpt = lnFreeCheckpoint(run);
       for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(ckpt.dir, f), path.join(out, f));
     },
     /** The paper's HF form: plain GPT2LMHeadModel, eps 1e12, gamma * 1e6 / sigma. */
     'hf-ln-free': async (run: Run, out: string) => {
-      const ckpt = run.latestCheckpoint();
-      if (!ckpt) fail('not-found', `run ${run.id} has no LN-free model to export (did the removal finish?)`);
+      const ckpt = lnFreeCheckpoint(run);
       const { config, tensors } = await loadModelDir(ckpt.dir);
       const hf = toHfLnFree(config, tensors);
       await saveModelDir(out, hf.config, hf.tensors);

@@ -104,6 +104,8 @@ const RECIPES: Recipe[] = [
 /** 2^19 tokens per optimizer step (config.py's target_batch_tokens), in 1024-token sequences. */
 const TOKENS_PER_STEP = 2 ** 19;
 const SEQ = 1024;
+/** Sequences per micro-batch (grad_accum = 2^19 / (8 × 1024) = 64); any divisor of 512 gives the same steps. */
+const MICRO_BATCH = 8;
 
 function preset(r: Recipe, aux: boolean): Preset {
   const i = aux ? 0 : 1;
@@ -116,8 +118,9 @@ function preset(r: Recipe, aux: boolean): Preset {
     config: {
       finetune: {
         steps: r.steps,
-        batch: TOKENS_PER_STEP / SEQ,
+        batch: MICRO_BATCH,
         seq: SEQ,
+        tokens_per_step: TOKENS_PER_STEP,
         lr: r.lr,
         min_lr: r.minLr,
         warmup: r.warmup[i],

@@ -115,7 +115,7 @@ registerJobKind({
   title: 'Train a ViT',
   description: 'Train a small timm-layout Vision Transformer on MNIST or a labelled PNG folder; saves a timm-style model folder.',
   schema: vitTrainSchema,
-  resumable: false,
+  resumable: true,
   async run(ctx, cfg) {
     const { model, summary } = await trainViT(ctx, cfg);
     model.dispose();

@@ -1,0 +1,98 @@
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../../backend/backend.js';
+import '../../jobs/all.js';
+import type { JobQueue } from '../../jobs/queue.js';
+import { maxRelDiff, metricSeries, runToEnd, straightAndResumed, tempQueue } from '../../train/resume-harness.js';
+
+let q: JobQueue;
+beforeAll(async () => {
+  await initBackend('wasm');
+  q = tempQueue('lct-trainers-');
+});
+
+const data = { source: 'mnist', count: 64, ref_count: 40 };
+const autoencoder = (extra: Record<string, unknown>) => ({
+  method: 'autoencoder-train',
+  seed: 3,
+  data,
+  hidden: 16,
+  latent_shape: [2, 2, 2],
+  steps: 6,
+  batch: 8,
+  checkpoint_every: 2,
+  ...extra,
+});
+const classifier = (extra: Record<string, unknown>) => ({
+  method: 'image-classifier',
+  seed: 3,
+  data,
+  hidden: [16, 8],
+  steps: 6,
+  batch: 8,
+  checkpoint_every: 2,
+  ...extra,
+});
+const weights = (run: { latestCheckpoint(): { dir: string } | null }) => path.join(run.latestCheckpoint()!.dir, 'model.safetensors');
+
+/** Relative difference of two numbers. */
+const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
+
+for (const [kind, make, lossKey] of [
+  ['autoencoder-train', autoencoder, 'autoencoder_loss'],
+  ['image-classifier', classifier, 'classifier_loss'],
+] as const) {
+  describe(kind, () => {
+    it('batch 4 × grad_accum 2 gives the loss and weights of batch 8', async () => {
+      const full = await runToEnd(q, make({}));
+      const accum = await runToEnd(q, make({ batch: 4, grad_accum: 2 }));
+      expect(rel(metricSeries(accum, lossKey)[0].value, metricSeries(full, lossKey)[0].value)).toBeLessThan(1e-5);
+      expect(await maxRelDiff(weights(accum), weights(full))).toBeLessThan(1e-4);
+    });
+
+    it('a run killed at step 5 resumes from its step-4 checkpoint to the uninterrupted result', async () => {
+      const { straight, resumed } = await straightAndResumed(q, make({}), 5);
+      expect(resumed.record.resumes).toEqual([4]);
+      expect(metricSeries(resumed, lossKey)).toEqual(metricSeries(straight, lossKey));
+      expect(await maxRelDiff(weights(resumed), weights(straight))).toBe(0);
+    });
+  });
+}
+
+describe('lct', () => {
+  let dirs: { autoencoder: string; classifier: string };
+  beforeAll(async () => {
+    const ae = await runToEnd(q, autoencoder({}));
+    const clf = await runToEnd(q, classifier({}));
+    dirs = { autoencoder: ae.latestCheckpoint()!.dir, classifier: clf.latestCheckpoint()!.dir };
+  });
+  const lct = (train: Record<string, unknown>) => ({
+    method: 'lct',
+    seed: 5,
+    ...dirs,
+    network: { arch: 'mlp', width: 16, depth: 1, mlp_ratio: 2, freq_dim: 8 },
+    train: { steps: 6, batch: 8, warmup: 1, s0: 2, s1: 8, log_every: 1, sample_every: 100, checkpoint_every: 2, ...train },
+    eval: { samples: 16, quick_samples: 8, grid: 4 },
+  });
+
+  it('batch 4 × grad_accum 2 gives the losses, gradient norms and EMA weights of batch 8 (OT over the whole step)', async () => {
+    const full = await runToEnd(q, lct({}));
+    const accum = await runToEnd(q, lct({ batch: 4, grad_accum: 2 }));
+    for (const key of ['loss', 'ct_loss', 'grad_norm']) {
+      const [a, b] = [metricSeries(accum, key), metricSeries(full, key)];
+      expect(a).toHaveLength(6);
+      a.forEach((m, i) => expect(rel(m.value, b[i].value), `${key} step ${m.step}`).toBeLessThan(1e-4));
+    }
+    expect(await maxRelDiff(weights(accum), weights(full))).toBeLessThan(1e-4);
+  });
+
+  it('a run killed at step 5 resumes (weights, EMA, optimizer, RNG) to the uninterrupted FIDs and weights', async () => {
+    const { straight, resumed } = await straightAndResumed(q, lct({}), 5, 'lct');
+    expect(resumed.record.resumes).toEqual([4]);
+    expect(metricSeries(resumed, 'loss')).toEqual(metricSeries(straight, 'loss'));
+    const [a, b] = [resumed.readSummary()!, straight.readSummary()!];
+    expect(a.fid_1step).toBe(b.fid_1step);
+    expect(a.fid_2step).toBe(b.fid_2step);
+    expect(await maxRelDiff(weights(resumed), weights(straight))).toBe(0);
+  });
+});

@@ -16,8 +16,8 @@
  * independently of NormLab's micro-batch.
  *
  * Not in the presets: the source model (set `source.kind: folder` and `source.path` to the GPT-2
- * of that size) and the data (the official runs fine-tune on OpenWebText with the GPT-2
- * tokenizer). The released checkpoints of large and XL are steps 600 and 800 of their 1200-step
+ * of that size) and the data source (the official runs fine-tune on OpenWebText; the presets set
+ * only the GPT-2 tokenizer). The released checkpoints of large and XL are steps 600 and 800 of their 1200-step
  * cosine schedules; NormLab trains the whole schedule (set `finetune.steps` to stop earlier, which
  * also shortens the cosine).
  */
@@ -116,6 +116,8 @@ function preset(r: Recipe, aux: boolean): Preset {
     description: `GPT-2 ${r.size}: ${r.steps} steps, lr ${r.lr} -> ${r.minLr}, removals from step ${r.start[i]} every ${gapLn2}/${gapLn1qk}/${gapLn1v} steps, ${aux ? `aux loss ${r.auxWeight}` : 'no aux loss'}, 2^19 tokens per step, dropout 0.1`,
     source: `submarat/removing-layer-norm config.py ${r.official[i]}() and train.py (Trainer arguments, FakeLayerNorm momentum)`,
     config: {
+      // The GPT-2 BPE (EOT 50256): what the GPT-2 checkpoints and the official data use.
+      data: { tokenizer: 'gpt2' },
       finetune: {
         steps: r.steps,
         batch: MICRO_BATCH,

@@ -33,6 +33,11 @@ export async function straightAndResumed(
   phase?: string,
 ): Promise<{ straight: Run; resumed: Run }> {
   const straight = await runToEnd(q, config);
+  return { straight, resumed: await interruptedAndResumed(q, config, cancelAt, phase) };
+}
+
+/** The config cancelled at the progress event of step `cancelAt` (of `phase`, when given), then resumed to its end. */
+export async function interruptedAndResumed(q: JobQueue, config: Record<string, unknown>, cancelAt: number, phase?: string): Promise<Run> {
   const run = q.enqueue(config);
   const off = q.on((e) => {
     if (e.event === 'progress' && e.runId === run.id && e.step === cancelAt && (phase === undefined || e.phase === phase)) q.cancel(run.id);
@@ -45,7 +50,7 @@ export async function straightAndResumed(
   await q.wait(run.id);
   const resumed = q.project.run(run.id);
   if (resumed.status !== 'completed') throw new Error(`resumed run ${run.id} ${resumed.status}: ${resumed.record.error?.message}`);
-  return { straight, resumed };
+  return resumed;
 }
 
 /** Max relative L2 difference over the tensors of two safetensors files (which must hold the same names). */

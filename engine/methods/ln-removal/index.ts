@@ -304,6 +304,10 @@ async function finetune(
       if (fake && state.fake) fake.importState(state.fake);
       Object.assign(out, state.curves);
       first = state.step;
+    } else if (ctx.resumeFrom) {
+      // A resumed run that starts this arm over (its checkpoint is of the other arm): the lines a
+      // killed attempt of this arm wrote are superseded.
+      ctx.run.appendMetric({ event: 'resume', step: 0, scope });
     }
     // The removals that take effect before 0-based step `s` are applied once step s - 1 is done
     // (and evaluated), so a checkpoint after step s - 1 already holds them.

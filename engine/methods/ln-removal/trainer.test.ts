@@ -7,7 +7,7 @@ import '../../jobs/all.js';
 import type { JobQueue } from '../../jobs/queue.js';
 import { GPT2, gpt2ConfigFromJson } from '../../models/gpt2.js';
 import { saveModel } from '../../models/index.js';
-import { maxRelDiff, metricSeries, runToEnd, straightAndResumed, tempQueue } from '../../train/resume-harness.js';
+import { interruptedAndResumed, maxRelDiff, metricSeries, runToEnd, tempQueue } from '../../train/resume-harness.js';
 
 let q: JobQueue;
 let base: string;
@@ -60,13 +60,15 @@ describe('ln-removal gradient accumulation', () => {
 });
 
 describe('ln-removal resume', () => {
-  it('killed in the vanilla arm or in the removal arm, a run resumes to the uninterrupted CEs, sigmas and LN-free model', async () => {
+  it('killed in the vanilla arm, early or later in the removal arm, a run resumes to the uninterrupted CEs, sigmas and LN-free model', async () => {
     const cfg = config({ mode: 'both', removal: { special_tokens: true, eot_token: 32, gap_eot: 2, gap_bos: 2 } });
+    const straight = await runToEnd(q, cfg);
     for (const [cancelAt, phase, from] of [
       [5, 'vanilla', 3],
+      [12, 'ln-removal', 10], // step 2 of the removal arm, before its first checkpoint: the vanilla arm's last one
       [15, 'ln-removal', 3], // step 5 of the removal arm
     ] as const) {
-      const { straight, resumed } = await straightAndResumed(q, cfg, cancelAt, phase);
+      const resumed = await interruptedAndResumed(q, cfg, cancelAt, phase);
       expect(resumed.record.resumes).toEqual([from]);
       const [a, b] = [resumed.readSummary()!, straight.readSummary()!];
       for (const k of ['original_val_ce', 'vanilla_val_ce', 'ln_free_val_ce']) expect(a[k], k).toBe(b[k]);

@@ -284,9 +284,13 @@ async function finetune(
           eotToken,
         )
       : null;
-  // Dropout masks from the run's seed: the vanilla control and the removal draw the same ones.
-  let dropSeed = cfg.seed * 1_000_003 + 17;
-  const dropout = f.dropout > 0 ? { attn: f.dropout, resid: f.dropout, embd: f.dropout, seed: () => dropSeed++ } : undefined;
+  // Dropout masks from the run's seed and the step (so a resumed run draws the same ones): the
+  // vanilla control and the removal draw the same masks.
+  let dropSeed = 0;
+  const dropoutAt = (step: number) => {
+    dropSeed = cfg.seed * 1_000_003 + step * 10_007;
+    return f.dropout > 0 ? { attn: f.dropout, resid: f.dropout, embd: f.dropout, seed: () => dropSeed++ } : undefined;
+  };
   const prefix = mode === 'remove' ? 'ln_free' : 'vanilla';
   const out: FinetuneResult = { steps: [], ce: [], valSteps: [], val: [], finalVal: NaN, model, fake };
   const evalBatch = f.batch;
@@ -324,7 +328,7 @@ async function finetune(
       const batch = { ...batcher.next(), batch: rows, seq: f.seq };
       const useAux = fake !== null && r.aux_weight > 0;
       const auxParts: tf.Tensor[] = [];
-      const hooks = { ...(fake ? fake.hooks(mode === 'remove') : {}), dropout };
+      const hooks = { ...(fake ? fake.hooks(mode === 'remove') : {}), dropout: dropoutAt(step) };
       const { value, grads } = accumulate(lmMicroBatches(rows, accum), (mb) => {
         const part = lmMicroBatch(batch, mb);
         fake?.setTokens(part.x, mb.rows, f.seq);

@@ -404,6 +404,29 @@ describe('ln-removal job', () => {
     expect(d.summary!.nmae_pct as number).toBeLessThan(1e-3);
   });
 
+  it('fine-tunes with dropout (finetune.dropout): seeded, so the same config gives the same curve, and off at evaluation', async () => {
+    const m = tinyGpt2(1, { vocab_size: 256 });
+    const dir = tmp();
+    await saveModel(m, dir);
+    m.dispose();
+    const cfg = (dropout: number) => ({
+      ...quick,
+      mode: 'vanilla',
+      source: { kind: 'folder', path: dir },
+      finetune: { ...quick.finetune, steps: 4, eval_every: 4, dropout },
+      dla: { enabled: false },
+    });
+    const ce = async (dropout: number) => {
+      const r = await runJob(cfg(dropout));
+      expect(r.error).toBeNull();
+      return r.summary!;
+    };
+    const [a, b, none] = [await ce(0.3), await ce(0.3), await ce(0)];
+    expect(a.vanilla_val_ce).toBe(b.vanilla_val_ce);
+    expect(a.vanilla_val_ce).not.toBe(none.vanilla_val_ce); // the training steps differed
+    expect(a.original_val_ce).toBe(none.original_val_ce); // evaluation has no dropout
+  });
+
   it('rejects bad input before training: not GPT-2, a schedule longer than training, token ids beyond the vocabulary', async () => {
     // A LLaMA folder is not GPT-2 shaped.
     const llamaDir = tmp();

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
-import { attention, attentionWithProbs, crossEntropy, gelu, layerNorm, linear, packedSelfAttention } from '../nn/ops.js';
+import { attention, attentionProbs, crossEntropy, gelu, layerNorm, linear, packedSelfAttention } from '../nn/ops.js';
 import { normalInit, ParamSet, paramSeed } from '../nn/params.js';
 import { takeTensor, type CausalLM, type CheckpointSource, type Dropout, type ForwardHooks, type NormSite } from './lm.js';
 
@@ -173,7 +173,7 @@ export class GPT2 implements CausalLM {
     }
     const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, H, hs]), [0, 2, 1, 3]) as tf.Tensor4D; // (B, T, C) -> (B, H, T, hs)
     const z = attnDrop
-      ? attentionWithProbs(heads(q), heads(k), heads(v), true, (p) => dropout(p, attnDrop.attn, attnDrop) as tf.Tensor4D).out
+      ? (tf.matMul(dropout(attentionProbs(heads(q), heads(k), true), attnDrop.attn, attnDrop), heads(v)) as tf.Tensor4D) // probs (B, H, T, T) @ v
       : attention(heads(q), heads(k), heads(v), true); // (B, H, T, hs)
     hooks?.headOutputs?.(i, z);
     return cProj(tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [B, T, C])); // (B, H, T, hs) -> (B, T, C)

@@ -31,21 +31,19 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, causal
   return attentionWithProbs(q, k, v, causal).out;
 }
 
-export function attentionWithProbs(
-  q: tf.Tensor4D,
-  k: tf.Tensor4D,
-  v: tf.Tensor4D,
-  causal: boolean,
-  transformProbs?: (p: tf.Tensor4D) => tf.Tensor4D,
-): { out: tf.Tensor4D; probs: tf.Tensor4D } {
+export function attentionWithProbs(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, causal: boolean): { out: tf.Tensor4D; probs: tf.Tensor4D } {
+  const probs = attentionProbs(q, k, causal);
+  const out = tf.matMul(probs, v) as tf.Tensor4D; // (B, H, T, Tk) @ (B, H, Tk, hs) -> (B, H, T, hs)
+  return { out, probs };
+}
+
+/** softmax(q k^T / sqrt(hs) + causal mask), (B, H, T, Tk). */
+export function attentionProbs(q: tf.Tensor4D, k: tf.Tensor4D, causal: boolean): tf.Tensor4D {
   const [, , T, hs] = q.shape;
   const Tk = k.shape[2];
   let scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hs)) as tf.Tensor4D; // (B, H, T, Tk)
   if (causal) scores = tf.add(scores, causalMask(T, Tk)) as tf.Tensor4D;
-  let probs = tf.softmax(scores) as tf.Tensor4D;
-  if (transformProbs) probs = transformProbs(probs);
-  const out = tf.matMul(probs, v) as tf.Tensor4D; // (B, H, T, Tk) @ (B, H, Tk, hs) -> (B, H, T, hs)
-  return { out, probs };
+  return tf.softmax(scores) as tf.Tensor4D;
 }
 
 /**
@@ -154,7 +152,10 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
   return tf.neg(tf.mean(tf.gather(logp, flatIdx))) as tf.Scalar;
 }
 
-/** The identity whose gradient is zero (PyTorch's `detach()`; tfjs has no such op). */
+/** x as a constant: the same values, no gradient flows back through it (PyTorch's detach). */
 export function stopGradient<T extends tf.Tensor>(x: T): T {
-  return tf.customGrad((xi) => ({ value: tf.clone(xi as tf.Tensor), gradFunc: (dy) => tf.zerosLike(dy as tf.Tensor) }))(x) as T;
+  return tf.customGrad((t, save) => {
+    void save;
+    return { value: tf.clone(t as tf.Tensor), gradFunc: (dy) => tf.zerosLike(dy as tf.Tensor) };
+  })(x) as T;
 }

@@ -4,6 +4,10 @@
  * job's own model, which stays the source of truth for evaluation, checkpoints and resume); every
  * other replica is a worker thread running its own tfjs backend (./data-parallel-worker.ts).
  *
+ * With gradient accumulation (k micro-batches per step) every micro-batch is sharded the same way
+ * and each replica receives its shard of all k at once: it accumulates their mean gradient itself
+ * (./accumulate.ts), so a step still costs one message each way per replica.
+ *
  * One step:
  *  1. the main thread posts each worker its shard (token ids) plus the current trainable
  *     parameters (one transferable Float32Array);
@@ -11,10 +15,6 @@
  *  3. it averages the gradients weighted by shard rows (the mean cross-entropy of the whole batch
  *     is the row-weighted mean of the shards' means, so the averaged gradient is the full batch's);
  *  4. `lmApplyGrads` then logs per-block norms, clips and applies AdamW exactly as one process does.
- *
- * With gradient accumulation (k micro-batches per step) every micro-batch is sharded the same way
- * and each replica receives its shard of all k at once: it accumulates their mean gradient itself
- * (./accumulate.ts), so a step still costs one message each way per replica.
  *
  * Parameters are broadcast rather than averaged gradients replayed on every replica: the two
  * messages have the same size (one float per parameter), but broadcasting needs no optimizer state
@@ -32,7 +32,7 @@ import { nativeThreads, setNativeThreads } from '../backend/native.js';
 import { fail, NormLabError } from '../core/errors.js';
 import type { CausalLM } from '../models/lm.js';
 import type { AdamW } from '../nn/optim.js';
-import { lmAccumulatedLossAndGrads, lmApplyGrads, type LMBatch, type LMStepResult } from './lm-step.js';
+import { lmAccumulatedLossAndGrads, lmApplyGrads, type LMBatch, type LMStepTensors } from './lm-step.js';
 
 /** Main → worker messages. */
 export type ToWorker =
@@ -185,11 +185,11 @@ function firstLine(err: unknown): string {
 }
 
 /** The values of `tensors` concatenated, in order, into one buffer of `total` floats. */
-function flatten(tensors: tf.Tensor[], total: number): Float32Array {
+async function flatten(tensors: tf.Tensor[], total: number): Promise<Float32Array> {
   const out = new Float32Array(total);
   let o = 0;
   for (const t of tensors) {
-    const d = t.dataSync() as Float32Array;
+    const d = (await t.data()) as Float32Array;
     out.set(d, o);
     o += d.length;
   }
@@ -238,8 +238,8 @@ export class DataParallelPool {
       const shapes = all.map(([, v]) => v.shape);
       const total = all.reduce((a, [, v]) => a + v.size, 0);
       await Promise.all(
-        pool.replicas.map((r) => {
-          const data = flatten(
+        pool.replicas.map(async (r) => {
+          const data = await flatten(
             all.map(([, v]) => v),
             total,
           );
@@ -257,7 +257,7 @@ export class DataParallelPool {
    * One data-parallel optimizer step on `batch` (all rows of all `microBatches` micro-batches); the
    * same result as `lmTrainStep`.
    */
-  async step(opt: AdamW, batch: LMBatch, lr: number, opts: { clip?: number; layerGradNorms?: boolean; microBatches?: number } = {}): Promise<LMStepResult> {
+  async step(opt: AdamW, batch: LMBatch, lr: number, opts: { clip?: number; layerGradNorms?: boolean; microBatches?: number } = {}): Promise<LMStepTensors> {
     if (this.closed) fail('state', 'the data-parallel pool is closed');
     const { seq } = batch;
     const nMicro = opts.microBatches ?? 1;
@@ -268,7 +268,7 @@ export class DataParallelPool {
     const vars = this.model.params.trainable();
     const id = this.nextId++;
     const started = performance.now();
-    const current = this.replicas.length ? flatten(vars, this.total) : null;
+    const current = this.replicas.length ? await flatten(vars, this.total) : null;
     const replies = this.replicas.map((r, k) => {
       const i = k + 1;
       const params = k === this.replicas.length - 1 ? current! : current!.slice(); // each buffer moves to its worker
@@ -298,7 +298,7 @@ export class DataParallelPool {
       const got = (await Promise.all(replies)) as Extract<FromWorker, { type: 'grads' }>[];
       for (const g of got) if (g.type !== 'grads' || g.id !== id) fail('internal', `data-parallel worker answered out of order`);
       const w = rows.map((r) => r / micro);
-      let loss = own.value.dataSync()[0] * w[0];
+      let loss = (await own.value.data())[0] * w[0];
       got.forEach((g, k) => (loss += g.loss * w[k + 1]));
       const grads = new Map<string, tf.Tensor>();
       let o = 0;
@@ -321,7 +321,7 @@ export class DataParallelPool {
       ownGrads = null;
       const r = lmApplyGrads(this.model, opt, grads, lr, opts);
       this.slowestStepMs = Math.max(this.slowestStepMs, performance.now() - started);
-      return { loss, gradNorm: r.gradNorm, layerGradNorms: r.layerGradNorms };
+      return { loss: tf.scalar(loss), ...r };
     } finally {
       own.value.dispose();
       if (ownGrads) tf.dispose([...ownGrads.values()]);

@@ -18,7 +18,7 @@ import { isCheckpointStep, restoreTrainingCheckpoint, saveTrainingCheckpoint } f
 import { hfConfigFor, lmModelSchema, textDataSchema, trainSchema } from './lm-config.js';
 import { DataParallelPool, resolveWorkers } from './data-parallel.js';
 import { loadLMData } from './lm-data.js';
-import { lmEvalLoss, lmTrainStep } from './lm-step.js';
+import { disposeStep, lmEvalLoss, lmTrainStep, readStep } from './lm-step.js';
 
 export const lmPretrainSchema = z
   .object({
@@ -27,6 +27,15 @@ export const lmPretrainSchema = z
     model: lmModelSchema.default(lmModelSchema.parse({})),
     data: textDataSchema.default(textDataSchema.parse({})),
     train: trainSchema.default(trainSchema.parse({})),
+    diagnostics: z
+      .object({
+        sequences: z.number().int().min(1).default(8).describe('validation sequences for the variance and angular distance'),
+        pruning_windows: z.number().int().min(1).default(8).describe('validation windows for the layer-pruning losses'),
+        max_n: z.number().int().min(1).optional().describe('largest layer gap n of the angular-distance heatmap (default: L)'),
+      })
+      .strict()
+      .default({ sequences: 8, pruning_windows: 8 })
+      .describe('sizes of the depth diagnostics at the end of the run (default: small, a few seconds)'),
   })
   .strict();
 export type LMPretrainConfig = z.infer<typeof lmPretrainSchema>;
@@ -83,7 +92,7 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
     initialValLoss = state.initialValLoss;
     ctx.log(`resumed from step ${step}`);
   } else {
-    initialValLoss = lmEvalLoss(model, val, evalBatch);
+    initialValLoss = await lmEvalLoss(model, val, evalBatch);
     ctx.metric({ step: 0, val_loss: initialValLoss });
   }
 
@@ -96,6 +105,7 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
   const replicas = resolveWorkers(t.workers, ctx.backend.name, t.batch, t.seq, model.params.count(), t.steps * accum);
   let started = Date.now();
   let tokensSeen = 0;
+  let lastLoss = NaN; // the loss of the last logged step
   try {
     if (replicas > 1) {
       pool = await DataParallelPool.start(model, replicas, ctx.backend.name);
@@ -105,14 +115,18 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
     while (step < t.steps) {
       const lr = learningRate(schedule, step);
       const batch = batcher.next();
-      const wantLayers = t.layer_grad_norms && (step % t.log_every === 0 || step === t.steps - 1);
-      const stepOpts = { clip: t.clip, layerGradNorms: wantLayers, microBatches: accum };
+      // The step's results are read (a device sync) only on the steps that log them.
+      const logNow = (step + 1) % t.log_every === 0 || step + 1 === t.steps;
+      const stepOpts = { clip: t.clip, layerGradNorms: t.layer_grad_norms && logNow, microBatches: accum };
       const full = { ...batch, batch: rows, seq: t.seq };
-      const r = pool ? await pool.step(opt, full, lr, stepOpts) : lmTrainStep(model, opt, full, lr, stepOpts);
+      const out = pool ? await pool.step(opt, full, lr, stepOpts) : lmTrainStep(model, opt, full, lr, stepOpts);
       step += 1;
       tokensSeen += rows * t.seq;
-      if (!Number.isFinite(r.loss)) throw new Error(`training diverged at step ${step} (loss ${r.loss}); lower the learning rate`);
-      if (step % t.log_every === 0 || step === t.steps) {
+      if (!logNow) disposeStep(out);
+      else {
+        const r = await readStep(out);
+        lastLoss = r.loss;
+        if (!Number.isFinite(r.loss)) throw new Error(`training diverged by step ${step} (loss ${r.loss}); lower the learning rate`);
         const tps = tokensSeen / ((Date.now() - started) / 1000);
         ctx.metric({
           step,
@@ -124,11 +138,11 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
         });
       }
       if (step % t.eval_every === 0 || step === t.steps) {
-        valLoss = lmEvalLoss(model, val, evalBatch);
+        valLoss = await lmEvalLoss(model, val, evalBatch);
         ctx.metric({ step, val_loss: valLoss, val_ppl: Math.exp(valLoss) });
       }
       if (isCheckpointStep(step, t.checkpoint_every, t.steps)) await checkpoint();
-      ctx.progress({ step, total: t.steps, phase: 'train', message: `loss ${r.loss.toFixed(3)}` });
+      ctx.progress({ step, total: t.steps, phase: 'train', message: Number.isNaN(lastLoss) ? 'training' : `loss ${lastLoss.toFixed(3)}` });
       await ctx.tick();
     }
   } catch (err) {

@@ -36,9 +36,10 @@ export interface FitTask<B extends tf.TensorContainer> {
 }
 
 /**
- * Run `steps` AdamW steps of `task`. Logs `<phase>_loss` metrics; checkpoints every
- * `checkpointEvery` steps before the last (the job saves the final model itself); resumes from
- * `ctx.resumeFrom`. Returns the last loss.
+ * Run `steps` AdamW steps of `task`. Logs `<phase>_loss` metrics every `logEvery` steps and at
+ * the end, and checkpoints every `checkpointEvery` steps before the last (the job saves the final
+ * model itself); only those steps read the loss from the device. Resumes from `ctx.resumeFrom`.
+ * Returns the last loss read.
  */
 export async function fit<B extends tf.TensorContainer>(ctx: JobContext, params: ParamSet, task: FitTask<B>, o: FitOptions): Promise<number> {
   const opt = new AdamW(params, { weightDecay: 0 });
@@ -46,6 +47,7 @@ export async function fit<B extends tf.TensorContainer>(ctx: JobContext, params:
   const rows = o.batch * o.gradAccum;
   let last = NaN;
   let first = 0;
+  const every = o.logEvery ?? 50;
   try {
     if (ctx.resumeFrom) {
       const state = await restoreTrainingCheckpoint<{ rng: number; loss: number }>(ctx.resumeFrom.dir, { optimizer: opt, groups: { params } });
@@ -72,18 +74,25 @@ export async function fit<B extends tf.TensorContainer>(ctx: JobContext, params:
       const clipped = clipGlobalNorm(grads, o.clip ?? 1);
       opt.step(clipped.grads, lr);
       for (const g of clipped.grads.values()) g.dispose();
-      last = (await value.data())[0];
-      value.dispose();
-      const extraVals: Record<string, number> = {};
-      for (const [k, v] of extras) extraVals[k] = (await v.data())[0];
-      tf.dispose([...extras.values()]);
-      if (!Number.isFinite(last)) fail('internal', `${o.phase} training diverged at step ${step} (loss ${last}); lower the learning rate`);
+      clipped.norm.dispose();
       const done = step + 1;
-      const every = o.logEvery ?? 50;
-      if (done % every === 0 || done === o.steps) ctx.metric({ step: done, [`${o.phase}_loss`]: last, lr, ...extraVals });
-      if (done % o.checkpointEvery === 0 && done < o.steps)
-        await saveTrainingCheckpoint(ctx.run, done, { optimizer: opt, groups: { params }, state: { rng: task.rng.state(), loss: last } });
-      ctx.progress({ step: done, total: o.steps, phase: o.phase, message: `loss ${last.toFixed(4)}` });
+      const logNow = done % every === 0 || done === o.steps;
+      const checkpointNow = done % o.checkpointEvery === 0 && done < o.steps;
+      // The loss is read (a device sync) only on the steps that log or checkpoint it.
+      const extraVals: Record<string, number> = {};
+      if (logNow || checkpointNow) {
+        const keys = [...extras.keys()];
+        const stacked = tf.stack([value, ...keys.map((k) => extras.get(k)!)]);
+        const vals = await stacked.data();
+        stacked.dispose();
+        last = vals[0];
+        keys.forEach((k, i) => (extraVals[k] = vals[i + 1]));
+        if (!Number.isFinite(last)) fail('internal', `${o.phase} training diverged by step ${done} (loss ${last}); lower the learning rate`);
+      }
+      tf.dispose([value, ...extras.values()]);
+      if (logNow) ctx.metric({ step: done, [`${o.phase}_loss`]: last, lr, ...extraVals });
+      if (checkpointNow) await saveTrainingCheckpoint(ctx.run, done, { optimizer: opt, groups: { params }, state: { rng: task.rng.state(), loss: last } });
+      ctx.progress({ step: done, total: o.steps, phase: o.phase, message: Number.isNaN(last) ? o.phase : `loss ${last.toFixed(4)}` });
       await ctx.tick();
     }
   } finally {

@@ -28,8 +28,8 @@ import './study.js';
 registerPresets(lnsPresets);
 
 /** The end-of-run hook: diagnostics of the trained model into the run's artifacts. */
-addAfterTraining(async (ctx: JobContext, model: CausalLM, data: { val: Uint16Array; seq: number }) => {
-  const opts = autoDiagnosticsOptions();
+addAfterTraining(async (ctx: JobContext, model: CausalLM, data: { val: Uint16Array; seq: number }, config) => {
+  const opts = autoDiagnosticsOptions(config);
   try {
     ctx.progress({ step: 0, total: 1, phase: 'diagnostics', message: 'depth diagnostics' });
     const windows = evalWindows(data.val, data.seq, Math.max(opts.sequences, opts.pruningWindows));
@@ -111,7 +111,7 @@ registerJobKind({
       const history = metrics ? gradHistoryFromMetrics(metrics, model.nLayers) : null;
       const grads = history
         ? summarizeGradHistory(history)
-        : { source: 'checkpoint' as const, per_layer: checkpointGradNorms(model, windows, cfg.grad_windows) };
+        : { source: 'checkpoint' as const, per_layer: await checkpointGradNorms(model, windows, cfg.grad_windows) };
       const d = await computeDiagnostics(
         model,
         windows,

@@ -62,9 +62,9 @@ async function runPtqVit(ctx: JobContext, cfg: PtqVitConfig): Promise<Record<str
     ctx.progress({ step: 0, total: 3, phase: 'fp' });
     const fp = await top1(model, evalSet, undefined, 250, () => ctx.tick());
     const x = imageBatch(calib.images, 0, calib.n, [calib.height, calib.width, calib.channels], inputNorm(model));
-    const q = (() => {
+    const q = await (async () => {
       try {
-        return quantizeViT(model, x, {
+        return await quantizeViT(model, x, {
           wBits: cfg.w_bits,
           aBits: cfg.a_bits,
           softmax: cfg.softmax,
@@ -140,5 +140,6 @@ registerJobKind({
     'Top-1 per quantizer preset × bit width (FP, uniform, RepQ-ViT, DopQ-ViT with TanQ as NormLab reconstructs it, and each component), with quantizer-level and post-LN scale plots and a verified export.',
   schema: ptqStudySchema,
   resumable: false,
+  parent: true,
   run: runPtqStudy,
 });

@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomicSync, writeJsonAtomicSync } from '../../io/atomic.js';
 import type { JobContext } from '../../jobs/context.js';
+import { executorSchema } from '../../jobs/executor.js';
 import { baseConfig } from '../../jobs/registry.js';
 import type { ViT } from '../../models/vit.js';
 import { barPlot, histogramWithLevels, scatterWithRules, writePlot } from '../../plot/index.js';
@@ -64,6 +65,7 @@ export const ptqStudySchema = z
   .object({
     method: z.literal('ptq-study'),
     ...baseConfig,
+    executor: executorSchema,
     model_dir: z.string().optional().describe('a ViT model folder (timm names) to study; default: train (or reuse) a small MNIST ViT'),
     vit: z
       .object({ model: vitModelSchema.default(vitModelSchema.parse({})), train: vitTrainOptionsSchema.default(vitTrainOptionsSchema.parse({})) })
@@ -145,7 +147,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       for (const b of bits) {
         for (const name of cfg.presets) {
           const p = PRESETS[name];
-          const q = quantizeViT(model, x, { wBits: b, aBits: b, softmax: p.softmax, lnReparam: p.ln, softmaxCandidates: cfg.softmax_candidates });
+          const q = await quantizeViT(model, x, { wBits: b, aBits: b, softmax: p.softmax, lnReparam: p.ln, softmaxCandidates: cfg.softmax_candidates });
           try {
             const acc = await top1(q.model, evalSet, q.hooks(), 250, () => ctx.tick());
             (table[name] ??= {})[`W${b}A${b}`] = acc;
@@ -161,7 +163,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       }
       if (!exported) {
         const p = PRESETS[cfg.export_preset];
-        const q = quantizeViT(model, x, {
+        const q = await quantizeViT(model, x, {
           wBits: cfg.export_bits,
           aBits: cfg.export_bits,
           softmax: p.softmax,
@@ -177,7 +179,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       }
       await softmaxPlot(ctx, model, x, cfg.plot_bits, cfg.softmax_candidates);
       if (lnCalibs.length === 0) {
-        const q = quantizeViT(model, x, { wBits: cfg.plot_bits, aBits: cfg.plot_bits, softmax: 'uniform', lnReparam: 'median' });
+        const q = await quantizeViT(model, x, { wBits: cfg.plot_bits, aBits: cfg.plot_bits, softmax: 'uniform', lnReparam: 'median' });
         lnCalibs = q.lnCalibrations;
         q.dispose();
       }
@@ -263,7 +265,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
 
 async function exportAndCheck(
   ctx: JobContext,
-  q: ReturnType<typeof quantizeViT>,
+  q: Awaited<ReturnType<typeof quantizeViT>>,
   evalSet: Parameters<typeof top1>[1],
   simulated: number,
 ): Promise<Record<string, unknown>> {
@@ -291,7 +293,7 @@ async function exportAndCheck(
 /** Post-softmax histogram (FP model, calibration images, all blocks) with each quantizer's levels. */
 async function softmaxPlot(ctx: JobContext, model: ViT, x: Parameters<typeof captureActs>[1], bits: number, candidates: number): Promise<void> {
   const sites = Array.from({ length: model.config.depth }, (_, i) => `blocks.${i}.attn.probs`);
-  const acts = captureActs(model, x, sites);
+  const acts = await captureActs(model, x, sites);
   let n = 0;
   for (const a of acts.values()) n += a.length;
   const all = new Float32Array(n);

@@ -23,7 +23,7 @@ import { fail } from '../core/errors.js';
 import { readJson, writeJsonAtomic } from '../io/atomic.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors-file.js';
 import type { HostTensor } from '../io/safetensors.js';
-import { fromTfAsync, toTf } from '../io/tensors.js';
+import { fromTf, toTf } from '../io/tensors.js';
 import type { AdamW } from '../nn/optim.js';
 import { ParamSet } from '../nn/params.js';
 import type { Run } from '../store/runs.js';
@@ -67,7 +67,7 @@ const OPTIMIZER_FILE = 'optimizer.safetensors';
 
 async function writeGroup(file: string, tensors: [string, tf.Tensor][]): Promise<void> {
   const out: Record<string, HostTensor> = {};
-  for (const [name, t] of tensors) out[name] = await fromTfAsync(t);
+  for (const [name, t] of tensors) out[name] = await fromTf(t);
   await writeSafetensors(file, out);
 }
 
@@ -123,14 +123,8 @@ export async function restoreTrainingCheckpoint<S extends Record<string, unknown
   parts: { optimizer: AdamW; groups?: Record<string, TensorGroup> },
 ): Promise<S & { step: number }> {
   const state = await readTrainerState<S>(dir);
-  const opt = await readGroup(dir, 'optimizer');
-  const tensors = new Map([...opt].map(([k, v]) => [k, toTf(v)] as const));
-  try {
-    for (const k of parts.optimizer.stateTensors().keys()) if (!tensors.has(k)) fail('model', `checkpoint ${dir} optimizer state lacks ${k}`);
-    parts.optimizer.loadState(tensors, state.optimizerSteps);
-  } finally {
-    for (const t of tensors.values()) t.dispose();
-  }
+  assignGroup(parts.optimizer.stateTensors(), await readGroup(dir, 'optimizer'), `${dir} optimizer`);
+  parts.optimizer.t = state.optimizerSteps;
   for (const [name, g] of Object.entries(parts.groups ?? {})) assignGroup(g, await readGroup(dir, name), `${dir} ${name}`);
   return state;
 }

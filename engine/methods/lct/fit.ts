@@ -37,29 +37,29 @@ export interface FitTask<B extends tf.TensorContainer> {
 
 /**
  * Run `steps` AdamW steps of `task`. Logs `<phase>_loss` metrics every `logEvery` steps and at
- * the end, and checkpoints every `checkpointEvery` steps before the last (the job saves the final
- * model itself); only those steps read the loss from the device. Resumes from `ctx.resumeFrom`.
- * Returns the last loss read.
+ * the end (the only steps whose loss is read from the device); checkpoints every
+ * `checkpointEvery` steps before the last (the job saves the final model itself); resumes from
+ * `ctx.resumeFrom`. Returns the last logged loss.
  */
 export async function fit<B extends tf.TensorContainer>(ctx: JobContext, params: ParamSet, task: FitTask<B>, o: FitOptions): Promise<number> {
   const opt = new AdamW(params, { weightDecay: 0 });
   const schedule = { kind: 'cosine' as const, lr: o.lr, warmup: Math.min(50, Math.floor(o.steps / 10)), minLr: o.lr * 0.05, total: o.steps };
   const rows = o.batch * o.gradAccum;
   let last = NaN;
-  let first = 0;
   const every = o.logEvery ?? 50;
+  let first = 0;
   try {
     if (ctx.resumeFrom) {
-      const state = await restoreTrainingCheckpoint<{ rng: number; loss: number }>(ctx.resumeFrom.dir, { optimizer: opt, groups: { params } });
+      const state = await restoreTrainingCheckpoint<{ rng: number; loss: number | null }>(ctx.resumeFrom.dir, { optimizer: opt, groups: { params } });
       task.rng.restore(state.rng);
       first = state.step;
-      last = state.loss;
+      last = state.loss ?? NaN; // NaN (no step logged yet) is stored as null
       ctx.log(`resumed from step ${first}`);
     }
     for (let step = first; step < o.steps; step++) {
       const lr = learningRate(schedule, step);
       const batch = task.draw(step, rows);
-      let extras = new Map<string, tf.Scalar>();
+      let extras = new Map<string, tf.Scalar>(); // kept past the tape, read on logged steps
       const { value, grads } = accumulate(microBatches(rows, o.batch), (mb) => {
         const part = new Map<string, tf.Scalar>();
         const r = namedGrads(params, () => {
@@ -76,22 +76,19 @@ export async function fit<B extends tf.TensorContainer>(ctx: JobContext, params:
       for (const g of clipped.grads.values()) g.dispose();
       clipped.norm.dispose();
       const done = step + 1;
-      const logNow = done % every === 0 || done === o.steps;
-      const checkpointNow = done % o.checkpointEvery === 0 && done < o.steps;
-      // The loss is read (a device sync) only on the steps that log or checkpoint it.
-      const extraVals: Record<string, number> = {};
-      if (logNow || checkpointNow) {
+      // The loss is read (a device sync) only on the steps that log it.
+      if (done % every === 0 || done === o.steps) {
         const keys = [...extras.keys()];
         const stacked = tf.stack([value, ...keys.map((k) => extras.get(k)!)]);
         const vals = await stacked.data();
         stacked.dispose();
         last = vals[0];
-        keys.forEach((k, i) => (extraVals[k] = vals[i + 1]));
         if (!Number.isFinite(last)) fail('internal', `${o.phase} training diverged by step ${done} (loss ${last}); lower the learning rate`);
+        ctx.metric({ step: done, [`${o.phase}_loss`]: last, lr, ...Object.fromEntries(keys.map((k, i) => [k, vals[i + 1]])) });
       }
       tf.dispose([value, ...extras.values()]);
-      if (logNow) ctx.metric({ step: done, [`${o.phase}_loss`]: last, lr, ...extraVals });
-      if (checkpointNow) await saveTrainingCheckpoint(ctx.run, done, { optimizer: opt, groups: { params }, state: { rng: task.rng.state(), loss: last } });
+      if (done % o.checkpointEvery === 0 && done < o.steps)
+        await saveTrainingCheckpoint(ctx.run, done, { optimizer: opt, groups: { params }, state: { rng: task.rng.state(), loss: last } });
       ctx.progress({ step: done, total: o.steps, phase: o.phase, message: Number.isNaN(last) ? o.phase : `loss ${last.toFixed(4)}` });
       await ctx.tick();
     }

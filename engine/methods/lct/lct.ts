@@ -392,7 +392,6 @@ export function createLctTrainStep(inp: LctStepInputs): (step: number) => LctSte
       },
       () => 1,
     );
-    // The step's results stay on the device until they are logged (readLctStep).
     const parts = { ct: tf.addN(ctParts) as tf.Scalar, diff: tf.addN(diffParts) as tf.Scalar };
     tf.dispose([...ctParts, ...diffParts]);
     const clipped = clipGlobalNorm(grads, t.clip);
@@ -408,7 +407,7 @@ export function createLctTrainStep(inp: LctStepInputs): (step: number) => LctSte
         e.assign(tf.add(tf.mul(e, decay), tf.mul(v, 1 - decay)));
       }
     });
-    return { loss: value, parts: parts!, N, c, lr, gradNorm: clipped.norm };
+    return { loss: value, parts, N, c, lr, gradNorm: clipped.norm };
   };
 }
 

@@ -35,7 +35,7 @@ import { lmModelSchema, textDataSchema, trainSchema } from '../../train/lm-confi
 import { loadLMData } from '../../train/lm-data.js';
 import { accumulate, checkLmAccum, lmAccumFields, lmGradAccum } from '../../train/accumulate.js';
 import { checkpointEveryField, isCheckpointStep, readTrainerState, restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../../train/checkpoint.js';
-import { lmApplyGrads, lmLossAndGrads, lmMicroBatch, lmMicroBatches, readStep } from '../../train/lm-step.js';
+import { lmApplyGrads, lmLossAndGrads, lmMicroBatch, lmMicroBatches } from '../../train/lm-step.js';
 import { headDla, type DlaOptions, type DlaResult } from './dla.js';
 import { toHfLnFree } from './export.js';
 import { auxStdLoss, FakeLNSet, removalSchedule, type FakeLNState, type RemovalEvent } from './fake-ln.js';
@@ -344,11 +344,11 @@ async function finetune(
           : undefined;
         return lmLossAndGrads(model, part, { hooks, extraLoss });
       });
-      const applied = lmApplyGrads(model, opt, grads, lr, { clip: f.clip });
-      // Every step is logged here (the CE curve), so every step is read.
-      const summed = tf.tidy(() => tf.stack([value, auxParts.length ? tf.addN(auxParts) : tf.scalar(0)]));
-      const [[loss, aux], { gradNorm }] = await Promise.all([summed.data(), readStep({ loss: tf.keep(tf.clone(value)), gradNorm: applied.gradNorm })]);
-      tf.dispose([summed, value, ...auxParts]);
+      const { gradNorm: gradNormT } = lmApplyGrads(model, opt, grads, lr, { clip: f.clip });
+      // Every step is logged here (the CE curve), so every step is read, in one transfer.
+      const summed = tf.tidy(() => tf.stack([value, gradNormT, auxParts.length ? tf.addN(auxParts) : tf.scalar(0)]));
+      const [loss, gradNorm, aux] = await summed.data();
+      tf.dispose([summed, value, gradNormT, ...auxParts]);
       if (mode === 'remove') await fake!.commit();
       else fake?.discard();
       if (!Number.isFinite(loss)) fail('state', `${mode} fine-tuning diverged at step ${step + 1} (loss ${loss}); lower finetune.lr`);

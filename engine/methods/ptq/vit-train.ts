@@ -136,6 +136,8 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
     let firstEpoch = 0;
     let imagesSeen = 0;
     try {
+      let loss = NaN; // of the last logged step
+      let gradNorm = NaN;
       if (ctx.resumeFrom) {
         // Checkpoints are taken at epoch ends: the next epoch's shuffle continues the RNG.
         const state = await restoreTrainingCheckpoint<{ epoch: number; rng: number; top1: number }>(ctx.resumeFrom.dir, { optimizer: opt });
@@ -143,8 +145,6 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
         ({ step, epoch: firstEpoch, top1: acc } = state);
         ctx.log(`resumed after epoch ${firstEpoch} (step ${step})`);
       }
-      let loss = NaN; // of the last logged step
-      let gradNorm = NaN;
       for (let epoch = firstEpoch; epoch < t.epochs; epoch++) {
         const order = rng.shuffle(Array.from({ length: train.n }, (_, i) => i));
         for (let s = 0; s < train.n; s += stepImages) {

@@ -36,6 +36,38 @@ describe('GPT-2', () => {
     expect(Array.from(first(b))).toEqual(Array.from(first(a)));
   });
 
+  it('training-time dropout (attn, resid, embd) is seeded, inverted (kept values scaled by 1/(1-p)) and off without the hook', async () => {
+    const m = new GPT2(tiny, 2);
+    const idx = tf.tensor2d([[1, 2, 3, 4, 5, 6]], [1, 6], 'int32');
+    const drop = (attn: number, resid: number, embd: number, from = 100) => {
+      let s = from;
+      return { attn, resid, embd, seed: () => s++ };
+    };
+    const read = async (t: tf.Tensor) => Array.from(await t.data());
+    const plain = await read(m.forward(idx));
+    expect(await read(m.forward(idx, { dropout: drop(0, 0, 0) }))).toEqual(plain);
+    for (const [a, r, e] of [
+      [0.3, 0, 0],
+      [0, 0.3, 0],
+      [0, 0, 0.3],
+    ]) {
+      const one = await read(m.forward(idx, { dropout: drop(a, r, e) }));
+      expect(await read(m.forward(idx, { dropout: drop(a, r, e) }))).toEqual(one); // same seeds, same masks
+      expect(one).not.toEqual(plain);
+      expect(await read(m.forward(idx, { dropout: drop(a, r, e, 7) }))).not.toEqual(one);
+    }
+    // Embedding dropout at 0.5: every element of tok + pos is either 0 or doubled.
+    let emb: tf.Tensor | null = null;
+    let dropped: tf.Tensor | null = null;
+    m.forward(idx, { residual: (l, x) => l === -1 && (emb = x) });
+    m.forward(idx, { dropout: drop(0, 0, 0.5), residual: (l, x) => l === -1 && (dropped = x) });
+    const [ev, dv] = [await read(emb!), await read(dropped!)];
+    let zeros = 0;
+    dv.forEach((v, i) => (v === 0 ? zeros++ : expect(v).toBeCloseTo(2 * ev[i], 5)));
+    expect(zeros).toBeGreaterThan(dv.length * 0.3);
+    expect(zeros).toBeLessThan(dv.length * 0.7);
+  });
+
   it('a checkpoint missing a tensor is a clear model error', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-'));
     await saveModel(new GPT2({ ...tiny, n_layer: 1 }, 0), dir);

@@ -7,10 +7,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
+import { attention, attentionProbs, crossEntropy, gelu, layerNorm, linear, packedSelfAttention } from '../nn/ops.js';
 import { checkModelLimits, MODEL_LIMITS, type LMShape } from './memory.js';
-import { attention, crossEntropy, gelu, layerNorm, linear, packedSelfAttention } from '../nn/ops.js';
 import { normalInit, ParamSet, paramSeed } from '../nn/params.js';
-import { takeTensor, type CausalLM, type CheckpointSource, type ForwardHooks, type NormSite } from './lm.js';
+import { takeTensor, type CausalLM, type CheckpointSource, type Dropout, type ForwardHooks, type NormSite } from './lm.js';
 
 export interface GPT2Config {
   vocab_size: number; // 50257 for GPT-2's BPE, 256 for bytes
@@ -107,6 +107,11 @@ function lnSigmasFromJson(v: unknown, L: number): Record<string, number> {
   return out;
 }
 
+/** Dropout at `rate` with the next seed of the run (identity when off or at rate 0). */
+function dropout(x: tf.Tensor, rate: number, d: Dropout | undefined): tf.Tensor {
+  return d && rate > 0 ? tf.dropout(x, rate, undefined, d.seed()) : x;
+}
+
 /** An LN-free model's norm: centring, then a fixed scale 1/sigma (no data-dependent division). */
 function fixedNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor | null, sigma: number): tf.Tensor {
   const y = tf.mul(tf.sub(x, tf.mean(x, -1, true)), tf.div(gamma, sigma));
@@ -185,7 +190,9 @@ export class GPT2 implements CausalLM {
     const Wqkv = this.w(`${h}.c_attn.weight`);
     const bqkv = this.b(`${h}.c_attn.bias`);
     const cProj = (y: tf.Tensor) => linear(y, this.w(`${h}.c_proj.weight`), this.b(`${h}.c_proj.bias`)) as tf.Tensor3D;
-    if (xQK === xV && !hooks?.headOutputs) return cProj(packedSelfAttention(linear(xQK, Wqkv, bqkv) as tf.Tensor3D, H, true));
+    const drop = hooks?.dropout;
+    const attnDrop = drop && drop.attn > 0 ? drop : undefined;
+    if (xQK === xV && !hooks?.headOutputs && !attnDrop) return cProj(packedSelfAttention(linear(xQK, Wqkv, bqkv) as tf.Tensor3D, H, true));
     let q: tf.Tensor, k: tf.Tensor, v: tf.Tensor;
     if (xQK === xV) {
       const qkv = linear(xQK, Wqkv, bqkv); // (B, T, C) -> (B, T, 3C)
@@ -198,7 +205,9 @@ export class GPT2 implements CausalLM {
       v = linear(xV, Wv, bv);
     }
     const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, H, hs]), [0, 2, 1, 3]) as tf.Tensor4D; // (B, T, C) -> (B, H, T, hs)
-    const z = attention(heads(q), heads(k), heads(v), true); // (B, H, T, hs)
+    const z = attnDrop
+      ? (tf.matMul(dropout(attentionProbs(heads(q), heads(k), true), attnDrop.attn, attnDrop), heads(v)) as tf.Tensor4D) // probs (B, H, T, T) @ v
+      : attention(heads(q), heads(k), heads(v), true); // (B, H, T, hs)
     hooks?.headOutputs?.(i, z);
     return cProj(tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [B, T, C])); // (B, H, T, hs) -> (B, T, C)
   }
@@ -210,7 +219,7 @@ export class GPT2 implements CausalLM {
     return linear(a, this.w(`${h}.c_proj.weight`), this.b(`${h}.c_proj.bias`)); // (B, T, C)
   }
 
-  /** Pre-LN block: x + attn(ln_1(x)), then + mlp(ln_2(x)). */
+  /** Pre-LN block: x + attn(ln_1(x)), then + mlp(ln_2(x)) (each sublayer output through resid dropout when training). */
   private block(i: number, x: tf.Tensor3D, hooks?: ForwardHooks): tf.Tensor3D {
     const pre = `transformer.h.${i}`;
     let xQK: tf.Tensor3D, xV: tf.Tensor3D;
@@ -220,8 +229,12 @@ export class GPT2 implements CausalLM {
     } else {
       xQK = xV = this.norm({ layer: i, which: 'ln_1' }, `${pre}.ln_1`, x) as tf.Tensor3D;
     }
-    const h = tf.add(x, this.attention(i, xQK, xV, hooks)) as tf.Tensor3D;
-    return tf.add(h, this.mlp(i, this.norm({ layer: i, which: 'ln_2' }, `${pre}.ln_2`, h, hooks))) as tf.Tensor3D;
+    const a = this.attention(i, xQK, xV, hooks);
+    hooks?.attnOutput?.(i, a);
+    const d = hooks?.dropout;
+    const h = tf.add(x, dropout(a, d?.resid ?? 0, d)) as tf.Tensor3D;
+    const m = this.mlp(i, this.norm({ layer: i, which: 'ln_2' }, `${pre}.ln_2`, h, hooks));
+    return tf.add(h, dropout(m, d?.resid ?? 0, d)) as tf.Tensor3D;
   }
 
   forward(idx: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor3D {
@@ -234,7 +247,7 @@ export class GPT2 implements CausalLM {
     const C = this.config.n_embd;
     const tok = tf.reshape(tf.gather(this.w('transformer.wte.weight'), tf.reshape(idx, [-1])), [B, T, C]); // (B, T, C)
     const pos = tf.slice(this.w('transformer.wpe.weight'), [0, 0], [T, C]); // (T, C)
-    let x = tf.add(tok, pos) as tf.Tensor3D;
+    let x = dropout(tf.add(tok, pos), hooks?.dropout?.embd ?? 0, hooks?.dropout) as tf.Tensor3D;
     hooks?.residual?.(-1, x);
     for (let i = 0; i < this.config.n_layer; i++) {
       if (!hooks?.skipLayers?.has(i)) {

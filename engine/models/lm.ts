@@ -9,6 +9,13 @@ import type { ParamSet } from '../nn/params.js';
 /** Where a norm sits; GPT-2's ln_1 is split into the paths that feed Q/K and V. */
 export type NormSite = { layer: number; which: 'ln_1' | 'ln_1_qk' | 'ln_1_v' | 'ln_2' } | { layer: -1; which: 'ln_f' };
 
+export interface Dropout {
+  attn: number;
+  resid: number;
+  embd: number;
+  seed: () => number;
+}
+
 export interface ForwardHooks {
   /** Called with the residual stream after the embeddings (layer -1) and after each block. */
   residual?: (layer: number, x: tf.Tensor3D) => void;
@@ -27,6 +34,15 @@ export interface ForwardHooks {
   scopeBlocks?: boolean;
   /** Called with each block's per-head attention output z (B, H, T, hs) before the out-projection. */
   headOutputs?: (layer: number, z: tf.Tensor4D) => void;
+  /** Called with each block's attention sublayer output (B, T, C), c_proj and its bias applied. */
+  attnOutput?: (layer: number, y: tf.Tensor3D) => void;
+  /**
+   * Training-time dropout (GPT-2; HF GPT2Config's names): `attn` on the attention probabilities
+   * (attn_pdrop), `resid` on each sublayer's output (resid_pdrop), `embd` on the summed embeddings
+   * (embd_pdrop). `seed()` gives each dropout call its own seed, so the masks depend only on the
+   * run's seed. Absent means off: evaluation never sets it.
+   */
+  dropout?: Dropout;
 }
 
 /**

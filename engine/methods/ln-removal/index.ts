@@ -19,6 +19,7 @@ import { evalWindows, TokenBatcher, type BatcherState, type EvalWindows } from '
 import { readJson, readJsonSync, writeFileAtomic } from '../../io/atomic.js';
 import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
 import type { JobContext } from '../../jobs/context.js';
+import { registerPresets } from '../../jobs/presets.js';
 import { completedSummary } from '../../jobs/context.js';
 import { executorSchema } from '../../jobs/executor.js';
 import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
@@ -35,10 +36,13 @@ import { loadLMData } from '../../train/lm-data.js';
 import { accumulate, checkLmAccum, lmAccumFields, lmGradAccum } from '../../train/accumulate.js';
 import { checkpointEveryField, isCheckpointStep, readTrainerState, restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../../train/checkpoint.js';
 import { lmApplyGrads, lmLossAndGrads, lmMicroBatch, lmMicroBatches } from '../../train/lm-step.js';
-import { headDla, type DlaResult } from './dla.js';
+import { headDla, type DlaOptions, type DlaResult } from './dla.js';
 import { toHfLnFree } from './export.js';
 import { auxStdLoss, FakeLNSet, removalSchedule, type FakeLNState, type RemovalEvent } from './fake-ln.js';
 import { pathField } from '../../jobs/paths.js';
+import { lnRemovalPresets } from './presets.js';
+
+registerPresets(lnRemovalPresets);
 
 const tinyGpt2 = lmModelSchema.parse({ arch: 'gpt2', layers: 4, d_model: 128, heads: 4 });
 
@@ -77,6 +81,12 @@ export const finetuneSchema = z
     beta2: z.number().min(0).lt(1).default(0.999),
     eval_every: z.number().int().min(1).default(50).describe('steps between validation evaluations'),
     eval_windows: z.number().int().min(1).max(SIZE_LIMITS.count).default(32).describe('validation windows of seq tokens'),
+    dropout: z
+      .number()
+      .min(0)
+      .lt(1)
+      .default(0)
+      .describe("dropout on GPT-2's attention probabilities, sublayer outputs and embeddings while fine-tuning (HF GPT-2: 0.1; off at evaluation)"),
     checkpoint_every: checkpointEveryField(50),
   })
   .strict()
@@ -90,10 +100,29 @@ export const removalSchema = z
     gap_ln2: z.number().int().min(1).default(2).describe('steps between ln_2 removals'),
     gap_ln1qk: z.number().int().min(1).default(2).describe('steps between ln_1 Q/K-path removals'),
     gap_ln1v: z.number().int().min(1).default(3).describe('steps between ln_1 V-path removals (ln_f follows one gap after the last)'),
-    gap_special: z.number().int().min(1).default(2).describe('special tokens: steps from ln_f to the EOT event and from there to the BOS event'),
-    momentum: z.number().min(0).lt(1).default(0.9).describe('EMA momentum of sigma_avg while an LN is real'),
+    gap_eot: z.number().int().min(1).default(2).describe('special tokens: steps from ln_f to the EOT event (official configs: 2)'),
+    gap_bos: z.number().int().min(1).default(10).describe('special tokens: steps from the EOT event to the BOS event (official configs: 10)'),
+    momentum: z.number().min(0).lt(1).default(0.9).describe('EMA momentum of sigma_avg while an LN is real (one update per forward)'),
+    momentum_tokens: z
+      .number()
+      .int()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe(
+        'tokens per which the momentum applies: a forward over n tokens uses momentum^(n/momentum_tokens) (official 0.9^(B/32): 32768); null: per forward',
+      ),
+    schedule_tokens_per_step: z
+      .number()
+      .int()
+      .min(1)
+      .default(524288)
+      .describe('tokens per optimizer step the removal schedule was tuned for (official configs: 2^19); runs far below it are flagged'),
     aux_weight: z.number().min(0).default(0.1).describe('weight w of the std-uniformity loss at the input of ln_f (0 = off)'),
-    special_tokens: z.boolean().default(false).describe('position 0 and EOT tokens keep their own sigma until two final events'),
+    special_tokens: z
+      .boolean()
+      .default(false)
+      .describe('position 0 keeps its own sigma at every site and EOT tokens theirs on the ln_1 V path, until the EOT and BOS events after ln_f'),
     eot_token: z.number().int().min(0).nullable().default(null).describe('EOT token id for special_tokens (default: 50256 with the gpt2 tokenizer)'),
     ln1_sigma: z.enum(['shared', 'separate']).default('shared').describe("ln_1's Q/K and V paths: one sigma (authors' code) or one frozen per path"),
     control_aux: z.boolean().default(false).describe('also add the auxiliary loss to the vanilla control'),
@@ -104,7 +133,9 @@ export const dlaSchema = z
   .object({
     enabled: z.boolean().default(true).describe('DLA vs direct effect per head, before and after removal'),
     prompts: z.number().int().min(1).max(SIZE_LIMITS.count).default(8).describe('validation windows used as prompts'),
-    seq: z.number().int().min(2).max(SIZE_LIMITS.seq).default(64).describe('tokens per prompt (every position is scored)'),
+    seq: z.number().int().min(2).max(SIZE_LIMITS.seq).default(64).describe('tokens per prompt'),
+    positions: z.enum(['all', 'last']).default('all').describe("scored positions: every one, or the last of each prompt (the authors' script)"),
+    center_unembed: z.boolean().default(false).describe('centre the unembedding over the vocabulary (TransformerLens fold_ln + center_unembed, as the paper)'),
   })
   .strict();
 
@@ -252,8 +283,20 @@ async function finetune(
   const eps = model.config.layer_norm_epsilon;
   const fake =
     mode === 'remove' || r.control_aux
-      ? new FakeLNSet(model.params, model.nLayers, { momentum: r.momentum, eps, ln1Sigma: r.ln1_sigma, special: r.special_tokens }, eotToken)
+      ? new FakeLNSet(
+          model.params,
+          model.nLayers,
+          { momentum: r.momentum, momentumTokens: r.momentum_tokens, eps, ln1Sigma: r.ln1_sigma, special: r.special_tokens },
+          eotToken,
+        )
       : null;
+  // Dropout masks from the run's seed and the step (so a resumed run draws the same ones): the
+  // vanilla control and the removal draw the same masks.
+  let dropSeed = 0;
+  const dropoutAt = (step: number) => {
+    dropSeed = cfg.seed * 1_000_003 + step * 10_007;
+    return f.dropout > 0 ? { attn: f.dropout, resid: f.dropout, embd: f.dropout, seed: () => dropSeed++ } : undefined;
+  };
   const prefix = mode === 'remove' ? 'ln_free' : 'vanilla';
   const out: FinetuneResult = { steps: [], ce: [], valSteps: [], val: [], finalVal: NaN, model, fake };
   const evalBatch = f.batch;
@@ -287,13 +330,13 @@ async function finetune(
       const batch = { ...batcher.next(), batch: rows, seq: f.seq };
       const useAux = fake !== null && r.aux_weight > 0;
       const auxParts: tf.Tensor[] = [];
-      const hooks = fake ? fake.hooks(mode === 'remove') : undefined;
+      const hooks = { ...(fake ? fake.hooks(mode === 'remove') : {}), dropout: dropoutAt(step) };
       const { value, grads } = accumulate(lmMicroBatches(rows, accum), (mb) => {
         const part = lmMicroBatch(batch, mb);
         fake?.setTokens(part.x, mb.rows, f.seq);
         const extraLoss = useAux
           ? () => {
-              const a = auxStdLoss(fake!.lnfInput!, r.aux_weight, eps, r.special_tokens ? fake!.special : null);
+              const a = auxStdLoss(fake!.lnfInput!, r.aux_weight, eps, fake!.auxExclude);
               auxParts.push(tf.keep(tf.mul(a, mb.rows / mb.total)));
               return a;
             }
@@ -343,6 +386,28 @@ async function finetune(
   opt.dispose();
   out.finalVal = out.val[out.val.length - 1];
   return out;
+}
+
+/** Tokens per optimizer step of the fine-tuning (sequences per micro-batch × micro-batches × tokens per sequence). */
+export function tokensPerStep(cfg: LNRemovalConfig): number {
+  return cfg.finetune.batch * lmGradAccum(cfg.finetune) * cfg.finetune.seq;
+}
+
+/** How far below a quarter of its schedule's tokens per step a run is still not flagged. */
+const FAR_BELOW = 4;
+
+/**
+ * Warnings about a removal schedule run with far fewer tokens per step than it was tuned for:
+ * each removal then gives the model that many times fewer tokens to adapt before the next one.
+ */
+export function scheduleWarnings(cfg: LNRemovalConfig): string[] {
+  if (cfg.mode === 'vanilla') return [];
+  const have = tokensPerStep(cfg);
+  const want = cfg.removal.schedule_tokens_per_step;
+  if (have * FAR_BELOW > want) return [];
+  return [
+    `${have} tokens per step is ${Math.round(want / have)}x fewer than the ${want} the removal schedule (start ${cfg.removal.start}, gaps ${cfg.removal.gap_ln2}/${cfg.removal.gap_ln1qk}/${cfg.removal.gap_ln1v}) was tuned for: each LN gets that many times fewer tokens to adapt to before the next goes`,
+  ];
 }
 
 /** The LN-free GPT-2: the fine-tuned weights with every norm fixed at its frozen sigma. */
@@ -425,17 +490,26 @@ function armCurves(run: Run, mode: 'vanilla' | 'remove'): ArmCurves {
   return out;
 }
 
-/** ce_table.csv and loss_curves.png (both arms' training and validation CE, removal steps as rules). */
+/** ce_table.csv, ce_table.md (with the run's warnings) and loss_curves.png (both arms' training and validation CE, removal steps as rules). */
 async function writeCeTableAndCurves(
   dir: string,
-  o: { originalCE: number; vanilla: ArmCurves | null; removal: ArmCurves | null; lnFreeCE: number | null; schedule: RemovalEvent[] },
+  o: { originalCE: number; vanilla: ArmCurves | null; removal: ArmCurves | null; lnFreeCE: number | null; schedule: RemovalEvent[]; warnings: string[] },
 ): Promise<void> {
-  const { originalCE, vanilla, removal, lnFreeCE, schedule } = o;
+  const { originalCE, vanilla, removal, lnFreeCE, schedule, warnings } = o;
   const vanillaCE = vanilla?.finalVal ?? null;
   const table: (string | number)[][] = [['original', originalCE, 0, '']];
   if (vanillaCE !== null) table.push(['vanilla fine-tune', vanillaCE, vanillaCE - originalCE, 0]);
   if (lnFreeCE !== null) table.push(['LN-free', lnFreeCE, lnFreeCE - originalCE, vanillaCE !== null ? lnFreeCE - vanillaCE : '']);
   await writeCsv(path.join(dir, 'ce_table.csv'), ['model', 'val_ce', 'minus_original', 'minus_vanilla'], table);
+  await writeFileAtomic(
+    path.join(dir, 'ce_table.md'),
+    [
+      '| model | val CE | − original | − vanilla |',
+      '|---|---:|---:|---:|',
+      ...table.map((row) => `| ${row.map((c) => (typeof c === 'number' ? c.toFixed(4) : c)).join(' | ')} |`),
+      ...warnings.map((w) => `\n**Warning:** ${w}`),
+    ].join('\n') + '\n',
+  );
   const series = [];
   const smooth = (ys: number[]) => {
     const out: number[] = [];
@@ -499,6 +573,7 @@ async function runArms(
       if (typeof m.step === 'number' && m.original_val_ce === undefined) ctx.metric(m as { step: number });
   }
   const dir = ctx.run.artifactsDir;
+  const warnings = scheduleWarnings(cfg);
   const originalCE = rs.original_val_ce as number;
   const vanillaCE = vs.vanilla_val_ce as number;
   const lnFreeCE = rs.ln_free_val_ce as number;
@@ -508,8 +583,10 @@ async function runArms(
     removal: armCurves(removalRun, 'remove'),
     lnFreeCE,
     schedule,
+    warnings,
   });
   for (const f of removalRun.artifacts()) if (f.startsWith('dla')) fs.copyFileSync(path.join(removalRun.artifactsDir, f), path.join(dir, f));
+  for (const f of vanillaRun.artifacts()) if (f.startsWith('dla_vanilla')) fs.copyFileSync(path.join(vanillaRun.artifactsDir, f), path.join(dir, f));
   // The LN-free model is this run's checkpoint too, so its exports work on the study run.
   const lnFree = removalRun.latestCheckpoint();
   if (!lnFree) fail('state', `removal arm ${r.runId} left no LN-free model`);
@@ -523,10 +600,15 @@ async function runArms(
     gap_vs_vanilla: lnFreeCE - vanillaCE,
     gap_vs_original: lnFreeCE - originalCE,
     dla_nmae_pct_original: rs.dla_nmae_pct_original,
+    dla_nmae_pct_vanilla: vs.dla_nmae_pct_vanilla,
     dla_nmae_pct_ln_free: rs.dla_nmae_pct_ln_free,
+    dla_scored: rs.dla_scored,
     sigmas: rs.sigmas,
     schedule: rs.schedule,
     steps: cfg.finetune.steps,
+    tokens_per_step: tokensPerStep(cfg),
+    schedule_tokens_per_step: cfg.removal.schedule_tokens_per_step,
+    warnings,
     val_tokens: rs.val_tokens,
     pretrain,
     arms: { vanilla: v.runId, remove: r.runId },
@@ -553,7 +635,8 @@ registerJobKind({
       gapLn2: r.gap_ln2,
       gapLn1qk: r.gap_ln1qk,
       gapLn1v: r.gap_ln1v,
-      gapSpecial: r.gap_special,
+      gapEot: r.gap_eot,
+      gapBos: r.gap_bos,
       special: r.special_tokens,
     });
     const last = schedule[schedule.length - 1];
@@ -567,6 +650,9 @@ registerJobKind({
     if (cfg.dla.enabled && cfg.dla.seq > src.maxSeq) fail('config', `dla.seq ${cfg.dla.seq} exceeds the model's context ${src.maxSeq}`);
     const data = await loadLMData(cfg.data, Math.max(f.seq, cfg.dla.seq), src.vocab); // ids beyond the vocabulary fail here
     const eotToken = r.eot_token ?? (cfg.data.tokenizer === 'gpt2' ? 50256 : null);
+    const warnings = scheduleWarnings(cfg);
+    for (const w of warnings) ctx.log(`warning: ${w}`);
+    const dlaOpts: DlaOptions = { positions: cfg.dla.positions, centerUnembed: cfg.dla.center_unembed };
     if (src.dir) (await loadGpt2(src.dir)).dispose(); // tensor names and shapes
 
     // A resumed run continues the arm its checkpoint is of, from the same base model (no new
@@ -595,7 +681,7 @@ registerJobKind({
     const originalCE = await evalCE(original, val, f.batch);
     if (!resumed) ctx.metric({ step: 0, original_val_ce: originalCE });
     ctx.log(`original validation CE ${originalCE.toFixed(4)}`);
-    const dlaBefore = cfg.dla.enabled ? await headDla(original, prompts.x, prompts.y, prompts.count, prompts.seq) : null;
+    const dlaBefore = cfg.dla.enabled ? await headDla(original, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts) : null;
     original.dispose();
 
     const inRemoval = resumed?.arm === 'remove';
@@ -604,12 +690,15 @@ registerJobKind({
     let vanilla: ArmCurves | null = carry.vanilla;
     let removal: FinetuneResult | null = null;
     let lnFree: GPT2 | null = null;
+    let dlaVanilla: DlaResult | null = null;
     try {
       if (cfg.mode !== 'remove' && !inRemoval) {
         const arm = await finetune(ctx, cfg, baseDir, 'vanilla', data.train, val, schedule, eotToken, progress, {
           resumeDir: ctx.resumeFrom?.dir ?? null,
           carry,
         });
+        // DLA of the vanilla model beside the original and the LN-free one (not after a resume into the removal arm).
+        if (dlaBefore) dlaVanilla = await headDla(arm.model, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts);
         arm.fake?.dispose();
         arm.model.dispose();
         vanilla = { steps: arm.steps, ce: arm.ce, valSteps: arm.valSteps, val: arm.val, finalVal: arm.finalVal };
@@ -630,7 +719,7 @@ registerJobKind({
         removal.model.dispose();
         // The reported number: the stand-alone LN-free model (no hooks), as eval-lm would see it.
         lnFreeCE = await evalCE(lnFree, val, f.batch);
-        if (dlaBefore) dlaAfter = await headDla(lnFree, prompts.x, prompts.y, prompts.count, prompts.seq);
+        if (dlaBefore) dlaAfter = await headDla(lnFree, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts);
         const m = lnFree;
         await ctx.run.saveCheckpoint(f.steps, async (dir) =>
           saveModel(m, dir, { normlab_ln_removal: { original_val_ce: originalCE, ln_free_val_ce: lnFreeCE } }),
@@ -640,13 +729,18 @@ registerJobKind({
       // Artifacts: CE table, loss curves with removal steps, DLA.
       const dir = ctx.run.artifactsDir;
       const vanillaCE = vanilla?.finalVal ?? null;
-      await writeCeTableAndCurves(dir, { originalCE, vanilla, removal, lnFreeCE, schedule });
-      if (dlaBefore && dlaAfter)
-        await dlaArtifacts(ctx, [
+      await writeCeTableAndCurves(dir, { originalCE, vanilla, removal, lnFreeCE, schedule, warnings });
+      if (dlaBefore) {
+        const all = [
           { label: 'original', r: dlaBefore },
+          { label: 'vanilla', r: dlaVanilla },
           { label: 'LN-free', r: dlaAfter },
-        ]);
-      else if (dlaBefore) await dlaArtifacts(ctx, [{ label: 'original', r: dlaBefore }]);
+        ];
+        await dlaArtifacts(
+          ctx,
+          all.filter((d): d is { label: string; r: DlaResult } => d.r !== null),
+        );
+      }
 
       const summary: Record<string, unknown> = {
         key_result:
@@ -660,10 +754,15 @@ registerJobKind({
         gap_vs_vanilla: lnFreeCE !== null && vanillaCE !== null ? lnFreeCE - vanillaCE : null,
         gap_vs_original: lnFreeCE !== null ? lnFreeCE - originalCE : null,
         dla_nmae_pct_original: dlaBefore?.nmae ?? null,
+        dla_nmae_pct_vanilla: dlaVanilla?.nmae ?? null,
         dla_nmae_pct_ln_free: dlaAfter?.nmae ?? null,
+        dla_scored: dlaBefore ? { positions: dlaOpts.positions, center_unembed: dlaOpts.centerUnembed, tokens: dlaBefore.tokens } : null,
         sigmas,
         schedule: schedule.map((e) => ({ step: e.step, site: e.layer >= 0 ? `h.${e.layer}.${e.kind}` : e.kind })),
         steps: f.steps,
+        tokens_per_step: tokensPerStep(cfg),
+        schedule_tokens_per_step: r.schedule_tokens_per_step,
+        warnings,
         val_tokens: val.count * val.seq,
         pretrain,
         base_model: path.relative(ctx.run.dir, baseDir),
@@ -699,6 +798,8 @@ export const dlaJobSchema = z
     data: textDataSchema.default(textDataSchema.parse({})),
     prompts: z.number().int().min(1).max(SIZE_LIMITS.count).default(8).describe('validation windows used as prompts'),
     seq: z.number().int().min(2).max(SIZE_LIMITS.seq).default(64).describe('tokens per prompt'),
+    positions: dlaSchema.shape.positions,
+    center_unembed: dlaSchema.shape.center_unembed,
   })
   .strict();
 
@@ -721,7 +822,7 @@ registerJobKind({
     const model = await loadGpt2(cfg.model);
     try {
       const prompts = evalWindows(data.val, cfg.seq, cfg.prompts);
-      const r = await headDla(model, prompts.x, prompts.y, prompts.count, prompts.seq);
+      const r = await headDla(model, prompts.x, prompts.y, prompts.count, prompts.seq, { positions: cfg.positions, centerUnembed: cfg.center_unembed });
       await dlaArtifacts(ctx, [{ label: 'model', r }]);
       const top = [...r.heads].sort((a, b) => b.de_abs - a.de_abs).slice(0, 5);
       return {

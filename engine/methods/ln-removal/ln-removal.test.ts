@@ -17,6 +17,7 @@ import { Project } from '../../store/runs.js';
 import { headDla, nmae } from './dla.js';
 import { toHfLnFree } from './export.js';
 import { allSites, auxStdLoss, fakeLayerNorm, FakeLNSet, removalSchedule } from './fake-ln.js';
+import { scheduleWarnings, tokensPerStep, type LNRemovalConfig } from './index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const script = path.join(here, 'torch_check.py');
@@ -152,18 +153,18 @@ describe('FakeLN', () => {
 });
 
 describe('removal schedule', () => {
-  it("GPT-2 small with the paper's gaps: ln_2 from step 20, ln_1 QK, ln_1 V, ln_f at 104", () => {
-    const ev = removalSchedule(12, { start: 20, gapLn2: 2, gapLn1qk: 2, gapLn1v: 3, gapSpecial: 2, special: false });
+  it("GPT-2 small with the paper's gaps: ln_2 from step 20, ln_1 QK, ln_1 V, ln_f at 104, EOT at ln_f + 2, BOS at EOT + 10", () => {
+    const ev = removalSchedule(12, { start: 20, gapLn2: 2, gapLn1qk: 2, gapLn1v: 3, gapEot: 2, gapBos: 10, special: false });
     expect(ev).toHaveLength(37);
     expect(ev.filter((e) => e.kind === 'ln_2').map((e) => e.step)).toEqual(Array.from({ length: 12 }, (_, i) => 20 + 2 * i));
     expect(ev.filter((e) => e.kind === 'ln_1_qk').map((e) => e.step)).toEqual(Array.from({ length: 12 }, (_, i) => 44 + 2 * i));
     expect(ev.filter((e) => e.kind === 'ln_1_v').map((e) => e.step)).toEqual(Array.from({ length: 12 }, (_, i) => 68 + 3 * i));
     expect(ev.filter((e) => e.kind === 'ln_2').map((e) => e.layer)).toEqual(Array.from({ length: 12 }, (_, i) => i));
     expect(ev[ev.length - 1]).toEqual({ step: 104, kind: 'ln_f', layer: -1 });
-    const sp = removalSchedule(12, { start: 20, gapLn2: 2, gapLn1qk: 2, gapLn1v: 3, gapSpecial: 2, special: true });
+    const sp = removalSchedule(12, { start: 20, gapLn2: 2, gapLn1qk: 2, gapLn1v: 3, gapEot: 2, gapBos: 10, special: true });
     expect(sp.slice(-2)).toEqual([
       { step: 106, kind: 'eot', layer: -1 },
-      { step: 108, kind: 'bos', layer: -1 },
+      { step: 116, kind: 'bos', layer: -1 },
     ]);
     // Every site is removed exactly once.
     const keys = ev.map((e) => (e.kind === 'ln_f' ? 'ln_f' : `h.${e.layer}.${e.kind}`)).sort();
@@ -188,14 +189,15 @@ describe('auxiliary std-uniformity loss', () => {
     const others = s.flatMap((r) => r.slice(1));
     const target = others.reduce((a, b) => a + b, 0) / others.length;
     const want = (0.1 * s.flat().reduce((a, v) => a + (v - target) ** 2, 0)) / 6;
-    expect(auxStdLoss(x, 0.1, eps, null).dataSync()[0]).toBeCloseTo(want, 6);
+    const pos0 = tf.tensor2d([1, 0, 0, 1, 0, 0], [2, 3]);
+    expect(auxStdLoss(x, 0.1, eps, pos0).dataSync()[0]).toBeCloseTo(want, 6);
     // EOT-marked tokens are excluded from the target too.
     const mask = tf.tensor2d([1, 0, 1, 1, 0, 0], [2, 3]);
     const t2 = (s[0][1] + s[1][1] + s[1][2]) / 3;
     const want2 = (0.1 * s.flat().reduce((a, v) => a + (v - t2) ** 2, 0)) / 6;
     expect(auxStdLoss(x, 0.1, eps, mask).dataSync()[0]).toBeCloseTo(want2, 6);
     // Gradient: d/dx of w * mean((s - c)^2) with c held constant.
-    const g = tf.grad((v: tf.Tensor) => auxStdLoss(v as tf.Tensor3D, 0.1, eps, null))(x);
+    const g = tf.grad((v: tf.Tensor) => auxStdLoss(v as tf.Tensor3D, 0.1, eps, pos0))(x);
     const gConst = tf.grad((v: tf.Tensor) => tf.mul(tf.mean(tf.square(tf.sub(tf.sqrt(tf.add(tf.moments(v, -1).variance, eps)), target))), 0.1))(x);
     expect(tf.max(tf.abs(tf.sub(g, gConst))).dataSync()[0]).toBeLessThan(1e-6);
   });
@@ -273,7 +275,7 @@ describe('the LN-free model', () => {
       m.forward(tf.tensor2d(x, [2, 8], 'int32'), set.hooks(true));
     });
     await set.commit();
-    for (const e of removalSchedule(2, { start: 1, gapLn2: 1, gapLn1qk: 1, gapLn1v: 1, gapSpecial: 1, special: false })) set.apply(e);
+    for (const e of removalSchedule(2, { start: 1, gapLn2: 1, gapLn1qk: 1, gapLn1v: 1, gapEot: 1, gapBos: 1, special: false })) set.apply(e);
     const free = lnFreeOf(m, set.frozenSigmas());
     const dir = tmp();
     await saveModel(free, dir);
@@ -376,7 +378,12 @@ describe('ln-removal job', () => {
     expect(project.run(arms.vanilla).readSummary()!.vanilla_val_ce).toBe(s.vanilla_val_ce);
     expect(project.run(arms.remove).readSummary()!.ln_free_val_ce).toBe(s.ln_free_val_ce);
     expect(s.dla_nmae_pct_ln_free as number).toBeLessThan(1e-3);
-    for (const f of ['loss_curves.png', 'ce_table.csv', 'dla_per_head.csv']) expect(fs.existsSync(path.join(r.dir, 'artifacts', f))).toBe(true);
+    expect(s.dla_nmae_pct_vanilla as number).toBeGreaterThan(1e-3); // the vanilla model still has LayerNorm
+    // 4 x 16 tokens per step against the 2^19 the default (official) schedule was tuned for.
+    expect(s.warnings).toEqual([expect.stringMatching(/^64 tokens per step is 8192x fewer than the 524288 the removal schedule/)]);
+    expect(fs.readFileSync(path.join(r.dir, 'artifacts', 'ce_table.md'), 'utf8')).toMatch(/\*\*Warning:\*\* 64 tokens per step/);
+    for (const f of ['loss_curves.png', 'ce_table.csv', 'dla_per_head.csv', 'dla_vanilla.png'])
+      expect(fs.existsSync(path.join(r.dir, 'artifacts', f))).toBe(true);
     const { exportRun } = await import('../../cli/main.js');
     const q = newQueue();
     const run = Project.open(path.dirname(path.dirname(r.dir))).run(path.basename(r.dir));
@@ -401,6 +408,29 @@ describe('ln-removal job', () => {
     const d = await runJob({ method: 'dla', model: outFree, prompts: 2, seq: 16 });
     expect(d.error).toBeNull();
     expect(d.summary!.nmae_pct as number).toBeLessThan(1e-3);
+  });
+
+  it('fine-tunes with dropout (finetune.dropout): seeded, so the same config gives the same curve, and off at evaluation', async () => {
+    const m = tinyGpt2(1, { vocab_size: 256 });
+    const dir = tmp();
+    await saveModel(m, dir);
+    m.dispose();
+    const cfg = (dropout: number) => ({
+      ...quick,
+      mode: 'vanilla',
+      source: { kind: 'folder', path: dir },
+      finetune: { ...quick.finetune, steps: 4, eval_every: 4, dropout },
+      dla: { enabled: false },
+    });
+    const ce = async (dropout: number) => {
+      const r = await runJob(cfg(dropout));
+      expect(r.error).toBeNull();
+      return r.summary!;
+    };
+    const [a, b, none] = [await ce(0.3), await ce(0.3), await ce(0)];
+    expect(a.vanilla_val_ce).toBe(b.vanilla_val_ce);
+    expect(a.vanilla_val_ce).not.toBe(none.vanilla_val_ce); // the training steps differed
+    expect(a.original_val_ce).toBe(none.original_val_ce); // evaluation has no dropout
   });
 
   it('rejects bad input before training: not GPT-2, a schedule longer than training, token ids beyond the vocabulary', async () => {
@@ -475,7 +505,7 @@ describe.skipIf(!hasTorch)('PyTorch parity (plain GPT-2 in torch_check.py)', () 
       m.forward(tf.tensor2d(x, [2, 16], 'int32'), set.hooks(true));
     });
     await set.commit();
-    for (const e of removalSchedule(2, { start: 1, gapLn2: 1, gapLn1qk: 1, gapLn1v: 1, gapSpecial: 1, special: false })) set.apply(e);
+    for (const e of removalSchedule(2, { start: 1, gapLn2: 1, gapLn1qk: 1, gapLn1v: 1, gapEot: 1, gapBos: 1, special: false })) set.apply(e);
     const sig = set.frozenSigmas();
     for (let i = 0; i < 2; i++) sig[`h.${i}.ln_1_v`] *= 1.3;
     const free = lnFreeOf(m, sig);
@@ -502,5 +532,36 @@ describe.skipIf(!hasTorch)('PyTorch parity (plain GPT-2 in torch_check.py)', () 
     set.dispose();
     m.dispose();
     free.dispose();
+  });
+});
+
+describe('official recipes as presets', () => {
+  it('fill in each GPT-2 size from config.py: schedule, lr, aux weight, momentum per tokens, 2^19 tokens per step, dropout', async () => {
+    const { resolveConfig } = await import('../../jobs/config.js');
+    const get = (name: string) => resolveConfig({ method: 'ln-removal', preset: name }) as unknown as LNRemovalConfig;
+    const want: [string, number, number, number, [number, number, number], number, number, number][] = [
+      // name, steps, lr, min_lr, gaps, start, aux, momentum_tokens
+      ['ln-removal-gpt2-small', 300, 6e-4, 3e-4, [2, 2, 3], 20, 0.1, 32768],
+      ['ln-removal-gpt2-medium', 500, 6e-4, 3e-4, [2, 2, 3], 20, 0.1, 22528],
+      ['ln-removal-gpt2-large', 1200, 3e-4, 4e-5, [4, 4, 6], 30, 0.03, 32768],
+      ['ln-removal-gpt2-xl', 1200, 1e-4, 2e-5, [4, 4, 6], 50, 0.01, 32768],
+      ['ln-removal-gpt2-xl-no-aux', 1200, 1e-4, 2e-5, [2, 2, 3], 20, 0, 32768],
+    ];
+    for (const [name, steps, lr, minLr, gaps, start, aux, mt] of want) {
+      const c = get(name);
+      expect([c.finetune.steps, c.finetune.lr, c.finetune.min_lr], name).toEqual([steps, lr, minLr]);
+      expect([c.removal.gap_ln2, c.removal.gap_ln1qk, c.removal.gap_ln1v, c.removal.start], name).toEqual([...gaps, start]);
+      expect([c.removal.aux_weight, c.removal.momentum, c.removal.momentum_tokens], name).toEqual([aux, 0.9, mt]);
+      expect(tokensPerStep(c), name).toBe(2 ** 19);
+      expect(c.finetune.dropout, name).toBe(0.1);
+      expect(scheduleWarnings(c), name).toEqual([]);
+      // 0.9^(B/32) per micro-batch of B 1024-token sequences is 0.9 per 32 sequences.
+      if (name.includes('large')) expect(0.9 ** ((28 * 1024) / mt)).toBeCloseTo(0.9 ** (28 / 32), 12);
+    }
+    // The schedule of the largest fits its steps (ln_f at 50 + 48 * 14 = 722 < 1200).
+    const xl = get('ln-removal-gpt2-xl');
+    const ev = removalSchedule(48, { start: 50, gapLn2: 4, gapLn1qk: 4, gapLn1v: 6, gapEot: 2, gapBos: 10, special: false });
+    expect(ev[ev.length - 1].step).toBe(722);
+    expect(ev[ev.length - 1].step).toBeLessThan(xl.finetune.steps);
   });
 });

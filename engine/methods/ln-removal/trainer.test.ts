@@ -38,7 +38,7 @@ describe('ln-removal gradient accumulation', () => {
   for (const special of [false, true]) {
     it(`batch 2 × grad_accum 2 gives the CE, gradient norms, frozen sigmas and LN-free weights of batch 4${special ? ' (special tokens: their own sigma EMAs)' : ''}`, async () => {
       // The auxiliary loss is off: its target is each micro-batch's own mean std (as in the authors' code), not the batch's.
-      const removal = { aux_weight: 0, ...(special ? { special_tokens: true, eot_token: 32, gap_special: 2 } : {}) };
+      const removal = { aux_weight: 0, ...(special ? { special_tokens: true, eot_token: 32, gap_eot: 2, gap_bos: 2 } : {}) };
       const full = await runToEnd(q, config({ removal }));
       const accum = await runToEnd(q, config({ removal, finetune: { batch: 2, grad_accum: 2 } }));
       for (const key of ['ln_free_ce', 'ln_free_grad_norm', 'ln_free_val_ce']) {
@@ -62,7 +62,7 @@ describe('ln-removal gradient accumulation', () => {
 describe('ln-removal resume', () => {
   it('a vanilla arm or a removal arm killed at step 5 resumes from step 3 to the uninterrupted CEs, sigmas and model', async () => {
     for (const mode of ['vanilla', 'remove'] as const) {
-      const cfg = config({ mode, removal: { special_tokens: true, eot_token: 32, gap_special: 2 } });
+      const cfg = config({ mode, removal: { special_tokens: true, eot_token: 32, gap_eot: 2, gap_bos: 2 } });
       const { straight, resumed } = await straightAndResumed(q, cfg, 5);
       expect(resumed.record.resumes).toEqual([3]);
       const [a, b] = [resumed.readSummary()!, straight.readSummary()!];

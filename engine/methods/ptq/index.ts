@@ -10,15 +10,19 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import type { JobContext } from '../../jobs/context.js';
+import { registerPresets } from '../../jobs/presets.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { exportQuantized, loadQuantizedViT } from './export.js';
 import { imageBatch, inputNorm, quantizeViT, top1 } from './ptq.js';
-import { MAX_BITS, MIN_BITS } from './quantizers.js';
+import { DEFAULT_SOFTMAX_CANDIDATES, MAX_BITS, MIN_BITS, softmaxCandidatesTried } from './quantizers.js';
 import { ptqStudySchema, runPtqStudy } from './study.js';
 import { loadViT } from './vit-io.js';
 import { ptqData, ptqDataSchema } from './data.js';
 import { trainViT, vitTrainSchema } from './vit-train.js';
 import { pathField } from '../../jobs/paths.js';
+import { ptqPresets } from './presets.js';
+
+registerPresets(ptqPresets);
 
 const bitsSchema = (what: string) =>
   z.number().int().min(MIN_BITS, `${what} bit width must be at least ${MIN_BITS}`).max(MAX_BITS, `${what} bit width must be at most ${MAX_BITS}`);
@@ -33,11 +37,22 @@ export const ptqVitSchema = z
     data: ptqDataSchema.default(ptqDataSchema.parse({})),
     w_bits: bitsSchema('weight').default(4).describe('weight bits (per output channel)'),
     a_bits: bitsSchema('activation').default(4).describe('activation bits'),
-    softmax: z.enum(['uniform', 'log-sqrt2', 'tanq']).default('tanq').describe('post-softmax quantizer: uniform, log-sqrt2 (RepQ-ViT) or TanQ (DopQ-ViT)'),
+    softmax: z
+      .enum(['uniform', 'log-sqrt2', 'tanq'])
+      .default('tanq')
+      .describe("post-softmax quantizer: uniform, log-sqrt2 (RepQ-ViT) or tanq (TanQ, NormLab's reconstruction: DopQ-ViT's formula is not public)"),
+    softmax_candidates: z
+      .number()
+      .int()
+      .min(4)
+      .default(DEFAULT_SOFTMAX_CANDIDATES)
+      .describe('calibration candidates of the log-sqrt2 and tanq quantizers (the same budget for both)'),
     ln_reparam: z
       .enum(['none', 'mean', 'median', 'mad'])
       .default('median')
-      .describe('post-LayerNorm: per-tensor (none), or per-channel reparameterized to the mean (RepQ-ViT), median (DopQ-ViT MOSF) or MAD-trimmed mean scale'),
+      .describe(
+        "post-LayerNorm: per-tensor (none), or per-channel reparameterized to the mean (RepQ-ViT), median (DopQ-ViT MOSF) or mad (the MAD-guided rule, NormLab's reconstruction) scale",
+      ),
     export: z.boolean().default(true).describe('write integer weights + scales and check the dequantized reference'),
   })
   .strict();
@@ -52,7 +67,13 @@ async function runPtqVit(ctx: JobContext, cfg: PtqVitConfig): Promise<Record<str
     const x = imageBatch(calib.images, 0, calib.n, [calib.height, calib.width, calib.channels], inputNorm(model));
     const q = await (async () => {
       try {
-        return await quantizeViT(model, x, { wBits: cfg.w_bits, aBits: cfg.a_bits, softmax: cfg.softmax, lnReparam: cfg.ln_reparam });
+        return await quantizeViT(model, x, {
+          wBits: cfg.w_bits,
+          aBits: cfg.a_bits,
+          softmax: cfg.softmax,
+          lnReparam: cfg.ln_reparam,
+          softmaxCandidates: cfg.softmax_candidates,
+        });
       } finally {
         x.dispose();
       }
@@ -68,6 +89,7 @@ async function runPtqVit(ctx: JobContext, cfg: PtqVitConfig): Promise<Record<str
         drop: fp - acc,
         calib_images: calib.n,
         eval_images: evalSet.n,
+        softmax_candidates: softmaxCandidatesTried(cfg.softmax, cfg.softmax_candidates),
       };
       if (cfg.export) {
         ctx.progress({ step: 2, total: 3, phase: 'export' });
@@ -108,7 +130,7 @@ registerJobKind({
   name: 'ptq-vit',
   title: 'Quantize a ViT (PTQ)',
   description:
-    'Post-training quantization of a ViT with uniform / log-sqrt2 / TanQ post-softmax and mean / median / MAD post-LN reparameterization; exports integer weights + scales.',
+    "Post-training quantization of a ViT with uniform / log-sqrt2 / TanQ (NormLab's reconstruction) post-softmax and mean / median / MAD-guided (NormLab's reconstruction) post-LN reparameterization; exports integer weights + scales.",
   schema: ptqVitSchema,
   resumable: false,
   run: runPtqVit,
@@ -118,7 +140,7 @@ registerJobKind({
   name: 'ptq-study',
   title: 'DopQ-ViT study',
   description:
-    'Top-1 per quantizer preset × bit width (FP, uniform, RepQ-ViT, DopQ-ViT and each component), with quantizer-level and post-LN scale plots and a verified export.',
+    'Top-1 per quantizer preset × bit width (FP, uniform, RepQ-ViT, DopQ-ViT with TanQ as NormLab reconstructs it, and each component), with quantizer-level and post-LN scale plots and a verified export.',
   schema: ptqStudySchema,
   resumable: false,
   parent: true,

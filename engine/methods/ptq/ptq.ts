@@ -8,7 +8,8 @@
  *    is reached, on activations that already went through the quantizers upstream (RepQ-ViT's
  *    "initial quantization" pass). Sites: the input of every linear (the patch embedding's at
  *    `patchBits`, 8 like RepQ-ViT's conv input), q, k, v (uniform per tensor), the post-softmax
- *    probabilities (uniform, log-√2 or TanQ), post-GELU (uniform per tensor). Post-LayerNorm
+ *    probabilities (uniform, log-√2 or TanQ (NormLab's reconstruction), log-√2 and TanQ with the
+ *    same budget of calibration candidates), post-GELU (uniform per tensor). Post-LayerNorm
  *    activations (inputs of qkv and fc1) are calibrated per channel when a reparameterization is
  *    chosen, per tensor otherwise.
  * 3. Reparameterization (./reparam.ts): per-channel post-LN scales → one layer scale (mean,
@@ -24,6 +25,7 @@ import {
   calibrateUniform,
   calibrateUniformPerChannel,
   checkBits,
+  DEFAULT_SOFTMAX_CANDIDATES,
   fakeQuantSoftmax,
   fakeQuantUniform,
   quantizeWeight,
@@ -45,6 +47,8 @@ export interface PtqOptions {
   patchBits?: number;
   /** Outlier threshold of the `mad` rule, in robust standard deviations. */
   madK?: number;
+  /** Calibration candidates of the log-√2 and TanQ post-softmax quantizers (the same budget for both). */
+  softmaxCandidates?: number;
 }
 
 /** Per-tensor uniform, per-channel uniform (post-LN before reparameterization), or post-softmax. */
@@ -130,7 +134,7 @@ async function readVar(model: ViT, name: string): Promise<Float32Array> {
  */
 export async function quantizeViT(model: ViT, calib: tf.Tensor4D, opts: PtqOptions): Promise<QuantizedViT> {
   if (calib.shape[0] === 0) fail('config', 'PTQ needs at least one calibration image, got 0');
-  const o: Required<PtqOptions> = { patchBits: 8, madK: 3, ...opts };
+  const o: Required<PtqOptions> = { patchBits: 8, madK: 3, softmaxCandidates: DEFAULT_SOFTMAX_CANDIDATES, ...opts };
   checkBits(o.wBits, 'weight');
   checkBits(o.aBits, 'activation');
   checkBits(o.patchBits, 'patch-embedding input');
@@ -154,7 +158,7 @@ export async function quantizeViT(model: ViT, calib: tf.Tensor4D, opts: PtqOptio
       const { site, x } = r.value;
       if (!acts.has(site)) {
         const data = (await x.data()) as Float32Array;
-        if (site.endsWith('.attn.probs')) acts.set(site, calibrateSoftmax(o.softmax, data, o.aBits));
+        if (site.endsWith('.attn.probs')) acts.set(site, calibrateSoftmax(o.softmax, data, o.aBits, o.softmaxCandidates));
         else if (site === 'patch_embed.proj.in') acts.set(site, calibrateUniform(data, o.patchBits));
         else if (isPostLn(site) && o.lnReparam !== 'none') {
           const C = x.shape[x.shape.length - 1];

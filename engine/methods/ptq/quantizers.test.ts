@@ -10,6 +10,9 @@ import {
   checkBits,
   fakeQuantSoftmax,
   logSqrt2Code,
+  logSqrt2Deltas,
+  REPQ_PERCENTILES,
+  softmaxCandidatesTried,
   logSqrt2Dequant,
   softmaxLevels,
   softmaxRoundTrip,
@@ -107,7 +110,7 @@ describe('log-sqrt2 quantizer (RepQ-ViT)', () => {
   });
 });
 
-describe('TanQ quantizer (DopQ-ViT, our reading)', () => {
+describe("TanQ quantizer (NormLab's reconstruction)", () => {
   it('round-trips within half a step of its grid (u = log2 tan(πx/2))', () => {
     const xs = softmaxSample(200);
     const u = (x: number) => Math.log2(Math.tan((Math.PI * x) / 2));
@@ -130,7 +133,9 @@ describe('TanQ quantizer (DopQ-ViT, our reading)', () => {
       const log = softmaxLevels(calibrateLogSqrt2(xs, bits));
       const tan = softmaxLevels(calibrateTanQ(xs, bits));
       const near1 = (lv: number[]) => lv.filter((v) => v >= 0.5).length;
-      expect(near1(tan)).toBeGreaterThan(near1(log));
+      // Calibrated with the same budget of 150 candidates; at 3 bits (8 levels) both keep 2 above 0.5.
+      if (bits === 3) expect(near1(tan)).toBeGreaterThanOrEqual(near1(log));
+      else expect(near1(tan)).toBeGreaterThan(near1(log));
       // and with fixed, uncalibrated parameters (top level 1 for log-sqrt2)
       const fixedLog: LogSqrt2Params = { kind: 'log-sqrt2', bits, delta: 1 };
       const fixedTan: TanQParams = { kind: 'tanq', bits, uTop: 4, step: 0.5 };
@@ -159,5 +164,27 @@ describe('bit widths', () => {
     expect(() => checkBits(1, 'weight')).toThrow(/weight bit width must be an integer from 2 to 16, got 1/);
     expect(() => checkBits(17, 'activation')).toThrow(/from 2 to 16, got 17/);
     expect(checkBits(8, 'weight')).toBe(8);
+  });
+});
+
+describe('post-softmax calibration budget', () => {
+  it('gives log-√2 and TanQ the same number of candidates, the log-√2 budget containing RepQ-ViT’s own search', () => {
+    const xs = softmaxSample(300, 4);
+    for (const n of [4, 20, 150]) {
+      expect(softmaxCandidatesTried('log-sqrt2', n)).toBe(n);
+      expect(logSqrt2Deltas(xs, n)).toHaveLength(n);
+      expect(softmaxCandidatesTried('tanq', n)).toBeLessThanOrEqual(n);
+      expect(softmaxCandidatesTried('tanq', n)).toBeGreaterThan(n * 0.8);
+    }
+    expect(softmaxCandidatesTried('tanq', 150)).toBe(150); // 6 steps × 25 top levels
+    expect(softmaxCandidatesTried('uniform', 150)).toBe(CLIP_PERCENTILES.length);
+    // The budgeted search tries RepQ-ViT's three quantiles too, so it is never worse on these values.
+    const sq = (p: LogSqrt2Params) => Array.from(xs).reduce((e, x) => e + (x - softmaxRoundTrip(x, p)) ** 2, 0);
+    for (const bits of [3, 4, 6]) {
+      const repq = calibrateLogSqrt2(xs, bits, { percentiles: REPQ_PERCENTILES });
+      const budget = calibrateLogSqrt2(xs, bits, { candidates: 150 });
+      expect(sq(budget)).toBeLessThanOrEqual(sq(repq) * (1 + 1e-12));
+    }
+    expect(() => calibrateTanQ(xs, 4, 3)).toThrow(/at least 4 candidates, got 3/);
   });
 });

@@ -11,9 +11,12 @@
  * - log-√2 (RepQ-ViT, Li et al. 2023, eq. 8): `q = round(−2 log2(x / Δ))`; codes `0..2^b − 1`;
  *   `x̂ = Δ 2^(−q/2)` (= `2^(−⌈q/2⌉)·(√2 if q odd)·Δ`); values whose code would be ≥ 2^b
  *   become exactly 0 (as in RepQ-ViT's code, so the grid is 2^b levels plus zero). Δ is chosen
- *   among percentiles of x by least squared error.
- * - TanQ (DopQ-ViT, Yang et al. 2024). The paper's exact formula could not be read here (see
- *   docs/methods.md, "DopQ-ViT"); the reading implemented: a log quantizer in the tangent domain,
+ *   by least squared error among RepQ-ViT's percentiles (`{ percentiles }`, RepQ-ViT's own
+ *   search) or among a budget of candidates (`{ candidates: N }`, the default: the same budget as
+ *   TanQ's grid, so the two are compared on equal terms).
+ * - TanQ (NormLab's reconstruction). DopQ-ViT's (Yang et al. 2024) exact TanQ formula is not
+ *   public in any source we could read (docs/methods.md, "DopQ-ViT"); the reconstruction: a log
+ *   quantizer in the tangent domain,
  *   `u = log2 tan(πx/2)`, `q = round((u_top − u) / k)`, codes `0..2^b − 1` (underflow to 0
  *   like log-√2), `x̂ = (2/π) atan(2^(u_top − qk))`. Near 0, tan(πx/2) ≈ πx/2, so the grid is
  *   a log grid like log2/log-√2 (resolution for the dense small values of the power law); near 1,
@@ -29,6 +32,26 @@ export const MAX_BITS = 16;
 
 /** Percentiles tried for clipping ranges (1 = min/max), as in RepQ-ViT's search plus min/max. */
 export const CLIP_PERCENTILES = [1, 0.99999, 0.9999, 0.999];
+
+/** RepQ-ViT's own clipping search (quantizer.py: `for pct in [0.999, 0.9999, 0.99999]`), in its order. */
+export const REPQ_PERCENTILES = [0.999, 0.9999, 0.99999];
+
+/** Candidates a post-softmax calibration tries by default: log-√2 and TanQ get the same budget. */
+export const DEFAULT_SOFTMAX_CANDIDATES = 150;
+
+/** Values a budgeted post-softmax calibration scores each candidate on (a strided subsample). */
+export const SOFTMAX_SAMPLES = 65536;
+
+/** How a post-softmax quantizer is calibrated: a budget of candidates, or an explicit percentile list. */
+export type SoftmaxSearch = { candidates: number } | { percentiles: number[] };
+
+/** A strided subsample of at most `max` values (all of them when there are fewer). */
+function subsample(values: ArrayLike<number>, max: number): Float64Array {
+  const stride = Math.max(1, Math.floor(values.length / max));
+  const out = new Float64Array(Math.ceil(values.length / stride));
+  for (let i = 0, j = 0; i < values.length; i += stride, j++) out[j] = values[i];
+  return out;
+}
 
 export function checkBits(bits: number, what: string): number {
   if (!Number.isInteger(bits) || bits < MIN_BITS || bits > MAX_BITS) {
@@ -184,14 +207,14 @@ export function calibrateUniform(values: ArrayLike<number>, bits: number, percen
 }
 
 /** Per-channel calibration of `values` laid out (rows, channels): one quantizer per channel. */
-export function calibrateUniformPerChannel(values: Float32Array, channels: number, bits: number): UniformParams[] {
+export function calibrateUniformPerChannel(values: Float32Array, channels: number, bits: number, percentiles = CLIP_PERCENTILES): UniformParams[] {
   const rows = values.length / channels;
   if (!Number.isInteger(rows) || rows === 0) fail('data', `cannot calibrate ${channels} channels on ${values.length} values`);
   const col = new Float32Array(rows);
   const out: UniformParams[] = [];
   for (let c = 0; c < channels; c++) {
     for (let r = 0; r < rows; r++) col[r] = values[r * channels + c];
-    out.push(calibrateUniform(col, bits));
+    out.push(calibrateUniform(col, bits, percentiles));
   }
   return out;
 }
@@ -231,18 +254,45 @@ export function logSqrt2Levels(p: LogSqrt2Params): number[] {
   return out;
 }
 
-/** Δ among percentiles of x (RepQ-ViT: 0.999 / 0.9999 / 0.99999; plus the max), least L2. */
-export function calibrateLogSqrt2(values: ArrayLike<number>, bits: number): LogSqrt2Params {
+/**
+ * The Δ candidates of a budget of N: the max and RepQ-ViT's three percentiles, then N − 4 values
+ * log-spaced between the 0.99-quantile and the max (the grid repeats every factor √2 of Δ, so
+ * this covers every phase of it and every clipping level in between).
+ */
+export function logSqrt2Deltas(values: ArrayLike<number>, candidates: number): number[] {
+  if (!Number.isInteger(candidates) || candidates < 4) fail('config', `post-softmax calibration needs at least 4 candidates, got ${candidates}`);
+  const sorted = new SortedTails(values, 0.01);
+  const top = sorted.quantile(1);
+  const out = [top, ...REPQ_PERCENTILES.map((p) => sorted.quantile(p))];
+  const lo = Math.max(sorted.quantile(0.99), top * 1e-6, 1e-12);
+  const n = candidates - 4;
+  for (let i = 0; i < n; i++) out.push(lo * (top / lo) ** ((i + 0.5) / n));
+  return out.map((d) => Math.fround(Math.max(d, 1e-8)));
+}
+
+/**
+ * Δ by least squared error: among RepQ-ViT's percentiles of x, scored on every value (RepQ-ViT's
+ * own search), or among a budget of candidates (`logSqrt2Deltas`) scored on SOFTMAX_SAMPLES values.
+ */
+export function calibrateLogSqrt2(values: ArrayLike<number>, bits: number, search: SoftmaxSearch = { candidates: DEFAULT_SOFTMAX_CANDIDATES }): LogSqrt2Params {
   if (values.length === 0) fail('data', 'cannot calibrate a quantizer on zero values');
-  const sorted = new SortedTails(values, tailOf(CLIP_PERCENTILES));
+  let deltas: number[];
+  let scored: ArrayLike<number>;
+  if ('percentiles' in search) {
+    const sorted = new SortedTails(values, tailOf(search.percentiles));
+    deltas = search.percentiles.map((pct) => Math.fround(Math.max(sorted.quantile(pct), 1e-8)));
+    scored = values;
+  } else {
+    deltas = logSqrt2Deltas(values, search.candidates);
+    scored = subsample(values, SOFTMAX_SAMPLES);
+  }
   let best: LogSqrt2Params | null = null;
   let bestErr = Infinity;
-  for (const pct of CLIP_PERCENTILES) {
-    const delta = Math.max(sorted.quantile(pct), 1e-8);
-    const p: LogSqrt2Params = { kind: 'log-sqrt2', bits, delta: Math.fround(delta) };
+  for (const delta of deltas) {
+    const p: LogSqrt2Params = { kind: 'log-sqrt2', bits, delta };
     let err = 0;
-    for (let i = 0; i < values.length; i++) {
-      const d = values[i] - logSqrt2Dequant(logSqrt2Code(values[i], p), p);
+    for (let i = 0; i < scored.length && err < bestErr; i++) {
+      const d = scored[i] - logSqrt2Dequant(logSqrt2Code(scored[i], p), p);
       err += d * d;
     }
     if (err < bestErr) {
@@ -264,7 +314,7 @@ export function fakeQuantLogSqrt2(x: tf.Tensor, p: LogSqrt2Params): tf.Tensor {
 }
 
 // ---------------------------------------------------------------------------------------------
-// TanQ (DopQ-ViT, the reading documented at the top of this file)
+// TanQ (NormLab's reconstruction, documented at the top of this file)
 
 export interface TanQParams {
   kind: 'tanq';
@@ -298,24 +348,38 @@ export function tanqLevels(p: TanQParams): number[] {
   return out;
 }
 
-/** Candidate steps and top levels of the TanQ calibration grid. */
-export const TANQ_STEPS = [0.25, 0.375, 0.5, 0.75, 1, 1.5];
-export const TANQ_TOPS = Array.from({ length: 25 }, (_, i) => -2 + 0.5 * i); // −2 … 10
+/**
+ * The TanQ calibration grid of a budget of N candidates: S = round(√(N/4)) steps log-spaced over
+ * [0.25, 1.5] times ⌊N/S⌋ top levels evenly over [−2, 10] (N = 150: 6 × 25, top levels every 0.5).
+ */
+export function tanqGrid(candidates: number): { steps: number[]; tops: number[] } {
+  if (!Number.isInteger(candidates) || candidates < 4) fail('config', `post-softmax calibration needs at least 4 candidates, got ${candidates}`);
+  const S = Math.max(1, Math.round(Math.sqrt(candidates / 4)));
+  const K = Math.floor(candidates / S);
+  const steps = S === 1 ? [Math.sqrt(0.25 * 1.5)] : Array.from({ length: S }, (_, i) => 0.25 * 6 ** (i / (S - 1)));
+  const tops = Array.from({ length: K }, (_, i) => -2 + (12 * i) / (K - 1));
+  return { steps, tops };
+}
 
-/** (u_top, step) on the TANQ grid with least squared error on (a subsample of) the values. */
-export function calibrateTanQ(values: ArrayLike<number>, bits: number, maxSamples = 65536): TanQParams {
-  if (values.length === 0) fail('data', 'cannot calibrate a quantizer on zero values');
-  const stride = Math.max(1, Math.floor(values.length / maxSamples));
-  const xs: number[] = [];
-  const us: number[] = [];
-  for (let i = 0; i < values.length; i += stride) {
-    xs.push(values[i]);
-    us.push(values[i] > 0 ? tanDomain(values[i]) : -Infinity);
+/** The number of candidates each post-softmax quantizer actually tries for a budget (uniform: its percentiles). */
+export function softmaxCandidatesTried(kind: SoftmaxQuantizer, candidates: number): number {
+  if (kind === 'tanq') {
+    const g = tanqGrid(candidates);
+    return g.steps.length * g.tops.length;
   }
+  return kind === 'log-sqrt2' ? candidates : CLIP_PERCENTILES.length;
+}
+
+/** (u_top, step) on the budget's grid with least squared error on SOFTMAX_SAMPLES of the values. */
+export function calibrateTanQ(values: ArrayLike<number>, bits: number, candidates = DEFAULT_SOFTMAX_CANDIDATES): TanQParams {
+  if (values.length === 0) fail('data', 'cannot calibrate a quantizer on zero values');
+  const xs = subsample(values, SOFTMAX_SAMPLES);
+  const us = Array.from(xs, (x) => (x > 0 ? tanDomain(x) : -Infinity));
+  const grid = tanqGrid(candidates);
   let best: TanQParams | null = null;
   let bestErr = Infinity;
-  for (const step of TANQ_STEPS) {
-    for (const uTop of TANQ_TOPS) {
+  for (const step of grid.steps) {
+    for (const uTop of grid.tops) {
       const p: TanQParams = { kind: 'tanq', bits, uTop, step };
       const lv = new Float64Array(2 ** bits);
       for (let q = 0; q < lv.length; q++) lv[q] = tanqDequant(q, p);
@@ -357,9 +421,10 @@ export function fakeQuantTanQ(x: tf.Tensor, p: TanQParams): tf.Tensor {
 export type SoftmaxQuantizer = 'uniform' | 'log-sqrt2' | 'tanq';
 export type SoftmaxParams = UniformParams | LogSqrt2Params | TanQParams;
 
-export function calibrateSoftmax(kind: SoftmaxQuantizer, values: ArrayLike<number>, bits: number): SoftmaxParams {
-  if (kind === 'log-sqrt2') return calibrateLogSqrt2(values, bits);
-  if (kind === 'tanq') return calibrateTanQ(values, bits);
+/** Calibrate a post-softmax quantizer; log-√2 and TanQ try `candidates` candidates each. */
+export function calibrateSoftmax(kind: SoftmaxQuantizer, values: ArrayLike<number>, bits: number, candidates = DEFAULT_SOFTMAX_CANDIDATES): SoftmaxParams {
+  if (kind === 'log-sqrt2') return calibrateLogSqrt2(values, bits, { candidates });
+  if (kind === 'tanq') return calibrateTanQ(values, bits, candidates);
   return calibrateUniform(values, bits);
 }
 
@@ -401,9 +466,9 @@ export interface QuantizedWeight {
  * Per-output-channel asymmetric uniform quantization of a linear weight W (in, out): each
  * column's clipping range is chosen among CLIP_PERCENTILES by least squared error.
  */
-export function quantizeWeight(w: Float32Array, shape: [number, number], bits: number): QuantizedWeight {
+export function quantizeWeight(w: Float32Array, shape: [number, number], bits: number, percentiles = CLIP_PERCENTILES): QuantizedWeight {
   const nOut = shape[1];
-  const params = calibrateUniformPerChannel(w, nOut, bits);
+  const params = calibrateUniformPerChannel(w, nOut, bits, percentiles);
   return codesToWeight(w, shape, bits, params);
 }
 

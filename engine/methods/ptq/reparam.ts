@@ -11,13 +11,13 @@
  *
  * W'ᵀ y' + bias' = Wᵀ y + bias: the float model is unchanged. How s~, z~ are chosen:
  * - `mean`: RepQ-ViT (mean of the per-channel scales and of the zero points).
- * - `median`: DopQ-ViT's MOSF as docs/methods.md ("DopQ-ViT") reads it: the median, which is also the value that
- *   minimizes the mean absolute deviation Σ|s_c − s~| — the reading under which v3's
- *   "MAD-guided optimal scaling factor" names the same rule as v1's median. Outlier channels then
- *   stop dominating s~.
- * - `mad`: a second reading of "MAD-guided" (the v3 rule could not be verified): channels whose
- *   scale lies more than k robust standard deviations (1.4826 × median absolute deviation) from
- *   the median are outliers; s~ and z~ are the means over the other channels.
+ * - `median`: DopQ-ViT's MOSF as NormLab reads it (docs/methods.md, "DopQ-ViT"): the median,
+ *   which is also the value that minimizes the mean absolute deviation Σ|s_c − s~| — the reading
+ *   under which v3's "MAD-guided optimal scaling factor" names the same rule as v1's median.
+ *   Outlier channels then stop dominating s~.
+ * - `mad`: the MAD-guided rule, NormLab's reconstruction (the paper's v3 rule could not be
+ *   verified): channels whose scale lies more than k robust standard deviations (1.4826 × median
+ *   absolute deviation) from the median are outliers; s~ and z~ are the means over the others.
  */
 import { fail } from '../../core/errors.js';
 

@@ -1,8 +1,10 @@
 /**
- * `ptq-study`: DopQ-ViT (TanQ + MOSF) against RepQ-ViT (log-√2 + mean) and a uniform baseline on
- * one ViT (docs/methods.md, "DopQ-ViT"). The ViT is the user's (`model_dir`) or a small MNIST ViT trained once
+ * `ptq-study`: DopQ-ViT (TanQ + MOSF, both as NormLab reconstructs them) against RepQ-ViT (log-√2
+ * + mean) and a uniform baseline on one ViT (docs/methods.md, "DopQ-ViT"). The ViT is the user's (`model_dir`) or a small MNIST ViT trained once
  * and cached in the project (`<project>/cache/vit-mnist-<hash>/`). Outputs, in the run's artifacts:
- * - `ptq_table.csv` / `ptq_table.json` / `ptq_table.md`: top-1 per preset × bit width (WbAb);
+ * - `ptq_table.csv` / `ptq_table.json` / `ptq_table.md`: top-1 per preset × bit width (WbAb), with
+ *   each preset's post-softmax calibration budget, and a note when the model has no outlier
+ *   channels after its LayerNorms (then the mean and median rules tie by construction);
  * - `top1_drop_by_bits.png`: each preset's drop from FP (points) as grouped bars;
  * - `softmax_levels.png`: post-softmax values (FP model, calibration images, all blocks) with the
  *   levels of the uniform, log-√2 and TanQ quantizers calibrated on them at `plot_bits`;
@@ -22,7 +24,15 @@ import type { ViT } from '../../models/vit.js';
 import { barPlot, histogram, histogramWithLevels, scatterWithRules, writePlot } from '../../plot/index.js';
 import { exportQuantized, loadQuantizedViT } from './export.js';
 import { captureActs, imageBatch, inputNorm, quantizeViT, top1, type LnCalibration, type LnReparam } from './ptq.js';
-import { calibrateSoftmax, MAX_BITS, MIN_BITS, softmaxLevels, type SoftmaxQuantizer } from './quantizers.js';
+import {
+  calibrateSoftmax,
+  DEFAULT_SOFTMAX_CANDIDATES,
+  MAX_BITS,
+  MIN_BITS,
+  softmaxCandidatesTried,
+  softmaxLevels,
+  type SoftmaxQuantizer,
+} from './quantizers.js';
 import { targetScale } from './reparam.js';
 import { loadViT } from './vit-io.js';
 import { vitModelSchema, vitTrainOptionsSchema } from './vit-train.js';
@@ -30,18 +40,26 @@ import { ptqData, ptqDataSchema } from './data.js';
 import { pathField } from '../../jobs/paths.js';
 
 /** The quantizer presets: post-softmax quantizer × post-LN treatment. */
+/**
+ * The quantizer presets: post-softmax quantizer × post-LN treatment. TanQ's exact formula and the
+ * MAD-guided rule are not public; their labels say they are NormLab's reconstructions.
+ */
+const TANQ = "TanQ (NormLab's reconstruction)";
 export const PRESETS: Record<string, { softmax: SoftmaxQuantizer; ln: LnReparam; label: string }> = {
   uniform: { softmax: 'uniform', ln: 'none', label: 'uniform baseline' },
   'log-sqrt2': { softmax: 'log-sqrt2', ln: 'none', label: 'log-√2 softmax only' },
-  tanq: { softmax: 'tanq', ln: 'none', label: 'TanQ softmax only' },
+  tanq: { softmax: 'tanq', ln: 'none', label: `${TANQ} softmax only` },
   mean: { softmax: 'uniform', ln: 'mean', label: 'mean reparam only' },
   median: { softmax: 'uniform', ln: 'median', label: 'median (MOSF) reparam only' },
   repq: { softmax: 'log-sqrt2', ln: 'mean', label: 'RepQ-ViT (log-√2 + mean)' },
-  'repq+tanq': { softmax: 'tanq', ln: 'mean', label: 'RepQ-ViT + TanQ' },
+  'repq+tanq': { softmax: 'tanq', ln: 'mean', label: `RepQ-ViT + ${TANQ}` },
   'repq+mosf': { softmax: 'log-sqrt2', ln: 'median', label: 'RepQ-ViT + MOSF' },
-  dopq: { softmax: 'tanq', ln: 'median', label: 'DopQ-ViT (TanQ + median)' },
-  'dopq-mad': { softmax: 'tanq', ln: 'mad', label: 'DopQ-ViT, MAD-trimmed mean' },
+  dopq: { softmax: 'tanq', ln: 'median', label: `DopQ-ViT (${TANQ} + median)` },
+  'dopq-mad': { softmax: 'tanq', ln: 'mad', label: `DopQ-ViT (${TANQ} + MAD-guided rule, NormLab's reconstruction)` },
 };
+
+/** Below this max/median ratio of the per-channel post-LN scales, no site has outlier channels. */
+export const OUTLIER_RATIO = 2;
 const PRESET_NAMES = Object.keys(PRESETS) as [string, ...string[]];
 
 export const ptqStudySchema = z
@@ -69,6 +87,12 @@ export const ptqStudySchema = z
     plot_bits: z.number().int().min(MIN_BITS).max(MAX_BITS).default(4).describe('bit width of the quantizer levels drawn on the softmax histogram'),
     export_preset: z.enum(PRESET_NAMES).default('dopq').describe('preset whose quantized model is exported and re-evaluated'),
     export_bits: z.number().int().min(MIN_BITS).max(MAX_BITS).default(4).describe('bit width of the export (WbAb)'),
+    softmax_candidates: z
+      .number()
+      .int()
+      .min(4)
+      .default(DEFAULT_SOFTMAX_CANDIDATES)
+      .describe("calibration candidates of the log-√2 and TanQ (NormLab's reconstruction) post-softmax quantizers: the same budget for both"),
   })
   .strict();
 export type PtqStudyConfig = z.infer<typeof ptqStudySchema>;
@@ -124,7 +148,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       for (const b of bits) {
         for (const name of cfg.presets) {
           const p = PRESETS[name];
-          const q = await quantizeViT(model, x, { wBits: b, aBits: b, softmax: p.softmax, lnReparam: p.ln });
+          const q = await quantizeViT(model, x, { wBits: b, aBits: b, softmax: p.softmax, lnReparam: p.ln, softmaxCandidates: cfg.softmax_candidates });
           try {
             const acc = await top1(q.model, evalSet, q.hooks(), 250, () => ctx.tick());
             (table[name] ??= {})[`W${b}A${b}`] = acc;
@@ -140,7 +164,13 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       }
       if (!exported) {
         const p = PRESETS[cfg.export_preset];
-        const q = await quantizeViT(model, x, { wBits: cfg.export_bits, aBits: cfg.export_bits, softmax: p.softmax, lnReparam: p.ln });
+        const q = await quantizeViT(model, x, {
+          wBits: cfg.export_bits,
+          aBits: cfg.export_bits,
+          softmax: p.softmax,
+          lnReparam: p.ln,
+          softmaxCandidates: cfg.softmax_candidates,
+        });
         try {
           const acc = await top1(q.model, evalSet, q.hooks(), 250, () => ctx.tick());
           exported = await exportAndCheck(ctx, q, evalSet, acc);
@@ -148,7 +178,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
           q.dispose();
         }
       }
-      await softmaxPlot(ctx, model, x, cfg.plot_bits);
+      await softmaxPlot(ctx, model, x, cfg.plot_bits, cfg.softmax_candidates);
       if (lnCalibs.length === 0) {
         const q = await quantizeViT(model, x, { wBits: cfg.plot_bits, aBits: cfg.plot_bits, softmax: 'uniform', lnReparam: 'median' });
         lnCalibs = q.lnCalibrations;
@@ -161,19 +191,33 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
 
     // Table: rows = presets (FP first), columns = bit widths.
     const cols = bits.map((b) => `W${b}A${b}`);
+    // The post-softmax calibration budget of each preset (candidates tried per quantizer).
+    const budget = (n: string) => softmaxCandidatesTried(PRESETS[n].softmax, cfg.softmax_candidates);
     const rows = [
-      { preset: 'fp', label: 'full precision', values: cols.map(() => fp) },
-      ...cfg.presets.map((n) => ({ preset: n, label: PRESETS[n].label, values: cols.map((c) => table[n][c]) })),
+      { preset: 'fp', label: 'full precision', candidates: '', values: cols.map(() => fp) },
+      ...cfg.presets.map((n) => ({ preset: n, label: PRESETS[n].label, candidates: String(budget(n)), values: cols.map((c) => table[n][c]) })),
     ];
+    const outliers = outlierNote(lnInfo);
     const md = [
-      `| preset | ${cols.join(' | ')} |`,
-      `|---|${cols.map(() => '---:').join('|')}|`,
-      ...rows.map((r) => `| ${r.label} | ${r.values.map(pct).join(' | ')} |`),
+      `| preset | softmax calibration candidates | ${cols.join(' | ')} |`,
+      `|---|---:|${cols.map(() => '---:').join('|')}|`,
+      ...rows.map((r) => `| ${r.label} | ${r.candidates} | ${r.values.map(pct).join(' | ')} |`),
+      ...(outliers ? ['', `**Note:** ${outliers}`] : []),
     ].join('\n');
-    const csv = [['preset', ...cols].join(','), ...rows.map((r) => [r.preset, ...r.values.map((v) => v.toFixed(4))].join(','))].join('\n') + '\n';
+    const csv =
+      [['preset', 'softmax_candidates', ...cols].join(','), ...rows.map((r) => [r.preset, r.candidates, ...r.values.map((v) => v.toFixed(4))].join(','))].join(
+        '\n',
+      ) + '\n';
     writeFileAtomicSync(path.join(ctx.run.artifactsDir, 'ptq_table.md'), md + '\n');
     writeFileAtomicSync(path.join(ctx.run.artifactsDir, 'ptq_table.csv'), csv);
-    writeJsonAtomicSync(path.join(ctx.run.artifactsDir, 'ptq_table.json'), { fp, eval_images: evalSet.n, calib_images: calib.n, table });
+    writeJsonAtomicSync(path.join(ctx.run.artifactsDir, 'ptq_table.json'), {
+      fp,
+      eval_images: evalSet.n,
+      calib_images: calib.n,
+      softmax_candidates: Object.fromEntries(cfg.presets.map((n) => [n, budget(n)])),
+      no_outlier_channels: outliers,
+      table,
+    });
     await writePlot(
       path.join(ctx.run.artifactsDir, 'top1_drop_by_bits.png'),
       await barPlot({
@@ -195,7 +239,12 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
     const seconds = (Date.now() - started) / 1000;
     ctx.log(`\n${md}`);
     return {
-      key_result: { label: `DopQ W${cfg.export_bits}A${cfg.export_bits} top-1`, value: table.dopq?.[`W${cfg.export_bits}A${cfg.export_bits}`] ?? fp },
+      key_result: {
+        label: `DopQ (${TANQ} + median) W${cfg.export_bits}A${cfg.export_bits} top-1${outliers ? '; no outlier channels: mean and median presets tie by construction' : ''}`,
+        value: table.dopq?.[`W${cfg.export_bits}A${cfg.export_bits}`] ?? fp,
+      },
+      no_outlier_channels: outliers,
+      softmax_candidates: Object.fromEntries(cfg.presets.map((n) => [n, budget(n)])),
       model: source,
       model_trained_now: trained,
       fp_top1: fp,
@@ -243,7 +292,7 @@ async function exportAndCheck(
 }
 
 /** Post-softmax histogram (FP model, calibration images, all blocks) with each quantizer's levels. */
-async function softmaxPlot(ctx: JobContext, model: ViT, x: Parameters<typeof captureActs>[1], bits: number): Promise<void> {
+async function softmaxPlot(ctx: JobContext, model: ViT, x: Parameters<typeof captureActs>[1], bits: number, candidates: number): Promise<void> {
   const sites = Array.from({ length: model.config.depth }, (_, i) => `blocks.${i}.attn.probs`);
   const acts = await captureActs(model, x, sites);
   let n = 0;
@@ -255,8 +304,8 @@ async function softmaxPlot(ctx: JobContext, model: ViT, x: Parameters<typeof cap
     o += a.length;
   }
   const levels = (['uniform', 'log-sqrt2', 'tanq'] as const).map((k) => {
-    const p = calibrateSoftmax(k, all, bits);
-    return { name: { uniform: 'uniform', 'log-sqrt2': 'log-√2 (RepQ-ViT)', tanq: 'TanQ (DopQ-ViT)' }[k], points: softmaxLevels(p), params: p };
+    const p = calibrateSoftmax(k, all, bits, candidates);
+    return { name: { uniform: 'uniform', 'log-sqrt2': 'log-√2 (RepQ-ViT)', tanq: TANQ }[k], points: softmaxLevels(p), params: p };
   });
   // The same 100 bins the PNG draws, so the workbench can draw the histogram itself.
   const hist = histogram(all, 100, 0, 1);
@@ -320,8 +369,8 @@ async function lnScalesPlot(ctx: JobContext, calibs: LnCalibration[], bits: numb
       y: pick.scales,
       rules: [
         { y: mean, label: 'mean (RepQ-ViT)' },
-        { y: med, label: 'median (DopQ-ViT)' },
-        { y: mad, label: 'MAD-trimmed mean' },
+        { y: med, label: 'median (DopQ-ViT MOSF)' },
+        { y: mad, label: "MAD-guided rule (NormLab's reconstruction)" },
       ],
       logY: Math.max(...pick.scales) / Math.max(1e-12, Math.min(...pick.scales)) > 20, // log axis only for real outliers
       width: 760,
@@ -329,5 +378,24 @@ async function lnScalesPlot(ctx: JobContext, calibs: LnCalibration[], bits: numb
       scale: 2,
     }),
   );
-  return { plotted: pick.norm, max_over_median: spread(pick), mean, median: med, mad_rule: mad, sites: all };
+  return {
+    plotted: pick.norm,
+    max_over_median: spread(pick),
+    max_over_median_all_sites: Math.max(...all.map((a) => a.max_over_median)),
+    mean,
+    median: med,
+    mad_rule: mad,
+    sites: all,
+  };
+}
+
+/**
+ * The study's note when no LN site has outlier channels (max/median of its per-channel scales
+ * below OUTLIER_RATIO everywhere): then mean and median nearly coincide and the mean- and
+ * median-reparameterized presets tie by construction. null when some site has outliers.
+ */
+export function outlierNote(lnInfo: Record<string, unknown>): string | null {
+  const ratio = lnInfo.max_over_median_all_sites;
+  if (typeof ratio !== 'number' || ratio >= OUTLIER_RATIO) return null;
+  return `this model has no outlier channels after its LayerNorms (largest max/median of the per-channel scales ${ratio.toFixed(2)} < ${OUTLIER_RATIO}): mean and median targets nearly coincide, so the mean (RepQ-ViT) and median (MOSF) presets tie by construction here`;
 }

@@ -34,7 +34,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { fileURLToPath } from 'node:url';
+import { APP_ROOT, appPath, CLI_ENTRY } from '../core/app-paths.js';
 import { currentBackend, initBackend, type BackendName } from '../backend/backend.js';
 import { fastWasmKernelsEnabled, setFastWasmKernels } from '../backend/wasm-kernels.js';
 import { GPT2, GPT2_DEFAULTS, type GPT2Config } from '../models/gpt2.js';
@@ -114,8 +114,6 @@ export const BENCH_BATCH = 16;
 export const BENCH_SEQ = 128;
 
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Deterministic token ids in [0, vocab). */
 function tokens(n: number, vocab: number, seed: number): Int32Array {
@@ -319,10 +317,8 @@ export function benchRssFlat(steps: number, at: number[]): { points: RssPoint[];
 }
 
 function torchScript(): string | null {
-  const own = path.join(repoRoot, 'engine', 'bench', 'torch_lm_step.py');
-  const shared = path.join(repoRoot, '..', 'shared', 'bench', 'torch_lm_step.py');
-  for (const p of [own, shared]) if (fs.existsSync(p)) return p;
-  return null;
+  const script = appPath('engine', 'bench', 'torch_lm_step.py');
+  return fs.existsSync(script) ? script : null;
 }
 
 function pythonExe(): string {
@@ -372,7 +368,7 @@ function want(row: string): boolean {
 /** The wasm LM row in a child process started with `threads` wasm threads (a process starts wasm once). */
 function lmTrainThreaded(threads: number): Omit<BenchRow, 'backend'> {
   const name = 'lm_train_threads';
-  const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'normlab.js'), 'bench', '--json', '--backend', 'wasm'], {
+  const r = spawnSync(process.execPath, [CLI_ENTRY, 'bench', '--json', '--backend', 'wasm'], {
     encoding: 'utf8',
     env: { ...process.env, NORMLAB_WASM_THREADS: String(threads), NORMLAB_BENCH_ROWS: 'lm_train' },
     timeout: 15 * 60_000,
@@ -556,7 +552,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       const best = ran.reduce((a, c) => (c.tokens_per_s > a.tokens_per_s ? c : a));
       const ours = (lmRowForRatio as BenchRow | null)?.value ?? null;
       torch = {
-        script: path.relative(repoRoot, script),
+        script: path.relative(APP_ROOT, script),
         configs: ran,
         tokens_per_s: best.tokens_per_s,
         best_threads: best.threads,

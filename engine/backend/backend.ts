@@ -1,8 +1,8 @@
 /**
  * Compute backend selection. `auto` tries, in order: `tensorflow` (tfjs-node-gpu, then tfjs-node,
- * both optional dependencies), `wasm` (XNNPACK + SIMD), `cpu` (pure JS). A forced backend that
- * cannot load is a one-line `backend` error naming why. The wasm backend gets the kernels it lacks
- * for training (see ./wasm-kernels.ts) registered before it is used.
+ * both optional dependencies), `webgpu` on a hardware GPU (./webgpu.ts), `wasm` (XNNPACK + SIMD),
+ * `cpu` (pure JS). A forced backend that cannot load is a one-line `backend` error naming why. The
+ * wasm and webgpu backends get the kernels they lack for training registered before they are used.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs'; // registers every op's gradient (the core package alone has none)
@@ -13,16 +13,19 @@ import util from 'node:util';
 import { fail, NormLabError } from '../core/errors.js';
 import { nativeStatus } from './native.js';
 import { registerWasmKernels, startWasmWithThreads, wantedWasmThreads } from './wasm-kernels.js';
+import { loadWebgpu, webgpuDetail, type GpuAdapter } from './webgpu.js';
 
-export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
+export const BACKEND_NAMES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 export type BackendChoice = BackendName | 'auto';
 
 export interface BackendInfo {
-  /** The tfjs backend that runs: tensorflow, wasm or cpu. */
+  /** The tfjs backend that runs: tensorflow, webgpu, wasm or cpu. */
   name: BackendName;
-  /** What was loaded, e.g. "@tensorflow/tfjs-node-gpu 4.22.0" or "wasm (simd, 1 thread); native kernels (…)". */
+  /** What was loaded, e.g. "@tensorflow/tfjs-node-gpu 4.22.0", "wasm (simd, 1 thread); native kernels (…)", "webgpu on nvidia hopper, …; maxBufferSize …". */
   detail: string;
+  /** The GPU adapter (webgpu only). */
+  adapter?: GpuAdapter;
   /** Why each backend tried before this one did not load (auto only). */
   skipped: string[];
 }
@@ -42,7 +45,13 @@ function polyfillNodeUtil(): void {
   }
 }
 
-async function loadTensorflow(): Promise<string> {
+/** What a loader brings up: the detail line and, for webgpu, the adapter. */
+interface Loaded {
+  detail: string;
+  adapter?: GpuAdapter;
+}
+
+async function loadTensorflow(): Promise<Loaded> {
   polyfillNodeUtil();
   const require = createRequire(import.meta.url);
   const reasons: string[] = [];
@@ -50,7 +59,7 @@ async function loadTensorflow(): Promise<string> {
     try {
       require(pkg);
       if (!(await tf.setBackend('tensorflow'))) throw new Error('backend did not initialize');
-      return `${pkg} ${tf.version_core}`;
+      return { detail: `${pkg} ${tf.version_core}` };
     } catch (err) {
       const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
       reasons.push(`${pkg}: ${msg.includes('Cannot find module') ? 'not installed' : msg}`);
@@ -59,7 +68,12 @@ async function loadTensorflow(): Promise<string> {
   throw new Error(reasons.join('; '));
 }
 
-async function loadWasm(): Promise<string> {
+async function loadWebgpuBackend(auto: boolean): Promise<Loaded> {
+  const adapter = await loadWebgpu(auto);
+  return { detail: webgpuDetail(adapter), adapter };
+}
+
+async function loadWasm(): Promise<Loaded> {
   registerWasmKernels();
   const before = { ex: process.listeners('uncaughtException'), rej: process.listeners('unhandledRejection') };
   const threads = await startWasmWithThreads(wantedWasmThreads()); // 1 unless NORMLAB_WASM_THREADS asks for more
@@ -68,7 +82,7 @@ async function loadWasm(): Promise<string> {
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'simd' : 'no simd';
   // The addon cannot address the shared memory of wasm's threaded build (../backend/fused-ops.ts).
   const native = threads === 1 ? nativeStatus() : 'no native kernels (wasm threads)';
-  return `wasm (${simd}, ${threads} wasm thread${threads === 1 ? '' : 's'}); ${native}`;
+  return { detail: `wasm (${simd}, ${threads} wasm thread${threads === 1 ? '' : 's'}); ${native}` };
 }
 
 /**
@@ -80,13 +94,15 @@ function dropEmscriptenListeners(before: { ex: Function[]; rej: Function[] }): v
   for (const l of process.listeners('unhandledRejection')) if (!before.rej.includes(l)) process.removeListener('unhandledRejection', l);
 }
 
-async function loadCpu(): Promise<string> {
+async function loadCpu(): Promise<Loaded> {
   await tf.setBackend('cpu');
-  return 'cpu (pure JavaScript)';
+  return { detail: 'cpu (pure JavaScript)' };
 }
 
-const loaders: Record<BackendName, () => Promise<string>> = {
+/** Each loader gets `auto` (true when trying backends in order, false when one was asked for). */
+const loaders: Record<BackendName, (auto: boolean) => Promise<Loaded>> = {
   tensorflow: loadTensorflow,
+  webgpu: loadWebgpuBackend,
   wasm: loadWasm,
   cpu: loadCpu,
 };
@@ -107,8 +123,8 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   const skipped: string[] = [];
   for (const name of order) {
     try {
-      const detail = await loaders[name]();
-      current = { name, detail, skipped };
+      const loaded = await loaders[name](choice === 'auto');
+      current = { name, ...loaded, skipped };
       return current;
     } catch (err) {
       const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);

@@ -36,6 +36,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { APP_ROOT, appPath, CLI_ENTRY } from '../core/app-paths.js';
 import { currentBackend, initBackend, type BackendName } from '../backend/backend.js';
+import { describeAdapter, probeAdapter } from '../backend/webgpu.js';
 import { fastWasmKernelsEnabled, setFastWasmKernels } from '../backend/wasm-kernels.js';
 import { GPT2, GPT2_DEFAULTS, type GPT2Config } from '../models/gpt2.js';
 import { AdamW } from '../nn/optim.js';
@@ -384,9 +385,16 @@ function lmTrainThreaded(threads: number): Omit<BenchRow, 'backend'> {
   return { name, value: null, unit: 'tokens/s', note: `the ${threads}-thread child run failed (exit ${r.status})` };
 }
 
+/** Throws the reason when webgpu has no adapter or only a software one. */
+async function hardwareAdapter(): Promise<void> {
+  const probe = await probeAdapter();
+  if ('reason' in probe) throw new Error(probe.reason);
+  if (probe.adapter.software) throw new Error(`only a software adapter (${describeAdapter(probe.adapter)}); --backend webgpu benches it`);
+}
+
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const quick = Boolean(opts.quick);
-  const backends = (opts.backends ?? ['wasm', 'cpu', 'tensorflow']) as BackendName[];
+  const backends = (opts.backends ?? ['wasm', 'cpu', 'tensorflow', 'webgpu']) as BackendName[];
   const rows: BenchRow[] = [];
   let torch: BenchReport['torch'];
   const torchConfigs: TorchConfig[] = [2, 1].map((threads) => ({ threads, runs: [], tokens_per_s: 0 }));
@@ -408,12 +416,14 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
   for (const name of backends) {
     try {
+      // Unasked, webgpu is benched on a hardware GPU only, as `auto` would use it.
+      if (name === 'webgpu' && !opts.backends) await hardwareAdapter();
       await initBackend(name);
     } catch (err) {
       rows.push({ backend: name, name: 'load', value: null, unit: '', note: err instanceof Error ? err.message : String(err) });
       continue;
     }
-    const detail = tf.getBackend() === 'wasm' ? (currentBackend()?.detail ?? 'wasm') : undefined;
+    const detail = tf.getBackend() === 'wasm' || tf.getBackend() === 'webgpu' ? currentBackend()?.detail : undefined;
     const slow = name === 'cpu';
     const add = (row: Omit<BenchRow, 'backend'>) => {
       rows.push({ backend: name, ...row });

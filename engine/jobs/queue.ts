@@ -107,7 +107,7 @@ export class JobQueue {
     try {
       throwIfCancelled(controller.signal);
       const backend = await initBackend(this.backendChoice);
-      run.markRunning(backend.name);
+      run.markRunning(backend.name, backend.detail);
       this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'running' });
       const summary = await this.runJob(run, p.resume, controller.signal);
       run.writeSummary(summary);
@@ -159,7 +159,7 @@ export class JobQueue {
       runChild: async (childConfig, name) => {
         const resolved = resolveConfig({ ...childConfig, name });
         const child = this.project.createRun(resolved.method, resolved, { seed: resolved.seed, name, parent: run.id, tags: [] });
-        child.markRunning(backend.name);
+        child.markRunning(backend.name, backend.detail);
         this.emit({ kind: 'event', event: 'run-state', runId: child.id, status: 'running' });
         try {
           const summary = await this.runJob(child, false, signal);

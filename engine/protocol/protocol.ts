@@ -68,6 +68,8 @@ export interface RunRecord {
   config: Record<string, unknown>;
   seed: number;
   backend: string | null;
+  /** What the backend ran on, e.g. the wasm build and native kernels, or the GPU adapter and its limits. */
+  backendDetail?: string | null;
   status: RunStatus;
   created: string;
   started: string | null;

@@ -59,9 +59,17 @@ export class Run {
   }
 
   /** Mark the run as owned and executing by this process. */
-  markRunning(backend: string): void {
+  markRunning(backend: string, backendDetail: string | null = null): void {
     liveHere.add(this.id);
-    this.update({ status: 'running', pid: process.pid, backend, started: this.record.started ?? new Date().toISOString(), finished: null, error: null });
+    this.update({
+      status: 'running',
+      pid: process.pid,
+      backend,
+      backendDetail,
+      started: this.record.started ?? new Date().toISOString(),
+      finished: null,
+      error: null,
+    });
   }
 
   /** Mark the run finished with a final status (and error, if any). */

@@ -39,6 +39,7 @@ import { currentBackend, initBackend, type BackendName } from '../backend/backen
 import { describeAdapter, probeAdapter } from '../backend/webgpu.js';
 import { fastWasmKernelsEnabled, setFastWasmKernels } from '../backend/wasm-kernels.js';
 import { GPT2, GPT2_DEFAULTS, type GPT2Config } from '../models/gpt2.js';
+import { benchMatmul, describeGpuMemory, GpuMemoryWatch, MATMUL_N, MATMUL_N_SOFTWARE } from './gpu-rows.js';
 import { AdamW } from '../nn/optim.js';
 import { availableCores, DataParallelPool } from '../train/data-parallel.js';
 import { lmTrainStep, type LMBatch } from '../train/lm-step.js';
@@ -385,6 +386,36 @@ function lmTrainThreaded(threads: number): Omit<BenchRow, 'backend'> {
   return { name, value: null, unit: 'tokens/s', note: `the ${threads}-thread child run failed (exit ${r.status})` };
 }
 
+/**
+ * The webgpu-only rows: matmul GFLOP/s (4096^2 on a GPU, 256^2 on a software adapter, saying so)
+ * and gpu_memory: the most device memory tfjs had allocated over the backend's rows (its buffer
+ * pool keeps freed buffers, so the allocation after a row is that row's peak) and the live
+ * memory left behind, which must be none.
+ */
+async function addGpuRows(add: (row: Omit<BenchRow, 'backend'>) => BenchRow, watch: GpuMemoryWatch, quick: boolean): Promise<void> {
+  const software = currentBackend()?.adapter?.software ?? false;
+  if (want('matmul_gflops')) {
+    const n = software ? MATMUL_N_SOFTWARE : MATMUL_N;
+    const iters = software || quick ? 2 : 10;
+    log(`webgpu: matmul ${n}x${n} (${iters} products)`);
+    const gflops = await benchMatmul(n, iters);
+    add({
+      name: 'matmul_gflops',
+      value: gflops,
+      unit: 'GFLOP/s',
+      detail: `float32 ${n}x${n} @ ${n}x${n}, ${iters} products${software ? `; a software adapter, so ${n}^2 instead of ${MATMUL_N}^2` : ''}`,
+    });
+  }
+  const mem = watch.report();
+  add({
+    name: 'gpu_memory',
+    value: mem.peakAllocatedMiB,
+    unit: 'MiB peak allocated',
+    detail: `peak live ${mem.peakLiveMiB.toFixed(1)} MiB; live growth over the rows ${mem.liveGrowthMiB.toFixed(1)} MiB; now ${describeGpuMemory(mem.now)}`,
+    data: { peak_allocated_mib: mem.peakAllocatedMiB, peak_live_mib: mem.peakLiveMiB, live_growth_mib: mem.liveGrowthMiB },
+  });
+}
+
 /** Throws the reason when webgpu has no adapter or only a software one. */
 async function hardwareAdapter(): Promise<void> {
   const probe = await probeAdapter();
@@ -424,8 +455,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       continue;
     }
     const detail = tf.getBackend() === 'wasm' || tf.getBackend() === 'webgpu' ? currentBackend()?.detail : undefined;
+    const gpuWatch = name === 'webgpu' ? new GpuMemoryWatch() : null;
     const slow = name === 'cpu';
     const add = (row: Omit<BenchRow, 'backend'>) => {
+      gpuWatch?.sample();
       rows.push({ backend: name, ...row });
       log(`${name} ${row.name}: ${row.value === null ? row.note : `${fmt(row.value)} ${row.unit}`}`);
       return rows[rows.length - 1];
@@ -544,6 +577,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
           : { name: 'ptq_calibration', value: null, unit: 's', note: ptq },
       );
     }
+
+    if (name === 'webgpu') await addGpuRows(add, gpuWatch!, quick);
 
     const mem = tf.memory() as tf.MemoryInfo & { numBytesInWASMHeap?: number };
     add({

@@ -21,6 +21,7 @@
 #
 # Settings (environment):
 #   TORCH_DEVICE     cuda (default) or cpu (a dry run without a GPU)
+#   PYTHON           the Python with PyTorch (default: python3 on the PATH)
 #   NORMLAB_BENCH_QUICK=1  `bench --quick` and a small GPT-2 (dry runs)
 #   GPT2_SEQ, GPT2_BATCH   GPT-2 small's training shape for both sides (default 1024 and 4)
 #   CPU_LM_TOKENS    NormLab's CPU tokens/s for the bench model, to report the GPU/CPU ratio
@@ -41,7 +42,7 @@ mkdir -p "$OUT" "$WORK"
 LOG="$OUT/run-on-gpu.log"
 : >"$LOG"
 log() { echo "run-on-gpu: $*" | tee -a "$LOG" >&2; }
-PY="$(command -v python3 || command -v python || true)"
+PY="${PYTHON:-$(command -v python3 || command -v python || true)}"
 
 # --- Node ----------------------------------------------------------------------------------------
 NODE_XZ="$(ls "$HERE"/node-v*-linux-x64.xz 2>/dev/null | head -1)"

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, expect, it } from 'vitest';
 import { initBackend } from '../backend.js';
 import { fusedOps, setWebgpuFusedKernels } from '../fused-ops.js';
-import { crossEntropy, gelu, layerNorm, rmsNorm, swiglu } from '../../nn/ops.js';
+import { attention, crossEntropy, gelu, layerNorm, packedSelfAttention, rmsNorm, swiglu } from '../../nn/ops.js';
 import { AdamW } from '../../nn/optim.js';
 import { ParamSet } from '../../nn/params.js';
 import { expectClose, rand, size } from '../../testing/backends.js';
@@ -47,8 +47,8 @@ describeWebgpu('fused WGSL kernels on webgpu vs composed tfjs ops on cpu', () =>
   beforeAll(async () => {
     await initBackend('webgpu');
     setWebgpuFusedKernels(true);
-    for (const op of ['gelu', 'swiglu', 'norm', 'crossEntropy', 'adamw'] as const) expect(fusedOps(op)).not.toBeNull();
-    expect(fusedOps('attention')).toBeNull(); // no WGSL attention yet: ops.ts composes it
+    for (const op of ['gelu', 'swiglu', 'norm', 'crossEntropy', 'adamw', 'attention'] as const) expect(fusedOps(op)).not.toBeNull();
+    expect(fusedOps('rope')).toBeNull(); // no WGSL RoPE: ops.ts composes it
   }, 120_000);
 
   it('GELU, erf and tanh forms, over the saturating range', async () => {
@@ -81,6 +81,25 @@ describeWebgpu('fused WGSL kernels on webgpu vs composed tfjs ops on cpu', () =>
       await compare(valueAndGrads((t, gm) => rmsNorm(t, gm, 1e-6), [x, g], 9));
       await compare(valueAndGrads((t) => rmsNorm(t, null, 1e-6), [x], 10));
     }
+  });
+
+  it('attention without the (T, Tk) probabilities, causal and not, with more keys than queries', async () => {
+    for (const [T, Tk, causal] of [
+      [5, 5, true],
+      [5, 5, false],
+      [3, 7, true],
+      [6, 4, false],
+    ] as const) {
+      const q = { v: rand(2 * 3 * T * 4, 11 + T, 2), shape: [2, 3, T, 4] };
+      const k = { v: rand(2 * 3 * Tk * 4, 12 + Tk, 2), shape: [2, 3, Tk, 4] };
+      const v = { v: rand(2 * 3 * Tk * 4, 13 + Tk), shape: [2, 3, Tk, 4] };
+      await compare(valueAndGrads((a, b, c) => attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, causal), [q, k, v], 14));
+    }
+  });
+
+  it('self-attention from a packed qkv projection (split into heads, then the fused attention)', async () => {
+    const qkv = { v: rand(2 * 9 * 36, 19, 2), shape: [2, 9, 36] }; // C 12 = 3 heads of 4
+    await compare(valueAndGrads((t) => packedSelfAttention(t as tf.Tensor3D, 3, true), [qkv], 20));
   });
 
   it('token cross-entropy and its gradient', async () => {

@@ -1,11 +1,16 @@
 /**
  * NormLab's fused kernels for the webgpu backend, as WGSL compute shaders run through
  * tfjs-backend-webgpu's program API (`runWebGPUProgram`): GELU, SwiGLU, LayerNorm/RMSNorm, token
- * cross-entropy and AdamW, forward and backward, under the same kernel names and contracts as the
+ * cross-entropy, AdamW and attention, forward and backward, under the same kernel names and contracts as the
  * wasm ones (../wasm/fused.ts), so ../fused-ops.ts wraps both the same way. Written by hand
  * because tfjs has no such kernels: its composition of each op is a chain of stock kernels, each
  * a pass over memory (LayerNorm forward alone is ~8, cross-entropy builds a log-softmax of the
  * whole (N, V) logits).
+ *
+ * Attention never materializes the (T, Tk) probabilities: the forward keeps each query's
+ * logsumexp (B, H, T) instead, and the backward recomputes the probabilities from it (the
+ * recomputation of FlashAttention, Dao et al. 2022, without its tiling: one thread per query
+ * or key row, looping over the other side).
  *
  * A tfjs-webgpu program has one output, so a kernel with several outputs runs one program per
  * output (a norm's mean, rstd and y). Row reductions (norm statistics, logsumexp, a norm's dx) run
@@ -105,13 +110,17 @@ interface Spec {
   n: number;
   /** Element-wise (one thread per output element), or one workgroup per row of `rows`. */
   rows?: number;
+  /** Element-wise programs whose threads each write several outputs: the thread count. */
+  threads?: number;
   uniforms?: string;
+  /** WGSL functions the body calls. */
+  functions?: string;
   body: string;
 }
 
 function program(s: Spec): WebGPUProgram {
   const rowMode = s.rows !== undefined;
-  const groups = rowMode ? s.rows! : Math.ceil(s.n / FLAT_WG);
+  const groups = rowMode ? s.rows! : Math.ceil((s.threads ?? s.n) / FLAT_WG);
   return {
     variableNames: s.inputs,
     outputShape: [s.n],
@@ -121,7 +130,7 @@ function program(s: Spec): WebGPUProgram {
     workgroupSize: [rowMode ? ROW_WG : FLAT_WG, 1, 1],
     size: true,
     uniforms: s.uniforms,
-    getUserCode: () => `${COMMON}${rowMode ? ROW_REDUCE : ''}
+    getUserCode: () => `${COMMON}${rowMode ? ROW_REDUCE : ''}${s.functions ?? ''}
       fn main(index : i32) {
         ${s.body}
       }`,
@@ -133,7 +142,8 @@ function program(s: Spec): WebGPUProgram {
  * body never reads are left out: WebGPU drops unused bindings from the pipeline's layout.
  */
 function run(be: WebGPUBackend, s: Spec, inputs: tf.TensorInfo[], uniforms: Uniform[], shape: number[]): tf.TensorInfo {
-  const used = s.inputs.map((name) => new RegExp(`\\b${name}\\[`).test(s.body));
+  const code = s.body + (s.functions ?? '');
+  const used = s.inputs.map((name) => new RegExp(`\\b${name}\\[`).test(code));
   const spec = { ...s, inputs: s.inputs.filter((_, i) => used[i]) };
   const out = be.runWebGPUProgram(program(spec), inputs.filter((_, i) => used[i]).map(flat), 'float32', uniforms);
   return { ...out, shape };
@@ -146,6 +156,41 @@ const float = (v: number): Uniform => ({ type: 'float32', data: [v] });
 const EACH = 'if (index >= uniforms.size) { return; }\n        let i = index;';
 
 const GELU_TANH = 'let u = 0.7978845608028654 * (v + 0.044715 * v * v * v);';
+
+/** Uniforms of the attention programs (BH = batch x heads), and their values. */
+const ATTN_UNIFORMS = 'T : i32, Tk : i32, causal : i32, scale : f32, BH : i32,';
+
+function attentionUniforms(BH: number, T: number, Tk: number, hs: number, causal: boolean): Uniform[] {
+  return [int(T), int(Tk), int(causal ? 1 : 0), float(1 / Math.sqrt(hs)), int(BH)];
+}
+
+/** A thread per query row r = (bh, i): its q row, the key block of its head and the keys it sees. */
+function attnQueryRow(hs: number): string {
+  return `let r = index;
+        if (r >= uniforms.BH * uniforms.T) { return; }
+        let bh = r / uniforms.T;
+        let i = r - bh * uniforms.T;
+        let qBase = r * ${hs};
+        let kBase = bh * uniforms.Tk * ${hs};
+        var jEnd = uniforms.Tk;
+        if (uniforms.causal != 0) { jEnd = min(uniforms.Tk, i + (uniforms.Tk - uniforms.T) + 1); }`;
+}
+
+/** Dot products of a query's row with a key's (q.k, dout.v), for the programs that bind them. */
+function attnDots(hs: number, withDv: boolean): string {
+  const dot = (name: string, a: string, b: string) => `
+  fn ${name}(ra : i32, rb : i32) -> f32 {
+    var s = 0.0;
+    for (var d = 0; d < ${hs}; d = d + 1) { s = s + ${a}[ra + d] * ${b}[rb + d]; }
+    return s;
+  }`;
+  return dot('nlDotQK', 'q', 'k') + (withDv ? dot('nlDotDV', 'dout', 'v') : '');
+}
+
+/** q_r . k_j * scale */
+const DOT_QK = 'nlDotQK(qBase, kBase + j * HS) * uniforms.scale';
+/** dout_r . v_j */
+const DOT_DV = 'nlDotDV(qBase, kBase + j * HS)';
 
 type Body = (be: WebGPUBackend, inputs: Partial<Record<string, tf.TensorInfo>>, attrs: Attrs) => tf.TensorInfo[];
 
@@ -393,6 +438,158 @@ const kernels: Record<string, Body> = {
         logits!.shape,
       ),
     ];
+  },
+
+  /** q (B, H, T, hs), k and v (B, H, Tk, hs); outputs out (B, H, T, hs) and each query's logsumexp (B, H, T). */
+  NormLabAttention(be, { q, k, v }, { causal }) {
+    const [B, H, T, hs] = q!.shape;
+    const Tk = k!.shape[2];
+    const u = attentionUniforms(B * H, T, Tk, hs, causal as boolean);
+    const rows = B * H * T;
+    const lse = run(
+      be,
+      {
+        key: `attn_lse_${hs}`,
+        inputs: ['q', 'k'],
+        n: rows,
+        uniforms: ATTN_UNIFORMS,
+        functions: attnDots(hs, false),
+        body: `${attnQueryRow(hs)}
+        var m = -3.4e38;
+        var l = 0.0;
+        for (var j = 0; j < jEnd; j = j + 1) {
+          let s = ${DOT_QK.replace(/HS/g, String(hs))};
+          if (s > m) { l = l * exp(m - s); m = s; }
+          l = l + exp(s - m);
+        }
+        result[r] = m + log(l);`,
+      },
+      [q!, k!],
+      u,
+      [B, H, T],
+    );
+    const out = run(
+      be,
+      {
+        key: `attn_out_${hs}`,
+        inputs: ['q', 'k', 'v', 'lse'],
+        n: rows * hs,
+        threads: rows,
+        uniforms: ATTN_UNIFORMS,
+        functions: attnDots(hs, false),
+        body: `${attnQueryRow(hs)}
+        var acc : array<f32, ${hs}>;
+        let lr = lse[r];
+        for (var j = 0; j < jEnd; j = j + 1) {
+          let p = exp(${DOT_QK.replace(/HS/g, String(hs))} - lr);
+          for (var d = 0; d < ${hs}; d = d + 1) { acc[d] = acc[d] + p * v[kBase + j * ${hs} + d]; }
+        }
+        for (var d = 0; d < ${hs}; d = d + 1) { result[r * ${hs} + d] = acc[d]; }`,
+      },
+      [q!, k!, v!, lse],
+      u,
+      q!.shape,
+    );
+    return [out, lse];
+  },
+
+  /**
+   * With p = exp(q.k scale - lse), dp_j = dout.v_j and D = sum_j p_j dp_j per query:
+   * dq = scale sum_j p_j (dp_j - D) k_j; dk_j = scale sum_i p_ij (dp_ij - D_i) q_i; dv_j = sum_i p_ij dout_i.
+   * `probs` is the forward's logsumexp (see NormLabAttention).
+   */
+  NormLabAttentionGrad(be, { q, k, v, probs: lse, dout }, { causal }) {
+    const [B, H, T, hs] = q!.shape;
+    const Tk = k!.shape[2];
+    const u = attentionUniforms(B * H, T, Tk, hs, causal as boolean);
+    const rows = B * H * T;
+    const keyRows = B * H * Tk;
+    const D = run(
+      be,
+      {
+        key: `attn_D_${hs}`,
+        inputs: ['q', 'k', 'v', 'lse', 'dout'],
+        n: rows,
+        uniforms: ATTN_UNIFORMS,
+        functions: attnDots(hs, true),
+        body: `${attnQueryRow(hs)}
+        let lr = lse[r];
+        var acc = 0.0;
+        for (var j = 0; j < jEnd; j = j + 1) {
+          acc = acc + exp(${DOT_QK.replace(/HS/g, String(hs))} - lr) * ${DOT_DV.replace(/HS/g, String(hs))};
+        }
+        result[r] = acc;`,
+      },
+      [q!, k!, v!, lse!, dout!],
+      u,
+      [B, H, T],
+    );
+    const dq = run(
+      be,
+      {
+        key: `attn_dq_${hs}`,
+        inputs: ['q', 'k', 'v', 'lse', 'dout', 'D'],
+        n: rows * hs,
+        threads: rows,
+        uniforms: ATTN_UNIFORMS,
+        functions: attnDots(hs, true),
+        body: `${attnQueryRow(hs)}
+        let lr = lse[r];
+        let Dr = D[r];
+        var acc : array<f32, ${hs}>;
+        for (var j = 0; j < jEnd; j = j + 1) {
+          let ds = exp(${DOT_QK.replace(/HS/g, String(hs))} - lr) * (${DOT_DV.replace(/HS/g, String(hs))} - Dr);
+          for (var d = 0; d < ${hs}; d = d + 1) { acc[d] = acc[d] + ds * k[kBase + j * ${hs} + d]; }
+        }
+        for (var d = 0; d < ${hs}; d = d + 1) { result[r * ${hs} + d] = acc[d] * uniforms.scale; }`,
+      },
+      [q!, k!, v!, lse!, dout!, D],
+      u,
+      q!.shape,
+    );
+    /** A thread per key row c = (bh, j), looping over the queries that see key j. */
+    const keyRow = (key: string, term: string, scaled: boolean) =>
+      run(
+        be,
+        {
+          key: `${key}_${hs}`,
+          inputs: ['q', 'k', 'v', 'lse', 'dout', 'D'],
+          n: keyRows * hs,
+          threads: keyRows,
+          uniforms: ATTN_UNIFORMS,
+          body: `let c = index;
+        if (c >= uniforms.BH * uniforms.Tk) { return; }
+        let bh = c / uniforms.Tk;
+        let j = c - bh * uniforms.Tk;
+        let kBase = bh * uniforms.Tk * ${hs};
+        var iStart = 0;
+        if (uniforms.causal != 0) { iStart = max(0, j - (uniforms.Tk - uniforms.T)); }
+        var acc : array<f32, ${hs}>;
+        for (var i = iStart; i < uniforms.T; i = i + 1) {
+          let r = bh * uniforms.T + i;
+          let qBase = r * ${hs};
+          var s = 0.0;
+          for (var d = 0; d < ${hs}; d = d + 1) { s = s + q[qBase + d] * k[kBase + j * ${hs} + d]; }
+          let p = exp(s * uniforms.scale - lse[r]);
+          ${term}
+        }
+        for (var d = 0; d < ${hs}; d = d + 1) { result[c * ${hs} + d] = acc[d]${scaled ? ' * uniforms.scale' : ''}; }`,
+        },
+        [q!, k!, v!, lse!, dout!, D],
+        u,
+        k!.shape,
+      );
+    const dk = keyRow(
+      'attn_dk',
+      `var dp = 0.0;
+          for (var d = 0; d < ${hs}; d = d + 1) { dp = dp + dout[qBase + d] * v[kBase + j * ${hs} + d]; }
+          let ds = p * (dp - D[r]);
+          for (var d = 0; d < ${hs}; d = d + 1) { acc[d] = acc[d] + ds * q[qBase + d]; }`,
+      true,
+    );
+    const dv = keyRow('attn_dv', `for (var d = 0; d < ${hs}; d = d + 1) { acc[d] = acc[d] + p * dout[qBase + d]; }`, false);
+    be.disposeData(D.dataId);
+    return [dq, dk, dv];
   },
 
   /** m' = b1 m + (1 - b1) g, v' = b2 v + (1 - b2) g^2, p' = p - lr (m'/bc1 / (sqrt(v'/bc2) + eps) + wd p). */

@@ -27,6 +27,8 @@
 #   CPU_LM_TOKENS    NormLab's CPU tokens/s for the bench model, to report the GPU/CPU ratio
 #   VK_ICD_FILENAMES kept when set (e.g. SwiftShader's, for a dry run)
 #   STEP_TIMEOUT     seconds each step may take (default 300)
+#   NORMLAB_BENCH_ROWS  the bench rows (default: every row but rss_flat, a 1,000-step leak check)
+#   USE_CARRIED_VULKAN=1  use the carried Vulkan loader even where the machine has one
 set -u -o pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -96,7 +98,7 @@ CARRIED_LIB="$DEBROOT/usr/lib/x86_64-linux-gnu"
 
 has_lib() { ldconfig -p 2>/dev/null | grep -q "$1" || [ -e "/usr/lib/x86_64-linux-gnu/$1" ] || [ -e "/lib/x86_64-linux-gnu/$1" ] || [ -e "/usr/lib64/$1" ]; }
 NODE_LIBS=""
-if has_lib libvulkan.so.1; then
+if [ "${USE_CARRIED_VULKAN:-0}" != 1 ] && has_lib libvulkan.so.1; then
   log "Vulkan loader: the machine's"
 else
   # Only the loader goes on the path: a directory holding the carried libstdc++ too would shadow
@@ -157,9 +159,10 @@ normlab() { # normlab <output file> <args...>: stdout to the file, stderr to the
 }
 log "normlab backends --json"
 normlab "$OUT/backends.json" backends --json || log "backends failed (exit $?)"
+export NORMLAB_BENCH_ROWS="${NORMLAB_BENCH_ROWS:-lm_train,gpt2_small_train,matmul_gflops,gpt2_small_forward,vit_forward,lct_step,ptq_calibration}"
 BENCH_ARGS=(--backend webgpu bench --json)
 [ "$QUICK" = 1 ] && BENCH_ARGS+=(--quick)
-log "normlab ${BENCH_ARGS[*]} (GPT-2 small at seq $GPT2_SEQ, batch $GPT2_BATCH)"
+log "normlab ${BENCH_ARGS[*]} (rows $NORMLAB_BENCH_ROWS; GPT-2 small at seq $GPT2_SEQ, batch $GPT2_BATCH)"
 NORMLAB_GPT2_SEQ="$GPT2_SEQ" NORMLAB_GPT2_BATCH="$GPT2_BATCH" normlab "$OUT/normlab-webgpu.json" "${BENCH_ARGS[@]}" || log "webgpu bench failed (exit $?)"
 
 # --- the PyTorch twin ----------------------------------------------------------------------------

@@ -22,4 +22,19 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-function-type': 'off',
     },
   },
+  {
+    // Synchronous tensor reads throw on the webgpu backend in Node (and stall any GPU): engine
+    // code reads with `await t.data()` / `await t.array()`. Tests may read synchronously.
+    files: ['engine/**/*.ts'],
+    ignores: ['engine/**/*.test.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'CallExpression > MemberExpression.callee[property.name=/^(dataSync|arraySync)$/]',
+          message: 'Synchronous tensor reads throw on webgpu: use `await t.data()` or `await t.array()`.',
+        },
+      ],
+    },
+  },
 );

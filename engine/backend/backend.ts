@@ -134,3 +134,43 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   }
   fail('backend', `no backend could load (${skipped.join('; ')})`);
 }
+
+/** What `normlab backends` reports about one backend. */
+export interface BackendStatus {
+  name: BackendName;
+  /** It loads when asked for by name (`--backend <name>`). */
+  loads: boolean;
+  /** What loaded (when it loads) or why it does not. */
+  detail: string;
+  adapter?: GpuAdapter;
+  /** Whether `auto` would take it, and if it loads but auto passes it by, why. */
+  auto: { used: boolean; skipped?: string };
+}
+
+/**
+ * Try every backend by name, in `auto`'s order, and say which one `auto` would choose. Leaves
+ * the last backend tried selected (a command that runs afterwards calls initBackend itself).
+ */
+export async function listBackends(): Promise<{ auto: BackendName | null; backends: BackendStatus[] }> {
+  const backends: BackendStatus[] = [];
+  let auto: BackendName | null = null;
+  for (const name of BACKEND_NAMES) {
+    try {
+      const info = await initBackend(name);
+      const skipped = info.adapter?.software ? 'a software adapter: auto uses webgpu on a hardware GPU only' : undefined;
+      const used = auto === null && !skipped;
+      if (used) auto = name;
+      backends.push({
+        name,
+        loads: true,
+        detail: info.detail,
+        ...(info.adapter ? { adapter: info.adapter } : {}),
+        auto: { used, ...(skipped ? { skipped } : {}) },
+      });
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      backends.push({ name, loads: false, detail: msg.replace(/^backend "\w+" cannot load: /, ''), auto: { used: false } });
+    }
+  }
+  return { auto, backends };
+}

@@ -9,7 +9,7 @@ import { nativeKernels, setNativeKernels } from './native.js';
 import { fastWasmKernelsEnabled } from './wasm-kernels.js';
 import { GPT2, GPT2_DEFAULTS } from '../models/gpt2.js';
 import { AdamW } from '../nn/optim.js';
-import { lmTrainStep } from '../train/lm-step.js';
+import { lmTrainStep, readStep } from '../train/lm-step.js';
 import { compare, expectClose, on, rand, size, withKernelSet } from '../testing/backends.js';
 
 beforeAll(async () => {
@@ -239,7 +239,7 @@ async function trainLosses(backend: 'cpu' | 'wasm', steps: number, config = tiny
   const model = new GPT2(config, 1);
   const opt = new AdamW(model.params, { weightDecay: 0.01 });
   const losses: number[] = [];
-  for (let s = 0; s < steps; s++) losses.push(lmTrainStep(model, opt, tinyBatch(3, 16, s), 3e-3).loss);
+  for (let s = 0; s < steps; s++) losses.push((await readStep(lmTrainStep(model, opt, tinyBatch(3, 16, s), 3e-3))).loss);
   opt.dispose();
   model.dispose();
   return losses;
@@ -263,9 +263,9 @@ describe('training on the fast wasm kernels', () => {
     await initBackend('wasm');
     const model = new GPT2({ ...tinyGPT, normlab_bias: true, tie_word_embeddings: true, activation_function: 'gelu_new' }, 2);
     const opt = new AdamW(model.params, { weightDecay: 0.01 });
-    lmTrainStep(model, opt, tinyBatch(2, 16, 0), 1e-3);
+    await readStep(lmTrainStep(model, opt, tinyBatch(2, 16, 0), 1e-3));
     const before = tf.memory().numTensors;
-    for (let s = 1; s <= 20; s++) lmTrainStep(model, opt, tinyBatch(2, 16, s), 1e-3);
+    for (let s = 1; s <= 20; s++) await readStep(lmTrainStep(model, opt, tinyBatch(2, 16, s), 1e-3));
     expect(tf.memory().numTensors).toBe(before);
     opt.dispose();
     model.dispose();

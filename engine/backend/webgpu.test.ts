@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { describeWebgpu } from '../testing/webgpu.js';
@@ -56,6 +58,25 @@ describeWebgpu('webgpu backend on a software Vulkan driver', () => {
     expect(gpu.detail).toContain(describeAdapter(gpu.adapter!));
   });
 
+  it('sums more tensors in one AddN than a shader can bind (the replaced kernel), as the cpu backend does', async () => {
+    const shapes = [
+      [3, 5],
+      [3, 5],
+    ];
+    const inputs = Array.from({ length: 23 }, (_, i) => rand(15, 100 + i));
+    const run = async (backend: 'cpu' | 'webgpu', n: number) => {
+      await initBackend(backend);
+      const out = tf.tidy(() => tf.addN(inputs.slice(0, n).map((v) => tf.tensor2d(v, shapes[0] as [number, number]))));
+      const vals = Float32Array.from(await out.data());
+      out.dispose();
+      return vals;
+    };
+    const before = tf.memory().numTensors;
+    for (const n of [2, 7, 8, 23]) expectClose(await run('webgpu', n), await run('cpu', n), 1e-6);
+    await initBackend('webgpu');
+    expect(tf.memory().numTensors).toBe(before); // the partial sums are freed
+  });
+
   it('computes a matmul and its gradient as the cpu backend does', async () => {
     const a = rand(48 * 40, 1);
     const b = rand(40 * 24, 2);
@@ -75,5 +96,25 @@ describeWebgpu('webgpu backend on a software Vulkan driver', () => {
     const want = await run('cpu');
     const got = await run('webgpu');
     for (let i = 0; i < want.length; i++) expectClose(got[i], want[i], 1e-5);
+  });
+});
+
+describeWebgpu('normlab backends', () => {
+  it('lists webgpu with the software adapter, says auto skips it, and names what auto picks', () => {
+    const bin = path.resolve(__dirname, '../../bin/normlab.js');
+    const r = spawnSync(process.execPath, [bin, 'backends', '--json'], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      auto: string;
+      backends: { name: string; loads: boolean; detail: string; adapter?: GpuAdapter; auto: { used: boolean; skipped?: string } }[];
+    };
+    expect(out.backends.map((b) => b.name)).toEqual(['tensorflow', 'webgpu', 'wasm', 'cpu']);
+    const gpu = out.backends.find((b) => b.name === 'webgpu')!;
+    expect(gpu.loads).toBe(true);
+    expect(gpu.adapter?.software).toBe(true);
+    expect(gpu.auto).toEqual({ used: false, skipped: 'a software adapter: auto uses webgpu on a hardware GPU only' });
+    expect(out.backends.find((b) => b.name === 'cpu')!.loads).toBe(true);
+    expect(out.auto).toBe(out.backends.find((b) => b.auto.used)!.name);
+    expect(['tensorflow', 'wasm', 'cpu']).toContain(out.auto);
   });
 });

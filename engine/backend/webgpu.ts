@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { registerWebgpuKernels } from './webgpu-kernels.js';
 
 /** What the probe reports about the adapter Dawn picks (high-performance preference). */
 export interface GpuAdapter {
@@ -168,6 +169,7 @@ export async function loadWebgpu(auto: boolean): Promise<GpuAdapter> {
     // Registers 'webgpu' now that navigator.gpu exists. A literal import (not a require) so that
     // the portable bundle (engine/bundle/) inlines it, sharing the bundle's one tfjs-core.
     await import('@tensorflow/tfjs-backend-webgpu');
+    registerWebgpuKernels();
     loaded = probe.adapter;
   }
   if (!(await tf.setBackend('webgpu'))) {

@@ -42,7 +42,7 @@ import { GPT2, GPT2_DEFAULTS, type GPT2Config } from '../models/gpt2.js';
 import { benchMatmul, describeGpuMemory, GpuMemoryWatch, MATMUL_N, MATMUL_N_SOFTWARE } from './gpu-rows.js';
 import { AdamW } from '../nn/optim.js';
 import { availableCores, DataParallelPool } from '../train/data-parallel.js';
-import { lmTrainStep, type LMBatch } from '../train/lm-step.js';
+import { disposeStep, lmTrainStep, readStep, type LMBatch, type LMStepTensors } from '../train/lm-step.js';
 
 export interface BenchOptions {
   json: boolean;
@@ -128,23 +128,35 @@ function tokens(n: number, vocab: number, seed: number): Int32Array {
   return out;
 }
 
-function time(fn: () => void): number {
+/** Seconds `fn` takes; it ends by reading its last result, so device work is included. */
+async function time(fn: () => Promise<void>): Promise<number> {
   const t0 = performance.now();
-  fn();
+  await fn();
   return (performance.now() - t0) / 1000;
 }
 
+/** Run n LM steps; only the last one's loss is read (which waits for the device). */
+async function lmSteps(n: number, step: () => LMStepTensors): Promise<number> {
+  let loss = NaN;
+  for (let i = 0; i < n; i++) {
+    const r = step();
+    if (i < n - 1) disposeStep(r);
+    else loss = (await readStep(r)).loss;
+  }
+  return loss;
+}
+
 /** Training tokens/s of the bench LM on the current backend. */
-export function benchLmTrain(steps: number, warmup: number, batchSize = BENCH_BATCH): { tokensPerS: number; stepMs: number; loss: number } {
+export async function benchLmTrain(steps: number, warmup: number, batchSize = BENCH_BATCH): Promise<{ tokensPerS: number; stepMs: number; loss: number }> {
   const model = new GPT2(BENCH_LM, 0);
   const opt = new AdamW(model.params, { weightDecay: 0.01 });
   const n = batchSize * BENCH_SEQ;
   const batch: LMBatch = { x: tokens(n, 256, 1), y: tokens(n, 256, 2), batch: batchSize, seq: BENCH_SEQ };
   try {
-    for (let i = 0; i < warmup; i++) lmTrainStep(model, opt, batch, 1e-3);
+    await lmSteps(warmup, () => lmTrainStep(model, opt, batch, 1e-3));
     let loss = NaN;
-    const s = time(() => {
-      for (let i = 0; i < steps; i++) loss = lmTrainStep(model, opt, batch, 1e-3).loss;
+    const s = await time(async () => {
+      loss = await lmSteps(steps, () => lmTrainStep(model, opt, batch, 1e-3));
     });
     return { tokensPerS: (n * steps) / s, stepMs: (s / steps) * 1000, loss };
   } finally {
@@ -170,10 +182,10 @@ export async function benchLmTrainDataParallel(
   let pool: DataParallelPool | null = null;
   try {
     pool = await DataParallelPool.start(model, replicas, tf.getBackend());
-    for (let i = 0; i < warmup; i++) await pool.step(opt, batch, 1e-3);
+    for (let i = 0; i < warmup; i++) disposeStep(await pool.step(opt, batch, 1e-3));
     let loss = NaN;
     const t0 = performance.now();
-    for (let i = 0; i < steps; i++) loss = (await pool.step(opt, batch, 1e-3)).loss;
+    for (let i = 0; i < steps; i++) loss = (await readStep(await pool.step(opt, batch, 1e-3))).loss;
     const s = (performance.now() - t0) / 1000;
     return { tokensPerS: (n * steps) / s, stepMs: (s / steps) * 1000, loss };
   } finally {
@@ -184,16 +196,16 @@ export async function benchLmTrainDataParallel(
 }
 
 /** Forward tokens/s of a GPT-2-small-shaped model (random weights), batch 1. */
-function benchGpt2Forward(seq: number, iters: number): number {
+async function benchGpt2Forward(seq: number, iters: number): Promise<number> {
   const model = new GPT2({ ...GPT2_DEFAULTS, n_positions: 1024 }, 0);
   try {
     const idx = tf.tensor2d(tokens(seq, GPT2_DEFAULTS.vocab_size, 3), [1, seq], 'int32');
     const run = () => tf.tidy(() => model.forward(idx)).dispose();
     run(); // warm-up (packs weights, grows the heap)
-    const s = time(() => {
+    const s = await time(async () => {
       for (let i = 0; i < iters; i++) {
         const y = tf.tidy(() => model.forward(idx));
-        y.dataSync();
+        await y.data();
         y.dispose();
       }
     });
@@ -226,10 +238,10 @@ async function benchVitForward(batch: number, iters: number): Promise<number | s
   try {
     const images = tf.randomUniform([batch, 224, 224, 3], 0, 1, 'float32', 4) as tf.Tensor4D;
     tf.tidy(() => model.forward(images)).dispose();
-    const s = time(() => {
+    const s = await time(async () => {
       for (let i = 0; i < iters; i++) {
         const y = tf.tidy(() => model.forward(images));
-        y.dataSync();
+        await y.data();
         y.dispose();
       }
     });
@@ -254,8 +266,8 @@ async function benchPtqCalibration(images: number): Promise<number | string> {
   const calib = tf.randomUniform([images, 224, 224, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
   try {
     let q: { dispose(): void } | null = null;
-    const s = time(() => {
-      q = ptq.quantizeViT(model, calib, { wBits: 4, aBits: 4, softmax: 'tanq', lnReparam: 'median' });
+    const s = await time(async () => {
+      q = await ptq.quantizeViT(model, calib, { wBits: 4, aBits: 4, softmax: 'tanq', lnReparam: 'median' });
     });
     (q as { dispose(): void } | null)?.dispose();
     return s;
@@ -292,7 +304,7 @@ function fullGc(): () => void {
  * follows a full garbage collection: without it the collector's sawtooth (~100 MiB here) hides
  * any trend.
  */
-export function benchRssFlat(steps: number, at: number[]): { points: RssPoint[]; stepMs: number; loss: number } {
+export async function benchRssFlat(steps: number, at: number[]): Promise<{ points: RssPoint[]; stepMs: number; loss: number }> {
   const gc = fullGc();
   const model = new GPT2(RSS_FLAT_LM, 0);
   const opt = new AdamW(model.params, { weightDecay: 0.01 });
@@ -304,7 +316,7 @@ export function benchRssFlat(steps: number, at: number[]): { points: RssPoint[];
     for (let step = 1; step <= steps; step++) {
       const batch: LMBatch = { x: tokens(n, 256, 2 * step), y: tokens(n, 256, 2 * step + 1), batch: RSS_FLAT_BATCH, seq: RSS_FLAT_SEQ };
       const t0 = performance.now();
-      loss = lmTrainStep(model, opt, batch, 1e-3).loss;
+      loss = (await readStep(lmTrainStep(model, opt, batch, 1e-3))).loss;
       trainMs += performance.now() - t0;
       if (at.includes(step)) {
         gc();
@@ -473,7 +485,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     // The pure-JS cpu backend needs minutes per full step: it trains on batch 4 (tokens/s stay comparable).
     const B = slow ? 4 : BENCH_BATCH;
     log(`${name}: LM training (${steps} steps, batch ${B})`);
-    const lm = benchLmTrain(steps, warm, B);
+    const lm = await benchLmTrain(steps, warm, B);
     const row = add({
       name: 'lm_train',
       value: lm.tokensPerS,
@@ -511,7 +523,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       setFastWasmKernels(false);
       try {
         log('wasm: LM training on the stock tfjs kernels (1 step)');
-        const stock = benchLmTrain(1, 1);
+        const stock = await benchLmTrain(1, 1);
         add({
           name: 'lm_train_stock_kernels',
           value: stock.tokensPerS,
@@ -527,7 +539,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const iters = quick || slow ? 1 : 3;
     if (want('gpt2_small_forward')) log(`${name}: GPT-2-small forward (seq ${seq})`);
     if (want('gpt2_small_forward'))
-      add({ name: 'gpt2_small_forward', value: benchGpt2Forward(seq, iters), unit: 'tokens/s', detail: `batch 1, seq ${seq}, ${iters} iters` });
+      add({ name: 'gpt2_small_forward', value: await benchGpt2Forward(seq, iters), unit: 'tokens/s', detail: `batch 1, seq ${seq}, ${iters} iters` });
 
     const vb = quick || slow ? 1 : 4;
     if (want('vit_forward')) {
@@ -544,7 +556,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       log(`${name}: LCT training step (lct-study network)`);
       try {
         const { benchLctStep } = await import('../methods/lct/bench-step.js');
-        const r = benchLctStep({ quick: quick || slow });
+        const r = await benchLctStep({ quick: quick || slow });
         add({ name: 'lct_step', value: r.msPerStep / 1000, unit: 's/step', detail: `${r.msPerStep.toFixed(1)} ms/step, ${r.detail}` });
       } catch (err) {
         add({ name: 'lct_step', value: null, unit: 's/step', note: err instanceof Error ? err.message.split('\n')[0] : String(err) });
@@ -554,7 +566,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       const total = slow ? 10 : quick ? 100 : 1000; // the pure-JS cpu backend takes ~9 s a step here
       const at = Array.from({ length: 10 }, (_, i) => ((i + 1) * total) / 10);
       log(`${name}: RSS over ${total} steps of a tiny LM (2 layers, d 64, B ${RSS_FLAT_BATCH} T ${RSS_FLAT_SEQ})`);
-      const r = benchRssFlat(total, at);
+      const r = await benchRssFlat(total, at);
       const a = r.points[0];
       const z = r.points[r.points.length - 1];
       const shown = [a, r.points[Math.floor(r.points.length / 2) - 1], z];

@@ -31,7 +31,7 @@ export async function evalLM(opts: {
     const seq = opts.seq ?? Math.min(model.maxSeq, Math.max(1, ids.length - 1));
     if (seq > model.maxSeq) fail('config', `--seq ${seq} exceeds the model's context ${model.maxSeq}`);
     const windows = evalWindows(ids, seq, Number.MAX_SAFE_INTEGER);
-    const loss = lmEvalLoss(model, windows, Math.max(1, Math.floor(4096 / seq)));
+    const loss = await lmEvalLoss(model, windows, Math.max(1, Math.floor(4096 / seq)));
     return { loss, tokens: windows.count * seq };
   } finally {
     model.dispose();

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import { BACKEND_NAMES, initBackend, type BackendChoice } from '../backend/backend.js';
+import { BACKEND_NAMES, initBackend, listBackends, type BackendChoice } from '../backend/backend.js';
 import { asNormLabError, fail } from '../core/errors.js';
 import { NORMLAB_VERSION } from '../core/versions.js';
 import { readConfigFile } from '../jobs/config.js';
@@ -191,6 +191,23 @@ export function buildProgram(): Command {
       const q = queue();
       const server = await serve(new EngineService(q), { port: opts.port, token: opts.token });
       out(globals().json, { url: server.url, port: server.port }, () => `NormLab serving on ${server.url}`);
+    });
+
+  program
+    .command('backends')
+    .description('list every compute backend: whether it loads, why not, the GPU adapter, and which one auto picks')
+    .action(async () => {
+      const r = await listBackends();
+      out(globals().json, r, () =>
+        [
+          table([
+            ['backend', 'loads', 'auto', 'detail'],
+            ...r.backends.map((b) => [b.name, b.loads ? 'yes' : 'no', b.auto.used ? 'chosen' : b.auto.skipped ? 'skips it' : '', b.detail]),
+          ]),
+          ...r.backends.filter((b) => b.auto.skipped).map((b) => `auto skips ${b.name}: ${b.auto.skipped}`),
+          `auto picks: ${r.auto ?? 'nothing (no backend loads)'}`,
+        ].join('\n'),
+      );
     });
 
   program

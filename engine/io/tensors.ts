@@ -8,8 +8,8 @@ export function toTf(t: Tensor): tf.Tensor {
   return tf.tensor(t.data instanceof Float32Array ? t.data : Float32Array.from(t.data), t.shape, 'float32');
 }
 
-/** A tfjs tensor as an F32 (or I32) safetensors tensor (reads it synchronously). */
-export function fromTf(t: tf.Tensor): Tensor {
-  if (t.dtype === 'int32') return { dtype: 'I32', shape: [...t.shape], data: t.dataSync() as Int32Array };
-  return { dtype: 'F32', shape: [...t.shape], data: t.dataSync() as Float32Array };
+/** A tfjs tensor as an F32 (or I32) safetensors tensor. */
+export async function fromTf(t: tf.Tensor): Promise<Tensor> {
+  if (t.dtype === 'int32') return { dtype: 'I32', shape: [...t.shape], data: (await t.data()) as Int32Array };
+  return { dtype: 'F32', shape: [...t.shape], data: (await t.data()) as Float32Array };
 }

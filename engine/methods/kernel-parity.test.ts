@@ -13,11 +13,11 @@ import { Llama, LLAMA_DEFAULTS } from '../models/llama.js';
 import { ViT, VIT_DEFAULTS } from '../models/vit.js';
 import { AdamW } from '../nn/optim.js';
 import { kernelSets, rand, withKernelSet } from '../testing/backends.js';
-import { lmTrainStep } from '../train/lm-step.js';
-import { createLctTrainStep, improvementsSchema, lctTrainSchema, networkSchema } from './lct/lct.js';
+import { lmTrainStep, readStep } from '../train/lm-step.js';
+import { createLctTrainStep, improvementsSchema, lctTrainSchema, networkSchema, readLctStep } from './lct/lct.js';
 
 /** The losses of `train` on every kernel set agree with the stock kernels' to `tol` (relative). */
-async function expectSameLosses(train: () => number[], tol = 2e-4): Promise<void> {
+async function expectSameLosses(train: () => Promise<number[]>, tol = 2e-4): Promise<void> {
   const runs: { set: string; losses: number[] }[] = [];
   for (const set of kernelSets()) runs.push({ set, losses: await withKernelSet(set, train) });
   const ref = runs[runs.length - 1].losses; // stock
@@ -33,7 +33,7 @@ beforeAll(async () => {
 
 describe('method training steps on native, wasm and stock kernels', () => {
   it('LLaMA LM (RMSNorm, RoPE, SwiGLU, LNS scaling)', async () => {
-    await expectSameLosses(() => {
+    await expectSameLosses(async () => {
       const config = {
         ...LLAMA_DEFAULTS,
         vocab_size: 41,
@@ -50,7 +50,7 @@ describe('method training steps on native, wasm and stock kernels', () => {
       for (let s = 0; s < 4; s++) {
         const x = Int32Array.from({ length: 2 * 16 }, (_, i) => (i * 7 + s * 3) % 41);
         const y = Int32Array.from({ length: 2 * 16 }, (_, i) => (i * 5 + s) % 41);
-        losses.push(lmTrainStep(model, opt, { x, y, batch: 2, seq: 16 }, 3e-3, { clip: 1 }).loss);
+        losses.push((await readStep(lmTrainStep(model, opt, { x, y, batch: 2, seq: 16 }, 3e-3, { clip: 1 }))).loss);
       }
       opt.dispose();
       model.dispose();
@@ -59,7 +59,7 @@ describe('method training steps on native, wasm and stock kernels', () => {
   });
 
   it('ViT classifier (patch embedding, LayerNorm, exact GELU, attention, cross-entropy)', async () => {
-    await expectSameLosses(() => {
+    await expectSameLosses(async () => {
       const model = new ViT({ ...VIT_DEFAULTS, img_size: 8, patch_size: 4, in_chans: 1, num_classes: 5, embed_dim: 16, depth: 2, num_heads: 2 }, 4);
       const opt = new AdamW(model.params, { weightDecay: 0.05 });
       const vars = model.params.trainable();
@@ -80,7 +80,7 @@ describe('method training steps on native, wasm and stock kernels', () => {
   });
 
   it('latent consistency training (full recipe: Cauchy, diffusion loss, OT, adaptive c, NsLN)', async () => {
-    await expectSameLosses(() => {
+    await expectSameLosses(async () => {
       const improvements = improvementsSchema.parse({});
       const train = lctTrainSchema.parse({ steps: 100, batch: 16, lr: 1e-3, s0: 10, s1: 40 });
       const net = new ConsistencyNet({ ...networkSchema.parse({ arch: 'mlp', width: 32, depth: 2, mlp_ratio: 2 }), latent_shape: [2, 2, 2], norm: 'nsln' }, 5);
@@ -89,7 +89,8 @@ describe('method training steps on native, wasm and stock kernels', () => {
       const rng = new Rng(6);
       const latents = Float32Array.from({ length: 64 * net.latentDim }, () => 0.5 * rng.normal());
       const step = createLctTrainStep({ net, ema, opt, latents, n: 64, improvements, train, rng: new Rng(7) });
-      const losses = [0, 1, 2, 3].map((k) => step(k).loss);
+      const losses: number[] = [];
+      for (const k of [0, 1, 2, 3]) losses.push((await readLctStep(step(k))).loss);
       opt.dispose();
       ema.dispose();
       net.dispose();

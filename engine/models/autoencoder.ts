@@ -140,9 +140,9 @@ export class Autoencoder {
   }
 
   /** Weights (+ latent statistics as `latent_mean` / `latent_std`) for a model folder. */
-  toTensors(): Map<string, HostTensor> {
+  async toTensors(): Promise<Map<string, HostTensor>> {
     const out = new Map<string, HostTensor>();
-    for (const [name, v] of this.params.vars) out.set(name, fromTf(v));
+    for (const [name, v] of this.params.vars) out.set(name, await fromTf(v));
     if (this.latentMean && this.latentStd) {
       out.set('latent_mean', { dtype: 'F32', shape: [this.latentDim], data: this.latentMean });
       out.set('latent_std', { dtype: 'F32', shape: [this.latentDim], data: this.latentStd });

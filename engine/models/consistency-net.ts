@@ -195,9 +195,9 @@ export class ConsistencyNet {
     return out;
   }
 
-  toTensors(params: ParamSet = this.params): Map<string, HostTensor> {
+  async toTensors(params: ParamSet = this.params): Promise<Map<string, HostTensor>> {
     const out = new Map<string, HostTensor>();
-    for (const [name, v] of params.vars) out.set(name, fromTf(v));
+    for (const [name, v] of params.vars) out.set(name, await fromTf(v));
     return out;
   }
 

@@ -53,8 +53,8 @@ export interface SavableModel {
 export async function saveModel(model: SavableModel, dir: string, extraConfig: Record<string, unknown> = {}): Promise<void> {
   const tensors = model.checkpointTensors();
   try {
-    const out: Record<string, ReturnType<typeof fromTf>> = {};
-    for (const [name, t] of tensors) out[name] = fromTf(t);
+    const out: Record<string, Awaited<ReturnType<typeof fromTf>>> = {};
+    for (const [name, t] of tensors) out[name] = await fromTf(t);
     await saveModelDir(dir, { ...model.hfConfig(), ...extraConfig }, out);
   } finally {
     for (const t of tensors.values()) t.dispose();

@@ -9,11 +9,13 @@
  *
  * `forward(images, hooks)` lets a caller see or replace every tensor post-training quantization
  * touches: the input of every linear layer, q, k, v, the post-softmax probabilities, and every
- * linear weight (see `ViTHooks`).
+ * linear weight (see `ViTHooks`). The forward is written once, as a generator that yields at each
+ * activation site (`forwardSites`): `forward` answers each site with the `act` hook at once; PTQ
+ * calibration answers after an asynchronous read of the site's values.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
-import { attentionWithProbs, crossEntropy, gelu, layerNorm, linear } from '../nn/ops.js';
+import { attentionProbs, crossEntropy, gelu, layerNorm, linear } from '../nn/ops.js';
 import { normalInit, ParamSet, paramSeed } from '../nn/params.js';
 
 export interface ViTConfig {
@@ -82,6 +84,15 @@ export interface ViTHooks {
   /** The weight a linear layer uses, by its timm name (e.g. `blocks.0.attn.qkv.weight`); (in, out). */
   weight?(name: string, w: tf.Tensor): tf.Tensor;
 }
+
+/** An activation site the forward has reached: the caller answers with the tensor to use on. */
+export interface ActSite {
+  site: string;
+  x: tf.Tensor;
+}
+
+/** The forward as a generator: yields each activation site, resumes with the tensor to use. */
+export type ForwardSites = Generator<ActSite, tf.Tensor2D, tf.Tensor>;
 
 /** The activation sites of block i, in forward order. */
 export function blockSites(i: number): string[] {
@@ -152,8 +163,9 @@ export class ViT {
     return linear(x, W, this.params.vars.get(`${name}.bias`));
   }
 
-  private act(site: string, x: tf.Tensor, hooks?: ViTHooks): tf.Tensor {
-    return hooks?.act ? hooks.act(site, x) : x;
+  /** Yield an activation site; resumes with the tensor the rest of the forward uses. */
+  private *act(site: string, x: tf.Tensor): Generator<ActSite, tf.Tensor, tf.Tensor> {
+    return yield { site, x };
   }
 
   private ln(name: string, x: tf.Tensor): tf.Tensor {
@@ -174,50 +186,61 @@ export class ViT {
   }
 
   /** Multi-head self-attention of block i (no mask: every token sees every token). */
-  private attention(i: number, x: tf.Tensor3D, hooks?: ViTHooks): tf.Tensor3D {
+  private *attention(i: number, x: tf.Tensor3D, hooks?: ViTHooks): Generator<ActSite, tf.Tensor3D, tf.Tensor> {
     const [B, T, D] = x.shape;
     const H = this.config.num_heads;
     const hs = D / H;
     const a = `blocks.${i}.attn`;
-    const qkv = this.lin(`${a}.qkv`, this.act(`${a}.qkv.in`, x, hooks), hooks); // (B, T, 3D)
+    const qkv = this.lin(`${a}.qkv`, yield* this.act(`${a}.qkv.in`, x), hooks); // (B, T, 3D)
     // timm's layout (B, T, 3, H, hs): q, k, v are the three D-wide thirds of the last axis.
     // (Split first, then 4-D transposes: wasm's 5-D transpose is ~1000x slower.)
     const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, H, hs]), [0, 2, 1, 3]) as tf.Tensor4D; // (B, T, D) -> (B, H, T, hs)
     const [q0, k0, v0] = tf.split(qkv, 3, -1).map(heads);
-    const q = this.act(`${a}.q`, q0, hooks) as tf.Tensor4D;
-    const k = this.act(`${a}.k`, k0, hooks) as tf.Tensor4D;
-    const v = this.act(`${a}.v`, v0, hooks) as tf.Tensor4D;
-    const probsHook = hooks?.act ? (p: tf.Tensor4D) => hooks.act!(`${a}.probs`, p) as tf.Tensor4D : undefined;
-    const { out } = attentionWithProbs(q, k, v, false, probsHook); // (B, H, T, hs)
+    const q = (yield* this.act(`${a}.q`, q0)) as tf.Tensor4D;
+    const k = (yield* this.act(`${a}.k`, k0)) as tf.Tensor4D;
+    const probs = (yield* this.act(`${a}.probs`, attentionProbs(q, k, false))) as tf.Tensor4D; // (B, H, T, T)
+    const v = (yield* this.act(`${a}.v`, v0)) as tf.Tensor4D;
+    const out = tf.matMul(probs, v); // (B, H, T, hs)
     const y = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, D]); // (B, H, T, hs) -> (B, T, D)
-    return this.lin(`${a}.proj`, this.act(`${a}.proj.in`, y, hooks), hooks) as tf.Tensor3D;
+    return this.lin(`${a}.proj`, yield* this.act(`${a}.proj.in`, y), hooks) as tf.Tensor3D;
   }
 
-  private mlp(i: number, x: tf.Tensor, hooks?: ViTHooks): tf.Tensor {
+  private *mlp(i: number, x: tf.Tensor, hooks?: ViTHooks): Generator<ActSite, tf.Tensor, tf.Tensor> {
     const m = `blocks.${i}.mlp`;
-    const h = gelu(this.lin(`${m}.fc1`, this.act(`${m}.fc1.in`, x, hooks), hooks), 'erf'); // (B, T, Hd)
-    return this.lin(`${m}.fc2`, this.act(`${m}.fc2.in`, h, hooks), hooks); // (B, T, D)
+    const h = gelu(this.lin(`${m}.fc1`, yield* this.act(`${m}.fc1.in`, x), hooks), 'erf'); // (B, T, Hd)
+    return this.lin(`${m}.fc2`, yield* this.act(`${m}.fc2.in`, h), hooks); // (B, T, D)
   }
 
   /** Pre-LN block: x + attn(norm1(x)), then + mlp(norm2(x)). */
-  private block(i: number, x: tf.Tensor3D, hooks?: ViTHooks): tf.Tensor3D {
+  private *block(i: number, x: tf.Tensor3D, hooks?: ViTHooks): Generator<ActSite, tf.Tensor3D, tf.Tensor> {
     const b = `blocks.${i}`;
-    const h = tf.add(x, this.attention(i, this.ln(`${b}.norm1`, x) as tf.Tensor3D, hooks)) as tf.Tensor3D;
-    return tf.add(h, this.mlp(i, this.ln(`${b}.norm2`, h), hooks)) as tf.Tensor3D;
+    const h = tf.add(x, yield* this.attention(i, this.ln(`${b}.norm1`, x) as tf.Tensor3D, hooks)) as tf.Tensor3D;
+    return tf.add(h, yield* this.mlp(i, this.ln(`${b}.norm2`, h), hooks)) as tf.Tensor3D;
+  }
+
+  /**
+   * The forward pass, pausing at every activation site (see `ActSite`); `hooks.weight` applies
+   * to the linear weights (its `act` is not used here: the caller answers each site).
+   */
+  *forwardSites(images: tf.Tensor4D, hooks?: Pick<ViTHooks, 'weight'>): ForwardSites {
+    const B = images.shape[0];
+    const D = this.config.embed_dim;
+    const patches = yield* this.act('patch_embed.proj.in', this.patchify(images)); // (B, N, C·p·p)
+    const tok = this.lin('patch_embed.proj', patches, hooks); // (B, N, D)
+    const cls = tf.tile(this.w('cls_token'), [B, 1, 1]); // (B, 1, D)
+    let x = tf.add(tf.concat([cls, tok], 1), this.w('pos_embed')) as tf.Tensor3D; // (B, N+1, D)
+    for (let i = 0; i < this.config.depth; i++) x = yield* this.block(i, x, hooks);
+    x = this.ln('norm', x) as tf.Tensor3D;
+    const pooled = tf.reshape(tf.slice(x, [0, 0, 0], [B, 1, D]), [B, D]); // class token (global_pool 'token')
+    return this.lin('head', yield* this.act('head.in', pooled), hooks) as tf.Tensor2D;
   }
 
   /** Class logits (B, num_classes) of images (B, H, W, C) with values as the model was trained on. */
   forward(images: tf.Tensor4D, hooks?: ViTHooks): tf.Tensor2D {
-    const B = images.shape[0];
-    const D = this.config.embed_dim;
-    const patches = this.act('patch_embed.proj.in', this.patchify(images), hooks); // (B, N, C·p·p)
-    const tok = this.lin('patch_embed.proj', patches, hooks); // (B, N, D)
-    const cls = tf.tile(this.w('cls_token'), [B, 1, 1]); // (B, 1, D)
-    let x = tf.add(tf.concat([cls, tok], 1), this.w('pos_embed')) as tf.Tensor3D; // (B, N+1, D)
-    for (let i = 0; i < this.config.depth; i++) x = this.block(i, x, hooks);
-    x = this.ln('norm', x) as tf.Tensor3D;
-    const pooled = tf.reshape(tf.slice(x, [0, 0, 0], [B, 1, D]), [B, D]); // class token (global_pool 'token')
-    return this.lin('head', this.act('head.in', pooled, hooks), hooks) as tf.Tensor2D;
+    const steps = this.forwardSites(images, hooks);
+    let r = steps.next();
+    while (!r.done) r = steps.next(hooks?.act ? hooks.act(r.value.site, r.value.x) : r.value.x);
+    return r.value;
   }
 
   /** Mean cross-entropy of the logits against int32 labels (B). */

@@ -31,21 +31,19 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, causal
   return attentionWithProbs(q, k, v, causal).out;
 }
 
-export function attentionWithProbs(
-  q: tf.Tensor4D,
-  k: tf.Tensor4D,
-  v: tf.Tensor4D,
-  causal: boolean,
-  transformProbs?: (p: tf.Tensor4D) => tf.Tensor4D,
-): { out: tf.Tensor4D; probs: tf.Tensor4D } {
+export function attentionWithProbs(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, causal: boolean): { out: tf.Tensor4D; probs: tf.Tensor4D } {
+  const probs = attentionProbs(q, k, causal);
+  const out = tf.matMul(probs, v) as tf.Tensor4D; // (B, H, T, Tk) @ (B, H, Tk, hs) -> (B, H, T, hs)
+  return { out, probs };
+}
+
+/** softmax(q k^T / sqrt(hs) + causal mask), (B, H, T, Tk). */
+export function attentionProbs(q: tf.Tensor4D, k: tf.Tensor4D, causal: boolean): tf.Tensor4D {
   const [, , T, hs] = q.shape;
   const Tk = k.shape[2];
   let scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hs)) as tf.Tensor4D; // (B, H, T, Tk)
   if (causal) scores = tf.add(scores, causalMask(T, Tk)) as tf.Tensor4D;
-  let probs = tf.softmax(scores) as tf.Tensor4D;
-  if (transformProbs) probs = transformProbs(probs);
-  const out = tf.matMul(probs, v) as tf.Tensor4D; // (B, H, T, Tk) @ (B, H, Tk, hs) -> (B, H, T, hs)
-  return { out, probs };
+  return tf.softmax(scores) as tf.Tensor4D;
 }
 
 /**
@@ -152,4 +150,12 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
   const n = targets.size;
   const flatIdx = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(V, 'int32')), tf.reshape(tf.cast(targets, 'int32'), [-1]));
   return tf.neg(tf.mean(tf.gather(logp, flatIdx))) as tf.Scalar;
+}
+
+/** x as a constant: the same values, no gradient flows back through it (PyTorch's detach). */
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  return tf.customGrad((t, save) => {
+    void save;
+    return { value: tf.clone(t as tf.Tensor), gradFunc: (dy) => tf.zerosLike(dy as tf.Tensor) };
+  })(x) as T;
 }

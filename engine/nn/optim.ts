@@ -109,20 +109,20 @@ export class AdamW {
 }
 
 /**
- * Scale gradients so their global L2 norm is at most maxNorm (PyTorch's clip_grad_norm_).
- * Returns the norm before clipping and the (possibly new) gradients; old ones are disposed
- * when replaced.
+ * Scale gradients so their global L2 norm is at most maxNorm, as PyTorch's clip_grad_norm_ does:
+ * g *= min(1, maxNorm / (norm + 1e-6)). Everything stays on the device (no host read): returns
+ * the norm before clipping as a scalar the caller disposes, and the gradients (new ones when
+ * clipping, maxNorm > 0; the old ones are then disposed).
  */
-export function clipGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { norm: number; grads: Map<string, tf.Tensor> } {
-  const sq = tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))));
-  const norm = Math.sqrt(sq.dataSync()[0]);
-  sq.dispose();
-  if (!(maxNorm > 0) || norm <= maxNorm) return { norm, grads };
-  const scale = maxNorm / (norm + 1e-6);
+export function clipGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { norm: tf.Scalar; grads: Map<string, tf.Tensor> } {
+  const norm = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+  if (!(maxNorm > 0)) return { norm, grads };
+  const scale = tf.tidy(() => tf.minimum(1, tf.div(maxNorm, tf.add(norm, 1e-6))));
   const out = new Map<string, tf.Tensor>();
   for (const [n, g] of grads) {
     out.set(n, tf.mul(g, scale));
     g.dispose();
   }
+  scale.dispose();
   return { norm, grads: out };
 }

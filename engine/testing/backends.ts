@@ -27,7 +27,7 @@ export async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor | tf.Tensor
     const r = f();
     return Array.isArray(r) ? r : [r];
   });
-  const vals = outs.map((t) => Float32Array.from(t.dataSync()));
+  const vals = await Promise.all(outs.map(async (t) => Float32Array.from(await t.data())));
   tf.dispose(outs);
   return vals;
 }

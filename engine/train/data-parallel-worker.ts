@@ -63,10 +63,10 @@ async function handle(m: ToWorker): Promise<void> {
   let o = 0;
   for (const v of trainable) {
     const g = grads.get(model.params.nameOf(v))!;
-    flat.set(g.dataSync() as Float32Array, o);
+    flat.set((await g.data()) as Float32Array, o);
     o += v.size;
   }
-  const loss = value.dataSync()[0];
+  const loss = (await value.data())[0];
   tf.dispose([value, ...grads.values()]);
   send({ type: 'grads', id: m.id, loss, grads: flat }, [flat.buffer as ArrayBuffer]);
 }

@@ -11,7 +11,7 @@ import { AdamW } from '../nn/optim.js';
 import { Project } from '../store/runs.js';
 import { nativeThreads, setNativeKernels } from '../backend/native.js';
 import { availableCores, DataParallelPool, killOneWorkerForTest, liveDataParallelWorkers, resolveWorkers, shardRows } from './data-parallel.js';
-import { lmTrainStep, type LMBatch } from './lm-step.js';
+import { lmTrainStep, readStep, type LMBatch } from './lm-step.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -93,8 +93,8 @@ describe('data-parallel LM training', () => {
       for (let s = 0; s < 4; s++) {
         const bt = batch(s, 5, 16); // 5 rows: shards of 3 and 2, weighted 3/5 and 2/5
         const opts = { clip: 0.5, layerGradNorms: true };
-        const ra = lmTrainStep(a, optA, bt, 2e-3, opts);
-        const rb = await pool.step(optB, bt, 2e-3, opts);
+        const ra = await readStep(lmTrainStep(a, optA, bt, 2e-3, opts));
+        const rb = await readStep(await pool.step(optB, bt, 2e-3, opts));
         expect(Math.abs(rb.loss - ra.loss) / ra.loss).toBeLessThan(1e-5);
         expect(Math.abs(rb.gradNorm - ra.gradNorm) / ra.gradNorm).toBeLessThan(1e-4);
         expect(ra.gradNorm).toBeGreaterThan(0.5); // clipping is exercised

@@ -30,7 +30,7 @@ import { appPath, IN_BUNDLE } from '../core/app-paths.js';
 import { fail, NormLabError } from '../core/errors.js';
 import type { CausalLM } from '../models/lm.js';
 import type { AdamW } from '../nn/optim.js';
-import { lmApplyGrads, lmLossAndGrads, type LMBatch, type LMStepResult } from './lm-step.js';
+import { lmApplyGrads, lmLossAndGrads, type LMBatch, type LMStepTensors } from './lm-step.js';
 
 /** Main → worker messages. */
 export type ToWorker =
@@ -179,11 +179,11 @@ function firstLine(err: unknown): string {
 }
 
 /** The values of `tensors` concatenated, in order, into one buffer of `total` floats. */
-function flatten(tensors: tf.Tensor[], total: number): Float32Array {
+async function flatten(tensors: tf.Tensor[], total: number): Promise<Float32Array> {
   const out = new Float32Array(total);
   let o = 0;
   for (const t of tensors) {
-    const d = t.dataSync() as Float32Array;
+    const d = (await t.data()) as Float32Array;
     out.set(d, o);
     o += d.length;
   }
@@ -232,8 +232,8 @@ export class DataParallelPool {
       const shapes = all.map(([, v]) => v.shape);
       const total = all.reduce((a, [, v]) => a + v.size, 0);
       await Promise.all(
-        pool.replicas.map((r) => {
-          const data = flatten(
+        pool.replicas.map(async (r) => {
+          const data = await flatten(
             all.map(([, v]) => v),
             total,
           );
@@ -248,7 +248,7 @@ export class DataParallelPool {
   }
 
   /** One data-parallel optimizer step on `batch` (all rows); the same result as `lmTrainStep`. */
-  async step(opt: AdamW, batch: LMBatch, lr: number, opts: { clip?: number; layerGradNorms?: boolean } = {}): Promise<LMStepResult> {
+  async step(opt: AdamW, batch: LMBatch, lr: number, opts: { clip?: number; layerGradNorms?: boolean } = {}): Promise<LMStepTensors> {
     if (this.closed) fail('state', 'the data-parallel pool is closed');
     const { seq } = batch;
     const rows = shardRows(batch.batch, this.size);
@@ -256,7 +256,7 @@ export class DataParallelPool {
     const vars = this.model.params.trainable();
     const id = this.nextId++;
     const started = performance.now();
-    const current = this.replicas.length ? flatten(vars, this.total) : null;
+    const current = this.replicas.length ? await flatten(vars, this.total) : null;
     const replies = this.replicas.map((r, k) => {
       const i = k + 1;
       const params = k === this.replicas.length - 1 ? current! : current!.slice(); // each buffer moves to its worker
@@ -282,7 +282,7 @@ export class DataParallelPool {
       const got = (await Promise.all(replies)) as Extract<FromWorker, { type: 'grads' }>[];
       for (const g of got) if (g.type !== 'grads' || g.id !== id) fail('internal', `data-parallel worker answered out of order`);
       const w = rows.map((r) => r / batch.batch);
-      let loss = own.value.dataSync()[0] * w[0];
+      let loss = (await own.value.data())[0] * w[0];
       got.forEach((g, k) => (loss += g.loss * w[k + 1]));
       const grads = new Map<string, tf.Tensor>();
       let o = 0;
@@ -305,7 +305,7 @@ export class DataParallelPool {
       ownGrads = null;
       const r = lmApplyGrads(this.model, opt, grads, lr, opts);
       this.slowestStepMs = Math.max(this.slowestStepMs, performance.now() - started);
-      return { loss, gradNorm: r.gradNorm, layerGradNorms: r.layerGradNorms };
+      return { loss: tf.scalar(loss), ...r };
     } finally {
       own.value.dispose();
       if (ownGrads) tf.dispose([...ownGrads.values()]);

@@ -19,7 +19,7 @@ import { learningRate } from '../nn/schedule.js';
 import { hfConfigFor, lmModelSchema, textDataSchema, trainSchema } from './lm-config.js';
 import { DataParallelPool, resolveWorkers } from './data-parallel.js';
 import { loadLMData } from './lm-data.js';
-import { lmEvalLoss, lmTrainStep } from './lm-step.js';
+import { disposeStep, lmEvalLoss, lmTrainStep, readStep } from './lm-step.js';
 
 export const lmPretrainSchema = z
   .object({
@@ -88,7 +88,7 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
     initialValLoss = state.initialValLoss;
     ctx.log(`resumed from step ${step}`);
   } else {
-    initialValLoss = lmEvalLoss(model, val, evalBatch);
+    initialValLoss = await lmEvalLoss(model, val, evalBatch);
     ctx.metric({ step: 0, val_loss: initialValLoss });
   }
 
@@ -96,8 +96,8 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
     const s = step;
     await ctx.run.saveCheckpoint(s, async (dir) => {
       await saveModel(model, dir);
-      const out: Record<string, ReturnType<typeof fromTf>> = {};
-      for (const [k, v] of opt.stateTensors()) out[k] = fromTf(v);
+      const out: Record<string, Awaited<ReturnType<typeof fromTf>>> = {};
+      for (const [k, v] of opt.stateTensors()) out[k] = await fromTf(v);
       await writeSafetensors(path.join(dir, 'optimizer.safetensors'), out);
       writeJsonAtomicSync(path.join(dir, 'trainer.json'), { step: s, batcher: batcher.state(), optimizerSteps: opt.t, initialValLoss });
     });
@@ -109,6 +109,7 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
   const replicas = resolveWorkers(t.workers, ctx.backend.name, t.batch, t.seq, model.params.count(), t.steps);
   let started = Date.now();
   let tokensSeen = 0;
+  let lastLoss = NaN; // the loss of the last logged step
   try {
     if (replicas > 1) {
       pool = await DataParallelPool.start(model, replicas, ctx.backend.name);
@@ -118,14 +119,18 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
     while (step < t.steps) {
       const lr = learningRate(schedule, step);
       const batch = batcher.next();
-      const wantLayers = t.layer_grad_norms && (step % t.log_every === 0 || step === t.steps - 1);
-      const stepOpts = { clip: t.clip, layerGradNorms: wantLayers };
+      // The step's results are read (a device sync) only on the steps that log them.
+      const logNow = (step + 1) % t.log_every === 0 || step + 1 === t.steps;
+      const stepOpts = { clip: t.clip, layerGradNorms: t.layer_grad_norms && logNow };
       const full = { ...batch, batch: t.batch, seq: t.seq };
-      const r = pool ? await pool.step(opt, full, lr, stepOpts) : lmTrainStep(model, opt, full, lr, stepOpts);
+      const out = pool ? await pool.step(opt, full, lr, stepOpts) : lmTrainStep(model, opt, full, lr, stepOpts);
       step += 1;
       tokensSeen += t.batch * t.seq;
-      if (!Number.isFinite(r.loss)) throw new Error(`training diverged at step ${step} (loss ${r.loss}); lower the learning rate`);
-      if (step % t.log_every === 0 || step === t.steps) {
+      if (!logNow) disposeStep(out);
+      else {
+        const r = await readStep(out);
+        lastLoss = r.loss;
+        if (!Number.isFinite(r.loss)) throw new Error(`training diverged by step ${step} (loss ${r.loss}); lower the learning rate`);
         const tps = tokensSeen / ((Date.now() - started) / 1000);
         ctx.metric({
           step,
@@ -137,11 +142,11 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
         });
       }
       if (step % t.eval_every === 0 || step === t.steps) {
-        valLoss = lmEvalLoss(model, val, evalBatch);
+        valLoss = await lmEvalLoss(model, val, evalBatch);
         ctx.metric({ step, val_loss: valLoss, val_ppl: Math.exp(valLoss) });
       }
       if (step % t.checkpoint_every === 0 || step === t.steps) await checkpoint();
-      ctx.progress({ step, total: t.steps, phase: 'train', message: `loss ${r.loss.toFixed(3)}` });
+      ctx.progress({ step, total: t.steps, phase: 'train', message: Number.isNaN(lastLoss) ? 'training' : `loss ${lastLoss.toFixed(3)}` });
       await ctx.tick();
     }
   } catch (err) {

@@ -1,6 +1,8 @@
 /**
  * One optimizer step of a causal LM: loss, gradients, optional clipping, AdamW update.
- * Everything the step allocates is disposed before it returns (the tensor count stays flat).
+ * Everything the step allocates is disposed before it returns (the tensor count stays flat),
+ * except its results, which stay on the device until `readStep` (or `disposeStep`): a trainer
+ * reads them only on the steps it logs, so the GPU is not synchronized every step.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLM, ForwardHooks } from '../models/lm.js';
@@ -19,6 +21,28 @@ export interface LMStepResult {
   gradNorm: number;
   /** L2 norm of each block's gradient (all its parameters), when asked for. */
   layerGradNorms?: number[];
+}
+
+/** An LMStepResult still on the device. */
+export interface LMStepTensors {
+  loss: tf.Scalar;
+  gradNorm: tf.Scalar;
+  layerGradNorms?: tf.Tensor1D;
+}
+
+/** Read a step's results to the host and dispose them. */
+export async function readStep(r: LMStepTensors): Promise<LMStepResult> {
+  try {
+    const [loss, gradNorm, layers] = await Promise.all([r.loss.data(), r.gradNorm.data(), r.layerGradNorms?.data()]);
+    return { loss: loss[0], gradNorm: gradNorm[0], ...(layers ? { layerGradNorms: Array.from(layers) } : {}) };
+  } finally {
+    disposeStep(r);
+  }
+}
+
+/** Drop a step's results unread. */
+export function disposeStep(r: LMStepTensors): void {
+  tf.dispose([r.loss, r.gradNorm, ...(r.layerGradNorms ? [r.layerGradNorms] : [])]);
 }
 
 /** Block index of a parameter name (`...layers.3...` or `...h.3...`), or -1 for the rest. */
@@ -60,7 +84,7 @@ export function lmLossAndGrads(
 
 /**
  * The optimizer half of a step: per-block gradient norms (when asked), global-norm clipping and
- * the AdamW update. Disposes `grads`. Returns the gradient norm before clipping.
+ * the AdamW update. Disposes `grads`. Returns the gradient norm before clipping (on the device).
  */
 export function lmApplyGrads(
   model: CausalLM,
@@ -68,80 +92,85 @@ export function lmApplyGrads(
   grads: Map<string, tf.Tensor>,
   lr: number,
   opts: Pick<LMStepOptions, 'clip' | 'layerGradNorms'> = {},
-): { gradNorm: number; layerGradNorms?: number[] } {
-  let layerGradNorms: number[] | undefined;
-  if (opts.layerGradNorms) layerGradNorms = blockGradNorms(grads, model.nLayers);
+): { gradNorm: tf.Scalar; layerGradNorms?: tf.Tensor1D } {
+  const layerGradNorms = opts.layerGradNorms ? blockGradNorms(grads, model.nLayers) : undefined;
   const clipped = clipGlobalNorm(grads, opts.clip ?? 0);
   opt.step(clipped.grads, lr);
   for (const g of clipped.grads.values()) g.dispose();
-  return { gradNorm: clipped.norm, layerGradNorms };
+  return { gradNorm: clipped.norm, ...(layerGradNorms ? { layerGradNorms } : {}) };
 }
 
-export function lmTrainStep(model: CausalLM, opt: AdamW, batch: LMBatch, lr: number, opts: LMStepOptions = {}): LMStepResult {
+/** One optimizer step; its results stay on the device (see `readStep`). */
+export function lmTrainStep(model: CausalLM, opt: AdamW, batch: LMBatch, lr: number, opts: LMStepOptions = {}): LMStepTensors {
   const { value, grads } = lmLossAndGrads(model, batch, opts);
-  const { gradNorm, layerGradNorms } = lmApplyGrads(model, opt, grads, lr, opts);
-  const loss = value.dataSync()[0];
-  value.dispose();
-  return { loss, gradNorm, layerGradNorms };
+  return { loss: value, ...lmApplyGrads(model, opt, grads, lr, opts) };
 }
 
-function blockGradNorms(grads: Map<string, tf.Tensor>, nLayers: number): number[] {
-  const sums = tf.tidy(() => {
+/** L2 norm of each block's gradient, (nLayers). */
+function blockGradNorms(grads: Map<string, tf.Tensor>, nLayers: number): tf.Tensor1D {
+  return tf.tidy(() => {
     const perLayer: tf.Tensor[][] = Array.from({ length: nLayers }, () => []);
     for (const [name, g] of grads) {
       const l = blockOf(name);
       if (l >= 0 && l < nLayers) perLayer[l].push(tf.sum(tf.square(g)));
     }
-    return tf.stack(perLayer.map((ts) => (ts.length ? tf.addN(ts) : tf.scalar(0))));
+    return tf.sqrt(tf.stack(perLayer.map((ts) => (ts.length ? tf.addN(ts) : tf.scalar(0))))) as tf.Tensor1D;
   });
-  const vals = Array.from(sums.dataSync(), Math.sqrt);
-  sums.dispose();
-  return vals;
 }
 
 /** Most logits (floats) the loss evaluation materializes at once: 16M floats, 64 MB. */
 const LOGITS_BUDGET = 16_000_000;
 
 /**
- * Summed next-token cross-entropy (nats) of x predicting y, both int32 (B, T). The head runs over
- * chunks of positions so that a 50257-way vocabulary at T = 1024 never materializes at once.
+ * Summed next-token cross-entropy (nats) of x predicting y, both int32 (B, T), one scalar per
+ * chunk of positions: the head runs over chunks so that a 50257-way vocabulary at T = 1024
+ * never materializes at once.
  */
-function summedCrossEntropy(model: CausalLM, x: tf.Tensor2D, y: tf.Tensor2D, hooks?: ForwardHooks): number {
+function summedCrossEntropy(model: CausalLM, x: tf.Tensor2D, y: tf.Tensor2D, hooks?: ForwardHooks): tf.Scalar[] {
   const [B, T] = x.shape;
   const h = model.hidden(x, { ...hooks, scopeBlocks: true }); // (B, T, C)
   const C = h.shape[2];
   const flatH = tf.reshape(h, [B * T, C]);
   const flatY = tf.reshape(y, [B * T]);
   const rows = Math.max(1, Math.floor(LOGITS_BUDGET / model.vocabSize));
-  let total = 0;
+  const parts: tf.Scalar[] = [];
   for (let r = 0; r < B * T; r += rows) {
     const n = Math.min(rows, B * T - r);
-    const part = tf.tidy(() => {
-      const logits = model.logits(tf.reshape(tf.slice(flatH, [r, 0], [n, C]), [1, n, C]) as tf.Tensor3D);
-      return tf.mul(crossEntropy(logits, tf.slice(flatY, [r], [n])), n);
-    });
-    total += part.dataSync()[0];
-    part.dispose();
+    parts.push(
+      tf.tidy(() => {
+        const logits = model.logits(tf.reshape(tf.slice(flatH, [r, 0], [n, C]), [1, n, C]) as tf.Tensor3D);
+        return tf.mul(crossEntropy(logits, tf.slice(flatY, [r], [n])), n) as tf.Scalar;
+      }),
+    );
   }
-  tf.dispose([h, flatH, flatY]);
-  return total;
+  return parts;
 }
 
-/** Mean cross-entropy (nats) of `model` over fixed windows, in batches, without gradients. */
-export function lmEvalLoss(
+/**
+ * Mean cross-entropy (nats) of `model` over fixed windows, in batches, without gradients. The
+ * per-chunk sums are read to the host once, at the end, and added there in double precision.
+ */
+export async function lmEvalLoss(
   model: CausalLM,
   windows: { x: Int32Array; y: Int32Array; count: number; seq: number },
   batchSize: number,
   hooks?: ForwardHooks,
-): number {
+): Promise<number> {
   const { seq, count } = windows;
-  let total = 0;
+  const parts: tf.Scalar[] = [];
   for (let i = 0; i < count; i += batchSize) {
     const B = Math.min(batchSize, count - i);
     const x = tf.tensor2d(windows.x.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
     const y = tf.tensor2d(windows.y.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
-    total += tf.tidy(() => summedCrossEntropy(model, x, y, hooks));
+    parts.push(...tf.tidy(() => summedCrossEntropy(model, x, y, hooks)));
     tf.dispose([x, y]);
+  }
+  let total = 0;
+  if (parts.length > 0) {
+    const sums = tf.stack(parts);
+    tf.dispose(parts);
+    for (const v of await sums.data()) total += v;
+    sums.dispose();
   }
   return total / (count * seq);
 }

@@ -35,25 +35,25 @@ export const autoencoderTrainSchema = z
 export type AutoencoderTrainConfig = z.infer<typeof autoencoderTrainSchema>;
 
 /** Encoder means (B, D) of n images, in batches. */
-export function encodeAll(ae: Autoencoder, images: Float32Array, n: number, batch = 500): Float32Array {
+export async function encodeAll(ae: Autoencoder, images: Float32Array, n: number, batch = 500): Promise<Float32Array> {
   const D = ae.latentDim;
   const out = new Float32Array(n * D);
   for (let s = 0; s < n; s += batch) {
     const e = Math.min(n, s + batch);
     const z = tf.tidy(() => ae.encode(tf.tensor2d(images.subarray(s * ae.imageDim, e * ae.imageDim), [e - s, ae.imageDim])).mean);
-    out.set(z.dataSync() as Float32Array, s * D);
+    out.set((await z.data()) as Float32Array, s * D);
     z.dispose();
   }
   return out;
 }
 
 /** Decode raw latents (n, D) to images (n, H*W*C), in batches. */
-export function decodeAll(ae: Autoencoder, z: Float32Array, n: number, batch = 500): Float32Array {
+export async function decodeAll(ae: Autoencoder, z: Float32Array, n: number, batch = 500): Promise<Float32Array> {
   const out = new Float32Array(n * ae.imageDim);
   for (let s = 0; s < n; s += batch) {
     const e = Math.min(n, s + batch);
     const x = tf.tidy(() => ae.decode(tf.tensor2d(z.subarray(s * ae.latentDim, e * ae.latentDim), [e - s, ae.latentDim])));
-    out.set(x.dataSync() as Float32Array, s * ae.imageDim);
+    out.set((await x.data()) as Float32Array, s * ae.imageDim);
     x.dispose();
   }
   return out;
@@ -71,7 +71,7 @@ export function latentStats(z: Float32Array, n: number, D: number): { mean: Floa
 }
 
 export async function saveAutoencoder(ae: Autoencoder, dir: string, data: ImageData): Promise<void> {
-  await saveModelDir(dir, { normlab_model: 'autoencoder', ...ae.config, normlab_data: data }, ae.toTensors());
+  await saveModelDir(dir, { normlab_model: 'autoencoder', ...ae.config, normlab_data: data }, await ae.toTensors());
 }
 
 export async function loadAutoencoder(dir: string): Promise<{ ae: Autoencoder; data: ImageData }> {
@@ -117,12 +117,12 @@ registerJobKind({
         },
         { steps: cfg.steps, lr: cfg.lr, phase: 'autoencoder' },
       );
-      const z = encodeAll(ae, train.images, train.n);
+      const z = await encodeAll(ae, train.images, train.n);
       const { mean, std } = latentStats(z, train.n, ae.latentDim);
       ae.setLatentStats(mean, std);
       // Reconstruction error on the reference images (through the encoder mean).
-      const rz = encodeAll(ae, ref.images, ref.n);
-      const rec = decodeAll(ae, rz, ref.n);
+      const rz = await encodeAll(ae, ref.images, ref.n);
+      const rec = await decodeAll(ae, rz, ref.n);
       let mse = 0;
       for (let i = 0; i < rec.length; i++) mse += (rec[i] - ref.images[i]) ** 2;
       mse /= rec.length;

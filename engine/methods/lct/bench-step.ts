@@ -10,7 +10,7 @@
 import { Rng } from '../../data/rng.js';
 import { ConsistencyNet, type ConsistencyNetConfig } from '../../models/consistency-net.js';
 import { AdamW } from '../../nn/optim.js';
-import { createLctTrainStep, improvementsSchema, lctTrainSchema, networkSchema } from './lct.js';
+import { createLctTrainStep, disposeLctStep, improvementsSchema, lctTrainSchema, networkSchema, readLctStep } from './lct.js';
 
 export interface LctStepBench {
   msPerStep: number;
@@ -31,7 +31,7 @@ export const LCT_BENCH = {
   trainLatents: 4096,
 };
 
-export function benchLctStep(opts: { quick?: boolean; steps?: number; warmup?: number } = {}): LctStepBench {
+export async function benchLctStep(opts: { quick?: boolean; steps?: number; warmup?: number } = {}): Promise<LctStepBench> {
   const steps = opts.steps ?? (opts.quick ? 3 : 20);
   const warmup = opts.warmup ?? (opts.quick ? 1 : 3);
   const improvements = improvementsSchema.parse({});
@@ -51,10 +51,15 @@ export function benchLctStep(opts: { quick?: boolean; steps?: number; warmup?: n
     const latents = Float32Array.from({ length: n * D }, () => 0.5 * dataRng.normal());
     const step = createLctTrainStep({ net, ema, opt, latents, n, improvements, train, rng: new Rng(17) });
     let k = 0;
-    for (let i = 0; i < warmup; i++) step(k++);
+    for (let i = 0; i < warmup; i++) disposeLctStep(step(k++));
     let loss = NaN;
     const t0 = performance.now();
-    for (let i = 0; i < steps; i++) loss = step(k++).loss;
+    // Only the last step is read (which waits for the device).
+    for (let i = 0; i < steps; i++) {
+      const r = step(k++);
+      if (i < steps - 1) disposeLctStep(r);
+      else loss = (await readLctStep(r)).loss;
+    }
     const ms = (performance.now() - t0) / steps;
     const params = net.params.trainable().reduce((a, v) => a + v.size, 0);
     return {

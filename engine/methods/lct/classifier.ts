@@ -52,7 +52,7 @@ export class ImageClassifier {
     return this.lin(this.features(x), 'head') as tf.Tensor2D;
   }
   /** Features and predicted classes of n images, in batches. */
-  embed(images: Float32Array, n: number, batch = 500): { feats: Float32Array; preds: Int32Array } {
+  async embed(images: Float32Array, n: number, batch = 500): Promise<{ feats: Float32Array; preds: Int32Array }> {
     const F = this.config.hidden[1];
     const feats = new Float32Array(n * F);
     const preds = new Int32Array(n);
@@ -63,8 +63,9 @@ export class ImageClassifier {
         const h = this.features(x);
         return [h, tf.argMax(this.lin(h, 'head'), 1)];
       });
-      feats.set(f.dataSync() as Float32Array, s * F);
-      preds.set(p.dataSync() as Int32Array, s);
+      const [fv, pv] = await Promise.all([f.data(), p.data()]);
+      feats.set(fv as Float32Array, s * F);
+      preds.set(pv as Int32Array, s);
       f.dispose();
       p.dispose();
     }
@@ -72,7 +73,7 @@ export class ImageClassifier {
   }
   async save(dir: string): Promise<void> {
     const t = new Map<string, HostTensor>();
-    for (const [n, v] of this.params.vars) t.set(n, fromTf(v));
+    for (const [n, v] of this.params.vars) t.set(n, await fromTf(v));
     await saveModelDir(dir, { normlab_model: 'image-classifier', ...this.config }, t);
   }
   static async load(dir: string): Promise<ImageClassifier> {
@@ -152,7 +153,7 @@ registerJobKind({
         },
         { steps: cfg.steps, lr: cfg.lr, phase: 'classifier' },
       );
-      const { preds } = model.embed(ref.images, ref.n);
+      const { preds } = await model.embed(ref.images, ref.n);
       let correct = 0;
       for (let i = 0; i < ref.n; i++) if (preds[i] === ref.labels[i]) correct++;
       const accuracy = correct / ref.n;

@@ -165,7 +165,7 @@ export function denoise(net: ConsistencyNet, x: tf.Tensor, sigma: ArrayLike<numb
  * 1-step: x = f(sigma_max z, sigma_max). 2-step (multistep consistency sampling): then
  * x' = x + sqrt(s_mid^2 - s_min^2) z', x = f(x', s_mid). Returns standardized latents.
  */
-export function sampleLatents(net: ConsistencyNet, params: ParamSet, n: number, steps: 1 | 2, seed: number, midIndex: number): Float32Array {
+export async function sampleLatents(net: ConsistencyNet, params: ParamSet, n: number, steps: 1 | 2, seed: number, midIndex: number): Promise<Float32Array> {
   const D = net.latentDim;
   const rng = new Rng(seed);
   const noise = () => Float32Array.from({ length: n * D }, () => rng.normal());
@@ -185,7 +185,7 @@ export function sampleLatents(net: ConsistencyNet, params: ParamSet, n: number, 
       }
       return x;
     });
-    out.set(x.dataSync() as Float32Array, s * D);
+    out.set((await x.data()) as Float32Array, s * D);
     x.dispose();
   }
   return out;
@@ -204,7 +204,7 @@ interface EvalKit {
 }
 
 /** Generate n images, embed them, FID against the reference Gaussian, class histogram. */
-function evaluate(
+async function evaluate(
   kit: EvalKit,
   net: ConsistencyNet,
   params: ParamSet,
@@ -212,13 +212,13 @@ function evaluate(
   steps: 1 | 2,
   seed: number,
   midIndex: number,
-): { ev: SampleEval; images: Float32Array } {
-  const zs = sampleLatents(net, params, n, steps, seed, midIndex);
+): Promise<{ ev: SampleEval; images: Float32Array }> {
+  const zs = await sampleLatents(net, params, n, steps, seed, midIndex);
   const z = tf.tidy(() => kit.ae.unstandardize(tf.tensor2d(zs, [n, net.latentDim])));
-  const raw = z.dataSync() as Float32Array;
+  const raw = (await z.data()) as Float32Array;
   z.dispose();
-  const images = decodeAll(kit.ae, raw, n);
-  const { feats, preds } = kit.clf.embed(images, n);
+  const images = await decodeAll(kit.ae, raw, n);
+  const { feats, preds } = await kit.clf.embed(images, n);
   const fid = frechetDistance(gaussianStats(feats, n, kit.clf.config.hidden[1]), kit.ref);
   const hist = new Array<number>(kit.classes).fill(0);
   for (const p of preds) hist[p] += 1 / n;
@@ -259,13 +259,37 @@ export interface LctStepInputs {
   rng: Rng;
 }
 
+/** A step's losses and gradient norm stay on the device until `readLctStep` (or `disposeLctStep`). */
 export interface LctStepResult {
+  loss: tf.Scalar;
+  parts: { ct: tf.Scalar; diff: tf.Scalar };
+  N: number;
+  c: number;
+  lr: number;
+  gradNorm: tf.Scalar;
+}
+
+export interface LctStepValues {
   loss: number;
   parts: { ct: number; diff: number };
   N: number;
   c: number;
   lr: number;
   gradNorm: number;
+}
+
+/** Read a step's results to the host and dispose them. */
+export async function readLctStep(r: LctStepResult): Promise<LctStepValues> {
+  const ts = [r.loss, r.parts.ct, r.parts.diff, r.gradNorm];
+  const stacked = tf.stack(ts);
+  disposeLctStep(r);
+  const [loss, ct, diff, gradNorm] = await stacked.data();
+  stacked.dispose();
+  return { loss, parts: { ct, diff }, N: r.N, c: r.c, lr: r.lr, gradNorm };
+}
+
+export function disposeLctStep(r: LctStepResult): void {
+  tf.dispose([r.loss, r.parts.ct, r.parts.diff, r.gradNorm]);
 }
 
 /**
@@ -335,7 +359,7 @@ export function createLctTrainStep(inp: LctStepInputs): (step: number) => LctSte
     const xHi = tf.tidy(() => tf.add(x0t, tf.mul(zt, tf.tensor2d(sHi, [B, 1]))));
     // Stop-gradient target: the student's own weights at the smaller sigma, outside the tape.
     const target = tf.tidy(() => denoise(net, tf.add(x0t, tf.mul(zt, tf.tensor2d(sLo, [B, 1]))), sLo));
-    let parts = { ct: 0, diff: 0 };
+    let parts: LctStepResult['parts'] | null = null;
     const { value, grads } = tf.variableGrads(() => {
       const student = denoise(net, xHi, sHi);
       const m = tf.mean(tf.square(tf.sub(student, target)), 1); // (B): mean over elements
@@ -348,13 +372,10 @@ export function createLctTrainStep(inp: LctStepInputs): (step: number) => LctSte
         dl = tf.div(tf.sum(tf.mul(md, tf.tensor1d(diffW))), nDiff); // mean over the selected rows (diffW is 0 elsewhere)
         total = tf.add(ct, tf.mul(dl, t.diffusion_weight));
       }
-      parts = { ct: ct.dataSync()[0], diff: dl.dataSync()[0] };
+      parts = { ct: tf.keep(ct) as tf.Scalar, diff: tf.keep(dl) as tf.Scalar };
       return total as tf.Scalar;
     }, vars);
-    const loss = value.dataSync()[0];
-    value.dispose();
     for (const x of [x0t, zt, xHi, target]) x.dispose();
-    if (!Number.isFinite(loss)) fail('internal', `lct training diverged at step ${step} (loss ${loss}); lower train.lr`);
     const named = new Map<string, tf.Tensor>(Object.entries(grads).map(([k, g]) => [names.get(k)!, g]));
     const clipped = clipGlobalNorm(named, t.clip);
     opt.step(clipped.grads, lr);
@@ -369,7 +390,7 @@ export function createLctTrainStep(inp: LctStepInputs): (step: number) => LctSte
         e.assign(tf.add(tf.mul(e, decay), tf.mul(v, 1 - decay)));
       }
     });
-    return { loss, parts, N, c, lr, gradNorm: clipped.norm };
+    return { loss: value, parts: parts!, N, c, lr, gradNorm: clipped.norm };
   };
 }
 
@@ -412,20 +433,20 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
     // Data: standardized latents of the training images; reference features for FID.
     const train = await loadTrainImages(data, cfg.seed);
     const ref = await loadReferenceImages(data, cfg.seed);
-    const zRaw = encodeAll(ae, train.images, train.n);
+    const zRaw = await encodeAll(ae, train.images, train.n);
     const zT = tf.tidy(() => ae.standardize(tf.tensor2d(zRaw, [train.n, D])));
-    const latents = zT.dataSync() as Float32Array;
+    const latents = (await zT.data()) as Float32Array;
     zT.dispose();
-    const refEmb = clf.embed(ref.images, ref.n);
+    const refEmb = await clf.embed(ref.images, ref.n);
     const refHist = new Array<number>(clf.config.classes).fill(0);
     for (const p of refEmb.preds) refHist[p] += 1 / ref.n;
     const F = clf.config.hidden[1];
     const kit: EvalKit = { ae, clf, ref: gaussianStats(refEmb.feats, ref.n, F), classes: clf.config.classes };
     // Floors: FID of autoencoder reconstructions of the reference set, and of training images.
-    const recon = decodeAll(ae, encodeAll(ae, ref.images, ref.n), ref.n);
-    const fidRecon = frechetDistance(gaussianStats(clf.embed(recon, ref.n).feats, ref.n, F), kit.ref);
+    const recon = await decodeAll(ae, await encodeAll(ae, ref.images, ref.n), ref.n);
+    const fidRecon = frechetDistance(gaussianStats((await clf.embed(recon, ref.n)).feats, ref.n, F), kit.ref);
     const nTrain = Math.min(train.n, ref.n);
-    const fidTrain = frechetDistance(gaussianStats(clf.embed(train.images, nTrain).feats, nTrain, F), kit.ref);
+    const fidTrain = frechetDistance(gaussianStats((await clf.embed(train.images, nTrain)).feats, nTrain, F), kit.ref);
     ctx.log(
       `FID floors (${clf.config.data_name}-classifier features): training images ${fidTrain.toFixed(3)}, autoencoder reconstructions ${fidRecon.toFixed(3)}`,
     );
@@ -444,10 +465,16 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
     const lossCurve: { x: number[]; y: number[] } = { x: [], y: [] };
     const started = Date.now();
 
+    let lastLoss = NaN; // of the last logged step
     for (let step = 0; step < t.steps; step++) {
-      const { loss, parts, N, c, lr, gradNorm } = trainStep(step);
+      const out = trainStep(step);
       const done = step + 1;
-      if (done % t.log_every === 0 || done === t.steps) {
+      // The step's results are read (a device sync) only on the steps that log them.
+      if (done % t.log_every !== 0 && done !== t.steps) disposeLctStep(out);
+      else {
+        const { loss, parts, N, c, lr, gradNorm } = await readLctStep(out);
+        lastLoss = loss;
+        if (!Number.isFinite(loss)) fail('internal', `lct training diverged by step ${done} (loss ${loss}); lower train.lr`);
         ctx.metric({
           step: done,
           loss,
@@ -463,7 +490,7 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
         lossCurve.y.push(parts.ct);
       }
       if (done % t.sample_every === 0 && done < t.steps) {
-        const { ev, images } = evaluate(kit, net, ema, cfg.eval.quick_samples, 1, 12345, cfg.eval.two_step_index);
+        const { ev, images } = await evaluate(kit, net, ema, cfg.eval.quick_samples, 1, 12345, cfg.eval.two_step_index);
         quick.push({ step: done, fid1: ev.fid });
         ctx.metric({ step: done, quick_fid_1step: ev.fid });
         await saveGrid(
@@ -473,14 +500,14 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
           shape,
         );
       }
-      ctx.progress({ step: done, total: t.steps, phase: 'lct', message: `N ${N} loss ${loss.toExponential(3)}` });
+      ctx.progress({ step: done, total: t.steps, phase: 'lct', message: `N ${out.N} loss ${lastLoss.toExponential(3)}` });
       await ctx.tick();
     }
     const trainSeconds = (Date.now() - started) / 1000;
 
     // Final evaluation with the EMA weights: 1 and 2 steps, fixed sampling seeds.
-    const one = evaluate(kit, net, ema, cfg.eval.samples, 1, 777, cfg.eval.two_step_index);
-    const two = evaluate(kit, net, ema, cfg.eval.samples, 2, 777, cfg.eval.two_step_index);
+    const one = await evaluate(kit, net, ema, cfg.eval.samples, 1, 777, cfg.eval.two_step_index);
+    const two = await evaluate(kit, net, ema, cfg.eval.samples, 2, 777, cfg.eval.two_step_index);
     const nGrid = Math.min(cfg.eval.grid, cfg.eval.samples);
     await saveGrid(path.join(ctx.run.artifactsDir, 'samples-1step.png'), one.images, nGrid, shape);
     await saveGrid(path.join(ctx.run.artifactsDir, 'samples-2step.png'), two.images, nGrid, shape);
@@ -513,7 +540,7 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
       }),
     );
     await ctx.run.saveCheckpoint(t.steps, async (dir) => {
-      await saveModelDir(dir, { normlab_model: 'consistency-net', ...netCfg, improvements: imp, ema: t.ema }, net!.toTensors(ema!));
+      await saveModelDir(dir, { normlab_model: 'consistency-net', ...netCfg, improvements: imp, ema: t.ema }, await net!.toTensors(ema!));
     });
     const summary = {
       key_result: { label: `${fidLabel}, 1 step`, value: one.ev.fid },

@@ -35,7 +35,7 @@ export interface DlaResult {
 }
 
 /** DLA vs DE of every head on prompts x (B, T) with next-token targets y (B, T). */
-export function headDla(model: GPT2, x: Int32Array, y: Int32Array, B: number, T: number): DlaResult {
+export async function headDla(model: GPT2, x: Int32Array, y: Int32Array, B: number, T: number): Promise<DlaResult> {
   const { n_layer: L, n_head: H, n_embd: C, layer_norm_epsilon: eps } = model.config;
   const hs = C / H;
   const N = B * T;
@@ -48,7 +48,7 @@ export function headDla(model: GPT2, x: Int32Array, y: Int32Array, B: number, T:
   // without each head) is evaluated on the host in float64 from the same float32 residual stream
   // and head outputs, so DLA and DE differ only by what the definitions differ by, not by the
   // cancellation error of subtracting two float32 logits.
-  const host = tf.tidy(() => {
+  const dev = tf.tidy(() => {
     const zs: tf.Tensor4D[] = [];
     let final: tf.Tensor3D | null = null;
     model.forward(tf.tensor2d(x, [B, T], 'int32'), {
@@ -57,20 +57,21 @@ export function headDla(model: GPT2, x: Int32Array, y: Int32Array, B: number, T:
         if (l === L - 1) final = r;
       },
     });
-    const heads: Float32Array[] = [];
+    const heads: tf.Tensor[] = [];
     for (let l = 0; l < L; l++) {
       const W = tf.reshape(model.params.get(`transformer.h.${l}.attn.c_proj.weight`), [H, hs, C]); // (C, C) -> (H, hs, C)
       const z = tf.reshape(tf.transpose(zs[l], [1, 0, 2, 3]), [H, N, hs]); // (B, H, T, hs) -> (H, N, hs)
-      heads.push(tf.matMul(z, W).dataSync() as Float32Array); // (H, N, hs) @ (H, hs, C) -> (H, N, C)
+      heads.push(tf.matMul(z, W)); // (H, N, hs) @ (H, hs, C) -> (H, N, C)
     }
-    return {
-      xL: tf.reshape(final!, [N, C]).dataSync() as Float32Array, // (N, C)
-      u: tf.gather(unembed, tf.tensor1d(y, 'int32')).dataSync() as Float32Array, // (N, C) target rows
-      heads,
-    };
+    const xL = tf.reshape(final!, [N, C]); // (N, C)
+    const u = tf.gather(unembed, tf.tensor1d(y, 'int32')); // (N, C) target rows
+    return [xL, u, gamma, ...(beta ? [beta] : []), ...heads].map((t) => tf.clone(t));
   });
-  const g = gamma.dataSync() as Float32Array;
-  const bt = beta ? (beta.dataSync() as Float32Array) : null;
+  const read = (await Promise.all(dev.map((t) => t.data()))) as Float32Array[];
+  tf.dispose(dev);
+  const [xL, u, g] = read;
+  const bt = beta ? read[3] : null;
+  const host = { xL, u, heads: read.slice(beta ? 4 : 3) };
   const v = new Float64Array(C);
   /** u_n · ln_f(v) in float64 (v filled in beforehand), and the scale ln_f used. */
   const lnfLogit = (n: number): { logit: number; scale: number } => {

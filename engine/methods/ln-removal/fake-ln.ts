@@ -31,6 +31,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../../core/errors.js';
 import { lnSiteKey } from '../../models/gpt2.js';
 import type { ForwardHooks, NormSite } from '../../models/lm.js';
+import { stopGradient } from '../../nn/ops.js';
 import type { ParamSet } from '../../nn/params.js';
 
 export type RemovalKind = 'ln_2' | 'ln_1_qk' | 'ln_1_v' | 'ln_f' | 'eot' | 'bos';
@@ -120,8 +121,8 @@ export function auxStdLoss(x: tf.Tensor3D, weight: number, eps: number, special:
     const s = tokenStd(x, eps) as tf.Tensor2D; // (B, T)
     const mask = special ?? tf.tile(tf.concat([tf.ones([1, 1]), tf.zeros([1, T - 1])], 1), [B, 1]);
     const keep = tf.sub(1, mask);
-    // The target is a constant (no gradient): read it out (tfjs has no stop-gradient op).
-    const target = tf.div(tf.sum(tf.mul(s, keep)), tf.maximum(tf.sum(keep), 1)).dataSync()[0];
+    const target = stopGradient(tf.div(tf.sum(tf.mul(s, keep)), tf.maximum(tf.sum(keep), 1))); // a constant
+
     return tf.mul(tf.mean(tf.square(tf.sub(s, target))), weight) as tf.Scalar;
   });
 }
@@ -273,21 +274,30 @@ export class FakeLNSet {
     this.pending.push({ key, all: tf.keep(ordinary), special: tf.keep(spec) });
   }
 
-  /** Fold the measurements of the last forward into the EMAs (first measurement initializes). */
-  commit(): void {
+  /**
+   * Fold the measurements of the last forward into the EMAs (first measurement initializes).
+   * The measurements are read to the host in one transfer.
+   */
+  async commit(): Promise<void> {
     const m = this.opts.momentum;
-    for (const p of this.pending) {
+    const pending = this.pending;
+    this.pending = [];
+    const measured = pending.flatMap((p) => (p.special ? [p.all, p.special] : [p.all]));
+    if (measured.length === 0) return;
+    const stacked = tf.stack(measured);
+    tf.dispose(measured);
+    const vals = await stacked.data();
+    stacked.dispose();
+    let i = 0;
+    for (const p of pending) {
       const st = this.state(p.key);
-      const v = p.all.dataSync()[0];
+      const v = vals[i++];
       st.sigma = st.sigma === null ? v : m * st.sigma + (1 - m) * v;
       if (p.special) {
-        const vs = p.special.dataSync()[0];
+        const vs = vals[i++];
         st.sigmaSpecial = st.sigmaSpecial === null ? vs : m * st.sigmaSpecial + (1 - m) * vs;
       }
-      p.all.dispose();
-      p.special?.dispose();
     }
-    this.pending = [];
   }
 
   /** Drop measurements of a forward that is not committed (evaluation). */

@@ -30,7 +30,7 @@ import { linePlot, scatterWithRules, writePlot } from '../../plot/index.js';
 import type { Run } from '../../store/runs.js';
 import { lmModelSchema, textDataSchema, trainSchema } from '../../train/lm-config.js';
 import { loadLMData } from '../../train/lm-data.js';
-import { lmTrainStep } from '../../train/lm-step.js';
+import { lmTrainStep, readStep } from '../../train/lm-step.js';
 import { headDla, type DlaResult } from './dla.js';
 import { toHfLnFree } from './export.js';
 import { auxStdLoss, FakeLNSet, removalSchedule, type RemovalEvent } from './fake-ln.js';
@@ -153,7 +153,7 @@ async function resolveSource(ctx: JobContext, cfg: LNRemovalConfig): Promise<Sou
 }
 
 /** Mean CE over fixed windows; `prepare` runs before each batch (marks special tokens). */
-function evalCE(model: GPT2, val: EvalWindows, batch: number, hooks?: ForwardHooks, prepare?: (x: Int32Array, B: number) => void): number {
+async function evalCE(model: GPT2, val: EvalWindows, batch: number, hooks?: ForwardHooks, prepare?: (x: Int32Array, B: number) => void): Promise<number> {
   let total = 0;
   for (let i = 0; i < val.count; i += batch) {
     const B = Math.min(batch, val.count - i);
@@ -161,7 +161,7 @@ function evalCE(model: GPT2, val: EvalWindows, batch: number, hooks?: ForwardHoo
     const ys = val.y.subarray(i * val.seq, (i + B) * val.seq);
     prepare?.(xs, B);
     const l = tf.tidy(() => crossEntropy(model.forward(tf.tensor2d(xs, [B, val.seq], 'int32'), hooks), tf.tensor2d(ys, [B, val.seq], 'int32')));
-    total += l.dataSync()[0] * B;
+    total += (await l.data())[0] * B;
     l.dispose();
   }
   return total / val.count;
@@ -229,20 +229,23 @@ async function finetune(
       const lr = learningRate(sched, step);
       const batch = batcher.next();
       fake?.setTokens(batch.x, f.batch, f.seq);
-      let aux = 0;
+      const auxLoss: tf.Scalar[] = []; // kept past the step's tidy, read with the loss
       const useAux = fake !== null && r.aux_weight > 0;
-      const res = lmTrainStep(model, opt, { ...batch, batch: f.batch, seq: f.seq }, lr, {
+      const stepOut = lmTrainStep(model, opt, { ...batch, batch: f.batch, seq: f.seq }, lr, {
         clip: f.clip,
         hooks: fake ? fake.hooks(mode === 'remove') : undefined,
         extraLoss: useAux
           ? () => {
               const a = auxStdLoss(fake!.lnfInput!, r.aux_weight, eps, r.special_tokens ? fake!.special : null);
-              aux = a.dataSync()[0];
+              auxLoss.push(tf.keep(a));
               return a;
             }
           : undefined,
       });
-      if (mode === 'remove') fake!.commit();
+      // Every step is logged here (the CE curve), so every step is read.
+      const [res, aux] = await Promise.all([readStep(stepOut), auxLoss.length ? auxLoss[0].data().then((d) => d[0]) : 0]);
+      tf.dispose(auxLoss);
+      if (mode === 'remove') await fake!.commit();
       else fake?.discard();
       if (!Number.isFinite(res.loss)) fail('state', `${mode} fine-tuning diverged at step ${step + 1} (loss ${res.loss}); lower finetune.lr`);
       const ce = res.loss - aux;
@@ -250,7 +253,7 @@ async function finetune(
       out.ce.push(ce);
       ctx.metric({ step: step + 1, [`${prefix}_ce`]: ce, [`${prefix}_aux`]: aux, [`${prefix}_lr`]: lr, [`${prefix}_grad_norm`]: res.gradNorm });
       if ((step + 1) % f.eval_every === 0 || step + 1 === f.steps) {
-        const v = evalCE(model, val, evalBatch, evalHooks, prepare);
+        const v = await evalCE(model, val, evalBatch, evalHooks, prepare);
         out.valSteps.push(step + 1);
         out.val.push(v);
         ctx.metric({ step: step + 1, [`${prefix}_val_ce`]: v });
@@ -364,10 +367,10 @@ registerJobKind({
     const val = evalWindows(data.val, f.seq, f.eval_windows);
     const prompts = dlaPrompts(data.val, cfg.dla);
     const original = await loadGpt2(baseDir);
-    const originalCE = evalCE(original, val, f.batch);
+    const originalCE = await evalCE(original, val, f.batch);
     ctx.metric({ step: 0, original_val_ce: originalCE });
     ctx.log(`original validation CE ${originalCE.toFixed(4)}`);
-    const dlaBefore = cfg.dla.enabled ? headDla(original, prompts.x, prompts.y, prompts.count, prompts.seq) : null;
+    const dlaBefore = cfg.dla.enabled ? await headDla(original, prompts.x, prompts.y, prompts.count, prompts.seq) : null;
     original.dispose();
 
     const progress = { done: 0, total: (cfg.mode === 'both' ? 2 : 1) * f.steps };
@@ -392,8 +395,8 @@ registerJobKind({
         removal.fake!.dispose();
         removal.model.dispose();
         // The reported number: the stand-alone LN-free model (no hooks), as eval-lm would see it.
-        lnFreeCE = evalCE(lnFree, val, f.batch);
-        if (dlaBefore) dlaAfter = headDla(lnFree, prompts.x, prompts.y, prompts.count, prompts.seq);
+        lnFreeCE = await evalCE(lnFree, val, f.batch);
+        if (dlaBefore) dlaAfter = await headDla(lnFree, prompts.x, prompts.y, prompts.count, prompts.seq);
         const m = lnFree;
         await ctx.run.saveCheckpoint(f.steps, async (dir) =>
           saveModel(m, dir, { normlab_ln_removal: { original_val_ce: originalCE, ln_free_val_ce: lnFreeCE } }),
@@ -519,7 +522,7 @@ registerJobKind({
     const model = await loadGpt2(cfg.model);
     try {
       const prompts = evalWindows(data.val, cfg.seq, cfg.prompts);
-      const r = headDla(model, prompts.x, prompts.y, prompts.count, prompts.seq);
+      const r = await headDla(model, prompts.x, prompts.y, prompts.count, prompts.seq);
       await dlaArtifacts(ctx, [{ label: 'model', r }]);
       const top = [...r.heads].sort((a, b) => b.de_abs - a.de_abs).slice(0, 5);
       return {

@@ -67,7 +67,7 @@ describe('FakeLN', () => {
     expect(diff).toBeGreaterThan(0.5);
   });
 
-  it('tracks sigma_avg as an EMA (momentum 0.9) while real and freezes it on removal', () => {
+  it('tracks sigma_avg as an EMA (momentum 0.9) while real and freezes it on removal', async () => {
     const m = tinyGpt2(1);
     randomizeNorms(m);
     const eps = m.config.layer_norm_epsilon;
@@ -83,22 +83,22 @@ describe('FakeLN', () => {
       res!.dispose();
       return v;
     };
-    const step = (x: Int32Array) => {
+    const step = async (x: Int32Array) => {
       tf.tidy(() => {
         m.forward(tf.tensor2d(x, [2, 8], 'int32'), set.hooks(true));
       });
-      set.commit();
+      await set.commit();
     };
     const a = ids(2, 8, 1);
     const b = ids(2, 8, 2);
-    step(a);
+    await step(a);
     expect(set.sigma(lnf)).toBeCloseTo(measured(a), 5);
-    step(b);
+    await step(b);
     const ema = 0.9 * measured(a) + 0.1 * measured(b);
     expect(set.sigma(lnf)).toBeCloseTo(ema, 5);
     set.apply({ step: 2, kind: 'ln_f', layer: -1 });
     expect(set.isRemoved(lnf)).toBe(true);
-    step(ids(2, 8, 9));
+    await step(ids(2, 8, 9));
     expect(set.sigma(lnf)).toBeCloseTo(ema, 6); // frozen
     // After removal the model's output is ln_f replaced by FakeLN with the frozen sigma.
     const c = ids(2, 8, 4);
@@ -111,29 +111,29 @@ describe('FakeLN', () => {
     expect(diff).toBeLessThan(1e-5);
     // ln_2 and ln_1 are still real: their sigmas keep moving.
     const before = set.sigma({ layer: 0, which: 'ln_2' });
-    step(ids(2, 8, 11));
+    await step(ids(2, 8, 11));
     expect(set.sigma({ layer: 0, which: 'ln_2' })).not.toBe(before);
     set.dispose();
     m.dispose();
   });
 
-  it('ln_1 paths: shared mode keeps one sigma until the V path goes; separate mode freezes each path', () => {
+  it('ln_1 paths: shared mode keeps one sigma until the V path goes; separate mode freezes each path', async () => {
     for (const mode of ['shared', 'separate'] as const) {
       const m = tinyGpt2(1);
       const set = new FakeLNSet(m.params, 1, { momentum: 0.5, eps: 1e-5, ln1Sigma: mode, special: false });
       const qk = { layer: 0, which: 'ln_1_qk' } as const;
       const v = { layer: 0, which: 'ln_1_v' } as const;
-      const step = (seed: number) => {
+      const step = async (seed: number) => {
         tf.tidy(() => {
           m.forward(tf.tensor2d(ids(2, 8, seed), [2, 8], 'int32'), set.hooks(true));
         });
-        set.commit();
+        await set.commit();
       };
-      step(1);
+      await step(1);
       set.apply({ step: 1, kind: 'ln_1_qk', layer: 0 });
       const atQK = set.sigma(qk)!;
       for (const wte of [m.params.get('transformer.wte.weight')]) wte.assign(tf.mul(wte, 3)); // change the input std
-      step(2);
+      await step(2);
       if (mode === 'shared') {
         expect(set.sigma(qk)).toBe(set.sigma(v));
         expect(set.sigma(qk)).not.toBe(atQK); // still tracked: the V path is real
@@ -143,7 +143,7 @@ describe('FakeLN', () => {
       }
       set.apply({ step: 2, kind: 'ln_1_v', layer: 0 });
       const frozen = set.sigma(v);
-      step(3);
+      await step(3);
       expect(set.sigma(v)).toBe(frozen);
       set.dispose();
       m.dispose();
@@ -272,7 +272,7 @@ describe('the LN-free model', () => {
     tf.tidy(() => {
       m.forward(tf.tensor2d(x, [2, 8], 'int32'), set.hooks(true));
     });
-    set.commit();
+    await set.commit();
     for (const e of removalSchedule(2, { start: 1, gapLn2: 1, gapLn1qk: 1, gapLn1v: 1, gapSpecial: 1, special: false })) set.apply(e);
     const free = lnFreeOf(m, set.frozenSigmas());
     const dir = tmp();
@@ -318,14 +318,14 @@ describe('the LN-free model', () => {
 });
 
 describe('DLA vs direct effect', () => {
-  it('NMAE is float error after removal and clearly non-zero with LayerNorm', () => {
+  it('NMAE is float error after removal and clearly non-zero with LayerNorm', async () => {
     const m = tinyGpt2(2);
     randomizeNorms(m);
     const free = lnFreeOf(m);
     const x = ids(3, 10, 2);
     const y = ids(3, 10, 7);
-    const before = headDla(m, x, y, 3, 10);
-    const after = headDla(free, x, y, 3, 10);
+    const before = await headDla(m, x, y, 3, 10);
+    const after = await headDla(free, x, y, 3, 10);
     expect(before.heads).toHaveLength(4);
     expect(before.nmae).toBeGreaterThan(0.1);
     expect(after.nmae).toBeLessThan(1e-3);
@@ -468,7 +468,7 @@ describe.skipIf(!hasTorch)('PyTorch parity (plain GPT-2 in torch_check.py)', () 
     tf.tidy(() => {
       m.forward(tf.tensor2d(x, [2, 16], 'int32'), set.hooks(true));
     });
-    set.commit();
+    await set.commit();
     for (const e of removalSchedule(2, { start: 1, gapLn2: 1, gapLn1qk: 1, gapLn1v: 1, gapSpecial: 1, special: false })) set.apply(e);
     const sig = set.frozenSigmas();
     for (let i = 0; i < 2; i++) sig[`h.${i}.ln_1_v`] *= 1.3;

@@ -57,7 +57,7 @@ export interface ResidualStats {
  * Run the model over the first `sequences` windows and collect, for x_0..x_L, the element
  * variance and the last token's vector of each sequence. Leaves no tensors behind.
  */
-export function residualStats(model: CausalLM, windows: EvalWindows, sequences: number, batchSize: number): ResidualStats {
+export async function residualStats(model: CausalLM, windows: EvalWindows, sequences: number, batchSize: number): Promise<ResidualStats> {
   const { seq } = windows;
   const S = Math.min(sequences, windows.count);
   if (S < 1) fail('data', 'residual statistics need at least one validation sequence');
@@ -83,11 +83,11 @@ export function residualStats(model: CausalLM, windows: EvalWindows, sequences: 
     });
     const n = B * seq;
     for (const k of kept) {
-      const m = k.mean.dataSync()[0];
-      const v = k.variance.dataSync()[0];
+      const [mv, vv, rows] = (await Promise.all([k.mean.data(), k.variance.data(), k.last.data()])) as Float32Array[];
+      const m = mv[0];
+      const v = vv[0];
       sumMean[k.layer] += n * m;
       sumSq[k.layer] += n * (v + m * m);
-      const rows = k.last.dataSync() as Float32Array;
       width = k.last.shape[1]!;
       if (!last[k.layer]) last[k.layer] = new Float32Array(S * width);
       last[k.layer].set(rows, i * width);
@@ -149,11 +149,11 @@ export interface PruningResult {
 
 /** Remove each block in turn (skipLayers) and measure the validation loss change. */
 export async function layerPruning(model: CausalLM, windows: EvalWindows, batchSize: number, tick?: () => Promise<void>): Promise<PruningResult> {
-  const base = lmEvalLoss(model, windows, batchSize);
+  const base = await lmEvalLoss(model, windows, batchSize);
   const dropLoss: number[] = [];
   const dropPpl: number[] = [];
   for (let l = 0; l < model.nLayers; l++) {
-    const loss = lmEvalLoss(model, windows, batchSize, { skipLayers: new Set([l]) });
+    const loss = await lmEvalLoss(model, windows, batchSize, { skipLayers: new Set([l]) });
     dropLoss.push(loss - base);
     dropPpl.push(Math.exp(loss) - Math.exp(base));
     await tick?.();
@@ -162,7 +162,7 @@ export async function layerPruning(model: CausalLM, windows: EvalWindows, batchS
 }
 
 /** Per-block L2 norm of the validation loss's gradient at the current weights (no update). */
-export function checkpointGradNorms(model: CausalLM, windows: EvalWindows, count: number): number[] {
+export async function checkpointGradNorms(model: CausalLM, windows: EvalWindows, count: number): Promise<number[]> {
   const B = Math.min(count, windows.count);
   const { seq } = windows;
   const x = tf.tensor2d(windows.x.subarray(0, B * seq), [B, seq], 'int32');
@@ -172,17 +172,16 @@ export function checkpointGradNorms(model: CausalLM, windows: EvalWindows, count
   x.dispose();
   y.dispose();
   value.dispose();
+  // Each parameter's squared norm, read to the host in one transfer and summed there per block.
+  const blocks = vars.map((v) => blockOf(model.params.nameOf(v)));
+  const sq = tf.tidy(() => tf.stack(vars.map((v) => tf.sum(tf.square(grads[v.name])))));
+  tf.dispose(Object.values(grads));
+  const vals = await sq.data();
+  sq.dispose();
   const sums = new Float64Array(model.nLayers);
-  for (const v of vars) {
-    const g = grads[v.name];
-    const l = blockOf(model.params.nameOf(v));
-    if (l >= 0 && l < model.nLayers) {
-      const s = tf.sum(tf.square(g));
-      sums[l] += s.dataSync()[0];
-      s.dispose();
-    }
-    g.dispose();
-  }
+  blocks.forEach((l, i) => {
+    if (l >= 0 && l < model.nLayers) sums[l] += vals[i];
+  });
   return Array.from(sums, Math.sqrt);
 }
 
@@ -283,7 +282,7 @@ export async function computeDiagnostics(
   const L = model.nLayers;
   const maxN = opts.maxN ?? L;
   if (maxN > L) fail('config', `angular-distance n = ${maxN} is beyond the model's depth: choose 1..${L}`);
-  const stats = residualStats(model, windows, opts.sequences, opts.batch);
+  const stats = await residualStats(model, windows, opts.sequences, opts.batch);
   await tick?.();
   const d = angularDistanceMatrix(stats, maxN);
   const pruneWindows: EvalWindows = { ...windows, count: Math.min(windows.count, opts.pruningWindows) };

@@ -107,7 +107,7 @@ registerJobKind({
       const history = metrics ? gradHistoryFromMetrics(metrics, model.nLayers) : null;
       const grads = history
         ? summarizeGradHistory(history)
-        : { source: 'checkpoint' as const, per_layer: checkpointGradNorms(model, windows, cfg.grad_windows) };
+        : { source: 'checkpoint' as const, per_layer: await checkpointGradNorms(model, windows, cfg.grad_windows) };
       const d = await computeDiagnostics(
         model,
         windows,

@@ -39,7 +39,7 @@ export async function exportQuantized(q: QuantizedViT, dir: string, extra: Recor
   const quantized = new Set(linearNames(model.config).map((n) => `${n}.weight`));
   const full = model.checkpointTensors();
   try {
-    for (const [name, t] of full) if (!quantized.has(name)) tensors[name] = fromTf(t);
+    for (const [name, t] of full) if (!quantized.has(name)) tensors[name] = await fromTf(t);
   } finally {
     for (const t of full.values()) t.dispose();
   }

@@ -47,9 +47,9 @@ async function runPtqVit(ctx: JobContext, cfg: PtqVitConfig): Promise<Record<str
     ctx.progress({ step: 0, total: 3, phase: 'fp' });
     const fp = await top1(model, evalSet, undefined, 250, () => ctx.tick());
     const x = imageBatch(calib.images, 0, calib.n, [calib.height, calib.width, calib.channels], inputNorm(model));
-    const q = (() => {
+    const q = await (async () => {
       try {
-        return quantizeViT(model, x, { wBits: cfg.w_bits, aBits: cfg.a_bits, softmax: cfg.softmax, lnReparam: cfg.ln_reparam });
+        return await quantizeViT(model, x, { wBits: cfg.w_bits, aBits: cfg.a_bits, softmax: cfg.softmax, lnReparam: cfg.ln_reparam });
       } finally {
         x.dispose();
       }

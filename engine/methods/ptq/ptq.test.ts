@@ -59,7 +59,7 @@ describe('post-LayerNorm reparameterization', () => {
     expect(madInliers(scales, 3)[11]).toBe(false);
   });
 
-  it('folded into a whole ViT, leaves its float logits unchanged (before quantization)', () => {
+  it('folded into a whole ViT, leaves its float logits unchanged (before quantization)', async () => {
     const model = new ViT(vitConfigFromJson(tiny), 1);
     // non-trivial LN affines so the reparameterization has work to do
     for (const [name, v] of model.params.vars)
@@ -67,7 +67,7 @@ describe('post-LayerNorm reparameterization', () => {
     const x = tf.randomUniform([6, 8, 8, 1], 0, 1, 'float32', 4) as tf.Tensor4D;
     const ref = tf.tidy(() => model.forward(x).dataSync());
     for (const lnReparam of ['mean', 'median'] as const) {
-      const q = quantizeViT(model, x, { wBits: 4, aBits: 4, softmax: 'tanq', lnReparam });
+      const q = await quantizeViT(model, x, { wBits: 4, aBits: 4, softmax: 'tanq', lnReparam });
       expect(q.lnCalibrations.length).toBe(4);
       const got = tf.tidy(() => q.model.forward(x).dataSync()); // the folded model, no quantizers
       for (let i = 0; i < ref.length; i++) expect(Math.abs(got[i] - ref[i])).toBeLessThan(1e-4);
@@ -114,7 +114,7 @@ describe('export', () => {
     const model = new ViT(vitConfigFromJson(tiny), 2);
     const calib = tf.randomUniform([8, 8, 8, 1], 0, 1, 'float32', 6) as tf.Tensor4D;
     const test = tf.randomUniform([10, 8, 8, 1], 0, 1, 'float32', 7) as tf.Tensor4D;
-    const q = quantizeViT(model, calib, { wBits: 4, aBits: 4, softmax: 'tanq', lnReparam: 'median' });
+    const q = await quantizeViT(model, calib, { wBits: 4, aBits: 4, softmax: 'tanq', lnReparam: 'median' });
     const sim = tf.tidy(() => q.model.forward(test, q.hooks()).dataSync());
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'normlab-ptq-export-'));
     await exportQuantized(q, dir);
@@ -135,12 +135,14 @@ describe('export', () => {
     model.dispose();
   });
 
-  it('refuses zero calibration images and bit widths outside 2-16', () => {
+  it('refuses zero calibration images and bit widths outside 2-16', async () => {
     const model = new ViT(vitConfigFromJson(tiny), 2);
     const none = tf.zeros([0, 8, 8, 1]) as tf.Tensor4D;
     const one = tf.zeros([1, 8, 8, 1]) as tf.Tensor4D;
-    expect(() => quantizeViT(model, none, { wBits: 4, aBits: 4, softmax: 'tanq', lnReparam: 'median' })).toThrow(/at least one calibration image, got 0/);
-    expect(() => quantizeViT(model, one, { wBits: 4, aBits: 17, softmax: 'tanq', lnReparam: 'median' })).toThrow(
+    await expect(quantizeViT(model, none, { wBits: 4, aBits: 4, softmax: 'tanq', lnReparam: 'median' })).rejects.toThrow(
+      /at least one calibration image, got 0/,
+    );
+    await expect(quantizeViT(model, one, { wBits: 4, aBits: 17, softmax: 'tanq', lnReparam: 'median' })).rejects.toThrow(
       /activation bit width must be an integer from 2 to 16, got 17/,
     );
     none.dispose();

@@ -115,16 +115,20 @@ export class QuantizedViT {
   }
 }
 
-function readWeight(model: ViT, name: string): { data: Float32Array; shape: [number, number] } {
+async function readWeight(model: ViT, name: string): Promise<{ data: Float32Array; shape: [number, number] }> {
   const v = model.params.get(`${name}.weight`);
-  return { data: v.dataSync() as Float32Array, shape: v.shape as [number, number] };
+  return { data: (await v.data()) as Float32Array, shape: v.shape as [number, number] };
+}
+
+async function readVar(model: ViT, name: string): Promise<Float32Array> {
+  return (await model.params.get(name).data()) as Float32Array;
 }
 
 /**
  * Quantize `model` (left untouched) with `calib` images (B, H, W, C): weights, calibration pass,
  * post-LN reparameterization. Returns the quantized model (caller disposes it).
  */
-export function quantizeViT(model: ViT, calib: tf.Tensor4D, opts: PtqOptions): QuantizedViT {
+export async function quantizeViT(model: ViT, calib: tf.Tensor4D, opts: PtqOptions): Promise<QuantizedViT> {
   if (calib.shape[0] === 0) fail('config', 'PTQ needs at least one calibration image, got 0');
   const o: Required<PtqOptions> = { patchBits: 8, madK: 3, ...opts };
   checkBits(o.wBits, 'weight');
@@ -133,18 +137,23 @@ export function quantizeViT(model: ViT, calib: tf.Tensor4D, opts: PtqOptions): Q
   const folded = model.clone();
   const weights = new Map<string, QuantizedWeight>();
   for (const name of linearNames(model.config)) {
-    const w = readWeight(folded, name);
+    const w = await readWeight(folded, name);
     weights.set(name, quantizeWeight(w.data, w.shape, o.wBits));
   }
   const acts = new Map<string, ActParams>();
   const q = new QuantizedViT(folded, o, weights, acts, []);
 
-  // Calibration pass: calibrate each site on first sight, then quantize with it.
-  const calibHooks: ViTHooks = {
-    weight: q.hooks().weight,
-    act: (site, x) => {
+  // Calibration pass: calibrate each site on first sight (an asynchronous read of its values),
+  // then quantize with it. The forward pauses at each site (ViT.forwardSites), so it runs in a
+  // scope of its own rather than a tidy; the scope frees everything it made.
+  tf.engine().startScope();
+  try {
+    const steps = folded.forwardSites(calib, { weight: q.hooks().weight });
+    let r = steps.next();
+    while (!r.done) {
+      const { site, x } = r.value;
       if (!acts.has(site)) {
-        const data = x.dataSync() as Float32Array;
+        const data = (await x.data()) as Float32Array;
         if (site.endsWith('.attn.probs')) acts.set(site, calibrateSoftmax(o.softmax, data, o.aBits));
         else if (site === 'patch_embed.proj.in') acts.set(site, calibrateUniform(data, o.patchBits));
         else if (isPostLn(site) && o.lnReparam !== 'none') {
@@ -153,12 +162,11 @@ export function quantizeViT(model: ViT, calib: tf.Tensor4D, opts: PtqOptions): Q
           acts.set(site, { kind: 'uniform-per-channel', bits: o.aBits, scale: per.map((p) => p.scale), zero: per.map((p) => p.zero) });
         } else acts.set(site, calibrateUniform(data, o.aBits));
       }
-      return q.quantizeAct(site, x);
-    },
-  };
-  tf.tidy(() => {
-    folded.forward(calib, calibHooks);
-  });
+      r = steps.next(q.quantizeAct(site, x));
+    }
+  } finally {
+    tf.engine().endScope();
+  }
 
   // Reparameterization of every post-LN site, folded into the LN and the next linear.
   for (let i = 0; i < model.config.depth; i++) {
@@ -172,11 +180,11 @@ export function quantizeViT(model: ViT, calib: tf.Tensor4D, opts: PtqOptions): Q
         continue;
       }
       const target = targetScale(p.scale, p.zero, o.lnReparam as LnTarget, o.madK);
-      const w = readWeight(folded, linear);
-      const biasVar = folded.params.vars.get(`${linear}.bias`);
+      const w = await readWeight(folded, linear);
+      const hasBias = folded.params.vars.has(`${linear}.bias`);
       const f = foldLnReparam(
-        { gamma: folded.params.get(`${norm}.weight`).dataSync() as Float32Array, beta: folded.params.get(`${norm}.bias`).dataSync() as Float32Array },
-        { weight: w.data, bias: biasVar ? (biasVar.dataSync() as Float32Array) : null, out: w.shape[1] },
+        { gamma: await readVar(folded, `${norm}.weight`), beta: await readVar(folded, `${norm}.bias`) },
+        { weight: w.data, bias: hasBias ? await readVar(folded, `${linear}.bias`) : null, out: w.shape[1] },
         p.scale,
         p.zero,
         target,
@@ -244,17 +252,20 @@ export function inputNorm(model: ViT): { mean: number[]; std: number[] } | undef
 }
 
 /** Capture the values at some activation sites (FP model) on a batch. */
-export function captureActs(model: ViT, images: tf.Tensor4D, sites: string[]): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
+export async function captureActs(model: ViT, images: tf.Tensor4D, sites: string[]): Promise<Map<string, Float32Array>> {
   const want = new Set(sites);
+  const kept = new Map<string, tf.Tensor>();
   tf.tidy(() => {
     model.forward(images, {
       act: (site, x) => {
-        if (want.has(site)) out.set(site, x.dataSync() as Float32Array);
+        if (want.has(site)) kept.set(site, tf.keep(x));
         return x;
       },
     });
   });
+  const out = new Map<string, Float32Array>();
+  for (const [site, x] of kept) out.set(site, (await x.data()) as Float32Array);
+  tf.dispose([...kept.values()]);
   return out;
 }
 

@@ -121,7 +121,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       for (const b of bits) {
         for (const name of cfg.presets) {
           const p = PRESETS[name];
-          const q = quantizeViT(model, x, { wBits: b, aBits: b, softmax: p.softmax, lnReparam: p.ln });
+          const q = await quantizeViT(model, x, { wBits: b, aBits: b, softmax: p.softmax, lnReparam: p.ln });
           try {
             const acc = await top1(q.model, evalSet, q.hooks(), 250, () => ctx.tick());
             (table[name] ??= {})[`W${b}A${b}`] = acc;
@@ -137,7 +137,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       }
       if (!exported) {
         const p = PRESETS[cfg.export_preset];
-        const q = quantizeViT(model, x, { wBits: cfg.export_bits, aBits: cfg.export_bits, softmax: p.softmax, lnReparam: p.ln });
+        const q = await quantizeViT(model, x, { wBits: cfg.export_bits, aBits: cfg.export_bits, softmax: p.softmax, lnReparam: p.ln });
         try {
           const acc = await top1(q.model, evalSet, q.hooks(), 250, () => ctx.tick());
           exported = await exportAndCheck(ctx, q, evalSet, acc);
@@ -147,7 +147,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       }
       await softmaxPlot(ctx, model, x, cfg.plot_bits);
       if (lnCalibs.length === 0) {
-        const q = quantizeViT(model, x, { wBits: cfg.plot_bits, aBits: cfg.plot_bits, softmax: 'uniform', lnReparam: 'median' });
+        const q = await quantizeViT(model, x, { wBits: cfg.plot_bits, aBits: cfg.plot_bits, softmax: 'uniform', lnReparam: 'median' });
         lnCalibs = q.lnCalibrations;
         q.dispose();
       }
@@ -214,7 +214,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
 
 async function exportAndCheck(
   ctx: JobContext,
-  q: ReturnType<typeof quantizeViT>,
+  q: Awaited<ReturnType<typeof quantizeViT>>,
   evalSet: Parameters<typeof top1>[1],
   simulated: number,
 ): Promise<Record<string, unknown>> {
@@ -242,7 +242,7 @@ async function exportAndCheck(
 /** Post-softmax histogram (FP model, calibration images, all blocks) with each quantizer's levels. */
 async function softmaxPlot(ctx: JobContext, model: ViT, x: Parameters<typeof captureActs>[1], bits: number): Promise<void> {
   const sites = Array.from({ length: model.config.depth }, (_, i) => `blocks.${i}.attn.probs`);
-  const acts = captureActs(model, x, sites);
+  const acts = await captureActs(model, x, sites);
   let n = 0;
   for (const a of acts.values()) n += a.length;
   const all = new Float32Array(n);

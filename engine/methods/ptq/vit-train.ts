@@ -127,6 +127,8 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
     let step = 0;
     let acc = 0;
     try {
+      let loss = NaN; // of the last logged step
+      let gradNorm = NaN;
       for (let epoch = 0; epoch < t.epochs; epoch++) {
         const order = rng.shuffle(Array.from({ length: train.n }, (_, i) => i));
         for (let s = 0; s < train.n; s += t.batch) {
@@ -145,13 +147,17 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
           grads = clipped.grads;
           opt.step(grads, lr);
           for (const g of grads.values()) g.dispose();
-          const loss = (await value.data())[0];
-          value.dispose();
           step++;
-          if (!Number.isFinite(loss)) fail('state', `training diverged at step ${step} (loss ${loss}); lower train.lr`);
-          if (step % t.log_every === 0 || step === total)
-            ctx.metric({ step, loss, lr, grad_norm: clipped.norm, images_per_s: Math.round((step * t.batch) / ((Date.now() - started) / 1000)) });
-          ctx.progress({ step, total, phase: 'train', message: `epoch ${epoch + 1}/${t.epochs} loss ${loss.toFixed(3)}` });
+          // The loss is read (a device sync) only on the steps that log it.
+          if (step % t.log_every === 0 || step === total) {
+            const both = tf.stack([value, clipped.norm]);
+            [loss, gradNorm] = await both.data();
+            both.dispose();
+            if (!Number.isFinite(loss)) fail('state', `training diverged by step ${step} (loss ${loss}); lower train.lr`);
+            ctx.metric({ step, loss, lr, grad_norm: gradNorm, images_per_s: Math.round((step * t.batch) / ((Date.now() - started) / 1000)) });
+          }
+          tf.dispose([value, clipped.norm]);
+          ctx.progress({ step, total, phase: 'train', message: `epoch ${epoch + 1}/${t.epochs}${Number.isNaN(loss) ? '' : ` loss ${loss.toFixed(3)}`}` });
           await ctx.tick();
         }
         if ((epoch + 1) % t.eval_every === 0 || epoch + 1 === t.epochs) {

@@ -18,7 +18,9 @@
  *  - rss_flat: a tiny LM (2 layers, d 64, batch 8, seq 64) trained 1,000 steps (100 with --quick,
  *    10 on cpu) through `lmTrainStep`; tf.memory().numTensors and the process RSS (after a full
  *    GC) at every tenth of the run, and the RSS growth from the first to the last reading (MiB);
- *  - memory: peak RSS of the process and tf.memory() after the backend's rows.
+ *  - memory: peak RSS of the process and tf.memory() after the backend's rows;
+ *  - webgpu only: matmul_gflops, gpt2_small_train (GPT-2 small training at seq 1024) and
+ *    gpu_memory (see addGpuRows).
  * With --vs-torch the PyTorch twin (engine/bench/torch_lm_step.py) runs the same LM step right
  * before and right after NormLab's wasm (or first) LM rows, with 2 threads and with 1, and the ratio
  * to the faster setting's mean is printed; NormLab's number is the faster of lm_train and
@@ -37,6 +39,7 @@ import vm from 'node:vm';
 import { APP_ROOT, appPath, CLI_ENTRY } from '../core/app-paths.js';
 import { currentBackend, initBackend, type BackendName } from '../backend/backend.js';
 import { describeAdapter, probeAdapter } from '../backend/webgpu.js';
+import { setWebgpuFusedKernels } from '../backend/fused-ops.js';
 import { fastWasmKernelsEnabled, setFastWasmKernels } from '../backend/wasm-kernels.js';
 import { GPT2, GPT2_DEFAULTS, type GPT2Config } from '../models/gpt2.js';
 import { benchMatmul, describeGpuMemory, GpuMemoryWatch, MATMUL_N, MATMUL_N_SOFTWARE } from './gpu-rows.js';
@@ -148,10 +151,21 @@ async function lmSteps(n: number, step: () => LMStepTensors): Promise<number> {
 
 /** Training tokens/s of the bench LM on the current backend. */
 export async function benchLmTrain(steps: number, warmup: number, batchSize = BENCH_BATCH): Promise<{ tokensPerS: number; stepMs: number; loss: number }> {
-  const model = new GPT2(BENCH_LM, 0);
+  return benchTrain(BENCH_LM, BENCH_SEQ, batchSize, steps, warmup);
+}
+
+/** Training tokens/s of a GPT-2 model of config `cfg` (random weights, fixed tokens) through `lmTrainStep`. */
+async function benchTrain(
+  cfg: GPT2Config,
+  seq: number,
+  batchSize: number,
+  steps: number,
+  warmup: number,
+): Promise<{ tokensPerS: number; stepMs: number; loss: number }> {
+  const model = new GPT2(cfg, 0);
   const opt = new AdamW(model.params, { weightDecay: 0.01 });
-  const n = batchSize * BENCH_SEQ;
-  const batch: LMBatch = { x: tokens(n, 256, 1), y: tokens(n, 256, 2), batch: batchSize, seq: BENCH_SEQ };
+  const n = batchSize * seq;
+  const batch: LMBatch = { x: tokens(n, cfg.vocab_size, 1), y: tokens(n, cfg.vocab_size, 2), batch: batchSize, seq };
   try {
     await lmSteps(warmup, () => lmTrainStep(model, opt, batch, 1e-3));
     let loss = NaN;
@@ -399,7 +413,9 @@ function lmTrainThreaded(threads: number): Omit<BenchRow, 'backend'> {
 }
 
 /**
- * The webgpu-only rows: matmul GFLOP/s (4096^2 on a GPU, 256^2 on a software adapter, saying so)
+ * The webgpu-only rows: matmul GFLOP/s (4096^2 on a GPU, 256^2 on a software adapter, saying so),
+ * gpt2_small_train: GPT-2 small (124M) training tokens/s at seq 1024, batch 4 (seq 16, batch 1 on a
+ * software adapter; on a GPU also on tfjs's stock kernels, to show what the WGSL kernels give),
  * and gpu_memory: the most device memory tfjs had allocated over the backend's rows (its buffer
  * pool keeps freed buffers, so the allocation after a row is that row's peak) and the live
  * memory left behind, which must be none.
@@ -417,6 +433,42 @@ async function addGpuRows(add: (row: Omit<BenchRow, 'backend'>) => BenchRow, wat
       unit: 'GFLOP/s',
       detail: `float32 ${n}x${n} @ ${n}x${n}, ${iters} products${software ? `; a software adapter, so ${n}^2 instead of ${MATMUL_N}^2` : ''}`,
     });
+  }
+  if (want('gpt2_small_train')) {
+    // NORMLAB_GPT2_SEQ / NORMLAB_GPT2_BATCH set the shape (engine/bench/gpu/run-on-gpu.sh passes the twin's).
+    const seq = Number(process.env.NORMLAB_GPT2_SEQ) || (software ? 16 : 1024);
+    const batch = Number(process.env.NORMLAB_GPT2_BATCH) || (software ? 1 : 4);
+    const steps = software || quick ? 1 : 5;
+    log(`webgpu: GPT-2 small training (seq ${seq}, batch ${batch}, ${steps} steps)`);
+    try {
+      const r = await benchTrain({ ...GPT2_DEFAULTS }, seq, batch, steps, 1);
+      add({
+        name: 'gpt2_small_train',
+        value: r.tokensPerS,
+        unit: 'tokens/s',
+        detail: `${r.stepMs.toFixed(0)} ms/step, 124M params, B ${batch} T ${seq}, AdamW, loss ${r.loss.toFixed(3)}${software && seq < 1024 ? `; a software adapter, so seq ${seq} instead of 1024` : ''}`,
+      });
+    } catch (err) {
+      add({ name: 'gpt2_small_train', value: null, unit: 'tokens/s', note: err instanceof Error ? err.message.split('\n')[0] : String(err) });
+    }
+    // Whether NormLab's WGSL kernels pay: the same step on tfjs's stock webgpu kernels (GPU only).
+    if (!software && !quick && want('gpt2_small_train_stock_kernels')) {
+      setWebgpuFusedKernels(false);
+      try {
+        log(`webgpu: GPT-2 small training on the stock tfjs kernels (seq ${seq}, batch ${batch})`);
+        const r = await benchTrain({ ...GPT2_DEFAULTS }, seq, batch, steps, 1);
+        add({
+          name: 'gpt2_small_train_stock_kernels',
+          value: r.tokensPerS,
+          unit: 'tokens/s',
+          detail: `${r.stepMs.toFixed(0)} ms/step, B ${batch} T ${seq}, tfjs stock webgpu kernels`,
+        });
+      } catch (err) {
+        add({ name: 'gpt2_small_train_stock_kernels', value: null, unit: 'tokens/s', note: err instanceof Error ? err.message.split('\n')[0] : String(err) });
+      } finally {
+        setWebgpuFusedKernels(true);
+      }
+    }
   }
   const mem = watch.report();
   add({

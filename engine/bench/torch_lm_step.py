@@ -27,6 +27,8 @@ args = p.parse_args()
 if args.gpt2:
     args.vocab, args.layers, args.d, args.heads = 50257, 12, 768, 12
 bias, tied, gelu = (True, True, "tanh") if args.gpt2 else (False, False, "none")
+if args.sdpa and not hasattr(F, "scaled_dot_product_attention"):
+    raise SystemExit(f"--sdpa needs PyTorch 2.0 or later (this is {torch.__version__})")
 dev = torch.device(args.device)
 if dev.type == "cuda":
     torch.backends.cuda.matmul.allow_tf32 = False  # strict fp32, as NormLab computes
@@ -121,7 +123,7 @@ print(json.dumps({
     "attention": "sdpa" if args.sdpa else "explicit",
     "batch": B,
     "seq": T,
-    "tokens_per_s": round(B * T / dt),
+    "tokens_per_s": round(B * T / dt, 1),
     "step_ms": round(dt * 1000, 1),
     "params": sum(t.numel() for t in model.parameters()),
     "threads": args.threads,

@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nativeKernels } from '../backend/native.js';
 import { NORMLAB_VERSION } from '../core/versions.js';
+import { softwareVulkan } from '../testing/webgpu.js';
 import { buildBundle, type BundleResult } from './build.js';
 
 const REPO_BIN = path.resolve(__dirname, '../../bin/normlab.js');
@@ -43,10 +45,13 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('the por
   let work: string;
   let built: BundleResult;
   let bundleDir: string;
+  const sw = softwareVulkan();
+  const icd = 'icd' in sw ? sw.icd : null;
 
   /** Run `node normlab.mjs ...` from the unpacked bundle with no npm environment. */
   function bundled(...args: string[]) {
-    const env = { PATH: '/usr/bin:/bin', HOME: work, TMPDIR: work, XDG_RUNTIME_DIR: work };
+    const env: Record<string, string> = { PATH: '/usr/bin:/bin', HOME: work, TMPDIR: work, XDG_RUNTIME_DIR: work };
+    if (icd) env.VK_ICD_FILENAMES = icd;
     const r = spawnSync(process.execPath, [path.join(bundleDir, 'normlab.mjs'), ...args], { cwd: work, env, encoding: 'utf8', timeout: 120_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   }
@@ -76,6 +81,17 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('the por
     expect(help.code, help.stderr).toBe(0);
     for (const c of ['run', 'bench', 'serve', 'eval-lm']) expect(help.stdout).toMatch(new RegExp(`\\n  ${c}\\b`));
     expect(bundled('--version').stdout.trim()).toBe(NORMLAB_VERSION);
+  });
+
+  it('lists its backends: wasm with the native kernels it carries, webgpu through the dawn.node it carries', () => {
+    const r = bundled('backends', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const { backends } = JSON.parse(r.stdout) as { backends: Array<{ name: string; loads: boolean; detail: string }> };
+    const byName = new Map(backends.map((b) => [b.name, b]));
+    expect(byName.get('wasm')?.loads).toBe(true);
+    if (nativeKernels()) expect(byName.get('wasm')?.detail).toMatch(/; native kernels \(OpenBLAS/);
+    if (icd) expect(byName.get('webgpu')?.detail).toMatch(/^webgpu on /);
+    else expect(byName.get('webgpu')?.loads).toBe(false);
   });
 
   it('runs a tiny pretraining to the same losses as the source checkout, plots included', () => {

@@ -159,7 +159,7 @@ normlab() { # normlab <output file> <args...>: stdout to the file, stderr to the
 }
 log "normlab backends --json"
 normlab "$OUT/backends.json" backends --json || log "backends failed (exit $?)"
-export NORMLAB_BENCH_ROWS="${NORMLAB_BENCH_ROWS:-lm_train,gpt2_small_train,matmul_gflops,gpt2_small_forward,vit_forward,lct_step,ptq_calibration}"
+export NORMLAB_BENCH_ROWS="${NORMLAB_BENCH_ROWS:-lm_train,gpt2_small_train,gpt2_small_train_stock_kernels,matmul_gflops,gpt2_small_forward,vit_forward,lct_step,ptq_calibration}"
 BENCH_ARGS=(--backend webgpu bench --json)
 [ "$QUICK" = 1 ] && BENCH_ARGS+=(--quick)
 log "normlab ${BENCH_ARGS[*]} (rows $NORMLAB_BENCH_ROWS; GPT-2 small at seq $GPT2_SEQ, batch $GPT2_BATCH)"

@@ -520,7 +520,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     }
     const detail = tf.getBackend() === 'wasm' || tf.getBackend() === 'webgpu' ? currentBackend()?.detail : undefined;
     const gpuWatch = name === 'webgpu' ? new GpuMemoryWatch() : null;
-    const slow = name === 'cpu';
+    // The pure-JS cpu backend and a software GPU adapter (slower still) get the small shapes.
+    const slow = name === 'cpu' || (name === 'webgpu' && (currentBackend()?.adapter?.software ?? false));
     const add = (row: Omit<BenchRow, 'backend'>) => {
       gpuWatch?.sample();
       rows.push({ backend: name, ...row });

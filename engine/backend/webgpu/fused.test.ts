@@ -8,7 +8,9 @@ import { beforeAll, expect, it } from 'vitest';
 import { initBackend } from '../backend.js';
 import { fusedOps, setWebgpuFusedKernels } from '../fused-ops.js';
 import { attention, crossEntropy, gelu, layerNorm, packedSelfAttention, rmsNorm, swiglu } from '../../nn/ops.js';
+import { GPT2, GPT2_DEFAULTS } from '../../models/gpt2.js';
 import { AdamW } from '../../nn/optim.js';
+import { lmTrainStep, readStep } from '../../train/lm-step.js';
 import { ParamSet } from '../../nn/params.js';
 import { expectClose, rand, size } from '../../testing/backends.js';
 import { describeWebgpu } from '../../testing/webgpu.js';
@@ -135,6 +137,26 @@ describeWebgpu('fused WGSL kernels on webgpu vs composed tfjs ops on cpu', () =>
     const want = await on('cpu', run);
     const got = await on('webgpu', run);
     for (let i = 0; i < want.length; i++) expectClose(got[i], want[i], 1e-5);
+  });
+
+  it('a tiny GPT-2 trains three steps to the losses the cpu backend gives', async () => {
+    const cfg = { ...GPT2_DEFAULTS, vocab_size: 50, n_positions: 8, n_embd: 16, n_layer: 2, n_head: 2 };
+    const ids = (seed: number) => Int32Array.from(rand(2 * 8, seed), (r) => Math.floor((r + 1) * 25));
+    const batch = { x: ids(41), y: ids(42), batch: 2, seq: 8 };
+    const losses = async (backend: 'cpu' | 'webgpu') => {
+      await initBackend(backend);
+      const model = new GPT2(cfg, 0);
+      const opt = new AdamW(model.params, { weightDecay: 0.01 });
+      const out: number[] = [];
+      for (let s = 0; s < 3; s++) out.push((await readStep(lmTrainStep(model, opt, batch, 1e-2))).loss);
+      opt.dispose();
+      model.dispose();
+      return out;
+    };
+    const want = await losses('cpu');
+    const got = await losses('webgpu');
+    expect(want[2]).toBeLessThan(want[0]); // it learns
+    for (let s = 0; s < 3; s++) expect(Math.abs(got[s] - want[s]) / want[s]).toBeLessThan(1e-4);
   });
 
   it('switched off, ops take the composed path (the stock webgpu kernels)', async () => {

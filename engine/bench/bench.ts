@@ -475,7 +475,7 @@ async function addGpuRows(add: (row: Omit<BenchRow, 'backend'>) => BenchRow, wat
     name: 'gpu_memory',
     value: mem.peakAllocatedMiB,
     unit: 'MiB peak allocated',
-    detail: `peak live ${mem.peakLiveMiB.toFixed(1)} MiB; live growth over the rows ${mem.liveGrowthMiB.toFixed(1)} MiB; now ${describeGpuMemory(mem.now)}`,
+    detail: `live between rows at most ${mem.peakLiveMiB.toFixed(1)} MiB; live growth over the rows ${mem.liveGrowthMiB.toFixed(1)} MiB; now ${describeGpuMemory(mem.now)}`,
     data: { peak_allocated_mib: mem.peakAllocatedMiB, peak_live_mib: mem.peakLiveMiB, live_growth_mib: mem.liveGrowthMiB },
   });
 }

@@ -197,7 +197,7 @@ const ratio = (x, y) => (x && y ? x / y : null);
 const lm = row("lm_train")?.value ?? null, gpt2 = row("gpt2_small_train")?.value ?? null;
 const cpu = Number(process.env.CPU_LM_TOKENS) || null;
 const summary = {
-  adapter: row("lm_train")?.detail ?? bench?.rows?.find((r) => r.name === "load")?.note ?? null,
+  adapter: /webgpu on .*/.exec(row("lm_train")?.detail ?? "")?.[0] ?? bench?.rows?.find((r) => r.name === "load")?.note ?? null,
   webgpu: { lm_train_tokens_per_s: lm, gpt2_small_train_tokens_per_s: gpt2, matmul_gflops: row("matmul_gflops")?.value ?? null },
   torch: { bench_tokens_per_s: best(torch["bench-explicit"], torch["bench-sdpa"]), gpt2_tokens_per_s: best(torch["gpt2-explicit"], torch["gpt2-sdpa"]), device: torch["gpt2-explicit"]?.device ?? torch["bench-explicit"]?.device ?? null },
 };

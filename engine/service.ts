@@ -11,9 +11,10 @@ import { appPath } from './core/app-paths.js';
 import { asNormLabError, fail } from './core/errors.js';
 import { NORMLAB_VERSION } from './core/versions.js';
 import './jobs/all.js';
+import { cancelEverywhere, childStates } from './jobs/children.js';
 import { readConfigFile, resolveConfig } from './jobs/config.js';
 import { JobQueue } from './jobs/queue.js';
-import { jobKinds } from './jobs/registry.js';
+import { jobKind, jobKinds } from './jobs/registry.js';
 import { parseRequest, PROTOCOL_VERSION, type EngineEvent, type RequestParams, type RequestType, type Response, type RunSummary } from './protocol/protocol.js';
 import { Project, type Run } from './store/runs.js';
 
@@ -38,6 +39,15 @@ export function runSummary(run: Run): RunSummary {
   };
 }
 
+/** Does this job kind run child runs (a study or sweep)? */
+function isParentKind(method: string): boolean {
+  try {
+    return jobKind(method).parent === true;
+  } catch {
+    return false;
+  }
+}
+
 type Handlers = { [T in RequestType]: (p: RequestParams<T>) => Promise<unknown> | unknown };
 
 export class EngineService {
@@ -53,8 +63,11 @@ export class EngineService {
       },
       'runs.list': () => this.queue.project.listRuns().map(runSummary),
       'run.get': ({ runId }) => {
-        const run = this.queue.project.run(runId);
-        return { summary: runSummary(run), record: run.record, result: run.readSummary(), artifacts: run.artifacts() };
+        const project = this.queue.project;
+        const run = project.run(runId);
+        // A study's or sweep's children, wherever they run (this engine, other processes, Slurm).
+        const children = isParentKind(run.record.method) ? childStates(project, run) : [];
+        return { summary: runSummary(run), record: run.record, result: run.readSummary(), artifacts: run.artifacts(), children };
       },
       'run.metrics': ({ runId, since }) =>
         this.queue.project
@@ -63,7 +76,10 @@ export class EngineService {
           .slice(since ?? 0),
       'run.start': ({ config }) => ({ runId: this.queue.enqueue(config).id }),
       'run.cancel': ({ runId }) => {
-        this.queue.cancel(runId);
+        // A run of another process or on Slurm (a parent whose children were submitted) is cancelled where it runs.
+        if (this.queue.owns(runId)) this.queue.cancel(runId);
+        else if (isParentKind(this.queue.project.run(runId).record.method)) cancelEverywhere(this.queue.project, this.queue.project.run(runId));
+        else this.queue.cancel(runId);
         return { runId };
       },
       'run.resume': ({ runId }) => ({ runId: this.queue.resume(runId).id }),

@@ -82,6 +82,35 @@ export interface RunRecord {
   resumes: number[];
   /** Id of the study run this run belongs to, if any. */
   parent: string | null;
+  /** Machine of the process in `pid` (a pid is only checked on its own host). */
+  host?: string;
+  /** A child run: its key within the parent (grid point and seed, variant, stage). */
+  child_key?: string;
+  /** A child run submitted to Slurm: its array task, `<array job>_<index>`. */
+  slurm_task?: string;
+  /** A parent run: its Slurm submissions (job array of children + collect job), oldest first. */
+  slurm?: SlurmSubmission[];
+}
+
+/** One submission of a parent's unfinished children to Slurm. */
+export interface SlurmSubmission {
+  array_job: string;
+  collect_job: string;
+  children: string[];
+  submitted: string;
+}
+
+/** A child of a study or sweep as the runs table and the run page show it. */
+export interface ChildState {
+  id: string;
+  key: string;
+  name: string;
+  status: RunStatus;
+  /** Slurm's state of its array task (PENDING, RUNNING, ...) while Slurm still knows it. */
+  slurm: string | null;
+  /** Latest logged step and training loss (live curves come from `run.metrics`). */
+  step: number | null;
+  loss: number | null;
 }
 
 /** Run summaries as shown in a runs table. */

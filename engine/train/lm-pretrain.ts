@@ -28,6 +28,15 @@ export const lmPretrainSchema = z
     model: lmModelSchema.default(lmModelSchema.parse({})),
     data: textDataSchema.default(textDataSchema.parse({})),
     train: trainSchema.default(trainSchema.parse({})),
+    diagnostics: z
+      .object({
+        sequences: z.number().int().min(1).default(8).describe('validation sequences for the variance and angular distance'),
+        pruning_windows: z.number().int().min(1).default(8).describe('validation windows for the layer-pruning losses'),
+        max_n: z.number().int().min(1).optional().describe('largest layer gap n of the angular-distance heatmap (default: L)'),
+      })
+      .strict()
+      .default({ sequences: 8, pruning_windows: 8 })
+      .describe('sizes of the depth diagnostics at the end of the run (default: small, a few seconds)'),
   })
   .strict();
 export type LMPretrainConfig = z.infer<typeof lmPretrainSchema>;

@@ -24,8 +24,8 @@ import { autoDiagnosticsOptions } from './auto.js';
 import './study.js';
 
 /** The end-of-run hook: diagnostics of the trained model into the run's artifacts. */
-addAfterTraining(async (ctx: JobContext, model: CausalLM, data: { val: Uint16Array; seq: number }) => {
-  const opts = autoDiagnosticsOptions();
+addAfterTraining(async (ctx: JobContext, model: CausalLM, data: { val: Uint16Array; seq: number }, config) => {
+  const opts = autoDiagnosticsOptions(config);
   try {
     ctx.progress({ step: 0, total: 1, phase: 'diagnostics', message: 'depth diagnostics' });
     const windows = evalWindows(data.val, data.seq, Math.max(opts.sequences, opts.pruningWindows));

@@ -118,5 +118,6 @@ registerJobKind({
     'Top-1 per quantizer preset × bit width (FP, uniform, RepQ-ViT, DopQ-ViT and each component), with quantizer-level and post-LN scale plots and a verified export.',
   schema: ptqStudySchema,
   resumable: false,
+  parent: true,
   run: runPtqStudy,
 });

@@ -6,7 +6,7 @@
  *    page URL.
  * Requests and events are the typed protocol of engine/protocol/protocol.ts.
  */
-import type { EngineEvent, ErrorInfo, RequestParams, RequestType, Response, RunRecord, RunSummary } from '../../../engine/protocol/protocol';
+import type { ChildState, EngineEvent, ErrorInfo, RequestParams, RequestType, Response, RunRecord, RunSummary } from '../../../engine/protocol/protocol';
 
 export type { RunRecord };
 
@@ -60,6 +60,8 @@ export interface RunDetail {
   record: RunRecord;
   result: Record<string, unknown> | null;
   artifacts: string[];
+  /** A study's or sweep's children, wherever they run (Slurm's state where it knows them). */
+  children: ChildState[];
 }
 
 /** What each request answers (the engine's service.ts handlers). */

@@ -5,9 +5,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { currentBackend } from './backend/backend.js';
+import { appPath } from './core/app-paths.js';
 import { asNormLabError, fail } from './core/errors.js';
 import { NORMLAB_VERSION } from './core/versions.js';
 import './jobs/all.js';
@@ -21,7 +21,7 @@ import { parseRequest, PROTOCOL_VERSION, type EngineEvent, type RequestParams, t
 import { Project, type Run } from './store/runs.js';
 
 /** Folder of example job configs shipped with NormLab. */
-export const EXAMPLES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../assets/examples');
+export const EXAMPLES_DIR = appPath('assets', 'examples');
 
 export function runSummary(run: Run): RunSummary {
   const summary = run.readSummary();

@@ -166,8 +166,9 @@ export async function loadWebgpu(auto: boolean): Promise<GpuAdapter> {
     // Node 20 has no navigator; Node 21+ has one whose properties are getters.
     if (!g.navigator) Object.defineProperty(globalThis, 'navigator', { value: {}, configurable: true, writable: true });
     Object.defineProperty(g.navigator, 'gpu', { value: create([]), configurable: true, writable: true });
-    const require = createRequire(import.meta.url);
-    require('@tensorflow/tfjs-backend-webgpu'); // registers 'webgpu' now that navigator.gpu exists
+    // Registers 'webgpu' now that navigator.gpu exists. A literal import (not a require) so that
+    // the portable bundle (engine/bundle/) inlines it, sharing the bundle's one tfjs-core.
+    await import('@tensorflow/tfjs-backend-webgpu');
     registerWebgpuKernels();
     loaded = probe.adapter;
   }

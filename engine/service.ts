@@ -61,7 +61,7 @@ export class EngineService {
           .run(runId)
           .readMetrics()
           .slice(since ?? 0),
-      'run.start': ({ config }) => ({ runId: this.queue.enqueue(config).id }),
+      'run.start': ({ config, backend }) => ({ runId: this.queue.enqueue(config, undefined, backend).id }),
       'run.cancel': ({ runId }) => {
         this.queue.cancel(runId);
         return { runId };

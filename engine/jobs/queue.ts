@@ -16,6 +16,8 @@ type Listener = (e: EngineEvent) => void;
 interface Pending {
   run: Run;
   resume: boolean;
+  /** The backend this run asked for (else the queue's). */
+  backend: BackendChoice;
   controller: AbortController;
   done: Promise<void>;
   settle: () => void;
@@ -40,8 +42,8 @@ export class JobQueue {
     for (const l of this.listeners) l(e);
   }
 
-  /** Validate a config and queue a new run; returns the run (status queued). */
-  enqueue(rawConfig: Record<string, unknown>, parent?: string): Run {
+  /** Validate a config and queue a new run, on `backend` (default: the queue's); returns the run (status queued). */
+  enqueue(rawConfig: Record<string, unknown>, parent?: string, backend: BackendChoice = this.backendChoice): Run {
     const config = resolveConfig(rawConfig);
     const run = this.project.createRun(config.method, config, {
       seed: config.seed,
@@ -49,7 +51,7 @@ export class JobQueue {
       tags: Array.isArray(config.tags) ? (config.tags as string[]) : [],
       parent,
     });
-    this.schedule(run, false);
+    this.schedule(run, false, backend);
     return run;
   }
 
@@ -61,7 +63,7 @@ export class JobQueue {
     if (status === 'completed') fail('state', `run ${run.id} is completed; nothing to resume`);
     if (!jobKind(run.record.method).resumable) fail('state', `${run.record.method} runs cannot be resumed; start a new run`);
     run.update({ status: 'queued', pid: process.pid, error: null });
-    this.schedule(run, true);
+    this.schedule(run, true, this.backendChoice);
     return run;
   }
 
@@ -82,10 +84,10 @@ export class JobQueue {
     return this.active !== null || this.pending.length > 0;
   }
 
-  private schedule(run: Run, resume: boolean): void {
+  private schedule(run: Run, resume: boolean, backend: BackendChoice): void {
     let settle!: () => void;
     const done = new Promise<void>((r) => (settle = r));
-    this.pending.push({ run, resume, controller: new AbortController(), done, settle });
+    this.pending.push({ run, resume, backend, controller: new AbortController(), done, settle });
     this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'queued' });
     setImmediate(() => void this.pump());
   }
@@ -106,10 +108,10 @@ export class JobQueue {
     const { run, controller } = p;
     try {
       throwIfCancelled(controller.signal);
-      const backend = await initBackend(this.backendChoice);
+      const backend = await initBackend(p.backend);
       run.markRunning(backend.name, backend.detail);
       this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'running' });
-      const summary = await this.runJob(run, p.resume, controller.signal);
+      const summary = await this.runJob(run, p.resume, controller.signal, p.backend);
       run.writeSummary(summary);
       run.markFinished('completed');
       this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'completed' });
@@ -124,7 +126,7 @@ export class JobQueue {
   }
 
   /** Run a job kind in the given run folder, inline (used for top-level runs and study children). */
-  private async runJob(run: Run, resume: boolean, signal: AbortSignal): Promise<Record<string, unknown>> {
+  private async runJob(run: Run, resume: boolean, signal: AbortSignal, backendChoice: BackendChoice): Promise<Record<string, unknown>> {
     const kind = jobKind(run.record.method);
     const config = kind.schema.parse(run.record.config);
     const resumeFrom = resume ? run.latestCheckpoint() : null;
@@ -132,7 +134,7 @@ export class JobQueue {
       run.update({ resumes: [...run.record.resumes, resumeFrom?.step ?? 0] });
       run.appendMetric({ event: 'resume', step: resumeFrom?.step ?? 0 });
     }
-    const backend = await initBackend(this.backendChoice);
+    const backend = await initBackend(backendChoice);
     const started = Date.now();
     let startStep = -1;
     const ctx: JobContext = {
@@ -162,7 +164,7 @@ export class JobQueue {
         child.markRunning(backend.name, backend.detail);
         this.emit({ kind: 'event', event: 'run-state', runId: child.id, status: 'running' });
         try {
-          const summary = await this.runJob(child, false, signal);
+          const summary = await this.runJob(child, false, signal, backendChoice);
           child.writeSummary(summary);
           child.markFinished('completed');
           this.emit({ kind: 'event', event: 'run-state', runId: child.id, status: 'completed' });

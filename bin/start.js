@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureRenderer } from './build-renderer.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -26,7 +27,11 @@ function run(cmd, argv) {
 }
 
 const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
-if (!fs.existsSync(path.join(root, 'dist-renderer', 'index.html'))) run(npx, ['vite', 'build', '--logLevel', 'warn']);
+const renderer = ensureRenderer({ root });
+if (renderer.error) {
+  process.stderr.write(`normlab: ${renderer.error}\n`);
+  process.exit(1);
+}
 
 const bin = electronBinary();
 if (bin) {

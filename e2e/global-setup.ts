@@ -1,29 +1,14 @@
 /**
- * Before the e2e suite: build the renderer if its sources are newer than the build, make a temp
+ * Before the e2e suite: build the renderer if it is missing or older than its sources, make a temp
  * project, run every fixture config (`e2e/fixtures/*.yaml`, each small) through the CLI into it,
  * and start `normlab serve` on a free port. A fixture whose job kind is not registered is
  * recorded with that reason; its method test skips saying so.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ensureRenderer } from '../bin/build-renderer.mjs';
 import { ROOT, STATE_FILE, TMP, startServe, type E2EState, type FixtureRun } from './helpers';
-
-function newestMtime(dir: string): number {
-  let t = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-function buildRenderer(): void {
-  const built = path.join(ROOT, 'dist-renderer', 'index.html');
-  const stale = !fs.existsSync(built) || newestMtime(path.join(ROOT, 'renderer')) > fs.statSync(built).mtimeMs;
-  if (!stale) return;
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--logLevel', 'warn'], { cwd: ROOT, stdio: 'inherit' });
-}
 
 function runFixture(file: string, project: string): FixtureRun {
   const text = fs.readFileSync(file, 'utf8');
@@ -63,7 +48,8 @@ function runFixture(file: string, project: string): FixtureRun {
 }
 
 export default async function globalSetup(): Promise<void> {
-  buildRenderer();
+  const built = ensureRenderer();
+  if (built.error) throw new Error(built.error);
   fs.mkdirSync(TMP, { recursive: true });
   const project = fs.mkdtempSync(path.join(TMP, 'e2e-project-'));
   const dir = path.join(ROOT, 'e2e', 'fixtures');

@@ -88,5 +88,47 @@ describe('engine service (protocol boundary)', () => {
     expect(lm?.defaults.train.steps).toBe(200);
     const dla = (kinds as { result: { name: string; defaults: unknown; required: string[] }[] }).result.find((k) => k.name === 'dla');
     expect(dla).toMatchObject({ defaults: { method: 'dla' }, required: ['model'] });
+    // Recipe presets travel with their kind, each with its description, source and values.
+    const lmPresets = (kinds as { result: { name: string; presets: { name: string; source: string; config: { model: { layers: number } } }[] }[] }).result.find(
+      (k) => k.name === 'lm-pretrain',
+    )!.presets;
+    expect(lmPresets.map((p) => p.name)).toEqual(['lns-paper-130m', 'lns-paper-250m', 'lns-paper-350m', 'lns-paper-1b']);
+    expect(lmPresets[3]).toMatchObject({ source: expect.stringMatching(/run_1b\.sh/), config: { model: { layers: 24 } } });
+  });
+
+  it('lists an artifact folder, checks input paths, puts heads/d_model errors on heads, and gives run summaries their config and numbers', async () => {
+    const s = service();
+    const run = s.queue.project.createRun('lm-pretrain', { method: 'lm-pretrain', train: { steps: 5, lr: 0.01 }, tags: ['a', 'b'] }, { seed: 0 });
+    fs.mkdirSync(path.join(run.artifactsDir, 'model'), { recursive: true });
+    fs.writeFileSync(path.join(run.artifactsDir, 'model', 'config.json'), '{}');
+    run.writeSummary({ final_val_loss: 3.5, note: 'x' });
+    const folder = await s.handle({ kind: 'request', id: 1, type: 'run.folder', params: { runId: run.id, name: 'model' } });
+    expect(folder).toMatchObject({ ok: true, result: { name: 'model', entries: [{ name: 'config.json', folder: false, bytes: 2 }] } });
+    const notFolder = await s.handle({ kind: 'request', id: 2, type: 'run.folder', params: { runId: run.id, name: 'nope' } });
+    expect(notFolder).toMatchObject({ ok: false, error: { code: 'not-found' } });
+    const detail = await s.handle({ kind: 'request', id: 3, type: 'run.get', params: { runId: run.id } });
+    expect((detail as { result: { folders: string[] } }).result.folders).toEqual(['model']);
+    const checked = await s.handle({
+      kind: 'request',
+      id: 4,
+      type: 'paths.check',
+      params: { paths: [run.artifactsDir, path.join(run.artifactsDir, 'missing.txt')] },
+    });
+    expect((checked as { result: { ok: boolean; kind?: string }[] }).result.map((r) => [r.ok, r.kind])).toEqual([
+      [true, 'folder'],
+      [false, undefined],
+    ]);
+    const list = (await s.handle({ kind: 'request', id: 5, type: 'runs.list' })) as {
+      result: { config: Record<string, unknown>; metrics: Record<string, number> }[];
+    };
+    expect(list.result[0].config).toMatchObject({ 'train.steps': 5, 'train.lr': 0.01, tags: 'a, b' });
+    expect(list.result[0].metrics).toEqual({ final_val_loss: 3.5 });
+    const heads = await s.handle({
+      kind: 'request',
+      id: 6,
+      type: 'config.validate',
+      params: { config: { method: 'lm-pretrain', model: { d_model: 30, heads: 4 } } },
+    });
+    expect((heads as { result: { error: { message: string } } }).result.error.message).toMatch(/model\.heads: heads 4 must divide d_model 30/);
   });
 });

@@ -11,9 +11,12 @@ import { currentBackend } from './backend/backend.js';
 import { asNormLabError, fail } from './core/errors.js';
 import { NORMLAB_VERSION } from './core/versions.js';
 import './jobs/all.js';
+import { cancelEverywhere, childStates } from './jobs/children.js';
 import { readConfigFile, resolveConfig } from './jobs/config.js';
+import { presetsFor } from './jobs/presets.js';
 import { JobQueue } from './jobs/queue.js';
-import { jobKinds } from './jobs/registry.js';
+import { checkInputPath } from './jobs/paths.js';
+import { jobKind, jobKinds } from './jobs/registry.js';
 import { parseRequest, PROTOCOL_VERSION, type EngineEvent, type RequestParams, type RequestType, type Response, type RunSummary } from './protocol/protocol.js';
 import { Project, type Run } from './store/runs.js';
 
@@ -35,7 +38,28 @@ export function runSummary(run: Run): RunSummary {
     parent: run.record.parent,
     keyResult: kr && typeof kr.value === 'number' ? kr : null,
     error: run.record.error,
+    config: flatScalars(run.record.config),
+    metrics: Object.fromEntries(Object.entries(summary ?? {}).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]))),
   };
+}
+
+/** Nested config → dotted keys with scalar values (lists of scalars joined by commas). */
+function flatScalars(obj: unknown, prefix = '', out: Record<string, string | number | boolean | null> = {}): Record<string, string | number | boolean | null> {
+  if (obj && typeof obj === 'object' && !Array.isArray(obj)) {
+    for (const [k, v] of Object.entries(obj)) flatScalars(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (Array.isArray(obj)) {
+    if (obj.every((v) => v === null || typeof v !== 'object')) out[prefix] = obj.join(', ');
+  } else if (obj === null || typeof obj !== 'object') out[prefix] = obj as string | number | boolean | null;
+  return out;
+}
+
+/** Does this job kind run child runs (a study or sweep)? */
+function isParentKind(method: string): boolean {
+  try {
+    return jobKind(method).parent === true;
+  } catch {
+    return false;
+  }
 }
 
 type Handlers = { [T in RequestType]: (p: RequestParams<T>) => Promise<unknown> | unknown };
@@ -53,8 +77,13 @@ export class EngineService {
       },
       'runs.list': () => this.queue.project.listRuns().map(runSummary),
       'run.get': ({ runId }) => {
-        const run = this.queue.project.run(runId);
-        return { summary: runSummary(run), record: run.record, result: run.readSummary(), artifacts: run.artifacts() };
+        const project = this.queue.project;
+        const run = project.run(runId);
+        const artifacts = run.artifacts();
+        const folders = artifacts.filter((a) => fs.statSync(path.join(run.artifactsDir, a)).isDirectory());
+        // A study's or sweep's children, wherever they run (this engine, other processes, Slurm).
+        const children = isParentKind(run.record.method) ? childStates(project, run) : [];
+        return { summary: runSummary(run), record: run.record, result: run.readSummary(), artifacts, folders, children };
       },
       'run.metrics': ({ runId, since }) =>
         this.queue.project
@@ -63,7 +92,10 @@ export class EngineService {
           .slice(since ?? 0),
       'run.start': ({ config, backend }) => ({ runId: this.queue.enqueue(config, undefined, backend).id }),
       'run.cancel': ({ runId }) => {
-        this.queue.cancel(runId);
+        // A run of another process or on Slurm (a parent whose children were submitted) is cancelled where it runs.
+        if (this.queue.owns(runId)) this.queue.cancel(runId);
+        else if (isParentKind(this.queue.project.run(runId).record.method)) cancelEverywhere(this.queue.project, this.queue.project.run(runId));
+        else this.queue.cancel(runId);
         return { runId };
       },
       'run.resume': ({ runId }) => ({ runId: this.queue.resume(runId).id }),
@@ -78,6 +110,17 @@ export class EngineService {
         run.update({ tags });
         return runSummary(run);
       },
+      'run.folder': ({ runId, name }) => {
+        const dir = path.join(this.queue.project.run(runId).artifactsDir, name);
+        if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) fail('not-found', `run ${runId} has no artifact folder ${name}`);
+        const entries = fs
+          .readdirSync(dir, { withFileTypes: true })
+          .filter((e) => !e.name.startsWith('.'))
+          .map((e) => ({ name: e.name, folder: e.isDirectory(), bytes: e.isDirectory() ? null : fs.statSync(path.join(dir, e.name)).size }))
+          .sort((a, b) => a.name.localeCompare(b.name));
+        return { name, entries };
+      },
+      'paths.check': ({ paths }) => paths.map((p) => checkInputPath(p)),
       'jobs.kinds': () =>
         jobKinds().map((k) => {
           // Kinds with required inputs (a model folder, a run) have no complete default config:
@@ -91,6 +134,8 @@ export class EngineService {
             jsonSchema: z.toJSONSchema(k.schema, { io: 'input', unrepresentable: 'any' }),
             defaults: bare.success ? bare.data : { method: k.name },
             required: bare.success ? [] : [...new Set(bare.error.issues.map((i) => i.path.join('.')))],
+            // Recipe presets: the form fills a chosen preset's values in and sends `preset: <name>`.
+            presets: presetsFor(k.name),
           };
         }),
       'config.validate': ({ config }) => {

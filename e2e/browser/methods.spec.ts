@@ -1,10 +1,11 @@
 /**
- * One test per method: open the finished fixture run (made by the global setup from
- * e2e/fixtures/*.yaml) and check that its results render — plots loaded, tables filled — and
- * save a screenshot of the results view. Browser-mode tests never skip: a missing or failed
- * fixture fails the test with the fixture's error.
+ * Each method's results page (the finished fixture runs of e2e/fixtures/*.yaml): the comparison
+ * table first, every figure drawn in the page from the run's data with a hover readout, no chart
+ * over an index axis, figures dark in the dark theme, study pages overlaying their runs' curves.
+ * Saves screenshots of each page at 1280×800 and 1920×1080 in both themes to e2e/screenshots/.
+ * Browser-mode tests never skip: a missing or failed fixture fails the test with its error.
  */
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test, type Locator, type Page } from '@playwright/test';
 import { at, fixture, shot, state } from '../helpers';
 
 function needFixture(method: string): string {
@@ -14,79 +15,216 @@ function needFixture(method: string): string {
   return f!.runId!;
 }
 
-async function openRun(page: Page, runId: string): Promise<void> {
+async function openRun(page: Page, runId: string): Promise<Locator> {
   await page.goto(at(state().url, `/run/${runId}`));
   await expect(page.getByTestId('run-status')).toHaveText('completed');
-  await expect(page.getByTestId('results')).toBeVisible();
+  const results = page.getByTestId('results');
+  await expect(results).toBeVisible();
   await expect(page.getByTestId('key-result')).toBeVisible();
+  return results;
 }
 
-/** Every artifact image on the page has loaded (decoded, non-empty). */
-async function imagesLoaded(page: Page, atLeast: number): Promise<void> {
-  const imgs = page.locator('img[data-artifact]');
-  await expect.poll(() => imgs.count()).toBeGreaterThanOrEqual(atLeast);
-  await expect.poll(() => imgs.evaluateAll((els) => els.every((e) => (e as HTMLImageElement).complete && (e as HTMLImageElement).naturalWidth > 0))).toBe(true);
+/** Hover the data area of a figure and return its readout. */
+async function hoverReadout(fig: Locator): Promise<string> {
+  const kind = await fig.getAttribute('data-kind');
+  if (kind === 'lines') {
+    const over = fig.locator('.u-over');
+    const box = (await over.boundingBox())!;
+    // Sweep across the plot until the cursor lands on a data point (scatters are sparse).
+    for (const fx of [0.5, 0.3, 0.7, 0.1, 0.9, 0.02, 0.98]) {
+      await over.hover({ position: { x: box.width * fx, y: box.height / 2 } });
+      const t = (await fig.getByTestId('readout').textContent())?.trim() ?? '';
+      if (t) return t;
+    }
+    return '';
+  }
+  if (kind === 'heatmap') {
+    const c = fig.locator('canvas');
+    const box = (await c.boundingBox())!;
+    await c.hover({ position: { x: 50, y: box.height - 42 } }); // ℓ = 0, n = 1: always a value
+  } else if (kind === 'bars') {
+    const bars = fig.locator('rect.bar');
+    const tallest = await bars.evaluateAll((els) =>
+      els.reduce((best, e, i, all) => (e.getBoundingClientRect().height > all[best].getBoundingClientRect().height ? i : best), 0),
+    );
+    await bars.nth(tallest).hover();
+  } else await fig.locator('svg').hover({ position: { x: 60, y: 100 } });
+  return (await fig.getByTestId('readout').textContent())?.trim() ?? '';
 }
 
-test('LNS: variance curve, angular-distance heatmap and pruning drop render with the perplexity table', async ({ page }) => {
-  const runId = needFixture('lns-study');
-  await openRun(page, runId);
-  const results = page.getByTestId('results');
+/** Every figure on the page answers a hover with a readout naming a value. */
+async function everyFigureHovers(page: Page): Promise<number> {
+  const figs = page.getByTestId('results').getByTestId('figure');
+  const n = await figs.count();
+  for (let i = 0; i < n; i++) {
+    const f = figs.nth(i);
+    if (await f.getByTestId('chart-empty').count()) continue;
+    await f.scrollIntoViewIfNeeded();
+    const text = await hoverReadout(f);
+    expect(text, `hover readout of "${await f.getAttribute('data-title')}"`).toMatch(/\d/);
+  }
+  return n;
+}
+
+/** No chart anywhere on the page plots over an index axis. */
+async function noIndexAxis(page: Page): Promise<void> {
+  const labels = await page.locator('[data-testid=chart]').evaluateAll((els) => els.map((e) => e.getAttribute('data-x-label')));
+  expect(labels.filter((l) => l === 'index')).toEqual([]);
+}
+
+/** Relative luminance of a CSS rgb() colour. */
+function luminance(rgb: string): number {
+  const [r, g, b] = rgb.match(/[\d.]+/g)!.map(Number);
+  return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+}
+
+/** In the dark theme the figures' backgrounds are dark and their text light. */
+async function figuresAreDark(page: Page): Promise<void> {
+  await page.getByRole('button', { name: 'Toggle light/dark theme' }).click();
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark');
+  const figs = page.getByTestId('results').getByTestId('figure');
+  const colours = await figs.evaluateAll((els) =>
+    els.map((e) => ({ bg: getComputedStyle(e).backgroundColor, text: getComputedStyle(e.querySelector('figcaption') ?? e).color })),
+  );
+  expect(colours.length).toBeGreaterThan(0);
+  for (const c of colours) {
+    expect(luminance(c.bg)).toBeLessThan(0.2);
+    expect(luminance(c.text)).toBeGreaterThan(0.6);
+  }
+  await page.getByRole('button', { name: 'Toggle light/dark theme' }).click();
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'light');
+}
+
+/** The results page at 1280×800 and 1920×1080, light and dark, as e2e/screenshots/<name>-<w>-<theme>.png. */
+async function screenshots(page: Page, name: string): Promise<void> {
+  for (const [width, height] of [
+    [1280, 800],
+    [1920, 1080],
+  ]) {
+    await page.setViewportSize({ width, height });
+    for (const theme of ['light', 'dark']) {
+      if ((await page.locator('html').getAttribute('data-theme')) !== theme) await page.getByRole('button', { name: 'Toggle light/dark theme' }).click();
+      await page.getByTestId('results').scrollIntoViewIfNeeded();
+      await page.waitForTimeout(300); // charts resize to the new width
+      await shot(page, `results-${name}-${width}-${theme}`, false);
+    }
+  }
+  await page.getByRole('button', { name: 'Toggle light/dark theme' }).click();
+  await page.setViewportSize({ width: 1440, height: 900 });
+}
+
+test('LNS study: variants table first, train and val loss overlaid per variant, diagnostics drawn with hover readouts', async ({ page }) => {
+  const results = await openRun(page, needFixture('lns-study'));
   await expect(results).toHaveAttribute('data-family', 'lns');
-  for (const title of ['Residual-stream variance by layer', 'Angular distance between layers l and l+n', 'Performance drop when one layer is removed'])
-    await expect(results.getByRole('heading', { name: title }).first()).toBeVisible();
-  await imagesLoaded(page, 3);
-  await expect(results.locator('table.data').first()).toBeVisible();
-  await expect(results).toContainText(/ppl/i);
-  await shot(page, 'results-lns');
+  const table = page.getByTestId('comparison-table');
+  await expect(table).toContainText('pre');
+  await expect(table).toContainText('lns');
+  // The table comes before the figures, and its last column is fully inside the page.
+  const tableBox = (await table.boundingBox())!;
+  expect(tableBox.y).toBeLessThan((await page.getByTestId('figures').boundingBox())!.y);
+  const lastHeader = (await table.locator('th').last().boundingBox())!;
+  expect(lastHeader.x + lastHeader.width).toBeLessThanOrEqual(tableBox.x + tableBox.width + 1);
+  for (const title of ['Training loss per variant', 'Validation loss per variant']) {
+    const chart = results.locator(`[data-testid=chart][data-title="${title}"]`);
+    await expect(chart).toBeVisible();
+    expect(Number(await chart.getAttribute('data-points'))).toBeGreaterThan(4);
+    await expect(results.locator(`[data-testid=figure][data-title="${title}"] .u-legend`)).toContainText('lns');
+  }
+  for (const title of [
+    'Residual-stream variance by layer',
+    'Angular distance, pre',
+    'Angular distance, lns',
+    'Performance drop when one layer is removed',
+    'Gradient norm per block',
+  ])
+    await expect(results.locator(`[data-testid=figure][data-title="${title}"]`)).toBeVisible();
+  expect(await everyFigureHovers(page)).toBeGreaterThanOrEqual(7);
+  // The heatmap's readout names the cell.
+  const heat = results.locator('[data-testid=figure][data-kind=heatmap]').first();
+  expect(await hoverReadout(heat)).toMatch(/ℓ = 0, n = 1: angular distance 0\.\d+/);
+  await noIndexAxis(page);
+  await figuresAreDark(page);
+  await screenshots(page, 'lns-study');
 });
 
-test('LN removal: fine-tuning curves with removal steps marked and the CE table render', async ({ page }) => {
-  const runId = needFixture('ln-removal');
-  await openRun(page, runId);
-  const results = page.getByTestId('results');
+test('LM pretraining: the depth diagnostics of one run drawn from diagnostics.json, the live curves below', async ({ page }) => {
+  const results = await openRun(page, needFixture('lm-pretrain'));
+  await expect(results.locator('[data-testid=figure][data-title="Residual-stream variance by layer"]')).toBeVisible();
+  await expect(results.locator('[data-testid=figure][data-title="Residual-stream variance by layer"]')).not.toContainText('LNS');
+  expect(await everyFigureHovers(page)).toBeGreaterThanOrEqual(4);
+  await expect(page.getByTestId('run-step')).toHaveText('30');
+  await noIndexAxis(page);
+  await screenshots(page, 'lm-pretrain');
+});
+
+test('LN removal: CE table, fine-tuning curves with removal markers on the LN-removal run only, σ bars and DLA scatters', async ({ page }) => {
+  const results = await openRun(page, needFixture('ln-removal'));
   await expect(results).toHaveAttribute('data-family', 'ln-removal');
-  await expect(results.getByRole('heading', { name: /Fine-tuning curves/ })).toBeVisible();
-  await imagesLoaded(page, 1);
-  const ce = results.locator('.table-block', { has: page.getByRole('heading', { name: /ce table/i }) }).first();
-  await expect(ce).toContainText('LN-free');
+  const ce = page.getByTestId('comparison-table');
+  await expect(ce).toContainText('LN-free'); // not mangled to "ln free"
   await expect(ce).toContainText('vanilla');
-  // Removal steps appear as dashed markers on the live curves.
-  await expect(page.getByText(/dashed lines: \d+ events/).first()).toBeVisible();
-  await shot(page, 'results-ln-removal');
+  await expect(results.locator('[data-testid=figure][data-title="Fine-tuning CE (train)"]')).toContainText(/dashed lines: \d+ events/);
+  await expect(results.locator('[data-testid=figure][data-title="DLA vs direct effect, LN-free"]')).toBeVisible();
+  expect(await everyFigureHovers(page)).toBeGreaterThanOrEqual(4);
+  // Live curves: the vanilla control's own charts carry no removal markers.
+  const vanilla = page.locator('[data-testid=figure][data-title="vanilla_grad_norm"]');
+  await expect(vanilla).toBeVisible();
+  await expect(vanilla).not.toContainText('dashed lines');
+  await expect(page.locator('[data-testid=figure][data-title="ln_free_grad_norm"]')).toContainText('dashed lines');
+  // An all-zero series says so instead of drawing a flat line.
+  await expect(page.locator('[data-testid=figure][data-title="vanilla_aux"]').getByTestId('chart-empty')).toContainText('is 0');
+  await noIndexAxis(page);
+  await figuresAreDark(page);
+  await screenshots(page, 'ln-removal');
 });
 
-test('LCT: the FID table of the study and the sample grids of its runs render', async ({ page }) => {
-  const runId = needFixture('lct-study');
-  await openRun(page, runId);
-  const results = page.getByTestId('results');
+test("LCT study: the configurations table first, FID bars per configuration, the runs' losses overlaid; no FID line through configurations", async ({
+  page,
+}) => {
+  const results = await openRun(page, needFixture('lct-study'));
   await expect(results).toHaveAttribute('data-family', 'lct');
-  await expect(results).toContainText(/fid 1step/i);
-  await expect(results).toContainText('full recipe');
-  await imagesLoaded(page, 1);
-  await shot(page, 'results-lct-study');
-  // The full-recipe child run holds the 1- and 2-step sample grids.
-  await page
-    .locator('section.panel', { hasText: 'Child runs' })
-    .getByRole('link')
-    .filter({ hasText: /full|lct/ })
-    .last()
-    .click();
+  const table = page.getByTestId('comparison-table');
+  await expect(table).toContainText('FID 1 step');
+  await expect(table).toContainText('full recipe');
+  const tableBox = (await table.boundingBox())!;
+  const lastHeader = (await table.locator('th').last().boundingBox())!;
+  expect(lastHeader.x + lastHeader.width).toBeLessThanOrEqual(tableBox.x + tableBox.width + 1);
+  await expect(results.locator('[data-testid=figure][data-kind=bars]').first()).toContainText('full recipe');
+  await expect(results.locator('[data-testid=chart][data-title="Training loss per configuration"]')).toBeVisible();
+  expect(await everyFigureHovers(page)).toBeGreaterThanOrEqual(2);
+  // The study's own metric lines are per-configuration results: a table, never a curve.
+  await expect(page.locator('[data-testid=chart][data-title^="fid"]')).toHaveCount(0);
+  await expect(page.getByText('Results as logged')).toBeVisible();
+  await expect(page.getByTestId('run-step')).toContainText('4 / 4');
+  await noIndexAxis(page);
+  await screenshots(page, 'lct-study');
+  // The full-recipe run: FID and class histogram as bars, its sample grids; nothing plots class names or the latent shape.
+  await page.getByTestId('comparison-table').getByRole('link').last().click();
   await expect(page.getByTestId('run-view')).toBeVisible();
-  await expect(page.getByRole('heading', { name: /Samples/ }).first()).toBeVisible();
-  await imagesLoaded(page, 2);
-  await shot(page, 'results-lct-samples');
+  await expect(page.getByTestId('results').locator('[data-testid=figure][data-title="Class histogram of the samples"]')).toBeVisible();
+  await expect(page.locator('img[data-artifact="samples-1step.png"]')).toBeVisible();
+  await expect(page.locator('[data-testid=chart][data-title*="class"], [data-testid=chart][data-title*="latent"]')).toHaveCount(0);
+  expect(await everyFigureHovers(page)).toBeGreaterThanOrEqual(2);
+  await screenshots(page, 'lct');
 });
 
-test('PTQ: the accuracy table by method and bit width and the quantizer histograms render', async ({ page }) => {
-  const runId = needFixture('ptq-study');
-  await openRun(page, runId);
-  const results = page.getByTestId('results');
+test('PTQ study: preset × bit width as a colour-scaled grid, the top-1 drop as bars, the softmax histogram with quantizer levels', async ({ page }) => {
+  const results = await openRun(page, needFixture('ptq-study'));
   await expect(results).toHaveAttribute('data-family', 'ptq');
-  await expect(results.getByRole('heading', { name: /Top-1 accuracy/ })).toBeVisible();
-  await expect(results.getByRole('heading', { name: /Quantizer histograms/ }).first()).toBeVisible();
-  await imagesLoaded(page, 2);
-  await expect(results).toContainText('W4A4');
-  await expect(results).toContainText('dopq');
-  await shot(page, 'results-ptq');
+  const grid = results.getByTestId('grid');
+  await expect(grid).toContainText('W4A4');
+  await expect(grid).toContainText('dopq');
+  const tinted = await grid.locator('td').evaluateAll((els) => new Set(els.map((e) => getComputedStyle(e).backgroundColor)).size);
+  expect(tinted).toBeGreaterThan(1);
+  // No raw markdown table anywhere in the summary.
+  await expect(results).not.toContainText('|---|');
+  const hist = results.locator('[data-testid=figure][data-kind=histogram]');
+  await expect(hist).toContainText('TanQ (DopQ-ViT)');
+  expect(await hoverReadout(hist)).toMatch(/values · nearest level: uniform → /);
+  expect(await everyFigureHovers(page)).toBeGreaterThanOrEqual(3);
+  // Its per-preset metric lines are results, not a curve over "step".
+  await expect(page.locator('[data-testid=chart][data-title="top1"], [data-testid=chart][data-title="bits"]')).toHaveCount(0);
+  await noIndexAxis(page);
+  await figuresAreDark(page);
+  await screenshots(page, 'ptq-study');
 });

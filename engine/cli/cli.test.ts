@@ -41,6 +41,17 @@ describe('normlab CLI', () => {
     }
   });
 
+  it("run --help-config lists each kind's fields with defaults and the presets with their source", () => {
+    const r = normlab('run', '--help-config', 'lm-pretrain');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/train\.beta2: number = 0\.95/);
+    expect(r.stdout).toMatch(/lns-paper-130m: LNS LLaMA-130M \(12 layers, d 768, FFN 2048, 12 heads\)/);
+    expect(r.stdout).toMatch(/source: .*run_130m\.sh/);
+    const all = JSON.parse(normlab('run', '--help-config', '--json').stdout) as { kinds: { name: string; presets: unknown[] }[] };
+    expect(all.kinds.map((k) => k.name)).toContain('lct');
+    expect(all.kinds.find((k) => k.name === 'lns-study')!.presets.length).toBe(4);
+  });
+
   it('--backend tensorflow fails here with one line naming why', () => {
     const tokens = tmp('t.bin', '');
     const r = normlab('eval-lm', '--model', path.dirname(tokens), '--tokens', tokens, '--backend', 'tensorflow');

@@ -60,7 +60,8 @@ export async function runDemo(
   const dir = opts.full ? EXAMPLES_DIR : DEMO_DIR;
   const files = fs
     .readdirSync(dir)
-    .filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('lm-pretrain'))
+    // (Cluster examples, `*-slurm.yaml`, submit to Slurm: they are not part of a local demo.)
+    .filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('lm-pretrain') && !f.endsWith('-slurm.yaml'))
     .sort();
   if (files.length === 0) fail('not-found', `no demo configs in ${dir}`);
   // The example project: the four methods' example configs, ready to launch.

@@ -9,9 +9,10 @@ import { Command, Option } from 'commander';
 import { BACKEND_NAMES, initBackend, listBackends, type BackendChoice } from '../backend/backend.js';
 import { asNormLabError, fail } from '../core/errors.js';
 import { NORMLAB_VERSION } from '../core/versions.js';
+import { cancelEverywhere, childCounts, childStates } from '../jobs/children.js';
 import { readConfigFile } from '../jobs/config.js';
 import { JobQueue } from '../jobs/queue.js';
-import { jobKind } from '../jobs/registry.js';
+import { jobKind, jobKinds } from '../jobs/registry.js';
 import { EngineService, runSummary } from '../service.js';
 import { Project, type Run } from '../store/runs.js';
 import { evalLM } from './eval-lm.js';
@@ -38,19 +39,42 @@ async function runToEnd(queue: JobQueue, start: () => Run): Promise<Run> {
     for (const r of queue.project.listRuns()) if (r.status === 'running' || r.status === 'queued') queue.cancel(r.id);
   };
   process.once('SIGINT', onSigint);
+  process.once('SIGTERM', onSigint);
   try {
     const run = start();
     await queue.wait(run.id);
     return queue.project.run(run.id);
   } finally {
     process.removeListener('SIGINT', onSigint);
+    process.removeListener('SIGTERM', onSigint);
     reporter.stop();
     off();
   }
 }
 
+/** Poll the store until a run handed to Slurm has ended (its collect job finished it). */
+async function waitUntilEnded(project: Project, run: Run): Promise<Run> {
+  let r = run;
+  while ((r.status === 'queued' || r.status === 'running') && r.record.slurm?.length) {
+    await new Promise((res) => setTimeout(res, 2000));
+    r = project.run(run.id);
+  }
+  return r;
+}
+
 function finished(run: Run, json?: boolean): void {
   const summary = run.readSummary();
+  const submission = run.record.slurm?.at(-1);
+  if (run.status === 'queued' && submission) {
+    const body = { runId: run.id, status: run.status, dir: run.dir, slurm: submission };
+    out(
+      json,
+      body,
+      () =>
+        `run ${run.id} submitted to Slurm: array job ${submission.array_job} (${submission.children.length} children), collect job ${submission.collect_job}\nfollow it with: normlab show ${run.id}`,
+    );
+    return;
+  }
   const body = { runId: run.id, status: run.status, dir: run.dir, backend: run.record.backend, summary, error: run.record.error };
   if (run.status !== 'completed') {
     if (json) process.stdout.write(JSON.stringify(body) + '\n');
@@ -58,6 +82,8 @@ function finished(run: Run, json?: boolean): void {
   }
   out(json, body, () => `run ${run.id} completed (${run.dir})\n${JSON.stringify(summary, null, 2)}`);
 }
+
+const keyResult = (kr: { label: string; value: number } | null) => (kr ? `${kr.label} ${kr.value.toFixed(4)}` : '');
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
@@ -78,15 +104,90 @@ export function buildProgram(): Command {
   const globals = (): Globals => program.opts<Globals>();
   const queue = () => new JobQueue(Project.open(globals().project), globals().backend);
 
+  /** Run to the end here; with --wait, also wait for what was handed to Slurm. */
+  const runAndReport = async (start: (q: JobQueue) => Run, wait?: boolean) => {
+    const q = queue();
+    let run = await runToEnd(q, () => start(q));
+    if (wait) run = await waitUntilEnded(q.project, run);
+    finished(run, globals().json);
+  };
+
   program
     .command('run')
-    .argument('<config>', 'job config file (.yaml or .json)')
-    .description('run a job (lm-pretrain, lns-study, ln-removal, lct-study, ptq-study, ...) to completion')
-    .action(async (file: string) => {
+    .argument('[config]', 'job config file (.yaml or .json)')
+    .option('--help-config [method]', "print each job kind's (or one kind's) config fields, defaults and presets")
+    .option('--wait', 'when children were submitted to Slurm, wait until the collect job has finished the run')
+    .description('run a job (lm-pretrain, lns-study, ln-removal, lct-study, ptq-study, sweep, ...) to completion')
+    .action(async (file: string | undefined, opts: { helpConfig?: string | true; wait?: boolean }) => {
+      if (opts.helpConfig !== undefined) {
+        const method = typeof opts.helpConfig === 'string' ? opts.helpConfig : undefined;
+        const { helpConfig, configFields } = await import('./help-config.js');
+        const { presetsFor } = await import('../jobs/presets.js');
+        const kinds = method ? [jobKind(method)] : jobKinds();
+        const body = { kinds: kinds.map((k) => ({ name: k.name, fields: configFields(k), presets: presetsFor(k.name) })) };
+        out(globals().json, body, () => helpConfig(method));
+        return;
+      }
+      if (!file) fail('config', 'run needs a config file (or --help-config to list the config fields and presets)');
       const raw = readConfigFile(file);
+      await runAndReport((q) => q.enqueue(raw), opts.wait);
+    });
+
+  program
+    .command('sweep')
+    .argument('<config>', 'sweep config: a base job, a grid and seeds (method: sweep may be left out)')
+    .option('--wait', 'when children were submitted to Slurm, wait until the collect job has finished the sweep')
+    .description('run a base job over a grid of config values × seeds through an executor; table by grid point')
+    .action(async (file: string, opts: { wait?: boolean }) => {
+      const raw = readConfigFile(file);
+      if (raw.method !== undefined && raw.method !== 'sweep')
+        fail('config', `config method: a sweep config has method "sweep" (or none), got "${String(raw.method)}"; use normlab run`);
+      await runAndReport((q) => q.enqueue({ ...raw, method: 'sweep' }), opts.wait);
+    });
+
+  program
+    .command('run-child')
+    .argument('<run>', 'child run id')
+    .description('execute one child run folder of a study or sweep in this process (what executors start); fresh or from its latest checkpoint')
+    .action(async (id: string) => {
       const q = queue();
-      const run = await runToEnd(q, () => q.enqueue(raw));
-      finished(run, globals().json);
+      // SIGTERM (Slurm before a preemption, a time limit or scancel): stop and stay resumable.
+      const onTerm = () => q.interruptAll();
+      process.on('SIGTERM', onTerm);
+      try {
+        const run = q.runExisting(id);
+        if (!run) return out(globals().json, { runId: id, status: 'completed' }, () => `run ${id} already completed`);
+        await q.wait(run.id);
+        finished(q.project.run(run.id), globals().json);
+      } finally {
+        process.removeListener('SIGTERM', onTerm);
+      }
+    });
+
+  program
+    .command('collect')
+    .argument('<run>', 'parent run id')
+    .description("finish a parent whose children ended (Slurm's collect job): write its comparison, missing children marked")
+    .action(async (id: string) => {
+      const q = queue();
+      const run = q.collect(id);
+      if (!run)
+        return out(globals().json, { runId: id, status: q.project.run(id).status }, () => `run ${id} is ${q.project.run(id).status}; nothing to collect`);
+      await q.wait(run.id);
+      finished(q.project.run(run.id), globals().json);
+    });
+
+  program
+    .command('cancel')
+    .argument('<run>', 'run id (a parent cancels its children: Slurm jobs and local processes)')
+    .description('cancel a run that runs in another process or on Slurm')
+    .action((id: string) => {
+      const project = Project.open(globals().project);
+      const run = project.run(id);
+      if (!['queued', 'running'].includes(run.status) && !project.children(run.id).some((c) => ['queued', 'running'].includes(c.status)))
+        fail('state', `run ${run.id} is ${run.status}; nothing to cancel`);
+      const actions = cancelEverywhere(project, run);
+      out(globals().json, { runId: run.id, actions }, () => actions.join('\n') || 'nothing to cancel');
     });
 
   program
@@ -109,26 +210,36 @@ export function buildProgram(): Command {
   program
     .command('resume')
     .argument('<run>', 'run id (or unique prefix/suffix)')
-    .description('continue an interrupted or cancelled run from its latest checkpoint')
-    .action(async (id: string) => {
-      const q = queue();
-      const run = await runToEnd(q, () => q.resume(id));
-      finished(run, globals().json);
+    .option('--wait', 'when children were resubmitted to Slurm, wait until the collect job has finished the run')
+    .description('continue an interrupted or cancelled run from its latest checkpoint (a study or sweep: only its unfinished children)')
+    .action(async (id: string, opts: { wait?: boolean }) => {
+      await runAndReport((q) => q.resume(id), opts.wait);
     });
 
   program
     .command('list')
     .description('list the runs of the project')
     .action(() => {
-      const runs = Project.open(globals().project).listRuns().map(runSummary);
-      out(globals().json, { runs }, () =>
-        runs.length === 0
-          ? 'no runs yet'
-          : table([
-              ['id', 'method', 'status', 'backend', 'result'],
-              ...runs.map((r) => [r.id, r.method, r.status, r.backend ?? '', r.keyResult ? `${r.keyResult.label} ${r.keyResult.value.toFixed(4)}` : '']),
-            ]),
-      );
+      const project = Project.open(globals().project);
+      const all = project.listRuns();
+      const runs = all.map((r) => {
+        const isParent = jobKindOrNull(r.record.method)?.parent;
+        return { ...runSummary(r), ...(isParent ? { children: childStates(project, r) } : {}) };
+      });
+      // Human output: each parent followed by its children, indented, with Slurm's state where it knows them.
+      const ids = new Set(runs.map((r) => r.id));
+      const rows = runs
+        .filter((r) => !r.parent || !ids.has(r.parent))
+        .flatMap((r) => [
+          [r.id, r.method, r.status + (r.children?.length ? ` (children: ${childCounts(r.children)})` : ''), r.backend ?? '', keyResult(r.keyResult)],
+          ...runs
+            .filter((c) => c.parent === r.id)
+            .map((c) => {
+              const slurm = r.children?.find((s) => s.id === c.id)?.slurm;
+              return [`  ${c.id}`, c.method, c.status + (slurm ? ` (slurm ${slurm})` : ''), c.backend ?? '', keyResult(c.keyResult)];
+            }),
+        ]);
+      out(globals().json, { runs }, () => (runs.length === 0 ? 'no runs yet' : table([['id', 'method', 'status', 'backend', 'result'], ...rows])));
     });
 
   program
@@ -136,8 +247,18 @@ export function buildProgram(): Command {
     .argument('<run>', 'run id')
     .description('show a run: its record, summary and artifacts')
     .action((id: string) => {
-      const run = Project.open(globals().project).run(id);
-      const body = { ...runSummary(run), dir: run.dir, config: run.record.config, summary: run.readSummary(), artifacts: run.artifacts() };
+      const project = Project.open(globals().project);
+      const run = project.run(id);
+      const children = jobKindOrNull(run.record.method)?.parent ? childStates(project, run) : undefined;
+      const body = {
+        ...runSummary(run),
+        dir: run.dir,
+        config: run.record.config,
+        summary: run.readSummary(),
+        artifacts: run.artifacts(),
+        slurm: run.record.slurm,
+        children,
+      };
       out(globals().json, body, () => JSON.stringify(body, null, 2));
     });
 
@@ -188,6 +309,10 @@ export function buildProgram(): Command {
     .description('serve the workbench and the engine protocol on 127.0.0.1 (browser mode)')
     .action(async (opts: { port: number; token?: string }) => {
       const { serve } = await import('../server/serve.js');
+      // A fresh clone whose install skipped the renderer build (or whose sources changed) builds it here.
+      const { ensureRenderer } = await import('../../bin/build-renderer.mjs');
+      const built = ensureRenderer();
+      if (built.error) process.stderr.write(`normlab: ${built.error}; the page will say so\n`);
       const q = queue();
       const server = await serve(new EngineService(q), { port: opts.port, token: opts.token });
       out(globals().json, { url: server.url, port: server.port }, () => `NormLab serving on ${server.url}`);
@@ -222,6 +347,15 @@ export function buildProgram(): Command {
     });
 
   return program;
+}
+
+/** A run's job kind, or null for a method this engine does not know (a run from a newer version). */
+function jobKindOrNull(method: string) {
+  try {
+    return jobKind(method);
+  } catch {
+    return null;
+  }
 }
 
 /** `normlab export`: hf = latest checkpoint as a model folder; csv = metrics table; or a kind's own. */

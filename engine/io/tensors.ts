@@ -13,3 +13,9 @@ export async function fromTf(t: tf.Tensor): Promise<Tensor> {
   if (t.dtype === 'int32') return { dtype: 'I32', shape: [...t.shape], data: (await t.data()) as Int32Array };
   return { dtype: 'F32', shape: [...t.shape], data: (await t.data()) as Float32Array };
 }
+
+/** `fromTf` with an asynchronous read (works on every backend, webgpu included). */
+export async function fromTfAsync(t: tf.Tensor): Promise<Tensor> {
+  if (t.dtype === 'int32') return { dtype: 'I32', shape: [...t.shape], data: (await t.data()) as Int32Array };
+  return { dtype: 'F32', shape: [...t.shape], data: (await t.data()) as Float32Array };
+}

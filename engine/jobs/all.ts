@@ -4,3 +4,4 @@ import '../methods/lns/index.js';
 import '../methods/ln-removal/index.js';
 import '../methods/lct/index.js';
 import '../methods/ptq/index.js';
+import './sweep.js';

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { fail } from '../core/errors.js';
+import { applyPreset } from './presets.js';
 import { jobKind } from './registry.js';
 
 /** Parse a config file (.json, .yaml, .yml) into a plain object. */
@@ -35,11 +36,17 @@ export function formatZodError(err: z.ZodError, prefix = 'config'): string {
   return `${prefix} ${parts.join('; ')}${more}`;
 }
 
-/** Validate a config object against its kind's schema; returns the resolved config with defaults. */
-export function resolveConfig(raw: Record<string, unknown>): { method: string; seed: number } & Record<string, unknown> {
+/**
+ * Validate a config object against its kind's schema; returns the resolved config with defaults.
+ * A `preset: <name>` fills in that preset's values under the config's own fields (presets.ts);
+ * the resolved config keeps `preset` beside the filled values.
+ */
+export function resolveConfig(raw: Record<string, unknown>): { method: string; seed: number; preset?: string } & Record<string, unknown> {
   if (typeof raw.method !== 'string') fail('config', 'config method: missing; name the job kind, e.g. "method: lm-pretrain"');
   const kind = jobKind(raw.method);
-  const parsed = kind.schema.safeParse(raw);
+  const { config, preset } = applyPreset(raw);
+  const parsed = kind.schema.safeParse(config);
   if (!parsed.success) fail('config', formatZodError(parsed.error));
-  return parsed.data as { method: string; seed: number } & Record<string, unknown>;
+  const resolved = parsed.data as { method: string; seed: number } & Record<string, unknown>;
+  return preset ? { ...resolved, preset } : resolved;
 }

@@ -4,8 +4,24 @@
  * every listener of the queue (the CLI's progress bar, the protocol's event stream).
  */
 import type { BackendInfo } from '../backend/backend.js';
-import { fail } from '../core/errors.js';
-import type { Project, Run } from '../store/runs.js';
+import { fail, NormLabError } from '../core/errors.js';
+import type { Project, Run, RunStatus } from '../store/runs.js';
+
+/** One child run a parent asks for: `key` names it within the parent (stable across resumes). */
+export interface ChildSpec {
+  key: string;
+  name: string;
+  config: Record<string, unknown>;
+}
+
+/** How a child ended: `summary` is null unless it completed. */
+export interface ChildOutcome {
+  key: string;
+  runId: string;
+  status: RunStatus;
+  summary: Record<string, unknown> | null;
+  error: { code: string; message: string } | null;
+}
 
 export interface Progress {
   step: number;
@@ -27,11 +43,26 @@ export interface JobContext {
   log(message: string): void;
   /** Yield to the event loop (lets messages and cancellation in); throws if cancelled. */
   tick(): Promise<void>;
-  /** Run another job kind as a child run of this one (studies); returns its summary. */
+  /**
+   * Run child runs through the parent's executor (its config's `executor`: in this process,
+   * parallel processes, or a Slurm job array) and return how each ended, in order. A child that
+   * already completed (a resumed or collected parent) is not run again. Under Slurm the first
+   * call submits and the parent continues in the collect job, where children that ended without
+   * completing come back with `summary: null` (the parent marks them missing).
+   */
+  runChildren(children: ChildSpec[]): Promise<ChildOutcome[]>;
+  /** One child that must complete (a stage later work depends on); returns its summary. */
   runChild(config: Record<string, unknown>, name: string): Promise<{ runId: string; summary: Record<string, unknown> }>;
 }
 
 /** Throw the cancellation error if the signal fired. */
 export function throwIfCancelled(signal: AbortSignal): void {
   if (signal.aborted) fail('cancelled', 'the run was cancelled');
+}
+
+/** The summary of a child that had to complete (a stage later work needs), else its error. */
+export function completedSummary(child: ChildOutcome, name: string): Record<string, unknown> {
+  if (child.summary) return child.summary;
+  const why = child.error ? `: ${child.error.message}` : '';
+  throw new NormLabError((child.error?.code as never) ?? 'state', `child run ${child.runId} (${name}) ended ${child.status}${why}`);
 }

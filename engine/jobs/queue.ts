@@ -1,21 +1,37 @@
 /**
  * The job queue: runs jobs one at a time (by default) in this process, with progress events,
  * cancellation and resume. Every state change is written to the run store first and published
- * after, so a listener never sees a state the disk does not have.
+ * after, so a listener never sees a state the disk does not have. A parent job's children run
+ * through its executor (engine/jobs/executor.ts): inline here, in child processes, or on Slurm.
  */
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { initBackend, type BackendChoice } from '../backend/backend.js';
 import { asNormLabError, fail } from '../core/errors.js';
 import type { EngineEvent } from '../protocol/protocol.js';
 import { Project, releaseLiveRun, type Run } from '../store/runs.js';
 import { resolveConfig } from './config.js';
-import { throwIfCancelled, type JobContext } from './context.js';
+import { withoutPreset } from './presets.js';
+import { completedSummary, throwIfCancelled, type ChildOutcome, type ChildSpec, type JobContext } from './context.js';
+import { defaultEngineCommand, DeferredToScheduler, executorOf, runInProcesses } from './executor.js';
 import { jobKind } from './registry.js';
+import { submitToSlurm } from './slurm.js';
+
+/**
+ * How a parent treats its children: `fresh` runs them all; `resume` runs those that did not
+ * complete; `collect` (the Slurm collect job) runs none that already ran, only new ones.
+ */
+export type ChildMode = 'fresh' | 'resume' | 'collect';
+
+/** The abort reason of a process told to stop by SIGTERM (preemption): the run is interrupted, not cancelled. */
+const INTERRUPT = 'interrupt';
 
 type Listener = (e: EngineEvent) => void;
 
 interface Pending {
   run: Run;
   resume: boolean;
+  mode: ChildMode;
   /** The backend this run asked for (else the queue's). */
   backend: BackendChoice;
   controller: AbortController;
@@ -24,6 +40,8 @@ interface Pending {
 }
 
 export class JobQueue {
+  /** The backend of the run executing now (its children run on it too). */
+  private runBackend: BackendChoice;
   private readonly listeners = new Set<Listener>();
   private readonly pending: Pending[] = [];
   private active: Pending | null = null;
@@ -31,7 +49,9 @@ export class JobQueue {
   constructor(
     public project: Project,
     private readonly backendChoice: BackendChoice = 'auto',
-  ) {}
+  ) {
+    this.runBackend = backendChoice;
+  }
 
   on(listener: Listener): () => void {
     this.listeners.add(listener);
@@ -51,20 +71,71 @@ export class JobQueue {
       tags: Array.isArray(config.tags) ? (config.tags as string[]) : [],
       parent,
     });
-    this.schedule(run, false, backend);
+    this.schedule(run, false, 'fresh', backend);
     return run;
   }
 
-  /** Queue an interrupted, cancelled or failed run to continue from its latest checkpoint. */
+  /**
+   * Queue an interrupted, cancelled or failed run to continue from its latest checkpoint. A
+   * parent (study, sweep) continues only its children that did not complete, through its
+   * executor; it may also be resumed after completing with children missing.
+   */
   resume(runId: string): Run {
     const run = this.project.run(runId);
     const status = run.status;
+    const kind = jobKind(run.record.method);
     if (this.active?.run.id === run.id || this.pending.some((p) => p.run.id === run.id)) fail('state', `run ${run.id} is already ${status}`);
-    if (status === 'completed') fail('state', `run ${run.id} is completed; nothing to resume`);
-    if (!jobKind(run.record.method).resumable) fail('state', `${run.record.method} runs cannot be resumed; start a new run`);
-    run.update({ status: 'queued', pid: process.pid, error: null });
-    this.schedule(run, true, this.backendChoice);
+    if (status === 'running') fail('state', `run ${run.id} is running in process ${run.record.pid} on ${run.record.host ?? 'this machine'}`);
+    if (status === 'queued' && run.record.slurm?.length)
+      fail('state', `run ${run.id} is waiting for its Slurm jobs; cancel it first (normlab cancel ${run.id})`);
+    const missing = (run.readSummary()?.missing_children as unknown[] | undefined)?.length ?? 0;
+    if (status === 'completed' && missing === 0) fail('state', `run ${run.id} is completed; nothing to resume`);
+    if (!kind.resumable && !kind.parent) fail('state', `${run.record.method} runs cannot be resumed; start a new run`);
+    run.update({ status: 'queued', pid: process.pid, host: os.hostname(), error: null });
+    this.schedule(run, kind.resumable, 'resume');
     return run;
+  }
+
+  /**
+   * Queue an existing run folder to execute in this process (`normlab run-child`): fresh if it
+   * never started, else from its latest checkpoint; a kind that cannot resume starts over, its
+   * earlier metric lines set aside. Returns null if the run already completed.
+   */
+  runExisting(runId: string): Run | null {
+    const run = this.project.run(runId);
+    if (run.status === 'completed') return null;
+    if (run.status === 'running') fail('state', `run ${run.id} is running in process ${run.record.pid} on ${run.record.host ?? 'this machine'}`);
+    const resume = this.prepareRestart(run);
+    run.update({ status: 'queued', pid: process.pid, host: os.hostname(), error: null });
+    this.schedule(run, resume, 'resume');
+    return run;
+  }
+
+  /** The Slurm collect job: finish a parent whose children ended (`normlab collect PARENT`). */
+  collect(runId: string): Run | null {
+    const run = this.project.run(runId);
+    if (run.status === 'cancelled' || run.status === 'completed') return null;
+    run.update({ status: 'queued', pid: process.pid, host: os.hostname(), error: null });
+    this.schedule(run, false, 'collect');
+    return run;
+  }
+
+  /** Stop every queued and running run as interrupted (SIGTERM before a preemption or kill). */
+  interruptAll(): void {
+    for (const p of [this.active, ...this.pending]) p?.controller.abort(INTERRUPT);
+  }
+
+  /** Does an existing run continue from its checkpoint (true) or start over (false)? */
+  private prepareRestart(run: Run): boolean {
+    if (run.record.started === null) return false;
+    if (jobKind(run.record.method).resumable || jobKind(run.record.method).parent) return true;
+    run.setAsideMetrics();
+    return false;
+  }
+
+  /** Is this run queued or running in this queue? */
+  owns(runId: string): boolean {
+    return this.active?.run.id === runId || this.pending.some((p) => p.run.id === runId);
   }
 
   /** Cancel a queued or running run. */
@@ -84,10 +155,10 @@ export class JobQueue {
     return this.active !== null || this.pending.length > 0;
   }
 
-  private schedule(run: Run, resume: boolean, backend: BackendChoice): void {
+  private schedule(run: Run, resume: boolean, mode: ChildMode, backend: BackendChoice = this.backendChoice): void {
     let settle!: () => void;
     const done = new Promise<void>((r) => (settle = r));
-    this.pending.push({ run, resume, backend, controller: new AbortController(), done, settle });
+    this.pending.push({ run, resume, mode, backend, controller: new AbortController(), done, settle });
     this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'queued' });
     setImmediate(() => void this.pump());
   }
@@ -96,7 +167,9 @@ export class JobQueue {
     if (this.active || this.pending.length === 0) return;
     this.active = this.pending.shift()!;
     try {
-      await this.execute(this.active);
+      const p = this.active;
+      this.runBackend = p.backend;
+      await this.execute(p.run, p.resume, p.mode, p.controller.signal);
     } finally {
       this.active.settle();
       this.active = null;
@@ -104,20 +177,27 @@ export class JobQueue {
     }
   }
 
-  private async execute(p: Pending): Promise<void> {
-    const { run, controller } = p;
+  /** Run one run folder to its end state (completed, failed, cancelled, interrupted or handed to Slurm). */
+  private async execute(run: Run, resume: boolean, mode: ChildMode, signal: AbortSignal): Promise<void> {
     try {
-      throwIfCancelled(controller.signal);
-      const backend = await initBackend(p.backend);
+      throwIfCancelled(signal);
+      const backend = await initBackend(this.runBackend);
       run.markRunning(backend.name, backend.detail);
       this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'running' });
-      const summary = await this.runJob(run, p.resume, controller.signal, p.backend);
+      const summary = await this.runJob(run, resume, mode, signal);
       run.writeSummary(summary);
       run.markFinished('completed');
       this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'completed' });
     } catch (err) {
+      if (err instanceof DeferredToScheduler) {
+        // The children are Slurm's now; the collect job finishes this run.
+        run.update({ status: 'queued', pid: null, slurm: [...(run.record.slurm ?? []), err.submission] });
+        this.emit({ kind: 'event', event: 'log', runId: run.id, message: err.message });
+        this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'queued' });
+        return;
+      }
       const e = asNormLabError(err);
-      const status = e.code === 'cancelled' ? 'cancelled' : 'failed';
+      const status = signal.reason === INTERRUPT ? 'interrupted' : e.code === 'cancelled' ? 'cancelled' : 'failed';
       run.markFinished(status, status === 'failed' ? { code: e.code, message: e.message } : null);
       this.emit({ kind: 'event', event: 'run-state', runId: run.id, status, error: status === 'failed' ? { code: e.code, message: e.message } : undefined });
     } finally {
@@ -125,16 +205,78 @@ export class JobQueue {
     }
   }
 
+  /** This parent's child run for each spec (by key), created queued where it does not exist yet. */
+  private childRuns(parent: Run, specs: ChildSpec[]): { run: Run; created: boolean }[] {
+    const existing = new Map(this.project.children(parent.id).map((r) => [r.record.child_key, r]));
+    const keys = new Set<string>();
+    return specs.map((spec) => {
+      if (keys.has(spec.key)) fail('internal', `two children of ${parent.id} share the key "${spec.key}"`);
+      keys.add(spec.key);
+      const found = existing.get(spec.key);
+      if (found) return { run: found, created: false };
+      const resolved = resolveConfig({ ...spec.config, name: spec.name });
+      const run = this.project.createRun(resolved.method, resolved, {
+        seed: resolved.seed,
+        name: spec.name,
+        parent: parent.id,
+        tags: resolved.tags as string[],
+      });
+      run.update({ child_key: spec.key, pid: null });
+      releaseLiveRun(run.id);
+      return { run, created: true };
+    });
+  }
+
+  /** JobContext.runChildren: the parent's children through its executor. */
+  private async runChildren(parent: Run, specs: ChildSpec[], mode: ChildMode, signal: AbortSignal): Promise<ChildOutcome[]> {
+    const executor = executorOf(parent.record.config);
+    const children = this.childRuns(parent, specs);
+    const todo = children.filter((c) => (mode === 'collect' ? c.created : c.run.status !== 'completed')).map((c) => c.run);
+    if (todo.length > 0) {
+      const backend = this.runBackend;
+      const engineCommand = executor.engine_command ?? defaultEngineCommand();
+      if (executor.kind === 'slurm') {
+        const jobs = submitToSlurm({
+          cfg: executor,
+          parent,
+          children: todo,
+          projectDir: this.project.dir,
+          backend,
+          engineCommand,
+          logDir: path.join(parent.dir, 'slurm'),
+        });
+        throw new DeferredToScheduler(
+          { ...jobs, children: todo.map((c) => c.id), submitted: new Date().toISOString() },
+          `submitted ${todo.length} children to Slurm: array job ${jobs.array_job}, collect job ${jobs.collect_job}`,
+        );
+      }
+      if (executor.parallel > 1) {
+        await runInProcesses(todo, { parallel: executor.parallel, engineCommand, projectDir: this.project.dir, backend, signal });
+      } else {
+        for (const child of todo) {
+          await this.execute(child, this.prepareRestart(child), 'resume', signal);
+          throwIfCancelled(signal);
+        }
+      }
+    }
+    throwIfCancelled(signal);
+    return children.map(({ run }) => {
+      const r = this.project.run(run.id);
+      const completed = r.status === 'completed';
+      return { key: r.record.child_key ?? r.id, runId: r.id, status: r.status, summary: completed ? r.readSummary() : null, error: r.record.error };
+    });
+  }
+
   /** Run a job kind in the given run folder, inline (used for top-level runs and study children). */
-  private async runJob(run: Run, resume: boolean, signal: AbortSignal, backendChoice: BackendChoice): Promise<Record<string, unknown>> {
+  private async runJob(run: Run, resume: boolean, mode: ChildMode, signal: AbortSignal): Promise<Record<string, unknown>> {
     const kind = jobKind(run.record.method);
-    const config = kind.schema.parse(run.record.config);
+    const config = kind.schema.parse(withoutPreset(run.record.config));
     const resumeFrom = resume ? run.latestCheckpoint() : null;
     if (resume) {
       run.update({ resumes: [...run.record.resumes, resumeFrom?.step ?? 0] });
       run.appendMetric({ event: 'resume', step: resumeFrom?.step ?? 0 });
     }
-    const backend = await initBackend(backendChoice);
+    const backend = await initBackend(this.runBackend);
     const started = Date.now();
     let startStep = -1;
     const ctx: JobContext = {
@@ -158,25 +300,10 @@ export class JobQueue {
         await new Promise<void>((r) => setImmediate(r));
         throwIfCancelled(signal);
       },
+      runChildren: (specs) => this.runChildren(run, specs, mode, signal),
       runChild: async (childConfig, name) => {
-        const resolved = resolveConfig({ ...childConfig, name });
-        const child = this.project.createRun(resolved.method, resolved, { seed: resolved.seed, name, parent: run.id, tags: [] });
-        child.markRunning(backend.name, backend.detail);
-        this.emit({ kind: 'event', event: 'run-state', runId: child.id, status: 'running' });
-        try {
-          const summary = await this.runJob(child, false, signal, backendChoice);
-          child.writeSummary(summary);
-          child.markFinished('completed');
-          this.emit({ kind: 'event', event: 'run-state', runId: child.id, status: 'completed' });
-          return { runId: child.id, summary };
-        } catch (err) {
-          const e = asNormLabError(err);
-          child.markFinished(e.code === 'cancelled' ? 'cancelled' : 'failed', { code: e.code, message: e.message });
-          this.emit({ kind: 'event', event: 'run-state', runId: child.id, status: e.code === 'cancelled' ? 'cancelled' : 'failed' });
-          throw err;
-        } finally {
-          releaseLiveRun(child.id);
-        }
+        const [child] = await this.runChildren(run, [{ key: name, name, config: childConfig }], mode, signal);
+        return { runId: child.runId, summary: completedSummary(child, name) };
       },
     };
     return kind.run(ctx, config);

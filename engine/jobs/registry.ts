@@ -21,6 +21,11 @@ export interface JobKind<C extends { method: string; seed: number } = { method: 
   schema: z.ZodType<C>;
   /** Can a killed run continue from its latest checkpoint? */
   resumable: boolean;
+  /**
+   * Does it run child runs through an executor (studies, sweeps)? Such a run can always be
+   * resumed: it runs again, reusing its completed children and continuing the others.
+   */
+  parent?: boolean;
   run(ctx: JobContext, config: C): Promise<Record<string, unknown>>;
   /**
    * Extra `normlab export` formats this kind offers beyond `hf` (latest checkpoint) and `csv`

@@ -56,10 +56,20 @@ describe('ConsistencyNet', () => {
     net.dispose();
   });
 
-  it('LN trains its scale; NsLN equals layerNorm(x, null, beta)', () => {
+  it('LN has no affine parameters (as the official DiT); NsLN equals layerNorm(x, null, beta)', () => {
     const ln = new ConsistencyNet({ ...base, norm: 'ln' }, 1);
-    expect(ln.params.get('blocks.0.norm1.weight').trainable).toBe(true);
+    expect([...ln.params.vars.keys()].filter((n) => /norm/.test(n))).toEqual([]);
+    const ns = new ConsistencyNet(base, 1);
+    expect(ns.params.count() - ln.params.count()).toBe((2 * base.depth + 1) * 2 * base.width); // NsLN: gamma (frozen) + beta per norm
+    // With NsLN's betas at zero (their init) both nets compute the same function.
+    perturb(ln, 3);
+    for (const [name, v] of ln.params.vars) ns.params.assign(name, v);
+    const xin = tf.randomNormal([2, 32], 0, 1, 'float32', 5);
+    const yLn = ln.forward(xin, Float32Array.of(-100, 200)).dataSync();
+    const yNs = ns.forward(xin, Float32Array.of(-100, 200)).dataSync();
+    yLn.forEach((v, i) => expect(v).toBeCloseTo(yNs[i], 5));
     ln.dispose();
+    ns.dispose();
     const x = tf.randomNormal([2, 3, 16]);
     const beta = tf.randomNormal([16]);
     const a = layerNorm(x, null, beta, NORM_EPS).dataSync();

@@ -8,9 +8,11 @@
  * linear map of the time embedding, and each residual branch is gated), zero-initialized so every
  * block starts as the identity and F starts at 0 (so f = c_skip x at init).
  *
- * Norms (`norm`): `ln` = LayerNorm with learnable gamma and beta; `nsln` = the paper's
- * Non-scaling LayerNorm: gamma fixed at 1 (kept in the checkpoint as a frozen all-ones
- * `*.weight`, so the file loads into torch.nn.LayerNorm), beta learnable.
+ * Norms (`norm`; docs/methods.md, "Latent consistency training"): `ln` = LayerNorm without
+ * affine parameters, as the official DiT's block and final norms are (`elementwise_affine=False`);
+ * `nsln` = the paper's Non-scaling LayerNorm: gamma fixed at 1 (kept in the checkpoint as a frozen
+ * all-ones `*.weight`, so the file loads into torch.nn.LayerNorm), beta learnable. eps 1e-5 as in
+ * the LCT code's network_dit.py.
  * Names follow the DiT reference code (`x_embedder.proj`, `t_embedder.mlp.0`, `blocks.{i}.attn.qkv`,
  * `blocks.{i}.adaLN_modulation.1`, `final_layer.linear`); weights are stored (in, out).
  */
@@ -29,11 +31,11 @@ export interface ConsistencyNetConfig {
   depth: number; // number of blocks
   heads: number; // attention heads (transformer); width must divide by it
   mlp_ratio: number; // hidden width of each MLP = mlp_ratio * width
-  norm: 'ln' | 'nsln'; // LayerNorm, or Non-scaling LayerNorm (gamma fixed at 1)
+  norm: 'ln' | 'nsln'; // LayerNorm without affine, or Non-scaling LayerNorm (gamma fixed at 1, learnable beta)
   freq_dim: number; // sinusoidal features of the noise label
 }
 
-export const NORM_EPS = 1e-6;
+export const NORM_EPS = 1e-5;
 
 /** Check that a latent grid fits the network; one-line errors before any training. */
 export function checkConsistencyNetConfig(c: ConsistencyNetConfig): void {
@@ -94,8 +96,9 @@ export class ConsistencyNet {
       this.params.add(`${name}.bias`, tf.zeros([o]));
     };
     const norm = (name: string) => {
+      if (config.norm === 'ln') return; // no affine parameters
       // NsLN: gamma exists in the file as frozen ones (not trainable), only beta learns.
-      this.params.add(`${name}.weight`, tf.ones([W]), config.norm === 'ln');
+      this.params.add(`${name}.weight`, tf.ones([W]), false);
       this.params.add(`${name}.bias`, tf.zeros([W]));
     };
     xavier('x_embedder.proj', this.patchDim, W);
@@ -123,10 +126,9 @@ export class ConsistencyNet {
     return linear(x, params.get(`${name}.weight`), params.get(`${name}.bias`));
   }
 
-  /** LN: layerNorm(x, gamma, beta); NsLN: layerNorm(x, null, beta) (gamma fixed at 1). */
+  /** LN: layerNorm(x) without affine; NsLN: layerNorm(x, null, beta) (gamma fixed at 1). */
   private norm(x: tf.Tensor, name: string, params: ParamSet): tf.Tensor {
-    const gamma = this.config.norm === 'ln' ? params.get(`${name}.weight`) : null;
-    return layerNorm(x, gamma, params.get(`${name}.bias`), NORM_EPS);
+    return layerNorm(x, null, this.config.norm === 'nsln' ? params.get(`${name}.bias`) : null, NORM_EPS);
   }
 
   /** Latents (B, h*w*c) in HWC order -> tokens (B, T, p*p*c). */

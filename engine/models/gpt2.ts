@@ -23,7 +23,7 @@ export interface GPT2Config {
   /** NormLab key: biases in linears and norms (true like GPT-2; false like the bench twin). */
   normlab_bias: boolean;
   /**
-   * NormLab key, set on LN-free models (LayerNorm removal, METHODS.md §2): the frozen sigma_avg of
+   * NormLab key, set on LN-free models (LayerNorm removal, docs/methods.md, "LayerNorm removal"): the frozen sigma_avg of
    * every LN site, keyed by `lnSiteKey` (`h.{i}.ln_1_qk`, `h.{i}.ln_1_v`, `h.{i}.ln_2`, `ln_f`).
    * Each norm is then the fixed affine map (x - mean(x)) / sigma * gamma + beta.
    */

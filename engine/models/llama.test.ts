@@ -7,7 +7,7 @@ import { expectConfigError } from '../testing/helpers.js';
 import { initBackend } from '../backend/backend.js';
 import { rmsNorm } from '../nn/ops.js';
 import { loadLM, saveModel } from './index.js';
-import { Llama, LLAMA_DEFAULTS, llamaConfigFromJson, type LlamaConfig } from './llama.js';
+import { deepNormConstants, Llama, LLAMA_DEFAULTS, llamaConfigFromJson, type LlamaConfig } from './llama.js';
 import type { ForwardHooks } from './lm.js';
 
 beforeAll(async () => {
@@ -123,6 +123,49 @@ describe('LLaMA norm variants', () => {
     plain.dispose();
   });
 
+  it('lns-scaled-init scales the norm outputs like lns and draws the out-projections at std/sqrt(2L)', () => {
+    const big = cfg({ normlab_norm_variant: 'lns-scaled-init', hidden_size: 64, intermediate_size: 128, num_attention_heads: 4 });
+    const m = new Llama(big, 1);
+    const std = (n: string) => tf.tidy(() => Math.sqrt(tf.moments(m.params.get(n)).variance.dataSync()[0]));
+    expect(std('model.layers.1.self_attn.o_proj.weight') / (0.02 / Math.sqrt(2 * L))).toBeCloseTo(1, 1);
+    expect(std('model.layers.1.mlp.gate_proj.weight') / 0.02).toBeCloseTo(1, 1);
+    expect([0, 1, 2].map((i) => m.normScale(i))).toEqual([1, 1 / Math.SQRT2, 1 / Math.sqrt(3)]);
+    m.dispose();
+  });
+
+  it('deepnorm draws v/o/FFN Xavier-normal with gain b and q/k with gain 1; its forward is Post-LN with the residual times a', () => {
+    const big = cfg({ normlab_norm_variant: 'deepnorm', hidden_size: 64, intermediate_size: 128, num_attention_heads: 4 });
+    const { alpha, beta } = deepNormConstants('official', L);
+    expect([alpha, beta]).toEqual([Math.sqrt(8), (8 * L) ** 0.25]);
+    expect(deepNormConstants('deepnet', L)).toEqual({ alpha: (2 * L) ** 0.25, beta: (8 * L) ** -0.25 });
+    expect(big.normlab_deepnorm_beta).toBe(beta); // filled in for the depth when config.json has none
+    const m = new Llama(big, 1);
+    const std = (n: string) => tf.tidy(() => Math.sqrt(tf.moments(m.params.get(n)).variance.dataSync()[0]));
+    const xavier = (i: number, o: number, g: number) => g * Math.sqrt(2 / (i + o));
+    expect(std('model.layers.1.self_attn.q_proj.weight') / xavier(64, 64, 1)).toBeCloseTo(1, 1);
+    expect(std('model.layers.1.self_attn.v_proj.weight') / xavier(64, 64, beta)).toBeCloseTo(1, 1);
+    expect(std('model.layers.1.self_attn.o_proj.weight') / xavier(64, 64, beta)).toBeCloseTo(1, 1);
+    expect(std('model.layers.1.mlp.up_proj.weight') / xavier(64, 128, beta)).toBeCloseTo(1, 1);
+    expect(std('model.layers.1.mlp.down_proj.weight') / xavier(128, 64, beta)).toBeCloseTo(1, 1);
+    expect(std('model.embed_tokens.weight') / 0.02).toBeCloseTo(1, 1);
+    m.dispose();
+    // With post's weights: a = 1 computes post exactly; a = 2 does not.
+    const post = new Llama(cfg({ normlab_norm_variant: 'post' }), 7);
+    const withPostWeights = (alpha: number) => {
+      const d = new Llama(cfg({ normlab_norm_variant: 'deepnorm', normlab_deepnorm_alpha: alpha }), 0);
+      const w = post.checkpointTensors();
+      d.loadCheckpointTensors(w);
+      for (const t of w.values()) t.dispose();
+      const out = tf.tidy(() => d.forward(idx()).dataSync() as Float32Array);
+      d.dispose();
+      return out;
+    };
+    const asPost = tf.tidy(() => post.forward(idx()).dataSync() as Float32Array);
+    expect(maxDiff(withPostWeights(1), asPost)).toBe(0);
+    expect(maxDiff(withPostWeights(2), asPost)).toBeGreaterThan(1e-3);
+    post.dispose();
+  });
+
   it('the variant is saved in config.json and applied again on load', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llama-variant-'));
     const m = new Llama(cfg({ normlab_norm_variant: 'mix', normlab_mix_k: 2, normlab_norm_type: 'layernorm' }), 9);
@@ -143,7 +186,10 @@ describe('LLaMA norm variants', () => {
   });
 
   it('a variant that does not exist and mix with k > L are config errors', () => {
-    expectConfigError(() => cfg({ normlab_norm_variant: 'sandwich' as never }), /unknown norm variant "sandwich".*pre, post, mix, pre-scaled-init, lns/);
+    expectConfigError(
+      () => cfg({ normlab_norm_variant: 'sandwich' as never }),
+      /unknown norm variant "sandwich".*pre, post, mix, deepnorm, pre-scaled-init, lns, lns-scaled-init/,
+    );
     expectConfigError(() => cfg({ normlab_norm_variant: 'mix', normlab_mix_k: L + 1 }), /mix: k = 4 .* between 0 and the number of layers \(3\)/);
     expectConfigError(() => cfg({ normlab_norm_type: 'batchnorm' as never }), /unknown norm type "batchnorm"/);
     expect(LLAMA_DEFAULTS.normlab_norm_variant).toBe('pre');

@@ -4,20 +4,27 @@
  * weights (out, in), NormLab (in, out), so import and export transpose each linear once.
  *
  * The norm placement is a config switch (`normlab_norm_variant`), the subject of
- * "The Curse of Depth in Large Language Models" (2025):
+ * "The Curse of Depth in Large Language Models" (Sun et al. 2025; docs/methods.md,
+ * "LayerNorm Scaling"):
  *   pre:  h = x + Attn(Norm(x));            y = h + FFN(Norm(h))
  *   post: h = Norm(x + Attn(x));            y = Norm(h + FFN(h))
  *   mix:  the first k blocks post, the rest pre (Mix-LN)
+ *   deepnorm: post with the residual scaled, h = Norm(a x + Attn(x)), y = Norm(a h + FFN(h))
+ *         (DeepNet, Wang et al. 2022); v/o/gate/up/down drawn Xavier-normal with gain b, q/k
+ *         with gain 1. a = `normlab_deepnorm_alpha`, b = `normlab_deepnorm_beta`.
  *   pre-scaled-init: pre, with out-proj and down-proj initialized at std/sqrt(2L)
  *   lns:  pre, with both block norms' outputs multiplied by 1/sqrt(l), l = 1..L (LayerNorm
  *         Scaling, eq. 4 of the paper); the final norm is not scaled.
+ *   lns-scaled-init: lns with pre-scaled-init's initialization (the paper's caveat: the two
+ *         do not combine well; kept to show it).
  * Every variant keeps the final norm `model.norm` before the head.
  * Tensor names stay HF's in every variant: the first norm of block i (Norm before attention in
  * pre, after the attention residual add in post) is `input_layernorm`, the second
  * `post_attention_layernorm`. (The paper's public code names its Post-LN norms
  * `post_attention_layernorm` / `post_feedforward_layernorm`; the computation is the same.)
- * Initialization follows METHODS.md: every matrix, the embeddings included, at std
- * `initializer_range` (0.02); the paper's code draws the embeddings at std sqrt(2/5).
+ * Initialization is the official code's (lmsdss/LayerNorm-Scaling `_init_weights`): every
+ * matrix, the embeddings included, at N(0, `initializer_range` = 0.02), except where a variant
+ * above says otherwise.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
@@ -25,7 +32,7 @@ import { attention, crossEntropy, layerNorm, linear, rmsNorm, rope, swiglu } fro
 import { normalInit, ParamSet, paramSeed } from '../nn/params.js';
 import { takeTensor, type CausalLM, type CheckpointSource, type ForwardHooks, type NormSite } from './lm.js';
 
-export const NORM_VARIANTS = ['pre', 'post', 'mix', 'pre-scaled-init', 'lns'] as const;
+export const NORM_VARIANTS = ['pre', 'post', 'mix', 'deepnorm', 'pre-scaled-init', 'lns', 'lns-scaled-init'] as const;
 export type NormVariant = (typeof NORM_VARIANTS)[number];
 
 export interface LlamaConfig {
@@ -42,6 +49,18 @@ export interface LlamaConfig {
   normlab_norm_variant: NormVariant;
   normlab_norm_type: 'rmsnorm' | 'layernorm';
   normlab_mix_k: number; // mix: number of leading Post-LN blocks
+  normlab_deepnorm_alpha: number; // deepnorm: residual multiplier a
+  normlab_deepnorm_beta: number; // deepnorm: Xavier gain b of v/o/gate/up/down at init
+}
+
+/**
+ * DeepNorm's constants for an L-block decoder. `official`: the LNS paper's code (`deeppost` in
+ * lmsdss/LayerNorm-Scaling modeling_llama.py): a = 2.8284271247461903 (= sqrt 8, fixed, which is
+ * DeepNet's (2L)^(1/4) at L = 32) and gain b = (8L)^(1/4). `deepnet`: DeepNet's decoder-only
+ * rule (Wang et al. 2022), a = (2L)^(1/4), b = (8L)^(-1/4). They differ in the sign of b's exponent.
+ */
+export function deepNormConstants(rule: 'official' | 'deepnet', L: number): { alpha: number; beta: number } {
+  return rule === 'official' ? { alpha: 2.8284271247461903, beta: (8 * L) ** 0.25 } : { alpha: (2 * L) ** 0.25, beta: (8 * L) ** -0.25 };
 }
 
 export const LLAMA_DEFAULTS: LlamaConfig = {
@@ -58,6 +77,8 @@ export const LLAMA_DEFAULTS: LlamaConfig = {
   normlab_norm_variant: 'pre',
   normlab_norm_type: 'rmsnorm',
   normlab_mix_k: 0,
+  normlab_deepnorm_alpha: deepNormConstants('official', 12).alpha,
+  normlab_deepnorm_beta: deepNormConstants('official', 12).beta,
 };
 
 /** Read a LLaMA config.json (HF keys plus NormLab's `normlab_*` keys), checking it. */
@@ -65,6 +86,8 @@ export function llamaConfigFromJson(json: Record<string, unknown>): LlamaConfig 
   const cfg = { ...LLAMA_DEFAULTS } as Record<string, unknown>;
   for (const key of Object.keys(LLAMA_DEFAULTS)) if (json[key] !== undefined) cfg[key] = json[key];
   const c = cfg as unknown as LlamaConfig;
+  // A deepnorm config.json without its constants gets the official code's for its depth.
+  if (json.normlab_deepnorm_beta === undefined) c.normlab_deepnorm_beta = deepNormConstants('official', Number(c.num_hidden_layers)).beta;
   for (const key of ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'max_position_embeddings'] as const) {
     if (!Number.isInteger(c[key]) || c[key] <= 0) fail('config', `${key} must be a positive integer, got ${c[key]}`);
   }
@@ -78,6 +101,8 @@ export function llamaConfigFromJson(json: Record<string, unknown>): LlamaConfig 
   if (c.normlab_norm_variant === 'mix' && (!Number.isInteger(c.normlab_mix_k) || c.normlab_mix_k < 0 || c.normlab_mix_k > c.num_hidden_layers)) {
     fail('config', `mix: k = ${c.normlab_mix_k} must be an integer between 0 and the number of layers (${c.num_hidden_layers})`);
   }
+  for (const key of ['normlab_deepnorm_alpha', 'normlab_deepnorm_beta'] as const)
+    if (!(typeof c[key] === 'number' && c[key] > 0)) fail('config', `${key} must be a positive number, got ${JSON.stringify(c[key])}`);
   const kv = json.num_key_value_heads;
   if (kv !== undefined && kv !== c.num_attention_heads) fail('config', `grouped-query attention (num_key_value_heads ${kv}) is not supported`);
   return c;
@@ -101,18 +126,24 @@ export class Llama implements CausalLM {
       this.params.add(`${name}.weight`, tf.ones([C]));
       if (config.normlab_norm_type === 'layernorm') this.params.add(`${name}.bias`, tf.zeros([C]));
     };
-    // Scaled init (pre-scaled-init only): std/sqrt(2L) on the residual out-projections.
-    const residualStd = config.normlab_norm_variant === 'pre-scaled-init' ? std / Math.sqrt(2 * L) : std;
+    const v = config.normlab_norm_variant;
+    // Scaled init: std/sqrt(2L) on the residual out-projections.
+    const residualStd = v === 'pre-scaled-init' || v === 'lns-scaled-init' ? std / Math.sqrt(2 * L) : std;
+    // DeepNorm: Xavier-normal, std = gain sqrt(2/(fan_in + fan_out)); gain 1 on q/k, b elsewhere.
+    const xavier = (fanIn: number, fanOut: number, gain: number) => gain * Math.sqrt(2 / (fanIn + fanOut));
+    const deep = v === 'deepnorm';
+    const b = config.normlab_deepnorm_beta;
     p('model.embed_tokens.weight', [V, C], std);
     for (let i = 0; i < L; i++) {
       const h = `model.layers.${i}`;
       norm(`${h}.input_layernorm`);
       norm(`${h}.post_attention_layernorm`);
-      for (const n of ['q_proj', 'k_proj', 'v_proj']) p(`${h}.self_attn.${n}.weight`, [C, C], std);
-      p(`${h}.self_attn.o_proj.weight`, [C, C], residualStd);
-      p(`${h}.mlp.gate_proj.weight`, [C, F], std);
-      p(`${h}.mlp.up_proj.weight`, [C, F], std);
-      p(`${h}.mlp.down_proj.weight`, [F, C], residualStd);
+      for (const n of ['q_proj', 'k_proj']) p(`${h}.self_attn.${n}.weight`, [C, C], deep ? xavier(C, C, 1) : std);
+      p(`${h}.self_attn.v_proj.weight`, [C, C], deep ? xavier(C, C, b) : std);
+      p(`${h}.self_attn.o_proj.weight`, [C, C], deep ? xavier(C, C, b) : residualStd);
+      p(`${h}.mlp.gate_proj.weight`, [C, F], deep ? xavier(C, F, b) : std);
+      p(`${h}.mlp.up_proj.weight`, [C, F], deep ? xavier(C, F, b) : std);
+      p(`${h}.mlp.down_proj.weight`, [F, C], deep ? xavier(F, C, b) : residualStd);
     }
     norm('model.norm');
     if (!config.tie_word_embeddings) p('lm_head.weight', [V, C], std);
@@ -137,12 +168,18 @@ export class Llama implements CausalLM {
   /** Is block i (0-based) Post-LN under this config? */
   isPostLN(i: number): boolean {
     const v = this.config.normlab_norm_variant;
-    return v === 'post' || (v === 'mix' && i < this.config.normlab_mix_k);
+    return v === 'post' || v === 'deepnorm' || (v === 'mix' && i < this.config.normlab_mix_k);
   }
 
-  /** The factor multiplying block i's norm outputs: 1/sqrt(i+1) under LNS, else 1. */
+  /** The factor multiplying block i's norm outputs: 1/sqrt(i+1) under LNS (eq. 4), else 1. */
   normScale(i: number): number {
-    return this.config.normlab_norm_variant === 'lns' ? 1 / Math.sqrt(i + 1) : 1;
+    const v = this.config.normlab_norm_variant;
+    return v === 'lns' || v === 'lns-scaled-init' ? 1 / Math.sqrt(i + 1) : 1;
+  }
+
+  /** The factor multiplying the residual stream in a Post-LN block: DeepNorm's a, else 1. */
+  residualScale(): number {
+    return this.config.normlab_norm_variant === 'deepnorm' ? this.config.normlab_deepnorm_alpha : 1;
   }
 
   private norm(site: NormSite, prefix: string, x: tf.Tensor, hooks?: ForwardHooks): tf.Tensor {
@@ -186,8 +223,10 @@ export class Llama implements CausalLM {
     const n1 = (t: tf.Tensor) => this.norm({ layer: i, which: 'ln_1' }, `${pre}.input_layernorm`, t, hooks);
     const n2 = (t: tf.Tensor) => this.norm({ layer: i, which: 'ln_2' }, `${pre}.post_attention_layernorm`, t, hooks);
     if (this.isPostLN(i)) {
-      const h = n1(tf.add(x, this.attention(i, x, hooks))) as tf.Tensor3D; // norm after the residual add
-      return n2(tf.add(h, this.mlp(i, h))) as tf.Tensor3D;
+      const a = this.residualScale();
+      const res = (t: tf.Tensor) => (a === 1 ? t : tf.mul(t, a));
+      const h = n1(tf.add(res(x), this.attention(i, x, hooks))) as tf.Tensor3D; // norm after the residual add
+      return n2(tf.add(res(h), this.mlp(i, h))) as tf.Tensor3D;
     }
     const s = this.normScale(i);
     const scaled = (t: tf.Tensor) => (s === 1 ? t : tf.mul(t, s));
@@ -228,13 +267,16 @@ export class Llama implements CausalLM {
   }
 
   hfConfig(): Record<string, unknown> {
+    const { normlab_deepnorm_alpha, normlab_deepnorm_beta, ...rest } = this.config;
     return {
       architectures: ['LlamaForCausalLM'],
       model_type: 'llama',
       hidden_act: 'silu',
       num_key_value_heads: this.config.num_attention_heads,
       attention_bias: false,
-      ...this.config,
+      ...rest,
+      // DeepNorm's constants only where they mean something.
+      ...(this.config.normlab_norm_variant === 'deepnorm' ? { normlab_deepnorm_alpha, normlab_deepnorm_beta } : {}),
     };
   }
 

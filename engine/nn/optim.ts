@@ -3,7 +3,8 @@
  *   m = b1 m + (1-b1) g,  v = b2 v + (1-b2) g^2,
  *   p -= lr * ( m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd * p ).
  * Weight decay applies to the parameters `decay(name)` selects (by default matrices only, as
- * nanoGPT does). Plain Adam is AdamW with weightDecay 0. Also global-norm gradient clipping.
+ * nanoGPT does). Plain Adam is AdamW with weightDecay 0. Also RAdam (Liu et al. 2020) and
+ * global-norm gradient clipping.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedOps } from '../backend/fused-ops.js';
@@ -23,14 +24,14 @@ export class AdamW {
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
-  private readonly decay: (name: string, v: tf.Variable) => boolean;
+  protected readonly decay: (name: string, v: tf.Variable) => boolean;
   /** Number of steps taken (t in the bias corrections). */
   t = 0;
   readonly m = new Map<string, tf.Variable>();
   readonly v = new Map<string, tf.Variable>();
 
   constructor(
-    private readonly params: ParamSet,
+    protected readonly params: ParamSet,
     opts: AdamWOptions = {},
   ) {
     this.beta1 = opts.beta1 ?? 0.9;
@@ -105,6 +106,50 @@ export class AdamW {
     for (const x of [...this.m.values(), ...this.v.values()]) x.dispose();
     this.m.clear();
     this.v.clear();
+  }
+}
+
+/**
+ * RAdam, "On the Variance of the Adaptive Learning Rate and Beyond" (Liu et al., ICLR 2020,
+ * Algorithm 2), as torch.optim.RAdam computes it (its default, coupled weight decay):
+ *   g += wd p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  m_hat = m / (1 - b1^t)
+ *   rho_inf = 2/(1-b2) - 1,  rho_t = rho_inf - 2 t b2^t / (1 - b2^t)
+ *   rho_t > 5:  r_t = sqrt((rho_t-4)(rho_t-2) rho_inf / ((rho_inf-4)(rho_inf-2) rho_t))
+ *               p -= lr m_hat r_t sqrt(1 - b2^t) / (sqrt(v) + eps)
+ *   else:       p -= lr m_hat   (the variance of the adaptive rate is not yet tractable: SGD with momentum)
+ * The weight decay is L2 added to the gradient (not decoupled), on the parameters `decay`
+ * selects; torch applies it to every parameter of the group, so pass `decay: () => true` to match.
+ * Checkpoint state is AdamW's (m, v, t).
+ */
+export class RAdam extends AdamW {
+  /** The rectification r_t of step t, or null where rho_t <= 5 (the un-adapted momentum step). */
+  rectification(t: number): number | null {
+    const rhoInf = 2 / (1 - this.beta2) - 1;
+    const rhoT = rhoInf - (2 * t * this.beta2 ** t) / (1 - this.beta2 ** t);
+    if (!(rhoT > 5)) return null;
+    return Math.sqrt(((rhoT - 4) * (rhoT - 2) * rhoInf) / ((rhoInf - 4) * (rhoInf - 2) * rhoT));
+  }
+
+  override step(grads: Map<string, tf.Tensor>, lr: number): void {
+    this.t += 1;
+    const bc1 = 1 - this.beta1 ** this.t;
+    const bc2 = 1 - this.beta2 ** this.t;
+    const rect = this.rectification(this.t);
+    tf.tidy(() => {
+      for (const [name, grad] of grads) {
+        const p = this.params.get(name);
+        const m = this.m.get(name)!;
+        const v = this.v.get(name)!;
+        const g = this.weightDecay > 0 && this.decay(name, p) ? tf.add(grad, tf.mul(p, this.weightDecay)) : grad;
+        const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
+        const vNew = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
+        m.assign(mNew);
+        v.assign(vNew);
+        const mHat = tf.mul(mNew, 1 / bc1);
+        const update = rect === null ? mHat : tf.div(tf.mul(mHat, rect * Math.sqrt(bc2)), tf.add(tf.sqrt(vNew), this.eps));
+        p.assign(tf.sub(p, tf.mul(update, lr)));
+      }
+    });
   }
 }
 

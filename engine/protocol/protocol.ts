@@ -38,6 +38,8 @@ export const requestSchemas = {
   'run.resume': z.object({ runId }).strict(),
   'run.artifact': z.object({ runId, name: z.string().regex(/^[\w.-]+$/, 'an artifact file name') }).strict(),
   'run.tags': z.object({ runId, tags: z.array(z.string().max(64)).max(32) }).strict(),
+  'run.folder': z.object({ runId, name: z.string().regex(/^[\w.-]+$/, 'an artifact folder name') }).strict(),
+  'paths.check': z.object({ paths: z.array(z.string().max(4096)).max(64) }).strict(),
   'jobs.kinds': z.object({}).strict(),
   'config.validate': z.object({ config: z.record(z.string(), z.unknown()) }).strict(),
   'examples.list': z.object({}).strict(),
@@ -91,6 +93,39 @@ export interface RunRecord {
   resumes: number[];
   /** Id of the study run this run belongs to, if any. */
   parent: string | null;
+  /** Seconds spent running in earlier stretches (before a cancel, failure or resume). */
+  runSeconds?: number;
+  /** When the current running stretch began (null when not running). */
+  runningSince?: string | null;
+  /** Machine of the process in `pid` (a pid is only checked on its own host). */
+  host?: string;
+  /** A child run: its key within the parent (grid point and seed, variant, stage). */
+  child_key?: string;
+  /** A child run submitted to Slurm: its array task, `<array job>_<index>`. */
+  slurm_task?: string;
+  /** A parent run: its Slurm submissions (job array of children + collect job), oldest first. */
+  slurm?: SlurmSubmission[];
+}
+
+/** One submission of a parent's unfinished children to Slurm. */
+export interface SlurmSubmission {
+  array_job: string;
+  collect_job: string;
+  children: string[];
+  submitted: string;
+}
+
+/** A child of a study or sweep as the runs table and the run page show it. */
+export interface ChildState {
+  id: string;
+  key: string;
+  name: string;
+  status: RunStatus;
+  /** Slurm's state of its array task (PENDING, RUNNING, ...) while Slurm still knows it. */
+  slurm: string | null;
+  /** Latest logged step and training loss (live curves come from `run.metrics`). */
+  step: number | null;
+  loss: number | null;
 }
 
 /** Run summaries as shown in a runs table. */
@@ -107,6 +142,10 @@ export interface RunSummary {
   /** The one number that best summarizes the run (e.g. final validation loss), if any. */
   keyResult: { label: string; value: number } | null;
   error: ErrorInfo | null;
+  /** The resolved config, flattened to dotted keys with scalar values (runs-table columns). */
+  config: Record<string, string | number | boolean | null>;
+  /** The summary's top-level numbers (runs-table columns). */
+  metrics: Record<string, number>;
 }
 
 export type EngineEvent =

@@ -93,7 +93,9 @@ export async function serve(service: EngineService, opts: { port?: number; token
     const file = path.join(rendererDir, rel);
     if (!file.startsWith(rendererDir) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
       if (!fs.existsSync(path.join(rendererDir, 'index.html'))) {
-        res.writeHead(503, { ...headers, 'Content-Type': 'text/plain' }).end('the renderer is not built: run `npm run build:renderer`');
+        res
+          .writeHead(503, { ...headers, 'Content-Type': 'text/plain' })
+          .end("the renderer is not built and could not be built here (see the serve command's output): run `npm run build:renderer`");
         return;
       }
       res.writeHead(404, headers).end('not found');

@@ -72,4 +72,22 @@ describe('run store', () => {
     expect(project.run(run.id.slice(-4)).id).toBe(run.id);
     expect(() => project.run('nope')).toThrow(/no run "nope"/);
   });
+
+  it('counts only running time: a cancelled stretch and the pause before a resume are not added', async () => {
+    const run = Project.open(tmpProject()).createRun('lm-pretrain', { method: 'lm-pretrain' }, { seed: 0 });
+    run.markRunning('cpu');
+    await new Promise((r) => setTimeout(r, 120));
+    run.markFinished('cancelled');
+    const first = run.record.runSeconds!;
+    expect(first).toBeGreaterThanOrEqual(0.1);
+    expect(first).toBeLessThan(1);
+    expect(run.record.runningSince).toBeNull();
+    await new Promise((r) => setTimeout(r, 300)); // cancelled: not counted
+    run.markRunning('cpu');
+    expect(Date.parse(run.record.runningSince!)).toBeGreaterThan(Date.parse(run.record.started!) + 300);
+    await new Promise((r) => setTimeout(r, 120));
+    run.markFinished('completed');
+    expect(run.record.runSeconds!).toBeGreaterThanOrEqual(first + 0.1);
+    expect(run.record.runSeconds!).toBeLessThan(first + 0.3);
+  });
 });

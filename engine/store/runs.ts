@@ -10,6 +10,7 @@
  * read as `interrupted` (its pid is gone) and can resume from its latest checkpoint.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fail } from '../core/errors.js';
@@ -48,6 +49,7 @@ export class Run {
     const r = this.record;
     if (r.status !== 'running' && r.status !== 'queued') return r.status;
     if (r.pid === null) return r.status === 'queued' ? 'queued' : 'interrupted';
+    if (r.host !== undefined && r.host !== os.hostname()) return r.status; // another machine's process: trust the record
     if (r.pid === process.pid) return liveHere.has(r.id) ? r.status : 'interrupted';
     return pidAlive(r.pid) ? r.status : 'interrupted';
   }
@@ -61,12 +63,15 @@ export class Run {
   /** Mark the run as owned and executing by this process. */
   markRunning(backend: string, backendDetail: string | null = null): void {
     liveHere.add(this.id);
+    const now = new Date().toISOString();
     this.update({
       status: 'running',
       pid: process.pid,
+      host: os.hostname(),
       backend,
       backendDetail,
-      started: this.record.started ?? new Date().toISOString(),
+      started: this.record.started ?? now,
+      runningSince: now,
       finished: null,
       error: null,
     });
@@ -75,7 +80,10 @@ export class Run {
   /** Mark the run finished with a final status (and error, if any). */
   markFinished(status: Exclude<RunStatus, 'running' | 'queued'>, error: { code: string; message: string } | null = null): void {
     this.closeMetrics();
-    this.update({ status, error, finished: new Date().toISOString(), pid: null });
+    const now = new Date();
+    const since = this.record.runningSince ? Date.parse(this.record.runningSince) : NaN;
+    const stretch = Number.isFinite(since) ? Math.max(0, (now.getTime() - since) / 1000) : 0;
+    this.update({ status, error, finished: now.toISOString(), pid: null, runSeconds: (this.record.runSeconds ?? 0) + stretch, runningSince: null });
     liveHere.delete(this.id);
   }
 
@@ -127,6 +135,19 @@ export class Run {
       out.push(obj);
     }
     return out;
+  }
+
+  /**
+   * Before a run that cannot resume starts again from scratch: its metric lines move to
+   * `metrics.attempt-N.jsonl` (kept, not read), so the new attempt's curves start clean.
+   */
+  setAsideMetrics(): void {
+    this.closeMetrics();
+    const file = path.join(this.dir, 'metrics.jsonl');
+    if (!fs.existsSync(file)) return;
+    let n = 1;
+    while (fs.existsSync(path.join(this.dir, `metrics.attempt-${n}.jsonl`))) n++;
+    fs.renameSync(file, path.join(this.dir, `metrics.attempt-${n}.jsonl`));
   }
 
   get checkpointsDir(): string {
@@ -257,6 +278,11 @@ export class Project {
   private readRun(dir: string): Run {
     const record = readJsonSync(path.join(dir, 'run.json'), 'run record') as RunRecord;
     return new Run(dir, record);
+  }
+
+  /** The child runs of a parent run, oldest first. */
+  children(parentId: string): Run[] {
+    return this.listRuns().filter((r) => r.record.parent === parentId);
   }
 
   /** All runs, oldest first. Runs whose process died are persisted as interrupted. */

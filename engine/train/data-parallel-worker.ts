@@ -2,7 +2,7 @@
  * A data-parallel replica (see ./data-parallel.ts): a worker thread with its own tfjs backend and
  * a copy of the model. It answers `init` (build the model from its config, load every parameter)
  * with `ready`, and each `step` (the current trainable parameters + a shard of token ids) with the
- * shard's mean loss and gradients, flattened in the model's trainable-parameter order.
+ * shard's mean loss and gradients (accumulated over its micro-batches), flattened in the model's trainable-parameter order.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { parentPort } from 'node:worker_threads';
@@ -10,7 +10,7 @@ import { initBackend, type BackendName } from '../backend/backend.js';
 import { archOf, createLM } from '../models/index.js';
 import type { CausalLM } from '../models/lm.js';
 import type { FromWorker, ToWorker } from './data-parallel.js';
-import { lmLossAndGrads } from './lm-step.js';
+import { lmAccumulatedLossAndGrads } from './lm-step.js';
 
 const port = parentPort;
 if (!port) throw new Error('data-parallel-worker.ts must run as a worker thread');
@@ -57,7 +57,7 @@ async function handle(m: ToWorker): Promise<void> {
   }
   if (!model) throw new Error('step before init');
   load(trainable, m.params);
-  const { value, grads } = lmLossAndGrads(model, { x: m.x, y: m.y, batch: m.rows, seq: m.seq });
+  const { value, grads } = lmAccumulatedLossAndGrads(model, { x: m.x, y: m.y, batch: m.rows, seq: m.seq }, { microBatches: m.microBatches });
   const total = trainable.reduce((a, v) => a + v.size, 0);
   const flat = new Float32Array(total);
   let o = 0;

@@ -115,6 +115,31 @@ describe('data-parallel LM training', () => {
     }
   });
 
+  it('with gradient accumulation each replica accumulates its shard of every micro-batch: 2 replicas × 2 micro-batches equal one unaccumulated step', async () => {
+    const a = new GPT2(cfg, 6);
+    const b = new GPT2(cfg, 6);
+    const optA = new AdamW(a.params, { beta2: 0.95 });
+    const optB = new AdamW(b.params, { beta2: 0.95 });
+    const pool = await DataParallelPool.start(b, 2, 'wasm');
+    try {
+      for (let s = 0; s < 2; s++) {
+        const bt = batch(s, 10, 16); // 2 micro-batches of 5 rows, each sharded 3 + 2
+        const ra = await readStep(lmTrainStep(a, optA, bt, 2e-3, { clip: 0.5 }));
+        const rb = await readStep(await pool.step(optB, bt, 2e-3, { clip: 0.5, microBatches: 2 }));
+        expect(Math.abs(rb.loss - ra.loss) / ra.loss).toBeLessThan(1e-5);
+        expect(Math.abs(rb.gradNorm - ra.gradNorm) / ra.gradNorm).toBeLessThan(1e-4);
+      }
+      for (const [name, va] of a.params.vars)
+        expect(relErr((await va.data()) as Float32Array, (await b.params.get(name).data()) as Float32Array), name).toBeLessThan(1e-4);
+    } finally {
+      await pool.close();
+      optA.dispose();
+      optB.dispose();
+      a.dispose();
+      b.dispose();
+    }
+  });
+
   it('a worker that throws or dies fails the step with one line, and close() leaves no thread', async () => {
     const m = new GPT2(cfg, 1);
     const opt = new AdamW(m.params);

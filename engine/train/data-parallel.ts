@@ -4,6 +4,10 @@
  * job's own model, which stays the source of truth for evaluation, checkpoints and resume); every
  * other replica is a worker thread running its own tfjs backend (./data-parallel-worker.ts).
  *
+ * With gradient accumulation (k micro-batches per step) every micro-batch is sharded the same way
+ * and each replica receives its shard of all k at once: it accumulates their mean gradient itself
+ * (./accumulate.ts), so a step still costs one message each way per replica.
+ *
  * One step:
  *  1. the main thread posts each worker its shard (token ids) plus the current trainable
  *     parameters (one transferable Float32Array);
@@ -28,12 +32,12 @@ import { nativeThreads, setNativeThreads } from '../backend/native.js';
 import { fail, NormLabError } from '../core/errors.js';
 import type { CausalLM } from '../models/lm.js';
 import type { AdamW } from '../nn/optim.js';
-import { lmApplyGrads, lmLossAndGrads, type LMBatch, type LMStepTensors } from './lm-step.js';
+import { lmAccumulatedLossAndGrads, lmApplyGrads, type LMBatch, type LMStepTensors } from './lm-step.js';
 
 /** Main → worker messages. */
 export type ToWorker =
   | { type: 'init'; backend: string; config: Record<string, unknown>; names: string[]; shapes: number[][]; data: Float32Array }
-  | { type: 'step'; id: number; params: Float32Array; x: Int32Array; y: Int32Array; rows: number; seq: number }
+  | { type: 'step'; id: number; params: Float32Array; x: Int32Array; y: Int32Array; rows: number; seq: number; microBatches: number }
   | { type: 'crash' }
   | { type: 'hang' };
 /** Worker → main messages. */
@@ -88,6 +92,13 @@ const MIN_TIMEOUT_MS = 120_000;
 /** Rows of each shard: as equal as possible, the first ones one larger when batch % n ≠ 0. */
 export function shardRows(batch: number, n: number): number[] {
   return Array.from({ length: n }, (_, i) => Math.floor(batch / n) + (i < batch % n ? 1 : 0));
+}
+
+/** Rows [start, start + rows) of each of the k micro-batches of `micro` rows, concatenated in order. */
+function shardOf(ids: Int32Array, k: number, micro: number, start: number, rows: number, seq: number): Int32Array {
+  const out = new Int32Array(k * rows * seq);
+  for (let m = 0; m < k; m++) out.set(ids.subarray((m * micro + start) * seq, (m * micro + start + rows) * seq), m * rows * seq);
+  return out;
 }
 
 /** A plain-JS entry that registers tsx and loads ./data-parallel-worker.ts (no build step). */
@@ -242,11 +253,17 @@ export class DataParallelPool {
     return pool;
   }
 
-  /** One data-parallel optimizer step on `batch` (all rows); the same result as `lmTrainStep`. */
-  async step(opt: AdamW, batch: LMBatch, lr: number, opts: { clip?: number; layerGradNorms?: boolean } = {}): Promise<LMStepTensors> {
+  /**
+   * One data-parallel optimizer step on `batch` (all rows of all `microBatches` micro-batches); the
+   * same result as `lmTrainStep`.
+   */
+  async step(opt: AdamW, batch: LMBatch, lr: number, opts: { clip?: number; layerGradNorms?: boolean; microBatches?: number } = {}): Promise<LMStepTensors> {
     if (this.closed) fail('state', 'the data-parallel pool is closed');
     const { seq } = batch;
-    const rows = shardRows(batch.batch, this.size);
+    const nMicro = opts.microBatches ?? 1;
+    const micro = batch.batch / nMicro;
+    if (!Number.isInteger(micro)) fail('config', `${batch.batch} rows do not split into ${nMicro} equal micro-batches`);
+    const rows = shardRows(micro, this.size);
     const starts = rows.map((_, i) => rows.slice(0, i).reduce((a, b) => a + b, 0));
     const vars = this.model.params.trainable();
     const id = this.nextId++;
@@ -255,10 +272,10 @@ export class DataParallelPool {
     const replies = this.replicas.map((r, k) => {
       const i = k + 1;
       const params = k === this.replicas.length - 1 ? current! : current!.slice(); // each buffer moves to its worker
-      const x = batch.x.slice(starts[i] * seq, (starts[i] + rows[i]) * seq);
-      const y = batch.y.slice(starts[i] * seq, (starts[i] + rows[i]) * seq);
+      const x = shardOf(batch.x, nMicro, micro, starts[i], rows[i], seq);
+      const y = shardOf(batch.y, nMicro, micro, starts[i], rows[i], seq);
       return r.request(
-        { type: 'step', id, params, x, y, rows: rows[i], seq },
+        { type: 'step', id, params, x, y, rows: rows[i] * nMicro, seq, microBatches: nMicro },
         [params.buffer as ArrayBuffer, x.buffer as ArrayBuffer, y.buffer as ArrayBuffer],
         Math.max(this.minTimeoutMs, STUCK_FACTOR * this.slowestStepMs),
       );
@@ -266,17 +283,21 @@ export class DataParallelPool {
     // A rejection must not go unhandled while the main thread computes its own shard.
     for (const p of replies) p.catch(() => undefined);
 
-    const own = lmLossAndGrads(this.model, {
-      x: batch.x.subarray(0, rows[0] * seq),
-      y: batch.y.subarray(0, rows[0] * seq),
-      batch: rows[0],
-      seq,
-    });
+    const own = lmAccumulatedLossAndGrads(
+      this.model,
+      {
+        x: nMicro === 1 ? batch.x.subarray(0, rows[0] * seq) : shardOf(batch.x, nMicro, micro, 0, rows[0], seq),
+        y: nMicro === 1 ? batch.y.subarray(0, rows[0] * seq) : shardOf(batch.y, nMicro, micro, 0, rows[0], seq),
+        batch: rows[0] * nMicro,
+        seq,
+      },
+      { microBatches: nMicro },
+    );
     let ownGrads: Map<string, tf.Tensor> | null = own.grads;
     try {
       const got = (await Promise.all(replies)) as Extract<FromWorker, { type: 'grads' }>[];
       for (const g of got) if (g.type !== 'grads' || g.id !== id) fail('internal', `data-parallel worker answered out of order`);
-      const w = rows.map((r) => r / batch.batch);
+      const w = rows.map((r) => r / micro);
       let loss = (await own.value.data())[0] * w[0];
       got.forEach((g, k) => (loss += g.loss * w[k + 1]));
       const grads = new Map<string, tf.Tensor>();

@@ -4,7 +4,12 @@
  * (shown in the renderer's forms and in `normlab run --help-config`).
  */
 import { z } from 'zod';
-import { NORM_VARIANTS } from '../models/llama.js';
+import { deepNormConstants, NORM_VARIANTS } from '../models/llama.js';
+import { checkLmAccum, lmAccumFields } from './accumulate.js';
+
+/** One line on the llama norm variants (engine/models/llama.ts), shown in the config forms. */
+export const NORM_VARIANT_HELP =
+  "llama norm placement: pre, post, mix (first mix_k blocks post), deepnorm (post with scaled residual), pre-scaled-init, lns (norm outputs × 1/√l), lns-scaled-init (lns + scaled init, the paper's caveat)";
 
 export const lmModelSchema = z
   .object({
@@ -13,7 +18,13 @@ export const lmModelSchema = z
     d_model: z.number().int().min(8).default(128).describe('model width'),
     heads: z.number().int().min(1).default(4).describe('attention heads (d_model must divide by it)'),
     ffn: z.number().int().min(1).optional().describe('MLP hidden width (default: 4 d_model for gpt2, 8/3 d_model for llama)'),
-    norm: z.enum(NORM_VARIANTS).default('pre').describe('llama norm placement: pre, post, mix, pre-scaled-init, lns'),
+    norm: z.enum(NORM_VARIANTS).default('pre').describe(NORM_VARIANT_HELP),
+    deepnorm: z
+      .enum(['official', 'deepnet'])
+      .default('official')
+      .describe(
+        "deepnorm's constants: official = the LNS paper's code (residual a = sqrt 8 fixed, init gain (8L)^(1/4)); deepnet = DeepNet's decoder rule (a = (2L)^(1/4), gain (8L)^(-1/4))",
+      ),
     norm_type: z.enum(['rmsnorm', 'layernorm']).default('rmsnorm').describe('llama norm type'),
     mix_k: z.number().int().min(0).default(0).describe('mix: number of leading Post-LN blocks'),
     bias: z.boolean().default(true).describe('gpt2: biases in linears and norms'),
@@ -22,7 +33,7 @@ export const lmModelSchema = z
   })
   .strict()
   .superRefine((m, ctx) => {
-    if (m.d_model % m.heads !== 0) ctx.addIssue({ code: 'custom', path: ['d_model'], message: `d_model ${m.d_model} must be divisible by heads ${m.heads}` });
+    if (m.d_model % m.heads !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `heads ${m.heads} must divide d_model ${m.d_model}` });
     if (m.norm === 'mix' && m.mix_k > m.layers)
       ctx.addIssue({ code: 'custom', path: ['mix_k'], message: `mix_k ${m.mix_k} exceeds the number of layers ${m.layers}` });
   });
@@ -44,8 +55,9 @@ export type TextDataConfig = z.infer<typeof textDataSchema>;
 export const trainSchema = z
   .object({
     steps: z.number().int().min(1).default(200).describe('optimizer steps'),
-    batch: z.number().int().min(1).default(16).describe('sequences per step'),
+    batch: z.number().int().min(1).default(16).describe('sequences per micro-batch (per step without grad_accum)'),
     seq: z.number().int().min(2).default(128).describe('tokens per sequence (also the context length)'),
+    ...lmAccumFields,
     lr: z.number().positive().default(1e-3).describe('peak learning rate'),
     min_lr_ratio: z.number().min(0).max(1).default(0.1).describe('cosine floor as a fraction of lr'),
     warmup: z.number().int().min(0).default(20).describe('linear warmup steps'),
@@ -71,7 +83,8 @@ export const trainSchema = z
   })
   .strict()
   .refine((t) => t.warmup < t.steps, { path: ['warmup'], message: 'warmup must be shorter than steps' })
-  .refine((t) => t.workers <= t.batch, { path: ['workers'], message: 'workers must not exceed batch (each replica needs at least one row)' });
+  .refine((t) => t.workers <= t.batch, { path: ['workers'], message: 'workers must not exceed batch (each replica needs at least one row)' })
+  .superRefine(checkLmAccum);
 export type TrainConfig = z.infer<typeof trainSchema>;
 
 /** The HF-style config object for a fresh LM of this shape. */
@@ -98,5 +111,8 @@ export function hfConfigFor(m: LMModelConfig, vocabSize: number, seq: number): R
     normlab_norm_variant: m.norm,
     normlab_norm_type: m.norm_type,
     normlab_mix_k: m.mix_k,
+    ...(m.norm === 'deepnorm'
+      ? (({ alpha, beta }) => ({ normlab_deepnorm_alpha: alpha, normlab_deepnorm_beta: beta }))(deepNormConstants(m.deepnorm, m.layers))
+      : {}),
   };
 }

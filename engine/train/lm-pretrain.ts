@@ -6,16 +6,15 @@
  */
 import * as path from 'node:path';
 import { z } from 'zod';
-import { TokenBatcher, evalWindows } from '../data/batches.js';
-import { readJsonSync, writeJsonAtomicSync } from '../io/atomic.js';
-import { readSafetensors, writeSafetensors } from '../io/safetensors-file.js';
-import { fromTf, toTf } from '../io/tensors.js';
+import { TokenBatcher, evalWindows, type BatcherState } from '../data/batches.js';
 import type { JobContext } from '../jobs/context.js';
 import { baseConfig, registerJobKind } from '../jobs/registry.js';
 import { createLM, loadLM, saveModel } from '../models/index.js';
 import type { CausalLM } from '../models/lm.js';
 import { AdamW } from '../nn/optim.js';
 import { learningRate } from '../nn/schedule.js';
+import { lmGradAccum } from './accumulate.js';
+import { isCheckpointStep, restoreTrainingCheckpoint, saveTrainingCheckpoint } from './checkpoint.js';
 import { hfConfigFor, lmModelSchema, textDataSchema, trainSchema } from './lm-config.js';
 import { DataParallelPool, resolveWorkers } from './data-parallel.js';
 import { loadLMData } from './lm-data.js';
@@ -28,6 +27,20 @@ export const lmPretrainSchema = z
     model: lmModelSchema.default(lmModelSchema.parse({})),
     data: textDataSchema.default(textDataSchema.parse({})),
     train: trainSchema.default(trainSchema.parse({})),
+    diagnostics: z
+      .object({
+        sequences: z.number().int().min(1).default(8).describe('validation sequences for the variance and angular distance'),
+        pruning_windows: z.number().int().min(1).default(8).describe('validation windows for the layer-pruning losses'),
+        max_n: z.number().int().min(1).optional().describe('largest layer gap n of the angular-distance heatmap (default: L)'),
+        // The two definitions of engine/methods/lns/diagnostics.ts (VARIANCE_DEFINITIONS).
+        variance: z
+          .enum(['elements', 'per-token'])
+          .default('elements')
+          .describe('per-layer variance: elements = over every element of x_l; per-token = each token’s variance over its features, averaged'),
+      })
+      .strict()
+      .default({ sequences: 8, pruning_windows: 8, variance: 'elements' })
+      .describe('sizes of the depth diagnostics at the end of the run (default: small, a few seconds)'),
   })
   .strict();
 export type LMPretrainConfig = z.infer<typeof lmPretrainSchema>;
@@ -65,7 +78,11 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
     throw new Error(`train.seq ${t.seq} exceeds the model's context ${model.maxSeq}`);
   }
   const opt = new AdamW(model.params, { beta1: t.beta1, beta2: t.beta2, weightDecay: t.weight_decay });
-  const batcher = new TokenBatcher(data.train, t.batch, t.seq, cfg.seed);
+  // Each step draws its whole batch (batch × grad_accum rows) at once: the data order of the
+  // unaccumulated batch; the micro-batches are its consecutive rows.
+  const accum = lmGradAccum(t);
+  const rows = t.batch * accum;
+  const batcher = new TokenBatcher(data.train, rows, t.seq, cfg.seed);
   const val = evalWindows(data.val, t.seq, t.eval_windows);
   const evalBatch = Math.max(1, t.batch);
   const schedule = { kind: t.schedule, lr: t.lr, warmup: t.warmup, minLr: t.lr * t.min_lr_ratio, total: t.steps };
@@ -73,16 +90,8 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
   let step = 0;
   let initialValLoss: number;
   if (ctx.resumeFrom) {
-    const state = readJsonSync(path.join(ctx.resumeFrom.dir, 'trainer.json'), 'trainer state') as {
-      step: number;
-      batcher: { rng: number; step: number };
-      optimizerSteps: number;
-      initialValLoss: number;
-    };
-    const optState = await readSafetensors(path.join(ctx.resumeFrom.dir, 'optimizer.safetensors'));
-    const tensors = new Map([...optState.tensors].map(([k, v]) => [k, toTf(v)] as const));
-    opt.loadState(tensors, state.optimizerSteps);
-    for (const x of tensors.values()) x.dispose();
+    // The model itself was loaded from the checkpoint's model folder above.
+    const state = await restoreTrainingCheckpoint<{ batcher: BatcherState; initialValLoss: number }>(ctx.resumeFrom.dir, { optimizer: opt });
     batcher.restore(state.batcher);
     step = state.step;
     initialValLoss = state.initialValLoss;
@@ -92,21 +101,13 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
     ctx.metric({ step: 0, val_loss: initialValLoss });
   }
 
-  const checkpoint = async () => {
-    const s = step;
-    await ctx.run.saveCheckpoint(s, async (dir) => {
-      await saveModel(model, dir);
-      const out: Record<string, Awaited<ReturnType<typeof fromTf>>> = {};
-      for (const [k, v] of opt.stateTensors()) out[k] = await fromTf(v);
-      await writeSafetensors(path.join(dir, 'optimizer.safetensors'), out);
-      writeJsonAtomicSync(path.join(dir, 'trainer.json'), { step: s, batcher: batcher.state(), optimizerSteps: opt.t, initialValLoss });
-    });
-  };
+  const checkpoint = () =>
+    saveTrainingCheckpoint(ctx.run, step, { model: (dir) => saveModel(model, dir), optimizer: opt, state: { batcher: batcher.state(), initialValLoss } });
 
   let valLoss = initialValLoss;
   let pool: DataParallelPool | null = null;
   // Decided from the whole run (not the steps left), so that a resumed run picks the same count.
-  const replicas = resolveWorkers(t.workers, ctx.backend.name, t.batch, t.seq, model.params.count(), t.steps);
+  const replicas = resolveWorkers(t.workers, ctx.backend.name, t.batch, t.seq, model.params.count(), t.steps * accum);
   let started = Date.now();
   let tokensSeen = 0;
   let lastLoss = NaN; // the loss of the last logged step
@@ -121,11 +122,11 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
       const batch = batcher.next();
       // The step's results are read (a device sync) only on the steps that log them.
       const logNow = (step + 1) % t.log_every === 0 || step + 1 === t.steps;
-      const stepOpts = { clip: t.clip, layerGradNorms: t.layer_grad_norms && logNow };
-      const full = { ...batch, batch: t.batch, seq: t.seq };
+      const stepOpts = { clip: t.clip, layerGradNorms: t.layer_grad_norms && logNow, microBatches: accum };
+      const full = { ...batch, batch: rows, seq: t.seq };
       const out = pool ? await pool.step(opt, full, lr, stepOpts) : lmTrainStep(model, opt, full, lr, stepOpts);
       step += 1;
-      tokensSeen += t.batch * t.seq;
+      tokensSeen += rows * t.seq;
       if (!logNow) disposeStep(out);
       else {
         const r = await readStep(out);
@@ -145,7 +146,7 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
         valLoss = await lmEvalLoss(model, val, evalBatch);
         ctx.metric({ step, val_loss: valLoss, val_ppl: Math.exp(valLoss) });
       }
-      if (step % t.checkpoint_every === 0 || step === t.steps) await checkpoint();
+      if (isCheckpointStep(step, t.checkpoint_every, t.steps)) await checkpoint();
       ctx.progress({ step, total: t.steps, phase: 'train', message: Number.isNaN(lastLoss) ? 'training' : `loss ${lastLoss.toFixed(3)}` });
       await ctx.tick();
     }
@@ -163,6 +164,8 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
     final_val_loss: valLoss,
     final_val_ppl: Math.exp(valLoss),
     steps: t.steps,
+    tokens_per_step: rows * t.seq,
+    grad_accum: accum,
     params: model.params.count(),
     tokens_per_s: Math.round(tokensSeen / Math.max(1e-3, (Date.now() - started) / 1000)),
     backend: ctx.backend.name,

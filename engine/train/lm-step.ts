@@ -1,13 +1,16 @@
 /**
- * One optimizer step of a causal LM: loss, gradients, optional clipping, AdamW update.
+ * One optimizer step of a causal LM: loss, gradients (accumulated over micro-batches when asked),
+ * optional clipping, AdamW update.
  * Everything the step allocates is disposed before it returns (the tensor count stays flat),
  * except its results, which stay on the device until `readStep` (or `disposeStep`): a trainer
  * reads them only on the steps it logs, so the GPU is not synchronized every step.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fail } from '../core/errors.js';
 import type { CausalLM, ForwardHooks } from '../models/lm.js';
 import { crossEntropy } from '../nn/ops.js';
 import { clipGlobalNorm, type AdamW } from '../nn/optim.js';
+import { accumulate, microBatches, type LossAndGrads, type MicroBatch } from './accumulate.js';
 
 export interface LMBatch {
   x: Int32Array; // (B, T) row-major
@@ -56,6 +59,37 @@ export interface LMStepOptions {
   layerGradNorms?: boolean;
   hooks?: ForwardHooks;
   extraLoss?: () => tf.Scalar;
+  /** Gradient accumulation: split the batch's rows into this many equal micro-batches (default 1). */
+  microBatches?: number;
+}
+
+/** Rows `mb` of a batch, as views (no copy). */
+export function lmMicroBatch(batch: LMBatch, mb: MicroBatch): LMBatch {
+  const { seq } = batch;
+  return {
+    x: batch.x.subarray(mb.start * seq, (mb.start + mb.rows) * seq),
+    y: batch.y.subarray(mb.start * seq, (mb.start + mb.rows) * seq),
+    batch: mb.rows,
+    seq,
+  };
+}
+
+/** Equal micro-batches of a step's rows; `k` must divide them. */
+export function lmMicroBatches(rows: number, k: number): MicroBatch[] {
+  if (!Number.isInteger(k) || k < 1 || rows % k !== 0) fail('config', `${rows} rows do not split into ${k} equal micro-batches`);
+  return microBatches(rows, rows / k);
+}
+
+/**
+ * The mean loss and its gradients over all rows of `batch`, computed `microBatches` micro-batches
+ * at a time (./accumulate.ts); one micro-batch is `lmLossAndGrads` itself.
+ */
+export function lmAccumulatedLossAndGrads(
+  model: CausalLM,
+  batch: LMBatch,
+  opts: Pick<LMStepOptions, 'hooks' | 'extraLoss' | 'microBatches'> = {},
+): LossAndGrads {
+  return accumulate(lmMicroBatches(batch.batch, opts.microBatches ?? 1), (mb) => lmLossAndGrads(model, lmMicroBatch(batch, mb), opts));
 }
 
 /**
@@ -102,7 +136,7 @@ export function lmApplyGrads(
 
 /** One optimizer step; its results stay on the device (see `readStep`). */
 export function lmTrainStep(model: CausalLM, opt: AdamW, batch: LMBatch, lr: number, opts: LMStepOptions = {}): LMStepTensors {
-  const { value, grads } = lmLossAndGrads(model, batch, opts);
+  const { value, grads } = lmAccumulatedLossAndGrads(model, batch, opts);
   return { loss: value, ...lmApplyGrads(model, opt, grads, lr, opts) };
 }
 

@@ -9,8 +9,7 @@
  */
 import { Rng } from '../../data/rng.js';
 import { ConsistencyNet, type ConsistencyNetConfig } from '../../models/consistency-net.js';
-import { AdamW } from '../../nn/optim.js';
-import { createLctTrainStep, disposeLctStep, improvementsSchema, lctTrainSchema, networkSchema, readLctStep } from './lct.js';
+import { createLctTrainStep, disposeLctStep, improvementsSchema, lctOptimizer, lctTrainSchema, networkSchema, readLctStep } from './lct.js';
 
 export interface LctStepBench {
   msPerStep: number;
@@ -43,7 +42,7 @@ export async function benchLctStep(opts: { quick?: boolean; steps?: number; warm
   };
   const net = new ConsistencyNet(netCfg, 0);
   const ema = net.cloneParams();
-  const opt = new AdamW(net.params, { weightDecay: 0 });
+  const opt = lctOptimizer(net, train);
   try {
     const D = net.latentDim;
     const n = LCT_BENCH.trainLatents;

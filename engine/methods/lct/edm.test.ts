@@ -123,6 +123,13 @@ describe('adaptive c (improvement 4)', () => {
     expect(scalingC(11, 64, true, 0)).toBeCloseTo(0.00432, 12);
     expect(scalingC(41, 64, true, 2)).toBeCloseTo(0.0061444172587729155, 12);
     expect(scalingC(641, 64, false, 6)).toBeCloseTo(0.00432, 12);
+    // At d = 64 the paper's fitted curve jumps up at stage 2 (0.0043 -> exp(-1.15 ln 20 - 0.85) = 0.0136);
+    // dim-scaled multiplies it by sqrt(64/4096) = 1/8 and so keeps c falling; at d = 4096 both agree.
+    expect(scalingC(21, 64, true, 1, 'paper')).toBeCloseTo(Math.exp(-1.15 * Math.log(20) - 0.85), 12);
+    expect(scalingC(21, 64, true, 1, 'paper')).toBeCloseTo(0.013632, 5);
+    expect(scalingC(21, 64, true, 1, 'dim-scaled')).toBeCloseTo(0.013632 / 8, 6);
+    expect(scalingC(21, 64, true, 0, 'dim-scaled')).toBeCloseTo(0.00432, 12); // stage 1 keeps iCT's c
+    expect(scalingC(21, 4096, true, 1, 'dim-scaled')).toBe(scalingC(21, 4096, true, 1, 'paper'));
   });
 });
 

@@ -122,14 +122,19 @@ export function ictWeight(sigmaHi: number, sigmaLo: number): number {
   return 1 / (sigmaHi - sigmaLo);
 }
 
+export const ADAPTIVE_C_RULES = ['paper', 'dim-scaled'] as const;
+export type AdaptiveCRule = (typeof ADAPTIVE_C_RULES)[number];
+
 /**
  * The scale c of the Pseudo-Huber / Cauchy losses. Fixed: iCT's c = 0.00054 sqrt(d).
  * Adaptive (improvement 4): 0.00054 sqrt(d) in the first curriculum stage, then
- * c = exp(-1.15 ln(N - 1) - 0.85).
+ * c = exp(-1.15 ln(N - 1) - 0.85) (`paper`: fitted on 32x32x4 = 4096-dim latents), or that curve
+ * times sqrt(d / 4096) (`dim-scaled`, NormLab's rule for other latent sizes: iCT's own c scales
+ * with sqrt(d), and the fit's curve then meets it at d = 4096).
  */
-export function scalingC(N: number, d: number, adaptive: boolean, stage: number): number {
+export function scalingC(N: number, d: number, adaptive: boolean, stage: number, rule: AdaptiveCRule = 'paper'): number {
   if (!adaptive || stage === 0) return 0.00054 * Math.sqrt(d);
-  return adaptiveC(N);
+  return rule === 'paper' ? adaptiveC(N) : adaptiveC(N) * Math.sqrt(d / 4096);
 }
 
 /** c = exp(-1.15 ln(N - 1) - 0.85). */

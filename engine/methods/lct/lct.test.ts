@@ -65,12 +65,12 @@ describe('lct bad input', () => {
     expect(project.listRuns().filter((r) => r.record.parent === run.id)).toHaveLength(0);
   });
 
-  it('presets expand to the switch sets of the ablation table', () => {
-    expect(studyConfigurations({ preset: 'baseline-vs-full', configurations: [] }).map((r) => r.name)).toEqual(['baseline iLCT', 'full recipe']);
-    const add = studyConfigurations({ preset: 'add-one', configurations: [] });
+  it('ablations expand to the switch sets of the ablation table', () => {
+    expect(studyConfigurations({ ablation: 'baseline-vs-full', configurations: [] }).map((r) => r.name)).toEqual(['baseline iLCT', 'full recipe']);
+    const add = studyConfigurations({ ablation: 'add-one', configurations: [] });
     expect(add).toHaveLength(7);
     expect(add[1]).toEqual({ name: '+ cauchy', cauchy: true, diffusion_loss: false, ot: false, adaptive_c: false, nsln: false });
-    const loo = studyConfigurations({ preset: 'leave-one-out', configurations: [] });
+    const loo = studyConfigurations({ ablation: 'leave-one-out', configurations: [] });
     expect(loo).toHaveLength(6);
     expect(loo[4]).toEqual({ name: 'full − nsln', cauchy: true, diffusion_loss: true, ot: true, adaptive_c: true, nsln: false });
   });

@@ -20,7 +20,7 @@ import type { JobContext } from '../../jobs/context.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import type { Autoencoder } from '../../models/autoencoder.js';
 import { ConsistencyNet, checkConsistencyNetConfig, type ConsistencyNetConfig } from '../../models/consistency-net.js';
-import { AdamW, clipGlobalNorm } from '../../nn/optim.js';
+import { AdamW, RAdam, clipGlobalNorm } from '../../nn/optim.js';
 import type { ParamSet } from '../../nn/params.js';
 import { learningRate } from '../../nn/schedule.js';
 import { barPlot, linePlot, writePlot } from '../../plot/index.js';
@@ -40,6 +40,7 @@ import {
   ictWeight,
   inDiffusionRange,
   karrasSigmas,
+  ADAPTIVE_C_RULES,
   scalingC,
   timestepProbs,
   twoStepSigma,
@@ -47,12 +48,12 @@ import {
 import { frechetDistance, gaussianStats, type Gaussian } from './fid.js';
 import { otCouple } from './ot.js';
 
-/** The paper's five improvements (METHODS.md §3), each a switch of its own. */
+/** The paper's five improvements (docs/methods.md, "Latent consistency training"), each a switch of its own. */
 export const IMPROVEMENTS = {
   cauchy: 'improvement 1: Cauchy loss (off: Pseudo-Huber)',
   diffusion_loss: 'improvement 2: diffusion loss on the smallest 25% of sigmas, weight 5',
   ot: 'improvement 3: minibatch optimal-transport coupling of latents and noise',
-  adaptive_c: 'improvement 4: adaptive scaling c = exp(-1.15 ln(N-1) - 0.85) from stage 2',
+  adaptive_c: 'improvement 4: adaptive scaling c = exp(-1.15 ln(N-1) - 0.85) from stage 2 (see train.adaptive_c_rule)',
   nsln: 'improvement 5: Non-scaling LayerNorm (gamma fixed at 1) in the network',
 } as const;
 export type ImprovementName = keyof typeof IMPROVEMENTS;
@@ -85,7 +86,17 @@ export const lctTrainSchema = z
   .object({
     steps: z.number().int().positive().default(1200).describe('training steps K (the curriculum spans them)'),
     batch: z.number().int().positive().default(128).describe('latents per step'),
-    lr: z.number().positive().default(1e-3).describe('peak learning rate (RAdam/Adam in the paper; AdamW here)'),
+    lr: z.number().positive().default(1e-3).describe('peak learning rate (the official code: RAdam at 1e-4; preset lct-official-optimizer)'),
+    optimizer: z
+      .enum(['adamw', 'radam'])
+      .default('adamw')
+      .describe('adamw (β 0.9/0.999); radam = torch.optim.RAdam as the official code uses it (Liu et al. 2020)'),
+    weight_decay: z
+      .number()
+      .min(0)
+      .default(0)
+      .describe('adamw: decoupled, on matrices; radam: L2 added to the gradient of every parameter, as torch.optim.RAdam (official: 1e-4)'),
+    eps: z.number().positive().default(1e-8).describe('the optimizer’s epsilon (official RAdam: 1e-4)'),
     warmup: z.number().int().min(0).default(100).describe('linear warmup steps'),
     schedule: z.enum(['constant', 'cosine']).default('constant').describe('learning-rate schedule after warmup'),
     ema: z.number().min(0).max(1).default(0.999).describe('EMA decay of the sampling weights (paper 0.9999 for far longer runs)'),
@@ -95,6 +106,12 @@ export const lctTrainSchema = z
     p_mean: z.number().default(-1.1).describe('lognormal timestep sampling: mean of ln sigma'),
     p_std: z.number().positive().default(2.0).describe('lognormal timestep sampling: std of ln sigma'),
     diffusion_weight: z.number().min(0).default(5).describe('weight of the diffusion loss (improvement 2)'),
+    adaptive_c_rule: z
+      .enum(ADAPTIVE_C_RULES)
+      .default('paper')
+      .describe(
+        "adaptive c from stage 2: paper = exp(-1.15 ln(N-1) - 0.85), fitted for 4096-dim latents (at d = 64 it jumps from iCT's 0.00054√d = 0.0043 up to 0.0136); dim-scaled = the same curve × √(d/4096)",
+      ),
     clip: z.number().min(0).default(1).describe('global gradient-norm clip (0: off)'),
     log_every: z.number().int().positive().default(25).describe('metric interval'),
     sample_every: z.number().int().positive().default(400).describe('sample grid + quick FID interval'),
@@ -278,6 +295,43 @@ export interface LctStepValues {
   gradNorm: number;
 }
 
+/** What one training step draws: the batch, its noise, the grid pairs and their weights. */
+export interface LctBatch {
+  B: number;
+  D: number;
+  /** Latents (B, D) and noise (B, D), OT-coupled when improvement 3 is on (noise rows permuted). */
+  x0: Float32Array;
+  noise: Float32Array;
+  /** Grid pair index j of each row: the student sees sigmas[j], the target sigmas[j+1]. */
+  j: Int32Array;
+  sHi: Float32Array;
+  sLo: Float32Array;
+  /** iCT weight 1/(sigma_j - sigma_{j+1}). */
+  lambda: Float32Array;
+  /** Improvement 2: 1 where j is among the smallest 25% of sigmas, its weight 1/sigma_j^2 + 1/sd^2 there (0 elsewhere). */
+  diffMask: Float32Array;
+  diffW: Float32Array;
+  nDiff: number;
+}
+
+/** The sigma grid of N points and the cumulative pair probabilities, cached per N. */
+function gridCache(pMean: number, pStd: number): (N: number) => { sigmas: Float64Array; cdf: Float64Array } {
+  const cache = new Map<number, { sigmas: Float64Array; cdf: Float64Array }>();
+  return (N) => {
+    let g = cache.get(N);
+    if (!g) {
+      const sigmas = karrasSigmas(N);
+      const p = timestepProbs(sigmas, pMean, pStd);
+      const cdf = new Float64Array(p.length);
+      let acc = 0;
+      p.forEach((v, i) => (cdf[i] = acc += v));
+      g = { sigmas, cdf };
+      cache.set(N, g);
+    }
+    return g;
+  };
+}
+
 /** Read a step's results to the host and dispose them. */
 export async function readLctStep(r: LctStepResult): Promise<LctStepValues> {
   const ts = [r.loss, r.parts.ct, r.parts.diff, r.gradNorm];
@@ -293,9 +347,130 @@ export function disposeLctStep(r: LctStepResult): void {
 }
 
 /**
- * The `lct` job's training step, as a function of the step index k: draws a batch of latents,
- * noise (OT-coupled with improvement 3) and grid pairs (j, j+1) from N(k), takes one AdamW step
- * on the consistency (+ diffusion) loss and updates the EMA weights. Also used by `normlab bench`.
+ * Draw one step's batch: B latents (uniformly, with replacement), standard normal noise
+ * (OT-coupled to the latents with improvement 3), and per row a grid pair j ~ P(j) of iCT's
+ * lognormal distribution (inverse CDF of one uniform), with its lambda and diffusion-loss weight.
+ */
+export function drawLctBatch(
+  rng: Rng,
+  latents: Float32Array,
+  n: number,
+  D: number,
+  B: number,
+  grid: { sigmas: Float64Array; cdf: Float64Array },
+  imp: Pick<Improvements, 'ot' | 'diffusion_loss'>,
+): LctBatch {
+  const { sigmas, cdf } = grid;
+  const N = sigmas.length;
+  const x0 = new Float32Array(B * D);
+  for (let i = 0; i < B; i++) {
+    const r = rng.int(n);
+    x0.set(latents.subarray(r * D, r * D + D), i * D);
+  }
+  let noise: Float32Array = Float32Array.from({ length: B * D }, () => rng.normal());
+  if (imp.ot) noise = otCouple(x0, noise, B, D).noise;
+  const j = new Int32Array(B);
+  const sHi = new Float32Array(B);
+  const sLo = new Float32Array(B);
+  const lambda = new Float32Array(B);
+  const diffMask = new Float32Array(B);
+  const diffW = new Float32Array(B);
+  for (let i = 0; i < B; i++) {
+    const u = rng.next();
+    let k = 0;
+    while (k < cdf.length - 1 && cdf[k] < u) k++;
+    j[i] = k;
+    sHi[i] = sigmas[k];
+    sLo[i] = sigmas[k + 1];
+    lambda[i] = ictWeight(sigmas[k], sigmas[k + 1]);
+    if (imp.diffusion_loss && inDiffusionRange(k, N)) {
+      diffMask[i] = 1;
+      diffW[i] = diffusionWeight(sigmas[k]);
+    }
+  }
+  return { B, D, x0, noise, j, sHi, sLo, lambda, diffMask, diffW, nDiff: diffMask.reduce((a, b) => a + b, 0) };
+}
+
+/** Rows [start, start + rows) of a batch (a gradient-accumulation micro-batch), or all of them. */
+export interface LctRows {
+  start: number;
+  rows: number;
+}
+
+/** The per-row arrays of `rows`, as views. */
+function batchRows(batch: LctBatch, r: LctRows) {
+  const D = batch.D;
+  const cut = <A extends Float32Array>(a: A, width = 1) => a.subarray(r.start * width, (r.start + r.rows) * width) as A;
+  return { x0: cut(batch.x0, D), noise: cut(batch.noise, D), sHi: cut(batch.sHi), sLo: cut(batch.sLo), lambda: cut(batch.lambda), diffW: cut(batch.diffW) };
+}
+
+/**
+ * The step's loss on a drawn batch, to differentiate inside tf.variableGrads:
+ *   L_CT = mean_i lambda_i d(f(x0 + sigma_j z), target_i),  d = Cauchy or Pseudo-Huber of the
+ *          per-row mean squared difference, target_i = f(x0 + sigma_{j+1} z) (given, no gradient);
+ *   L_diff = sum_i diffW_i mean((f(x0 + sigma_j z) - x0)^2) / nDiff over the selected rows;
+ *   L = L_CT + diffusion_weight L_diff.
+ * On `rows` (a micro-batch) it is that rows' share: the sums over them divided by the whole
+ * batch's B and nDiff, so the shares of all micro-batches add up to the batch's loss.
+ * `target` holds the target rows of `rows`.
+ */
+export function lctLoss(
+  net: ConsistencyNet,
+  batch: LctBatch,
+  target: tf.Tensor,
+  c: number,
+  cauchy: boolean,
+  diffusionWeight: number,
+  rows: LctRows = { start: 0, rows: batch.B },
+): { total: tf.Scalar; ct: tf.Scalar; diff: tf.Scalar } {
+  const R = rows.rows;
+  const D = batch.D;
+  const b = batchRows(batch, rows);
+  const x0 = tf.tensor2d(b.x0, [R, D]);
+  const xHi = tf.add(x0, tf.mul(tf.tensor2d(b.noise, [R, D]), tf.tensor2d(b.sHi, [R, 1])));
+  const student = denoise(net, xHi, b.sHi);
+  const m = tf.mean(tf.square(tf.sub(student, target)), 1); // (R): mean over elements
+  const ct = tf.div(tf.sum(tf.mul(robustLoss(m, c, cauchy), tf.tensor1d(b.lambda))), batch.B) as tf.Scalar;
+  if (batch.nDiff === 0) return { total: ct, ct, diff: tf.scalar(0) };
+  const md = tf.mean(tf.square(tf.sub(student, x0)), 1);
+  const diff = tf.div(tf.sum(tf.mul(md, tf.tensor1d(b.diffW))), batch.nDiff) as tf.Scalar; // diffW is 0 outside the selected rows
+  return { total: tf.add(ct, tf.mul(diff, diffusionWeight)) as tf.Scalar, ct, diff };
+}
+
+/** The stop-gradient target f(x0 + sigma_{j+1} z, sigma_{j+1}) of `rows`, with the student's current weights. */
+export function lctTarget(net: ConsistencyNet, batch: LctBatch, rows: LctRows = { start: 0, rows: batch.B }): tf.Tensor2D {
+  const R = rows.rows;
+  const b = batchRows(batch, rows);
+  return tf.tidy(() => denoise(net, tf.add(tf.tensor2d(b.x0, [R, batch.D]), tf.mul(tf.tensor2d(b.noise, [R, batch.D]), tf.tensor2d(b.sLo, [R, 1]))), b.sLo));
+}
+
+/** EMA decay of step k: `ema`, or with the warmup min(ema, (1 + k) / (10 + k)). */
+export function emaDecay(k: number, ema: number, warmup: boolean): number {
+  return warmup ? Math.min(ema, (1 + k) / (10 + k)) : ema;
+}
+
+/** ema = decay ema + (1 - decay) theta for every trainable parameter. */
+export function updateEma(ema: ParamSet, params: ParamSet, decay: number): void {
+  tf.tidy(() => {
+    for (const [name, v] of params.vars) {
+      if (!v.trainable) continue;
+      const e = ema.get(name);
+      e.assign(tf.add(tf.mul(e, decay), tf.mul(v, 1 - decay)));
+    }
+  });
+}
+
+/** The optimizer a config names: AdamW, or RAdam with torch's L2 weight decay on every parameter. */
+export function lctOptimizer(net: ConsistencyNet, t: Pick<LctTrainConfig, 'optimizer' | 'weight_decay' | 'eps'>): AdamW {
+  return t.optimizer === 'radam'
+    ? new RAdam(net.params, { eps: t.eps, weightDecay: t.weight_decay, decay: () => true })
+    : new AdamW(net.params, { eps: t.eps, weightDecay: t.weight_decay });
+}
+
+/**
+ * The `lct` job's training step, as a function of the step index k: draws a batch (drawLctBatch)
+ * from N(k), takes one optimizer step on the consistency (+ diffusion) loss (lctLoss) and updates
+ * the EMA weights. Also used by `normlab bench`.
  */
 export function createLctTrainStep(inp: LctStepInputs): (step: number) => LctStepResult {
   const { net, ema, opt, latents, rng } = inp;
@@ -303,93 +478,31 @@ export function createLctTrainStep(inp: LctStepInputs): (step: number) => LctSte
   const imp = inp.improvements;
   const D = net.latentDim;
   const curriculum = { s0: t.s0, s1: t.s1, total: t.steps };
-  const gridCache = new Map<number, { sigmas: Float64Array; cdf: Float64Array }>();
-  const grid = (N: number) => {
-    let g = gridCache.get(N);
-    if (!g) {
-      const sigmas = karrasSigmas(N);
-      const p = timestepProbs(sigmas, t.p_mean, t.p_std);
-      const cdf = new Float64Array(p.length);
-      let acc = 0;
-      p.forEach((v, i) => (cdf[i] = acc += v));
-      g = { sigmas, cdf };
-      gridCache.set(N, g);
-    }
-    return g;
-  };
+  const grid = gridCache(t.p_mean, t.p_std);
   const schedule = { kind: t.schedule, lr: t.lr, warmup: t.warmup, minLr: t.lr * 0.1, total: t.steps };
   const vars = net.params.trainable();
   const names = new Map(vars.map((v) => [v.name, net.params.nameOf(v)] as const));
-  const B = t.batch;
 
   return (step: number): LctStepResult => {
     const N = curriculumN(step, curriculum);
-    const stage = curriculumStage(step, curriculum);
-    const c = scalingC(N, D, imp.adaptive_c, stage);
-    const { sigmas, cdf } = grid(N);
-    // Batch of latents, noise (OT-coupled or independent), grid pairs (j, j+1).
-    const x0 = new Float32Array(B * D);
-    for (let i = 0; i < B; i++) {
-      const r = rng.int(inp.n);
-      x0.set(latents.subarray(r * D, r * D + D), i * D);
-    }
-    let noise: Float32Array = Float32Array.from({ length: B * D }, () => rng.normal());
-    if (imp.ot) noise = otCouple(x0, noise, B, D).noise;
-    const sHi = new Float32Array(B);
-    const sLo = new Float32Array(B);
-    const lambda = new Float32Array(B);
-    const diffMask = new Float32Array(B);
-    const diffW = new Float32Array(B);
-    for (let i = 0; i < B; i++) {
-      const u = rng.next();
-      let j = 0;
-      while (j < cdf.length - 1 && cdf[j] < u) j++;
-      sHi[i] = sigmas[j];
-      sLo[i] = sigmas[j + 1];
-      lambda[i] = ictWeight(sigmas[j], sigmas[j + 1]);
-      if (imp.diffusion_loss && inDiffusionRange(j, N)) {
-        diffMask[i] = 1;
-        diffW[i] = diffusionWeight(sigmas[j]);
-      }
-    }
-    const nDiff = diffMask.reduce((a, b) => a + b, 0);
+    const c = scalingC(N, D, imp.adaptive_c, curriculumStage(step, curriculum), t.adaptive_c_rule);
+    const batch = drawLctBatch(rng, latents, inp.n, D, t.batch, grid(N), imp);
     const lr = learningRate(schedule, step);
-    const x0t = tf.tensor2d(x0, [B, D]);
-    const zt = tf.tensor2d(noise, [B, D]);
-    const xHi = tf.tidy(() => tf.add(x0t, tf.mul(zt, tf.tensor2d(sHi, [B, 1]))));
     // Stop-gradient target: the student's own weights at the smaller sigma, outside the tape.
-    const target = tf.tidy(() => denoise(net, tf.add(x0t, tf.mul(zt, tf.tensor2d(sLo, [B, 1]))), sLo));
+    const target = lctTarget(net, batch);
     let parts: LctStepResult['parts'] | null = null;
     const { value, grads } = tf.variableGrads(() => {
-      const student = denoise(net, xHi, sHi);
-      const m = tf.mean(tf.square(tf.sub(student, target)), 1); // (B): mean over elements
-      const per = robustLoss(m, c, imp.cauchy);
-      const ct = tf.mean(tf.mul(per, tf.tensor1d(lambda)));
-      let total = ct;
-      let dl: tf.Tensor = tf.scalar(0);
-      if (nDiff > 0) {
-        const md = tf.mean(tf.square(tf.sub(student, x0t)), 1);
-        dl = tf.div(tf.sum(tf.mul(md, tf.tensor1d(diffW))), nDiff); // mean over the selected rows (diffW is 0 elsewhere)
-        total = tf.add(ct, tf.mul(dl, t.diffusion_weight));
-      }
-      parts = { ct: tf.keep(ct) as tf.Scalar, diff: tf.keep(dl) as tf.Scalar };
-      return total as tf.Scalar;
+      const l = lctLoss(net, batch, target, c, imp.cauchy, t.diffusion_weight);
+      parts = { ct: tf.keep(l.ct), diff: tf.keep(l.diff) };
+      return l.total;
     }, vars);
-    for (const x of [x0t, zt, xHi, target]) x.dispose();
+    target.dispose();
     const named = new Map<string, tf.Tensor>(Object.entries(grads).map(([k, g]) => [names.get(k)!, g]));
     const clipped = clipGlobalNorm(named, t.clip);
     opt.step(clipped.grads, lr);
     for (const g of clipped.grads.values()) g.dispose();
-    // EMA of the sampling weights, with the usual warmup min(ema, (1 + k) / (10 + k)) so a
-    // short run's EMA is not dominated by the initial weights.
-    const decay = t.ema_warmup ? Math.min(t.ema, (1 + step) / (10 + step)) : t.ema;
-    tf.tidy(() => {
-      for (const [name, v] of net.params.vars) {
-        if (!v.trainable) continue;
-        const e = ema.get(name);
-        e.assign(tf.add(tf.mul(e, decay), tf.mul(v, 1 - decay)));
-      }
-    });
+    // EMA of the sampling weights (with the warmup, a short run's EMA is not the initial weights).
+    updateEma(ema, net.params, emaDecay(step, t.ema, t.ema_warmup));
     return { loss: value, parts: parts!, N, c, lr, gradNorm: clipped.norm };
   };
 }
@@ -426,7 +539,7 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
     }
     net = new ConsistencyNet(netCfg, cfg.seed); // checks the latent shape fits the network
     ema = net.cloneParams();
-    opt = new AdamW(net.params, { weightDecay: 0 });
+    opt = lctOptimizer(net, t);
     const shape = ae.config.image_shape;
     const D = net.latentDim;
 

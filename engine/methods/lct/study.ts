@@ -8,6 +8,8 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../io/atomic.js';
+import { completedSummary } from '../../jobs/context.js';
+import { executorSchema } from '../../jobs/executor.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { barPlot, writePlot } from '../../plot/index.js';
 import { checkConsistencyNetConfig } from '../../models/consistency-net.js';
@@ -35,30 +37,31 @@ export const lctStudySchema = z
     classifier: classifierSchema
       .omit({ method: true, name: true, seed: true, tags: true, data: true })
       .default(classifierSchema.omit({ method: true, name: true, seed: true, tags: true, data: true }).parse({})),
-    preset: z
+    ablation: z
       .enum(['baseline-vs-full', 'add-one', 'leave-one-out', 'custom'])
       .default('baseline-vs-full')
       .describe(
         'baseline-vs-full: 2 runs; add-one: baseline + each switch alone + full; leave-one-out: full minus each switch + full; custom: `configurations`',
       ),
-    configurations: z.array(configurationSchema).default([]).describe('used when preset is custom: one lct run per entry'),
+    configurations: z.array(configurationSchema).default([]).describe('used when ablation is custom: one lct run per entry'),
     network: networkSchema.default(networkSchema.parse({})),
+    executor: executorSchema,
     train: lctTrainSchema.default(lctTrainSchema.parse({})),
     eval: lctEvalSchema.default(lctEvalSchema.parse({})),
   })
   .strict();
 export type LctStudyConfig = z.infer<typeof lctStudySchema>;
 
-/** The rows a preset asks for, each a name and the five switches. */
-export function studyConfigurations(cfg: Pick<LctStudyConfig, 'preset' | 'configurations'>): Array<{ name: string } & Improvements> {
+/** The rows an ablation asks for, each a name and the five switches. */
+export function studyConfigurations(cfg: Pick<LctStudyConfig, 'ablation' | 'configurations'>): Array<{ name: string } & Improvements> {
   const rows: Array<{ name: string } & Improvements> = [];
-  if (cfg.preset === 'custom') {
-    if (cfg.configurations.length === 0) fail('config', 'preset custom needs at least one entry in configurations');
+  if (cfg.ablation === 'custom') {
+    if (cfg.configurations.length === 0) fail('config', 'ablation custom needs at least one entry in configurations');
     return cfg.configurations.map((c) => ({ ...c }));
   }
-  if (cfg.preset !== 'leave-one-out') rows.push({ name: 'baseline iLCT', ...OFF });
-  if (cfg.preset === 'add-one') for (const s of SWITCHES) rows.push({ name: `+ ${s}`, ...OFF, [s]: true });
-  if (cfg.preset === 'leave-one-out') for (const s of SWITCHES) rows.push({ name: `full − ${s}`, ...ON, [s]: false });
+  if (cfg.ablation !== 'leave-one-out') rows.push({ name: 'baseline iLCT', ...OFF });
+  if (cfg.ablation === 'add-one') for (const s of SWITCHES) rows.push({ name: `+ ${s}`, ...OFF, [s]: true });
+  if (cfg.ablation === 'leave-one-out') for (const s of SWITCHES) rows.push({ name: `full − ${s}`, ...ON, [s]: false });
   rows.push({ name: 'full recipe', ...ON });
   return rows;
 }
@@ -71,22 +74,27 @@ registerJobKind({
   description: 'Autoencoder + FID classifier once, then baseline iLCT vs the improved recipe (or any switch subset); one FID 1-step/2-step table.',
   schema: lctStudySchema,
   resumable: false,
+  parent: true,
   async run(ctx, cfg) {
     const rows = studyConfigurations(cfg);
     // Every check that needs no training runs first: curriculum, and the latent grid vs the network.
     checkCurriculum({ s0: cfg.train.s0, s1: cfg.train.s1, total: cfg.train.steps });
     checkConsistencyNetConfig({ ...cfg.network, latent_shape: cfg.autoencoder.latent_shape, norm: 'ln' });
     const total = rows.length + 2;
-    ctx.progress({ step: 0, total, phase: 'autoencoder' });
-    const ae = await ctx.runChild({ method: 'autoencoder-train', seed: cfg.seed, data: cfg.data, ...cfg.autoencoder }, 'lct-study autoencoder');
-    ctx.progress({ step: 1, total, phase: 'classifier' });
-    const clf = await ctx.runChild({ method: 'image-classifier', seed: cfg.seed, data: cfg.data, ...cfg.classifier }, 'lct-study classifier');
-    const results: Array<{ name: string; improvements: Improvements; runId: string; summary: Record<string, unknown> }> = [];
-    for (const [i, row] of rows.entries()) {
-      ctx.progress({ step: 2 + i, total, phase: 'lct', message: row.name });
-      const { name, ...improvements } = row;
-      const r = await ctx.runChild(
-        {
+    // Stage 1: the autoencoder and the FID classifier (independent); stage 2 needs both.
+    ctx.progress({ step: 0, total, phase: 'autoencoder + classifier' });
+    const [aeOut, clfOut] = await ctx.runChildren([
+      { key: 'autoencoder', name: 'lct-study autoencoder', config: { method: 'autoencoder-train', seed: cfg.seed, data: cfg.data, ...cfg.autoencoder } },
+      { key: 'classifier', name: 'lct-study classifier', config: { method: 'image-classifier', seed: cfg.seed, data: cfg.data, ...cfg.classifier } },
+    ]);
+    const ae = { runId: aeOut.runId, summary: completedSummary(aeOut, 'lct-study autoencoder') };
+    const clf = { runId: clfOut.runId, summary: completedSummary(clfOut, 'lct-study classifier') };
+    ctx.progress({ step: 2, total, phase: 'lct', message: `${rows.length} configurations` });
+    const outcomes = await ctx.runChildren(
+      rows.map(({ name, ...improvements }) => ({
+        key: `lct ${name}`,
+        name: `lct ${name}`,
+        config: {
           method: 'lct',
           seed: cfg.seed,
           autoencoder: ae.summary.model_dir,
@@ -96,11 +104,20 @@ registerJobKind({
           train: cfg.train,
           eval: cfg.eval,
         },
-        `lct ${name}`,
-      );
+      })),
+    );
+    const results: Array<{ name: string; improvements: Improvements; runId: string; summary: Record<string, unknown> }> = [];
+    const missing: { configuration: string; run_id: string; status: string }[] = [];
+    for (const [i, { name, ...improvements }] of rows.entries()) {
+      const r = outcomes[i];
+      if (!r.summary) {
+        missing.push({ configuration: name, run_id: r.runId, status: r.status });
+        continue;
+      }
       results.push({ name, improvements, runId: r.runId, summary: r.summary });
       ctx.metric({ step: i + 1, configuration: name, fid_1step: r.summary.fid_1step, fid_2step: r.summary.fid_2step });
     }
+    if (results.length === 0) fail('state', `no configuration of the study completed; normlab resume ${ctx.run.id} reruns them`);
     ctx.progress({ step: total, total, phase: 'table' });
 
     const label = String(results[0].summary.fid_label ?? 'FID (classifier features)');
@@ -130,6 +147,12 @@ registerJobKind({
         ),
       ),
       '',
+      ...(missing.length
+        ? [
+            `Missing (did not complete; \`normlab resume ${ctx.run.id}\` reruns them): ${missing.map((m) => `${m.configuration} (${m.status})`).join(', ')}.`,
+            '',
+          ]
+        : []),
     ].join('\n');
     await writeFileAtomic(path.join(ctx.run.artifactsDir, 'table.md'), md);
     const csv = [
@@ -191,6 +214,7 @@ registerJobKind({
       fid_floor_autoencoder: floors.fid_floor_autoencoder,
       classifier_accuracy: clf.summary.ref_accuracy,
       autoencoder_recon_mse: ae.summary.ref_recon_mse,
+      missing_children: missing,
       runs: { autoencoder: ae.runId, classifier: clf.runId, lct: results.map((r) => r.runId) },
     };
   },

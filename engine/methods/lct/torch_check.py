@@ -1,9 +1,10 @@
 """Independent reference for NormLab's lct numerics, in plain PyTorch (float64).
 
-Reads JSON from stdin: {"a": [[...]], "b": [[...]], "m": [...], "c": float, "sigmas": [...]}
-and prints JSON: the FID between the feature sets a and b (scipy-free: via torch.linalg.eigh),
-the Pseudo-Huber / Cauchy losses of m (as the LCT reference code writes them) and the EDM
-coefficients of the sigmas.
+Reads JSON from stdin: {"a": [[...]], "b": [[...]], "m": [...], "c": float, "sigmas": [...],
+optionally "p_mean", "p_std"} and prints JSON: the FID between the feature sets a and b
+(scipy-free: via torch.linalg.eigh), the Pseudo-Huber / Cauchy losses of m (as the LCT reference
+code writes them), the EDM coefficients of the sigmas, and iCT's lognormal probabilities of the
+grid pairs (sigmas[j], sigmas[j+1]) with torch.special.erf.
 """
 import json
 import sys
@@ -42,6 +43,10 @@ def main():
         "c_out": ((s - smin) * sd / (s**2 + sd**2) ** 0.5).tolist(),
         "c_in": (1 / (s**2 + sd**2) ** 0.5).tolist(),
     }
+    if "p_mean" in inp:
+        e = torch.special.erf((torch.log(s) - inp["p_mean"]) / (2**0.5 * inp["p_std"]))
+        p = e[:-1] - e[1:]
+        out["timestep_probs"] = (p / p.sum()).tolist()
     print(json.dumps(out))
 
 

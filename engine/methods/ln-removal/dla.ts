@@ -1,5 +1,5 @@
 /**
- * Direct logit attribution (DLA) vs direct effect (DE) of every attention head (METHODS.md §2,
+ * Direct logit attribution (DLA) vs direct effect (DE) of every attention head (docs/methods.md, "LayerNorm removal",
  * the paper's interpretability check).
  *
  * For head h of block l, its write into the residual stream is o = z_h @ W_O[h] (c_proj rows of

@@ -1,6 +1,6 @@
 /**
  * FakeLN and the removal schedule of "Transformers Don't Need LayerNorm at Inference Time"
- * (2025; METHODS.md §2), on GPT-2's LN sites through `ForwardHooks.norm`.
+ * (2025; docs/methods.md, "LayerNorm removal"), on GPT-2's LN sites through `ForwardHooks.norm`.
  *
  *   FakeLN(x) = (x - mean_d(x)) / sigma_avg * gamma + beta
  *

@@ -1,6 +1,6 @@
 /**
  * LayerNorm removal from GPT-2 by fine-tuning ("Transformers Don't Need LayerNorm at Inference
- * Time", 2025; METHODS.md §2). Job kinds:
+ * Time", 2025; docs/methods.md, "LayerNorm removal"). Job kinds:
  *
  * - `ln-removal`: takes a GPT-2 (a HF-format folder, an lm-pretrain run, or a tiny one pretrained
  *   here as a child run), fine-tunes a `vanilla` control with LN kept and an LN-removal model with
@@ -19,6 +19,8 @@ import { evalWindows, TokenBatcher, type EvalWindows } from '../../data/batches.
 import { readJson, writeFileAtomic } from '../../io/atomic.js';
 import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
 import type { JobContext } from '../../jobs/context.js';
+import { completedSummary } from '../../jobs/context.js';
+import { executorSchema } from '../../jobs/executor.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { GPT2, gpt2ConfigFromJson } from '../../models/gpt2.js';
 import { archOf, loadLM, saveModel } from '../../models/index.js';
@@ -108,6 +110,7 @@ export const lnRemovalSchema = z
     finetune: finetuneSchema.default(finetuneSchema.parse({})),
     removal: removalSchema.default(removalSchema.parse({})),
     dla: dlaSchema.default(dlaSchema.parse({})),
+    executor: executorSchema,
   })
   .strict();
 export type LNRemovalConfig = z.infer<typeof lnRemovalSchema>;
@@ -298,6 +301,13 @@ async function dlaArtifacts(ctx: JobContext, results: { label: string; r: DlaRes
   const header = ['layer', 'head', ...results.flatMap(({ label }) => [`${label}_mean_abs_dla`, `${label}_mean_abs_de`, `${label}_nmae_pct`])];
   const rows = results[0].r.heads.map((h, i) => [h.layer, h.head, ...results.flatMap(({ r }) => [r.heads[i].dla_abs, r.heads[i].de_abs, r.heads[i].nmae])]);
   await writeCsv(path.join(dir, 'dla_per_head.csv'), header, rows);
+  // The scatter's points (an even subsample) as data, so the workbench draws it interactively.
+  const points = results.map(({ label, r }) => {
+    const n = Math.min(r.dla.length, 1500);
+    const pick = (a: ArrayLike<number>) => Array.from({ length: n }, (_, i) => a[Math.floor((i * a.length) / n)]);
+    return { label, nmae_pct: r.nmae, de: pick(r.de), dla: pick(r.dla) };
+  });
+  await writeFileAtomic(path.join(dir, 'dla_points.json'), JSON.stringify({ points }));
   for (const { label, r } of results) {
     const n = Math.min(r.dla.length, 4000);
     const stride = r.dla.length / n;
@@ -317,12 +327,148 @@ async function dlaArtifacts(ctx: JobContext, results: { label: string; r: DlaRes
   }
 }
 
+/** One fine-tuning arm's curves: training CE per step and validation CE at its evaluations. */
+type ArmCurves = Pick<FinetuneResult, 'steps' | 'ce' | 'valSteps' | 'val' | 'finalVal'>;
+
+/** The arm curves of a finished arm run, from its metric lines (`vanilla_*` or `ln_free_*`). */
+function armCurves(run: Run, mode: 'vanilla' | 'remove'): ArmCurves {
+  const prefix = mode === 'remove' ? 'ln_free' : 'vanilla';
+  const out: ArmCurves = { steps: [], ce: [], valSteps: [], val: [], finalVal: NaN };
+  for (const m of run.readMetrics()) {
+    if (typeof m.step !== 'number') continue;
+    const ce = m[`${prefix}_ce`];
+    const val = m[`${prefix}_val_ce`];
+    if (typeof ce === 'number') {
+      out.steps.push(m.step);
+      out.ce.push(ce);
+    }
+    if (typeof val === 'number') {
+      out.valSteps.push(m.step);
+      out.val.push(val);
+    }
+  }
+  out.finalVal = out.val[out.val.length - 1];
+  return out;
+}
+
+/** ce_table.csv and loss_curves.png (both arms' training and validation CE, removal steps as rules). */
+async function writeCeTableAndCurves(
+  dir: string,
+  o: { originalCE: number; vanilla: ArmCurves | null; removal: ArmCurves | null; lnFreeCE: number | null; schedule: RemovalEvent[] },
+): Promise<void> {
+  const { originalCE, vanilla, removal, lnFreeCE, schedule } = o;
+  const vanillaCE = vanilla?.finalVal ?? null;
+  const table: (string | number)[][] = [['original', originalCE, 0, '']];
+  if (vanillaCE !== null) table.push(['vanilla fine-tune', vanillaCE, vanillaCE - originalCE, 0]);
+  if (lnFreeCE !== null) table.push(['LN-free', lnFreeCE, lnFreeCE - originalCE, vanillaCE !== null ? lnFreeCE - vanillaCE : '']);
+  await writeCsv(path.join(dir, 'ce_table.csv'), ['model', 'val_ce', 'minus_original', 'minus_vanilla'], table);
+  const series = [];
+  const smooth = (ys: number[]) => {
+    const out: number[] = [];
+    let s = ys[0];
+    for (const y of ys) out.push((s = 0.8 * s + 0.2 * y));
+    return out;
+  };
+  if (vanilla) series.push({ name: 'vanilla, train (EMA)', x: vanilla.steps, y: smooth(vanilla.ce) });
+  if (removal) series.push({ name: 'LN removal, train (EMA)', x: removal.steps, y: smooth(removal.ce) });
+  if (vanilla) series.push({ name: 'vanilla, val', x: [0, ...vanilla.valSteps], y: [originalCE, ...vanilla.val] });
+  if (removal) series.push({ name: 'LN removal, val', x: [0, ...removal.valSteps], y: [originalCE, ...removal.val] });
+  const firsts = new Map<string, number>();
+  for (const e of schedule) if (!firsts.has(e.kind)) firsts.set(e.kind, e.step);
+  const names: Record<string, string> = { ln_2: 'ln_2', ln_1_qk: 'ln_1 QK', ln_1_v: 'ln_1 V', ln_f: 'ln_f', eot: 'EOT', bos: 'BOS' };
+  // Labelled rules (the first removal of each group) first: the plot staggers labels by index.
+  const marks = removal
+    ? [
+        ...schedule.filter((e) => firsts.get(e.kind) === e.step).map((e) => ({ x: e.step, label: names[e.kind] })),
+        ...schedule.filter((e) => firsts.get(e.kind) !== e.step).map((e) => ({ x: e.step })),
+      ]
+    : [];
+  const png = await linePlot({
+    title: `LN removal fine-tuning (original val CE ${originalCE.toFixed(3)})`,
+    xLabel: 'fine-tuning step (rules: one LN site removed)',
+    yLabel: 'cross-entropy (nats/token)',
+    series,
+    marks,
+    scale: 2,
+  });
+  await writePlot(path.join(dir, 'loss_curves.png'), png);
+}
+
+/**
+ * `mode: both`: the vanilla control and the LN removal as two child runs (`mode: vanilla` and
+ * `mode: remove` on the same base model folder, so the same seed gives both the same batches),
+ * then this run's CE table, overlaid curves, DLA and LN-free model from theirs.
+ */
+async function runArms(
+  ctx: JobContext,
+  cfg: LNRemovalConfig,
+  baseDir: string,
+  pretrain: Record<string, unknown> | null,
+  schedule: RemovalEvent[],
+): Promise<Record<string, unknown>> {
+  const { executor: _executor, name: _name, tags: _tags, ...shared } = cfg;
+  const arm = (mode: 'vanilla' | 'remove') => ({ ...shared, mode, source: { kind: 'folder', path: baseDir } });
+  const label = cfg.name ?? 'ln-removal';
+  const [v, r] = await ctx.runChildren([
+    { key: 'vanilla', name: `${label} vanilla`, config: arm('vanilla') },
+    { key: 'remove', name: `${label} removal`, config: arm('remove') },
+  ]);
+  const vs = completedSummary(v, `${label} vanilla arm`);
+  const rs = completedSummary(r, `${label} removal arm`);
+  const removalRun = ctx.project.run(r.runId);
+  const vanillaRun = ctx.project.run(v.runId);
+  // The arms' curves become this run's too (as when the arms ran inside it): the vanilla arm's
+  // lines, then the removal arm's (its removal events included), without the repeated original CE.
+  if (ctx.run.readMetrics().length === 0) {
+    for (const { time: _time, ...m } of vanillaRun.readMetrics()) if (typeof m.step === 'number') ctx.metric(m as { step: number });
+    for (const { time: _time, ...m } of removalRun.readMetrics())
+      if (typeof m.step === 'number' && m.original_val_ce === undefined) ctx.metric(m as { step: number });
+  }
+  const dir = ctx.run.artifactsDir;
+  const originalCE = rs.original_val_ce as number;
+  const vanillaCE = vs.vanilla_val_ce as number;
+  const lnFreeCE = rs.ln_free_val_ce as number;
+  await writeCeTableAndCurves(dir, {
+    originalCE,
+    vanilla: armCurves(vanillaRun, 'vanilla'),
+    removal: armCurves(removalRun, 'remove'),
+    lnFreeCE,
+    schedule,
+  });
+  for (const f of removalRun.artifacts()) if (f.startsWith('dla')) fs.copyFileSync(path.join(removalRun.artifactsDir, f), path.join(dir, f));
+  // The LN-free model is this run's checkpoint too, so its exports work on the study run.
+  const lnFree = removalRun.latestCheckpoint();
+  if (!lnFree) fail('state', `removal arm ${r.runId} left no LN-free model`);
+  await ctx.run.saveCheckpoint(cfg.finetune.steps, async (out) => fs.cpSync(lnFree.dir, out, { recursive: true }));
+  return {
+    key_result: { label: 'LN-free − vanilla CE', value: lnFreeCE - vanillaCE },
+    original_val_ce: originalCE,
+    vanilla_val_ce: vanillaCE,
+    ln_free_val_ce: lnFreeCE,
+    ln_free_val_ce_during_training: rs.ln_free_val_ce_during_training,
+    gap_vs_vanilla: lnFreeCE - vanillaCE,
+    gap_vs_original: lnFreeCE - originalCE,
+    dla_nmae_pct_original: rs.dla_nmae_pct_original,
+    dla_nmae_pct_ln_free: rs.dla_nmae_pct_ln_free,
+    sigmas: rs.sigmas,
+    schedule: rs.schedule,
+    steps: cfg.finetune.steps,
+    val_tokens: rs.val_tokens,
+    pretrain,
+    arms: { vanilla: v.runId, remove: r.runId },
+    base_model: path.relative(ctx.run.dir, baseDir),
+    checkpoint: path.relative(ctx.run.dir, ctx.run.latestCheckpoint()!.dir),
+    backend: ctx.backend.name,
+  };
+}
+
 registerJobKind({
   name: 'ln-removal',
   title: 'Remove LayerNorm from GPT-2',
   description: 'Fine-tune a GPT-2 while replacing every LayerNorm by a fixed scalar (FakeLN), with a vanilla control; exports the LN-free model.',
   schema: lnRemovalSchema,
   resumable: false,
+  parent: true,
   async run(ctx, cfg) {
     const f = cfg.finetune;
     const r = cfg.removal;
@@ -363,6 +509,8 @@ registerJobKind({
       baseDir = ckpt.dir;
       pretrain = { run: child.runId, val_loss: child.summary.final_val_loss };
     }
+    // Both arms: each its own child run, through the executor (in parallel or on Slurm if asked).
+    if (cfg.mode === 'both') return runArms(ctx, cfg, baseDir, pretrain, schedule);
 
     const val = evalWindows(data.val, f.seq, f.eval_windows);
     const prompts = dlaPrompts(data.val, cfg.dla);
@@ -373,7 +521,7 @@ registerJobKind({
     const dlaBefore = cfg.dla.enabled ? await headDla(original, prompts.x, prompts.y, prompts.count, prompts.seq) : null;
     original.dispose();
 
-    const progress = { done: 0, total: (cfg.mode === 'both' ? 2 : 1) * f.steps };
+    const progress = { done: 0, total: f.steps };
     let vanilla: FinetuneResult | null = null;
     let removal: FinetuneResult | null = null;
     let lnFree: GPT2 | null = null;
@@ -406,40 +554,7 @@ registerJobKind({
       // Artifacts: CE table, loss curves with removal steps, DLA.
       const dir = ctx.run.artifactsDir;
       const vanillaCE = vanilla?.finalVal ?? null;
-      const table: (string | number)[][] = [['original', originalCE, 0, '']];
-      if (vanillaCE !== null) table.push(['vanilla fine-tune', vanillaCE, vanillaCE - originalCE, 0]);
-      if (lnFreeCE !== null) table.push(['LN-free', lnFreeCE, lnFreeCE - originalCE, vanillaCE !== null ? lnFreeCE - vanillaCE : '']);
-      await writeCsv(path.join(dir, 'ce_table.csv'), ['model', 'val_ce', 'minus_original', 'minus_vanilla'], table);
-      const series = [];
-      const smooth = (ys: number[]) => {
-        const out: number[] = [];
-        let s = ys[0];
-        for (const y of ys) out.push((s = 0.8 * s + 0.2 * y));
-        return out;
-      };
-      if (vanilla) series.push({ name: 'vanilla, train (EMA)', x: vanilla.steps, y: smooth(vanilla.ce) });
-      if (removal) series.push({ name: 'LN removal, train (EMA)', x: removal.steps, y: smooth(removal.ce) });
-      if (vanilla) series.push({ name: 'vanilla, val', x: [0, ...vanilla.valSteps], y: [originalCE, ...vanilla.val] });
-      if (removal) series.push({ name: 'LN removal, val', x: [0, ...removal.valSteps], y: [originalCE, ...removal.val] });
-      const firsts = new Map<string, number>();
-      for (const e of schedule) if (!firsts.has(e.kind)) firsts.set(e.kind, e.step);
-      const names: Record<string, string> = { ln_2: 'ln_2', ln_1_qk: 'ln_1 QK', ln_1_v: 'ln_1 V', ln_f: 'ln_f', eot: 'EOT', bos: 'BOS' };
-      // Labelled rules (the first removal of each group) first: the plot staggers labels by index.
-      const marks = removal
-        ? [
-            ...schedule.filter((e) => firsts.get(e.kind) === e.step).map((e) => ({ x: e.step, label: names[e.kind] })),
-            ...schedule.filter((e) => firsts.get(e.kind) !== e.step).map((e) => ({ x: e.step })),
-          ]
-        : [];
-      const png = await linePlot({
-        title: `LN removal fine-tuning (original val CE ${originalCE.toFixed(3)})`,
-        xLabel: 'fine-tuning step (rules: one LN site removed)',
-        yLabel: 'cross-entropy (nats/token)',
-        series,
-        marks,
-        scale: 2,
-      });
-      await writePlot(path.join(dir, 'loss_curves.png'), png);
+      await writeCeTableAndCurves(dir, { originalCE, vanilla, removal, lnFreeCE, schedule });
       if (dlaBefore && dlaAfter)
         await dlaArtifacts(ctx, [
           { label: 'original', r: dlaBefore },

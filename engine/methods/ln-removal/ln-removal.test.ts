@@ -369,6 +369,12 @@ describe('ln-removal job', () => {
     const s = r.summary!;
     for (const k of ['original_val_ce', 'vanilla_val_ce', 'ln_free_val_ce']) expect(Number.isFinite(s[k] as number)).toBe(true);
     expect(s.ln_free_val_ce).toBeCloseTo(s.ln_free_val_ce_during_training as number, 5);
+    // The two arms are child runs of the study (so an executor can run them side by side).
+    const arms = s.arms as { vanilla: string; remove: string };
+    const project = Project.open(path.dirname(path.dirname(r.dir)));
+    expect(project.children(path.basename(r.dir)).map((c) => c.record.child_key)).toEqual(expect.arrayContaining(['vanilla', 'remove']));
+    expect(project.run(arms.vanilla).readSummary()!.vanilla_val_ce).toBe(s.vanilla_val_ce);
+    expect(project.run(arms.remove).readSummary()!.ln_free_val_ce).toBe(s.ln_free_val_ce);
     expect(s.dla_nmae_pct_ln_free as number).toBeLessThan(1e-3);
     for (const f of ['loss_curves.png', 'ce_table.csv', 'dla_per_head.csv']) expect(fs.existsSync(path.join(r.dir, 'artifacts', f))).toBe(true);
     const { exportRun } = await import('../../cli/main.js');

@@ -1,28 +1,13 @@
 /**
- * Sizes of the automatic depth diagnostics that run at the end of every lm-pretrain run: small,
- * so they take seconds at default sizes. lns-study runs its children with its own sizes.
+ * Sizes of the automatic depth diagnostics that run at the end of every lm-pretrain run: its
+ * `diagnostics` config, small by default so they take seconds (lns-study gives its children its
+ * own sizes that way, wherever the children execute).
  */
+import type { LMPretrainConfig } from '../../train/lm-pretrain.js';
 import type { DiagnosticsOptions } from './diagnostics.js';
 
-export const AUTO_DIAGNOSTICS: DiagnosticsOptions = { sequences: 8, pruningWindows: 8, batch: 8 };
-
-let override: Partial<DiagnosticsOptions> | null = null;
-
-/** The sizes in force now. */
-export function autoDiagnosticsOptions(): DiagnosticsOptions {
-  return { ...AUTO_DIAGNOSTICS, ...(override ?? {}) };
-}
-
-/**
- * Run `fn` with other sizes for the automatic end-of-run diagnostics (lns-study's child runs run
- * one after another in this process, so a module-level setting is enough).
- */
-export async function withAutoDiagnostics<T>(opts: Partial<DiagnosticsOptions>, fn: () => Promise<T>): Promise<T> {
-  const before = override;
-  override = opts;
-  try {
-    return await fn();
-  } finally {
-    override = before;
-  }
+/** The diagnostics sizes of one lm-pretrain run (8 sequences per forward pass). */
+export function autoDiagnosticsOptions(cfg: Pick<LMPretrainConfig, 'diagnostics'>): DiagnosticsOptions {
+  const d = cfg.diagnostics;
+  return { sequences: d.sequences, pruningWindows: d.pruning_windows, batch: 8, variance: d.variance, ...(d.max_n !== undefined ? { maxN: d.max_n } : {}) };
 }

@@ -2,13 +2,17 @@
  * Depth diagnostics of "The Curse of Depth in Large Language Models" (Sun et al. 2025), for any
  * causal LM (LLaMA or GPT-2 layout):
  *
- *  - per-layer output variance of the residual stream, Var(x_l) for l = 0..L, where x_0 is the
- *    embedding output and x_l the output of block l (1-based). The variance is taken over every
- *    element of x_l (batch, positions and channels) of the validation windows; its growth curve is
- *    Var(x_l) / Var(x_0).
+ *  - per-layer output variance of the residual stream for l = 0..L, where x_0 is the embedding
+ *    output and x_l the output of block l (1-based), on the validation windows, in one of two
+ *    definitions (docs/methods.md, "LayerNorm Scaling"; the paper does not spell its own out):
+ *      `elements`:  Var(x_l) over every element of x_l (sequences, positions and channels);
+ *      `per-token`: the variance of each token's C features, Var_c(x_l[b, t, c]), averaged over
+ *                   the tokens (the per-token spread a norm removes).
+ *    Both are computed and kept; `variance` is the chosen one; its growth curve is v_l / v_0.
  *  - angular distance d(l, n) = arccos(cos(x_l, x_{l+n})) / pi of the LAST token's representation
- *    (the paper's §3 / ShortGPT-style analysis), averaged over validation sequences, for every
- *    l + n <= L; drawn as an (l, n) heatmap.
+ *    (the paper's §2 / ShortGPT-style analysis), averaged over validation sequences, for every
+ *    l + n <= L; drawn as an (l, n) heatmap, raw and as the official script draws it (each n's row
+ *    clipped to its 1st-99th percentiles, then min-max normalized to [0, 1]).
  *  - layer pruning: dP(l) = P(model without block l) - P(model), P = validation cross-entropy
  *    (nats) and perplexity; "without block l" lets x_{l-1} pass unchanged to block l+1 (the other
  *    blocks keep their own index, so LNS keeps its 1/sqrt(l) factors).
@@ -47,6 +51,8 @@ export function angularDistance(a: ArrayLike<number>, b: ArrayLike<number>): num
 export interface ResidualStats {
   /** Var(x_l) over all elements, l = 0..L (index 0: embeddings). */
   variance: number[];
+  /** Per-token feature variance Var_c(x_l[b, t, :]), averaged over the tokens, l = 0..L. */
+  tokenVariance: number[];
   /** Last-token vectors per layer: lastToken[l] holds `samples` rows of `width` values. */
   lastToken: Float32Array[];
   samples: number;
@@ -55,7 +61,8 @@ export interface ResidualStats {
 
 /**
  * Run the model over the first `sequences` windows and collect, for x_0..x_L, the element
- * variance and the last token's vector of each sequence. Leaves no tensors behind.
+ * variance, the mean per-token feature variance and the last token's vector of each sequence.
+ * Leaves no tensors behind.
  */
 export async function residualStats(model: CausalLM, windows: EvalWindows, sequences: number, batchSize: number): Promise<ResidualStats> {
   const { seq } = windows;
@@ -64,35 +71,36 @@ export async function residualStats(model: CausalLM, windows: EvalWindows, seque
   const L = model.nLayers;
   const sumMean = new Float64Array(L + 1); // Σ n_b mean_b
   const sumSq = new Float64Array(L + 1); // Σ n_b (var_b + mean_b²)
+  const sumTokenVar = new Float64Array(L + 1); // Σ over tokens of Var_c(x[b, t, :])
   let count = 0;
   const last: Float32Array[] = [];
   let width = 0;
   for (let i = 0; i < S; i += batchSize) {
     const B = Math.min(batchSize, S - i);
-    const kept: { layer: number; mean: tf.Tensor; variance: tf.Tensor; last: tf.Tensor }[] = [];
+    const kept: { layer: number; stats: tf.Tensor; last: tf.Tensor }[] = [];
     tf.tidy(() => {
       const idx = tf.tensor2d(windows.x.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
       model.forward(idx, {
         residual: (layer, x) => {
           const { mean, variance } = tf.moments(x);
+          const tokenVar = tf.mean(tf.moments(x, -1).variance); // (B, T, C) -> (B, T) -> mean over tokens
           const [, T, C] = x.shape;
           const lastTok = tf.reshape(tf.slice(x, [0, T - 1, 0], [B, 1, C]), [B, C]); // (B, T, C) -> (B, C)
-          kept.push({ layer: layer + 1, mean: tf.keep(mean), variance: tf.keep(variance), last: tf.keep(lastTok) });
+          kept.push({ layer: layer + 1, stats: tf.keep(tf.stack([mean, variance, tokenVar])), last: tf.keep(lastTok) });
         },
       });
     });
     const n = B * seq;
     for (const k of kept) {
-      const [mv, vv, rows] = (await Promise.all([k.mean.data(), k.variance.data(), k.last.data()])) as Float32Array[];
-      const m = mv[0];
-      const v = vv[0];
+      const [stats, rows] = (await Promise.all([k.stats.data(), k.last.data()])) as Float32Array[];
+      const [m, v, tv] = stats;
       sumMean[k.layer] += n * m;
       sumSq[k.layer] += n * (v + m * m);
+      sumTokenVar[k.layer] += n * tv;
       width = k.last.shape[1]!;
       if (!last[k.layer]) last[k.layer] = new Float32Array(S * width);
       last[k.layer].set(rows, i * width);
-      k.mean.dispose();
-      k.variance.dispose();
+      k.stats.dispose();
       k.last.dispose();
     }
     count += n;
@@ -101,7 +109,36 @@ export async function residualStats(model: CausalLM, windows: EvalWindows, seque
     const mean = sumMean[l] / count;
     return sumSq[l] / count - mean * mean;
   });
-  return { variance, lastToken: last, samples: S, width };
+  return { variance, tokenVariance: Array.from(sumTokenVar, (v) => v / count), lastToken: last, samples: S, width };
+}
+
+/** The p-th percentile (0..100) of finite values, linearly interpolated (numpy's default). */
+export function percentile(values: readonly number[], p: number): number {
+  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const r = (p / 100) * (v.length - 1);
+  const lo = Math.floor(r);
+  const hi = Math.min(lo + 1, v.length - 1);
+  return v[lo] + (r - lo) * (v[hi] - v[lo]);
+}
+
+/**
+ * The angular-distance matrix as the official heatmap script draws it (lmsdss/LayerNorm-Scaling
+ * utils/angular_analysis.py, `normalize_rows_robustly`): each row (one gap n) clipped to its
+ * pLow-th..pHigh-th percentiles, then min-max normalized to [0, 1]; a constant row becomes 0.
+ * NaN cells (l + n > L) stay NaN and take no part in the percentiles.
+ */
+export function rowNormalizedAngular(d: number[][], pLow = 1, pHigh = 99): number[][] {
+  return d.map((row) => {
+    const lo = percentile(row, pLow);
+    const hi = percentile(row, pHigh);
+    if (!(hi > lo)) return row.map((v) => (Number.isFinite(v) ? 0 : NaN));
+    const clipped = row.map((v) => (Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : NaN));
+    const fin = clipped.filter(Number.isFinite);
+    const min = Math.min(...fin);
+    const max = Math.max(...fin);
+    return clipped.map((v) => (Number.isFinite(v) ? (max > min ? (v - min) / (max - min) : 0) : NaN));
+  });
 }
 
 /**
@@ -241,15 +278,27 @@ export interface DiagnosticsOptions {
   maxN?: number;
   /** Sequences per forward pass. */
   batch: number;
+  /** Which per-layer variance `variance` reports (see the header); default `elements`. */
+  variance?: VarianceDefinition;
 }
+
+export const VARIANCE_DEFINITIONS = ['elements', 'per-token'] as const;
+export type VarianceDefinition = (typeof VARIANCE_DEFINITIONS)[number];
+export const VARIANCE_HELP =
+  'per-layer variance: elements = Var over every element of x_l (sequences, positions, channels); per-token = each token’s variance over its features, averaged over tokens';
 
 export interface Diagnostics {
   layers: number;
-  /** Var(x_l), l = 0..L. */
+  /** The chosen per-layer variance v_l, l = 0..L (`variance_definition`). */
   variance: number[];
-  /** Var(x_l) / Var(x_0). */
+  variance_definition: VarianceDefinition;
+  /** v_l / v_0. */
   variance_growth: number[];
-  angular: { n: number[]; l: number[]; d: (number | null)[][]; samples: number };
+  /** Both definitions, whichever was chosen. */
+  variance_elements: number[];
+  variance_per_token: number[];
+  /** d: mean angular distance; d_row_normalized: each n's row clipped to its 1-99 percentiles, min-max normalized (the official heatmap). */
+  angular: { n: number[]; l: number[]; d: (number | null)[][]; d_row_normalized: (number | null)[][]; samples: number };
   pruning: PruningResult;
   /** Mean dP (loss, nats) over the deeper half of the blocks, l > L/2. */
   deep_half_prune_drop_mean: number;
@@ -287,14 +336,21 @@ export async function computeDiagnostics(
   const d = angularDistanceMatrix(stats, maxN);
   const pruneWindows: EvalWindows = { ...windows, count: Math.min(windows.count, opts.pruningWindows) };
   const pruning = await layerPruning(model, pruneWindows, opts.batch, tick);
+  const definition = opts.variance ?? 'elements';
+  const variance = definition === 'per-token' ? stats.tokenVariance : stats.variance;
+  const orNull = (m: number[][]) => m.map((r) => r.map((v) => (Number.isFinite(v) ? v : null)));
   return {
     layers: L,
-    variance: stats.variance,
-    variance_growth: stats.variance.map((v) => v / stats.variance[0]),
+    variance,
+    variance_definition: definition,
+    variance_growth: variance.map((v) => v / variance[0]),
+    variance_elements: stats.variance,
+    variance_per_token: stats.tokenVariance,
     angular: {
       n: d.map((_, i) => i + 1),
       l: Array.from({ length: L }, (_, l) => l),
-      d: d.map((r) => r.map((v) => (Number.isFinite(v) ? v : null))),
+      d: orNull(d),
+      d_row_normalized: orNull(rowNormalizedAngular(d)),
       samples: stats.samples,
     },
     pruning,
@@ -316,20 +372,26 @@ export function diagnosticsSummary(d: Diagnostics): Record<string, unknown> {
   };
 }
 
+/** The variance axis label for each definition. */
+export const VARIANCE_AXIS: Record<VarianceDefinition, string> = { elements: 'Var(x_ℓ) over all elements', 'per-token': 'mean per-token Var_c(x_ℓ)' };
+
 const csv = (rows: (string | number | null)[][]): string => rows.map((r) => r.map((v) => (v === null ? '' : String(v))).join(',')).join('\n') + '\n';
 const blocks = (L: number) => Array.from({ length: L }, (_, i) => i + 1);
 
-/** Angular-distance heatmap of one model (x: layer l, y: gap n, n = 1 at the bottom). */
-export async function angularHeatmapPng(d: Diagnostics, title: string, colorDomain?: [number, number]): Promise<Uint8Array> {
+/**
+ * Angular-distance heatmap of one model (x: layer l, y: gap n, n = 1 at the bottom); `normalized`
+ * draws the official script's per-row normalized values on [0, 1].
+ */
+export async function angularHeatmapPng(d: Diagnostics, title: string, colorDomain?: [number, number], normalized = false): Promise<Uint8Array> {
   return heatmap({
     title,
     xLabel: 'layer ℓ (0 = embeddings)',
     yLabel: 'subsequent n-th layer',
     x: d.angular.l,
     y: d.angular.n,
-    values: d.angular.d.map((r) => r.map((v) => (v === null ? NaN : v))),
-    colorLabel: 'angular distance',
-    colorDomain,
+    values: (normalized ? d.angular.d_row_normalized : d.angular.d).map((r) => r.map((v) => (v === null ? NaN : v))),
+    colorLabel: normalized ? 'angular distance, per-n 1–99% clip + min-max' : 'angular distance',
+    colorDomain: normalized ? [0, 1] : colorDomain,
     yUp: true,
     width: 520,
     height: 400,
@@ -350,13 +412,19 @@ export async function writeDiagnostics(dir: string, d: Diagnostics, label: strin
   await writeJsonAtomic(path.join(dir, 'diagnostics.json'), d);
   files.push('diagnostics.json');
 
-  await put('layer_variance.csv', csv([['layer', 'variance', 'growth'], ...d.variance.map((v, l) => [l, v, d.variance_growth[l]])]));
+  await put(
+    'layer_variance.csv',
+    csv([
+      ['layer', `variance_${d.variance_definition}`, 'growth', 'variance_elements', 'variance_per_token'],
+      ...d.variance.map((v, l) => [l, v, d.variance_growth[l], d.variance_elements[l], d.variance_per_token[l]]),
+    ]),
+  );
   await put(
     'layer_variance.png',
     await linePlot({
       title: `Residual-stream output variance by layer (${label})`,
       xLabel: 'layer ℓ (0 = embeddings)',
-      yLabel: 'Var(x_ℓ) (log scale)',
+      yLabel: `${VARIANCE_AXIS[d.variance_definition]} (log scale)`,
       series: [{ name: label, x: d.variance.map((_, l) => l), y: d.variance }],
       logY: true,
       points: true,
@@ -365,6 +433,14 @@ export async function writeDiagnostics(dir: string, d: Diagnostics, label: strin
 
   await put('angular_distance.csv', csv([['n', ...d.angular.l.map((l) => `l${l}`)], ...d.angular.d.map((r, i) => [d.angular.n[i], ...r])]));
   await put('angular_distance.png', await angularHeatmapPng(d, `Angular distance d(ℓ, ℓ+n), last token (${label})`));
+  await put(
+    'angular_distance_row_normalized.csv',
+    csv([['n', ...d.angular.l.map((l) => `l${l}`)], ...d.angular.d_row_normalized.map((r, i) => [d.angular.n[i], ...r])]),
+  );
+  await put(
+    'angular_distance_row_normalized.png',
+    await angularHeatmapPng(d, `Angular distance, each n normalized as the official script (${label})`, undefined, true),
+  );
 
   await put(
     'layer_pruning.csv',

@@ -13,19 +13,32 @@ import { asNormLabError, fail } from '../../core/errors.js';
 import { evalWindows } from '../../data/batches.js';
 import { readJsonSync } from '../../io/atomic.js';
 import type { JobContext } from '../../jobs/context.js';
+import { registerPresets } from '../../jobs/presets.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { loadLM } from '../../models/index.js';
 import type { CausalLM } from '../../models/lm.js';
 import { textDataSchema, type TextDataConfig } from '../../train/lm-config.js';
 import { loadLMData } from '../../train/lm-data.js';
 import { addAfterTraining } from '../../train/lm-pretrain.js';
-import { checkpointGradNorms, computeDiagnostics, diagnosticsSummary, gradHistoryFromMetrics, summarizeGradHistory, writeDiagnostics } from './diagnostics.js';
+import {
+  VARIANCE_DEFINITIONS,
+  VARIANCE_HELP,
+  checkpointGradNorms,
+  computeDiagnostics,
+  diagnosticsSummary,
+  gradHistoryFromMetrics,
+  summarizeGradHistory,
+  writeDiagnostics,
+} from './diagnostics.js';
 import { autoDiagnosticsOptions } from './auto.js';
+import { lnsPresets } from './presets.js';
 import './study.js';
 
+registerPresets(lnsPresets);
+
 /** The end-of-run hook: diagnostics of the trained model into the run's artifacts. */
-addAfterTraining(async (ctx: JobContext, model: CausalLM, data: { val: Uint16Array; seq: number }) => {
-  const opts = autoDiagnosticsOptions();
+addAfterTraining(async (ctx: JobContext, model: CausalLM, data: { val: Uint16Array; seq: number }, config) => {
+  const opts = autoDiagnosticsOptions(config);
   try {
     ctx.progress({ step: 0, total: 1, phase: 'diagnostics', message: 'depth diagnostics' });
     const windows = evalWindows(data.val, data.seq, Math.max(opts.sequences, opts.pruningWindows));
@@ -63,6 +76,7 @@ export const lnsDiagnosticsSchema = z
     max_n: z.number().int().min(1).optional().describe('largest layer gap n of the angular-distance heatmap (default: the depth L)'),
     batch: z.number().int().min(1).default(8).describe('sequences per forward pass'),
     grad_windows: z.number().int().min(1).default(8).describe('windows for the checkpoint gradient when there is no training history'),
+    variance: z.enum(VARIANCE_DEFINITIONS).default('elements').describe(VARIANCE_HELP),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -111,7 +125,7 @@ registerJobKind({
       const d = await computeDiagnostics(
         model,
         windows,
-        { sequences: cfg.sequences, pruningWindows: cfg.pruning_windows, maxN: cfg.max_n, batch: cfg.batch },
+        { sequences: cfg.sequences, pruningWindows: cfg.pruning_windows, maxN: cfg.max_n, batch: cfg.batch, variance: cfg.variance },
         grads,
         () => ctx.tick(),
       );

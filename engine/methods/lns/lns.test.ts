@@ -11,8 +11,19 @@ import '../../jobs/all.js';
 import { JobQueue } from '../../jobs/queue.js';
 import { Llama, llamaConfigFromJson } from '../../models/llama.js';
 import { Project } from '../../store/runs.js';
+import { childConfig, type LnsStudyConfig } from './study.js';
 import { lmEvalLoss } from '../../train/lm-step.js';
-import { angularDistance, angularDistanceMatrix, deepHalfMean, gradHistoryFromMetrics, layerPruning, residualStats, type Diagnostics } from './diagnostics.js';
+import {
+  angularDistance,
+  angularDistanceMatrix,
+  deepHalfMean,
+  gradHistoryFromMetrics,
+  layerPruning,
+  percentile,
+  residualStats,
+  rowNormalizedAngular,
+  type Diagnostics,
+} from './diagnostics.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -58,20 +69,40 @@ describe('angular distance', () => {
   it('the (l, n) matrix averages over samples and is empty beyond the depth; n > L is a config error', () => {
     // Two samples, width 2, layers x_0..x_2 (L = 2).
     const lastToken = [Float32Array.from([1, 0, 0, 1]), Float32Array.from([0, 1, 0, 1]), Float32Array.from([-1, 0, 0, -1])];
-    const d = angularDistanceMatrix({ variance: [1, 1, 1], lastToken, samples: 2, width: 2 }, 2);
+    const d = angularDistanceMatrix({ variance: [1, 1, 1], tokenVariance: [1, 1, 1], lastToken, samples: 2, width: 2 }, 2);
     expect(d[0][0]).toBeCloseTo((0.5 + 0) / 2, 12); // x_0 -> x_1: sample 0 orthogonal, sample 1 identical
     expect(d[0][1]).toBeCloseTo((0.5 + 1) / 2, 12); // x_1 -> x_2
     expect(d[1][0]).toBeCloseTo(1, 12); // x_0 -> x_2: both opposite
     expect(Number.isNaN(d[1][1])).toBe(true); // x_1 -> x_3 does not exist
     expectConfigError(
-      () => angularDistanceMatrix({ variance: [1, 1, 1], lastToken, samples: 2, width: 2 }, 3),
+      () => angularDistanceMatrix({ variance: [1, 1, 1], tokenVariance: [1, 1, 1], lastToken, samples: 2, width: 2 }, 3),
       /n = 3 is beyond the model's depth: choose 1\.\.2/,
     );
   });
 });
 
+describe('the official heatmap normalization', () => {
+  it('percentile interpolates linearly like numpy; each n row is clipped to its 1-99 percentiles and min-max normalized', () => {
+    expect(percentile([5, 1, 3], 1)).toBeCloseTo(1.04, 12); // rank 0.02 between 1 and 3
+    expect(percentile([5, 1, 3, NaN], 99)).toBeCloseTo(4.96, 12);
+    expect(percentile([2], 50)).toBe(2);
+    const r = rowNormalizedAngular([
+      [5, 1, 3, NaN],
+      [0.2, 0.2, NaN, NaN],
+    ]);
+    // Row 1: clipped to [1.04, 4.96] -> [4.96, 1.04, 3], min-max -> [1, 0, (3 - 1.04) / 3.92].
+    expect(r[0][0]).toBeCloseTo(1, 12);
+    expect(r[0][1]).toBeCloseTo(0, 12);
+    expect(r[0][2]).toBeCloseTo(1.96 / 3.92, 12);
+    expect(Number.isNaN(r[0][3])).toBe(true);
+    // A constant row is 0 where it exists, as in the script.
+    expect(r[1].slice(0, 2)).toEqual([0, 0]);
+    expect(Number.isNaN(r[1][2])).toBe(true);
+  });
+});
+
 describe('residual statistics and layer pruning', () => {
-  it('x_0 is the embedding output: its variance and last-token rows match the embedding table', async () => {
+  it('x_0 is the embedding output: its element variance, per-token feature variance and last-token rows match the embedding table', async () => {
     const m = llama(2);
     const w = windows();
     const s = await residualStats(m, w, 4, 3);
@@ -79,14 +110,23 @@ describe('residual statistics and layer pruning', () => {
     const C = 16;
     let sum = 0;
     let sq = 0;
-    for (let i = 0; i < 4 * 12; i++)
+    let tokenVar = 0; // Σ over tokens of the variance of that token's C features
+    for (let i = 0; i < 4 * 12; i++) {
+      let ts = 0;
+      let tq = 0;
       for (let c = 0; c < C; c++) {
         const v = E[w.x[i] * C + c];
         sum += v;
         sq += v * v;
+        ts += v;
+        tq += v * v;
       }
+      tokenVar += tq / C - (ts / C) ** 2;
+    }
     const n = 4 * 12 * C;
     expect(s.variance[0]).toBeCloseTo(sq / n - (sum / n) ** 2, 6);
+    expect(s.tokenVariance[0]).toBeCloseTo(tokenVar / (4 * 12), 6);
+    expect(s.tokenVariance).toHaveLength(3);
     expect(s.samples).toBe(4);
     expect(s.variance).toHaveLength(3);
     for (let k = 0; k < 4; k++) {
@@ -119,6 +159,33 @@ describe('residual statistics and layer pruning', () => {
     expect(deepHalfMean([1, 2, 3, 4, 5])).toBe(4); // blocks 3..5 of 5
     full.dispose();
     cut.dispose();
+  });
+
+  it("pruning a block of an LNS model keeps every other block's own 1/sqrt(l), not a renumbered one", async () => {
+    const lns = llama(3, 'lns');
+    const pre = llama(3, 'pre'); // the same weights (same seed, same init under both variants)
+    const w = windows();
+    // Pre-LN with a norm hook multiplying block i's two norm outputs by s(i) computes LNS by hand.
+    const scaledBy = (s: (i: number) => number, skip: number) => ({
+      skipLayers: new Set([skip]),
+      norm: (site: { layer: number; which: string }, _x: tf.Tensor, real: () => tf.Tensor) => (site.which === 'ln_f' ? real() : tf.mul(real(), s(site.layer))),
+    });
+    const own = (i: number) => 1 / Math.sqrt(i + 1);
+    const p = await layerPruning(lns, w, 4);
+    for (let l = 0; l < 3; l++) {
+      const byHand = await lmEvalLoss(pre, w, 4, scaledBy(own, l));
+      expect(p.drop_loss[l] + p.base_loss).toBeCloseTo(byHand, 5);
+    }
+    // Renumbering the remaining blocks (block 3 would get 1/sqrt 2) gives another loss.
+    const renumbered = await lmEvalLoss(
+      pre,
+      w,
+      4,
+      scaledBy((i) => 1 / Math.sqrt(i < 1 ? i + 1 : i), 1),
+    );
+    expect(Math.abs(p.drop_loss[1] + p.base_loss - renumbered)).toBeGreaterThan(1e-4);
+    lns.dispose();
+    pre.dispose();
   });
 
   it('gradient history keeps one row per step (the last, after a resume) and ignores other lines', () => {
@@ -156,6 +223,14 @@ describe('bad input is a one-line config error before any training', () => {
     expectConfigError(() => resolveConfig({ method: 'lns-study', variants: [{ norm: 'pre' }, { norm: 'pre' }] }), /two variants are both "pre"/);
     expectConfigError(() => resolveConfig({ method: 'lm-pretrain', model: { norm: 'sandwich' } }), /model\.norm/);
     expectConfigError(() => resolveConfig({ method: 'lm-pretrain', model: { layers: 2, norm: 'mix', mix_k: 3 } }), /mix_k 3 exceeds the number of layers 2/);
+    // The new variants reach the child runs, deepnorm with its rule.
+    const dn = resolveConfig({
+      method: 'lns-study',
+      variants: [{ norm: 'deepnorm', deepnorm: 'deepnet' }, { norm: 'lns-scaled-init' }],
+    }) as unknown as LnsStudyConfig;
+    expect(childConfig(dn, dn.variants[0]).model).toMatchObject({ norm: 'deepnorm', deepnorm: 'deepnet' });
+    expect(childConfig(dn, dn.variants[1]).model).toMatchObject({ norm: 'lns-scaled-init' });
+    expect(resolveConfig(childConfig(dn, dn.variants[0]))).toMatchObject({ model: { norm: 'deepnorm', deepnorm: 'deepnet' } });
     // A partial train section keeps the study's defaults for the rest.
     const c = resolveConfig({ method: 'lns-study', train: { steps: 40, warmup: 4 } }) as unknown as {
       train: { steps: number; seq: number };
@@ -193,7 +268,7 @@ describe('lns-study and the end-of-run diagnostics', () => {
       seed: 2,
       model: { layers: 4, d_model: 16, heads: 2 },
       train: { steps: 8, batch: 4, seq: 16, warmup: 2, eval_every: 4, eval_windows: 4, log_every: 2, checkpoint_every: 8 },
-      diagnostics: { sequences: 5, pruning_windows: 3, max_n: 3 },
+      diagnostics: { sequences: 5, pruning_windows: 3, max_n: 3, variance: 'per-token' },
     });
     await q.wait(run.id);
     const done = q.project.run(run.id);
@@ -218,6 +293,7 @@ describe('lns-study and the end-of-run diagnostics', () => {
       'layer_pruning.png',
       'layer_grad_norms.png',
       'angular_distance.png',
+      'angular_distance_row_normalized.png',
       'diagnostics.json',
     ]) {
       expect(done.artifacts()).toContain(f);
@@ -237,8 +313,23 @@ describe('lns-study and the end-of-run diagnostics', () => {
       const d = JSON.parse(fs.readFileSync(path.join(c.artifactsDir, 'diagnostics.json'), 'utf8')) as Diagnostics;
       expect(d.angular.samples).toBe(5); // the study's sizes, not the end-of-run defaults (8)
       expect(d.angular.n).toEqual([1, 2, 3]);
+      expect(d.variance_definition).toBe('per-token');
+      expect(d.variance).toEqual(d.variance_per_token);
+      expect(
+        d.angular.d_row_normalized
+          .flat()
+          .filter((v) => v !== null)
+          .every((v) => v! >= 0 && v! <= 1),
+      ).toBe(true);
       expect(d.grad_norms!.source).toBe('training');
-      for (const f of ['layer_variance.png', 'angular_distance.png', 'layer_pruning.png', 'layer_grad_norms.png', 'layer_grad_norms.csv'])
+      for (const f of [
+        'layer_variance.png',
+        'angular_distance.png',
+        'angular_distance_row_normalized.png',
+        'layer_pruning.png',
+        'layer_grad_norms.png',
+        'layer_grad_norms.csv',
+      ])
         expect(c.artifacts()).toContain(f);
     }
 

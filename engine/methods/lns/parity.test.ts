@@ -13,6 +13,7 @@ import { exportRun } from '../../cli/main.js';
 import { writeTokenFile } from '../../data/text.js';
 import '../../jobs/all.js';
 import { JobQueue } from '../../jobs/queue.js';
+import { deepNormConstants } from '../../models/llama.js';
 import { Project } from '../../store/runs.js';
 import { hasTorch, runTorchScript } from '../../testing/torch.js';
 import { loadLMData } from '../../train/lm-data.js';
@@ -30,6 +31,9 @@ const VARIANTS = [
   { norm: 'lns', norm_type: 'rmsnorm' },
   { norm: 'lns', norm_type: 'layernorm' },
   { norm: 'post', norm_type: 'layernorm' },
+  { norm: 'deepnorm', norm_type: 'rmsnorm', deepnorm: 'official' },
+  { norm: 'deepnorm', norm_type: 'rmsnorm', deepnorm: 'deepnet' },
+  { norm: 'lns-scaled-init', norm_type: 'rmsnorm' },
 ] as const;
 
 describe('PyTorch parity of the norm variants', () => {
@@ -53,6 +57,7 @@ describe('PyTorch parity of the norm variants', () => {
       const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
       expect(cfg.normlab_norm_variant).toBe(v.norm);
       expect(cfg.normlab_norm_type).toBe(v.norm_type);
+      if (v.norm === 'deepnorm') expect(cfg.normlab_deepnorm_alpha).toBe(deepNormConstants(v.deepnorm, 3).alpha);
       dirs.push(out);
     }
     const { val } = await loadLMData(textDataSchema.parse({}), seq, 256);

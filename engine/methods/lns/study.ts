@@ -6,9 +6,10 @@
  * perplexity table (CSV/JSON), overlaid loss curves, and the depth diagnostics side by side
  * (variance by layer, angular-distance heatmaps, layer-pruning drops, per-layer gradient norms).
  *
- * The variants run one after another in this process: on a 2-core wasm machine parallel worker
- * threads would split the same two cores (the matmul kernels already use them), so they would not
- * finish sooner, and sequential runs keep each variant's timing comparable.
+ * The variants run through the study's executor: by default one after another in this process (on
+ * a 2-core machine parallel runs would split the same cores the native kernels already use, and
+ * sequential runs keep each variant's timing comparable); `parallel: N` or Slurm elsewhere. A
+ * variant that did not complete is a `missing` row of the table; `normlab resume` reruns it.
  */
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
@@ -16,16 +17,17 @@ import { z } from 'zod';
 import { fail } from '../../core/errors.js';
 import { writeFileAtomic, writeJsonAtomic, readJsonSync } from '../../io/atomic.js';
 import { encodePng } from '../../io/png.js';
+import { executorSchema } from '../../jobs/executor.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { NORM_VARIANTS } from '../../models/llama.js';
 import { barPlot, linePlot, writePlot } from '../../plot/index.js';
-import { textDataSchema, trainSchema } from '../../train/lm-config.js';
-import { withAutoDiagnostics } from './auto.js';
-import { angularHeatmapPng, type Diagnostics } from './diagnostics.js';
+import { NORM_VARIANT_HELP, textDataSchema, trainSchema } from '../../train/lm-config.js';
+import { angularHeatmapPng, VARIANCE_AXIS, VARIANCE_DEFINITIONS, VARIANCE_HELP, type Diagnostics } from './diagnostics.js';
 
 const variantSchema = z
   .object({
-    norm: z.enum(NORM_VARIANTS).describe('norm placement: pre, post, mix, pre-scaled-init, lns'),
+    norm: z.enum(NORM_VARIANTS).describe(NORM_VARIANT_HELP),
+    deepnorm: z.enum(['official', 'deepnet']).optional().describe("deepnorm's constants (default official: the LNS paper's code)"),
     mix_k: z.number().int().min(0).optional().describe('mix: number of leading Post-LN blocks (required for mix)'),
     norm_type: z.enum(['rmsnorm', 'layernorm']).optional().describe("norm type (default: the study model's)"),
     label: z.string().min(1).optional().describe('name in tables and legends (default: the variant)'),
@@ -80,6 +82,7 @@ const studyDiagnosticsSchema = z
     sequences: z.number().int().min(1).default(32).describe('validation sequences for the variance and angular distance'),
     pruning_windows: z.number().int().min(1).default(16).describe('validation windows for the layer-pruning losses'),
     max_n: z.number().int().min(1).optional().describe('largest layer gap n of the angular-distance heatmap (default: L)'),
+    variance: z.enum(VARIANCE_DEFINITIONS).default('elements').describe(VARIANCE_HELP),
   })
   .strict();
 
@@ -96,12 +99,13 @@ export const lnsStudySchema = z
     data: textDataSchema.default(textDataSchema.parse({ val_fraction: 0.05 })),
     train: studyTrainSchema.default(studyTrainSchema.parse({}) as never),
     diagnostics: studyDiagnosticsSchema.default(studyDiagnosticsSchema.parse({})),
+    executor: executorSchema,
   })
   .strict()
   .superRefine((c, ctx) => {
     const L = c.model.layers;
     if (c.model.d_model % c.model.heads !== 0)
-      ctx.addIssue({ code: 'custom', path: ['model', 'd_model'], message: `d_model ${c.model.d_model} must be divisible by heads ${c.model.heads}` });
+      ctx.addIssue({ code: 'custom', path: ['model', 'heads'], message: `heads ${c.model.heads} must divide d_model ${c.model.d_model}` });
     else if ((c.model.d_model / c.model.heads) % 2 !== 0)
       ctx.addIssue({ code: 'custom', path: ['model', 'heads'], message: `head size ${c.model.d_model / c.model.heads} must be even for rotary positions` });
     c.variants.forEach((v, i) => {
@@ -139,9 +143,16 @@ export function childConfig(c: LnsStudyConfig, v: StudyVariant): Record<string, 
       norm: v.norm,
       norm_type: v.norm_type ?? c.model.norm_type,
       mix_k: v.mix_k ?? 0,
+      ...(v.deepnorm ? { deepnorm: v.deepnorm } : {}),
     },
     data: c.data,
     train: c.train,
+    diagnostics: {
+      sequences: c.diagnostics.sequences,
+      pruning_windows: c.diagnostics.pruning_windows,
+      ...(c.diagnostics.max_n ? { max_n: c.diagnostics.max_n } : {}),
+      variance: c.diagnostics.variance,
+    },
   };
 }
 
@@ -179,20 +190,22 @@ registerJobKind({
   description: 'Train several norm variants (default Pre-LN vs LNS) alike and compare perplexity and depth diagnostics.',
   schema: lnsStudySchema,
   resumable: false,
+  parent: true,
   async run(ctx, cfg) {
     const started = Date.now();
     const results: VariantResult[] = [];
-    ctx.log(`lns-study: ${cfg.variants.length} variants, run one after another in this process`);
-    for (const [i, v] of cfg.variants.entries()) {
-      const label = variantLabel(v);
-      ctx.progress({ step: i, total: cfg.variants.length, phase: 'variant', message: `training ${label}` });
-      const t0 = Date.now();
-      const child = await withAutoDiagnostics(
-        { sequences: cfg.diagnostics.sequences, pruningWindows: cfg.diagnostics.pruning_windows, maxN: cfg.diagnostics.max_n },
-        () => ctx.runChild(childConfig(cfg, v), `${cfg.name ?? 'lns-study'} ${label}`),
-      );
-      const run = ctx.project.run(child.runId);
-      if (typeof child.summary.lns_diagnostics_error === 'string') fail('internal', `diagnostics of ${label} failed: ${child.summary.lns_diagnostics_error}`);
+    ctx.log(`lns-study: ${cfg.variants.length} variants (${cfg.executor.kind} executor)`);
+    ctx.progress({ step: 0, total: cfg.variants.length, phase: 'variants', message: `training ${cfg.variants.length} variants` });
+    const outcomes = await ctx.runChildren(
+      cfg.variants.map((v) => ({ key: variantLabel(v), name: `${cfg.name ?? 'lns-study'} ${variantLabel(v)}`, config: childConfig(cfg, v) })),
+    );
+    const missing = outcomes.filter((o) => !o.summary).map((o) => ({ variant: o.key, run_id: o.runId, status: o.status }));
+    for (const [i, o] of outcomes.entries()) {
+      if (!o.summary) continue;
+      const v = cfg.variants[i];
+      const label = o.key;
+      const run = ctx.project.run(o.runId);
+      if (typeof o.summary.lns_diagnostics_error === 'string') fail('internal', `diagnostics of ${label} failed: ${o.summary.lns_diagnostics_error}`);
       const diagnostics = readJsonSync(path.join(run.artifactsDir, 'diagnostics.json'), `${label} diagnostics`) as Diagnostics;
       const metrics = run.readMetrics();
       const byStep = (key: string) => {
@@ -200,18 +213,23 @@ registerJobKind({
         for (const r of metrics) if (typeof r.step === 'number' && typeof r[key] === 'number') m.set(r.step, r[key]);
         return [...m].sort((a, b) => a[0] - b[0]).map(([step, loss]) => ({ step, loss }));
       };
+      const { started: t0, finished: t1 } = run.record;
       results.push({
         label,
         variant: v,
-        runId: child.runId,
-        seconds: (Date.now() - t0) / 1000,
-        summary: child.summary,
+        runId: o.runId,
+        seconds: t0 && t1 ? (Date.parse(t1) - Date.parse(t0)) / 1000 : 0,
+        summary: o.summary,
         diagnostics,
         trainLoss: byStep('loss'),
         valLoss: byStep('val_loss'),
       });
-      await ctx.tick();
     }
+    if (results.length === 0)
+      fail(
+        'state',
+        `no variant of the study completed (${missing.map((m) => `${m.variant}: ${m.status}`).join(', ')}); normlab resume ${ctx.run.id} reruns them`,
+      );
     ctx.progress({ step: cfg.variants.length, total: cfg.variants.length, phase: 'compare', message: 'writing the comparison' });
     const dir = ctx.run.artifactsDir;
     const L = cfg.model.layers;
@@ -230,10 +248,27 @@ registerJobKind({
       variance_growth_last: r.diagnostics.variance_growth[L],
       seconds: Math.round(r.seconds),
       run_id: r.runId,
+      status: 'completed',
     }));
-    await writeJsonAtomic(path.join(dir, 'ppl_table.json'), rows);
+    // Variants that did not complete stay in the table, marked, with their run to resume.
+    const missingRows = missing.map((m) => {
+      const v = cfg.variants.find((x) => variantLabel(x) === m.variant)!;
+      return {
+        variant: m.variant,
+        norm: v.norm,
+        norm_type: v.norm_type ?? cfg.model.norm_type,
+        mix_k: v.mix_k ?? 0,
+        run_id: m.run_id,
+        status: `missing (${m.status})`,
+      };
+    });
+    await writeJsonAtomic(path.join(dir, 'ppl_table.json'), [...rows, ...missingRows]);
     const cols = Object.keys(rows[0]) as (keyof (typeof rows)[0])[];
-    await writeFileAtomic(path.join(dir, 'ppl_table.csv'), [cols.join(','), ...rows.map((r) => csvLine(cols.map((c) => r[c])))].join('\n') + '\n');
+    const cell = (r: Record<string, unknown>, c: string) => (r[c] === undefined ? '' : (r[c] as string | number));
+    await writeFileAtomic(
+      path.join(dir, 'ppl_table.csv'),
+      [cols.join(','), ...[...rows, ...missingRows].map((r) => csvLine(cols.map((c) => cell(r, c))))].join('\n') + '\n',
+    );
     await writeJsonAtomic(path.join(dir, 'diagnostics.json'), Object.fromEntries(results.map((r) => [r.label, { run_id: r.runId, ...r.diagnostics }])));
 
     // Loss curves, overlaid: training loss (moving average over 5 logged steps) beside validation loss.
@@ -268,7 +303,7 @@ registerJobKind({
       await linePlot({
         title: 'Residual-stream output variance by layer',
         xLabel: 'layer ℓ (0 = embeddings)',
-        yLabel: 'Var(x_ℓ) (log scale)',
+        yLabel: `${VARIANCE_AXIS[cfg.diagnostics.variance]} (log scale)`,
         series: results.map((r) => ({ name: r.label, x: r.diagnostics.variance.map((_, l) => l), y: r.diagnostics.variance })),
         logY: true,
         points: true,
@@ -306,6 +341,10 @@ registerJobKind({
     const domain: [number, number] = [0, Math.max(1e-6, ...all)];
     const heatmaps = await Promise.all(results.map((r) => angularHeatmapPng(r.diagnostics, `Angular distance, ${r.label}`, domain)));
     await writePlot(path.join(dir, 'angular_distance.png'), sideBySide(heatmaps));
+    const normalized = await Promise.all(
+      results.map((r) => angularHeatmapPng(r.diagnostics, `Angular distance (official normalization), ${r.label}`, undefined, true)),
+    );
+    await writePlot(path.join(dir, 'angular_distance_row_normalized.png'), sideBySide(normalized));
 
     const first = rows[0];
     const last = rows[rows.length - 1];
@@ -314,7 +353,11 @@ registerJobKind({
         rows.length > 1
           ? { label: `val ppl ${last.variant} − ${first.variant}`, value: last.final_val_ppl - first.final_val_ppl }
           : { label: `val ppl ${first.variant}`, value: first.final_val_ppl },
-      execution: 'variants trained one after another, in-process',
+      execution:
+        cfg.executor.kind === 'local' && cfg.executor.parallel === 1
+          ? 'variants trained one after another, in-process'
+          : `variants trained through the ${cfg.executor.kind} executor`,
+      missing_children: missing,
       variants: results.map((r, i) => ({
         ...rows[i],
         layer_variance: r.diagnostics.variance,
@@ -330,6 +373,7 @@ registerJobKind({
         'layer_pruning.png',
         'layer_grad_norms.png',
         'angular_distance.png',
+        'angular_distance_row_normalized.png',
         'diagnostics.json',
       ],
     };

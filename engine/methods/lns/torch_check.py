@@ -8,8 +8,10 @@ on non-overlapping windows of `seq` tokens of a uint16 token file (as `normlab e
   pre:  h = x + Attn(N1(x));            y = h + FFN(N2(h))
   post: h = N1(x + Attn(x));            y = N2(h + FFN(h))        (N1 = input_layernorm,
   mix:  blocks i < normlab_mix_k post, the rest pre                N2 = post_attention_layernorm)
+  deepnorm: h = N1(a x + Attn(x));      y = N2(a h + FFN(h)),     a = normlab_deepnorm_alpha
   pre-scaled-init: pre (the variant changes only the initialization)
   lns:  h = x + Attn(N1(x) / sqrt(l));  y = h + FFN(N2(h) / sqrt(l)),  l = i + 1
+  lns-scaled-init: lns (the variant changes only the initialization)
   final norm `model.norm` before the head in every variant, never scaled.
 Norms: RMSNorm (weight) or LayerNorm (weight, bias), eps = rms_norm_eps.
 
@@ -41,8 +43,9 @@ class Llama(torch.nn.Module):
         self.variant = cfg.get("normlab_norm_variant", "pre")
         self.norm_type = cfg.get("normlab_norm_type", "rmsnorm")
         self.mix_k = cfg.get("normlab_mix_k", 0)
-        if self.variant not in ("pre", "post", "mix", "pre-scaled-init", "lns"):
+        if self.variant not in ("pre", "post", "mix", "deepnorm", "pre-scaled-init", "lns", "lns-scaled-init"):
             raise ValueError(f"unknown normlab_norm_variant {self.variant}")
+        self.alpha = cfg["normlab_deepnorm_alpha"] if self.variant == "deepnorm" else 1.0
         hs = self.C // self.H
         theta = cfg.get("rope_theta", 10000.0)
         inv_freq = 1.0 / (theta ** (torch.arange(0, hs, 2, dtype=torch.float64) / hs))
@@ -58,7 +61,7 @@ class Llama(torch.nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * g
 
     def is_post(self, i):
-        return self.variant == "post" or (self.variant == "mix" and i < self.mix_k)
+        return self.variant in ("post", "deepnorm") or (self.variant == "mix" and i < self.mix_k)
 
     def rope(self, x, T):
         half = x.shape[-1] // 2
@@ -87,10 +90,10 @@ class Llama(torch.nn.Module):
         for i in range(self.L):
             n1, n2 = f"model.layers.{i}.input_layernorm", f"model.layers.{i}.post_attention_layernorm"
             if self.is_post(i):
-                h = self.norm(x + self.attn(i, x), n1)
-                x = self.norm(h + self.mlp(i, h), n2)
+                h = self.norm(self.alpha * x + self.attn(i, x), n1)
+                x = self.norm(self.alpha * h + self.mlp(i, h), n2)
             else:
-                s = 1 / math.sqrt(i + 1) if self.variant == "lns" else 1.0
+                s = 1 / math.sqrt(i + 1) if self.variant in ("lns", "lns-scaled-init") else 1.0
                 h = x + self.attn(i, self.norm(x, n1) * s)
                 x = h + self.mlp(i, self.norm(h, n2) * s)
         x = self.norm(x, "model.norm")

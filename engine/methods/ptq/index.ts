@@ -3,7 +3,7 @@
  * - `vit-train`: train a small timm-layout ViT on MNIST or a PNG folder (./vit-train.ts).
  * - `ptq-vit`: quantize one ViT with one quantizer choice at one bit width, evaluate it, export
  *   integer weights + scales and check the export's dequantized reference reproduces the accuracy.
- * - `ptq-study`: DopQ-ViT vs RepQ-ViT vs uniform (METHODS.md §4): top-1 per preset × bit width,
+ * - `ptq-study`: DopQ-ViT vs RepQ-ViT vs uniform (docs/methods.md, "DopQ-ViT"): top-1 per preset × bit width,
  *   post-softmax histogram with each quantizer's levels, per-channel post-LN scales with mean and
  *   median, and a verified export (./study.ts).
  */
@@ -93,7 +93,7 @@ registerJobKind({
   title: 'Train a ViT',
   description: 'Train a small timm-layout Vision Transformer on MNIST or a labelled PNG folder; saves a timm-style model folder.',
   schema: vitTrainSchema,
-  resumable: false,
+  resumable: true,
   async run(ctx, cfg) {
     const { model, summary } = await trainViT(ctx, cfg);
     model.dispose();
@@ -118,5 +118,6 @@ registerJobKind({
     'Top-1 per quantizer preset × bit width (FP, uniform, RepQ-ViT, DopQ-ViT and each component), with quantizer-level and post-LN scale plots and a verified export.',
   schema: ptqStudySchema,
   resumable: false,
+  parent: true,
   run: runPtqStudy,
 });

@@ -13,7 +13,7 @@
  *   become exactly 0 (as in RepQ-ViT's code, so the grid is 2^b levels plus zero). Δ is chosen
  *   among percentiles of x by least squared error.
  * - TanQ (DopQ-ViT, Yang et al. 2024). The paper's exact formula could not be read here (see
- *   METHODS.md §4); the reading implemented: a log quantizer in the tangent domain,
+ *   docs/methods.md, "DopQ-ViT"); the reading implemented: a log quantizer in the tangent domain,
  *   `u = log2 tan(πx/2)`, `q = round((u_top − u) / k)`, codes `0..2^b − 1` (underflow to 0
  *   like log-√2), `x̂ = (2/π) atan(2^(u_top − qk))`. Near 0, tan(πx/2) ≈ πx/2, so the grid is
  *   a log grid like log2/log-√2 (resolution for the dense small values of the power law); near 1,

@@ -11,7 +11,7 @@
  *
  * W'ᵀ y' + bias' = Wᵀ y + bias: the float model is unchanged. How s~, z~ are chosen:
  * - `mean`: RepQ-ViT (mean of the per-channel scales and of the zero points).
- * - `median`: DopQ-ViT's MOSF as METHODS.md reads it: the median, which is also the value that
+ * - `median`: DopQ-ViT's MOSF as docs/methods.md ("DopQ-ViT") reads it: the median, which is also the value that
  *   minimizes the mean absolute deviation Σ|s_c − s~| — the reading under which v3's
  *   "MAD-guided optimal scaling factor" names the same rule as v1's median. Outlier channels then
  *   stop dominating s~.

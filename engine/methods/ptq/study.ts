@@ -1,6 +1,6 @@
 /**
  * `ptq-study`: DopQ-ViT (TanQ + MOSF) against RepQ-ViT (log-√2 + mean) and a uniform baseline on
- * one ViT (METHODS.md §4). The ViT is the user's (`model_dir`) or a small MNIST ViT trained once
+ * one ViT (docs/methods.md, "DopQ-ViT"). The ViT is the user's (`model_dir`) or a small MNIST ViT trained once
  * and cached in the project (`<project>/cache/vit-mnist-<hash>/`). Outputs, in the run's artifacts:
  * - `ptq_table.csv` / `ptq_table.json` / `ptq_table.md`: top-1 per preset × bit width (WbAb);
  * - `top1_drop_by_bits.png`: each preset's drop from FP (points) as grouped bars;
@@ -16,9 +16,10 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomicSync, writeJsonAtomicSync } from '../../io/atomic.js';
 import type { JobContext } from '../../jobs/context.js';
+import { executorSchema } from '../../jobs/executor.js';
 import { baseConfig } from '../../jobs/registry.js';
 import type { ViT } from '../../models/vit.js';
-import { barPlot, histogramWithLevels, scatterWithRules, writePlot } from '../../plot/index.js';
+import { barPlot, histogram, histogramWithLevels, scatterWithRules, writePlot } from '../../plot/index.js';
 import { exportQuantized, loadQuantizedViT } from './export.js';
 import { captureActs, imageBatch, inputNorm, quantizeViT, top1, type LnCalibration, type LnReparam } from './ptq.js';
 import { calibrateSoftmax, MAX_BITS, MIN_BITS, softmaxLevels, type SoftmaxQuantizer } from './quantizers.js';
@@ -46,6 +47,7 @@ export const ptqStudySchema = z
   .object({
     method: z.literal('ptq-study'),
     ...baseConfig,
+    executor: executorSchema,
     model_dir: z.string().optional().describe('a ViT model folder (timm names) to study; default: train (or reuse) a small MNIST ViT'),
     vit: z
       .object({ model: vitModelSchema.default(vitModelSchema.parse({})), train: vitTrainOptionsSchema.default(vitTrainOptionsSchema.parse({})) })
@@ -255,9 +257,12 @@ async function softmaxPlot(ctx: JobContext, model: ViT, x: Parameters<typeof cap
     const p = calibrateSoftmax(k, all, bits);
     return { name: { uniform: 'uniform', 'log-sqrt2': 'log-√2 (RepQ-ViT)', tanq: 'TanQ (DopQ-ViT)' }[k], points: softmaxLevels(p), params: p };
   });
+  // The same 100 bins the PNG draws, so the workbench can draw the histogram itself.
+  const hist = histogram(all, 100, 0, 1);
   writeJsonAtomicSync(path.join(ctx.run.artifactsDir, 'softmax_levels.json'), {
     bits,
     values: n,
+    histogram: { lo: hist.lo, width: hist.width, counts: hist.counts },
     quantizers: levels.map((l) => ({ name: l.name, params: l.params, levels: l.points })),
   });
   await writePlot(

@@ -1,7 +1,7 @@
 /**
  * `vit-train`: train a small ViT (timm layout) on MNIST (default) or a labelled PNG folder with
  * AdamW and warmup + cosine, evaluate top-1 on held-out images, save the model as a timm-style
- * folder (`artifacts/model/`, and a checkpoint per epoch).
+ * folder (`artifacts/model/`, and a checkpoint per epoch from which a killed run resumes).
  */
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -15,6 +15,8 @@ import { ViT, vitConfigFromJson } from '../../models/vit.js';
 import { crossEntropy } from '../../nn/ops.js';
 import { AdamW, clipGlobalNorm } from '../../nn/optim.js';
 import { learningRate } from '../../nn/schedule.js';
+import { accumulate, gradAccumField, microBatches, namedGrads } from '../../train/accumulate.js';
+import { restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../../train/checkpoint.js';
 import { imageBatch, inputNorm, top1 } from './ptq.js';
 import { checkImagesFit, loadImageSource, loadViT, saveViT } from './vit-io.js';
 
@@ -41,7 +43,8 @@ export const vitDataSchema = z
 export const vitTrainOptionsSchema = z
   .object({
     epochs: z.number().int().min(1).default(8).describe('passes over the training images'),
-    batch: z.number().int().min(1).default(32).describe('images per step'),
+    batch: z.number().int().min(1).default(32).describe('images per micro-batch (per step without grad_accum)'),
+    grad_accum: gradAccumField,
     lr: z.number().positive().default(3e-3).describe('peak learning rate'),
     min_lr_ratio: z.number().min(0).max(1).default(0.05).describe('cosine floor as a fraction of lr'),
     warmup: z.number().int().min(0).default(100).describe('linear warmup steps'),
@@ -94,7 +97,8 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
   const { train, evalSet } = await trainAndEvalSets(cfg);
   const m = cfg.model;
   let model: ViT;
-  if (m.init_from) model = await loadViT(m.init_from);
+  if (ctx.resumeFrom) model = await loadViT(ctx.resumeFrom.dir);
+  else if (m.init_from) model = await loadViT(m.init_from);
   else {
     if (train.height !== train.width) fail('data', `training images are ${train.height}×${train.width}; the ViT needs square images`);
     const classes = Math.max(train.classes, ...Array.from(train.labels)) + (train.classes ? 0 : 1);
@@ -116,45 +120,56 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
     checkImagesFit(model, train, 'training');
     checkImagesFit(model, evalSet, 'evaluation');
     const t = cfg.train;
-    const stepsPerEpoch = Math.ceil(train.n / t.batch);
+    // A step takes batch × grad_accum images (the last of an epoch fewer), batch at a time.
+    const stepImages = t.batch * t.grad_accum;
+    const stepsPerEpoch = Math.ceil(train.n / stepImages);
     const total = stepsPerEpoch * t.epochs;
     if (t.warmup >= total) fail('config', `train.warmup ${t.warmup} must be shorter than the ${total} training steps`);
     const schedule = { kind: 'cosine' as const, lr: t.lr, warmup: t.warmup, minLr: t.lr * t.min_lr_ratio, total };
     const opt = new AdamW(model.params, { beta1: 0.9, beta2: 0.999, weightDecay: t.weight_decay });
     const rng = new Rng(`vit-train:${cfg.seed}`);
     const norm = inputNorm(model);
+    const shape: [number, number, number] = [train.height, train.width, train.channels];
     const started = Date.now();
     let step = 0;
     let acc = 0;
+    let firstEpoch = 0;
+    let imagesSeen = 0;
     try {
+      if (ctx.resumeFrom) {
+        // Checkpoints are taken at epoch ends: the next epoch's shuffle continues the RNG.
+        const state = await restoreTrainingCheckpoint<{ epoch: number; rng: number; top1: number }>(ctx.resumeFrom.dir, { optimizer: opt });
+        rng.restore(state.rng);
+        ({ step, epoch: firstEpoch, top1: acc } = state);
+        ctx.log(`resumed after epoch ${firstEpoch} (step ${step})`);
+      }
       let loss = NaN; // of the last logged step
       let gradNorm = NaN;
-      for (let epoch = 0; epoch < t.epochs; epoch++) {
+      for (let epoch = firstEpoch; epoch < t.epochs; epoch++) {
         const order = rng.shuffle(Array.from({ length: train.n }, (_, i) => i));
-        for (let s = 0; s < train.n; s += t.batch) {
-          const { x, y } = gatherImages(train, order.slice(s, s + t.batch));
-          const B = y.length;
+        for (let s = 0; s < train.n; s += stepImages) {
+          const idx = order.slice(s, s + stepImages);
           const lr = learningRate(schedule, step);
-          const vars = model.params.trainable();
-          const xs = imageBatch(x, 0, B, [train.height, train.width, train.channels], norm);
-          const ys = tf.tensor1d(y, 'int32');
-          const { value, grads: byVar } = tf.variableGrads(() => crossEntropy(model.forward(xs), ys), vars);
-          xs.dispose();
-          ys.dispose();
-          let grads = new Map<string, tf.Tensor>();
-          for (const v of vars) grads.set(model.params.nameOf(v), byVar[v.name]);
+          const { value, grads } = accumulate(microBatches(idx.length, t.batch), (mb) => {
+            const { x, y } = gatherImages(train, idx.slice(mb.start, mb.start + mb.rows));
+            const xs = imageBatch(x, 0, mb.rows, shape, norm);
+            const ys = tf.tensor1d(y, 'int32');
+            const r = namedGrads(model.params, () => crossEntropy(model.forward(xs), ys));
+            tf.dispose([xs, ys]);
+            return r;
+          });
           const clipped = clipGlobalNorm(grads, t.clip);
-          grads = clipped.grads;
-          opt.step(grads, lr);
-          for (const g of grads.values()) g.dispose();
+          opt.step(clipped.grads, lr);
+          for (const g of clipped.grads.values()) g.dispose();
           step++;
+          imagesSeen += idx.length;
           // The loss is read (a device sync) only on the steps that log it.
           if (step % t.log_every === 0 || step === total) {
             const both = tf.stack([value, clipped.norm]);
             [loss, gradNorm] = await both.data();
             both.dispose();
             if (!Number.isFinite(loss)) fail('state', `training diverged by step ${step} (loss ${loss}); lower train.lr`);
-            ctx.metric({ step, loss, lr, grad_norm: gradNorm, images_per_s: Math.round((step * t.batch) / ((Date.now() - started) / 1000)) });
+            ctx.metric({ step, loss, lr, grad_norm: gradNorm, images_per_s: Math.round(imagesSeen / ((Date.now() - started) / 1000)) });
           }
           tf.dispose([value, clipped.norm]);
           ctx.progress({ step, total, phase: 'train', message: `epoch ${epoch + 1}/${t.epochs}${Number.isNaN(loss) ? '' : ` loss ${loss.toFixed(3)}`}` });
@@ -165,7 +180,11 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
           ctx.metric({ step, epoch: epoch + 1, val_top1: acc });
           ctx.log(`epoch ${epoch + 1}: top-1 ${(100 * acc).toFixed(2)}% on ${evalSet.n} held-out images`);
         }
-        await ctx.run.saveCheckpoint(step, (dir) => saveViT(model, dir));
+        await saveTrainingCheckpoint(ctx.run, step, {
+          model: (dir) => saveViT(model, dir),
+          optimizer: opt,
+          state: { epoch: epoch + 1, rng: rng.state(), top1: acc },
+        });
       }
     } finally {
       opt.dispose();
@@ -182,6 +201,7 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
         steps: total,
         params: model.params.count(),
         seconds: (Date.now() - started) / 1000,
+        images_per_step: stepImages,
         model_dir: modelDir,
         backend: ctx.backend.name,
       },

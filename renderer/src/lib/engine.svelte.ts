@@ -6,7 +6,7 @@
  *    page URL.
  * Requests and events are the typed protocol of engine/protocol/protocol.ts.
  */
-import type { EngineEvent, ErrorInfo, RequestParams, RequestType, Response, RunRecord, RunSummary } from '../../../engine/protocol/protocol';
+import type { ChildState, EngineEvent, ErrorInfo, RequestParams, RequestType, Response, RunRecord, RunSummary } from '../../../engine/protocol/protocol';
 
 export type { RunRecord };
 
@@ -36,6 +36,8 @@ export interface JobKindInfo {
   resumable: boolean;
   jsonSchema: JsonSchema;
   defaults: Record<string, unknown>;
+  /** Recipe presets (a paper's values); `config` is partial, nested like the YAML. */
+  presets?: { name: string; description: string; source: string; config: Record<string, unknown> }[];
 }
 
 export interface JsonSchema {
@@ -61,6 +63,10 @@ export interface RunDetail {
   record: RunRecord;
   result: Record<string, unknown> | null;
   artifacts: string[];
+  /** The artifacts that are folders (a model export, a quantized model). */
+  folders: string[];
+  /** A study's or sweep's children, wherever they run (Slurm's state where it knows them). */
+  children: ChildState[];
 }
 
 /** What each request answers (the engine's service.ts handlers). */
@@ -75,6 +81,8 @@ export interface Results {
   'run.resume': { runId: string };
   'run.artifact': { name: string; base64: string };
   'run.tags': RunSummary;
+  'run.folder': { name: string; entries: { name: string; folder: boolean; bytes: number | null }[] };
+  'paths.check': { path: string; ok: boolean; kind?: 'file' | 'folder'; error?: string }[];
   'jobs.kinds': JobKindInfo[];
   'config.validate': { ok: true; config: Record<string, unknown> } | { ok: false; error: ErrorInfo };
   'examples.list': { file: string; config: Record<string, unknown> }[];

@@ -50,5 +50,24 @@ export function show(v: unknown): string {
   if (v === undefined) return '—';
   if (typeof v === 'number') return fmtNum(v, 6);
   if (typeof v === 'string') return v;
+  if (Array.isArray(v) && v.every((x) => x === null || typeof x !== 'object')) return v.join(', ');
   return JSON.stringify(v);
+}
+
+/** A byte count for people ("1.2 MB"). */
+export function fmtBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KB', 'MB', 'GB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
+}
+
+/** "1 example config", "3 example configs". */
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }

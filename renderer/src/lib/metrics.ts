@@ -17,6 +17,21 @@ export interface ChartSpec {
 }
 
 const SKIP = new Set(['step', 'time', 'event', 'epoch']);
+const EVENT_KEYS = ['removed', 'event', 'marker', 'phase_change'];
+
+/**
+ * A line that records one configuration's result (a string label such as `configuration` or
+ * `preset` next to its numbers) rather than a training step: its "step" only counts results,
+ * so it is shown as a table row, never as a point on a curve.
+ */
+export function isResultLine(m: Metric): boolean {
+  return Object.entries(m).some(([k, v]) => typeof v === 'string' && !EVENT_KEYS.includes(k));
+}
+
+/** The metric lines that are result records (see isResultLine). */
+export function resultLines(metrics: Metric[]): Metric[] {
+  return metrics.filter(isResultLine);
+}
 
 /** Exponential moving average as in TensorBoard (debiased), weight in [0, 1). */
 export function smooth(y: number[], weight: number): number[] {
@@ -47,7 +62,7 @@ export function xOf(m: Metric, axis: 'step' | 'time', t0: number): number | null
 export function scalarKeys(metrics: Metric[]): string[] {
   const keys: string[] = [];
   const seen = new Set<string>();
-  for (const m of metrics)
+  for (const m of metrics.filter((l) => !isResultLine(l)))
     for (const [k, v] of Object.entries(m))
       if (!SKIP.has(k) && typeof v === 'number' && !seen.has(k)) {
         seen.add(k);
@@ -61,7 +76,7 @@ export function eventMarkers(metrics: Metric[]): { x: number; label: string }[] 
   const out: { x: number; label: string }[] = [];
   for (const m of metrics) {
     if (typeof m.step !== 'number') continue;
-    for (const k of ['removed', 'event', 'marker', 'phase_change']) {
+    for (const k of EVENT_KEYS) {
       const v = m[k];
       if (typeof v === 'string' && v !== 'resume') out.push({ x: m.step, label: v });
       else if (Array.isArray(v) && v.every((s) => typeof s === 'string') && v.length) out.push({ x: m.step, label: v.join(', ') });
@@ -76,7 +91,7 @@ export function buildCharts(metrics: Metric[], axis: 'step' | 'time'): ChartSpec
   const groups = new Map<string, Map<string, Series>>();
   for (const m of metrics) {
     const x = xOf(m, axis, t0);
-    if (x === null) continue;
+    if (x === null || isResultLine(m)) continue;
     for (const [k, v] of Object.entries(m)) {
       if (SKIP.has(k)) continue;
       if (typeof v === 'number') {
@@ -100,12 +115,22 @@ export function buildCharts(metrics: Metric[], axis: 'step' | 'time'): ChartSpec
     }
   }
   const charts: ChartSpec[] = [];
+  // A series needs two distinct x values to be a curve.
+  for (const [k, s] of scalars) if (new Set(s.x).size < 2) scalars.delete(k);
   const losses = [...scalars.values()].filter((s) => /(^|_)loss$|^loss|_ce$|^ce/.test(s.label));
   if (losses.length) charts.push({ id: 'loss', title: 'loss', series: losses });
   for (const s of scalars.values()) if (!losses.includes(s)) charts.push({ id: s.label, title: s.label, series: [s] });
-  for (const [k, g] of groups) charts.push({ id: k, title: k, series: [...g.values()] });
+  for (const [k, g] of groups) {
+    const curves = [...g.values()].filter((s) => new Set(s.x).size >= 2);
+    if (curves.length) charts.push({ id: k, title: k, series: curves });
+  }
   return charts;
 }
 
 /** Series colours, distinguishable on light and dark backgrounds. */
 export const PALETTE = ['#3b6fd8', '#e0793a', '#2f9e6f', '#c2455b', '#8a5cd1', '#7f8c1f', '#1f9bb5', '#b8578f', '#6b7280', '#d4a017', '#4c6e3b', '#a0522d'];
+
+/** Markers belong on a chart unless all its series are the control's (e.g. LN removal's vanilla run). */
+export function chartWantsMarkers(chart: ChartSpec): boolean {
+  return !chart.series.every((s) => /^vanilla/i.test(s.label));
+}

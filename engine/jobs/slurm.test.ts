@@ -1,0 +1,145 @@
+/**
+ * The Slurm executor against a real one-node cluster (`.ci/slurm-up.sh` starts it; CI does).
+ * Where Slurm does not answer, these tests fail under CI (or NORMLAB_REQUIRE_SLURM=1) and skip
+ * with the reason elsewhere.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Project, type Run } from '../store/runs.js';
+import './all.js';
+import { JobQueue } from './queue.js';
+
+function slurmAnswers(): string | null {
+  try {
+    const state = execFileSync('sinfo', ['-h', '-o', '%t'], { encoding: 'utf8', timeout: 10_000 }).trim();
+    return /^(idle|mix|alloc)/m.test(state) ? null : `the Slurm node is "${state || 'absent'}"`;
+  } catch (err) {
+    return `sinfo failed (${(err as Error).message.split('\n')[0]}); start the one-node cluster with .ci/slurm-up.sh`;
+  }
+}
+
+const notUp = slurmAnswers();
+const required = Boolean(process.env.CI) || process.env.NORMLAB_REQUIRE_SLURM === '1';
+if (notUp && !required) console.warn(`slurm executor tests skipped: ${notUp}`);
+
+/** The tiny sweep: 2 grid points × 2 seeds of a 2-block LLaMA, 60 steps, a checkpoint every 10. */
+const tinySweep = (executor: Record<string, unknown>) => ({
+  method: 'sweep',
+  name: 'tiny',
+  base: {
+    method: 'lm-pretrain',
+    model: { arch: 'llama', layers: 2, d_model: 16, heads: 2 },
+    data: { val_fraction: 0.05 },
+    train: { steps: 60, batch: 2, seq: 16, warmup: 2, eval_every: 30, eval_windows: 2, checkpoint_every: 10, log_every: 2 },
+  },
+  grid: { 'model.norm': ['pre', 'lns'] },
+  seeds: [0, 1],
+  executor,
+});
+
+async function until<T>(what: string, probe: () => T | null | undefined | false, timeoutMs = 90_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Wait for a parent handed to Slurm to be finished by its collect job. */
+const collected = (project: Project, id: string) =>
+  until(`the collect job of ${id}`, () => {
+    const r = project.run(id);
+    return r.status !== 'queued' && r.status !== 'running' ? r : null;
+  });
+
+/** The table without the run ids (which differ between executions). */
+const table = (run: Run) => (run.readSummary()!.table as Record<string, unknown>[]).map(({ run_ids: _ids, ...row }) => row);
+
+describe.skipIf(notUp !== null && !required)('slurm executor', () => {
+  let dir: string;
+  let project: Project;
+  let local: Run;
+  const submitted: string[] = [];
+
+  beforeAll(async () => {
+    if (notUp) throw new Error(`Slurm is required here but does not answer: ${notUp}`);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'normlab-slurm-'));
+    project = Project.open(dir);
+    const q = new JobQueue(project);
+    const t0 = Date.now();
+    const run = q.enqueue(tinySweep({ kind: 'local' }));
+    await q.wait(run.id);
+    local = project.run(run.id);
+    console.info(`tiny sweep (4 children), executor local in-process: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    expect(local.status).toBe('completed');
+  }, 120_000);
+
+  afterAll(() => {
+    const jobs = submitted.flatMap((id) => (project.run(id).record.slurm ?? []).flatMap((s) => [s.array_job, s.collect_job]));
+    if (jobs.length) execFileSync('scancel', jobs);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a sweep through a Slurm job array writes the same table as the same sweep run locally', async () => {
+    const q = new JobQueue(project);
+    const t0 = Date.now();
+    const run = q.enqueue(tinySweep({ kind: 'slurm', cpus_per_task: 1 }));
+    submitted.push(run.id);
+    await q.wait(run.id);
+    const parent = project.run(run.id);
+    expect(parent.status).toBe('queued');
+    expect(parent.record.slurm).toHaveLength(1);
+    expect(parent.record.slurm![0].children).toHaveLength(4);
+    const done = await collected(project, run.id);
+    console.info(`tiny sweep (4 children), executor slurm: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    expect(done.status).toBe('completed');
+    expect(done.readSummary()!.missing_children).toEqual([]);
+    // Every child ran on Slurm (its array task recorded) in its own process.
+    for (const c of project.children(run.id)) {
+      expect(c.record.slurm_task).toMatch(/^\d+_[0-3]$/);
+      expect(c.status).toBe('completed');
+    }
+    expect(table(done)).toEqual(table(local));
+  }, 120_000);
+
+  it('a child killed mid-run is marked missing, and resume reruns only it from its checkpoint to the local table', async () => {
+    const q = new JobQueue(project);
+    const run = q.enqueue(tinySweep({ kind: 'slurm' }));
+    submitted.push(run.id);
+    await q.wait(run.id);
+    // Cancel the first child's array task once it has a checkpoint and is still training.
+    const victim = await until('a child past its first checkpoint', () =>
+      project.children(run.id).find((c) => c.status === 'running' && c.latestCheckpoint() !== null && c.readMetrics().every((m) => m.step !== 60)),
+    );
+    execFileSync('scancel', [victim.record.slurm_task!]);
+    const first = await collected(project, run.id);
+    expect(first.status).toBe('completed');
+    const missing = first.readSummary()!.missing_children as { run_id: string; status: string }[];
+    expect(missing).toEqual([expect.objectContaining({ run_id: victim.id, status: 'interrupted' })]);
+    const row = table(first).find((r) => (r.seeds_missing as unknown[]).length > 0)!;
+    expect(row.seeds_completed).toHaveLength(1);
+
+    const completedBefore = project
+      .children(run.id)
+      .filter((c) => c.status === 'completed')
+      .map((c) => [c.id, c.record.finished]);
+    q.resume(run.id);
+    await q.wait(run.id);
+    const parent = project.run(run.id);
+    expect(parent.record.slurm).toHaveLength(2);
+    expect(parent.record.slurm![1].children).toEqual([victim.id]);
+    const done = await collected(project, run.id);
+    expect(done.status).toBe('completed');
+    expect(done.readSummary()!.missing_children).toEqual([]);
+    // The others were not run again; the victim continued from its checkpoint.
+    for (const [id, finished] of completedBefore) expect(project.run(id!).record.finished).toBe(finished);
+    expect(project.run(victim.id).record.resumes).toHaveLength(1);
+    expect(project.run(victim.id).record.resumes[0]).toBeGreaterThan(0);
+    expect(table(done)).toEqual(table(local));
+  }, 150_000);
+});

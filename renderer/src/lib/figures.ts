@@ -1,0 +1,539 @@
+/**
+ * Each method's results page as data: the comparison table that comes first, colour-scaled grids,
+ * and the figures the renderer draws itself (interactive, theme-aware) from what the engine
+ * writes: summary.json, metrics.jsonl and the JSON/CSV artifacts (diagnostics.json,
+ * softmax_levels.json, ln_scales.json, dla_points.json, ce_table.csv). Pure functions, so the
+ * choice of what is drawn (and that nothing is drawn over a meaningless axis) is unit-tested.
+ */
+import type { Metric, Series } from './metrics';
+
+export interface Marker {
+  x: number;
+  label: string;
+}
+
+export type Figure =
+  | {
+      kind: 'lines';
+      id: string;
+      title: string;
+      note?: string;
+      xLabel: string;
+      yLabel: string;
+      series: Series[];
+      logY?: boolean;
+      markers?: Marker[];
+      /** Draw points only (a scatter), not lines. */
+      points?: boolean;
+      /** Integer x values (layers, blocks, channels): ticks at whole numbers. */
+      integerX?: boolean;
+    }
+  | {
+      kind: 'heatmap';
+      id: string;
+      title: string;
+      note?: string;
+      xLabel: string;
+      yLabel: string;
+      x: number[];
+      y: number[];
+      values: (number | null)[][];
+      domain: [number, number];
+      colorLabel: string;
+    }
+  | { kind: 'bars'; id: string; title: string; note?: string; yLabel: string; categories: string[]; groups: { label: string; values: (number | null)[] }[] }
+  | {
+      kind: 'histogram';
+      id: string;
+      title: string;
+      note?: string;
+      xLabel: string;
+      lo: number;
+      width: number;
+      counts: number[];
+      levels: { label: string; values: number[] }[];
+    };
+
+export interface TableSpec {
+  title: string;
+  columns: { key: string; label: string }[];
+  rows: Record<string, unknown>[];
+  /** Column holding a run id to link to. */
+  linkColumn?: string;
+}
+
+/** A rows × columns grid of numbers shown as a colour-scaled table (e.g. preset × bit width). */
+export interface GridSpec {
+  title: string;
+  note?: string;
+  rowLabel: string;
+  rows: string[];
+  columns: string[];
+  values: (number | null)[][];
+  /** How cells are written (e.g. as percent). */
+  format: 'percent' | 'number';
+  /** Higher is better (colour scale direction). */
+  higherIsBetter: boolean;
+  /** A reference row (full precision) shown untinted and left out of the colour scale. */
+  reference?: string;
+}
+
+export interface RunData {
+  id: string;
+  method: string;
+  name: string;
+  summary: Record<string, unknown>;
+  metrics: Metric[];
+  /** Parsed JSON/CSV artifacts by file name (CSV as {columns, rows}). */
+  files: Record<string, unknown>;
+}
+
+export interface ResultsPage {
+  table: TableSpec | null;
+  grids: GridSpec[];
+  figures: Figure[];
+  /** Summary keys this page already shows (so the generic summary view skips them). */
+  shown: string[];
+  /** Artifacts (JSON/CSV) the page needs loaded. */
+}
+
+/** The artifacts each method's page reads (fetched before `resultsPage` is called). */
+export function neededFiles(method: string): string[] {
+  switch (method) {
+    case 'lm-pretrain':
+    case 'lns-diagnostics':
+    case 'lns-study':
+      return ['diagnostics.json'];
+    case 'ln-removal':
+      return ['ce_table.csv', 'dla_points.json'];
+    case 'dla':
+      return ['dla_points.json'];
+    case 'ptq-study':
+      return ['softmax_levels.json', 'ln_scales.json'];
+    default:
+      return [];
+  }
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const nums = (v: unknown): number[] => (Array.isArray(v) ? v.map((x) => (isNum(x) ? x : NaN)) : []);
+const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => i + from);
+
+/** Series of one metric key over steps (only lines that carry it). */
+export function metricSeries(metrics: Metric[], key: string, label = key): Series {
+  const pts = metrics.filter((m) => isNum(m.step) && isNum(m[key]));
+  return { label, x: pts.map((m) => m.step as number), y: pts.map((m) => m[key] as number) };
+}
+
+interface Diagnostics {
+  layers: number;
+  variance: number[];
+  angular: { n: number[]; l: number[]; d: (number | null)[][] };
+  pruning: { drop_loss: number[]; drop_ppl?: number[] };
+  grad_norms: { per_layer: number[]; source?: string } | null;
+}
+
+function asDiagnostics(v: unknown): Diagnostics | null {
+  if (!isRecord(v) || !Array.isArray(v.variance) || !isRecord(v.angular) || !isRecord(v.pruning)) return null;
+  return v as unknown as Diagnostics;
+}
+
+/** The depth-diagnostics figures of one or more models (variants overlaid, heatmaps side by side). */
+export function diagnosticsFigures(models: { label: string; d: Diagnostics }[]): Figure[] {
+  if (!models.length) return [];
+  const figs: Figure[] = [];
+  const hasLns = models.some((m) => /lns/i.test(m.label));
+  const hasPre = models.some((m) => /^pre/i.test(m.label));
+  figs.push({
+    kind: 'lines',
+    id: 'variance',
+    title: 'Residual-stream variance by layer',
+    note:
+      hasLns && hasPre
+        ? 'Pre-LN variance grows with depth; LNS scales each block norm by 1/√ℓ to keep it bounded.'
+        : 'Var(x_ℓ) over all elements of the validation windows.',
+    xLabel: 'layer ℓ (0 = embeddings)',
+    yLabel: 'Var(x_ℓ)',
+    logY: true,
+    integerX: true,
+    series: models.map((m) => ({ label: m.label, x: range(m.d.variance.length), y: nums(m.d.variance) })),
+  });
+  const dmax = Math.max(0, ...models.flatMap((m) => m.d.angular.d.flat().filter(isNum)));
+  for (const m of models)
+    figs.push({
+      kind: 'heatmap',
+      id: `angular-${m.label}`,
+      title: models.length > 1 ? `Angular distance, ${m.label}` : 'Angular distance between layers ℓ and ℓ+n',
+      note: 'd = arccos(cos(x_ℓ, x_ℓ+n)) / π of the last token, averaged over validation sequences.',
+      xLabel: 'layer ℓ (0 = embeddings)',
+      yLabel: 'n (layers ahead)',
+      x: m.d.angular.l,
+      y: m.d.angular.n,
+      values: m.d.angular.d,
+      domain: [0, dmax || 1],
+      colorLabel: 'angular distance',
+    });
+  const L = Math.max(...models.map((m) => m.d.pruning.drop_loss.length));
+  figs.push({
+    kind: 'bars',
+    id: 'pruning',
+    title: 'Performance drop when one layer is removed',
+    note: 'ΔP(ℓ) = validation cross-entropy without block ℓ − with it (nats).',
+    yLabel: 'ΔP (nats)',
+    categories: range(L, 1).map((l) => `block ${l}`),
+    groups: models.map((m) => ({ label: m.label, values: range(L).map((i) => (isNum(m.d.pruning.drop_loss[i]) ? m.d.pruning.drop_loss[i] : null)) })),
+  });
+  const withGrads = models.filter((m) => m.d.grad_norms && Array.isArray(m.d.grad_norms.per_layer));
+  if (withGrads.length)
+    figs.push({
+      kind: 'lines',
+      id: 'grad-norms',
+      title: 'Gradient norm per block',
+      note: withGrads[0].d.grad_norms?.source === 'training' ? 'Mean over the logged training steps.' : undefined,
+      xLabel: 'block',
+      yLabel: '‖∇‖',
+      integerX: true,
+      series: withGrads.map((m) => ({ label: m.label, x: range(m.d.grad_norms!.per_layer.length, 1), y: nums(m.d.grad_norms!.per_layer) })),
+    });
+  return figs;
+}
+
+/** A run's train and validation losses overlaid across variants (children of a study). */
+function overlaidLosses(children: RunData[], label: (c: RunData) => string, keys: { train: string; val?: string }, noun = 'variant', note?: string): Figure[] {
+  const train = children.map((c) => metricSeries(c.metrics, keys.train, label(c))).filter((s) => s.x.length > 1);
+  const out: Figure[] = [];
+  if (train.length)
+    out.push({
+      kind: 'lines',
+      id: 'overlay-train',
+      title: `Training loss per ${noun}`,
+      note,
+      xLabel: 'step',
+      yLabel: keys.train.replace(/_/g, ' '),
+      series: train,
+    });
+  if (keys.val) {
+    const val = children.map((c) => metricSeries(c.metrics, keys.val!, label(c))).filter((s) => s.x.length > 0);
+    if (val.length)
+      out.push({ kind: 'lines', id: 'overlay-val', title: `Validation loss per ${noun}`, xLabel: 'step', yLabel: keys.val.replace(/_/g, ' '), series: val });
+  }
+  return out;
+}
+
+function csvTable(v: unknown): { columns: string[]; rows: string[][] } | null {
+  return isRecord(v) && Array.isArray(v.columns) && Array.isArray(v.rows) ? (v as { columns: string[]; rows: string[][] }) : null;
+}
+
+const col = (key: string, label = key.replace(/_/g, ' ')) => ({ key, label });
+
+function lnsStudy(run: RunData, children: RunData[]): ResultsPage {
+  const variants = Array.isArray(run.summary.variants) ? (run.summary.variants as Record<string, unknown>[]) : [];
+  const keys = [
+    'final_val_loss',
+    'final_val_ppl',
+    'deep_half_prune_drop_mean',
+    'shallow_half_prune_drop_mean',
+    'variance_last_layer',
+    'variance_growth_last',
+    'seconds',
+  ];
+  // A text column equal in every variant (e.g. the norm type) says nothing in a comparison.
+  const varies = (k: string) => variants.length < 2 || new Set(variants.map((v) => String(v[k]))).size > 1;
+  const table: TableSpec = {
+    title: 'Variants',
+    columns: [
+      col('variant'),
+      ...(varies('norm_type') ? [col('norm_type', 'norm type')] : []),
+      ...keys.filter((k) => variants.some((v) => k in v)).map((k) => col(k)),
+      col('run_id', 'run'),
+    ],
+    rows: variants,
+    linkColumn: 'run_id',
+  };
+  const diag = isRecord(run.files['diagnostics.json']) ? (run.files['diagnostics.json'] as Record<string, unknown>) : {};
+  const models = Object.entries(diag)
+    .map(([label, d]) => ({ label, d: asDiagnostics(d) }))
+    .filter((m): m is { label: string; d: Diagnostics } => m.d !== null);
+  const byRun = new Map(variants.map((v) => [String(v.run_id), String(v.variant)]));
+  const figures = [...overlaidLosses(children, (c) => byRun.get(c.id) ?? c.name, { train: 'loss', val: 'val_loss' }), ...diagnosticsFigures(models)];
+  return { table, grids: [], figures, shown: ['variants', 'artifacts'] };
+}
+
+function lmRun(run: RunData): ResultsPage {
+  const d = asDiagnostics(run.files['diagnostics.json']);
+  return { table: null, grids: [], figures: d ? diagnosticsFigures([{ label: run.name, d }]) : [], shown: ['lns_diagnostics'] };
+}
+
+/** LN-removal steps from the summary's schedule (only the LN-removal run's charts get them). */
+export function removalMarkers(summary: Record<string, unknown>): Marker[] {
+  const s = summary.schedule;
+  return Array.isArray(s)
+    ? s.filter((e) => isRecord(e) && isNum(e.step)).map((e) => ({ x: (e as { step: number }).step, label: String((e as { site?: unknown }).site ?? '') }))
+    : [];
+}
+
+function dlaFigures(run: RunData): Figure[] {
+  const f = run.files['dla_points.json'];
+  if (!isRecord(f) || !Array.isArray(f.points)) return [];
+  return (f.points as { label: string; nmae_pct: number; de: number[]; dla: number[] }[]).map((p) => {
+    const order = range(p.de.length).sort((a, b) => p.de[a] - p.de[b]);
+    return {
+      kind: 'lines',
+      id: `dla-${p.label}`,
+      title: `DLA vs direct effect, ${p.label}`,
+      note: `Each point is one head at one token (a subsample); NMAE ${p.nmae_pct.toPrecision(3)} %. Exact attribution puts every point on the diagonal.`,
+      xLabel: 'direct effect',
+      yLabel: 'direct logit attribution',
+      points: true,
+      series: [{ label: 'head × token', x: order.map((i) => p.de[i]), y: order.map((i) => p.dla[i]) }],
+    } satisfies Figure;
+  });
+}
+
+function lnRemoval(run: RunData): ResultsPage {
+  const ce = csvTable(run.files['ce_table.csv']);
+  const table: TableSpec | null = ce
+    ? {
+        title: 'Validation cross-entropy',
+        columns: ce.columns.map((c) => col(c, c === 'val_ce' ? 'val CE' : c === 'minus_original' ? '− original' : c === 'minus_vanilla' ? '− vanilla' : c)),
+        rows: ce.rows.map((r) => Object.fromEntries(ce.columns.map((c, i) => [c, r[i] === '' ? null : Number.isNaN(Number(r[i])) ? r[i] : Number(r[i])]))),
+      }
+    : null;
+  const marks = removalMarkers(run.summary);
+  const m = run.metrics;
+  const train = [metricSeries(m, 'vanilla_ce', 'vanilla'), metricSeries(m, 'ln_free_ce', 'LN removal')].filter((s) => s.x.length > 1);
+  const original = isNum(run.summary.original_val_ce) ? (run.summary.original_val_ce as number) : null;
+  const withStart = (s: Series): Series => (original !== null && s.x.length && s.x[0] > 0 ? { ...s, x: [0, ...s.x], y: [original, ...s.y] } : s);
+  const val = [metricSeries(m, 'vanilla_val_ce', 'vanilla'), metricSeries(m, 'ln_free_val_ce', 'LN removal')].filter((s) => s.x.length).map(withStart);
+  const figures: Figure[] = [];
+  if (train.length)
+    figures.push({
+      kind: 'lines',
+      id: 'ft-train',
+      title: 'Fine-tuning CE (train)',
+      note: 'Dashed rules: one LN site removed (LN-removal run only).',
+      xLabel: 'fine-tuning step',
+      yLabel: 'CE (nats/token)',
+      series: train,
+      markers: marks,
+    });
+  if (val.length)
+    figures.push({
+      kind: 'lines',
+      id: 'ft-val',
+      title: 'Fine-tuning CE (validation)',
+      xLabel: 'fine-tuning step',
+      yLabel: 'CE (nats/token)',
+      series: val,
+      markers: marks,
+    });
+  if (isRecord(run.summary.sigmas)) {
+    const sites = Object.keys(run.summary.sigmas);
+    figures.push({
+      kind: 'bars',
+      id: 'sigmas',
+      title: 'Frozen σ per LN site',
+      note: 'The fixed scalar each LayerNorm became (its average σ at removal).',
+      yLabel: 'σ',
+      categories: sites,
+      groups: [{ label: 'σ', values: sites.map((s) => ((run.summary.sigmas as Record<string, unknown>)[s] as number) ?? null) }],
+    });
+  }
+  figures.push(...dlaFigures(run));
+  return { table, grids: [], figures, shown: ['sigmas', 'schedule'] };
+}
+
+function lctRun(run: RunData): ResultsPage {
+  const s = run.summary;
+  const names = Array.isArray(s.class_names) ? (s.class_names as unknown[]).map(String) : [];
+  const groups = [
+    ['class_histogram_1step', '1 step'],
+    ['class_histogram_2step', '2 steps'],
+    ['class_histogram_reference', 'reference images'],
+  ]
+    .filter(([k]) => Array.isArray(s[k]))
+    .map(([k, label]) => ({ label, values: nums(s[k]) }));
+  const figures: Figure[] = [];
+  if (isNum(s.fid_1step) || isNum(s.fid_2step))
+    figures.push({
+      kind: 'bars',
+      id: 'fid',
+      title: String(s.fid_label ?? 'FID'),
+      note: isNum(s.fid_floor_autoencoder)
+        ? `Floor: the autoencoder's own reconstructions score ${(s.fid_floor_autoencoder as number).toFixed(2)}.`
+        : undefined,
+      yLabel: 'FID (lower is better)',
+      categories: ['1 step', '2 steps'],
+      groups: [{ label: 'FID', values: [isNum(s.fid_1step) ? s.fid_1step : null, isNum(s.fid_2step) ? s.fid_2step : null] }],
+    });
+  if (groups.length && names.length)
+    figures.push({
+      kind: 'bars',
+      id: 'classes',
+      title: 'Class histogram of the samples',
+      note: 'Fraction of samples the classifier assigns to each class.',
+      yLabel: 'fraction',
+      categories: names,
+      groups,
+    });
+  return { table: null, grids: [], figures, shown: ['class_names', 'class_histogram_1step', 'class_histogram_2step', 'class_histogram_reference'] };
+}
+
+function lctStudy(run: RunData, children: RunData[]): ResultsPage {
+  const rows = Array.isArray(run.summary.table) ? (run.summary.table as Record<string, unknown>[]) : [];
+  const cols = rows.length ? Object.keys(rows[0]) : [];
+  const table: TableSpec = {
+    title: 'Configurations',
+    columns: [...cols.filter((c) => c !== 'run'), ...(cols.includes('run') ? ['run'] : [])].map((c) =>
+      col(c, c === 'fid_1step' ? 'FID 1 step' : c === 'fid_2step' ? 'FID 2 steps' : undefined),
+    ),
+    rows,
+    linkColumn: 'run',
+  };
+  const figures: Figure[] = [];
+  if (rows.length)
+    figures.push({
+      kind: 'bars',
+      id: 'fid',
+      title: `${String(run.summary.fid_label ?? 'FID')} by configuration`,
+      note: isNum(run.summary.fid_floor_autoencoder)
+        ? `Floor: autoencoder reconstructions score ${(run.summary.fid_floor_autoencoder as number).toFixed(2)}.`
+        : undefined,
+      yLabel: 'FID (lower is better)',
+      categories: rows.map((r) => String(r.configuration)),
+      groups: [
+        { label: '1 step', values: rows.map((r) => (isNum(r.fid_1step) ? r.fid_1step : null)) },
+        { label: '2 steps', values: rows.map((r) => (isNum(r.fid_2step) ? r.fid_2step : null)) },
+      ],
+    });
+  const lct = children.filter((c) => c.method === 'lct');
+  figures.push(
+    ...overlaidLosses(
+      lct,
+      (c) => c.name,
+      { train: 'loss' },
+      'configuration',
+      'The training objective differs between configurations (Cauchy or squared distance, the diffusion term): compare shapes, not levels.',
+    ),
+  );
+  return { table, grids: [], figures, shown: ['table', 'runs'] };
+}
+
+function ptqStudy(run: RunData): ResultsPage {
+  const s = run.summary;
+  const grids: GridSpec[] = [];
+  const figures: Figure[] = [];
+  if (isRecord(s.table)) {
+    const presets = Object.keys(s.table);
+    const columns = [...new Set(presets.flatMap((p) => Object.keys((s.table as Record<string, Record<string, unknown>>)[p])))];
+    const fp = isNum(s.fp_top1) ? s.fp_top1 : null;
+    const cell = (p: string, c: string) => {
+      const v = (s.table as Record<string, Record<string, unknown>>)[p][c];
+      return isNum(v) ? v : null;
+    };
+    grids.push({
+      title: 'Top-1 accuracy by preset and bit width',
+      note: fp !== null ? `Full precision: ${(100 * fp).toFixed(2)} % on ${String(s.eval_images ?? '?')} images.` : undefined,
+      rowLabel: 'preset',
+      rows: [...(fp !== null ? ['full precision'] : []), ...presets],
+      columns,
+      values: [...(fp !== null ? [columns.map(() => fp)] : []), ...presets.map((p) => columns.map((c) => cell(p, c)))],
+      format: 'percent',
+      higherIsBetter: true,
+      reference: fp !== null ? 'full precision' : undefined,
+    });
+    if (fp !== null)
+      figures.push({
+        kind: 'bars',
+        id: 'drop',
+        title: 'Top-1 lost to quantization',
+        yLabel: 'points below full precision',
+        categories: columns,
+        groups: presets.map((p) => ({ label: p, values: columns.map((c) => (cell(p, c) === null ? null : 100 * (fp - cell(p, c)!))) })),
+      });
+  }
+  const sl = run.files['softmax_levels.json'];
+  if (isRecord(sl) && isRecord(sl.histogram) && Array.isArray(sl.quantizers)) {
+    const h = sl.histogram as { lo: number; width: number; counts: number[] };
+    figures.push({
+      kind: 'histogram',
+      id: 'softmax',
+      title: `Post-softmax attention probabilities and ${String(sl.bits)}-bit quantizer levels`,
+      note: `${String(sl.values)} values from the calibration images, all blocks; count axis is logarithmic.`,
+      xLabel: 'attention probability',
+      lo: h.lo,
+      width: h.width,
+      counts: h.counts,
+      levels: (sl.quantizers as { name: string; levels: number[] }[]).map((q) => ({ label: q.name, values: q.levels })),
+    });
+  }
+  const ls = run.files['ln_scales.json'];
+  if (isRecord(ls) && Array.isArray(ls.scales)) {
+    const sc = nums(ls.scales);
+    const x = range(sc.length);
+    const rule = (k: string, label: string): Series[] => (isNum(ls[k]) ? [{ label, x, y: x.map(() => ls[k] as number) }] : []);
+    figures.push({
+      kind: 'lines',
+      id: 'ln-scales',
+      title: `Per-channel ${String(ls.bits)}-bit scales after ${String(ls.plotted)}`,
+      note: 'Horizontal lines: the shared scale each reparameterization picks.',
+      xLabel: 'channel',
+      yLabel: 'quantization scale',
+      integerX: true,
+      series: [
+        { label: 'channel scale', x, y: sc },
+        ...rule('mean', 'mean (RepQ-ViT)'),
+        ...rule('median', 'median (DopQ-ViT)'),
+        ...rule('mad_rule', 'MAD-trimmed mean'),
+      ],
+    });
+  }
+  return { table: null, grids, figures, shown: ['table', 'table_markdown', 'dopq_vs_repq', 'ln_scales'] };
+}
+
+/** The results page of one run, given its data and (for studies) its children's. */
+export function resultsPage(run: RunData, children: RunData[] = []): ResultsPage {
+  switch (run.method) {
+    case 'lns-study':
+      return lnsStudy(run, children);
+    case 'lm-pretrain':
+    case 'lns-diagnostics':
+      return lmRun(run);
+    case 'ln-removal':
+      return lnRemoval(run);
+    case 'dla':
+      return { table: null, grids: [], figures: dlaFigures(run), shown: [] };
+    case 'lct':
+      return lctRun(run);
+    case 'lct-study':
+      return lctStudy(run, children);
+    case 'ptq-study':
+      return ptqStudy(run);
+    default:
+      return { table: null, grids: [], figures: [], shown: [] };
+  }
+}
+
+/** Colour of a grid cell: t in [0, 1] (0 = worst, 1 = best) → a red-to-green tint. */
+export function gridTint(t: number, dark: boolean): string {
+  const c = Math.max(0, Math.min(1, t));
+  const hue = 10 + 120 * c;
+  return dark ? `hsl(${hue} 45% ${22 + 8 * c}%)` : `hsl(${hue} 60% ${88 - 6 * c}%)`;
+}
+
+/** Viridis-like colour for t in [0, 1] (perceptually ordered, readable in both themes). */
+export function heatColor(t: number): string {
+  const stops = [
+    [68, 1, 84],
+    [59, 82, 139],
+    [33, 145, 140],
+    [94, 201, 98],
+    [253, 231, 37],
+  ];
+  const c = Math.max(0, Math.min(1, Number.isFinite(t) ? t : 0)) * (stops.length - 1);
+  const i = Math.min(stops.length - 2, Math.floor(c));
+  const f = c - i;
+  const mix = stops[i].map((a, k) => Math.round(a + (stops[i + 1][k] - a) * f));
+  return `rgb(${mix[0]}, ${mix[1]}, ${mix[2]})`;
+}

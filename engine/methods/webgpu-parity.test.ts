@@ -137,7 +137,7 @@ describeWebgpu('every method on webgpu agrees with wasm', () => {
       network: { arch: 'mlp', width: 16, depth: 1, mlp_ratio: 2 },
       train: { steps: 2, batch: 8, warmup: 1, sample_every: 2, log_every: 1 },
       eval: { samples: 8, quick_samples: 8, grid: 4 },
-      preset: 'custom',
+      ablation: 'custom',
       configurations: [{ name: 'full recipe', cauchy: true, diffusion_loss: true, ot: true, adaptive_c: true, nsln: true }],
     });
     // Not compared number by number yet: the same study run twice in one process on wasm

@@ -90,7 +90,7 @@ export class EngineService {
           .run(runId)
           .readMetrics()
           .slice(since ?? 0),
-      'run.start': ({ config }) => ({ runId: this.queue.enqueue(config).id }),
+      'run.start': ({ config, backend }) => ({ runId: this.queue.enqueue(config, undefined, backend).id }),
       'run.cancel': ({ runId }) => {
         // A run of another process or on Slurm (a parent whose children were submitted) is cancelled where it runs.
         if (this.queue.owns(runId)) this.queue.cancel(runId);

@@ -8,6 +8,8 @@ export default tseslint.config(
       'dist/',
       'dist-electron/',
       'dist-renderer/',
+      'dist-bundle/',
+      'dist-gpu/',
       'release/',
       'normlab-project/',
       'test-results/',

@@ -57,6 +57,25 @@ describe('engine service (protocol boundary)', () => {
     expect((metrics as { result: unknown[] }).result.length).toBeGreaterThan(3);
   });
 
+  it('runs a run on the backend its run.start asked for, recorded with its detail; an unknown backend is a protocol error', async () => {
+    const s = service();
+    const config = {
+      method: 'lm-pretrain',
+      model: { layers: 1, d_model: 8, heads: 2 },
+      train: { steps: 1, batch: 1, seq: 8, warmup: 0, eval_every: 1, eval_windows: 1, checkpoint_every: 1 },
+    };
+    const started = await s.handle({ kind: 'request', id: 1, type: 'run.start', params: { config, backend: 'cpu' } });
+    const runId = (started as { result: { runId: string } }).result.runId;
+    await s.queue.wait(runId);
+    const run = s.queue.project.run(runId);
+    expect(run.status).toBe('completed');
+    expect(run.record.backend).toBe('cpu');
+    expect(run.record.backendDetail).toBe('cpu (pure JavaScript)');
+    const bad = await s.handle({ kind: 'request', id: 2, type: 'run.start', params: { config, backend: 'cuda' } });
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) expect(bad.error.code).toBe('protocol');
+  });
+
   it('validates configs for the form without starting anything', async () => {
     const s = service();
     const r = await s.handle({ kind: 'request', id: 1, type: 'config.validate', params: { config: { method: 'lm-pretrain', train: { lr: -1 } } } });

@@ -5,9 +5,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { currentBackend } from './backend/backend.js';
+import { appPath } from './core/app-paths.js';
 import { asNormLabError, fail } from './core/errors.js';
 import { NORMLAB_VERSION } from './core/versions.js';
 import './jobs/all.js';
@@ -23,7 +23,7 @@ import { assertAllowedPath } from './store/access.js';
 import { type Run } from './store/runs.js';
 
 /** Folder of example job configs shipped with NormLab. */
-export const EXAMPLES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../assets/examples');
+export const EXAMPLES_DIR = appPath('assets', 'examples');
 
 export function runSummary(run: Run): RunSummary {
   const summary = run.readSummary();
@@ -114,9 +114,9 @@ export class EngineService {
           .run(runId)
           .readMetrics()
           .slice(since ?? 0),
-      'run.start': ({ config }) => {
+      'run.start': ({ config, backend }) => {
         this.checkPaths(config);
-        return { runId: this.queue.enqueue(config).id };
+        return { runId: this.queue.enqueue(config, undefined, backend).id };
       },
       'run.cancel': ({ runId }) => {
         // A run of another process or on Slurm (a parent whose children were submitted) is cancelled where it runs.

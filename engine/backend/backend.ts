@@ -11,11 +11,12 @@ import '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import util from 'node:util';
 import { fail, NormLabError } from '../core/errors.js';
+import { BACKEND_NAMES } from '../protocol/protocol.js';
 import { nativeStatus } from './native.js';
 import { registerWasmKernels, startWasmWithThreads, wantedWasmThreads } from './wasm-kernels.js';
 import { loadWebgpu, webgpuDetail, type GpuAdapter } from './webgpu.js';
 
-export const BACKEND_NAMES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+export { BACKEND_NAMES };
 export type BackendName = (typeof BACKEND_NAMES)[number];
 export type BackendChoice = BackendName | 'auto';
 

@@ -1,12 +1,15 @@
 /**
- * The hot-path ops of engine/nn/ops.ts as single fused kernels with hand-written gradients, on the
- * wasm backend when NormLab's native kernels load (./wasm/fused.ts). `fusedOps()` is null
+ * The hot-path ops of engine/nn/ops.ts as single fused kernels with hand-written gradients: on the
+ * wasm backend when NormLab's native kernels load (./wasm/fused.ts, every op), and on webgpu
+ * (./webgpu/fused.ts, the ops whose kernels have a WGSL implementation). `fusedOps(op)` is null
  * everywhere else, and ops.ts then composes the same maths from tfjs ops; the fused forms are
- * checked against those compositions, values and gradients, in ./fused.test.ts.
+ * checked against those compositions, values and gradients, in ./fused.test.ts (wasm) and
+ * ./webgpu/fused.test.ts (webgpu).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { nativeKernels } from './native.js';
 import { fastWasmKernelsEnabled } from './wasm-kernels.js';
+import { registerWebgpuFusedKernels, WEBGPU_FUSED_KERNELS } from './webgpu/fused.js';
 
 type Inputs = Record<string, tf.Tensor>;
 
@@ -146,11 +149,38 @@ const ops: FusedOps = {
   },
 };
 
-let sharedHeap: boolean | null = null;
+/** The kernels each op runs (forward and backward). */
+const OP_KERNELS: Record<keyof FusedOps, string[]> = {
+  gelu: ['NormLabGelu', 'NormLabGeluGrad'],
+  swiglu: ['NormLabSwiGLU', 'NormLabSwiGLUGrad'],
+  rope: ['NormLabRope'],
+  norm: ['NormLabNorm', 'NormLabNormGrad'],
+  attention: ['NormLabAttention', 'NormLabAttentionGrad'],
+  packedAttention: ['NormLabPackedAttention', 'NormLabPackedAttentionGrad'],
+  crossEntropy: ['NormLabCrossEntropy', 'NormLabCrossEntropyGrad'],
+  adamw: ['NormLabAdamW'],
+};
 
-/** The fused ops, or null where they cannot run (see the module comment). */
-export function fusedOps(): FusedOps | null {
-  if (tf.getBackend() !== 'wasm' || !fastWasmKernelsEnabled() || !nativeKernels()) return null;
+let sharedHeap: boolean | null = null;
+let webgpuFused = true;
+
+/**
+ * Switch webgpu's fused kernels off (ops.ts composes tfjs's stock kernels) or back on, for tests
+ * and the bench's comparison; switch only between steps, never inside a gradient tape.
+ */
+export function setWebgpuFusedKernels(on: boolean): void {
+  webgpuFused = on;
+}
+
+/** The fused ops when `op` can run fused on the current backend, else null (see the module comment). */
+export function fusedOps(op: keyof FusedOps): FusedOps | null {
+  const backend = tf.getBackend();
+  if (backend === 'webgpu') {
+    if (!webgpuFused || !OP_KERNELS[op].every((k) => WEBGPU_FUSED_KERNELS.includes(k))) return null;
+    registerWebgpuFusedKernels();
+    return ops;
+  }
+  if (backend !== 'wasm' || !fastWasmKernelsEnabled() || !nativeKernels()) return null;
   // The addon cannot address a shared (threaded) wasm memory.
   sharedHeap ??= (tf.backend() as unknown as { wasm: { HEAPF32: Float32Array } }).wasm.HEAPF32.buffer instanceof SharedArrayBuffer;
   return sharedHeap ? null : ops;

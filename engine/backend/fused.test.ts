@@ -26,7 +26,7 @@ describe('native kernels', () => {
 describe.skipIf(!available)('fused ops on wasm vs composed tfjs ops on cpu', () => {
   beforeAll(async () => {
     await initBackend('wasm');
-    expect(fusedOps()).not.toBeNull(); // otherwise both sides would run the composed ops
+    expect(fusedOps('gelu')).not.toBeNull(); // otherwise both sides would run the composed ops
   });
 
   /** f(inputs) and its gradients with respect to every input, under a fixed random weighting. */
@@ -190,7 +190,7 @@ describe.skipIf(!available)('fused ops on wasm vs composed tfjs ops on cpu', () 
       expectClose(one[0], (await on('cpu', big))[0], 1e-4);
       const adam = () => {
         const p = tf.tensor(rand(70000, 54));
-        return fusedOps()!.adamw(p, tf.tensor(rand(70000, 55)), tf.zerosLike(p), tf.onesLike(p), {
+        return fusedOps('adamw')!.adamw(p, tf.tensor(rand(70000, 55)), tf.zerosLike(p), tf.onesLike(p), {
           lr: 0.1,
           beta1: 0.9,
           beta2: 0.99,

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { appPath } from '../core/app-paths.js';
 
 /** Every operand is an element offset into `heap` (the wasm memory as a Float32Array). */
 export interface NativeKernels {
@@ -86,7 +86,7 @@ export interface NativeKernels {
   adamw(heap: Float32Array, p: number, g: number, m: number, v: number, pOut: number, mOut: number, vOut: number, n: number, hyper: Float64Array): void;
 }
 
-const buildDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'native', 'build');
+const buildDir = appPath('engine', 'native', 'build');
 
 let loaded: { kernels: NativeKernels | null; status: string } | null = null;
 let enabled = true;

@@ -5,8 +5,8 @@
  *
  * The adapter is first probed in a short child process: Dawn prints its driver warnings (and
  * native stack lines) straight to stderr when no GPU driver loads, and a child keeps that noise,
- * and any native crash, out of the engine. Only when the probe finds an adapter is Dawn loaded
- * here. A software adapter (SwiftShader, llvmpipe/lavapipe, WARP, or one Dawn marks as a fallback
+ * and any native crash, out of the engine (inside Electron the probe runs in-process, see
+ * `probeAdapter`). Only when the probe finds an adapter is tfjs's backend started on it. A software adapter (SwiftShader, llvmpipe/lavapipe, WARP, or one Dawn marks as a fallback
  * adapter) works, but is far slower than the CPU backends, so `auto` skips it; `--backend webgpu`
  * uses it (the tests do, to run every method on a GPU code path without a GPU).
  */
@@ -57,8 +57,8 @@ export function webgpuDetail(a: GpuAdapter): string {
 
 /**
  * Path of the `webgpu` package's entry. Inside a packaged Electron app the package lies in
- * app.asar with its `dawn.node` unpacked next to it (electron-builder's asarUnpack); a native
- * module cannot be loaded from inside the archive, so check the unpacked copy exists.
+ * app.asar and also, whole, in app.asar.unpacked (electron-builder's asarUnpack): a native
+ * module cannot load from inside the archive, and on Windows dawn.node needs its DLLs beside it.
  */
 function webgpuEntry(): string {
   const require = createRequire(import.meta.url);
@@ -68,10 +68,13 @@ function webgpuEntry(): string {
   } catch {
     throw new Error('the optional package "webgpu" (Dawn) is not installed');
   }
-  const dawn = path.join(path.dirname(entry), 'dist', `${process.platform}-${process.platform === 'darwin' ? 'universal' : process.arch}`, 'dawn.node');
-  const onDisk = dawn.replace(/\.asar([\\/])/, '.asar.unpacked$1');
-  if (!fs.existsSync(onDisk)) throw new Error(`Dawn has no build for ${process.platform}-${process.arch} (${onDisk} is missing)`);
-  return entry;
+  // In a packaged app, load the whole package from its unpacked copy (electron-builder's asarUnpack).
+  const unpacked = entry.replace(/\.asar([\\/])/, '.asar.unpacked$1');
+  const dir = path.dirname(fs.existsSync(unpacked) ? unpacked : entry);
+  const dawn = path.join(dir, 'dist', `${process.platform}-${process.platform === 'darwin' ? 'universal' : process.arch}`, 'dawn.node');
+  if (!fs.existsSync(dawn.replace(/\.asar([\\/])/, '.asar.unpacked$1')))
+    throw new Error(`Dawn has no build for ${process.platform}-${process.arch} (${dawn} is missing)`);
+  return path.join(dir, path.basename(entry));
 }
 
 /** Dawn wants XDG_RUNTIME_DIR; where it is unset, give it a private folder (one per user). */
@@ -82,23 +85,28 @@ function ensureRuntimeDir(): void {
   process.env.XDG_RUNTIME_DIR = dir;
 }
 
-/** Runs in the probe child: prints one JSON line describing the adapter, or nothing. */
-const PROBE_SCRIPT = `
-const { create, globals } = await import(process.env.NORMLAB_WEBGPU_ENTRY);
+/** A module that asks Dawn for its adapter and leaves a description (or null) in `info`. */
+function probeModule(entryUrl: string): string {
+  return `
+const { create, globals } = await import(${JSON.stringify(entryUrl)});
 Object.assign(globalThis, globals);
-const gpu = create([]);
-const a = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-if (a) {
-  const i = a.info ?? {};
-  const s = (v) => (typeof v === 'string' ? v : '');
-  process.stdout.write(JSON.stringify({
-    vendor: s(i.vendor), architecture: s(i.architecture), device: s(i.device), description: s(i.description),
-    fallback: i.isFallbackAdapter === true || a.isFallbackAdapter === true,
-    limits: { maxBufferSize: Number(a.limits.maxBufferSize), maxStorageBufferBindingSize: Number(a.limits.maxStorageBufferBindingSize) },
-  }) + '\\n');
-}
-process.exit(0);
+const a = await create([]).requestAdapter({ powerPreference: 'high-performance' });
+const i = a?.info ?? {};
+const s = (v) => (typeof v === 'string' ? v : '');
+const info = a && {
+  vendor: s(i.vendor), architecture: s(i.architecture), device: s(i.device), description: s(i.description),
+  fallback: i.isFallbackAdapter === true || a.isFallbackAdapter === true,
+  limits: { maxBufferSize: Number(a.limits.maxBufferSize), maxStorageBufferBindingSize: Number(a.limits.maxStorageBufferBindingSize) },
+};
 `;
+}
+
+type RawAdapter = Omit<GpuAdapter, 'software'> & { fallback: boolean };
+
+function fromRaw(raw: RawAdapter): GpuAdapter {
+  const { fallback, ...rest } = raw;
+  return { ...rest, software: isSoftwareAdapter({ ...rest, fallback }) };
+}
 
 /** Dawn's stderr when no adapter came back, as one line a user can act on. */
 export function noAdapterReason(stderr: string): string {
@@ -110,31 +118,39 @@ export function noAdapterReason(stderr: string): string {
 
 let probed: Promise<AdapterProbe> | null = null;
 
-/** Ask Dawn, in a child process, which adapter it would use. Cached per process. */
+/**
+ * Ask Dawn which adapter it would use, in a child process (cached per process). Inside Electron
+ * the probe runs in this process instead: a packaged app may turn off running its binary as
+ * Node (the RunAsNode fuse), and its stderr is no terminal.
+ */
 export function probeAdapter(): Promise<AdapterProbe> {
-  probed ??= new Promise<AdapterProbe>((resolve) => {
+  probed ??= (async (): Promise<AdapterProbe> => {
     let entry: string;
     try {
       entry = webgpuEntry();
     } catch (err) {
-      resolve({ reason: (err as Error).message });
-      return;
+      return { reason: (err as Error).message };
     }
     ensureRuntimeDir();
-    const env = { ...process.env, NORMLAB_WEBGPU_ENTRY: pathToFileUrl(entry), ELECTRON_RUN_AS_NODE: '1' };
-    execFile(process.execPath, ['--input-type=module', '-e', PROBE_SCRIPT], { env, timeout: 60_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      const line = stdout.trim().split('\n').pop() ?? '';
-      if (line.startsWith('{')) {
-        const raw = JSON.parse(line) as Omit<GpuAdapter, 'software'> & { fallback: boolean };
-        const { fallback, ...rest } = raw;
-        resolve({ adapter: { ...rest, software: isSoftwareAdapter({ ...rest, fallback }) } });
-      } else if (err && (err as { killed?: boolean }).killed) {
-        resolve({ reason: 'the GPU adapter probe did not answer within 60 s' });
-      } else {
-        resolve({ reason: noAdapterReason(String(stderr)) });
+    const source = probeModule(pathToFileUrl(entry));
+    if (process.versions.electron) {
+      try {
+        const m = (await import(`data:text/javascript,${encodeURIComponent(source + 'export default info;')}`)) as { default: RawAdapter | null };
+        return m.default ? { adapter: fromRaw(m.default) } : { reason: 'no GPU adapter' };
+      } catch (err) {
+        return { reason: noAdapterReason((err as Error).message) };
       }
+    }
+    return new Promise<AdapterProbe>((resolve) => {
+      const script = `${source}\nif (info) process.stdout.write(JSON.stringify(info) + '\\n');\nprocess.exit(0);\n`;
+      execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 60_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+        const line = stdout.trim().split('\n').pop() ?? '';
+        if (line.startsWith('{')) resolve({ adapter: fromRaw(JSON.parse(line) as RawAdapter) });
+        else if (err && (err as { killed?: boolean }).killed) resolve({ reason: 'the GPU adapter probe did not answer within 60 s' });
+        else resolve({ reason: noAdapterReason(String(stderr)) });
+      });
     });
-  });
+  })();
   return probed;
 }
 
@@ -166,8 +182,9 @@ export async function loadWebgpu(auto: boolean): Promise<GpuAdapter> {
     // Node 20 has no navigator; Node 21+ has one whose properties are getters.
     if (!g.navigator) Object.defineProperty(globalThis, 'navigator', { value: {}, configurable: true, writable: true });
     Object.defineProperty(g.navigator, 'gpu', { value: create([]), configurable: true, writable: true });
-    const require = createRequire(import.meta.url);
-    require('@tensorflow/tfjs-backend-webgpu'); // registers 'webgpu' now that navigator.gpu exists
+    // Registers 'webgpu' now that navigator.gpu exists. A literal import (not a require) so that
+    // the portable bundle (engine/bundle/) inlines it, sharing the bundle's one tfjs-core.
+    await import('@tensorflow/tfjs-backend-webgpu');
     registerWebgpuKernels();
     loaded = probe.adapter;
   }

@@ -18,7 +18,9 @@
  *  - rss_flat: a tiny LM (2 layers, d 64, batch 8, seq 64) trained 1,000 steps (100 with --quick,
  *    10 on cpu) through `lmTrainStep`; tf.memory().numTensors and the process RSS (after a full
  *    GC) at every tenth of the run, and the RSS growth from the first to the last reading (MiB);
- *  - memory: peak RSS of the process and tf.memory() after the backend's rows.
+ *  - memory: peak RSS of the process and tf.memory() after the backend's rows;
+ *  - webgpu only: matmul_gflops, gpt2_small_train (GPT-2 small training at seq 1024) and
+ *    gpu_memory (see addGpuRows).
  * With --vs-torch the PyTorch twin (engine/bench/torch_lm_step.py) runs the same LM step right
  * before and right after NormLab's wasm (or first) LM rows, with 2 threads and with 1, and the ratio
  * to the faster setting's mean is printed; NormLab's number is the faster of lm_train and
@@ -34,11 +36,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { fileURLToPath } from 'node:url';
+import { APP_ROOT, appPath, CLI_ENTRY } from '../core/app-paths.js';
 import { currentBackend, initBackend, type BackendName } from '../backend/backend.js';
 import { describeAdapter, probeAdapter } from '../backend/webgpu.js';
+import { setWebgpuFusedKernels } from '../backend/fused-ops.js';
 import { fastWasmKernelsEnabled, setFastWasmKernels } from '../backend/wasm-kernels.js';
 import { GPT2, GPT2_DEFAULTS, type GPT2Config } from '../models/gpt2.js';
+import { benchMatmul, describeGpuMemory, GpuMemoryWatch, MATMUL_N, MATMUL_N_SOFTWARE } from './gpu-rows.js';
 import { AdamW } from '../nn/optim.js';
 import { availableCores, DataParallelPool } from '../train/data-parallel.js';
 import { disposeStep, lmTrainStep, readStep, type LMBatch, type LMStepTensors } from '../train/lm-step.js';
@@ -116,8 +120,6 @@ export const BENCH_SEQ = 128;
 
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-
 /** Deterministic token ids in [0, vocab). */
 function tokens(n: number, vocab: number, seed: number): Int32Array {
   const out = new Int32Array(n);
@@ -149,10 +151,21 @@ async function lmSteps(n: number, step: () => LMStepTensors): Promise<number> {
 
 /** Training tokens/s of the bench LM on the current backend. */
 export async function benchLmTrain(steps: number, warmup: number, batchSize = BENCH_BATCH): Promise<{ tokensPerS: number; stepMs: number; loss: number }> {
-  const model = new GPT2(BENCH_LM, 0);
+  return benchTrain(BENCH_LM, BENCH_SEQ, batchSize, steps, warmup);
+}
+
+/** Training tokens/s of a GPT-2 model of config `cfg` (random weights, fixed tokens) through `lmTrainStep`. */
+async function benchTrain(
+  cfg: GPT2Config,
+  seq: number,
+  batchSize: number,
+  steps: number,
+  warmup: number,
+): Promise<{ tokensPerS: number; stepMs: number; loss: number }> {
+  const model = new GPT2(cfg, 0);
   const opt = new AdamW(model.params, { weightDecay: 0.01 });
-  const n = batchSize * BENCH_SEQ;
-  const batch: LMBatch = { x: tokens(n, 256, 1), y: tokens(n, 256, 2), batch: batchSize, seq: BENCH_SEQ };
+  const n = batchSize * seq;
+  const batch: LMBatch = { x: tokens(n, cfg.vocab_size, 1), y: tokens(n, cfg.vocab_size, 2), batch: batchSize, seq };
   try {
     await lmSteps(warmup, () => lmTrainStep(model, opt, batch, 1e-3));
     let loss = NaN;
@@ -332,10 +345,8 @@ export async function benchRssFlat(steps: number, at: number[]): Promise<{ point
 }
 
 function torchScript(): string | null {
-  const own = path.join(repoRoot, 'engine', 'bench', 'torch_lm_step.py');
-  const shared = path.join(repoRoot, '..', 'shared', 'bench', 'torch_lm_step.py');
-  for (const p of [own, shared]) if (fs.existsSync(p)) return p;
-  return null;
+  const script = appPath('engine', 'bench', 'torch_lm_step.py');
+  return fs.existsSync(script) ? script : null;
 }
 
 function pythonExe(): string {
@@ -385,7 +396,7 @@ function want(row: string): boolean {
 /** The wasm LM row in a child process started with `threads` wasm threads (a process starts wasm once). */
 function lmTrainThreaded(threads: number): Omit<BenchRow, 'backend'> {
   const name = 'lm_train_threads';
-  const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'normlab.js'), 'bench', '--json', '--backend', 'wasm'], {
+  const r = spawnSync(process.execPath, [CLI_ENTRY, 'bench', '--json', '--backend', 'wasm'], {
     encoding: 'utf8',
     env: { ...process.env, NORMLAB_WASM_THREADS: String(threads), NORMLAB_BENCH_ROWS: 'lm_train' },
     timeout: 15 * 60_000,
@@ -399,6 +410,74 @@ function lmTrainThreaded(threads: number): Omit<BenchRow, 'backend'> {
     // reported below
   }
   return { name, value: null, unit: 'tokens/s', note: `the ${threads}-thread child run failed (exit ${r.status})` };
+}
+
+/**
+ * The webgpu-only rows: matmul GFLOP/s (4096^2 on a GPU, 256^2 on a software adapter, saying so),
+ * gpt2_small_train: GPT-2 small (124M) training tokens/s at seq 1024, batch 4 (seq 16, batch 1 on a
+ * software adapter; on a GPU also on tfjs's stock kernels, to show what the WGSL kernels give),
+ * and gpu_memory: the most device memory tfjs had allocated over the backend's rows (its buffer
+ * pool keeps freed buffers, so the allocation after a row is that row's peak) and the live
+ * memory left behind, which must be none.
+ */
+async function addGpuRows(add: (row: Omit<BenchRow, 'backend'>) => BenchRow, watch: GpuMemoryWatch, quick: boolean): Promise<void> {
+  const software = currentBackend()?.adapter?.software ?? false;
+  if (want('matmul_gflops')) {
+    const n = software ? MATMUL_N_SOFTWARE : MATMUL_N;
+    const iters = software || quick ? 2 : 10;
+    log(`webgpu: matmul ${n}x${n} (${iters} products)`);
+    const gflops = await benchMatmul(n, iters);
+    add({
+      name: 'matmul_gflops',
+      value: gflops,
+      unit: 'GFLOP/s',
+      detail: `float32 ${n}x${n} @ ${n}x${n}, ${iters} products${software ? `; a software adapter, so ${n}^2 instead of ${MATMUL_N}^2` : ''}`,
+    });
+  }
+  if (want('gpt2_small_train')) {
+    // NORMLAB_GPT2_SEQ / NORMLAB_GPT2_BATCH set the shape (engine/bench/gpu/run-on-gpu.sh passes the twin's).
+    const seq = Number(process.env.NORMLAB_GPT2_SEQ) || (software ? 16 : 1024);
+    const batch = Number(process.env.NORMLAB_GPT2_BATCH) || (software ? 1 : 4);
+    const steps = software || quick ? 1 : 5;
+    log(`webgpu: GPT-2 small training (seq ${seq}, batch ${batch}, ${steps} steps)`);
+    try {
+      const r = await benchTrain({ ...GPT2_DEFAULTS }, seq, batch, steps, 1);
+      add({
+        name: 'gpt2_small_train',
+        value: r.tokensPerS,
+        unit: 'tokens/s',
+        detail: `${r.stepMs.toFixed(0)} ms/step, 124M params, B ${batch} T ${seq}, AdamW, loss ${r.loss.toFixed(3)}${software && seq < 1024 ? `; a software adapter, so seq ${seq} instead of 1024` : ''}`,
+      });
+    } catch (err) {
+      add({ name: 'gpt2_small_train', value: null, unit: 'tokens/s', note: err instanceof Error ? err.message.split('\n')[0] : String(err) });
+    }
+    // Whether NormLab's WGSL kernels pay: the same step on tfjs's stock webgpu kernels (GPU only).
+    if (!software && !quick && want('gpt2_small_train_stock_kernels')) {
+      setWebgpuFusedKernels(false);
+      try {
+        log(`webgpu: GPT-2 small training on the stock tfjs kernels (seq ${seq}, batch ${batch})`);
+        const r = await benchTrain({ ...GPT2_DEFAULTS }, seq, batch, steps, 1);
+        add({
+          name: 'gpt2_small_train_stock_kernels',
+          value: r.tokensPerS,
+          unit: 'tokens/s',
+          detail: `${r.stepMs.toFixed(0)} ms/step, B ${batch} T ${seq}, tfjs stock webgpu kernels`,
+        });
+      } catch (err) {
+        add({ name: 'gpt2_small_train_stock_kernels', value: null, unit: 'tokens/s', note: err instanceof Error ? err.message.split('\n')[0] : String(err) });
+      } finally {
+        setWebgpuFusedKernels(true);
+      }
+    }
+  }
+  const mem = watch.report();
+  add({
+    name: 'gpu_memory',
+    value: mem.peakAllocatedMiB,
+    unit: 'MiB peak allocated',
+    detail: `live between rows at most ${mem.peakLiveMiB.toFixed(1)} MiB; live growth over the rows ${mem.liveGrowthMiB.toFixed(1)} MiB; now ${describeGpuMemory(mem.now)}`,
+    data: { peak_allocated_mib: mem.peakAllocatedMiB, peak_live_mib: mem.peakLiveMiB, live_growth_mib: mem.liveGrowthMiB },
+  });
 }
 
 /** Throws the reason when webgpu has no adapter or only a software one. */
@@ -440,8 +519,11 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       continue;
     }
     const detail = tf.getBackend() === 'wasm' || tf.getBackend() === 'webgpu' ? currentBackend()?.detail : undefined;
-    const slow = name === 'cpu';
+    const gpuWatch = name === 'webgpu' ? new GpuMemoryWatch() : null;
+    // The pure-JS cpu backend and a software GPU adapter (slower still) get the small shapes.
+    const slow = name === 'cpu' || (name === 'webgpu' && (currentBackend()?.adapter?.software ?? false));
     const add = (row: Omit<BenchRow, 'backend'>) => {
+      gpuWatch?.sample();
       rows.push({ backend: name, ...row });
       log(`${name} ${row.name}: ${row.value === null ? row.note : `${fmt(row.value)} ${row.unit}`}`);
       return rows[rows.length - 1];
@@ -561,6 +643,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       );
     }
 
+    if (name === 'webgpu') await addGpuRows(add, gpuWatch!, quick);
+
     const mem = tf.memory() as tf.MemoryInfo & { numBytesInWASMHeap?: number };
     add({
       name: 'memory',
@@ -578,7 +662,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       const best = ran.reduce((a, c) => (c.tokens_per_s > a.tokens_per_s ? c : a));
       const ours = (lmRowForRatio as BenchRow | null)?.value ?? null;
       torch = {
-        script: path.relative(repoRoot, script),
+        script: path.relative(APP_ROOT, script),
         configs: ran,
         tokens_per_s: best.tokens_per_s,
         best_threads: best.threads,

@@ -6,13 +6,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { appPath } from '../core/app-paths.js';
 import { fail } from '../core/errors.js';
 import { readConfigFile } from '../jobs/config.js';
 import type { JobQueue } from '../jobs/queue.js';
 import { EXAMPLES_DIR } from '../service.js';
 
-export const DEMO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../assets/demo');
+export const DEMO_DIR = appPath('assets', 'demo');
 
 type Summary = Record<string, unknown>;
 const num = (v: unknown, digits = 3) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '–');

@@ -1,9 +1,9 @@
 /** Versions recorded in every run.json, so a result can be traced to the code that made it. */
 import * as tf from '@tensorflow/tfjs-core';
-import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import { appPath } from './app-paths.js';
 
-const require = createRequire(import.meta.url);
-const pkg = require('../../package.json') as { version: string };
+const pkg = JSON.parse(fs.readFileSync(appPath('package.json'), 'utf8')) as { version: string };
 
 export const NORMLAB_VERSION: string = pkg.version;
 

@@ -13,8 +13,8 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { CLI_ENTRY } from '../core/app-paths.js';
 import type { Run } from '../store/runs.js';
 
 const engineCommandField = z
@@ -85,14 +85,12 @@ export function shellQuote(word: string): string {
 
 /**
  * The command that starts this engine in another process: `NORMLAB_ENGINE_COMMAND`, else this
- * checkout's `bin/normlab.js` (the portable bundle, which has no `bin/`, is its own entry point)
+ * checkout's `bin/normlab.js` (or the portable bundle's `normlab.mjs`)
  * run by this Node (by `node` from PATH inside the Electron app, whose binary is not a Node).
  */
 export function defaultEngineCommand(): string {
   if (process.env.NORMLAB_ENGINE_COMMAND) return process.env.NORMLAB_ENGINE_COMMAND;
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const bin = path.resolve(here, '../../bin/normlab.js');
-  const entry = fs.existsSync(bin) ? bin : path.resolve(process.argv[1] ?? bin);
+  const entry = CLI_ENTRY; // bin/normlab.js in a checkout, normlab.mjs in the bundle (engine/core/app-paths.ts)
   const node = process.versions.electron ? 'node' : process.execPath;
   return `${shellQuote(node)} ${shellQuote(entry)}`;
 }

@@ -32,12 +32,16 @@ interface Pending {
   run: Run;
   resume: boolean;
   mode: ChildMode;
+  /** The backend this run asked for (else the queue's). */
+  backend: BackendChoice;
   controller: AbortController;
   done: Promise<void>;
   settle: () => void;
 }
 
 export class JobQueue {
+  /** The backend of the run executing now (its children run on it too). */
+  private runBackend: BackendChoice;
   private readonly listeners = new Set<Listener>();
   private readonly pending: Pending[] = [];
   private active: Pending | null = null;
@@ -45,7 +49,9 @@ export class JobQueue {
   constructor(
     public project: Project,
     private readonly backendChoice: BackendChoice = 'auto',
-  ) {}
+  ) {
+    this.runBackend = backendChoice;
+  }
 
   on(listener: Listener): () => void {
     this.listeners.add(listener);
@@ -56,8 +62,8 @@ export class JobQueue {
     for (const l of this.listeners) l(e);
   }
 
-  /** Validate a config and queue a new run; returns the run (status queued). */
-  enqueue(rawConfig: Record<string, unknown>, parent?: string): Run {
+  /** Validate a config and queue a new run, on `backend` (default: the queue's); returns the run (status queued). */
+  enqueue(rawConfig: Record<string, unknown>, parent?: string, backend: BackendChoice = this.backendChoice): Run {
     const config = resolveConfig(rawConfig);
     const run = this.project.createRun(config.method, config, {
       seed: config.seed,
@@ -65,7 +71,7 @@ export class JobQueue {
       tags: Array.isArray(config.tags) ? (config.tags as string[]) : [],
       parent,
     });
-    this.schedule(run, false, 'fresh');
+    this.schedule(run, false, 'fresh', backend);
     return run;
   }
 
@@ -147,10 +153,10 @@ export class JobQueue {
     return p ? p.done : Promise.resolve();
   }
 
-  private schedule(run: Run, resume: boolean, mode: ChildMode): void {
+  private schedule(run: Run, resume: boolean, mode: ChildMode, backend: BackendChoice = this.backendChoice): void {
     let settle!: () => void;
     const done = new Promise<void>((r) => (settle = r));
-    this.pending.push({ run, resume, mode, controller: new AbortController(), done, settle });
+    this.pending.push({ run, resume, mode, backend, controller: new AbortController(), done, settle });
     this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'queued' });
     setImmediate(() => void this.pump());
   }
@@ -160,6 +166,7 @@ export class JobQueue {
     this.active = this.pending.shift()!;
     try {
       const p = this.active;
+      this.runBackend = p.backend;
       await this.execute(p.run, p.resume, p.mode, p.controller.signal);
     } finally {
       this.active.settle();
@@ -172,7 +179,7 @@ export class JobQueue {
   private async execute(run: Run, resume: boolean, mode: ChildMode, signal: AbortSignal): Promise<void> {
     try {
       throwIfCancelled(signal);
-      const backend = await initBackend(this.backendChoice);
+      const backend = await initBackend(this.runBackend);
       run.markRunning(backend.name, backend.detail);
       this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'running' });
       const summary = await this.runJob(run, resume, mode, signal);
@@ -224,7 +231,7 @@ export class JobQueue {
     const children = this.childRuns(parent, specs);
     const todo = children.filter((c) => (mode === 'collect' ? c.created : c.run.status !== 'completed')).map((c) => c.run);
     if (todo.length > 0) {
-      const backend = this.backendChoice;
+      const backend = this.runBackend;
       const engineCommand = executor.engine_command ?? defaultEngineCommand();
       if (executor.kind === 'slurm') {
         const jobs = submitToSlurm({
@@ -267,7 +274,7 @@ export class JobQueue {
       run.update({ resumes: [...run.record.resumes, resumeFrom?.step ?? 0] });
       run.appendMetric({ event: 'resume', step: resumeFrom?.step ?? 0, ...(resumeFrom?.scope ? { scope: resumeFrom.scope } : {}) });
     }
-    const backend = await initBackend(this.backendChoice);
+    const backend = await initBackend(this.runBackend);
     const started = Date.now();
     let startStep = -1;
     const ctx: JobContext = {

@@ -26,7 +26,7 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
  * attentionWithProbs also returns the probabilities (for diagnostics and PTQ).
  */
 export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, causal: boolean): tf.Tensor4D {
-  const fused = fusedOps();
+  const fused = fusedOps('attention');
   if (fused && q.dtype === 'float32' && (!causal || k.shape[2] >= q.shape[2])) return fused.attention(q, k, v, causal);
   return attentionWithProbs(q, k, v, causal).out;
 }
@@ -51,7 +51,7 @@ export function attentionProbs(q: tf.Tensor4D, k: tf.Tensor4D, causal: boolean):
  * GPT-2's c_attn gives them) to the heads' outputs merged back to (B, T, C).
  */
 export function packedSelfAttention(qkv: tf.Tensor3D, nHead: number, causal: boolean): tf.Tensor3D {
-  const fused = qkv.dtype === 'float32' ? fusedOps() : null;
+  const fused = qkv.dtype === 'float32' ? fusedOps('packedAttention') : null;
   if (fused) return fused.packedAttention(qkv, nHead, causal);
   const [B, T, C3] = qkv.shape;
   const C = C3 / 3;
@@ -81,7 +81,7 @@ export function causalMask(T: number, Tk: number): tf.Tensor2D {
 function fusedNorm(x: tf.Tensor, gamma: tf.Tensor | null, beta: tf.Tensor | null) {
   const C = x.shape[x.shape.length - 1];
   const fits = (p: tf.Tensor | null) => p === null || (p.rank === 1 && p.shape[0] === C && p.dtype === 'float32');
-  return x.dtype === 'float32' && x.rank >= 1 && fits(gamma) && fits(beta) ? fusedOps() : null;
+  return x.dtype === 'float32' && x.rank >= 1 && fits(gamma) && fits(beta) ? fusedOps('norm') : null;
 }
 
 /** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta. */
@@ -106,7 +106,7 @@ export function rmsNorm(x: tf.Tensor, gamma: tf.Tensor | null, eps: number): tf.
 
 /** GELU. `tanh`: GPT-2's approximation (HF "gelu_new"); `erf`: the exact form (timm, PyTorch). */
 export function gelu(x: tf.Tensor, form: 'tanh' | 'erf' = 'tanh'): tf.Tensor {
-  const fused = x.dtype === 'float32' ? fusedOps() : null;
+  const fused = x.dtype === 'float32' ? fusedOps('gelu') : null;
   if (fused) return fused.gelu(x, form);
   if (form === 'erf') return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
   const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
@@ -120,7 +120,7 @@ export function silu(x: tf.Tensor): tf.Tensor {
 
 /** SwiGLU's gating (Shazeer 2020, eq. 6 without the projections): silu(gate) * up. */
 export function swiglu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
-  const fused = gate.dtype === 'float32' && up.dtype === 'float32' && tf.util.arraysEqual(gate.shape, up.shape) ? fusedOps() : null;
+  const fused = gate.dtype === 'float32' && up.dtype === 'float32' && tf.util.arraysEqual(gate.shape, up.shape) ? fusedOps('swiglu') : null;
   if (fused) return fused.swiglu(gate, up);
   return tf.mul(silu(gate), up);
 }
@@ -132,7 +132,7 @@ export function swiglu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
 export function rope(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor {
   const [T, hs] = cos.shape;
   const fits = x.dtype === 'float32' && x.rank >= 2 && x.shape[x.rank - 2] === T && x.shape[x.rank - 1] === hs && hs % 2 === 0;
-  const fused = fits ? fusedOps() : null;
+  const fused = fits ? fusedOps('rope') : null;
   if (fused) return fused.rope(x, cos, sin);
   const [x1, x2] = tf.split(x, 2, -1);
   return tf.add(tf.mul(x, cos), tf.mul(tf.concat([tf.neg(x2), x1], -1), sin));
@@ -144,7 +144,7 @@ export function rope(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tenso
  */
 export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
   const V = logits.shape[logits.shape.length - 1];
-  const fused = logits.dtype === 'float32' ? fusedOps() : null;
+  const fused = logits.dtype === 'float32' ? fusedOps('crossEntropy') : null;
   if (fused) return fused.crossEntropy(tf.reshape(logits, [-1, V]), tf.reshape(tf.cast(targets, 'int32'), [-1]));
   const logp = tf.reshape(tf.logSoftmax(tf.reshape(logits, [-1, V])), [-1]); // (N*V)
   const n = targets.size;

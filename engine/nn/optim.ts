@@ -57,7 +57,7 @@ export class AdamW {
     this.t += 1;
     const bc1 = 1 - this.beta1 ** this.t;
     const bc2 = 1 - this.beta2 ** this.t;
-    const fused = fusedOps();
+    const fused = fusedOps('adamw');
     tf.tidy(() => {
       for (const [name, g] of grads) {
         const p = this.params.get(name);

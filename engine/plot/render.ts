@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { Resvg, type ResvgRenderOptions } from '@resvg/resvg-js';
+import { appPath } from '../core/app-paths.js';
 import { fail } from '../core/errors.js';
 import { installTextMetrics } from './textmetrics.js';
 
@@ -37,6 +38,7 @@ export interface RenderedPlot {
 
 const FONT_DIRS = [
   process.env.NORMLAB_FONT_DIR,
+  appPath('fonts'), // the portable bundle's copy (engine/bundle/build.ts); absent in a checkout
   '/usr/share/fonts/truetype/dejavu',
   '/usr/share/fonts/dejavu',
   '/usr/share/fonts/TTF',

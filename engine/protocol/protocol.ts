@@ -9,6 +9,9 @@
  */
 import { z } from 'zod';
 
+/** The compute backends, in the order `auto` tries them (engine/backend/backend.ts). */
+export const BACKEND_NAMES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+
 export const PROTOCOL_VERSION = 1;
 
 const runId = z
@@ -23,7 +26,13 @@ export const requestSchemas = {
   'runs.list': z.object({}).strict(),
   'run.get': z.object({ runId }).strict(),
   'run.metrics': z.object({ runId, since: z.number().int().min(0).optional() }).strict(),
-  'run.start': z.object({ config: z.record(z.string(), z.unknown()) }).strict(),
+  'run.start': z
+    .object({
+      config: z.record(z.string(), z.unknown()),
+      /** The compute backend for this run (default: the engine's, usually auto). */
+      backend: z.enum(['auto', ...BACKEND_NAMES]).optional(),
+    })
+    .strict(),
   'run.cancel': z.object({ runId }).strict(),
   'run.resume': z.object({ runId }).strict(),
   'run.artifact': z.object({ runId, name: z.string().regex(/^[\w.-]+$/, 'an artifact file name') }).strict(),

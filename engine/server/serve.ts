@@ -9,12 +9,12 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { appPath } from '../core/app-paths.js';
 import { asNormLabError } from '../core/errors.js';
 import type { EngineService } from '../service.js';
 
-export const RENDERER_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist-renderer');
+export const RENDERER_DIR = appPath('dist-renderer');
 
 /** The renderer's Content-Security-Policy: own scripts only, no eval, no remote anything. */
 export const CSP =

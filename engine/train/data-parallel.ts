@@ -27,8 +27,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import os from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { nativeThreads, setNativeThreads } from '../backend/native.js';
+import { appPath, IN_BUNDLE } from '../core/app-paths.js';
 import { fail, NormLabError } from '../core/errors.js';
 import type { CausalLM } from '../models/lm.js';
 import type { AdamW } from '../nn/optim.js';
@@ -101,8 +103,11 @@ function shardOf(ids: Int32Array, k: number, micro: number, start: number, rows:
   return out;
 }
 
-/** A plain-JS entry that registers tsx and loads ./data-parallel-worker.ts (no build step). */
-const workerUrl = new URL('./data-parallel-boot.mjs', import.meta.url);
+/**
+ * The worker's entry: from source, a plain-JS file that registers tsx and loads
+ * ./data-parallel-worker.ts (no build step); in the portable bundle, that worker bundled on its own.
+ */
+const workerUrl = IN_BUNDLE ? pathToFileURL(appPath('data-parallel-worker.mjs')) : new URL('./data-parallel-boot.mjs', import.meta.url);
 
 interface Pending {
   resolve: (m: FromWorker) => void;

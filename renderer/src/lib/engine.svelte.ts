@@ -24,7 +24,8 @@ export class EngineError extends Error {
 export interface Hello {
   version: string;
   protocol: number;
-  backend: string | { name: string } | null;
+  /** The backend the engine runs on (null before the first run); detail and GPU adapter as the engine reports them. */
+  backend: string | { name: string; detail?: string; adapter?: { vendor: string; architecture: string; description: string; software: boolean } } | null;
   project: string;
 }
 

@@ -20,6 +20,8 @@ test('the project view lists runs with method, status, backend, key result and t
   expect(lm?.status, lm?.error ?? '').toBe('completed');
   await page.goto(at(s.url, '/'));
   await expect(page.getByTestId('engine-state')).toContainText('engine');
+  // The fixture runs were made by the CLI: the header names their backend, not a placeholder.
+  await expect(page.getByTestId('engine-state')).toContainText(/wasm|webgpu|tensorflow|cpu/);
   const row = page.locator(`tr[data-run="${lm!.runId}"]`);
   await expect(row).toBeVisible();
   await expect(row).toContainText('lm-pretrain');

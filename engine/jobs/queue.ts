@@ -207,7 +207,7 @@ export class JobQueue {
   private childRuns(parent: Run, specs: ChildSpec[]): { run: Run; created: boolean }[] {
     const existing = new Map(this.project.children(parent.id).map((r) => [r.record.child_key, r]));
     const keys = new Set<string>();
-    return specs.map((spec) => {
+    return specs.map((spec, index) => {
       if (keys.has(spec.key)) fail('internal', `two children of ${parent.id} share the key "${spec.key}"`);
       keys.add(spec.key);
       const found = existing.get(spec.key);
@@ -219,7 +219,7 @@ export class JobQueue {
         parent: parent.id,
         tags: resolved.tags as string[],
       });
-      run.update({ child_key: spec.key, pid: null });
+      run.update({ child_key: spec.key, child_index: index, pid: null });
       releaseLiveRun(run.id);
       return { run, created: true };
     });

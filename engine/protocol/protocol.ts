@@ -101,6 +101,8 @@ export interface RunRecord {
   host?: string;
   /** A child run: its key within the parent (grid point and seed, variant, stage). */
   child_key?: string;
+  /** A child run: its position among the parent's children, in the order the parent made them. */
+  child_index?: number;
   /** A child run submitted to Slurm: its array task, `<array job>_<index>`. */
   slurm_task?: string;
   /** A parent run: its Slurm submissions (job array of children + collect job), oldest first. */

@@ -402,8 +402,15 @@ export class Project {
   }
 
   /** The child runs of a parent run, oldest first. */
+  /**
+   * A parent's child runs in the order the parent made them (run ids only resolve seconds, so
+   * children made within one second would otherwise sort by their random suffix).
+   */
   children(parentId: string): Run[] {
-    return this.listRuns().filter((r) => r.record.parent === parentId);
+    const position = (r: Run): number => r.record.child_index ?? Number.MAX_SAFE_INTEGER;
+    return this.listRuns()
+      .filter((r) => r.record.parent === parentId)
+      .sort((a, b) => position(a) - position(b) || a.record.created.localeCompare(b.record.created));
   }
 
   /**

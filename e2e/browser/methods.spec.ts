@@ -6,6 +6,8 @@
  * Browser-mode tests never skip: a missing or failed fixture fails the test with its error.
  */
 import { expect, test, type Locator, type Page } from '@playwright/test';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { at, fixture, shot, state } from '../helpers';
 
 function needFixture(method: string): string {
@@ -166,17 +168,34 @@ test('LN removal: CE table, fine-tuning curves with removal markers on the LN-re
   await expect(results.locator('[data-testid=figure][data-title="Fine-tuning CE (train)"]')).toContainText(/dashed lines: \d+ events/);
   await expect(results.locator('[data-testid=figure][data-title="DLA vs direct effect, LN-free"]')).toBeVisible();
   expect(await everyFigureHovers(page)).toBeGreaterThanOrEqual(4);
-  // Live curves: the vanilla control's own charts carry no removal markers.
-  const vanilla = page.locator('[data-testid=figure][data-title="vanilla_grad_norm"]');
-  await expect(vanilla).toBeVisible();
-  await expect(vanilla).not.toContainText('dashed lines');
-  await expect(page.locator('[data-testid=figure][data-title="ln_free_grad_norm"]')).toContainText('dashed lines');
-  // An all-zero series says so instead of drawing a flat line.
-  await expect(page.locator('[data-testid=figure][data-title="vanilla_aux"]').getByTestId('chart-empty')).toContainText('is 0');
   await noIndexAxis(page);
   await figuresAreDark(page);
   await screenshots(page, 'ln-removal');
+  // The two arms are child runs: the vanilla control's live curves carry no removal markers,
+  // the LN-removal arm's do.
+  const arms = armRuns(needFixture('ln-removal'));
+  await openArm(page, arms.vanilla);
+  const vanilla = page.locator('[data-testid=figure][data-title="vanilla_grad_norm"]');
+  await expect(vanilla).toBeVisible();
+  await expect(vanilla).not.toContainText('dashed lines');
+  // An all-zero series says so instead of drawing a flat line.
+  await expect(page.locator('[data-testid=figure][data-title="vanilla_aux"]').getByTestId('chart-empty')).toContainText('is 0');
+  await openArm(page, arms.remove);
+  await expect(page.locator('[data-testid=figure][data-title="ln_free_grad_norm"]')).toContainText('dashed lines');
 });
+
+async function openArm(page: Page, runId: string): Promise<void> {
+  await page.goto(at(state().url, `/run/${runId}`));
+  await expect(page.getByTestId('run-status')).toHaveText('completed');
+}
+
+/** The arm runs an ln-removal study records in its summary (`arms.vanilla`, `arms.remove`). */
+function armRuns(runId: string): { vanilla: string; remove: string } {
+  const summary = JSON.parse(fs.readFileSync(path.join(state().project, 'runs', runId, 'summary.json'), 'utf8')) as {
+    arms: { vanilla: string; remove: string };
+  };
+  return summary.arms;
+}
 
 test("LCT study: the configurations table first, FID bars per configuration, the runs' losses overlaid; no FID line through configurations", async ({
   page,
@@ -219,7 +238,7 @@ test('PTQ study: preset × bit width as a colour-scaled grid, the top-1 drop as 
   // No raw markdown table anywhere in the summary.
   await expect(results).not.toContainText('|---|');
   const hist = results.locator('[data-testid=figure][data-kind=histogram]');
-  await expect(hist).toContainText('TanQ (DopQ-ViT)');
+  await expect(hist).toContainText("TanQ (NormLab's reconstruction)");
   expect(await hoverReadout(hist)).toMatch(/values · nearest level: uniform → /);
   expect(await everyFigureHovers(page)).toBeGreaterThanOrEqual(3);
   // Its per-preset metric lines are results, not a curve over "step".

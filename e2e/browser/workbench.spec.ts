@@ -96,7 +96,10 @@ test('the new-run form flags a missing data path, an emptied number and heads no
   await page.goto(at(state().url, '/new/lm-pretrain'));
   await expect(page.getByRole('heading', { name: 'Pretrain a language model' })).toBeVisible();
   await page.locator('#f-data-source').selectOption('file');
+  // A path outside the project and the granted folders is refused before it is even looked at.
   await page.locator('#f-data-path').fill('/no/such/corpus.txt');
+  await expect(page.locator('[data-path="data.path"] .errline')).toContainText('outside the project');
+  await page.locator('#f-data-path').fill(`${state().project}/no/such/corpus.txt`);
   await expect(page.locator('[data-path="data.path"] .errline')).toContainText('no such file or folder');
   await page.locator('#f-train-steps').fill('');
   await expect(page.locator('[data-path="train.steps"] .errline')).toContainText('enter a number');

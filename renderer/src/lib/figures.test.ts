@@ -111,6 +111,10 @@ describe('method figures from the engine data', () => {
     const sig = byId(page.figures, 'sigmas');
     expect(sig.kind === 'bars' && sig.categories).toEqual(['h.0.ln_2', 'ln_f']);
     expect(removalMarkers({})).toEqual([]);
+    // A vanilla arm run (its own child run) has the schedule in its summary but no LN-free series.
+    const vanillaArm = resultsPage(run('ln-removal', summary, { metrics: metrics.slice(0, 3), files: {} }));
+    const armTrain = byId(vanillaArm.figures, 'ft-train');
+    expect(armTrain.kind === 'lines' && armTrain.markers).toEqual([]);
   });
 
   it("ptq-study: preset × bit width is a grid (FP as reference row), the drop in points as bars, the histogram with each quantizer's levels", () => {

@@ -300,8 +300,9 @@ function lnRemoval(run: RunData): ResultsPage {
         rows: ce.rows.map((r) => Object.fromEntries(ce.columns.map((c, i) => [c, r[i] === '' ? null : Number.isNaN(Number(r[i])) ? r[i] : Number(r[i])]))),
       }
     : null;
-  const marks = removalMarkers(run.summary);
   const m = run.metrics;
+  // The removal schedule is marked only where an LN-removal series is drawn (not on a vanilla arm).
+  const marks = m.some((l) => 'ln_free_ce' in l) ? removalMarkers(run.summary) : [];
   const train = [metricSeries(m, 'vanilla_ce', 'vanilla'), metricSeries(m, 'ln_free_ce', 'LN removal')].filter((s) => s.x.length > 1);
   const original = isNum(run.summary.original_val_ce) ? (run.summary.original_val_ce as number) : null;
   const withStart = (s: Series): Series => (original !== null && s.x.length && s.x[0] > 0 ? { ...s, x: [0, ...s.x], y: [original, ...s.y] } : s);

@@ -18,6 +18,8 @@ export interface ChartSpec {
 
 const SKIP = new Set(['step', 'time', 'event', 'epoch']);
 const EVENT_KEYS = ['removed', 'event', 'marker', 'phase_change'];
+/** String fields that tag a training line (which arm of a study logged it), not a result's name. */
+const TAG_KEYS = ['arm'];
 
 /**
  * A line that records one configuration's result (a string label such as `configuration` or
@@ -25,7 +27,7 @@ const EVENT_KEYS = ['removed', 'event', 'marker', 'phase_change'];
  * so it is shown as a table row, never as a point on a curve.
  */
 export function isResultLine(m: Metric): boolean {
-  return Object.entries(m).some(([k, v]) => typeof v === 'string' && !EVENT_KEYS.includes(k));
+  return Object.entries(m).some(([k, v]) => typeof v === 'string' && !EVENT_KEYS.includes(k) && !TAG_KEYS.includes(k));
 }
 
 /** The metric lines that are result records (see isResultLine). */

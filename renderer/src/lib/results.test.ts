@@ -50,6 +50,7 @@ describe('live curves', () => {
     ];
     expect(isResultLine(metrics[0])).toBe(true);
     expect(isResultLine({ step: 2, removed: 'ln_f' })).toBe(false);
+    expect(isResultLine({ step: 2, vanilla_ce: 3.1, arm: 'vanilla' })).toBe(false); // an arm's training line
     const charts = buildCharts(metrics, 'step');
     expect(charts.map((c) => c.series.map((s) => s.label))).toEqual([['loss']]);
   });

@@ -28,31 +28,42 @@ export type Figure =
       /** Integer x values (layers, blocks, channels): ticks at whole numbers. */
       integerX?: boolean;
     }
-  | {
-      kind: 'heatmap';
-      id: string;
-      title: string;
-      note?: string;
-      xLabel: string;
-      yLabel: string;
-      x: number[];
-      y: number[];
-      values: (number | null)[][];
-      domain: [number, number];
-      colorLabel: string;
-    }
-  | { kind: 'bars'; id: string; title: string; note?: string; yLabel: string; categories: string[]; groups: { label: string; values: (number | null)[] }[] }
-  | {
-      kind: 'histogram';
-      id: string;
-      title: string;
-      note?: string;
-      xLabel: string;
-      lo: number;
-      width: number;
-      counts: number[];
-      levels: { label: string; values: number[] }[];
-    };
+  | ({ kind: 'heatmap'; id: string } & HeatmapData)
+  | ({ kind: 'bars'; id: string } & BarsData)
+  | ({ kind: 'histogram'; id: string } & HistogramData);
+
+/** What the Heatmap component draws. */
+export interface HeatmapData {
+  title: string;
+  note?: string;
+  xLabel: string;
+  yLabel: string;
+  x: number[];
+  y: number[];
+  values: (number | null)[][];
+  domain: [number, number];
+  colorLabel: string;
+}
+
+/** What the Bars component draws: one bar per category and group. */
+export interface BarsData {
+  title: string;
+  note?: string;
+  yLabel: string;
+  categories: string[];
+  groups: { label: string; values: (number | null)[] }[];
+}
+
+/** What the Histogram component draws: bins from `lo` of `width`, each quantizer's levels over them. */
+export interface HistogramData {
+  title: string;
+  note?: string;
+  xLabel: string;
+  lo: number;
+  width: number;
+  counts: number[];
+  levels: { label: string; values: number[] }[];
+}
 
 export interface TableSpec {
   title: string;

@@ -4,6 +4,8 @@ import { expect } from 'vitest';
 import { initBackend } from '../backend/backend.js';
 import { nativeKernels, setNativeKernels } from '../backend/native.js';
 import { setFastWasmKernels } from '../backend/wasm-kernels.js';
+import { AdamW } from '../nn/optim.js';
+import { ParamSet } from '../nn/params.js';
 
 /** Deterministic pseudo-random floats in [-scale, scale) (xorshift32). */
 export function rand(n: number, seed: number, scale = 1): Float32Array {
@@ -68,4 +70,27 @@ export async function withKernelSet<T>(set: KernelSet, f: () => T | Promise<T>):
     setNativeKernels(true);
     setFastWasmKernels(true);
   }
+}
+
+/**
+ * Four AdamW steps (weight decay 0.1) on two small parameters, returning the updated weights and
+ * moments: one fixed probe for comparing an optimizer kernel across backends.
+ */
+export function adamwSteps(): tf.Tensor[] {
+  const params = new ParamSet();
+  const w = params.add('w', tf.tensor(rand(7 * 5, 17), [7, 5]));
+  const b = params.add('b', tf.tensor(rand(5, 18), [5]));
+  const opt = new AdamW(params, { weightDecay: 0.1 });
+  for (let s = 0; s < 4; s++) {
+    const grads = new Map<string, tf.Tensor>([
+      ['w', tf.tensor(rand(35, 20 + s), [7, 5])],
+      ['b', tf.tensor(rand(5, 30 + s), [5])],
+    ]);
+    opt.step(grads, 1e-2);
+    tf.dispose([...grads.values()]);
+  }
+  const out = [w.clone(), b.clone(), opt.m.get('w')!.clone(), opt.v.get('b')!.clone()];
+  opt.dispose();
+  params.dispose();
+  return out;
 }

@@ -1,10 +1,9 @@
 /**
- * The hot-path ops of engine/nn/ops.ts as single fused kernels with hand-written gradients: on the
- * wasm backend when NormLab's native kernels load (./wasm/fused.ts, every op), and on webgpu
- * (./webgpu/fused.ts, the ops whose kernels have a WGSL implementation). `fusedOps(op)` is null
- * everywhere else, and ops.ts then composes the same maths from tfjs ops; the fused forms are
- * checked against those compositions, values and gradients, in ./fused.test.ts (wasm) and
- * ./webgpu/fused.test.ts (webgpu).
+ * The hot-path ops of engine/nn/ops.ts as single fused kernels with hand-written gradients, every
+ * op on both backends: on wasm when NormLab's native kernels load (./wasm/fused.ts), and on webgpu
+ * as WGSL (./webgpu/fused.ts). `fusedOps(op)` is null everywhere else, and ops.ts then composes
+ * the same maths from tfjs ops; the fused forms are checked against those compositions, values
+ * and gradients, in ./fused.test.ts (wasm) and ./webgpu/fused.test.ts (webgpu).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { nativeKernels } from './native.js';

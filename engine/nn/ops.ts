@@ -1,11 +1,11 @@
 /**
  * The hot path of every model: linear, attention, norms, activations and the LM loss.
  * Models call only these for their heavy work, so a faster kernel (see engine/backend/) speeds
- * up every method at once. On wasm with NormLab's native kernels, attention, the norms, gelu,
- * swiglu, rope and crossEntropy each run as one fused kernel (../backend/fused-ops.ts); elsewhere
- * they are composed from tfjs ops as written below. Weights of linear layers are stored (in, out),
- * so the forward matmul is `x @ W` with no transpose; importers of (out, in) checkpoints
- * transpose once on load.
+ * up every method at once. On wasm with NormLab's native kernels and on webgpu, attention, the
+ * norms, gelu, swiglu, rope and crossEntropy each run as one fused kernel
+ * (../backend/fused-ops.ts); elsewhere they are composed from tfjs ops as written below. Weights
+ * of linear layers are stored (in, out), so the forward matmul is `x @ W` with no transpose;
+ * importers of (out, in) checkpoints transpose once on load.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedOps } from '../backend/fused-ops.js';

@@ -1,14 +1,18 @@
 /**
  * NormLab's WGSL kernels (./fused.ts) on webgpu (software Vulkan) against the same ops composed
  * from stock tfjs kernels on the `cpu` backend: values and gradients, on odd shapes (rows longer
- * than a workgroup, sizes not a multiple of one), and AdamW over several steps.
+ * than a workgroup, sizes not a multiple of one), AdamW over several steps, and tiny GPT-2 and
+ * LLaMA models trained a few steps. Each check also counts the kernels webgpu dispatched, so that
+ * a fused op silently falling back to the composed path fails it.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it, vi } from 'vitest';
 import { initBackend } from '../backend.js';
 import { fusedOps, setWebgpuFusedKernels } from '../fused-ops.js';
-import { attention, crossEntropy, gelu, layerNorm, packedSelfAttention, rmsNorm, swiglu } from '../../nn/ops.js';
+import { attention, crossEntropy, gelu, layerNorm, packedSelfAttention, rmsNorm, rope, swiglu } from '../../nn/ops.js';
 import { GPT2, GPT2_DEFAULTS } from '../../models/gpt2.js';
+import { Llama, LLAMA_DEFAULTS } from '../../models/llama.js';
+import type { CausalLM } from '../../models/lm.js';
 import { AdamW } from '../../nn/optim.js';
 import { lmTrainStep, readStep } from '../../train/lm-step.js';
 import { adamwSteps, expectClose, rand, size } from '../../testing/backends.js';
@@ -25,6 +29,22 @@ async function on(backend: 'cpu' | 'webgpu', f: () => tf.Tensor[]): Promise<Floa
   return vals;
 }
 
+/** `f`'s result and how often it ran each kernel: every op, fused or stock, dispatches through the engine's runKernel. */
+async function countingKernels<T>(f: () => Promise<T>): Promise<{ result: T; runs: (kernel: string) => number }> {
+  const engine = tf.engine();
+  const runKernel = engine.runKernel.bind(engine);
+  const counts = new Map<string, number>();
+  const spy = vi.spyOn(engine, 'runKernel').mockImplementation((name, inputs, attrs) => {
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+    return runKernel(name, inputs, attrs);
+  });
+  try {
+    return { result: await f(), runs: (kernel) => counts.get(kernel) ?? 0 };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
 /** f(inputs) and its gradients with respect to every input, under a fixed random weighting. */
 function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: Input[], seed: number): () => tf.Tensor[] {
   return () => {
@@ -36,10 +56,11 @@ function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: Input[], se
   };
 }
 
-/** cpu's composed ops are the reference; webgpu runs the fused kernels. */
-async function compare(f: () => tf.Tensor[], tol = 1e-4): Promise<void> {
+/** cpu's composed ops are the reference; webgpu runs the fused kernels, `kernels` among them. */
+async function compare(f: () => tf.Tensor[], tol = 1e-4, kernels: string[] = []): Promise<void> {
   const want = await on('cpu', f);
-  const got = await on('webgpu', f);
+  const { result: got, runs } = await countingKernels(() => on('webgpu', f));
+  for (const k of kernels) expect(runs(k), k).toBeGreaterThan(0);
   expect(got.length).toBe(want.length);
   for (let i = 0; i < want.length; i++) expectClose(got[i], want[i], tol);
 }
@@ -48,8 +69,7 @@ describeWebgpu('fused WGSL kernels on webgpu vs composed tfjs ops on cpu', () =>
   beforeAll(async () => {
     await initBackend('webgpu');
     setWebgpuFusedKernels(true);
-    for (const op of ['gelu', 'swiglu', 'norm', 'crossEntropy', 'adamw', 'attention'] as const) expect(fusedOps(op)).not.toBeNull();
-    expect(fusedOps('rope')).toBeNull(); // no WGSL RoPE: ops.ts composes it
+    for (const op of ['gelu', 'swiglu', 'rope', 'norm', 'crossEntropy', 'adamw', 'attention', 'packedAttention'] as const) expect(fusedOps(op)).not.toBeNull();
   }, 120_000);
 
   it('GELU, erf and tanh forms, over the saturating range', async () => {
@@ -70,6 +90,25 @@ describeWebgpu('fused WGSL kernels on webgpu vs composed tfjs ops on cpu', () =>
     );
   });
 
+  it('RoPE and its gradient, head sizes 16 and 64, rows of every rank the models use', async () => {
+    for (const [shape, seed] of [
+      [[2, 3, 37, 16], 40], // 3552 elements: not a multiple of a workgroup
+      [[37, 64], 41],
+      [[3, 37, 64], 42],
+    ] as const) {
+      const [T, hs] = shape.slice(-2);
+      // Tables whose two halves differ, so that each half's cos / sin index is checked, not only its values.
+      const cos = rand(T * hs, seed + 1);
+      const sin = rand(T * hs, seed + 2);
+      const x = { v: rand(size([...shape]), seed, 2), shape: [...shape] };
+      await compare(
+        valueAndGrads((t) => rope(t, tf.tensor2d(cos, [T, hs]), tf.tensor2d(sin, [T, hs])), [x], seed + 3),
+        2e-5,
+        ['NormLabRope'],
+      );
+    }
+  });
+
   it('LayerNorm with and without gamma / beta, and RMSNorm, on rows longer than a workgroup', async () => {
     for (const C of [13, 130]) {
       const shape = [2, 3, C];
@@ -85,22 +124,39 @@ describeWebgpu('fused WGSL kernels on webgpu vs composed tfjs ops on cpu', () =>
   });
 
   it('attention without the (T, Tk) probabilities, causal and not, with more keys than queries', async () => {
-    for (const [T, Tk, causal] of [
-      [5, 5, true],
-      [5, 5, false],
-      [3, 7, true],
-      [6, 4, false],
+    for (const [T, Tk, causal, hs] of [
+      [5, 5, true, 4],
+      [5, 5, false, 4],
+      [3, 7, true, 4],
+      [6, 4, false, 4],
+      [70, 70, true, 16], // 2 x 3 x 70 query rows: not a multiple of a workgroup
     ] as const) {
-      const q = { v: rand(2 * 3 * T * 4, 11 + T, 2), shape: [2, 3, T, 4] };
-      const k = { v: rand(2 * 3 * Tk * 4, 12 + Tk, 2), shape: [2, 3, Tk, 4] };
-      const v = { v: rand(2 * 3 * Tk * 4, 13 + Tk), shape: [2, 3, Tk, 4] };
-      await compare(valueAndGrads((a, b, c) => attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, causal), [q, k, v], 14));
+      const q = { v: rand(2 * 3 * T * hs, 11 + T, 2), shape: [2, 3, T, hs] };
+      const k = { v: rand(2 * 3 * Tk * hs, 12 + Tk, 2), shape: [2, 3, Tk, hs] };
+      const v = { v: rand(2 * 3 * Tk * hs, 13 + Tk), shape: [2, 3, Tk, hs] };
+      await compare(
+        valueAndGrads((a, b, c) => attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, causal), [q, k, v], 14),
+        1e-4,
+        ['NormLabAttention', 'NormLabAttentionGrad'],
+      );
     }
   });
 
-  it('self-attention from a packed qkv projection (split into heads, then the fused attention)', async () => {
-    const qkv = { v: rand(2 * 9 * 36, 19, 2), shape: [2, 9, 36] }; // C 12 = 3 heads of 4
-    await compare(valueAndGrads((t) => packedSelfAttention(t as tf.Tensor3D, 3, true), [qkv], 20));
+  it('self-attention straight from a packed qkv projection, head sizes 4, 16 and 64, causal and not', async () => {
+    for (const [T, heads, hs, causal] of [
+      [9, 3, 4, true],
+      [70, 3, 16, true], // 2 x 3 x 70 query rows: not a multiple of a workgroup
+      [70, 3, 16, false],
+      [33, 2, 64, true],
+    ] as const) {
+      const C3 = 3 * heads * hs;
+      const qkv = { v: rand(2 * T * C3, 19 + T + hs, 2), shape: [2, T, C3] };
+      await compare(
+        valueAndGrads((t) => packedSelfAttention(t as tf.Tensor3D, heads, causal), [qkv], 20 + hs),
+        1e-4,
+        ['NormLabPackedAttention', 'NormLabPackedAttentionGrad'],
+      );
+    }
   });
 
   it('token cross-entropy and its gradient', async () => {
@@ -120,13 +176,13 @@ describeWebgpu('fused WGSL kernels on webgpu vs composed tfjs ops on cpu', () =>
     for (let i = 0; i < want.length; i++) expectClose(got[i], want[i], 1e-5);
   });
 
-  it('a tiny GPT-2 trains three steps to the losses the cpu backend gives', async () => {
-    const cfg = { ...GPT2_DEFAULTS, vocab_size: 50, n_positions: 8, n_embd: 16, n_layer: 2, n_head: 2 };
-    const ids = (seed: number) => Int32Array.from(rand(2 * 8, seed), (r) => Math.floor((r + 1) * 25));
+  /** Three AdamW steps of `build()`'s model on a fixed batch (B 2, T 8): cpu's losses, webgpu's, and the kernels webgpu ran. */
+  async function trainThreeSteps(build: () => CausalLM, vocab: number) {
+    const ids = (seed: number) => Int32Array.from(rand(2 * 8, seed), (r) => Math.floor(((r + 1) / 2) * vocab));
     const batch = { x: ids(41), y: ids(42), batch: 2, seq: 8 };
     const losses = async (backend: 'cpu' | 'webgpu') => {
       await initBackend(backend);
-      const model = new GPT2(cfg, 0);
+      const model = build();
       const opt = new AdamW(model.params, { weightDecay: 0.01 });
       const out: number[] = [];
       for (let s = 0; s < 3; s++) out.push((await readStep(lmTrainStep(model, opt, batch, 1e-2))).loss);
@@ -135,9 +191,36 @@ describeWebgpu('fused WGSL kernels on webgpu vs composed tfjs ops on cpu', () =>
       return out;
     };
     const want = await losses('cpu');
-    const got = await losses('webgpu');
+    const { result: got, runs } = await countingKernels(() => losses('webgpu'));
     expect(want[2]).toBeLessThan(want[0]); // it learns
     for (let s = 0; s < 3; s++) expect(Math.abs(got[s] - want[s]) / want[s]).toBeLessThan(1e-4);
+    return runs;
+  }
+
+  it('a tiny GPT-2 trains three steps to the losses the cpu backend gives, on the packed attention kernels', async () => {
+    const L = 2;
+    const runs = await trainThreeSteps(() => new GPT2({ ...GPT2_DEFAULTS, vocab_size: 50, n_positions: 8, n_embd: 16, n_layer: L, n_head: 2 }, 0), 50);
+    expect(runs('NormLabPackedAttention')).toBe(3 * L);
+    expect(runs('NormLabPackedAttentionGrad')).toBe(3 * L);
+    expect(runs('NormLabAttention')).toBe(0); // not the split-heads path
+  });
+
+  it('a tiny LNS LLaMA trains three steps to the losses the cpu backend gives, on the RoPE kernel', async () => {
+    const L = 2;
+    const cfg = {
+      ...LLAMA_DEFAULTS,
+      vocab_size: 50,
+      hidden_size: 32,
+      intermediate_size: 48,
+      num_hidden_layers: L,
+      num_attention_heads: 2, // head size 16
+      max_position_embeddings: 8,
+      normlab_norm_variant: 'lns' as const,
+    };
+    const runs = await trainThreeSteps(() => new Llama(cfg, 0), 50);
+    expect(runs('NormLabRope')).toBe(3 * L * 2 * 2); // q and k, forward and backward
+    expect(runs('NormLabAttention')).toBe(3 * L);
+    expect(runs('NormLabAttentionGrad')).toBe(3 * L);
   });
 
   it('switched off, ops take the composed path (the stock webgpu kernels)', async () => {

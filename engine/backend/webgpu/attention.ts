@@ -90,34 +90,44 @@ function dots(hs: number, withDv: boolean): string {
   return ROW_AT + dot('nlDotQK', 'q', 'k') + (withDv ? dot('nlDotDV', 'dout', 'v') : '');
 }
 
-/** WGSL: query row r = (bh, i) (returns past the last): its q and out rows and the keys it sees, j < jEnd. */
+/**
+ * WGSL: query row r = (bh, i) (returns past the last): its q and out rows, the first k and v rows
+ * of its head, and the keys it sees, j < jEnd.
+ */
 const QUERY_ROW = `if (r >= uniforms.BH * uniforms.T) { return; }
     let bh = r / uniforms.T;
     let i = r - bh * uniforms.T;
     let qBase = nlQAt(bh, i);
     let oBase = nlOAt(bh, i);
+    let kHead = nlKAt(bh, 0);
+    let vHead = nlVAt(bh, 0);
     var jEnd = uniforms.Tk;
     if (uniforms.causal != 0) { jEnd = min(uniforms.Tk, i + (uniforms.Tk - uniforms.T) + 1); }`;
 
-/** WGSL: key row c = (bh, j) (returns past the last): its k and v rows and the queries that see it, i >= iStart. */
+/**
+ * WGSL: key row c = (bh, j) (returns past the last): its k and v rows, the first q and out rows of
+ * its head, and the queries that see it, i >= iStart.
+ */
 const KEY_ROW = `if (c >= uniforms.BH * uniforms.Tk) { return; }
     let bh = c / uniforms.Tk;
     let j = c - bh * uniforms.Tk;
     let kBase = nlKAt(bh, j);
     let vBase = nlVAt(bh, j);
+    let qHead = nlQAt(bh, 0);
+    let oHead = nlOAt(bh, 0);
     var iStart = 0;
     if (uniforms.causal != 0) { iStart = max(0, j - (uniforms.Tk - uniforms.T)); }`;
 
-/** WGSL: the loop over the keys j a query row sees, with their k and v rows. */
+/** WGSL: the loop over the keys j a query row sees, with their k and v rows (a stride from the head's first). */
 const EACH_KEY = `for (var j = 0; j < jEnd; j = j + 1) {
-      let kBase = nlKAt(bh, j);
-      let vBase = nlVAt(bh, j);`;
+      let kBase = kHead + j * uniforms.kT;
+      let vBase = vHead + j * uniforms.kT;`;
 
 /** WGSL: the loop over the queries i that see a key row, with their q and out rows and logsumexp. */
 const EACH_QUERY = `for (var i = iStart; i < uniforms.T; i = i + 1) {
       let r = bh * uniforms.T + i;
-      let qBase = nlQAt(bh, i);
-      let oBase = nlOAt(bh, i);
+      let qBase = qHead + i * uniforms.qT;
+      let oBase = oHead + i * uniforms.oT;
       let lr = lse[r];`;
 
 /** The probability p_ij = exp(q_i.k_j scale - lse_i), inside either loop. */
@@ -185,8 +195,8 @@ function forward(be: WebGPUBackend, l: AttnLayout, q: tf.TensorInfo, k: tf.Tenso
     ${QUERY_ROW}
     var m = -3.4e38;
     var s = 0.0;
-    for (var j = 0; j < jEnd; j = j + 1) {
-      let z = nlDotQK(qBase, nlKAt(bh, j)) * uniforms.scale;
+    ${EACH_KEY}
+      let z = nlDotQK(qBase, kBase) * uniforms.scale;
       if (z > m) { s = s * exp(m - z); m = z; }
       s = s + exp(z - m);
     }
@@ -270,7 +280,7 @@ export const attentionKernels: Record<string, KernelBody> = {
           n: tf.util.sizeFromShape(like.shape),
           threads: tf.util.sizeFromShape(like.shape) / hs,
           uniforms: UNIFORMS,
-          functions: dots(hs, name !== 'dv') + rows[name],
+          functions: dots(hs, name !== 'dv') + rows[name], // dv's rows take no dout.v
           body: `${call}(index);`,
         },
         [...ins, D],

@@ -137,43 +137,44 @@ const P = 'exp(nlDotQK(qBase, kBase) * uniforms.scale - lr)';
  * WGSL: the backward's per-row gradients, each written whole into `result` at the row's own
  * layout (so dq, dk and dv may be the column blocks of one packed gradient). With
  * dp_ij = dout_i.v_j and D_i = sum_j p_ij dp_ij: dq_i = scale sum_j p_ij (dp_ij - D_i) k_j;
- * dk_j = scale sum_i p_ij (dp_ij - D_i) q_i; dv_j = sum_i p_ij dout_i.
+ * dk_j = scale sum_i p_ij (dp_ij - D_i) q_i; dv_j = sum_i p_ij dout_i. A key row computes dk, dv
+ * or both (nlDkv, one p per pair for the two).
  */
-function gradRows(hs: number): Record<'dq' | 'dk' | 'dv', string> {
-  const acc = (term: string) => `for (var d = 0; d < ${hs}; d = d + 1) { acc[d] = acc[d] + ${term}; }`;
-  const write = (base: string, scale: string) => `for (var d = 0; d < ${hs}; d = d + 1) { result[${base} + d] = acc[d]${scale}; }`;
+function gradRows(hs: number): Record<'dq' | 'dk' | 'dv' | 'dkv', string> {
+  const each = (stmt: string) => `for (var d = 0; d < ${hs}; d = d + 1) { ${stmt} }`;
+  const keyRow = (name: string, dk: boolean, dv: boolean) => `
+  fn ${name}(c : i32) {
+    ${KEY_ROW}
+    ${dk ? `var dk : array<f32, ${hs}>;` : ''}
+    ${dv ? `var dv : array<f32, ${hs}>;` : ''}
+    ${EACH_QUERY}
+      let p = ${P};
+      ${
+        dk
+          ? `let ds = p * (nlDotDV(oBase, vBase) - D[r]);
+      ${each('dk[d] = dk[d] + ds * q[qBase + d];')}`
+          : ''
+      }
+      ${dv ? each('dv[d] = dv[d] + p * dout[oBase + d];') : ''}
+    }
+    ${dk ? each('result[kBase + d] = dk[d] * uniforms.scale;') : ''}
+    ${dv ? each('result[vBase + d] = dv[d];') : ''}
+  }`;
   return {
     dq: `
   fn nlDq(r : i32) {
     ${QUERY_ROW}
     let lr = lse[r];
-    var acc : array<f32, ${hs}>;
+    var dq : array<f32, ${hs}>;
     ${EACH_KEY}
       let ds = ${P} * (nlDotDV(oBase, vBase) - D[r]);
-      ${acc('ds * k[kBase + d]')}
+      ${each('dq[d] = dq[d] + ds * k[kBase + d];')}
     }
-    ${write('qBase', ' * uniforms.scale')}
+    ${each('result[qBase + d] = dq[d] * uniforms.scale;')}
   }`,
-    dk: `
-  fn nlDk(c : i32) {
-    ${KEY_ROW}
-    var acc : array<f32, ${hs}>;
-    ${EACH_QUERY}
-      let ds = ${P} * (nlDotDV(oBase, vBase) - D[r]);
-      ${acc('ds * q[qBase + d]')}
-    }
-    ${write('kBase', ' * uniforms.scale')}
-  }`,
-    dv: `
-  fn nlDv(c : i32) {
-    ${KEY_ROW}
-    var acc : array<f32, ${hs}>;
-    ${EACH_QUERY}
-      let p = ${P};
-      ${acc('p * dout[oBase + d]')}
-    }
-    ${write('vBase', '')}
-  }`,
+    dk: keyRow('nlDk', true, false),
+    dv: keyRow('nlDv', false, true),
+    dkv: keyRow('nlDkv', true, true),
   };
 }
 
@@ -298,7 +299,7 @@ export const attentionKernels: Record<string, KernelBody> = {
     return forward(be, packed(B, heads as number, T, C3 / 3, causal as boolean), qkv!, qkv!, qkv!, [B, T, C3 / 3]);
   },
 
-  /** Outputs dqkv (B, T, 3C) in one program: a thread per row of each of its q, k and v blocks. */
+  /** Outputs dqkv (B, T, 3C) in one program: a thread per row of its q block, and per row of its k and v blocks together. */
   NormLabPackedAttentionGrad(be, { qkv, probs: lse, dout }, { heads, causal }) {
     const [B, T, C3] = qkv!.shape;
     const l = packed(B, heads as number, T, C3 / 3, causal as boolean);
@@ -311,11 +312,11 @@ export const attentionKernels: Record<string, KernelBody> = {
         key: `attn_dqkv_${l.hs}`,
         inputs: INPUTS,
         n: tf.util.sizeFromShape(qkv!.shape),
-        threads: 3 * B * l.H * T,
+        threads: 2 * B * l.H * T,
         uniforms: UNIFORMS,
-        functions: dots(l.hs, true) + rows.dq + rows.dk + rows.dv,
+        functions: dots(l.hs, true) + rows.dq + rows.dkv,
         body: `let n = uniforms.BH * uniforms.T;
-    if (index < n) { nlDq(index); } else if (index < 2 * n) { nlDk(index - n); } else { nlDv(index - 2 * n); }`,
+    if (index < n) { nlDq(index); } else { nlDkv(index - n); }`,
       },
       [...ins, D],
       uniformsOf(l),

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend/backend.js';
 import { setWebgpuFusedKernels } from '../backend/fused-ops.js';
 import { attention, packedSelfAttention, rope } from '../nn/ops.js';
+import { seededNormal } from '../nn/random.js';
 
 const [B, T, H, hs] = [4, 128, 4, 32]; // the bench LM's attention (d 128, 4 heads), batch 4
 const C = H * hs;
@@ -21,10 +22,10 @@ const REPS = Number(process.env.REPS ?? 8);
 const forwardOnly = Boolean(process.env.FWD);
 
 await initBackend('webgpu');
-const qkv = tf.randomNormal([B, T, 3 * C], 0, 1, 'float32', 1);
-const x = tf.randomNormal([B, H, T, hs], 0, 1, 'float32', 2);
-const cos = tf.randomNormal([T, hs], 0, 1, 'float32', 3) as tf.Tensor2D;
-const sin = tf.randomNormal([T, hs], 0, 1, 'float32', 4) as tf.Tensor2D;
+const qkv = seededNormal([B, T, 3 * C], 0, 1, 1);
+const x = seededNormal([B, H, T, hs], 0, 1, 2);
+const cos = seededNormal([T, hs], 0, 1, 3) as tf.Tensor2D;
+const sin = seededNormal([T, hs], 0, 1, 4) as tf.Tensor2D;
 
 /** The path packedSelfAttention took before the packed kernel: split, heads-major attention, merge. */
 function splitHeads(t: tf.Tensor3D): tf.Tensor {

@@ -142,24 +142,22 @@ const P = 'exp(nlDotQK(qBase, kBase) * uniforms.scale - lr)';
  */
 function gradRows(hs: number): Record<'dq' | 'dk' | 'dv' | 'dkv', string> {
   const each = (stmt: string) => `for (var d = 0; d < ${hs}; d = d + 1) { ${stmt} }`;
-  const keyRow = (name: string, dk: boolean, dv: boolean) => `
+  const keyRow = (name: string, dk: boolean, dv: boolean) => {
+    const dkTerm = `let ds = p * (nlDotDV(oBase, vBase) - D[r]);\n      ${each('dk[d] = dk[d] + ds * q[qBase + d];')}`;
+    return `
   fn ${name}(c : i32) {
     ${KEY_ROW}
     ${dk ? `var dk : array<f32, ${hs}>;` : ''}
     ${dv ? `var dv : array<f32, ${hs}>;` : ''}
     ${EACH_QUERY}
       let p = ${P};
-      ${
-        dk
-          ? `let ds = p * (nlDotDV(oBase, vBase) - D[r]);
-      ${each('dk[d] = dk[d] + ds * q[qBase + d];')}`
-          : ''
-      }
+      ${dk ? dkTerm : ''}
       ${dv ? each('dv[d] = dv[d] + p * dout[oBase + d];') : ''}
     }
     ${dk ? each('result[kBase + d] = dk[d] * uniforms.scale;') : ''}
     ${dv ? each('result[vBase + d] = dv[d];') : ''}
   }`;
+  };
   return {
     dq: `
   fn nlDq(r : i32) {

@@ -30,23 +30,35 @@ function out(json: boolean | undefined, obj: unknown, human: () => string): void
   process.stdout.write(json ? JSON.stringify(obj) + '\n' : human() + '\n');
 }
 
+/**
+ * SIGTERM / SIGINT (a preemption, a Slurm time limit, scancel, Ctrl-C): the running trainer saves
+ * a checkpoint at its next step boundary and the run ends interrupted, resumable from that step.
+ * Returns the function that removes the handlers.
+ */
+function stopOnSignals(queue: JobQueue): () => void {
+  const onSignal = (sig: NodeJS.Signals) => {
+    process.stderr.write(`\n${sig}: saving a checkpoint at the next step boundary, then stopping (normlab resume continues)\n`);
+    queue.interruptAll();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  };
+}
+
 /** Run a job to completion in this process with progress on stderr; returns the finished run. */
 async function runToEnd(queue: JobQueue, start: () => Run): Promise<Run> {
   const reporter = progressReporter();
   const off = queue.on(reporter.onEvent);
-  const onSigint = () => {
-    process.stderr.write('\ncancelling…\n');
-    for (const r of queue.project.listRuns()) if (r.status === 'running' || r.status === 'queued') queue.cancel(r.id);
-  };
-  process.once('SIGINT', onSigint);
-  process.once('SIGTERM', onSigint);
+  const stop = stopOnSignals(queue);
   try {
     const run = start();
     await queue.wait(run.id);
     return queue.project.run(run.id);
   } finally {
-    process.removeListener('SIGINT', onSigint);
-    process.removeListener('SIGTERM', onSigint);
+    stop();
     reporter.stop();
     off();
   }
@@ -151,16 +163,14 @@ export function buildProgram(): Command {
     .description('execute one child run folder of a study or sweep in this process (what executors start); fresh or from its latest checkpoint')
     .action(async (id: string) => {
       const q = queue();
-      // SIGTERM (Slurm before a preemption, a time limit or scancel): stop and stay resumable.
-      const onTerm = () => q.interruptAll();
-      process.on('SIGTERM', onTerm);
+      const stop = stopOnSignals(q);
       try {
         const run = q.runExisting(id);
         if (!run) return out(globals().json, { runId: id, status: 'completed' }, () => `run ${id} already completed`);
         await q.wait(run.id);
         finished(q.project.run(run.id), globals().json);
       } finally {
-        process.removeListener('SIGTERM', onTerm);
+        stop();
       }
     });
 

@@ -12,7 +12,7 @@ import type { EngineEvent } from '../protocol/protocol.js';
 import { Project, releaseLiveRun, type Run } from '../store/runs.js';
 import { resolveConfig } from './config.js';
 import { withoutPreset } from './presets.js';
-import { completedSummary, throwIfCancelled, type ChildOutcome, type ChildSpec, type JobContext } from './context.js';
+import { completedSummary, INTERRUPT, throwIfCancelled, type ChildOutcome, type ChildSpec, type JobContext } from './context.js';
 import { defaultEngineCommand, DeferredToScheduler, executorOf, runInProcesses } from './executor.js';
 import { jobKind } from './registry.js';
 import { submitToSlurm } from './slurm.js';
@@ -22,9 +22,6 @@ import { submitToSlurm } from './slurm.js';
  * complete; `collect` (the Slurm collect job) runs none that already ran, only new ones.
  */
 export type ChildMode = 'fresh' | 'resume' | 'collect';
-
-/** The abort reason of a process told to stop by SIGTERM (preemption): the run is interrupted, not cancelled. */
-const INTERRUPT = 'interrupt';
 
 type Listener = (e: EngineEvent) => void;
 
@@ -122,7 +119,10 @@ export class JobQueue {
     return run;
   }
 
-  /** Stop every queued and running run as interrupted (SIGTERM before a preemption or kill). */
+  /**
+   * Stop every queued and running run as interrupted (SIGTERM / SIGINT before a preemption or a
+   * kill): a trainer saves a checkpoint at its next step boundary, then the run ends interrupted.
+   */
   interruptAll(): void {
     for (const p of [this.active, ...this.pending]) p?.controller.abort(INTERRUPT);
   }

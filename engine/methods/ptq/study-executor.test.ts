@@ -32,6 +32,8 @@ const study = (modelDir: string, executor: Record<string, unknown>) => ({
   executor,
 });
 
+const ranInProcesses = (config: Record<string, unknown>) => (config.executor as { parallel?: number }).parallel === 2;
+
 describe('ptq-study through its executor', () => {
   it('one child per preset, in process and in 2 parallel processes: the table of the direct in-process evaluation', async () => {
     const q = tempQueue('ptq-exec-');
@@ -73,5 +75,17 @@ describe('ptq-study through its executor', () => {
       expect(exp).toMatchObject({ simulated_top1: expected.dopq.W4A4, reference_top1: expected.dopq.W4A4, matches: true });
       expect(run.artifacts()).toEqual(expect.arrayContaining(['quantized', 'ptq_table.csv', 'ln_scales.json']));
     }
+
+    // A preset whose child ended failed (as a Slurm task can) is collected as missing: a dash in the table.
+    const parallel = q.project.listRuns().find((r) => r.record.method === 'ptq-study' && ranInProcesses(r.record.config))!;
+    const repq = q.project.children(parallel.id).find((c) => c.record.child_key === 'preset repq')!;
+    repq.markFinished('failed', { code: 'internal', message: 'killed' });
+    parallel.update({ status: 'queued' });
+    q.collect(parallel.id);
+    await q.wait(parallel.id);
+    const collected = q.project.run(parallel.id).readSummary()!;
+    expect(collected.missing_children).toEqual([{ preset: 'repq', run_id: repq.id, status: 'failed' }]);
+    expect(collected.table).toEqual({ uniform: expected.uniform, dopq: expected.dopq });
+    expect(collected.table_markdown).toMatch(/\| RepQ-ViT \(log-√2 \+ mean\) \| \d+ \| — \| — \|/);
   }, 180_000);
 });

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Project, type Run } from '../store/runs.js';
 import './all.js';
+import { childStates } from './children.js';
 import { JobQueue } from './queue.js';
 
 function slurmAnswers(): string | null {
@@ -198,6 +199,9 @@ describe.skipIf(notUp !== null && !required)('slurm executor', () => {
     stagesProject = slurmProject;
     stagesRuns.push(lct.id, ptq.id);
     await q.wait(ptq.id);
+    // Just submitted: the children's array tasks are in Slurm's queue, and list/show say so.
+    const queued = childStates(slurmProject, slurmProject.run(lct.id));
+    expect(queued.map((c) => c.slurm)).toEqual([expect.stringMatching(/^(PENDING|CONFIGURING|RUNNING|COMPLETING|COMPLETED)$/), expect.any(String)]);
     const [lctDone, ptqDone] = [await collected(slurmProject, lct.id), await collected(slurmProject, ptq.id)];
     console.info(`lct-study and ptq-study (2 stages each) on slurm: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 

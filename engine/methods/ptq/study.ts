@@ -1,7 +1,9 @@
 /**
  * `ptq-study`: DopQ-ViT (TanQ + MOSF, both as NormLab reconstructs them) against RepQ-ViT (log-√2
  * + mean) and a uniform baseline on one ViT (docs/methods.md, "DopQ-ViT"). The ViT is the user's (`model_dir`) or a small MNIST ViT trained once
- * and cached in the project (`<project>/cache/vit-mnist-<hash>/`). Outputs, in the run's artifacts:
+ * and cached in the project (`<project>/cache/vit-mnist-<hash>/`). Each preset is evaluated at
+ * every bit width by a `ptq-preset` child run (./preset-job.ts) through the study's executor
+ * (in this process, parallel processes or a Slurm array). Outputs, in the run's artifacts:
  * - `ptq_table.csv` / `ptq_table.json` / `ptq_table.md`: top-1 per preset × bit width (WbAb), with
  *   each preset's post-softmax calibration budget, and a note when the model has no outlier
  *   channels after its LayerNorms (then the mean and median rules tie by construction);
@@ -11,7 +13,8 @@
  * - `ln_scales.png`: per-channel post-LN quantization scales of the most spread-out LN site, with
  *   their mean (RepQ-ViT), median (DopQ-ViT) and MAD-rule targets;
  * - `quantized/`: the export of one preset (integer weights + scales), re-loaded and evaluated as
- *   the dequantized reference, which must reproduce the simulated top-1.
+ *   the dequantized reference, which must reproduce the simulated top-1 (done by that preset's
+ *   child run, copied here).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

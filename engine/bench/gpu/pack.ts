@@ -4,8 +4,10 @@
  * - the portable bundle (engine/bundle/build.ts) as its .tar.xz;
  * - this machine's Node binary, xz-compressed (it must be a self-contained build, like the
  *   official or NodeSource ones, not one linked to a shared libnode);
- * - Debian's Vulkan loader (libvulkan1) and C++ runtime (libstdc++6, used only where the
- *   machine's own is older than dawn.node needs) as .deb files, from `apt-get download`;
+ * - Debian's Vulkan loader (libvulkan1), the GL vendor-neutral dispatch libraries the NVIDIA
+ *   driver's Vulkan library links to (libglvnd0, libglx0, libegl1; a container often mounts the
+ *   driver without them) and the C++ runtime (libstdc++6), as .deb files from `apt-get download`;
+ *   run-on-gpu.sh uses each only where the machine lacks it;
  * - run-on-gpu.sh and SHA256SUMS.
  * The folder must stay under 64 MiB (what such a machine is given); the packer fails otherwise.
  */
@@ -18,7 +20,7 @@ import { fail } from '../../core/errors.js';
 import { buildBundle } from '../../bundle/build.js';
 
 /** Debian packages carried as .deb files (amd64). */
-export const CARRIED_DEBS = ['libvulkan1', 'libstdc++6'];
+export const CARRIED_DEBS = ['libvulkan1', 'libglvnd0', 'libglx0', 'libegl1', 'libstdc++6'];
 export const MAX_CARRY_BYTES = 64 * 2 ** 20;
 
 export interface GpuPack {

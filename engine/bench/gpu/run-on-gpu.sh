@@ -107,6 +107,15 @@ else
   cp -a "$CARRIED_LIB"/libvulkan.so.1* "$WORK/vulkan-loader/" 2>>"$LOG" && NODE_LIBS="$WORK/vulkan-loader"
   log "Vulkan loader: carried ($(ls "$WORK/vulkan-loader" 2>/dev/null | tr '\n' ' '))"
 fi
+# The NVIDIA driver's Vulkan library (libGLX_nvidia) links to glvnd's dispatch libraries; a
+# container may mount the driver without them. Each one the machine lacks is taken from the debs.
+for lib in libGLdispatch.so.0 libGLX.so.0 libEGL.so.1; do
+  if ! has_lib "$lib" && [ -e "$CARRIED_LIB/$lib" ]; then
+    mkdir -p "$WORK/glvnd" && cp -a "$CARRIED_LIB/$lib"* "$WORK/glvnd/"
+    log "$lib: carried"
+  fi
+done
+[ -d "$WORK/glvnd" ] && NODE_LIBS="${NODE_LIBS:+$NODE_LIBS:}$WORK/glvnd"
 # dawn.node needs GLIBCXX_3.4.30 (GCC 12's libstdc++); an older system one is replaced, for Node only.
 SYS_STDCXX="$(ldconfig -p 2>/dev/null | awk '/libstdc\+\+\.so\.6 .*x86-64/ {print $NF; exit}')"
 if [ -n "$SYS_STDCXX" ] && ! grep -q GLIBCXX_3.4.30 "$SYS_STDCXX" 2>/dev/null; then
@@ -136,6 +145,18 @@ if [ -z "${VK_ICD_FILENAMES:-}" ]; then
 fi
 if [ -z "${VK_ICD_FILENAMES:-}" ]; then
   log "no NVIDIA Vulkan driver found (no nvidia_icd.json, no libGLX_nvidia.so.0): in a container the driver's 'graphics' capability must be mounted (NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics); webgpu will not load, the PyTorch twin still runs"
+fi
+# Loaders from Vulkan SDK 1.3.234 on read VK_DRIVER_FILES; older ones VK_ICD_FILENAMES.
+[ -n "${VK_ICD_FILENAMES:-}" ] && export VK_DRIVER_FILES="${VK_DRIVER_FILES:-$VK_ICD_FILENAMES}"
+# What the ICD's library cannot resolve, for the log (a missing library is the usual reason the
+# adapter does not appear).
+if [ -n "${VK_ICD_FILENAMES:-}" ] && [ -e "$VK_ICD_FILENAMES" ]; then
+  ICD_LIB="$(sed -n 's/.*"library_path" *: *"\([^"]*\)".*/\1/p' "$VK_ICD_FILENAMES" | head -1)"
+  case "$ICD_LIB" in /*) ;; *) ICD_LIB="$(ldconfig -p 2>/dev/null | awk -v l="$ICD_LIB" '$1 == l {print $NF; exit}')" ;; esac
+  if [ -n "$ICD_LIB" ] && [ -e "$ICD_LIB" ]; then
+    missing="$(LD_LIBRARY_PATH="${NODE_LIBS:+$NODE_LIBS:}${LD_LIBRARY_PATH:-}" ldd "$ICD_LIB" 2>&1 | grep 'not found' | tr -s ' \t\n' ' ')"
+    log "ICD library $ICD_LIB${missing:+: unresolved $missing}"
+  fi
 fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$WORK/xdg}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"

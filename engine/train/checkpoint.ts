@@ -58,6 +58,16 @@ export async function endOfStep(ctx: Pick<JobContext, 'signal' | 'tick'>, due: b
   await ctx.tick();
 }
 
+/**
+ * A yield for a pass between a trainer's steps and its next checkpoint (an epoch-end
+ * evaluation): throws when the run is cancelled, but not when it was told to stop, so that the
+ * pass finishes and the checkpoint after it is written before the run ends.
+ */
+export async function yieldUntilCheckpoint(ctx: Pick<JobContext, 'signal' | 'tick'>): Promise<void> {
+  if (interruptRequested(ctx.signal)) await new Promise<void>((r) => setImmediate(r));
+  else await ctx.tick();
+}
+
 /** Tensors a checkpoint stores as one file: a model's parameters or any named tensors. */
 export type TensorGroup = ParamSet | Map<string, tf.Tensor>;
 

@@ -16,7 +16,7 @@ import { crossEntropy } from '../../nn/ops.js';
 import { AdamW, clipGlobalNorm } from '../../nn/optim.js';
 import { learningRate } from '../../nn/schedule.js';
 import { accumulate, gradAccumField, microBatches, namedGrads } from '../../train/accumulate.js';
-import { endOfStep, restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../../train/checkpoint.js';
+import { endOfStep, restoreTrainingCheckpoint, saveTrainingCheckpoint, yieldUntilCheckpoint } from '../../train/checkpoint.js';
 import { imageBatch, inputNorm, top1 } from './ptq.js';
 import { checkImagesFit, loadImageSource, loadViT, saveViT } from './vit-io.js';
 import { pathField } from '../../jobs/paths.js';
@@ -187,7 +187,7 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
           );
         }
         if ((epoch + 1) % t.eval_every === 0 || epoch + 1 === t.epochs) {
-          acc = await top1(model, evalSet, undefined, 250, () => ctx.tick());
+          acc = await top1(model, evalSet, undefined, 250, () => yieldUntilCheckpoint(ctx));
           ctx.metric({ step, epoch: epoch + 1, val_top1: acc });
           ctx.log(`epoch ${epoch + 1}: top-1 ${(100 * acc).toFixed(2)}% on ${evalSet.n} held-out images`);
         }
@@ -196,6 +196,7 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
           optimizer: opt,
           state: { epoch: epoch + 1, rng: rng.state(), top1: acc },
         });
+        await ctx.tick(); // a SIGTERM during the evaluation ends the run here, at the epoch's checkpoint
       }
     } finally {
       opt.dispose();

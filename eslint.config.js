@@ -27,6 +27,7 @@ export default tseslint.config(
   {
     // Synchronous tensor reads throw on the webgpu backend in Node (and stall any GPU): engine
     // code reads with `await t.data()` / `await t.array()`. Tests may read synchronously.
+    // Random tensors come from engine/nn/random.ts (tests may call tfjs's samplers with seeds ≠ 0).
     files: ['engine/**/*.ts'],
     ignores: ['engine/**/*.test.ts'],
     rules: {
@@ -35,6 +36,12 @@ export default tseslint.config(
         {
           selector: 'CallExpression > MemberExpression.callee[property.name=/^(dataSync|arraySync)$/]',
           message: 'Synchronous tensor reads throw on webgpu: use `await t.data()` or `await t.array()`.',
+        },
+        {
+          // tfjs draws from Math.random() when the seed is 0 (falsy); engine/nn/random.ts maps it.
+          selector:
+            "CallExpression > MemberExpression.callee[object.name='tf'][property.name=/^(randomNormal|randomUniform|randomUniformInt|randomStandardNormal|randomGamma|truncatedNormal|multinomial)$/]",
+          message: 'tfjs ignores seed 0 (draws from Math.random): use seededNormal / seededUniform from engine/nn/random.ts.',
         },
       ],
     },

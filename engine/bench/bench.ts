@@ -44,6 +44,7 @@ import { fastWasmKernelsEnabled, setFastWasmKernels } from '../backend/wasm-kern
 import { GPT2, GPT2_DEFAULTS, type GPT2Config } from '../models/gpt2.js';
 import { benchMatmul, describeGpuMemory, GpuMemoryWatch, MATMUL_N, MATMUL_N_SOFTWARE } from './gpu-rows.js';
 import { AdamW } from '../nn/optim.js';
+import { seededUniform } from '../nn/random.js';
 import { availableCores, DataParallelPool } from '../train/data-parallel.js';
 import { disposeStep, lmTrainStep, readStep, type LMBatch, type LMStepTensors } from '../train/lm-step.js';
 
@@ -250,7 +251,7 @@ async function benchVitForward(batch: number, iters: number): Promise<number | s
   };
   const model = new vitMod.ViT(cfg, 0);
   try {
-    const images = tf.randomUniform([batch, 224, 224, 3], 0, 1, 'float32', 4) as tf.Tensor4D;
+    const images = seededUniform([batch, 224, 224, 3], 0, 1, 4) as tf.Tensor4D;
     tf.tidy(() => model.forward(images)).dispose();
     const s = await time(async () => {
       for (let i = 0; i < iters; i++) {
@@ -277,7 +278,7 @@ async function benchPtqCalibration(images: number): Promise<number | string> {
     return 'not available yet (engine/methods/ptq/ptq.ts)';
   }
   const model = new vitMod.ViT({ ...vitMod.VIT_DEFAULTS, embed_dim: 192, depth: 12, num_heads: 3 }, 0);
-  const calib = tf.randomUniform([images, 224, 224, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+  const calib = seededUniform([images, 224, 224, 3], 0, 1, 5) as tf.Tensor4D;
   try {
     let q: { dispose(): void } | null = null;
     const s = await time(async () => {

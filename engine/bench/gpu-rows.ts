@@ -4,6 +4,7 @@
  * about a thousand times slower than a GPU, so there the sizes shrink and the rows say so.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { seededUniform } from '../nn/random.js';
 
 /** Square matmul size on a GPU, and on a software adapter. */
 export const MATMUL_N = 4096;
@@ -15,8 +16,8 @@ export const MATMUL_N_SOFTWARE = 256;
  * the queue in order, so that read waits for every product.
  */
 export async function benchMatmul(n: number, iters: number): Promise<number> {
-  const a = tf.randomUniform([n, n], -1, 1, 'float32', 1);
-  const b = tf.randomUniform([n, n], -1, 1, 'float32', 2);
+  const a = seededUniform([n, n], -1, 1, 1);
+  const b = seededUniform([n, n], -1, 1, 2);
   const product = () => tf.tidy(() => tf.matMul(a, b));
   const readOne = async (c: tf.Tensor) => {
     const corner = tf.slice(c, [0, 0], [1, 1]);

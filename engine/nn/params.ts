@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
+import { seededNormal } from './random.js';
 
 let nextSetId = 0;
 
@@ -63,7 +64,7 @@ export class ParamSet {
 
 /** N(0, std^2) init with a deterministic per-parameter seed. */
 export function normalInit(shape: number[], std: number, seed: number): tf.Tensor {
-  return tf.randomNormal(shape, 0, std, 'float32', seed);
+  return seededNormal(shape, 0, std, seed);
 }
 
 /** A stable 31-bit seed for parameter `name` under run seed `seed` (FNV-1a of both). */

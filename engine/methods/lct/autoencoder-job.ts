@@ -13,6 +13,7 @@ import { imageGrid, writePng } from '../../io/png.js';
 import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
 import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
 import { Autoencoder, type AutoencoderConfig } from '../../models/autoencoder.js';
+import { seededNormal } from '../../nn/random.js';
 import { gatherRows, imageDataSchema, loadReferenceImages, loadTrainImages, type ImageData } from './data.js';
 import { gradAccumField } from '../../train/accumulate.js';
 import { checkpointEveryField } from '../../train/checkpoint.js';
@@ -120,7 +121,7 @@ registerJobKind({
               dim,
               Array.from({ length: rows }, () => rng.int(train.n)),
             ),
-            eps: cfg.kind === 'kl' ? (tf.randomNormal([rows, ae.latentDim], 0, 1, 'float32', cfg.seed * 1000003 + step) as tf.Tensor2D) : undefined,
+            eps: cfg.kind === 'kl' ? (seededNormal([rows, ae.latentDim], 0, 1, cfg.seed * 1000003 + step) as tf.Tensor2D) : undefined,
           }),
           loss: ({ x, eps }, mb) => {
             const xs = tf.tensor2d(x.subarray(mb.start * dim, (mb.start + mb.rows) * dim), [mb.rows, dim]);

@@ -50,6 +50,12 @@ for (const [kind, make, lossKey] of [
       expect(await maxRelDiff(weights(accum), weights(full))).toBeLessThan(1e-4);
     });
 
+    it('the same config at seed 0 (the default) twice in one process gives the same losses and weights', async () => {
+      const [a, b] = [await runToEnd(q, make({ seed: 0 })), await runToEnd(q, make({ seed: 0 }))];
+      expect(metricSeries(b, lossKey)).toEqual(metricSeries(a, lossKey));
+      expect(await maxRelDiff(weights(b), weights(a))).toBe(0);
+    });
+
     it('a run killed at step 5 resumes from its step-4 checkpoint (told to stop: from step 5) to the uninterrupted result', async () => {
       const { straight, resumed } = await straightAndResumed(q, make({}), 5);
       expect(resumed.record.resumes).toEqual([4]);

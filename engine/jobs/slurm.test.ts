@@ -183,12 +183,14 @@ describe.skipIf(notUp !== null && !required)('slurm executor', () => {
     expect(table(done)).toEqual(table(local));
   }, 150_000);
 
-  it("studies with stages: each stage's array is submitted by the collect job after the stage before; the ptq table equals local", async () => {
-    const localQ = new JobQueue(Project.open(path.join(dir, 'local-ptq')));
+  it("studies with stages: each stage's array is submitted by the collect job after the stage before; the tables equal local", async () => {
+    const localQ = new JobQueue(Project.open(path.join(dir, 'local-stages')));
     const ptqLocal = localQ.enqueue(tinyPtq({ kind: 'local' }));
-    await localQ.wait(ptqLocal.id);
-    expect(localQ.project.run(ptqLocal.id).status).toBe('completed');
+    const lctLocal = localQ.enqueue(tinyLct({ kind: 'local' }));
+    await localQ.wait(lctLocal.id);
+    for (const id of [ptqLocal.id, lctLocal.id]) expect(localQ.project.run(id).status).toBe('completed');
     const expected = localQ.project.run(ptqLocal.id).readSummary()!;
+    const lctRows = (run: Run) => (run.readSummary()!.table as Record<string, unknown>[]).map(({ run: _id, ...row }) => row);
 
     // A project of its own, so the ViT is not already cached and trains on Slurm.
     const slurmProject = Project.open(path.join(dir, 'slurm-stages'));
@@ -230,7 +232,8 @@ describe.skipIf(notUp !== null && !required)('slurm executor', () => {
       expect(scripts).toHaveLength(2);
       for (const f of scripts) expect(fs.readFileSync(path.join(parent.dir, 'slurm', f), 'utf8')).toMatch(/#SBATCH --dependency=afterany:\d+\n/);
     }
-    expect((lctDone.readSummary()!.table as unknown[]).length).toBe(2);
+    expect(lctRows(lctDone)).toHaveLength(2);
+    expect(lctRows(lctDone)).toEqual(lctRows(localQ.project.run(lctLocal.id)));
     const s = ptqDone.readSummary()!;
     expect(s.table).toEqual(expected.table);
     expect(s.fp_top1).toBe(expected.fp_top1);

@@ -11,6 +11,7 @@ import { asNormLabError, fail } from '../core/errors.js';
 import { NORMLAB_VERSION } from '../core/versions.js';
 import { cancelEverywhere, childCounts, childStates } from '../jobs/children.js';
 import { readConfigFile } from '../jobs/config.js';
+import { dryRun, formatDryRun } from '../jobs/dry-run.js';
 import { JobQueue } from '../jobs/queue.js';
 import { jobKind, jobKinds } from '../jobs/registry.js';
 import { EngineService, runSummary } from '../service.js';
@@ -30,23 +31,35 @@ function out(json: boolean | undefined, obj: unknown, human: () => string): void
   process.stdout.write(json ? JSON.stringify(obj) + '\n' : human() + '\n');
 }
 
+/**
+ * SIGTERM / SIGINT (a preemption, a Slurm time limit, scancel, Ctrl-C): the running trainer saves
+ * a checkpoint at its next step boundary and the run ends interrupted, resumable from that step.
+ * Returns the function that removes the handlers.
+ */
+function stopOnSignals(queue: JobQueue): () => void {
+  const onSignal = (sig: NodeJS.Signals) => {
+    process.stderr.write(`\n${sig}: saving a checkpoint at the next step boundary, then stopping (normlab resume continues)\n`);
+    queue.interruptAll();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  };
+}
+
 /** Run a job to completion in this process with progress on stderr; returns the finished run. */
 async function runToEnd(queue: JobQueue, start: () => Run): Promise<Run> {
   const reporter = progressReporter();
   const off = queue.on(reporter.onEvent);
-  const onSigint = () => {
-    process.stderr.write('\ncancelling…\n');
-    for (const r of queue.project.listRuns()) if (r.status === 'running' || r.status === 'queued') queue.cancel(r.id);
-  };
-  process.once('SIGINT', onSigint);
-  process.once('SIGTERM', onSigint);
+  const stop = stopOnSignals(queue);
   try {
     const run = start();
     await queue.wait(run.id);
     return queue.project.run(run.id);
   } finally {
-    process.removeListener('SIGINT', onSigint);
-    process.removeListener('SIGTERM', onSigint);
+    stop();
     reporter.stop();
     off();
   }
@@ -112,13 +125,19 @@ export function buildProgram(): Command {
     finished(run, globals().json);
   };
 
+  const printDryRun = async (raw: Record<string, unknown>) => {
+    const r = await dryRun(raw, globals().project, globals().backend);
+    out(globals().json, r, () => formatDryRun(r));
+  };
+
   program
     .command('run')
     .argument('[config]', 'job config file (.yaml or .json)')
     .option('--help-config [method]', "print each job kind's (or one kind's) config fields, defaults and presets")
     .option('--wait', 'when children were submitted to Slurm, wait until the collect job has finished the run')
+    .option('--dry-run', "print what a study or sweep would hand its executor (child runs; Slurm's sbatch scripts) and run nothing")
     .description('run a job (lm-pretrain, lns-study, ln-removal, lct-study, ptq-study, sweep, ...) to completion')
-    .action(async (file: string | undefined, opts: { helpConfig?: string | true; wait?: boolean }) => {
+    .action(async (file: string | undefined, opts: { helpConfig?: string | true; wait?: boolean; dryRun?: boolean }) => {
       if (opts.helpConfig !== undefined) {
         const method = typeof opts.helpConfig === 'string' ? opts.helpConfig : undefined;
         const { helpConfig, configFields } = await import('./help-config.js');
@@ -130,6 +149,7 @@ export function buildProgram(): Command {
       }
       if (!file) fail('config', 'run needs a config file (or --help-config to list the config fields and presets)');
       const raw = readConfigFile(file);
+      if (opts.dryRun) return printDryRun(raw);
       await runAndReport((q) => q.enqueue(raw), opts.wait);
     });
 
@@ -137,11 +157,13 @@ export function buildProgram(): Command {
     .command('sweep')
     .argument('<config>', 'sweep config: a base job, a grid and seeds (method: sweep may be left out)')
     .option('--wait', 'when children were submitted to Slurm, wait until the collect job has finished the sweep')
+    .option('--dry-run', 'print the child runs and (executor slurm) the sbatch scripts the sweep would submit, and run nothing')
     .description('run a base job over a grid of config values × seeds through an executor; table by grid point')
-    .action(async (file: string, opts: { wait?: boolean }) => {
+    .action(async (file: string, opts: { wait?: boolean; dryRun?: boolean }) => {
       const raw = readConfigFile(file);
       if (raw.method !== undefined && raw.method !== 'sweep')
         fail('config', `config method: a sweep config has method "sweep" (or none), got "${String(raw.method)}"; use normlab run`);
+      if (opts.dryRun) return printDryRun({ ...raw, method: 'sweep' });
       await runAndReport((q) => q.enqueue({ ...raw, method: 'sweep' }), opts.wait);
     });
 
@@ -151,16 +173,14 @@ export function buildProgram(): Command {
     .description('execute one child run folder of a study or sweep in this process (what executors start); fresh or from its latest checkpoint')
     .action(async (id: string) => {
       const q = queue();
-      // SIGTERM (Slurm before a preemption, a time limit or scancel): stop and stay resumable.
-      const onTerm = () => q.interruptAll();
-      process.on('SIGTERM', onTerm);
+      const stop = stopOnSignals(q);
       try {
         const run = q.runExisting(id);
         if (!run) return out(globals().json, { runId: id, status: 'completed' }, () => `run ${id} already completed`);
         await q.wait(run.id);
         finished(q.project.run(run.id), globals().json);
       } finally {
-        process.removeListener('SIGTERM', onTerm);
+        stop();
       }
     });
 

@@ -55,6 +55,18 @@ export interface JobContext {
   runChild(config: Record<string, unknown>, name: string): Promise<{ runId: string; summary: Record<string, unknown> }>;
 }
 
+/**
+ * The abort reason of a run told to stop by SIGTERM or SIGINT (a preemption, a Slurm time
+ * limit, scancel, Ctrl-C): it ends `interrupted`, not cancelled, after its trainer saved a
+ * checkpoint at the step it reached (engine/train/checkpoint.ts `endOfStep`).
+ */
+export const INTERRUPT = 'interrupt';
+
+/** Was this run told to stop by SIGTERM / SIGINT (as opposed to cancelled by a user)? */
+export function interruptRequested(signal: AbortSignal): boolean {
+  return signal.aborted && signal.reason === INTERRUPT;
+}
+
 /** Throw the cancellation error if the signal fired. */
 export function throwIfCancelled(signal: AbortSignal): void {
   if (signal.aborted) fail('cancelled', 'the run was cancelled');

@@ -12,8 +12,8 @@ import type { EngineEvent } from '../protocol/protocol.js';
 import { Project, releaseLiveRun, type Run } from '../store/runs.js';
 import { resolveConfig } from './config.js';
 import { withoutPreset } from './presets.js';
-import { completedSummary, throwIfCancelled, type ChildOutcome, type ChildSpec, type JobContext } from './context.js';
-import { defaultEngineCommand, DeferredToScheduler, executorOf, runInProcesses } from './executor.js';
+import { completedSummary, INTERRUPT, throwIfCancelled, type ChildOutcome, type ChildSpec, type JobContext } from './context.js';
+import { defaultEngineCommand, DeferredToScheduler, executorOf, runInProcesses, type ExecutorConfig } from './executor.js';
 import { jobKind } from './registry.js';
 import { submitToSlurm } from './slurm.js';
 
@@ -23,10 +23,17 @@ import { submitToSlurm } from './slurm.js';
  */
 export type ChildMode = 'fresh' | 'resume' | 'collect';
 
-/** The abort reason of a process told to stop by SIGTERM (preemption): the run is interrupted, not cancelled. */
-const INTERRUPT = 'interrupt';
-
 type Listener = (e: EngineEvent) => void;
+
+/** What a parent hands its executor: children to run or submit (see `JobQueue.dryRun`). */
+export interface ChildPlan {
+  executor: ExecutorConfig;
+  parent: Run;
+  children: Run[];
+  projectDir: string;
+  backend: string;
+  engineCommand: string;
+}
 
 interface Pending {
   run: Run;
@@ -45,6 +52,11 @@ export class JobQueue {
   private readonly listeners = new Set<Listener>();
   private readonly pending: Pending[] = [];
   private active: Pending | null = null;
+  /**
+   * Set by `normlab run --dry-run`: a parent's children are handed to this (what the executor
+   * would run or submit) instead of being run or submitted; the parent then stops there.
+   */
+  dryRun: ((plan: ChildPlan) => void) | null = null;
 
   constructor(
     public project: Project,
@@ -122,7 +134,10 @@ export class JobQueue {
     return run;
   }
 
-  /** Stop every queued and running run as interrupted (SIGTERM before a preemption or kill). */
+  /**
+   * Stop every queued and running run as interrupted (SIGTERM / SIGINT before a preemption or a
+   * kill): a trainer saves a checkpoint at its next step boundary, then the run ends interrupted.
+   */
   interruptAll(): void {
     for (const p of [this.active, ...this.pending]) p?.controller.abort(INTERRUPT);
   }
@@ -233,6 +248,13 @@ export class JobQueue {
     if (todo.length > 0) {
       const backend = this.runBackend;
       const engineCommand = executor.engine_command ?? defaultEngineCommand();
+      if (this.dryRun) {
+        this.dryRun({ executor, parent, children: todo, projectDir: this.project.dir, backend, engineCommand });
+        throw new DeferredToScheduler(
+          { array_job: 'dry-run', collect_job: 'dry-run', children: todo.map((c) => c.id), submitted: new Date().toISOString() },
+          `dry run: ${todo.length} children not run`,
+        );
+      }
       if (executor.kind === 'slurm') {
         const jobs = submitToSlurm({
           cfg: executor,

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Project, type Run } from '../store/runs.js';
 import './all.js';
+import { childStates } from './children.js';
 import { JobQueue } from './queue.js';
 
 function slurmAnswers(): string | null {
@@ -60,11 +61,41 @@ const collected = (project: Project, id: string) =>
 /** The table without the run ids (which differ between executions). */
 const table = (run: Run) => (run.readSummary()!.table as Record<string, unknown>[]).map(({ run_ids: _ids, ...row }) => row);
 
+/** A tiny ptq-study: its ViT trained first (stage 1), then one child per preset (stage 2). */
+const tinyPtq = (executor: Record<string, unknown>) => ({
+  method: 'ptq-study',
+  seed: 1,
+  vit: {
+    model: { patch_size: 7, embed_dim: 16, depth: 1, num_heads: 2, mlp_ratio: 2 },
+    train: { epochs: 1, batch: 32, lr: 0.003, warmup: 2 },
+  },
+  data: { source: 'mnist', calib_count: 8, eval_count: 40 },
+  bits: [4, 8],
+  presets: ['uniform', 'repq', 'dopq'],
+  plot_bits: 4,
+  export_bits: 4,
+  executor,
+});
+
+/** A tiny lct-study: autoencoder + classifier (stage 1), then the two lct runs that use them (stage 2). */
+const tinyLct = (executor: Record<string, unknown>) => ({
+  method: 'lct-study',
+  data: { count: 64, ref_count: 16 },
+  autoencoder: { hidden: 16, steps: 2, latent_shape: [2, 2, 2] },
+  classifier: { hidden: [8, 8], steps: 2 },
+  network: { arch: 'mlp', width: 16, depth: 1, mlp_ratio: 2 },
+  train: { steps: 3, batch: 8, warmup: 1, sample_every: 3, log_every: 1 },
+  eval: { samples: 8, quick_samples: 8, grid: 4 },
+  executor,
+});
+
 describe.skipIf(notUp !== null && !required)('slurm executor', () => {
   let dir: string;
   let project: Project;
   let local: Run;
   const submitted: string[] = [];
+  let stagesProject: Project | null = null;
+  const stagesRuns: string[] = [];
 
   beforeAll(async () => {
     if (notUp) throw new Error(`Slurm is required here but does not answer: ${notUp}`);
@@ -80,7 +111,10 @@ describe.skipIf(notUp !== null && !required)('slurm executor', () => {
   }, 120_000);
 
   afterAll(() => {
-    const jobs = submitted.flatMap((id) => (project.run(id).record.slurm ?? []).flatMap((s) => [s.array_job, s.collect_job]));
+    const jobs = [
+      ...submitted.flatMap((id) => (project.run(id).record.slurm ?? []).flatMap((s) => [s.array_job, s.collect_job])),
+      ...stagesRuns.flatMap((id) => (stagesProject!.run(id).record.slurm ?? []).flatMap((s) => [s.array_job, s.collect_job])),
+    ];
     if (jobs.length) execFileSync('scancel', jobs);
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -119,6 +153,13 @@ describe.skipIf(notUp !== null && !required)('slurm executor', () => {
     execFileSync('scancel', [victim.record.slurm_task!]);
     const first = await collected(project, run.id);
     expect(first.status).toBe('completed');
+    // scancel's SIGTERM (SIGKILL only KillWait later) let the child checkpoint the step it had
+    // reached (the loss is logged every 2 steps), not fall back to its last periodic checkpoint.
+    const killed = project.run(victim.id);
+    const logged = Math.max(...killed.readMetrics().flatMap((m) => (typeof m.loss === 'number' ? [m.step as number] : [])));
+    const saved = killed.latestCheckpoint()!.step;
+    expect(saved - logged).toBeGreaterThanOrEqual(0);
+    expect(saved - logged).toBeLessThanOrEqual(1);
     const missing = first.readSummary()!.missing_children as { run_id: string; status: string }[];
     expect(missing).toEqual([expect.objectContaining({ run_id: victim.id, status: 'interrupted' })]);
     const row = table(first).find((r) => (r.seeds_missing as unknown[]).length > 0)!;
@@ -138,8 +179,64 @@ describe.skipIf(notUp !== null && !required)('slurm executor', () => {
     expect(done.readSummary()!.missing_children).toEqual([]);
     // The others were not run again; the victim continued from its checkpoint.
     for (const [id, finished] of completedBefore) expect(project.run(id!).record.finished).toBe(finished);
-    expect(project.run(victim.id).record.resumes).toHaveLength(1);
-    expect(project.run(victim.id).record.resumes[0]).toBeGreaterThan(0);
+    expect(project.run(victim.id).record.resumes).toEqual([saved]);
     expect(table(done)).toEqual(table(local));
   }, 150_000);
+
+  it("studies with stages: each stage's array is submitted by the collect job after the stage before; the tables equal local", async () => {
+    const localQ = new JobQueue(Project.open(path.join(dir, 'local-stages')));
+    const ptqLocal = localQ.enqueue(tinyPtq({ kind: 'local' }));
+    const lctLocal = localQ.enqueue(tinyLct({ kind: 'local' }));
+    await localQ.wait(lctLocal.id);
+    for (const id of [ptqLocal.id, lctLocal.id]) expect(localQ.project.run(id).status).toBe('completed');
+    const expected = localQ.project.run(ptqLocal.id).readSummary()!;
+    const lctRows = (run: Run) => (run.readSummary()!.table as Record<string, unknown>[]).map(({ run: _id, ...row }) => row);
+
+    // A project of its own, so the ViT is not already cached and trains on Slurm.
+    const slurmProject = Project.open(path.join(dir, 'slurm-stages'));
+    const q = new JobQueue(slurmProject);
+    const t0 = Date.now();
+    const lct = q.enqueue(tinyLct({ kind: 'slurm' }));
+    const ptq = q.enqueue(tinyPtq({ kind: 'slurm' }));
+    stagesProject = slurmProject;
+    stagesRuns.push(lct.id, ptq.id);
+    await q.wait(ptq.id);
+    // Just submitted: the children's array tasks are in Slurm's queue, and list/show say so.
+    const queued = childStates(slurmProject, slurmProject.run(lct.id));
+    expect(queued.map((c) => c.slurm)).toEqual([expect.stringMatching(/^(PENDING|CONFIGURING|RUNNING|COMPLETING|COMPLETED)$/), expect.any(String)]);
+    const [lctDone, ptqDone] = [await collected(slurmProject, lct.id), await collected(slurmProject, ptq.id)];
+    console.info(`lct-study and ptq-study (2 stages each) on slurm: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+    for (const [parent, stages] of [
+      [
+        lctDone,
+        [
+          ['autoencoder-train', 'image-classifier'],
+          ['lct', 'lct'],
+        ],
+      ],
+      [ptqDone, [['vit-train'], ['ptq-preset', 'ptq-preset', 'ptq-preset']]],
+    ] as const) {
+      expect(parent.status, JSON.stringify(parent.record.error)).toBe('completed');
+      const subs = parent.record.slurm!;
+      expect(subs.map((s) => s.children.map((id) => slurmProject.run(id).record.method))).toEqual(stages);
+      // Stage 2 was submitted (by stage 1's collect job) only after every stage-1 child had ended.
+      const stage1End = Math.max(...subs[0].children.map((id) => Date.parse(slurmProject.run(id).record.finished!)));
+      expect(Date.parse(subs[1].submitted)).toBeGreaterThanOrEqual(stage1End);
+      for (const id of subs.flatMap((s) => s.children)) {
+        expect(slurmProject.run(id).status).toBe('completed');
+        expect(slurmProject.run(id).record.slurm_task).toMatch(/^\d+_\d+$/);
+      }
+      // Each collect job waits for its array.
+      const scripts = fs.readdirSync(path.join(parent.dir, 'slurm')).filter((f) => f.startsWith('collect-') && f.endsWith('.sbatch'));
+      expect(scripts).toHaveLength(2);
+      for (const f of scripts) expect(fs.readFileSync(path.join(parent.dir, 'slurm', f), 'utf8')).toMatch(/#SBATCH --dependency=afterany:\d+\n/);
+    }
+    expect(lctRows(lctDone)).toHaveLength(2);
+    expect(lctRows(lctDone)).toEqual(lctRows(localQ.project.run(lctLocal.id)));
+    const s = ptqDone.readSummary()!;
+    expect(s.table).toEqual(expected.table);
+    expect(s.fp_top1).toBe(expected.fp_top1);
+    expect(s.missing_children).toEqual([]);
+  }, 200_000);
 });

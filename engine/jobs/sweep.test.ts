@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { Project } from '../store/runs.js';
 import './all.js';
+import { dryRun, formatDryRun } from './dry-run.js';
 import { executorSchema } from './executor.js';
 import { JobQueue } from './queue.js';
 import { slurmScripts } from './slurm.js';
@@ -93,6 +94,31 @@ describe('executor config', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('dry run', () => {
+  it('prints the 36-task array and collect scripts of the LNS sweep, and the first stage of an lct-study, leaving the project empty', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'normlab-dry-run-test-'));
+    try {
+      const sweep = YAML.parse(fs.readFileSync(path.resolve(import.meta.dirname, '../../assets/examples/lns-sweep-slurm.yaml'), 'utf8'));
+      const r = await dryRun(sweep, dir, 'wasm');
+      expect(r.stages).toHaveLength(1);
+      const [stage] = r.stages;
+      expect(stage.children).toHaveLength(36);
+      expect(stage.children[35]).toMatchObject({ method: 'lm-pretrain', key: 'model.norm=lns, model.layers=24 seed=2' });
+      expect(stage.scripts!.array).toContain('#SBATCH --array=0-35%8\n');
+      expect(stage.scripts!.array).toContain(`--project ${dir} --backend wasm run-child`);
+      expect(stage.scripts!.collect).toContain('#SBATCH --dependency=afterany:<array job id>\n');
+      expect(formatDryRun(r)).toContain('# sweep: 36 child runs, executor slurm; nothing was run or submitted');
+
+      const lct = await dryRun({ method: 'lct-study', executor: { kind: 'local', parallel: 2 } }, dir, 'wasm');
+      expect(lct.stages[0].children.map((c) => c.method)).toEqual(['autoencoder-train', 'image-classifier']);
+      expect(lct.stages[0].commands[1]).toMatch(/run-child \S+-image-classifier-\w+$/);
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe('resume of a parent', () => {

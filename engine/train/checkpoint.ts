@@ -11,9 +11,10 @@
  * - `trainer.json`: `{ step, optimizerSteps, ...state }`: optimizer steps done, AdamW's bias
  *   correction count and the trainer's own JSON state (RNG states, data position, method state).
  *
- * A trainer saves with `saveTrainingCheckpoint` every `checkpoint_every` steps and, when
- * `ctx.resumeFrom` is set, restores with `restoreTrainingCheckpoint` before its first step; the
- * job kind then declares `resumable: true`.
+ * A trainer ends every step with `endOfStep`, which saves with `saveTrainingCheckpoint` every
+ * `checkpoint_every` steps and also at the first step boundary after a SIGTERM / SIGINT (so a
+ * preempted or requeued run loses no steps); when `ctx.resumeFrom` is set it restores with
+ * `restoreTrainingCheckpoint` before its first step; the job kind then declares `resumable: true`.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,6 +25,7 @@ import { readJson, writeJsonAtomic } from '../io/atomic.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors-file.js';
 import type { HostTensor } from '../io/safetensors.js';
 import { fromTf, toTf } from '../io/tensors.js';
+import { interruptRequested, type JobContext } from '../jobs/context.js';
 import type { AdamW } from '../nn/optim.js';
 import { ParamSet } from '../nn/params.js';
 import type { Run } from '../store/runs.js';
@@ -41,6 +43,29 @@ export function checkpointEveryField(defaultSteps: number) {
 /** Is `step` (optimizer steps done) a checkpoint step: every `every` steps and the last one. */
 export function isCheckpointStep(step: number, every: number, total: number): boolean {
   return step % every === 0 || step === total;
+}
+
+/**
+ * The end of a training step (`step` optimizer steps done): yield to the event loop (so a signal
+ * that arrived during the step is seen), save a checkpoint when this is a checkpoint step (`due`)
+ * or the process was told to stop (SIGTERM / SIGINT: preemption, a time limit), then end the run
+ * there (`ctx.tick` throws: interrupted, or cancelled). The checkpoint is written into a temp
+ * folder and renamed (`Run.saveCheckpoint`), so a kill during the write leaves the previous one.
+ */
+export async function endOfStep(ctx: Pick<JobContext, 'signal' | 'tick'>, due: boolean, save: () => Promise<unknown>): Promise<void> {
+  await new Promise<void>((r) => setImmediate(r));
+  if (due || interruptRequested(ctx.signal)) await save();
+  await ctx.tick();
+}
+
+/**
+ * A yield for a pass between a trainer's steps and its next checkpoint (an epoch-end
+ * evaluation): throws when the run is cancelled, but not when it was told to stop, so that the
+ * pass finishes and the checkpoint after it is written before the run ends.
+ */
+export async function yieldUntilCheckpoint(ctx: Pick<JobContext, 'signal' | 'tick'>): Promise<void> {
+  if (interruptRequested(ctx.signal)) await new Promise<void>((r) => setImmediate(r));
+  else await ctx.tick();
 }
 
 /** Tensors a checkpoint stores as one file: a model's parameters or any named tensors. */

@@ -16,7 +16,7 @@ import type { CausalLM } from '../models/lm.js';
 import { AdamW } from '../nn/optim.js';
 import { learningRate } from '../nn/schedule.js';
 import { lmGradAccum } from './accumulate.js';
-import { isCheckpointStep, restoreTrainingCheckpoint, saveTrainingCheckpoint } from './checkpoint.js';
+import { endOfStep, isCheckpointStep, restoreTrainingCheckpoint, saveTrainingCheckpoint } from './checkpoint.js';
 import { hfConfigFor, lmModelSchema, textDataSchema, trainSchema } from './lm-config.js';
 import { DataParallelPool, resolveWorkers } from './data-parallel.js';
 import { loadLMData } from './lm-data.js';
@@ -149,9 +149,8 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
         valLoss = await lmEvalLoss(model, val, evalBatch);
         ctx.metric({ step, val_loss: valLoss, val_ppl: Math.exp(valLoss) });
       }
-      if (isCheckpointStep(step, t.checkpoint_every, t.steps)) await checkpoint();
       ctx.progress({ step, total: t.steps, phase: 'train', message: Number.isNaN(lastLoss) ? 'training' : `loss ${lastLoss.toFixed(3)}` });
-      await ctx.tick();
+      await endOfStep(ctx, isCheckpointStep(step, t.checkpoint_every, t.steps), checkpoint);
     }
   } catch (err) {
     await pool?.close();

@@ -36,16 +36,30 @@ export async function straightAndResumed(
   return { straight, resumed: await interruptedAndResumed(q, config, cancelAt, phase) };
 }
 
-/** The config cancelled at the progress event of step `cancelAt` (of `phase`, when given), then resumed to its end. */
-export async function interruptedAndResumed(q: JobQueue, config: Record<string, unknown>, cancelAt: number, phase?: string): Promise<Run> {
+/**
+ * The config stopped at the progress event of step `cancelAt` (of `phase`, when given), then
+ * resumed to its end. `stop`: `cancel` (a user's cancel: the run resumes from its last periodic
+ * checkpoint) or `interrupt` (SIGTERM / SIGINT: it checkpoints the step it reached first).
+ */
+export async function interruptedAndResumed(
+  q: JobQueue,
+  config: Record<string, unknown>,
+  cancelAt: number,
+  phase?: string,
+  stop: 'cancel' | 'interrupt' = 'cancel',
+): Promise<Run> {
   const run = q.enqueue(config);
   const off = q.on((e) => {
-    if (e.event === 'progress' && e.runId === run.id && e.step === cancelAt && (phase === undefined || e.phase === phase)) q.cancel(run.id);
+    if (e.event === 'progress' && e.runId === run.id && e.step === cancelAt && (phase === undefined || e.phase === phase)) {
+      if (stop === 'cancel') q.cancel(run.id);
+      else q.interruptAll();
+    }
   });
   await q.wait(run.id);
   off();
   const cancelled = q.project.run(run.id);
-  if (cancelled.status !== 'cancelled') throw new Error(`run ${run.id} was not cancelled at step ${cancelAt} (status ${cancelled.status})`);
+  const expected = stop === 'cancel' ? 'cancelled' : 'interrupted';
+  if (cancelled.status !== expected) throw new Error(`run ${run.id} was not ${expected} at step ${cancelAt} (status ${cancelled.status})`);
   q.resume(run.id);
   await q.wait(run.id);
   const resumed = q.project.run(run.id);

@@ -11,7 +11,7 @@ import { AdamW, clipGlobalNorm } from '../../nn/optim.js';
 import type { ParamSet } from '../../nn/params.js';
 import { learningRate } from '../../nn/schedule.js';
 import { accumulate, microBatches, namedGrads, type MicroBatch } from '../../train/accumulate.js';
-import { restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../../train/checkpoint.js';
+import { endOfStep, restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../../train/checkpoint.js';
 
 export interface FitOptions {
   steps: number;
@@ -87,10 +87,11 @@ export async function fit<B extends tf.TensorContainer>(ctx: JobContext, params:
         ctx.metric({ step: done, [`${o.phase}_loss`]: last, lr, ...Object.fromEntries(keys.map((k, i) => [k, vals[i + 1]])) });
       }
       tf.dispose([value, ...extras.values()]);
-      if (done % o.checkpointEvery === 0 && done < o.steps)
-        await saveTrainingCheckpoint(ctx.run, done, { optimizer: opt, groups: { params }, state: { rng: task.rng.state(), loss: last } });
       ctx.progress({ step: done, total: o.steps, phase: o.phase, message: Number.isNaN(last) ? o.phase : `loss ${last.toFixed(4)}` });
-      await ctx.tick();
+      // (The caller saves the last step's checkpoint with its model folder.)
+      await endOfStep(ctx, done % o.checkpointEvery === 0 && done < o.steps, () =>
+        saveTrainingCheckpoint(ctx.run, done, { optimizer: opt, groups: { params }, state: { rng: task.rng.state(), loss: last } }),
+      );
     }
   } finally {
     opt.dispose();

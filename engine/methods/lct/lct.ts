@@ -25,7 +25,14 @@ import type { ParamSet } from '../../nn/params.js';
 import { learningRate } from '../../nn/schedule.js';
 import { barPlot, linePlot, writePlot } from '../../plot/index.js';
 import { accumulate, gradAccumField, microBatches, namedGrads } from '../../train/accumulate.js';
-import { checkpointEveryField, isCheckpointStep, readTrainerState, restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../../train/checkpoint.js';
+import {
+  checkpointEveryField,
+  endOfStep,
+  isCheckpointStep,
+  readTrainerState,
+  restoreTrainingCheckpoint,
+  saveTrainingCheckpoint,
+} from '../../train/checkpoint.js';
 import { autoencoderTrainSchema, decodeAll, encodeAll, loadAutoencoder } from './autoencoder-job.js';
 import { ImageClassifier } from './classifier.js';
 import { loadReferenceImages, loadTrainImages } from './data.js';
@@ -658,18 +665,17 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
           shape,
         );
       }
-      if (isCheckpointStep(done, t.checkpoint_every, t.steps)) {
+      ctx.progress({ step: done, total: t.steps, phase: 'lct', message: `N ${out.N} loss ${lastLoss.toExponential(3)}` });
+      await endOfStep(ctx, isCheckpointStep(done, t.checkpoint_every, t.steps), () => {
         // The model folder holds the EMA (sampling) weights; params + ema + optimizer resume training.
         const state: LctResumeState = { rng: rng.state(), quick, loss_curve: lossCurve, autoencoder: aeDir, classifier: clfDir };
-        await saveTrainingCheckpoint(ctx.run, done, {
+        return saveTrainingCheckpoint(ctx.run, done, {
           model: async (dir) => saveModelDir(dir, modelConfig, await net!.toTensors(ema!)),
-          optimizer: opt,
-          groups: { params: net.params, ema },
+          optimizer: opt!,
+          groups: { params: net!.params, ema: ema! },
           state,
         });
-      }
-      ctx.progress({ step: done, total: t.steps, phase: 'lct', message: `N ${out.N} loss ${lastLoss.toExponential(3)}` });
-      await ctx.tick();
+      });
     }
     const trainSeconds = (Date.now() - started) / 1000;
 

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend/backend.js';
 import '../../jobs/all.js';
 import type { JobQueue } from '../../jobs/queue.js';
-import { maxRelDiff, metricSeries, runToEnd, straightAndResumed, tempQueue } from '../../train/resume-harness.js';
+import { interruptedAndResumed, maxRelDiff, metricSeries, runToEnd, straightAndResumed, tempQueue } from '../../train/resume-harness.js';
 
 let q: JobQueue;
 beforeAll(async () => {
@@ -56,11 +56,15 @@ for (const [kind, make, lossKey] of [
       expect(await maxRelDiff(weights(b), weights(a))).toBe(0);
     });
 
-    it('a run killed at step 5 resumes from its step-4 checkpoint to the uninterrupted result', async () => {
+    it('a run killed at step 5 resumes from its step-4 checkpoint (told to stop: from step 5) to the uninterrupted result', async () => {
       const { straight, resumed } = await straightAndResumed(q, make({}), 5);
       expect(resumed.record.resumes).toEqual([4]);
       expect(metricSeries(resumed, lossKey)).toEqual(metricSeries(straight, lossKey));
       expect(await maxRelDiff(weights(resumed), weights(straight))).toBe(0);
+      const stopped = await interruptedAndResumed(q, make({}), 5, undefined, 'interrupt');
+      expect(stopped.record.resumes).toEqual([5]);
+      expect(metricSeries(stopped, lossKey)).toEqual(metricSeries(straight, lossKey));
+      expect(await maxRelDiff(weights(stopped), weights(straight))).toBe(0);
     });
   });
 }
@@ -92,13 +96,17 @@ describe('lct', () => {
     expect(await maxRelDiff(weights(accum), weights(full))).toBeLessThan(1e-4);
   });
 
-  it('a run killed at step 5 resumes (weights, EMA, optimizer, RNG) to the uninterrupted FIDs and weights', async () => {
+  it('a run killed at step 5 resumes (weights, EMA, optimizer, RNG) to the uninterrupted FIDs and weights; told to stop, from step 5', async () => {
     const { straight, resumed } = await straightAndResumed(q, lct({}), 5, 'lct');
     expect(resumed.record.resumes).toEqual([4]);
-    expect(metricSeries(resumed, 'loss')).toEqual(metricSeries(straight, 'loss'));
-    const [a, b] = [resumed.readSummary()!, straight.readSummary()!];
-    expect(a.fid_1step).toBe(b.fid_1step);
-    expect(a.fid_2step).toBe(b.fid_2step);
-    expect(await maxRelDiff(weights(resumed), weights(straight))).toBe(0);
+    const stopped = await interruptedAndResumed(q, lct({}), 5, 'lct', 'interrupt');
+    expect(stopped.record.resumes).toEqual([5]);
+    for (const run of [resumed, stopped]) {
+      expect(metricSeries(run, 'loss')).toEqual(metricSeries(straight, 'loss'));
+      const [a, b] = [run.readSummary()!, straight.readSummary()!];
+      expect(a.fid_1step).toBe(b.fid_1step);
+      expect(a.fid_2step).toBe(b.fid_2step);
+      expect(await maxRelDiff(weights(run), weights(straight))).toBe(0);
+    }
   });
 });

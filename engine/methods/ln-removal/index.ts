@@ -34,7 +34,14 @@ import type { Run } from '../../store/runs.js';
 import { lmModelSchema, textDataSchema, trainSchema } from '../../train/lm-config.js';
 import { loadLMData } from '../../train/lm-data.js';
 import { accumulate, checkLmAccum, lmAccumFields, lmGradAccum } from '../../train/accumulate.js';
-import { checkpointEveryField, isCheckpointStep, readTrainerState, restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../../train/checkpoint.js';
+import {
+  checkpointEveryField,
+  endOfStep,
+  isCheckpointStep,
+  readTrainerState,
+  restoreTrainingCheckpoint,
+  saveTrainingCheckpoint,
+} from '../../train/checkpoint.js';
 import { lmApplyGrads, lmLossAndGrads, lmMicroBatch, lmMicroBatches } from '../../train/lm-step.js';
 import { headDla, type DlaOptions, type DlaResult } from './dla.js';
 import { toHfLnFree } from './export.js';
@@ -364,7 +371,8 @@ async function finetune(
       }
       applyRemovals(done);
       progress.done += 1;
-      if (isCheckpointStep(done, f.checkpoint_every, f.steps)) {
+      ctx.progress({ step: progress.done, total: progress.total, phase: mode === 'remove' ? 'ln-removal' : 'vanilla', message: `CE ${ce.toFixed(3)}` });
+      await endOfStep(ctx, isCheckpointStep(done, f.checkpoint_every, f.steps), () => {
         const state: Omit<LnRemovalResumeState, 'step'> = {
           ...ckpt.carry,
           arm: mode,
@@ -372,10 +380,8 @@ async function finetune(
           fake: fake?.exportState() ?? null,
           curves: curves(),
         };
-        await saveTrainingCheckpoint(ctx.run, done, { model: (dir) => saveModel(model, dir), optimizer: opt, state, scope });
-      }
-      ctx.progress({ step: progress.done, total: progress.total, phase: mode === 'remove' ? 'ln-removal' : 'vanilla', message: `CE ${ce.toFixed(3)}` });
-      await ctx.tick();
+        return saveTrainingCheckpoint(ctx.run, done, { model: (dir) => saveModel(model, dir), optimizer: opt, state, scope });
+      });
     }
   } catch (err) {
     opt.dispose();

@@ -3,6 +3,7 @@
  * - `vit-train`: train a small timm-layout ViT on MNIST or a PNG folder (./vit-train.ts).
  * - `ptq-vit`: quantize one ViT with one quantizer choice at one bit width, evaluate it, export
  *   integer weights + scales and check the export's dequantized reference reproduces the accuracy.
+ * - `ptq-preset`: one preset of a ptq-study at each of its bit widths (a child run, ./preset-job.ts).
  * - `ptq-study`: DopQ-ViT vs RepQ-ViT vs uniform (docs/methods.md, "DopQ-ViT"): top-1 per preset × bit width,
  *   post-softmax histogram with each quantizer's levels, per-channel post-LN scales with mean and
  *   median, and a verified export (./study.ts).
@@ -15,6 +16,7 @@ import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { exportQuantized, loadQuantizedViT } from './export.js';
 import { imageBatch, inputNorm, quantizeViT, top1 } from './ptq.js';
 import { DEFAULT_SOFTMAX_CANDIDATES, MAX_BITS, MIN_BITS, softmaxCandidatesTried } from './quantizers.js';
+import { ptqPresetSchema, runPtqPreset } from './preset-job.js';
 import { ptqStudySchema, runPtqStudy } from './study.js';
 import { loadViT } from './vit-io.js';
 import { ptqData, ptqDataSchema } from './data.js';
@@ -134,6 +136,15 @@ registerJobKind({
   schema: ptqVitSchema,
   resumable: false,
   run: runPtqVit,
+});
+
+registerJobKind({
+  name: 'ptq-preset',
+  title: 'One ptq-study preset',
+  description: "A ptq-study's child run: one quantizer preset at each bit width (top-1), optionally the verified export; the study's executor runs these.",
+  schema: ptqPresetSchema,
+  resumable: false,
+  run: runPtqPreset,
 });
 
 registerJobKind({

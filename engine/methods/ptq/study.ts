@@ -1,7 +1,9 @@
 /**
  * `ptq-study`: DopQ-ViT (TanQ + MOSF, both as NormLab reconstructs them) against RepQ-ViT (log-√2
  * + mean) and a uniform baseline on one ViT (docs/methods.md, "DopQ-ViT"). The ViT is the user's (`model_dir`) or a small MNIST ViT trained once
- * and cached in the project (`<project>/cache/vit-mnist-<hash>/`). Outputs, in the run's artifacts:
+ * and cached in the project (`<project>/cache/vit-mnist-<hash>/`). Each preset is evaluated at
+ * every bit width by a `ptq-preset` child run (./preset-job.ts) through the study's executor
+ * (in this process, parallel processes or a Slurm array). Outputs, in the run's artifacts:
  * - `ptq_table.csv` / `ptq_table.json` / `ptq_table.md`: top-1 per preset × bit width (WbAb), with
  *   each preset's post-softmax calibration budget, and a note when the model has no outlier
  *   channels after its LayerNorms (then the mean and median rules tie by construction);
@@ -11,18 +13,18 @@
  * - `ln_scales.png`: per-channel post-LN quantization scales of the most spread-out LN site, with
  *   their mean (RepQ-ViT), median (DopQ-ViT) and MAD-rule targets;
  * - `quantized/`: the export of one preset (integer weights + scales), re-loaded and evaluated as
- *   the dequantized reference, which must reproduce the simulated top-1.
+ *   the dequantized reference, which must reproduce the simulated top-1 (done by that preset's
+ *   child run, copied here).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomicSync, writeJsonAtomicSync } from '../../io/atomic.js';
-import type { JobContext } from '../../jobs/context.js';
+import { readJsonSync, writeFileAtomicSync, writeJsonAtomicSync } from '../../io/atomic.js';
+import type { ChildOutcome, JobContext } from '../../jobs/context.js';
 import { executorSchema } from '../../jobs/executor.js';
 import { baseConfig } from '../../jobs/registry.js';
 import type { ViT } from '../../models/vit.js';
 import { barPlot, histogram, histogramWithLevels, scatterWithRules, writePlot } from '../../plot/index.js';
-import { exportQuantized, loadQuantizedViT } from './export.js';
 import { captureActs, imageBatch, inputNorm, quantizeViT, top1, type LnCalibration, type LnReparam } from './ptq.js';
 import {
   calibrateSoftmax,
@@ -105,14 +107,14 @@ function hashJson(v: unknown): string {
   return (h >>> 0).toString(16).padStart(8, '0');
 }
 
-/** The user's ViT, or the cached MNIST ViT (trained by a child `vit-train` run the first time). */
-async function studyModel(ctx: JobContext, cfg: PtqStudyConfig): Promise<{ model: ViT; source: string; trained: boolean }> {
-  if (cfg.model_dir) return { model: await loadViT(cfg.model_dir), source: cfg.model_dir, trained: false };
+/** The user's ViT folder, or the cached MNIST ViT's (trained by a child `vit-train` run the first time). */
+async function studyModel(ctx: JobContext, cfg: PtqStudyConfig): Promise<{ source: string; trained: boolean }> {
+  if (cfg.model_dir) return { source: path.resolve(cfg.model_dir), trained: false };
   const trainCfg = { method: 'vit-train', seed: cfg.seed, model: cfg.vit.model, data: { source: 'mnist' }, train: cfg.vit.train };
   const cacheDir = path.join(ctx.project.dir, 'cache', `vit-mnist-${hashJson(trainCfg)}`);
   if (fs.existsSync(path.join(cacheDir, 'config.json'))) {
     ctx.log(`reusing the cached MNIST ViT ${cacheDir}`);
-    return { model: await loadViT(cacheDir), source: cacheDir, trained: false };
+    return { source: cacheDir, trained: false };
   }
   ctx.log('training the MNIST ViT (cached for later studies)');
   const child = await ctx.runChild(trainCfg, 'train MNIST ViT');
@@ -122,64 +124,80 @@ async function studyModel(ctx: JobContext, cfg: PtqStudyConfig): Promise<{ model
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.cpSync(modelDir, tmp, { recursive: true });
   fs.renameSync(tmp, cacheDir);
-  return { model: await loadViT(cacheDir), source: cacheDir, trained: true };
+  return { source: cacheDir, trained: true };
 }
 
 const pct = (x: number) => (100 * x).toFixed(2);
+/** A table cell: a top-1 in percent, or a dash where the preset's child run did not complete. */
+const cell = (x: number | undefined) => (x === undefined ? '—' : pct(x));
 
+/**
+ * The study: the ViT (trained once, cached), then one `ptq-preset` child run per preset through
+ * the executor (each quantizes and evaluates its preset at every bit width; preset-job.ts says
+ * why per preset), then the table, plots and export check here, a preset whose child did not
+ * complete marked missing.
+ */
 export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise<Record<string, unknown>> {
   const started = Date.now();
-  const { model, source, trained } = await studyModel(ctx, cfg);
+  const { source, trained } = await studyModel(ctx, cfg);
   const tModel = (Date.now() - started) / 1000;
+  const bits = [...new Set(cfg.bits)].sort((a, b) => a - b);
+  const cols = bits.map((b) => `W${b}A${b}`);
+  // The post-LN scales plotted: the first preset with a per-channel post-LN calibration, at plot_bits.
+  const lnPreset = bits.includes(cfg.plot_bits) ? cfg.presets.find((n) => PRESETS[n].ln !== 'none') : undefined;
+  // The export preset runs as a child of its own (no table row) when it is not among the presets.
+  const childPresets = cfg.presets.includes(cfg.export_preset) ? cfg.presets : [...cfg.presets, cfg.export_preset];
+  ctx.progress({ step: 0, total: childPresets.length, phase: 'presets', message: `${childPresets.length} preset child runs × ${bits.length} bit widths` });
+  const outcomes = await ctx.runChildren(
+    childPresets.map((name) => ({
+      key: `preset ${name}`,
+      name: `${cfg.name ?? 'ptq-study'} ${name}`,
+      config: {
+        method: 'ptq-preset',
+        seed: cfg.seed,
+        model: source,
+        data: cfg.data,
+        quantizer: name,
+        bits: cfg.presets.includes(name) ? bits : [],
+        softmax_candidates: cfg.softmax_candidates,
+        ...(name === cfg.export_preset ? { export_bits: cfg.export_bits } : {}),
+        ...(name === lnPreset ? { ln_calibrations_bits: cfg.plot_bits } : {}),
+      },
+    })),
+  );
+  const byPreset = new Map(childPresets.map((name, i) => [name, outcomes[i]]));
+  const table: Record<string, Record<string, number>> = {};
+  for (const name of cfg.presets) {
+    const top = byPreset.get(name)!.summary?.top1 as Record<string, number> | undefined;
+    if (top) table[name] = top;
+  }
+  const missing = outcomes.filter((o) => !o.summary).map((o) => ({ preset: o.key.replace(/^preset /, ''), run_id: o.runId, status: o.status }));
+  // One metric line per cell, in the order bit width, then preset.
+  let cellIndex = 0;
+  for (const b of bits)
+    for (const name of cfg.presets) {
+      cellIndex++;
+      const acc = table[name]?.[`W${b}A${b}`];
+      if (acc !== undefined) ctx.metric({ step: cellIndex, preset: name, bits: b, top1: acc });
+    }
+
+  const model = await loadViT(source);
   try {
     const { calib, evalSet } = await ptqData(cfg, model);
-    const bits = [...new Set(cfg.bits)].sort((a, b) => a - b);
-    const total = 1 + bits.length * cfg.presets.length;
-    let done = 0;
-    ctx.progress({ step: done, total, phase: 'fp' });
+    ctx.progress({ step: childPresets.length, total: childPresets.length, phase: 'fp' });
     const fp = await top1(model, evalSet, undefined, 250, () => ctx.tick());
     ctx.log(`FP top-1 ${pct(fp)}% on ${evalSet.n} images`);
+    const exported = await copyExport(ctx, byPreset.get(cfg.export_preset)!);
     const x = imageBatch(calib.images, 0, calib.n, [calib.height, calib.width, calib.channels], inputNorm(model));
-    const table: Record<string, Record<string, number>> = {};
-    let lnCalibs: LnCalibration[] = [];
-    let exported: Record<string, unknown> | null = null;
     let lnInfo: Record<string, unknown> = {};
     try {
-      for (const b of bits) {
-        for (const name of cfg.presets) {
-          const p = PRESETS[name];
-          const q = await quantizeViT(model, x, { wBits: b, aBits: b, softmax: p.softmax, lnReparam: p.ln, softmaxCandidates: cfg.softmax_candidates });
-          try {
-            const acc = await top1(q.model, evalSet, q.hooks(), 250, () => ctx.tick());
-            (table[name] ??= {})[`W${b}A${b}`] = acc;
-            ctx.metric({ step: ++done, preset: name, bits: b, top1: acc });
-            ctx.log(`${name} W${b}A${b}: top-1 ${pct(acc)}%`);
-            if (b === cfg.plot_bits && p.ln !== 'none' && lnCalibs.length === 0) lnCalibs = q.lnCalibrations;
-            if (name === cfg.export_preset && b === cfg.export_bits) exported = await exportAndCheck(ctx, q, evalSet, acc);
-          } finally {
-            q.dispose();
-          }
-          ctx.progress({ step: done, total, phase: 'quantize', message: `${name} W${b}A${b}` });
-        }
-      }
-      if (!exported) {
-        const p = PRESETS[cfg.export_preset];
-        const q = await quantizeViT(model, x, {
-          wBits: cfg.export_bits,
-          aBits: cfg.export_bits,
-          softmax: p.softmax,
-          lnReparam: p.ln,
-          softmaxCandidates: cfg.softmax_candidates,
-        });
-        try {
-          const acc = await top1(q.model, evalSet, q.hooks(), 250, () => ctx.tick());
-          exported = await exportAndCheck(ctx, q, evalSet, acc);
-        } finally {
-          q.dispose();
-        }
-      }
       await softmaxPlot(ctx, model, x, cfg.plot_bits, cfg.softmax_candidates);
-      if (lnCalibs.length === 0) {
+      const fromChild = lnPreset ? byPreset.get(lnPreset)!.summary?.ln_calibrations : null;
+      let lnCalibs: LnCalibration[];
+      if (lnPreset && typeof fromChild === 'string') {
+        const saved = readJsonSync(path.join(ctx.project.run(byPreset.get(lnPreset)!.runId).artifactsDir, fromChild), 'post-LN calibration');
+        lnCalibs = (saved as Omit<LnCalibration, 'target'>[]).map((c) => ({ ...c, target: null }));
+      } else {
         const q = await quantizeViT(model, x, { wBits: cfg.plot_bits, aBits: cfg.plot_bits, softmax: 'uniform', lnReparam: 'median' });
         lnCalibs = q.lnCalibrations;
         q.dispose();
@@ -190,24 +208,30 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
     }
 
     // Table: rows = presets (FP first), columns = bit widths.
-    const cols = bits.map((b) => `W${b}A${b}`);
     // The post-softmax calibration budget of each preset (candidates tried per quantizer).
     const budget = (n: string) => softmaxCandidatesTried(PRESETS[n].softmax, cfg.softmax_candidates);
     const rows = [
-      { preset: 'fp', label: 'full precision', candidates: '', values: cols.map(() => fp) },
-      ...cfg.presets.map((n) => ({ preset: n, label: PRESETS[n].label, candidates: String(budget(n)), values: cols.map((c) => table[n][c]) })),
+      { preset: 'fp', label: 'full precision', candidates: '', values: cols.map((): number | undefined => fp) },
+      ...cfg.presets.map((n) => ({ preset: n, label: PRESETS[n].label, candidates: String(budget(n)), values: cols.map((c) => table[n]?.[c]) })),
     ];
     const outliers = outlierNote(lnInfo);
     const md = [
       `| preset | softmax calibration candidates | ${cols.join(' | ')} |`,
       `|---|---:|${cols.map(() => '---:').join('|')}|`,
-      ...rows.map((r) => `| ${r.label} | ${r.candidates} | ${r.values.map(pct).join(' | ')} |`),
+      ...rows.map((r) => `| ${r.label} | ${r.candidates} | ${r.values.map(cell).join(' | ')} |`),
       ...(outliers ? ['', `**Note:** ${outliers}`] : []),
+      ...(missing.length
+        ? [
+            '',
+            `Missing (— above; their child runs did not complete, \`normlab resume ${ctx.run.id}\` reruns them): ${missing.map((m) => `${m.preset} (${m.status})`).join(', ')}.`,
+          ]
+        : []),
     ].join('\n');
     const csv =
-      [['preset', 'softmax_candidates', ...cols].join(','), ...rows.map((r) => [r.preset, r.candidates, ...r.values.map((v) => v.toFixed(4))].join(','))].join(
-        '\n',
-      ) + '\n';
+      [
+        ['preset', 'softmax_candidates', ...cols].join(','),
+        ...rows.map((r) => [r.preset, r.candidates, ...r.values.map((v) => (v === undefined ? '' : v.toFixed(4)))].join(',')),
+      ].join('\n') + '\n';
     writeFileAtomicSync(path.join(ctx.run.artifactsDir, 'ptq_table.md'), md + '\n');
     writeFileAtomicSync(path.join(ctx.run.artifactsDir, 'ptq_table.csv'), csv);
     writeJsonAtomicSync(path.join(ctx.run.artifactsDir, 'ptq_table.json'), {
@@ -217,6 +241,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       softmax_candidates: Object.fromEntries(cfg.presets.map((n) => [n, budget(n)])),
       no_outlier_channels: outliers,
       table,
+      missing_presets: missing,
     });
     await writePlot(
       path.join(ctx.run.artifactsDir, 'top1_drop_by_bits.png'),
@@ -224,7 +249,10 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
         title: `Top-1 lost to post-training quantization (FP ${pct(fp)}%)`,
         xLabel: 'weights / activations bits',
         yLabel: 'top-1 drop from FP (points)',
-        groups: rows.slice(1).map((r) => ({ name: r.label, values: cols.map((c, i) => ({ label: c, value: 100 * (fp - r.values[i]) })) })),
+        groups: rows
+          .slice(1)
+          .filter((r) => table[r.preset])
+          .map((r) => ({ name: r.label, values: cols.map((c, i) => ({ label: c, value: 100 * (fp - (r.values[i] ?? fp)) })) })),
         width: 760,
         height: 420,
         scale: 2,
@@ -257,6 +285,8 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       ...(w8 !== undefined ? { w8a8_dopq_drop_points: 100 * (fp - w8), w8a8_dopq_within_1_point: 100 * (fp - w8) <= 1 } : {}),
       ln_scales: lnInfo,
       export: exported,
+      missing_children: missing,
+      runs: Object.fromEntries(childPresets.map((n) => [n, byPreset.get(n)!.runId])),
       seconds: { total: seconds, model: tModel },
     };
   } finally {
@@ -264,31 +294,18 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
   }
 }
 
-async function exportAndCheck(
-  ctx: JobContext,
-  q: Awaited<ReturnType<typeof quantizeViT>>,
-  evalSet: Parameters<typeof top1>[1],
-  simulated: number,
-): Promise<Record<string, unknown>> {
+/**
+ * The export preset's child exported its quantized model and checked its dequantized reference;
+ * copy the export into this run's `quantized/` (null when that child did not complete).
+ */
+async function copyExport(ctx: JobContext, child: ChildOutcome): Promise<Record<string, unknown> | null> {
+  const info = child.summary?.export as Record<string, unknown> | null | undefined;
+  if (!info) return null;
   const dir = path.join(ctx.run.artifactsDir, 'quantized');
-  await exportQuantized(q, dir);
-  const ref = await loadQuantizedViT(dir);
-  try {
-    const refAcc = await top1(ref.model, evalSet, ref.hooks, 250, () => ctx.tick());
-    ctx.log(`export: dequantized reference top-1 ${pct(refAcc)}% (simulated ${pct(simulated)}%)`);
-    return {
-      dir,
-      w_bits: q.options.wBits,
-      a_bits: q.options.aBits,
-      softmax: q.options.softmax,
-      ln_reparam: q.options.lnReparam,
-      simulated_top1: simulated,
-      reference_top1: refAcc,
-      matches: refAcc === simulated,
-    };
-  } finally {
-    ref.dispose();
-  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.cpSync(String(info.dir), dir, { recursive: true });
+  ctx.log(`export (child ${child.runId}): dequantized reference top-1 ${pct(Number(info.reference_top1))}% (simulated ${pct(Number(info.simulated_top1))}%)`);
+  return { ...info, dir, child_run: child.runId };
 }
 
 /** Post-softmax histogram (FP model, calibration images, all blocks) with each quantizer's levels. */

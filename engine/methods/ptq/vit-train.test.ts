@@ -47,4 +47,24 @@ describe('vit-train', () => {
     expect(resumed.readSummary()!.top1).toBe(straight.readSummary()!.top1);
     expect(await maxRelDiff(weights(resumed), weights(straight))).toBe(0);
   });
+
+  it('a run told to stop (SIGTERM) mid-epoch checkpoints the step it reached and resumes from there to the uninterrupted result', async () => {
+    const q = tempQueue('vit-interrupt-');
+    const straight = await runToEnd(q, config({ batch: 8 }));
+    const run = q.enqueue(config({ batch: 8 }));
+    const off = q.on((e) => {
+      if (e.event === 'progress' && e.runId === run.id && e.step === 5) q.interruptAll(); // step 2 of epoch 2
+    });
+    await q.wait(run.id);
+    off();
+    expect(q.project.run(run.id).status).toBe('interrupted');
+    expect(q.project.run(run.id).latestCheckpoint()!.step).toBe(5);
+    q.resume(run.id);
+    await q.wait(run.id);
+    const resumed = q.project.run(run.id);
+    expect(resumed.record.resumes).toEqual([5]);
+    expect(metricSeries(resumed, 'loss')).toEqual(metricSeries(straight, 'loss'));
+    expect(resumed.readSummary()!.top1).toBe(straight.readSummary()!.top1);
+    expect(await maxRelDiff(weights(resumed), weights(straight))).toBe(0);
+  });
 });

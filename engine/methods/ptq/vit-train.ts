@@ -16,7 +16,7 @@ import { crossEntropy } from '../../nn/ops.js';
 import { AdamW, clipGlobalNorm } from '../../nn/optim.js';
 import { learningRate } from '../../nn/schedule.js';
 import { accumulate, gradAccumField, microBatches, namedGrads } from '../../train/accumulate.js';
-import { restoreTrainingCheckpoint, saveTrainingCheckpoint } from '../../train/checkpoint.js';
+import { endOfStep, restoreTrainingCheckpoint, saveTrainingCheckpoint, yieldUntilCheckpoint } from '../../train/checkpoint.js';
 import { imageBatch, inputNorm, top1 } from './ptq.js';
 import { checkImagesFit, loadImageSource, loadViT, saveViT } from './vit-io.js';
 import { pathField } from '../../jobs/paths.js';
@@ -135,20 +135,26 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
     let step = 0;
     let acc = 0;
     let firstEpoch = 0;
+    let firstOffset = 0;
     let imagesSeen = 0;
     try {
       if (ctx.resumeFrom) {
-        // Checkpoints are taken at epoch ends: the next epoch's shuffle continues the RNG.
-        const state = await restoreTrainingCheckpoint<{ epoch: number; rng: number; top1: number }>(ctx.resumeFrom.dir, { optimizer: opt });
+        // A checkpoint holds the RNG state before its epoch's shuffle and the images of that epoch
+        // already trained on (0 at an epoch end; more when a SIGTERM stopped the run mid-epoch).
+        const state = await restoreTrainingCheckpoint<{ epoch: number; rng: number; top1: number; offset?: number }>(ctx.resumeFrom.dir, {
+          optimizer: opt,
+        });
         rng.restore(state.rng);
         ({ step, epoch: firstEpoch, top1: acc } = state);
-        ctx.log(`resumed after epoch ${firstEpoch} (step ${step})`);
+        firstOffset = state.offset ?? 0;
+        ctx.log(`resumed in epoch ${firstEpoch + 1} after ${firstOffset} images (step ${step})`);
       }
       let loss = NaN; // of the last logged step
       let gradNorm = NaN;
       for (let epoch = firstEpoch; epoch < t.epochs; epoch++) {
+        const epochRng = rng.state();
         const order = rng.shuffle(Array.from({ length: train.n }, (_, i) => i));
-        for (let s = 0; s < train.n; s += stepImages) {
+        for (let s = epoch === firstEpoch ? firstOffset : 0; s < train.n; s += stepImages) {
           const idx = order.slice(s, s + stepImages);
           const lr = learningRate(schedule, step);
           const { value, grads } = accumulate(microBatches(idx.length, t.batch), (mb) => {
@@ -174,10 +180,14 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
           }
           tf.dispose([value, clipped.norm]);
           ctx.progress({ step, total, phase: 'train', message: `epoch ${epoch + 1}/${t.epochs}${Number.isNaN(loss) ? '' : ` loss ${loss.toFixed(3)}`}` });
-          await ctx.tick();
+          // Periodic checkpoints are taken at epoch ends (below); this one only when told to stop.
+          const offset = s + idx.length;
+          await endOfStep(ctx, false, () =>
+            saveTrainingCheckpoint(ctx.run, step, { model: (dir) => saveViT(model, dir), optimizer: opt, state: { epoch, offset, rng: epochRng, top1: acc } }),
+          );
         }
         if ((epoch + 1) % t.eval_every === 0 || epoch + 1 === t.epochs) {
-          acc = await top1(model, evalSet, undefined, 250, () => ctx.tick());
+          acc = await top1(model, evalSet, undefined, 250, () => yieldUntilCheckpoint(ctx));
           ctx.metric({ step, epoch: epoch + 1, val_top1: acc });
           ctx.log(`epoch ${epoch + 1}: top-1 ${(100 * acc).toFixed(2)}% on ${evalSet.n} held-out images`);
         }
@@ -186,6 +196,7 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
           optimizer: opt,
           state: { epoch: epoch + 1, rng: rng.state(), top1: acc },
         });
+        await ctx.tick(); // a SIGTERM during the evaluation ends the run here, at the epoch's checkpoint
       }
     } finally {
       opt.dispose();

@@ -89,7 +89,11 @@ describe('executor config', () => {
       const collect = s.collect('4242');
       expect(collect).toContain('#SBATCH --dependency=afterany:4242\n');
       expect(collect).toContain(`collect ${parent.id}`);
+      expect(collect).not.toContain('--gpus-per-task');
       for (const script of [s.array, collect]) execFileSync('bash', ['-n'], { input: script });
+      // Pinned to webgpu, the collect job (which may evaluate, e.g. ptq-study's FP top-1) needs the GPU too.
+      const pinned = slurmScripts({ cfg: exec, parent, children: runs, projectDir: dir, backend: 'webgpu', engineCommand: 'normlab', logDir: dir });
+      expect(pinned.collect('1')).toContain('#SBATCH --gpus-per-task=1\n');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

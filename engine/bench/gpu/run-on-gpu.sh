@@ -13,11 +13,13 @@
 #   env.txt                  GPU, driver, Vulkan ICD and library paths used
 #   backends.json            `normlab backends --json` (which backends load, which adapter)
 #   normlab-webgpu.json      `normlab --backend webgpu bench --json` (rows: see engine/bench/)
-#   torch-<model>-<attn>.json  the PyTorch twin (engine/bench/torch_lm_step.py), fp32, TF32 off,
-#                            for the bench model and GPT-2 small, explicit attention and SDPA
+#   torch.json               the PyTorch twin (engine/bench/torch_lm_step.py), fp32, TF32 off, for
+#                            the bench model and GPT-2 small, explicit attention and SDPA: one
+#                            result (or null) per "<model>-<attn>" key
 #   summary.json             the headline numbers and ratios
 #   run-on-gpu.log           what happened, step by step
-# A step that fails is logged and the others still run.
+# A step that fails is logged and the others still run. Six files in all: the device tool brings
+# back at most eight from $OUT.
 #
 # Settings (environment):
 #   TORCH_DEVICE     cuda (default) or cpu (a dry run without a GPU)
@@ -41,6 +43,7 @@ GPT2_SEQ="${GPT2_SEQ:-$GPT2_SEQ_DEFAULT}"
 GPT2_BATCH="${GPT2_BATCH:-$GPT2_BATCH_DEFAULT}"
 STEP_TIMEOUT="${STEP_TIMEOUT:-300}"
 mkdir -p "$OUT" "$WORK"
+rm -f "$WORK"/torch-*.json # a twin that fails this time must not report an earlier result
 LOG="$OUT/run-on-gpu.log"
 : >"$LOG"
 log() { echo "run-on-gpu: $*" | tee -a "$LOG" >&2; }
@@ -192,7 +195,7 @@ torch_twin() { # torch_twin <name> <args...>
   local name="$1"
   shift
   log "PyTorch twin $name on $TORCH_DEVICE: $*"
-  timeout "$STEP_TIMEOUT" "$PY" "$TWIN" --device "$TORCH_DEVICE" "$@" >"$OUT/torch-$name.json" 2>>"$LOG" || log "PyTorch twin $name failed (exit $?)"
+  timeout "$STEP_TIMEOUT" "$PY" "$TWIN" --device "$TORCH_DEVICE" "$@" >"$WORK/torch-$name.json" 2>>"$LOG" || log "PyTorch twin $name failed (exit $?)"
 }
 if [ -z "$PY" ]; then
   log "no python3: the PyTorch twin is skipped"
@@ -208,11 +211,12 @@ fi
 log "summary"
 LD_LIBRARY_PATH="${NODE_LIBS:+$NODE_LIBS:}${LD_LIBRARY_PATH:-}" CPU_LM_TOKENS="${CPU_LM_TOKENS:-}" "$NODE" --input-type=module -e '
 import fs from "node:fs";
-const dir = process.argv[1];
-const read = (f) => { try { const t = fs.readFileSync(`${dir}/${f}`, "utf8").trim(); return t ? JSON.parse(t.split("\n").pop()) : null; } catch { return null; } };
-const bench = read("normlab-webgpu.json");
+const [dir, work] = process.argv.slice(1);
+const read = (f) => { try { const t = fs.readFileSync(f, "utf8").trim(); return t ? JSON.parse(t.split("\n").pop()) : null; } catch { return null; } };
+const bench = read(`${dir}/normlab-webgpu.json`);
 const row = (n) => bench?.rows?.find((r) => r.backend === "webgpu" && r.name === n) ?? null;
-const torch = Object.fromEntries(["bench-explicit", "bench-sdpa", "gpt2-explicit", "gpt2-sdpa"].map((n) => [n, read(`torch-${n}.json`)]));
+const torch = Object.fromEntries(["bench-explicit", "bench-sdpa", "gpt2-explicit", "gpt2-sdpa"].map((n) => [n, read(`${work}/torch-${n}.json`)]));
+fs.writeFileSync(`${dir}/torch.json`, JSON.stringify(torch, null, 2) + "\n");
 const best = (a, b) => Math.max(a?.tokens_per_s ?? 0, b?.tokens_per_s ?? 0) || null;
 const ratio = (x, y) => (x && y ? x / y : null);
 const lm = row("lm_train")?.value ?? null, gpt2 = row("gpt2_small_train")?.value ?? null;
@@ -227,5 +231,5 @@ summary.lm_vs_torch = ratio(lm, summary.torch.bench_tokens_per_s);
 summary.lm_vs_cpu = ratio(lm, cpu);
 fs.writeFileSync(`${dir}/summary.json`, JSON.stringify(summary, null, 2) + "\n");
 console.log(JSON.stringify(summary));
-' "$OUT" 2>>"$LOG" | tee -a "$LOG"
+' "$OUT" "$WORK" 2>>"$LOG" | tee -a "$LOG"
 log "done: $OUT"

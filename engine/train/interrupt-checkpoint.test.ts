@@ -50,7 +50,8 @@ describe('a SIGTERM mid-training', () => {
     const stopped = project.run(run.id);
     expect(stopped.status).toBe('interrupted');
     const reached = lastLoggedStep(stopped);
-    expect(reached).toBeGreaterThan(60);
+    // Step 60 itself when the signal lands between its metric line and its step boundary.
+    expect(reached).toBeGreaterThanOrEqual(60);
     expect(reached).toBeLessThan(300);
     expect(stopped.latestCheckpoint()!.step).toBe(reached);
 

@@ -110,7 +110,13 @@ registerJobKind({
     try {
       const dim = ae.imageDim;
       const rng = new Rng(cfg.seed * 104729 + 3);
-      await fit(
+      /** The trained model's latent statistics over the training images, saved with its weights. */
+      const setTrainingLatentStats = async (): Promise<Float32Array> => {
+        const { mean, std } = latentStats(await encodeAll(ae, train.images, train.n), train.n, ae.latentDim);
+        ae.setLatentStats(mean, std);
+        return std;
+      };
+      const { modelDir } = await fit(
         ctx,
         ae.params,
         {
@@ -129,11 +135,21 @@ registerJobKind({
             return { loss: r.loss, extra: { recon_bce: r.recon, kl: r.kl } };
           },
         },
-        { steps: cfg.steps, lr: cfg.lr, phase: 'autoencoder', batch: cfg.batch, gradAccum: cfg.grad_accum, checkpointEvery: cfg.checkpoint_every },
+        {
+          steps: cfg.steps,
+          lr: cfg.lr,
+          phase: 'autoencoder',
+          batch: cfg.batch,
+          gradAccum: cfg.grad_accum,
+          checkpointEvery: cfg.checkpoint_every,
+          saveModel: async (d) => {
+            await setTrainingLatentStats();
+            await saveAutoencoder(ae, d, cfg.data);
+          },
+        },
       );
-      const z = await encodeAll(ae, train.images, train.n);
-      const { mean, std } = latentStats(z, train.n, ae.latentDim);
-      ae.setLatentStats(mean, std);
+      // A run resumed from its final checkpoint did not save the model here: its stats are not set yet.
+      const std = ae.latentStd ?? (await setTrainingLatentStats());
       // Reconstruction error on the reference images (through the encoder mean).
       const rz = await encodeAll(ae, ref.images, ref.n);
       const rec = await decodeAll(ae, rz, ref.n);
@@ -151,7 +167,6 @@ registerJobKind({
       }
       const grid = imageGrid(both, 2 * show, train.height, train.width, train.channels, 8);
       await writePng(path.join(ctx.run.artifactsDir, 'reconstructions.png'), grid.rgba, grid.width, grid.height);
-      const dir = await ctx.run.saveCheckpoint(cfg.steps, (d) => saveAutoencoder(ae, d, cfg.data));
       const stdSpread = [Math.min(...std), Math.max(...std)];
       ctx.metric({ step: cfg.steps, ref_recon_mse: mse });
       ctx.log(`autoencoder: reference reconstruction MSE ${mse.toFixed(5)}; latent std per element in [${stdSpread.map((v) => v.toFixed(3)).join(', ')}]`);
@@ -160,7 +175,7 @@ registerJobKind({
         ref_recon_mse: mse,
         latent_dim: ae.latentDim,
         latent_std_range: stdSpread,
-        model_dir: dir,
+        model_dir: modelDir,
       };
     } finally {
       ae.dispose();

@@ -143,7 +143,7 @@ registerJobKind({
     );
     try {
       const rng = new Rng(cfg.seed * 7919 + 11);
-      await fit(
+      const { modelDir } = await fit(
         ctx,
         model.params,
         {
@@ -157,16 +157,23 @@ registerJobKind({
             return { loss: crossEntropy(model.logits(xs), tf.tensor1d(y.subarray(mb.start, mb.start + mb.rows), 'int32')) };
           },
         },
-        { steps: cfg.steps, lr: cfg.lr, phase: 'classifier', batch: cfg.batch, gradAccum: cfg.grad_accum, checkpointEvery: cfg.checkpoint_every },
+        {
+          steps: cfg.steps,
+          lr: cfg.lr,
+          phase: 'classifier',
+          batch: cfg.batch,
+          gradAccum: cfg.grad_accum,
+          checkpointEvery: cfg.checkpoint_every,
+          saveModel: (d) => model.save(d),
+        },
       );
       const { preds } = await model.embed(ref.images, ref.n);
       let correct = 0;
       for (let i = 0; i < ref.n; i++) if (preds[i] === ref.labels[i]) correct++;
       const accuracy = correct / ref.n;
       ctx.metric({ step: cfg.steps, ref_accuracy: accuracy });
-      const dir = await ctx.run.saveCheckpoint(cfg.steps, (d) => model.save(d));
       ctx.log(`classifier accuracy on ${ref.n} reference images: ${(100 * accuracy).toFixed(2)}%`);
-      return { key_result: { label: 'reference accuracy', value: accuracy }, ref_accuracy: accuracy, ref_images: ref.n, model_dir: dir };
+      return { key_result: { label: 'reference accuracy', value: accuracy }, ref_accuracy: accuracy, ref_images: ref.n, model_dir: modelDir };
     } finally {
       model.dispose();
     }

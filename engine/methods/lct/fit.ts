@@ -21,6 +21,8 @@ export interface FitOptions {
   batch: number;
   gradAccum: number;
   checkpointEvery: number;
+  /** Writes the trained model's folder into the final checkpoint (what the job's `model_dir` names). */
+  saveModel: (dir: string) => Promise<void>;
   logEvery?: number;
   clip?: number;
 }
@@ -38,10 +40,17 @@ export interface FitTask<B extends tf.TensorContainer> {
 /**
  * Run `steps` AdamW steps of `task`. Logs `<phase>_loss` metrics every `logEvery` steps and at
  * the end (the only steps whose loss is read from the device); checkpoints every
- * `checkpointEvery` steps before the last (the job saves the final model itself); resumes from
- * `ctx.resumeFrom`. Returns the last logged loss.
+ * `checkpointEvery` steps and at the last, where the checkpoint also holds the model folder
+ * (`saveModel`), so a run stopped after training but before its summary resumes from there
+ * without training again; resumes from `ctx.resumeFrom`. Returns the last logged loss and the
+ * final checkpoint's folder.
  */
-export async function fit<B extends tf.TensorContainer>(ctx: JobContext, params: ParamSet, task: FitTask<B>, o: FitOptions): Promise<number> {
+export async function fit<B extends tf.TensorContainer>(
+  ctx: JobContext,
+  params: ParamSet,
+  task: FitTask<B>,
+  o: FitOptions,
+): Promise<{ loss: number; modelDir: string }> {
   const opt = new AdamW(params, { weightDecay: 0 });
   const schedule = { kind: 'cosine' as const, lr: o.lr, warmup: Math.min(50, Math.floor(o.steps / 10)), minLr: o.lr * 0.05, total: o.steps };
   const rows = o.batch * o.gradAccum;
@@ -88,15 +97,22 @@ export async function fit<B extends tf.TensorContainer>(ctx: JobContext, params:
       }
       tf.dispose([value, ...extras.values()]);
       ctx.progress({ step: done, total: o.steps, phase: o.phase, message: Number.isNaN(last) ? o.phase : `loss ${last.toFixed(4)}` });
-      // (The caller saves the last step's checkpoint with its model folder.)
-      await endOfStep(ctx, done % o.checkpointEvery === 0 && done < o.steps, () =>
-        saveTrainingCheckpoint(ctx.run, done, { optimizer: opt, groups: { params }, state: { rng: task.rng.state(), loss: last } }),
+      const final = done === o.steps;
+      await endOfStep(ctx, done % o.checkpointEvery === 0 || final, () =>
+        saveTrainingCheckpoint(ctx.run, done, {
+          ...(final ? { model: o.saveModel } : {}),
+          optimizer: opt,
+          groups: { params },
+          state: { rng: task.rng.state(), loss: last },
+        }),
       );
     }
   } finally {
     opt.dispose();
   }
-  return last;
+  const finalCheckpoint = ctx.run.latestCheckpoint();
+  if (finalCheckpoint?.step !== o.steps) fail('internal', `${o.phase} training ended without its step-${o.steps} checkpoint`);
+  return { loss: last, modelDir: finalCheckpoint.dir };
 }
 
 /** a + b by key (disposes both maps' tensors). */

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend/backend.js';
@@ -65,6 +66,22 @@ for (const [kind, make, lossKey] of [
       expect(stopped.record.resumes).toEqual([5]);
       expect(metricSeries(stopped, lossKey)).toEqual(metricSeries(straight, lossKey));
       expect(await maxRelDiff(weights(stopped), weights(straight))).toBe(0);
+    });
+
+    it('a run killed after its final checkpoint, before its summary, resumes from that checkpoint without training again', async () => {
+      const run = await runToEnd(q, make({}));
+      const summary = run.readSummary()!;
+      const losses = metricSeries(run, lossKey);
+      // What a process killed there leaves: a "running" record without a live process, no summary.
+      run.update({ status: 'running', pid: null });
+      fs.rmSync(path.join(run.dir, 'summary.json'));
+      q.resume(run.id);
+      await q.wait(run.id);
+      const resumed = q.project.run(run.id);
+      expect(resumed.status, resumed.record.error?.message).toBe('completed');
+      expect(resumed.record.resumes).toEqual([6]);
+      expect(metricSeries(resumed, lossKey)).toEqual(losses);
+      expect(resumed.readSummary()).toEqual(summary);
     });
   });
 }

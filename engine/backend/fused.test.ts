@@ -9,7 +9,7 @@ import { initBackend } from './backend.js';
 import { fusedOps } from './fused-ops.js';
 import { nativeKernels, nativeStatus, setNativeThreads } from './native.js';
 import { attention, crossEntropy, gelu, layerNorm, packedSelfAttention, rmsNorm, rope, swiglu } from '../nn/ops.js';
-import { adamwSteps, compare, on, expectClose, rand, size } from '../testing/backends.js';
+import { adamwSteps, compare, on, expectClose, rand, size, valueAndGrads } from '../testing/backends.js';
 
 const available = nativeKernels() !== null;
 
@@ -26,17 +26,6 @@ describe.skipIf(!available)('fused ops on wasm vs composed tfjs ops on cpu', () 
     await initBackend('wasm');
     expect(fusedOps('gelu')).not.toBeNull(); // otherwise both sides would run the composed ops
   });
-
-  /** f(inputs) and its gradients with respect to every input, under a fixed random weighting. */
-  function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: { v: Float32Array; shape: number[] }[], seed: number): () => tf.Tensor[] {
-    return () => {
-      const xs = inputs.map(({ v, shape }) => tf.tensor(v, shape));
-      const y = f(...xs);
-      const w = tf.tensor(rand(y.size, seed), y.shape);
-      const g = tf.grads((...args: tf.Tensor[]) => tf.sum(tf.mul(f(...args), w)));
-      return [y, ...g(xs)];
-    };
-  }
 
   it('GELU, erf and tanh forms, over the saturating range', async () => {
     const x = { v: rand(3 * 5 * 67, 1, 7), shape: [3, 5, 67] };

@@ -23,7 +23,7 @@ export function rand(n: number, seed: number, scale = 1): Float32Array {
 export const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Run `f` on a backend and return every output's values (tensors are disposed). */
-export async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
+export async function on(backend: 'cpu' | 'wasm' | 'webgpu', f: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
   await initBackend(backend);
   const outs = tf.tidy(() => {
     const r = f();
@@ -32,6 +32,20 @@ export async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor | tf.Tensor
   const vals = await Promise.all(outs.map(async (t) => Float32Array.from(await t.data())));
   tf.dispose(outs);
   return vals;
+}
+
+/** A test input: values and shape. */
+export type Input = { v: Float32Array; shape: number[] };
+
+/** f(inputs) and its gradients with respect to every input, under a fixed random weighting. */
+export function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: Input[], seed: number): () => tf.Tensor[] {
+  return () => {
+    const xs = inputs.map(({ v, shape }) => tf.tensor(v, shape));
+    const y = f(...xs);
+    const w = tf.tensor(rand(y.size, seed), y.shape);
+    const g = tf.grads((...args: tf.Tensor[]) => tf.sum(tf.mul(f(...args), w)));
+    return [y, ...g(xs)];
+  };
 }
 
 /** max |got - want| relative to max(1, max |want|) is within tol. */

@@ -15,19 +15,8 @@ import { Llama, LLAMA_DEFAULTS } from '../../models/llama.js';
 import type { CausalLM } from '../../models/lm.js';
 import { AdamW } from '../../nn/optim.js';
 import { lmTrainStep, readStep } from '../../train/lm-step.js';
-import { adamwSteps, expectClose, rand, size } from '../../testing/backends.js';
+import { adamwSteps, expectClose, on, rand, size, valueAndGrads } from '../../testing/backends.js';
 import { describeWebgpu } from '../../testing/webgpu.js';
-
-type Input = { v: Float32Array; shape: number[] };
-
-/** Run `f` on a backend and read every output back (asynchronously: webgpu has no sync reads). */
-async function on(backend: 'cpu' | 'webgpu', f: () => tf.Tensor[]): Promise<Float32Array[]> {
-  await initBackend(backend);
-  const outs = tf.tidy(f);
-  const vals = await Promise.all(outs.map(async (t) => Float32Array.from(await t.data())));
-  tf.dispose(outs);
-  return vals;
-}
 
 /** `f`'s result and how often it ran each kernel: every op, fused or stock, dispatches through the engine's runKernel. */
 async function countingKernels<T>(f: () => Promise<T>): Promise<{ result: T; runs: (kernel: string) => number }> {
@@ -43,17 +32,6 @@ async function countingKernels<T>(f: () => Promise<T>): Promise<{ result: T; run
   } finally {
     spy.mockRestore();
   }
-}
-
-/** f(inputs) and its gradients with respect to every input, under a fixed random weighting. */
-function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: Input[], seed: number): () => tf.Tensor[] {
-  return () => {
-    const xs = inputs.map(({ v, shape }) => tf.tensor(v, shape));
-    const y = f(...xs);
-    const w = tf.tensor(rand(y.size, seed), y.shape);
-    const g = tf.grads((...args: tf.Tensor[]) => tf.sum(tf.mul(f(...args), w)));
-    return [y, ...g(xs)];
-  };
 }
 
 /** cpu's composed ops are the reference; webgpu runs the fused kernels, `kernels` among them. */

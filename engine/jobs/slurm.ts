@@ -21,13 +21,11 @@ function commonDirectives(cfg: SlurmExecutorConfig): string[] {
   return [...(cfg.partition ? [`--partition=${cfg.partition}`] : []), ...(cfg.account ? [`--account=${cfg.account}`] : [])].map((d) => `#SBATCH ${d}`);
 }
 
-/** Backends that run only where a GPU is. */
-const GPU_BACKENDS = new Set(['webgpu', 'tensorflow']);
-
 /**
  * The job-array script for `children` and the collect script that follows it. The collect job
  * does the parent's remaining work (e.g. ptq-study's full-precision top-1) on the same backend as
- * the tasks, so when that backend is pinned to a GPU one it asks for the tasks' GPUs too.
+ * the tasks, so when that backend is pinned to webgpu (which needs a GPU adapter; tensorflow runs on the CPU
+ * where it finds none) it asks for the tasks' GPUs too.
  */
 export function slurmScripts(opts: {
   cfg: SlurmExecutorConfig;
@@ -71,7 +69,7 @@ export function slurmScripts(opts: {
       ...commonDirectives(cfg),
       '#SBATCH --ntasks=1',
       '#SBATCH --cpus-per-task=1',
-      ...(cfg.gpus_per_task > 0 && GPU_BACKENDS.has(opts.backend) ? [`#SBATCH --gpus-per-task=${cfg.gpus_per_task}`] : []),
+      ...(cfg.gpus_per_task > 0 && opts.backend === 'webgpu' ? [`#SBATCH --gpus-per-task=${cfg.gpus_per_task}`] : []),
       `#SBATCH --output=${path.join(opts.logDir, 'collect-%j.out')}`,
       `# Writes ${parent.id}'s comparison once every task of array ${arrayJob} has ended.`,
       'set -euo pipefail',

@@ -7,7 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
-import { attention, attentionProbs, crossEntropy, gelu, layerNorm, linear, packedSelfAttention } from '../nn/ops.js';
+import { attention, attentionProbs, crossEntropy, layerNorm, linear, packedSelfAttention } from '../nn/ops.js';
+import { activate, activationName, type ActivationName } from './activations.js';
 import { checkModelLimits, MODEL_LIMITS, type LMShape } from './memory.js';
 import { normalInit, ParamSet, paramSeed } from '../nn/params.js';
 import { takeTensor, type CausalLM, type CheckpointSource, type Dropout, type ForwardHooks, type NormSite } from './lm.js';
@@ -19,7 +20,12 @@ export interface GPT2Config {
   n_layer: number; // blocks L
   n_head: number; // heads; C must divide by it
   layer_norm_epsilon: number; // 1e-5 like GPT-2
-  activation_function: 'gelu_new' | 'gelu'; // gelu_new = tanh approximation (GPT-2)
+  activation_function: ActivationName; // gelu_new = tanh approximation (GPT-2); any of HF's ACT2FN names in ./activations.ts
+  n_inner: number | null; // MLP hidden width; null = 4 n_embd
+  scale_attn_weights: boolean; // scores / sqrt(head size) (true like GPT-2)
+  scale_attn_by_inverse_layer_idx: boolean; // scores of block i further / (i + 1) (Mistral's GPT-2 "stanford-crfm" runs)
+  /** HF computes the scores in float32 with the scale applied before the matmul; in NormLab's float32 math it is the same. */
+  reorder_and_upcast_attn: boolean;
   tie_word_embeddings: boolean; // true like GPT-2: lm_head shares wte
   /** NormLab key: biases in linears and norms (true like GPT-2; false like the bench twin). */
   normlab_bias: boolean;
@@ -39,12 +45,13 @@ export const GPT2_DEFAULTS: GPT2Config = {
   n_head: 12,
   layer_norm_epsilon: 1e-5,
   activation_function: 'gelu_new',
+  n_inner: null,
+  scale_attn_weights: true,
+  scale_attn_by_inverse_layer_idx: false,
+  reorder_and_upcast_attn: false,
   tie_word_embeddings: true,
   normlab_bias: true,
 };
-
-/** The activations NormLab computes: `gelu_new` (tanh approximation) and `gelu` (exact, erf). */
-export const GPT2_ACTIVATIONS: readonly GPT2Config['activation_function'][] = ['gelu_new', 'gelu'];
 
 /** The shape of a GPT-2 for the memory estimate (engine/models/memory.ts). */
 export function gpt2Shape(c: GPT2Config): LMShape {
@@ -53,12 +60,17 @@ export function gpt2Shape(c: GPT2Config): LMShape {
     width: c.n_embd,
     layers: c.n_layer,
     heads: c.n_head,
-    ffn: 4 * c.n_embd,
+    ffn: gpt2Inner(c),
     positions: c.n_positions,
     attnMatrices: 4,
     ffnMatrices: 2,
     untiedHead: !c.tie_word_embeddings,
   };
+}
+
+/** The MLP's hidden width: n_inner, or 4 n_embd when it is null. */
+export function gpt2Inner(c: GPT2Config): number {
+  return c.n_inner ?? 4 * c.n_embd;
 }
 
 /** Read a GPT-2 config.json (HF keys; missing keys take GPT-2's defaults). */
@@ -79,11 +91,11 @@ export function gpt2ConfigFromJson(json: Record<string, unknown>): GPT2Config {
   if (c.n_embd % c.n_head !== 0) fail('config', `config.json: n_embd ${c.n_embd} is not divisible by n_head ${c.n_head}`);
   if (typeof c.layer_norm_epsilon !== 'number' || !Number.isFinite(c.layer_norm_epsilon) || c.layer_norm_epsilon < 0)
     fail('config', `config.json: layer_norm_epsilon must be a finite number >= 0, got ${JSON.stringify(c.layer_norm_epsilon)}`);
-  if (!GPT2_ACTIVATIONS.includes(c.activation_function))
-    fail(
-      'config',
-      `config.json: activation_function ${JSON.stringify(c.activation_function)} is not supported (expected one of ${GPT2_ACTIVATIONS.join(', ')})`,
-    );
+  c.activation_function = activationName(c.activation_function, 'config.json: activation_function');
+  if (c.n_inner !== null && (!Number.isInteger(c.n_inner) || c.n_inner <= 0 || c.n_inner > 8 * MODEL_LIMITS.width))
+    fail('config', `config.json: n_inner must be null or a positive integer up to ${8 * MODEL_LIMITS.width}, got ${JSON.stringify(c.n_inner)}`);
+  for (const key of ['scale_attn_weights', 'scale_attn_by_inverse_layer_idx', 'reorder_and_upcast_attn'] as const)
+    if (typeof c[key] !== 'boolean') fail('config', `config.json: ${key} must be true or false, got ${JSON.stringify(c[key])}`);
   if (json.normlab_ln_sigmas !== undefined && json.normlab_ln_sigmas !== null) c.normlab_ln_sigmas = lnSigmasFromJson(json.normlab_ln_sigmas, c.n_layer);
   return c;
 }
@@ -127,6 +139,7 @@ export class GPT2 implements CausalLM {
     seed = 0,
   ) {
     const { vocab_size: V, n_positions: P, n_embd: C, n_layer: L, normlab_bias: bias } = config;
+    const F = gpt2Inner(config);
     const p = (name: string, shape: number[], std: number) => this.params.add(name, normalInit(shape, std, paramSeed(seed, name)));
     const ones = (name: string, n: number) => this.params.add(name, tf.ones([n]));
     const zeros = (name: string, n: number) => this.params.add(name, tf.zeros([n]));
@@ -137,16 +150,16 @@ export class GPT2 implements CausalLM {
       ones(`${h}.ln_1.weight`, C);
       ones(`${h}.ln_2.weight`, C);
       p(`${h}.attn.c_attn.weight`, [C, 3 * C], 0.02);
-      p(`${h}.mlp.c_fc.weight`, [C, 4 * C], 0.02);
+      p(`${h}.mlp.c_fc.weight`, [C, F], 0.02);
       // GPT-2's scaled init of the residual projections: std 0.02 / sqrt(2L) (Radford et al. 2019).
       p(`${h}.attn.c_proj.weight`, [C, C], 0.02 / Math.sqrt(2 * L));
-      p(`${h}.mlp.c_proj.weight`, [4 * C, C], 0.02 / Math.sqrt(2 * L));
+      p(`${h}.mlp.c_proj.weight`, [F, C], 0.02 / Math.sqrt(2 * L));
       if (bias) {
         zeros(`${h}.ln_1.bias`, C);
         zeros(`${h}.ln_2.bias`, C);
         zeros(`${h}.attn.c_attn.bias`, 3 * C);
         zeros(`${h}.attn.c_proj.bias`, C);
-        zeros(`${h}.mlp.c_fc.bias`, 4 * C);
+        zeros(`${h}.mlp.c_fc.bias`, F);
         zeros(`${h}.mlp.c_proj.bias`, C);
       }
     }
@@ -181,6 +194,15 @@ export class GPT2 implements CausalLM {
     return hooks?.norm ? hooks.norm(site, x, real) : real();
   }
 
+  /**
+   * The factor on block i's attention scores beyond 1/sqrt(head size): sqrt(head size) undoes that
+   * scale when scale_attn_weights is off, 1/(i + 1) with scale_attn_by_inverse_layer_idx.
+   */
+  private extraScoreScale(i: number, hs: number): number {
+    const c = this.config;
+    return (c.scale_attn_weights ? 1 : Math.sqrt(hs)) / (c.scale_attn_by_inverse_layer_idx ? i + 1 : 1);
+  }
+
   /** Causal self-attention of block i; xQK feeds queries and keys, xV feeds values. */
   private attention(i: number, xQK: tf.Tensor3D, xV: tf.Tensor3D, hooks?: ForwardHooks): tf.Tensor3D {
     const [B, T, C] = xQK.shape;
@@ -192,7 +214,8 @@ export class GPT2 implements CausalLM {
     const cProj = (y: tf.Tensor) => linear(y, this.w(`${h}.c_proj.weight`), this.b(`${h}.c_proj.bias`)) as tf.Tensor3D;
     const drop = hooks?.dropout;
     const attnDrop = drop && drop.attn > 0 ? drop : undefined;
-    if (xQK === xV && !hooks?.headOutputs && !attnDrop) return cProj(packedSelfAttention(linear(xQK, Wqkv, bqkv) as tf.Tensor3D, H, true));
+    const scale = this.extraScoreScale(i, hs);
+    if (xQK === xV && !hooks?.headOutputs && !attnDrop && scale === 1) return cProj(packedSelfAttention(linear(xQK, Wqkv, bqkv) as tf.Tensor3D, H, true));
     let q: tf.Tensor, k: tf.Tensor, v: tf.Tensor;
     if (xQK === xV) {
       const qkv = linear(xQK, Wqkv, bqkv); // (B, T, C) -> (B, T, 3C)
@@ -204,6 +227,7 @@ export class GPT2 implements CausalLM {
       [q, k] = tf.split(linear(xQK, Wqk, bqk), 2, -1);
       v = linear(xV, Wv, bv);
     }
+    if (scale !== 1) q = tf.mul(q, scale); // scaling q scales q·k
     const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, H, hs]), [0, 2, 1, 3]) as tf.Tensor4D; // (B, T, C) -> (B, H, T, hs)
     const z = attnDrop
       ? (tf.matMul(dropout(attentionProbs(heads(q), heads(k), true), attnDrop.attn, attnDrop), heads(v)) as tf.Tensor4D) // probs (B, H, T, T) @ v
@@ -214,8 +238,7 @@ export class GPT2 implements CausalLM {
 
   private mlp(i: number, x: tf.Tensor): tf.Tensor {
     const h = `transformer.h.${i}.mlp`;
-    const form = this.config.activation_function === 'gelu' ? 'erf' : 'tanh';
-    const a = gelu(linear(x, this.w(`${h}.c_fc.weight`), this.b(`${h}.c_fc.bias`)), form); // (B, T, 4C)
+    const a = activate(this.config.activation_function, linear(x, this.w(`${h}.c_fc.weight`), this.b(`${h}.c_fc.bias`))); // (B, T, F)
     return linear(a, this.w(`${h}.c_proj.weight`), this.b(`${h}.c_proj.bias`)); // (B, T, C)
   }
 

@@ -1,17 +1,25 @@
 /**
- * Building, saving and loading causal LMs by architecture. A model directory is
- * `config.json` (HF keys; `model_type` picks the architecture) + `model.safetensors`.
+ * Building, saving and loading causal LMs by architecture. A model directory is `config.json`
+ * (HF keys; `model_type` picks the architecture) + `model.safetensors` (or HF's sharded form).
+ * NormLab's own trainable models are `gpt2` and `llama` with NormLab's `normlab_norm_variant`; every
+ * other decoder a Hugging Face config names (./families.ts) is read by the shared decoder
+ * (./decoder.ts). The config is checked before a single weight is read.
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import * as path from 'node:path';
 import { fail } from '../core/errors.js';
+import { readJson } from '../io/atomic.js';
 import { loadModelDir, saveModelDir } from '../io/model-dir.js';
 import { fromTf, toTf } from '../io/tensors.js';
+import { Decoder } from './decoder.js';
+import { DECODER_FAMILIES, decoderShape, decoderSpecFromConfig, isDecoderFamily } from './families.js';
 import { GPT2, gpt2ConfigFromJson, gpt2Shape } from './gpt2.js';
 import { Llama, llamaConfigFromJson, llamaShape } from './llama.js';
-import { assertFits, lmMemoryBytes, lmParameterCount } from './memory.js';
+import { assertFits, lmMemoryBytes, lmParameterCount, type LMShape } from './memory.js';
 import type { CausalLM } from './lm.js';
 
-export type LMArch = 'gpt2' | 'llama';
+/** gpt2, llama: NormLab's trainable models; hf: a Hugging Face decoder family read by the shared decoder. */
+export type LMArch = 'gpt2' | 'llama' | 'hf';
 
 /** How a new model will be used, for the memory check before it is allocated. */
 export interface LMUse {
@@ -21,33 +29,56 @@ export interface LMUse {
 }
 
 /**
- * A fresh, randomly initialized LM from an HF-style config object. Before allocating, its memory
- * for `use` (default: evaluating one window of its context) is checked against the backend.
+ * A model from an HF-style config object: for gpt2 and llama randomly initialized, for hf all
+ * zeros until its checkpoint is loaded. Before allocating, its memory for `use` (default:
+ * evaluating one window of its context) is checked against the backend.
  */
 export function createLM(arch: LMArch, config: Record<string, unknown>, seed: number, use?: LMUse): CausalLM {
-  if (arch !== 'gpt2' && arch !== 'llama') fail('config', `unknown model architecture "${arch as string}": expected gpt2 or llama`);
+  if (arch !== 'gpt2' && arch !== 'llama' && arch !== 'hf') fail('config', `unknown model architecture "${arch as string}": expected gpt2 or llama`);
   const gpt2 = arch === 'gpt2' ? gpt2ConfigFromJson(config) : null;
   const llama = arch === 'llama' ? llamaConfigFromJson(config) : null;
-  const shape = gpt2 ? gpt2Shape(gpt2) : llamaShape(llama!);
-  const context = gpt2 ? gpt2.n_positions : llama!.max_position_embeddings;
+  const spec = arch === 'hf' ? decoderSpecFromConfig(config) : null;
+  const shape: LMShape = gpt2 ? gpt2Shape(gpt2) : llama ? llamaShape(llama) : decoderShape(spec!);
+  const context = gpt2 ? gpt2.n_positions : llama ? llama.max_position_embeddings : spec!.maxSeq;
   const u = use ?? { batch: 1, seq: Math.min(context, 1024), training: false };
   const params = lmParameterCount(shape);
+  const name = spec ? spec.family : arch;
   assertFits(
     lmMemoryBytes(shape, u),
-    `a ${arch} of ${shape.layers} layers, width ${shape.width} (${params >= 1e9 ? `${(params / 1e9).toFixed(1)}B` : `${(params / 1e6).toFixed(1)}M`} parameters) ${u.training ? `training on batches of ${u.batch}x${u.seq}` : 'evaluating'}`,
+    `a ${name} of ${shape.layers} layers, width ${shape.width} (${params >= 1e9 ? `${(params / 1e9).toFixed(1)}B` : `${(params / 1e6).toFixed(1)}M`} parameters) ${u.training ? `training on batches of ${u.batch}x${u.seq}` : 'evaluating'}`,
   );
-  return gpt2 ? new GPT2(gpt2, seed) : new Llama(llama!, seed);
+  if (gpt2) return new GPT2(gpt2, seed);
+  if (llama) return new Llama(llama, seed);
+  return new Decoder(spec!, config);
 }
 
-/** The architecture named by a config.json's model_type. */
+/**
+ * The architecture a config.json names: `gpt2`; `llama` with NormLab's norm-variant keys (a model
+ * NormLab trained); any decoder family of ./families.ts (Hugging Face's llama included) as `hf`.
+ */
 export function archOf(config: Record<string, unknown>, where: string): LMArch {
   const t = config.model_type;
-  if (t === 'gpt2' || t === 'llama') return t;
-  return fail('model', `${where}: model_type "${String(t)}" is not a causal LM NormLab knows (gpt2, llama)`);
+  if (t === 'gpt2') return 'gpt2';
+  if (t === 'llama' && config.normlab_norm_variant !== undefined) return 'llama';
+  if (isDecoderFamily(t)) return 'hf';
+  return fail('model', `${where}: model_type "${String(t)}" is not a causal LM NormLab knows (gpt2, ${DECODER_FAMILIES.join(', ')})`);
+}
+
+/** Check a config.json for the architecture it names, reading no weights; one line naming the key otherwise. */
+export function checkLMConfig(config: Record<string, unknown>, where: string): LMArch {
+  const arch = archOf(config, where);
+  if (arch === 'gpt2') gpt2ConfigFromJson(config);
+  else if (arch === 'llama') llamaConfigFromJson(config);
+  else decoderSpecFromConfig(config, where);
+  return arch;
 }
 
 /** Load an LM from a model directory (config.json + model.safetensors). */
 export async function loadLM(dir: string): Promise<CausalLM> {
+  // The config first: a model NormLab cannot read is refused before any weight is read.
+  const configPath = path.join(dir, 'config.json');
+  const json = await readJson(configPath, 'config.json').catch(() => null);
+  if (json && typeof json === 'object' && !Array.isArray(json)) checkLMConfig(json as Record<string, unknown>, configPath);
   const { config, tensors } = await loadModelDir(dir);
   const model = createLM(archOf(config, `${dir}/config.json`), config, 0);
   try {

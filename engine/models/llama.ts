@@ -129,8 +129,27 @@ export function llamaConfigFromJson(json: Record<string, unknown>): LlamaConfig 
   }
   for (const key of ['normlab_deepnorm_alpha', 'normlab_deepnorm_beta'] as const)
     if (!(typeof c[key] === 'number' && c[key] > 0)) fail('config', `${key} must be a positive number, got ${JSON.stringify(c[key])}`);
+  // NormLab's own LLaMA computes none of these; a config that sets them is a Hugging Face model
+  // (read by engine/models/decoder.ts) that should not carry normlab_* keys.
   const kv = json.num_key_value_heads;
-  if (kv !== undefined && kv !== c.num_attention_heads) fail('config', `grouped-query attention (num_key_value_heads ${kv}) is not supported`);
+  if (kv !== undefined && kv !== c.num_attention_heads)
+    fail(
+      'config',
+      `config.json: grouped-query attention (num_key_value_heads ${kv}) is not computed by NormLab's norm-variant LLaMA; drop the normlab_* keys to read it as a Hugging Face llama`,
+    );
+  const unsupported: [string, boolean][] = [
+    ['rope_scaling', json.rope_scaling !== undefined && json.rope_scaling !== null],
+    ['attention_bias', json.attention_bias === true],
+    ['mlp_bias', json.mlp_bias === true],
+    ['head_dim', json.head_dim !== undefined && json.head_dim !== null && json.head_dim !== c.hidden_size / c.num_attention_heads],
+    ['hidden_act', json.hidden_act !== undefined && json.hidden_act !== 'silu'],
+  ];
+  for (const [key, set] of unsupported)
+    if (set)
+      fail(
+        'config',
+        `config.json: ${key} ${JSON.stringify(json[key])} is not computed by NormLab's norm-variant LLaMA; drop the normlab_* keys to read it as a Hugging Face llama`,
+      );
   return c;
 }
 

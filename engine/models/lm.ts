@@ -57,7 +57,8 @@ export function takeTensor(src: CheckpointSource, name: string): { t: tf.Tensor 
 }
 
 export interface CausalLM {
-  readonly arch: 'gpt2' | 'llama';
+  /** gpt2 and llama: NormLab's own trainable models; hf: a Hugging Face family read by the shared decoder. */
+  readonly arch: 'gpt2' | 'llama' | 'hf';
   readonly nLayers: number;
   readonly vocabSize: number;
   readonly maxSeq: number;

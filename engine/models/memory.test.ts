@@ -74,8 +74,8 @@ describe('model size checks', () => {
 
   it('rejects an unknown activation_function and a negative epsilon in a config.json', () => {
     expectConfigError(
-      () => gpt2ConfigFromJson({ ...tinyGpt2, activation_function: 'relu' }),
-      /activation_function "relu" is not supported \(expected one of gelu_new, gelu\)/,
+      () => gpt2ConfigFromJson({ ...tinyGpt2, activation_function: 'relu6' }),
+      /activation_function: activation "relu6" is not one NormLab computes/,
     );
     expectConfigError(() => gpt2ConfigFromJson({ ...tinyGpt2, layer_norm_epsilon: -1 }), /layer_norm_epsilon must be a finite number >= 0, got -1/);
     expectConfigError(() => llamaConfigFromJson({ ...tinyLlama, rms_norm_eps: -1e-6 }), /rms_norm_eps must be a finite number >= 0/);

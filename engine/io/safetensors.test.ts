@@ -123,6 +123,18 @@ describe('half precision', () => {
     expect(tensors.get('b')!.dtype).toBe('BF16');
     expect(Array.from(tensors.get('b')!.data)).toEqual([1, -3.140625]);
   });
+
+  it('reads F16 and BF16 data that starts at an odd byte of the buffer', () => {
+    const data = new Uint8Array([7, 0x00, 0x3c, 0x00, 0xc0, 0x80, 0x3f, 0x49, 0xc0]);
+    const header = {
+      u: { dtype: 'U8', shape: [1], data_offsets: [0, 1] },
+      h: { dtype: 'F16', shape: [2], data_offsets: [1, 5] },
+      b: { dtype: 'BF16', shape: [2], data_offsets: [5, 9] },
+    };
+    const { tensors } = parseSafetensors(buildFile(header, data, true), 'odd.safetensors');
+    expect(Array.from(tensors.get('h')!.data)).toEqual([1, -2]);
+    expect(Array.from(tensors.get('b')!.data)).toEqual([1, -3.140625]);
+  });
 });
 
 describe('files laid out as the reference (PyTorch) writer lays them out', () => {

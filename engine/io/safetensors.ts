@@ -7,7 +7,9 @@
  * reference implementation checks (offsets contiguous and covering the buffer exactly, sizes
  * matching shape × dtype) and reports a one-line `NormLabError` with code 'io' naming the file.
  * Reading widens F16/BF16/F64 to Float32Array and narrows I64 to Int32Array (range-checked);
- * writing accepts every dtype listed in `SafetensorsDtype`.
+ * writing accepts every dtype listed in `SafetensorsDtype`. The header parser and the decoder are
+ * exported separately so `safetensors-file.ts` can validate a file without reading its data and
+ * decode one tensor (or one chunk of it) at a time.
  */
 import { fail, jsonSyntaxMessage } from '../core/errors.js';
 
@@ -120,7 +122,11 @@ export function f32ToBf16(value: number): number {
 // ---------------------------------------------------------------------------------------------
 // parsing
 
-interface RawEntry {
+/**
+ * One tensor of a safetensors header: its on-disk dtype, shape, and data range `[begin, end)`
+ * relative to the start of the data buffer (which starts at byte `8 + header length` of the file).
+ */
+export interface SafetensorsEntry {
   name: string;
   dtype: SafetensorsDtype;
   shape: number[];
@@ -128,11 +134,18 @@ interface RawEntry {
   end: number;
 }
 
+/** A parsed and validated header. */
+export interface SafetensorsHeader {
+  /** Tensors in the order of their data in the file. */
+  entries: SafetensorsEntry[];
+  metadata: Record<string, string>;
+}
+
 function isNonNegInt(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 }
 
-function parseEntry(name: string, value: unknown, file: string): RawEntry {
+function parseEntry(name: string, value: unknown, file: string): SafetensorsEntry {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     fail('io', `${file}: header entry "${name}" is not an object`);
   }
@@ -157,81 +170,17 @@ function parseEntry(name: string, value: unknown, file: string): RawEntry {
   return { name, dtype: v.dtype, shape: [...shape], begin, end };
 }
 
-/** Copy `length` bytes from `bytes` at `offset` into a fresh, aligned ArrayBuffer. */
-function copyBytes(bytes: Uint8Array, offset: number, length: number): ArrayBuffer {
-  const out = new Uint8Array(length);
-  out.set(bytes.subarray(offset, offset + length));
-  return out.buffer;
-}
-
-function decode(entry: RawEntry, bytes: Uint8Array, start: number, file: string): HostTensor {
-  const n = numel(entry.shape);
-  const len = entry.end - entry.begin;
-  const offset = start + entry.begin;
-  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, len);
-  const shape = entry.shape;
-  switch (entry.dtype) {
-    case 'U8':
-      return { dtype: 'U8', shape, data: new Uint8Array(copyBytes(bytes, offset, len)) };
-    case 'I8':
-      return { dtype: 'I8', shape, data: new Int8Array(copyBytes(bytes, offset, len)) };
-    case 'F32': {
-      if (LITTLE_ENDIAN) return { dtype: 'F32', shape, data: new Float32Array(copyBytes(bytes, offset, len)) };
-      const data = new Float32Array(n);
-      for (let i = 0; i < n; i++) data[i] = view.getFloat32(i * 4, true);
-      return { dtype: 'F32', shape, data };
-    }
-    case 'I32': {
-      if (LITTLE_ENDIAN) return { dtype: 'I32', shape, data: new Int32Array(copyBytes(bytes, offset, len)) };
-      const data = new Int32Array(n);
-      for (let i = 0; i < n; i++) data[i] = view.getInt32(i * 4, true);
-      return { dtype: 'I32', shape, data };
-    }
-    case 'F16': {
-      const data = new Float32Array(n);
-      for (let i = 0; i < n; i++) data[i] = f16ToF32(view.getUint16(i * 2, true));
-      return { dtype: 'F16', shape, data };
-    }
-    case 'BF16': {
-      const data = new Float32Array(n);
-      const u32 = new Uint32Array(data.buffer);
-      for (let i = 0; i < n; i++) u32[i] = view.getUint16(i * 2, true) << 16;
-      return { dtype: 'BF16', shape, data };
-    }
-    case 'F64': {
-      const data = new Float32Array(n);
-      for (let i = 0; i < n; i++) data[i] = view.getFloat64(i * 8, true);
-      return { dtype: 'F64', shape, data };
-    }
-    case 'I64': {
-      const data = new Int32Array(n);
-      for (let i = 0; i < n; i++) {
-        const lo = view.getUint32(i * 8, true);
-        const hi = view.getInt32(i * 8 + 4, true);
-        const ok = (hi === 0 && lo < 0x80000000) || (hi === -1 && lo >= 0x80000000);
-        if (!ok) {
-          const value = (BigInt(hi) << 32n) | BigInt(lo);
-          fail('data', `${file}: tensor "${entry.name}" (I64) holds ${value} at index ${i}, outside the int32 range`);
-        }
-        data[i] = lo | 0;
-      }
-      return { dtype: 'I64', shape, data };
-    }
-  }
-}
-
 /**
- * Parse a safetensors file held in memory. `name` (usually the path) names the file in errors.
- * Throws `NormLabError('io')` for every malformed file, `NormLabError('data')` for I64 values that
- * do not fit int32.
+ * The header length N from the first bytes of a file of `fileSize` bytes (`prefix` holds its first
+ * 8 bytes, or all of it when it is shorter). Checks that the header fits in the file and under the
+ * reference implementation's size limit; errors name `name`.
  */
-export function parseSafetensors(bytes: Uint8Array, name: string): ParsedSafetensors {
-  if (bytes.length < 8) {
-    fail('io', `${name} is not a safetensors file: it has ${bytes.length} bytes, fewer than the 8-byte header length`);
+export function safetensorsHeaderLength(prefix: Uint8Array, fileSize: number, name: string): number {
+  if (fileSize < 8) {
+    fail('io', `${name} is not a safetensors file: it has ${fileSize} bytes, fewer than the 8-byte header length`);
   }
-  const lenView = new DataView(bytes.buffer, bytes.byteOffset, 8);
-  const headerLen64 = lenView.getBigUint64(0, true);
-  const available = bytes.length - 8;
+  const headerLen64 = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+  const available = fileSize - 8;
   if (headerLen64 > BigInt(available)) {
     fail('io', `${name} is truncated or not safetensors: header length field says ${headerLen64} bytes, file has ${available} after it`);
   }
@@ -240,10 +189,18 @@ export function parseSafetensors(bytes: Uint8Array, name: string): ParsedSafeten
     fail('io', `${name}: header of ${headerLen} bytes is larger than the ${MAX_HEADER_BYTES}-byte limit`);
   }
   if (headerLen < 2) fail('io', `${name}: header is ${headerLen} bytes, too short to hold JSON`);
+  return headerLen;
+}
 
+/**
+ * Parse the JSON header (the N bytes after the length field) of a file whose data buffer holds
+ * `dataLength` bytes, and check every invariant without touching the data: entries well formed,
+ * sizes matching shape × dtype, offsets contiguous and covering the data buffer exactly.
+ */
+export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: number, name: string): SafetensorsHeader {
   let headerText: string;
   try {
-    headerText = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen));
+    headerText = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
   } catch {
     fail('io', `${name}: header is not valid UTF-8 (is this a safetensors file?)`);
   }
@@ -258,7 +215,7 @@ export function parseSafetensors(bytes: Uint8Array, name: string): ParsedSafeten
   }
 
   const metadata: Record<string, string> = {};
-  const entries: RawEntry[] = [];
+  const entries: SafetensorsEntry[] = [];
   for (const [key, value] of Object.entries(header as Record<string, unknown>)) {
     if (key === '__metadata__') {
       if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -273,13 +230,11 @@ export function parseSafetensors(bytes: Uint8Array, name: string): ParsedSafeten
     entries.push(parseEntry(key, value, name));
   }
 
-  const dataStart = 8 + headerLen;
-  const dataLen = bytes.length - dataStart;
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let neededEnd = 0;
   for (const e of entries) neededEnd = Math.max(neededEnd, e.end);
-  if (neededEnd > dataLen) {
-    fail('io', `${name} is truncated: header says ${neededEnd} bytes of data, file has ${dataLen}`);
+  if (neededEnd > dataLength) {
+    fail('io', `${name} is truncated: header says ${neededEnd} bytes of data, file has ${dataLength}`);
   }
   let cursor = 0;
   for (let i = 0; i < entries.length; i++) {
@@ -293,12 +248,126 @@ export function parseSafetensors(bytes: Uint8Array, name: string): ParsedSafeten
     }
     cursor = e.end;
   }
-  if (cursor !== dataLen) {
-    fail('io', `${name}: ${dataLen - cursor} trailing bytes after the last tensor (data is ${dataLen} bytes, tensors cover ${cursor})`);
+  if (cursor !== dataLength) {
+    fail('io', `${name}: ${dataLength - cursor} trailing bytes after the last tensor (data is ${dataLength} bytes, tensors cover ${cursor})`);
   }
+  return { entries, metadata };
+}
 
+/** Bytes per element of the in-memory array a dtype reads into (see `HostTensor`). */
+export function hostBytes(dtype: SafetensorsDtype): number {
+  return dtype === 'I8' || dtype === 'U8' ? 1 : 4;
+}
+
+/** The zeroed in-memory array for `n` elements of a tensor stored as `dtype`. */
+export function allocHostData(dtype: SafetensorsDtype, n: number): HostTensor['data'] {
+  switch (dtype) {
+    case 'U8':
+      return new Uint8Array(n);
+    case 'I8':
+      return new Int8Array(n);
+    case 'I32':
+    case 'I64':
+      return new Int32Array(n);
+    case 'F32':
+    case 'F16':
+    case 'BF16':
+    case 'F64':
+      return new Float32Array(n);
+  }
+}
+
+/** Whether a dtype's bytes on disk are its in-memory array's bytes (no conversion on this host). */
+export function storedAsIs(dtype: SafetensorsDtype): boolean {
+  return dtype === 'U8' || dtype === 'I8' || (LITTLE_ENDIAN && (dtype === 'F32' || dtype === 'I32'));
+}
+
+let f16Values: Float32Array | undefined;
+
+/** Every binary16 bit pattern's value (256 KiB, built on first use): widening is one lookup. */
+function f16Table(): Float32Array {
+  if (!f16Values) {
+    f16Values = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Values[h] = f16ToF32(h);
+  }
+  return f16Values;
+}
+
+/** `src` as little-endian uint16 values: a view when the host and alignment allow, else a copy. */
+function littleEndianU16(src: Uint8Array): Uint16Array {
+  const n = src.length / 2;
+  if (LITTLE_ENDIAN && src.byteOffset % 2 === 0) return new Uint16Array(src.buffer, src.byteOffset, n);
+  const view = new DataView(src.buffer, src.byteOffset, src.length);
+  const out = new Uint16Array(n);
+  for (let i = 0; i < n; i++) out[i] = view.getUint16(i * 2, true);
+  return out;
+}
+
+/**
+ * Convert `src` (a whole number of elements of tensor `tensor`, as stored on disk) into `out`
+ * (from `allocHostData`) starting at element `at`. Widens F16/BF16/F64 to float32 and narrows
+ * I64 to int32, failing with `NormLabError('data')` for a value outside the int32 range.
+ */
+export function decodeInto(tensor: { name: string; dtype: SafetensorsDtype }, src: Uint8Array, out: HostTensor['data'], at: number, file: string): void {
+  const size = DTYPE_BYTES[tensor.dtype];
+  const n = src.length / size;
+  if (storedAsIs(tensor.dtype)) {
+    new Uint8Array(out.buffer, out.byteOffset + at * size, src.length).set(src);
+    return;
+  }
+  const view = new DataView(src.buffer, src.byteOffset, src.length);
+  switch (tensor.dtype) {
+    case 'F32':
+      for (let i = 0; i < n; i++) out[at + i] = view.getFloat32(i * 4, true);
+      return;
+    case 'I32':
+      for (let i = 0; i < n; i++) out[at + i] = view.getInt32(i * 4, true);
+      return;
+    case 'F16': {
+      const table = f16Table();
+      const u16 = littleEndianU16(src);
+      for (let i = 0; i < n; i++) out[at + i] = table[u16[i]];
+      return;
+    }
+    case 'BF16': {
+      const u32 = new Uint32Array(out.buffer, out.byteOffset + at * 4, n);
+      const u16 = littleEndianU16(src);
+      for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
+      return;
+    }
+    case 'F64':
+      for (let i = 0; i < n; i++) out[at + i] = view.getFloat64(i * 8, true);
+      return;
+    case 'I64':
+      for (let i = 0; i < n; i++) {
+        const lo = view.getUint32(i * 8, true);
+        const hi = view.getInt32(i * 8 + 4, true);
+        const ok = (hi === 0 && lo < 0x80000000) || (hi === -1 && lo >= 0x80000000);
+        if (!ok) {
+          const value = (BigInt(hi) << 32n) | BigInt(lo);
+          fail('data', `${file}: tensor "${tensor.name}" (I64) holds ${value} at index ${at + i}, outside the int32 range`);
+        }
+        out[at + i] = lo | 0;
+      }
+      return;
+  }
+}
+
+/**
+ * Parse a safetensors file held in memory. `name` (usually the path) names the file in errors.
+ * Throws `NormLabError('io')` for every malformed file, `NormLabError('data')` for I64 values that
+ * do not fit int32.
+ */
+export function parseSafetensors(bytes: Uint8Array, name: string): ParsedSafetensors {
+  const headerLen = safetensorsHeaderLength(bytes.subarray(0, 8), bytes.length, name);
+  const dataStart = 8 + headerLen;
+  const { entries, metadata } = parseSafetensorsHeader(bytes.subarray(8, dataStart), bytes.length - dataStart, name);
   const tensors = new Map<string, HostTensor>();
-  for (const e of entries) tensors.set(e.name, decode(e, bytes, dataStart, name));
+  for (const e of entries) {
+    const data = allocHostData(e.dtype, numel(e.shape));
+    decodeInto(e, bytes.subarray(dataStart + e.begin, dataStart + e.end), data, 0, name);
+    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data });
+  }
   return { tensors, metadata };
 }
 

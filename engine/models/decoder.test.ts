@@ -87,7 +87,7 @@ describe('shared decoder', () => {
     expect(gemma2.tied).toBe(true);
     const neox = decoderSpecFromConfig({ ...tinyLlama, model_type: 'gpt_neox', rotary_pct: 0.5 });
     expect(neox.placement).toBe('parallel');
-    expect(neox.rotary.dims).toBe(2);
+    expect(neox.rotary?.dims).toBe(2);
     expect(decoderSpecFromConfig({ ...tinyLlama, model_type: 'gpt_neox', use_parallel_residual: false, rotary_pct: 0.5 }).placement).toBe('pre');
     const qwen2 = decoderSpecFromConfig({ ...tinyLlama, model_type: 'qwen2', use_sliding_window: true, sliding_window: 3, max_window_layers: 1 });
     expect(qwen2.attention.windows).toEqual([null, 3]);

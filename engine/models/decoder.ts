@@ -1,6 +1,6 @@
 /**
  * One decoder-only transformer for every Hugging Face family NormLab reads (Llama, Mistral, Qwen2,
- * Qwen3, Gemma, Gemma 2, OLMo 2, GPT-NeoX), read top-down like nanoGPT's model.py. What differs
+ * Qwen3, Gemma, Gemma 2, OLMo 2, GPT-NeoX; GPT-2 when it is evaluated block by block), read top-down like nanoGPT's model.py. What differs
  * between the families is data, a `DecoderSpec` that engine/models/families.ts builds from a
  * config.json: where the norms sit, the norm itself, the attention (grouped-query heads, biases,
  * q/k norms, scale, soft-capping, sliding windows), the MLP, the rotary rule and the embedding.
@@ -10,11 +10,13 @@
  *   sandwich: h = x + N1'(Attn(N1(x)));            y = h + N2'(MLP(N2(h)))     (Gemma 2)
  *   post:     h = x + N1'(Attn(x));                y = h + N2'(MLP(h))         (OLMo 2: norm after each sublayer)
  *   parallel: y = x + Attn(N1(x)) + MLP(N2(x))                                   (GPT-NeoX / Pythia)
+ *   (GPT-2 is `pre` with LayerNorm, learned positions and no rotary.)
  * In every placement "the residual stream after block ℓ" (what the depth diagnostics call x_ℓ) is
  * y, the tensor block ℓ hands to block ℓ + 1; x_0 is the embedding output after any scale.
  *
  * Parameters keep their HF names (so per-block gradient norms find their block); linear weights are
- * held (in, out) and transposed once on import and export, like engine/models/llama.ts.
+ * held (in, out), transposed once on import and export where the checkpoint stores them (out, in)
+ * (every family but GPT-2, whose Conv1D stores (in, out)).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
@@ -39,7 +41,9 @@ export interface DecoderNames {
   /** Sandwich only: the norms after each sublayer. */
   n1Post?: string;
   n2Post?: string;
-  /** Separate projections (q, k, v, o), or GPT-NeoX's fused per-head [q; k; v] in `qkv`. */
+  /** Learned absolute positions (GPT-2's wpe), added to the token embedding. */
+  positions?: string;
+  /** Separate projections (q, k, v, o), or a fused `qkv` (layout in DecoderSpec.attention.qkvLayout). */
   q?: string;
   k?: string;
   v?: string;
@@ -73,13 +77,22 @@ export interface DecoderSpec {
     qkNorm: 'none' | 'head' | 'full';
     /** Multiplier of q·k (HF's `scaling`). */
     scale: number;
+    /** GPT-2's scale_attn_by_inverse_layer_idx: block i's scores further divided by i + 1. */
+    scaleByInverseLayer?: boolean;
+    /** A fused qkv's columns: GPT-NeoX's per head [q; k; v] (`per-head`) or GPT-2's [q | k | v] (`blocks`). */
+    qkvLayout?: 'per-head' | 'blocks';
     /** tanh soft-cap of the scores, cap · tanh(s / cap) (Gemma 2), or null. */
     softcap: number | null;
     /** Per block: the sliding window (a query sees the last `w` positions, itself included) or null. */
     windows: (number | null)[];
   };
   mlp: { gated: boolean; act: ActivationName; bias: boolean };
-  rotary: RotarySpec;
+  /** Rotary positions, or null where the family has learned positions (GPT-2). */
+  rotary: RotarySpec | null;
+  /** How the checkpoint stores linear weights: (out, in) like torch.nn.Linear, or (in, out) like GPT-2's Conv1D. */
+  linearLayout: 'out-in' | 'in-out';
+  /** A prefix checkpoints may leave out of every name (GPT-2's `transformer.` in the public files). */
+  optionalPrefix?: string;
   /** Multiplier of the embedding output (Gemma: √width). */
   embedScale: number;
   /** tanh soft-cap of the logits (Gemma 2), or null. */
@@ -90,19 +103,18 @@ export interface DecoderSpec {
   ignoredTensors?: RegExp;
 }
 
-/** A weight role of the spec and its shape as held here ((in, out) for linears). */
-interface ParamRole {
+/** A weight of the spec and its shape as held here ((in, out) for linears). */
+export interface DecoderParam {
   name: string;
   shape: number[];
   linear: boolean;
 }
 
-/** Every parameter the spec's model has, by HF name, with its shape here. */
-export function decoderParams(s: DecoderSpec): ParamRole[] {
-  const out: ParamRole[] = [];
+/** Parameter list builder: norms (weight, bias where the spec has one) and linears (weight (in, out), bias). */
+function paramList(s: DecoderSpec) {
+  const out: DecoderParam[] = [];
   const add = (name: string, shape: number[], isLinear = false) => out.push({ name, shape, linear: isLinear });
-  const { width: C, heads: H, kvHeads: KV, headDim: hs, ffn: F } = s;
-  const normParams = (name: string, dim: number, bias = s.norm.bias) => {
+  const norm = (name: string, dim: number, bias = s.norm.bias) => {
     add(`${name}.weight`, [dim]);
     if (bias) add(`${name}.bias`, [dim]);
   };
@@ -110,36 +122,53 @@ export function decoderParams(s: DecoderSpec): ParamRole[] {
     add(`${name}.weight`, [inDim, outDim], true);
     if (bias) add(`${name}.bias`, [outDim]);
   };
-  add(s.names.embed, [s.vocab, C]);
-  for (let i = 0; i < s.layers; i++) {
-    const n = (t: string | undefined) => t!.replace('{i}', String(i));
-    normParams(n(s.names.n1), C);
-    normParams(n(s.names.n2), C);
-    if (s.placement === 'sandwich') {
-      normParams(n(s.names.n1Post), C);
-      normParams(n(s.names.n2Post), C);
-    }
-    if (s.names.qkv) lin(n(s.names.qkv), C, 3 * H * hs, s.attention.qkvBias);
-    else {
-      lin(n(s.names.q), C, H * hs, s.attention.qkvBias);
-      lin(n(s.names.k), C, KV * hs, s.attention.qkvBias);
-      lin(n(s.names.v), C, KV * hs, s.attention.qkvBias);
-    }
-    lin(n(s.names.o), H * hs, C, s.attention.oBias);
-    if (s.attention.qkNorm === 'head') {
-      normParams(n(s.names.qNorm), hs, false);
-      normParams(n(s.names.kNorm), hs, false);
-    } else if (s.attention.qkNorm === 'full') {
-      normParams(n(s.names.qNorm), H * hs, false);
-      normParams(n(s.names.kNorm), KV * hs, false);
-    }
-    if (s.mlp.gated) lin(n(s.names.gate), C, F, s.mlp.bias);
-    lin(n(s.names.up), C, F, s.mlp.bias);
-    lin(n(s.names.down), F, C, s.mlp.bias);
+  return { out, add, norm, lin };
+}
+
+/** The parameters of block i, by HF name. */
+export function blockParams(s: DecoderSpec, i: number): DecoderParam[] {
+  const { out, norm, lin } = paramList(s);
+  const { width: C, heads: H, kvHeads: KV, headDim: hs, ffn: F } = s;
+  const n = (t: string | undefined) => t!.replace('{i}', String(i));
+  norm(n(s.names.n1), C);
+  norm(n(s.names.n2), C);
+  if (s.placement === 'sandwich') {
+    norm(n(s.names.n1Post), C);
+    norm(n(s.names.n2Post), C);
   }
-  normParams(s.names.finalNorm, C);
-  if (!s.tied) add(s.names.head!, [s.vocab, C]);
+  if (s.names.qkv) lin(n(s.names.qkv), C, 3 * H * hs, s.attention.qkvBias);
+  else {
+    lin(n(s.names.q), C, H * hs, s.attention.qkvBias);
+    lin(n(s.names.k), C, KV * hs, s.attention.qkvBias);
+    lin(n(s.names.v), C, KV * hs, s.attention.qkvBias);
+  }
+  lin(n(s.names.o), H * hs, C, s.attention.oBias);
+  if (s.attention.qkNorm === 'head') {
+    norm(n(s.names.qNorm), hs, false);
+    norm(n(s.names.kNorm), hs, false);
+  } else if (s.attention.qkNorm === 'full') {
+    norm(n(s.names.qNorm), H * hs, false);
+    norm(n(s.names.kNorm), KV * hs, false);
+  }
+  if (s.mlp.gated) lin(n(s.names.gate), C, F, s.mlp.bias);
+  lin(n(s.names.up), C, F, s.mlp.bias);
+  lin(n(s.names.down), F, C, s.mlp.bias);
   return out;
+}
+
+/** The parameters outside the blocks: embedding, final norm, untied head. */
+export function outerParams(s: DecoderSpec): DecoderParam[] {
+  const { out, add, norm } = paramList(s);
+  add(s.names.embed, [s.vocab, s.width]);
+  if (s.names.positions) add(s.names.positions, [s.maxSeq, s.width]);
+  norm(s.names.finalNorm, s.width);
+  if (!s.tied) add(s.names.head!, [s.vocab, s.width]);
+  return out;
+}
+
+/** Every parameter of the spec's model. */
+export function decoderParams(s: DecoderSpec): DecoderParam[] {
+  return [...outerParams(s), ...Array.from({ length: s.layers }, (_, i) => blockParams(s, i)).flat()];
 }
 
 export class Decoder implements CausalLM {
@@ -148,15 +177,32 @@ export class Decoder implements CausalLM {
   private readonly linears = new Set<string>();
   private readonly ropeCache = new Map<number, { cos: tf.Tensor2D; sin: tf.Tensor2D }>();
 
-  /** An uninitialized model: every parameter zero until loadCheckpointTensors fills it. */
+  /**
+   * An uninitialized model: every parameter zero until loadCheckpointTensors fills it. With
+   * `allocate: false` it holds no parameter: a streamed evaluation (./streamed.ts) adds the block it
+   * runs (setParam) and removes it after.
+   */
   constructor(
     readonly spec: DecoderSpec,
     private readonly config: Record<string, unknown>,
+    opts: { allocate: boolean } = { allocate: true },
   ) {
     for (const p of decoderParams(spec)) {
-      this.params.add(p.name, tf.zeros(p.shape));
-      if (p.linear) this.linears.add(p.name);
+      if (p.linear && spec.linearLayout === 'out-in') this.linears.add(p.name);
+      if (opts.allocate) this.params.add(p.name, tf.zeros(p.shape));
     }
+  }
+
+  /** The shape of parameter p as the checkpoint stores it. */
+  storedShape(p: DecoderParam): number[] {
+    return this.linears.has(p.name) ? [p.shape[1], p.shape[0]] : p.shape;
+  }
+
+  /** Add (or replace) parameter `name` from a checkpoint tensor in HF orientation; takes ownership of `t`. */
+  setParam(name: string, t: tf.Tensor): void {
+    if (this.params.has(name)) this.params.remove(name);
+    this.params.add(name, this.linears.has(name) ? tf.tidy(() => tf.transpose(t)) : t.clone());
+    t.dispose();
   }
 
   get nLayers(): number {
@@ -193,11 +239,11 @@ export class Decoder implements CausalLM {
     return hooks?.norm ? hooks.norm(site, x, real) : real();
   }
 
-  private rotary(T: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+  private rotary(spec: RotarySpec, T: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
     let tables = this.ropeCache.get(T);
     if (!tables) {
-      const { cos, sin } = rotaryTables(this.spec.rotary, T);
-      const dims = this.spec.rotary.dims;
+      const { cos, sin } = rotaryTables(spec, T);
+      const dims = spec.dims;
       tables = { cos: tf.keep(tf.tensor2d(cos, [T, dims])), sin: tf.keep(tf.tensor2d(sin, [T, dims])) };
       this.ropeCache.set(T, tables);
     }
@@ -206,9 +252,11 @@ export class Decoder implements CausalLM {
 
   /** RoPE on the first `rotary.dims` features of each head of x (B, H, T, hs); the rest pass. */
   private applyRotary(x: tf.Tensor4D): tf.Tensor4D {
+    const spec = this.spec.rotary;
+    if (!spec) return x;
     const T = x.shape[2];
-    const { cos, sin } = this.rotary(T);
-    const dims = this.spec.rotary.dims;
+    const { cos, sin } = this.rotary(spec, T);
+    const dims = spec.dims;
     const hs = this.spec.headDim;
     if (dims === hs) return rope(x, cos, sin) as tf.Tensor4D;
     const [rot, pass] = tf.split(x, [dims, hs - dims], -1);
@@ -221,9 +269,12 @@ export class Decoder implements CausalLM {
     const { heads: H, kvHeads: KV, headDim: hs, names, attention: a } = this.spec;
     const heads = (t: tf.Tensor, n: number) => tf.transpose(tf.reshape(t, [B, T, n, hs]), [0, 2, 1, 3]) as tf.Tensor4D; // (B, T, n hs) -> (B, n, T, hs)
     if (names.qkv) {
-      // GPT-NeoX: per head [q; k; v], i.e. the output is (B, T, H, 3, hs).
       const qkv = linear(x, this.w(names.qkv, i, 'weight'), this.maybe(names.qkv, i, 'bias'));
-      const [q, k, v] = tf.split(tf.reshape(qkv, [B, T, H, 3 * hs]), 3, -1);
+      if (a.qkvLayout === 'blocks') {
+        const [q, k, v] = tf.split(qkv, 3, -1); // GPT-2: (B, T, [q | k | v])
+        return [heads(q, H), heads(k, H), heads(v, H)];
+      }
+      const [q, k, v] = tf.split(tf.reshape(qkv, [B, T, H, 3 * hs]), 3, -1); // GPT-NeoX: (B, T, H, [q; k; v])
       return [heads(q, H), heads(k, H), heads(v, H)];
     }
     const proj = (t: string) => linear(x, this.w(t, i, 'weight'), this.maybe(t, i, 'bias'));
@@ -255,7 +306,8 @@ export class Decoder implements CausalLM {
 
   /** softmax(scale q kᵀ, soft-capped, causal and windowed) v on (B, H, T, hs). */
   private scores(i: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
-    const { scale, softcap, windows } = this.spec.attention;
+    const { softcap, windows, scaleByInverseLayer } = this.spec.attention;
+    const scale = this.spec.attention.scale / (scaleByInverseLayer ? i + 1 : 1);
     const hs = this.spec.headDim;
     const window = windows[i];
     const T = q.shape[2];
@@ -292,7 +344,8 @@ export class Decoder implements CausalLM {
     return proj(names.down, hidden);
   }
 
-  private block(i: number, x: tf.Tensor3D, hooks?: ForwardHooks): tf.Tensor3D {
+  /** Block i on the residual stream x (B, T, C): what it hands to block i + 1. */
+  block(i: number, x: tf.Tensor3D, hooks?: ForwardHooks): tf.Tensor3D {
     const { names, placement } = this.spec;
     const n1 = (t: tf.Tensor) => this.hookedNorm({ layer: i, which: 'ln_1' }, names.n1, i, t, hooks) as tf.Tensor3D;
     const n2 = (t: tf.Tensor) => this.hookedNorm({ layer: i, which: 'ln_2' }, names.n2, i, t, hooks) as tf.Tensor3D;
@@ -321,9 +374,10 @@ export class Decoder implements CausalLM {
   hidden(idx: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor3D {
     const [B, T] = idx.shape;
     if (T > this.spec.maxSeq) fail('shape', `sequence length ${T} exceeds the model's context ${this.spec.maxSeq}`);
-    const { width: C, embedScale } = this.spec;
-    const emb = tf.reshape(tf.gather(this.params.get(`${this.spec.names.embed}`), tf.reshape(idx, [-1])), [B, T, C]);
-    let x = (embedScale === 1 ? emb : tf.mul(emb, tf.scalar(embedScale))) as tf.Tensor3D; // (B, T, C)
+    const C = this.spec.width;
+    let emb = tf.reshape(tf.gather(this.params.get(this.spec.names.embed), tf.reshape(idx, [-1])), [B, T, C]);
+    if (this.spec.names.positions) emb = tf.add(emb, tf.slice(this.params.get(this.spec.names.positions), [0, 0], [T, C])); // + wpe[0..T)
+    let x = this.scaleEmbedding(emb as tf.Tensor3D); // (B, T, C)
     hooks?.residual?.(-1, x);
     for (let i = 0; i < this.spec.layers; i++) {
       if (!hooks?.skipLayers?.has(i)) {
@@ -332,8 +386,19 @@ export class Decoder implements CausalLM {
       }
       hooks?.residual?.(i, x);
     }
-    const finalNorm = () => this.normOf(this.spec.names.finalNorm, -1, x);
+    const finalNorm = () => this.finalNorm(x);
     return (hooks?.norm ? hooks.norm({ layer: -1, which: 'ln_f' }, x, finalNorm) : finalNorm()) as tf.Tensor3D;
+  }
+
+  /** The embedding rows times the family's scale (Gemma: √width). */
+  scaleEmbedding(emb: tf.Tensor3D): tf.Tensor3D {
+    const s = this.spec.embedScale;
+    return s === 1 ? emb : (tf.mul(emb, tf.scalar(s)) as tf.Tensor3D);
+  }
+
+  /** The norm before the head. */
+  finalNorm(x: tf.Tensor3D): tf.Tensor3D {
+    return this.normOf(this.spec.names.finalNorm, -1, x) as tf.Tensor3D;
   }
 
   /** The unembedding (B, T, C) -> (B, T, V), soft-capped where the family caps its logits. */
@@ -362,8 +427,10 @@ export class Decoder implements CausalLM {
   }
 
   loadCheckpointTensors(tensors: CheckpointSource): void {
+    const prefix = this.spec.optionalPrefix;
     for (const name of this.params.vars.keys()) {
-      const { t, owned } = takeTensor(tensors, name);
+      let { t, owned } = takeTensor(tensors, name);
+      if (!t && prefix && name.startsWith(prefix)) ({ t, owned } = takeTensor(tensors, name.slice(prefix.length)));
       if (!t) fail('model', `checkpoint has no tensor ${name}, which a ${this.spec.family} of this config.json has`);
       try {
         if (this.linears.has(name)) {

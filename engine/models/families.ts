@@ -19,6 +19,7 @@
 import { fail } from '../core/errors.js';
 import { activationName } from './activations.js';
 import type { DecoderNames, DecoderSpec, NormPlacement } from './decoder.js';
+import { gpt2ConfigFromJson, gpt2Inner } from './gpt2.js';
 import { checkModelLimits, MODEL_LIMITS, type LMShape } from './memory.js';
 import { ropeScalingFromConfig } from './rotary.js';
 
@@ -189,6 +190,7 @@ function llamaLike(
     embedScale: 1,
     logitSoftcap: null,
     names: LLAMA_NAMES,
+    linearLayout: 'out-in',
     ...over,
   };
 }
@@ -283,15 +285,79 @@ const ADAPTERS: Record<DecoderFamily, (c: ConfigReader) => DecoderSpec> = {
       rotary: { ...base.rotary, dims },
       norm: { kind: 'layer', eps, bias: true },
       placement,
-      attention: { qkvBias: bias, oBias: bias, qkNorm: 'none', scale: 1 / Math.sqrt(headDim), softcap: null, windows: Array<null>(base.layers).fill(null) },
+      attention: {
+        qkvBias: bias,
+        oBias: bias,
+        qkNorm: 'none',
+        scale: 1 / Math.sqrt(headDim),
+        softcap: null,
+        windows: Array<null>(base.layers).fill(null),
+        qkvLayout: 'per-head',
+      },
       mlp: { gated: false, act: activationName(c.raw('hidden_act') ?? 'gelu', 'hidden_act'), bias: true },
       embedScale: 1,
       logitSoftcap: null,
       names: NEOX_NAMES,
+      linearLayout: 'out-in',
       ignoredTensors: /\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/,
     };
   },
 };
+
+/**
+ * GPT-2 as the shared decoder, for evaluating checkpoints too large for memory block by block
+ * (./streamed.ts); in memory GPT-2 is ./gpt2.ts, which LN removal trains. The fields and defaults
+ * are gpt2ConfigFromJson's (it checks the config first).
+ */
+function gpt2Spec(json: Json, where: string): DecoderSpec {
+  const c = gpt2ConfigFromJson(json);
+  if (c.normlab_ln_sigmas) fail('config', `${where}: an LN-free GPT-2 (normlab_ln_sigmas) is evaluated in memory, not block by block`);
+  const hs = c.n_embd / c.n_head;
+  const bias = c.normlab_bias;
+  const h = 'transformer.h.{i}';
+  return {
+    family: 'gpt2',
+    vocab: c.vocab_size,
+    width: c.n_embd,
+    layers: c.n_layer,
+    heads: c.n_head,
+    kvHeads: c.n_head,
+    headDim: hs,
+    ffn: gpt2Inner(c),
+    maxSeq: c.n_positions,
+    norm: { kind: 'layer', eps: c.layer_norm_epsilon, bias },
+    placement: 'pre',
+    attention: {
+      qkvBias: bias,
+      oBias: bias,
+      qkNorm: 'none',
+      scale: c.scale_attn_weights ? 1 / Math.sqrt(hs) : 1,
+      scaleByInverseLayer: c.scale_attn_by_inverse_layer_idx,
+      softcap: null,
+      windows: Array<null>(c.n_layer).fill(null),
+      qkvLayout: 'blocks',
+    },
+    mlp: { gated: false, act: c.activation_function, bias },
+    rotary: null,
+    embedScale: 1,
+    logitSoftcap: null,
+    tied: c.tie_word_embeddings,
+    linearLayout: 'in-out',
+    optionalPrefix: 'transformer.',
+    names: {
+      embed: 'transformer.wte.weight',
+      positions: 'transformer.wpe.weight',
+      finalNorm: 'transformer.ln_f',
+      head: 'lm_head.weight',
+      n1: `${h}.ln_1`,
+      n2: `${h}.ln_2`,
+      qkv: `${h}.attn.c_attn`,
+      o: `${h}.attn.c_proj`,
+      up: `${h}.mlp.c_fc`,
+      down: `${h}.mlp.c_proj`,
+    },
+  };
+}
 
 /** Qwen2/Qwen3: with use_sliding_window, blocks from max_window_layers on attend within sliding_window. */
 function qwenWindows(c: ConfigReader, layers: number): (number | null)[] {
@@ -316,6 +382,7 @@ export function isDecoderFamily(t: unknown): t is DecoderFamily {
 /** Read a config.json of a decoder family into its spec; one line naming the key for anything refused. */
 export function decoderSpecFromConfig(json: Json, where = 'config.json'): DecoderSpec {
   const family = json.model_type;
+  if (family === 'gpt2') return gpt2Spec(json, where);
   if (!isDecoderFamily(family)) return fail('model', `${where}: model_type "${String(family)}" is not a decoder family NormLab reads`);
   for (const [key, what] of Object.entries(REFUSED_KEYS)) {
     const v = json[key];
@@ -332,7 +399,7 @@ export function decoderShape(s: DecoderSpec): LMShape {
     layers: s.layers,
     heads: s.heads,
     ffn: s.ffn,
-    positions: 0,
+    positions: s.names.positions ? s.maxSeq : 0,
     attnMatrices: (2 * s.heads * s.headDim + 2 * s.kvHeads * s.headDim) / s.width,
     ffnMatrices: s.mlp.gated ? 3 : 2,
     untiedHead: !s.tied,

@@ -56,6 +56,12 @@ export class ParamSet {
     v.assign(value);
   }
 
+  /** Remove and free a parameter (a streamed model's block once it has run). */
+  remove(name: string): void {
+    this.get(name).dispose();
+    this.vars.delete(name);
+  }
+
   dispose(): void {
     for (const v of this.vars.values()) v.dispose();
     this.vars.clear();

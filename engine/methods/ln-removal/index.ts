@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
-import { evalWindows, TokenBatcher, type BatcherState, type EvalWindows } from '../../data/batches.js';
+import { evalWindows, TokenBatcher, type BatcherState, type EvalWindows, type TokenStream } from '../../data/batches.js';
 import { readJson, readJsonSync, writeFileAtomic } from '../../io/atomic.js';
 import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
 import type { JobContext } from '../../jobs/context.js';
@@ -176,7 +176,7 @@ async function inspectGpt2Folder(dir: string): Promise<{ nLayers: number; vocab:
   if (!fs.existsSync(cfgPath)) fail('io', `model folder ${dir} has no config.json`);
   const json = (await readJson(cfgPath, 'config.json')) as Record<string, unknown>;
   const arch = archOf(json, cfgPath);
-  if (arch !== 'gpt2') fail('model', `${dir} holds a ${arch} model; LN removal needs a GPT-2 (GPT2LMHeadModel) checkpoint`);
+  if (arch !== 'gpt2') fail('model', `${dir} holds a ${String(json.model_type)} model; LN removal needs a GPT-2 (GPT2LMHeadModel) checkpoint`);
   if (json.normlab_ln_sigmas) fail('model', `${dir} is already LN-free (its config.json has normlab_ln_sigmas)`);
   if (typeof json.layer_norm_epsilon === 'number' && json.layer_norm_epsilon >= 1) {
     fail('model', `${dir} has layer_norm_epsilon ${json.layer_norm_epsilon}: it is an exported LN-free model, not one with LayerNorm`);
@@ -272,7 +272,7 @@ async function finetune(
   cfg: LNRemovalConfig,
   baseDir: string,
   mode: 'vanilla' | 'remove',
-  train: Uint16Array,
+  train: TokenStream,
   val: EvalWindows,
   schedule: RemovalEvent[],
   eotToken: number | null,
@@ -281,6 +281,8 @@ async function finetune(
 ): Promise<FinetuneResult> {
   const f = cfg.finetune;
   const r = cfg.removal;
+  // A removal arm's last checkpoint holds the LN-free model (saveLnFreeCheckpoint): the same
+  // tensors, and resumed there the arm takes no step.
   const model = await loadGpt2(ckpt.resumeDir ?? baseDir);
   const opt = new AdamW(model.params, { beta1: f.beta1, beta2: f.beta2, weightDecay: f.weight_decay });
   const accum = lmGradAccum(f);
@@ -428,7 +430,28 @@ function lnFreeModel(trained: GPT2, sigmas: Record<string, number>): GPT2 {
   return m;
 }
 
-function dlaPrompts(val: Uint16Array, d: LNRemovalConfig['dla']): EvalWindows {
+/**
+ * Make the removal arm's last checkpoint (step `steps`) hold the LN-free model: the final training
+ * checkpoint's files (trainer.json, the optimizer) with `lnFree`'s model folder in place of the
+ * fine-tuned one. The exports and a `both` run take the LN-free model from there, and a run stopped
+ * before its summary still resumes there: its removal arm, at its last step, trains no more (its
+ * curves and frozen sigmas are in trainer.json) and derives the same LN-free model from it.
+ */
+async function saveLnFreeCheckpoint(run: Run, steps: number, lnFree: GPT2, extraConfig: Record<string, unknown>): Promise<void> {
+  const trained = run.latestCheckpoint();
+  if (trained?.step !== steps) fail('internal', `the removal arm ended without its step-${steps} checkpoint`);
+  await run.saveCheckpoint(
+    steps,
+    async (dir) => {
+      fs.cpSync(trained.dir, dir, { recursive: true });
+      await saveModel(lnFree, dir, extraConfig);
+    },
+    2,
+    trained.scope,
+  );
+}
+
+function dlaPrompts(val: TokenStream, d: LNRemovalConfig['dla']): EvalWindows {
   return evalWindows(val, d.seq, d.prompts);
 }
 
@@ -466,6 +489,9 @@ async function dlaArtifacts(ctx: JobContext, results: { label: string; r: DlaRes
     await writePlot(path.join(dir, `dla_${label.replace(/[^\w-]+/g, '_')}.png`), png);
   }
 }
+
+/** The files of the LN-free model folder in a removal run's last checkpoint (beside its training state). */
+const LN_FREE_FILES = ['config.json', 'model.safetensors'];
 
 /** The run's LN-free model folder (its last checkpoint once the removal finished; before, a training checkpoint). */
 function lnFreeCheckpoint(run: Run): { dir: string } {
@@ -596,7 +622,9 @@ async function runArms(
   // The LN-free model is this run's checkpoint too, so its exports work on the study run.
   const lnFree = removalRun.latestCheckpoint();
   if (!lnFree) fail('state', `removal arm ${r.runId} left no LN-free model`);
-  await ctx.run.saveCheckpoint(cfg.finetune.steps, async (out) => fs.cpSync(lnFree.dir, out, { recursive: true }));
+  await ctx.run.saveCheckpoint(cfg.finetune.steps, async (out) => {
+    for (const f of LN_FREE_FILES) fs.copyFileSync(path.join(lnFree.dir, f), path.join(out, f));
+  });
   return {
     key_result: { label: 'LN-free − vanilla CE', value: lnFreeCE - vanillaCE },
     original_val_ce: originalCE,
@@ -726,10 +754,7 @@ registerJobKind({
         // The reported number: the stand-alone LN-free model (no hooks), as eval-lm would see it.
         lnFreeCE = await evalCE(lnFree, val, f.batch);
         if (dlaBefore) dlaAfter = await headDla(lnFree, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts);
-        const m = lnFree;
-        await ctx.run.saveCheckpoint(f.steps, async (dir) =>
-          saveModel(m, dir, { normlab_ln_removal: { original_val_ce: originalCE, ln_free_val_ce: lnFreeCE } }),
-        );
+        await saveLnFreeCheckpoint(ctx.run, f.steps, lnFree, { normlab_ln_removal: { original_val_ce: originalCE, ln_free_val_ce: lnFreeCE } });
       }
 
       // Artifacts: CE table, loss curves with removal steps, DLA.
@@ -784,7 +809,7 @@ registerJobKind({
     /** NormLab's LN-free model folder (norms fixed via normlab_ln_sigmas). */
     'ln-free': async (run: Run, out: string) => {
       const ckpt = lnFreeCheckpoint(run);
-      for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(ckpt.dir, f), path.join(out, f));
+      for (const f of LN_FREE_FILES) fs.copyFileSync(path.join(ckpt.dir, f), path.join(out, f));
     },
     /** The paper's HF form: plain GPT2LMHeadModel, eps 1e12, gamma * 1e6 / sigma. */
     'hf-ln-free': async (run: Run, out: string) => {

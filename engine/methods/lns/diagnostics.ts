@@ -59,6 +59,76 @@ export interface ResidualStats {
   width: number;
 }
 
+/** One block output's statistics on the backend: [mean, variance, mean per-token variance] and the last tokens (B, C). */
+interface Measured {
+  stats: tf.Tensor;
+  last: tf.Tensor;
+}
+
+/**
+ * Sums for the residual statistics of x_0..x_L over windows, fed batch by batch (in any order of
+ * layers) by an in-memory forward pass or a streamed one (./streamed-diagnostics.ts).
+ */
+export class ResidualAccumulator {
+  private readonly sumMean: Float64Array; // Σ B_b mean_b over batches b
+  private readonly sumSq: Float64Array; // Σ B_b (var_b + mean_b²)
+  private readonly sumTokenVar: Float64Array; // Σ B_b (mean per-token variance)_b
+  private readonly count: Float64Array; // Σ B_b
+  private readonly last: Float32Array[] = [];
+  private width = 0;
+
+  constructor(
+    private readonly layers: number,
+    private readonly samples: number,
+  ) {
+    this.sumMean = new Float64Array(layers + 1);
+    this.sumSq = new Float64Array(layers + 1);
+    this.sumTokenVar = new Float64Array(layers + 1);
+    this.count = new Float64Array(layers + 1);
+  }
+
+  /** The statistics of x (B, T, C), kept on the backend until `add` reads them. */
+  static measure(x: tf.Tensor3D): Measured {
+    return tf.tidy(() => {
+      const { mean, variance } = tf.moments(x);
+      const tokenVar = tf.mean(tf.moments(x, -1).variance); // (B, T, C) -> (B, T) -> mean over tokens
+      const [B, T, C] = x.shape;
+      const lastTok = tf.reshape(tf.slice(x, [0, T - 1, 0], [B, 1, C]), [B, C]); // (B, T, C) -> (B, C)
+      return { stats: tf.keep(tf.stack([mean, variance, tokenVar])), last: tf.keep(lastTok) };
+    });
+  }
+
+  /** Add measured x_l (l = 0..L) of windows first..first+B-1; frees the measurement. */
+  async add(l: number, m: Measured, first: number): Promise<void> {
+    const [stats, rows] = (await Promise.all([m.stats.data(), m.last.data()])) as Float32Array[];
+    const [B, C] = m.last.shape as [number, number];
+    tf.dispose([m.stats, m.last]);
+    // Every window has the same length, so weighting batches by sequences weights them by tokens.
+    const [mean, v, tv] = stats;
+    this.sumMean[l] += B * mean;
+    this.sumSq[l] += B * (v + mean * mean);
+    this.sumTokenVar[l] += B * tv;
+    this.count[l] += B;
+    this.width = C;
+    if (!this.last[l]) this.last[l] = new Float32Array(this.samples * C);
+    this.last[l].set(rows, first * C);
+  }
+
+  result(): ResidualStats {
+    const variance = Array.from({ length: this.layers + 1 }, (_, l) => {
+      const mean = this.sumMean[l] / this.count[l];
+      return this.sumSq[l] / this.count[l] - mean * mean;
+    });
+    return {
+      variance,
+      tokenVariance: Array.from(this.sumTokenVar, (v, l) => v / this.count[l]),
+      lastToken: this.last,
+      samples: this.samples,
+      width: this.width,
+    };
+  }
+}
+
 /**
  * Run the model over the first `sequences` windows and collect, for x_0..x_L, the element
  * variance, the mean per-token feature variance and the last token's vector of each sequence.
@@ -68,48 +138,17 @@ export async function residualStats(model: CausalLM, windows: EvalWindows, seque
   const { seq } = windows;
   const S = Math.min(sequences, windows.count);
   if (S < 1) fail('data', 'residual statistics need at least one validation sequence');
-  const L = model.nLayers;
-  const sumMean = new Float64Array(L + 1); // Σ n_b mean_b
-  const sumSq = new Float64Array(L + 1); // Σ n_b (var_b + mean_b²)
-  const sumTokenVar = new Float64Array(L + 1); // Σ over tokens of Var_c(x[b, t, :])
-  let count = 0;
-  const last: Float32Array[] = [];
-  let width = 0;
+  const acc = new ResidualAccumulator(model.nLayers, S);
   for (let i = 0; i < S; i += batchSize) {
     const B = Math.min(batchSize, S - i);
-    const kept: { layer: number; stats: tf.Tensor; last: tf.Tensor }[] = [];
+    const kept: { layer: number; m: Measured }[] = [];
     tf.tidy(() => {
       const idx = tf.tensor2d(windows.x.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
-      model.forward(idx, {
-        residual: (layer, x) => {
-          const { mean, variance } = tf.moments(x);
-          const tokenVar = tf.mean(tf.moments(x, -1).variance); // (B, T, C) -> (B, T) -> mean over tokens
-          const [, T, C] = x.shape;
-          const lastTok = tf.reshape(tf.slice(x, [0, T - 1, 0], [B, 1, C]), [B, C]); // (B, T, C) -> (B, C)
-          kept.push({ layer: layer + 1, stats: tf.keep(tf.stack([mean, variance, tokenVar])), last: tf.keep(lastTok) });
-        },
-      });
+      model.forward(idx, { residual: (layer, x) => kept.push({ layer: layer + 1, m: ResidualAccumulator.measure(x) }) });
     });
-    const n = B * seq;
-    for (const k of kept) {
-      const [stats, rows] = (await Promise.all([k.stats.data(), k.last.data()])) as Float32Array[];
-      const [m, v, tv] = stats;
-      sumMean[k.layer] += n * m;
-      sumSq[k.layer] += n * (v + m * m);
-      sumTokenVar[k.layer] += n * tv;
-      width = k.last.shape[1]!;
-      if (!last[k.layer]) last[k.layer] = new Float32Array(S * width);
-      last[k.layer].set(rows, i * width);
-      k.stats.dispose();
-      k.last.dispose();
-    }
-    count += n;
+    for (const k of kept) await acc.add(k.layer, k.m, i);
   }
-  const variance = Array.from({ length: L + 1 }, (_, l) => {
-    const mean = sumMean[l] / count;
-    return sumSq[l] / count - mean * mean;
-  });
-  return { variance, tokenVariance: Array.from(sumTokenVar, (v) => v / count), lastToken: last, samples: S, width };
+  return acc.result();
 }
 
 /** The p-th percentile (0..100) of finite values, linearly interpolated (numpy's default). */

@@ -10,7 +10,7 @@ import { streamedDiagnostics, streamedEvalLoss } from '../methods/lns/streamed-d
 import { lmEvalLoss } from '../train/lm-step.js';
 import { Decoder } from './decoder.js';
 import { decoderSpecFromConfig } from './families.js';
-import { loadLM } from './index.js';
+import { createLM, loadLM, saveModel } from './index.js';
 import { StreamedDecoder } from './streamed.js';
 
 beforeAll(async () => {
@@ -58,7 +58,52 @@ function windows(seq: number, count: number, vocab: number) {
   return { x, y, count, seq };
 }
 
+/** Streamed eval loss of a folder. */
+async function streamedLoss(dir: string, w: ReturnType<typeof windows>): Promise<number> {
+  const reader = await openModelDir(dir);
+  const sm = await StreamedDecoder.open(reader, decoderSpecFromConfig(reader.config));
+  try {
+    return await streamedEvalLoss(sm, w, { batch: 2, budgetBytes: 1 << 20 });
+  } finally {
+    sm.dispose();
+    await reader.close();
+  }
+}
+
 describe('streamed decoder', () => {
+  it('streams GPT-2 (Conv1D weights, learned positions, every score-scale field) as the in-memory GPT-2 computes it', async () => {
+    const config = {
+      vocab_size: 60,
+      n_positions: 16,
+      n_embd: 16,
+      n_layer: 3,
+      n_head: 2,
+      n_inner: 40,
+      activation_function: 'relu',
+      scale_attn_by_inverse_layer_idx: true,
+      tie_word_embeddings: false,
+    };
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'normlab-streamed-gpt2-'));
+    const m = createLM('gpt2', config, 5);
+    await saveModel(m, dir);
+    m.dispose();
+    const w = windows(9, 4, 60);
+    const gpt2 = await loadLM(dir);
+    expect(gpt2.arch).toBe('gpt2');
+    const loss = await lmEvalLoss(gpt2, w, 2);
+    gpt2.dispose();
+    expect(Math.abs((await streamedLoss(dir, w)) - loss)).toBeLessThan(1e-5);
+    // The public GPT-2 files name tensors without `transformer.`.
+    const file = path.join(dir, 'model.safetensors');
+    const reader = await openModelDir(dir);
+    const tensors: Record<string, Awaited<ReturnType<typeof reader.read>>> = {};
+    for (const name of (await reader.weights()).names) tensors[name.replace(/^transformer\./, '')] = await reader.read(name);
+    await reader.close();
+    fs.rmSync(file);
+    await saveModelDir(dir, reader.config, tensors);
+    expect(Math.abs((await streamedLoss(dir, w)) - loss)).toBeLessThan(1e-5);
+  });
+
   for (const dtype of ['F32', 'BF16'] as const) {
     it(`evaluates and diagnoses a ${dtype} gemma2 block by block exactly as in memory`, async () => {
       const dir = await randomFolder(gemma2, dtype);

@@ -83,15 +83,25 @@ export class StreamedDecoder {
     private readonly embedRows: StoredRows,
     private readonly headRows: StoredRows,
     private readonly headChunks: tf.Tensor2D[],
+    private readonly positions: Float32Array | null,
+    private readonly nameOf: (name: string) => string,
   ) {}
 
   /** Open a model folder whose config has been read into `spec`: the embedding, head and final norm are read now. */
   static async open(reader: ModelDirReader, spec: DecoderSpec): Promise<StreamedDecoder> {
     const model = new Decoder(spec, reader.config, { allocate: false });
     const chunks: tf.Tensor2D[] = [];
+    // The checkpoint's name of a parameter: as the spec names it, or without the optional prefix.
+    const present = new Set((await reader.weights()).names);
+    const nameOf = (name: string) => {
+      const p = spec.optionalPrefix;
+      if (!present.has(name) && p && name.startsWith(p) && present.has(name.slice(p.length))) return name.slice(p.length);
+      if (!present.has(name)) fail('model', `${reader.dir} has no tensor ${name}, which a ${spec.family} of this config.json has`);
+      return name;
+    };
     try {
-      const embed = new StoredRows(await reader.readRaw(spec.names.embed), spec.width, spec.names.embed);
-      const head = spec.tied ? embed : new StoredRows(await reader.readRaw(spec.names.head!), spec.width, spec.names.head!);
+      const embed = new StoredRows(await reader.readRaw(nameOf(spec.names.embed)), spec.width, spec.names.embed);
+      const head = spec.tied ? embed : new StoredRows(await reader.readRaw(nameOf(spec.names.head!)), spec.width, spec.names.head!);
       for (const rows of [embed, head])
         if (rows.raw.shape.length !== 2 || rows.raw.shape[0] !== spec.vocab || rows.raw.shape[1] !== spec.width)
           fail('model', `${reader.dir}: an embedding or head of shape [${rows.raw.shape}], the config says [${spec.vocab}, ${spec.width}]`);
@@ -102,9 +112,15 @@ export class StreamedDecoder {
       for (const name of ['weight', 'bias']) {
         const full = `${spec.names.finalNorm}.${name}`;
         if (name === 'bias' && !spec.norm.bias) continue;
-        model.setParam(full, toTf(await reader.read(full)));
+        model.setParam(full, toTf(await reader.read(nameOf(full))));
       }
-      return new StreamedDecoder(spec, reader, model, embed, head, chunks);
+      let positions: Float32Array | null = null;
+      if (spec.names.positions) {
+        const wpe = new StoredRows(await reader.readRaw(nameOf(spec.names.positions)), spec.width, spec.names.positions);
+        if (wpe.rows !== spec.maxSeq) fail('model', `${spec.names.positions} has ${wpe.rows} rows, the config says ${spec.maxSeq} positions`);
+        positions = wpe.range(0, wpe.rows);
+      }
+      return new StreamedDecoder(spec, reader, model, embed, head, chunks, positions, nameOf);
     } catch (err) {
       tf.dispose(chunks);
       model.dispose();
@@ -122,9 +138,11 @@ export class StreamedDecoder {
     return this.spec.maxSeq;
   }
 
-  /** x_0 of token ids (B·T): the embedding rows widened to float32 and scaled, on the host. */
-  embed(ids: ArrayLike<number>): Float32Array {
+  /** x_0 of windows of T token ids (B·T): the embedding rows widened to float32 (+ learned positions) and scaled, on the host. */
+  embed(ids: ArrayLike<number>, T: number): Float32Array {
     const x = this.embedRows.gather(ids);
+    const C = this.spec.width;
+    if (this.positions) for (let i = 0; i < x.length; i++) x[i] = Math.fround(x[i] + this.positions[(Math.floor(i / C) % T) * C + (i % C)]);
     const s = Math.fround(this.spec.embedScale);
     if (s !== 1) for (let i = 0; i < x.length; i++) x[i] = Math.fround(x[i] * s);
     return x;
@@ -135,11 +153,12 @@ export class StreamedDecoder {
     if (this.loaded === i) return;
     this.unloadBlock();
     for (const p of blockParams(this.spec, i)) {
-      const t = toTf(await this.reader.read(p.name));
-      if (t.shape.join(',') !== [...(p.linear ? [p.shape[1], p.shape[0]] : p.shape)].join(',')) {
+      const t = toTf(await this.reader.read(this.nameOf(p.name)));
+      const want = this.model.storedShape(p);
+      if (t.shape.join(',') !== want.join(',')) {
         t.dispose();
         this.unloadBlock();
-        fail('model', `tensor ${p.name} has shape [${t.shape}], the config.json implies [${p.linear ? [p.shape[1], p.shape[0]] : p.shape}]`);
+        fail('model', `tensor ${p.name} has shape [${t.shape}], the config.json implies [${want}]`);
       }
       this.model.setParam(p.name, t);
       this.loaded = i;

@@ -50,7 +50,7 @@ async function pass(
   const C = sm.spec.width;
   const per = T * C; // floats per window
   const L = sm.nLayers;
-  const base = sm.embed(windows.x.subarray(w0 * T, w1 * T));
+  const base = sm.embed(windows.x.subarray(w0 * T, w1 * T), T);
   const streams = new Map<number, Float32Array>([[-1, base]]);
   const batches: [number, number][] = [];
   for (let a = w0; a < w1; a += opts.batch) batches.push([a, Math.min(w1, a + opts.batch)]);

@@ -9,6 +9,8 @@ import { Command, Option } from 'commander';
 import { BACKEND_NAMES, initBackend, listBackends, type BackendChoice } from '../backend/backend.js';
 import { asNormLabError, fail } from '../core/errors.js';
 import { NORMLAB_VERSION } from '../core/versions.js';
+import { TOKEN_DTYPES, type TokenDtype } from '../data/text.js';
+import { TOKENIZER_NAMES, type TokenizerName } from '../data/tokenizers.js';
 import { cancelEverywhere, childCounts, childStates } from '../jobs/children.js';
 import { readConfigFile } from '../jobs/config.js';
 import { dryRun, formatDryRun } from '../jobs/dry-run.js';
@@ -298,11 +300,16 @@ export function buildProgram(): Command {
     .command('eval-lm')
     .requiredOption('--model <dir>', 'model folder (config.json + model.safetensors)')
     .option('--text <file>', 'text file to score')
-    .option('--tokens <file>', 'nanoGPT-style uint16 .bin token file to score')
-    .option('--tokenizer <name>', 'byte or gpt2 (default: by the model vocabulary)')
+    .option('--tokens <file>', 'flat little-endian .bin token file to score (nanoGPT-style uint16, or --token-dtype uint32)')
+    .addOption(new Option('--token-dtype <dtype>', 'id type of the --tokens file').choices(TOKEN_DTYPES).default('uint16'))
+    .addOption(
+      new Option('--tokenizer <name>', "for --text (default: the model folder's tokenizer.json, else byte/gpt2 for 256-/50257-id models)").choices(
+        TOKENIZER_NAMES,
+      ),
+    )
     .option('--seq <n>', 'window length (default: the model context)', (v) => Number.parseInt(v, 10))
     .description('mean next-token cross-entropy (nats) of a model on a file')
-    .action(async (opts: { model: string; text?: string; tokens?: string; tokenizer?: string; seq?: number }) => {
+    .action(async (opts: { model: string; text?: string; tokens?: string; tokenDtype: TokenDtype; tokenizer?: TokenizerName; seq?: number }) => {
       if (!opts.text === !opts.tokens) fail('config', 'eval-lm needs exactly one of --text FILE or --tokens FILE.bin');
       await initBackend(globals().backend);
       const r = await evalLM(opts);

@@ -92,3 +92,21 @@ describe('evalWindows', () => {
     expect(() => evalWindows(ramp(8), 8, 1)).toThrow(NormLabError);
   });
 });
+
+describe('uint32 token streams', () => {
+  it('keep ids beyond 65535 (up to 151,935) through the split, the batcher and the evaluation windows', () => {
+    const t = Uint32Array.from({ length: 200 }, (_, i) => 151935 - i * 500);
+    const { train, val } = splitTrainVal(t, 0.25, 8);
+    expect(val).toBeInstanceOf(Uint32Array);
+    expect(val[0]).toBe(151935 - 150 * 500);
+    const w = evalWindows(val, 8, 2);
+    expect(Array.from(w.x.subarray(0, 3))).toEqual([151935 - 150 * 500, 151935 - 151 * 500, 151935 - 152 * 500]);
+    expect(w.y[0]).toBe(w.x[1]);
+    const { x, y } = new TokenBatcher(train, 4, 8, 1).next();
+    for (let i = 0; i < x.length; i++) {
+      expect(x[i]).toBeGreaterThan(65535);
+      expect((151935 - x[i]) % 500).toBe(0);
+      if (i % 8 < 7) expect(y[i]).toBe(x[i + 1]);
+    }
+  });
+});

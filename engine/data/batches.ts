@@ -6,7 +6,11 @@
 import { fail } from '../core/errors.js';
 import { Rng } from './rng.js';
 
-/** Token ids: Uint16Array from token files and tokenizers, or any integer array. */
+/**
+ * Token ids: Uint16Array or Uint32Array from token files and tokenizers (uint32 for vocabularies
+ * beyond 65,536, as Llama 3's 128,256 or Qwen's 151,936), or any integer array. Batches and
+ * windows hold them as int32, as tfjs takes them.
+ */
 export type TokenStream = Uint16Array | Int32Array | Uint32Array | readonly number[];
 
 export interface LmBatch {

@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errorOf, tempDir } from '../testing/helpers.js';
 import { loadDocuments, loadText, loadTokenFile, tokenizeDocuments, tokenizeSource, writeTokenFile } from './text.js';
-import { ByteTokenizer, Gpt2Tokenizer } from './tokenizers.js';
+import { byteLevelBpeJson } from './hf-tokenizer-fixtures.js';
+import { ByteTokenizer, Gpt2Tokenizer, HfTokenizer, type Tokenizer } from './tokenizers.js';
 
 describe('embedded corpora', () => {
   it('loads Moby Dick as one document of about 1.2 MB', async () => {
@@ -44,6 +45,27 @@ describe('documents', () => {
     expect(Array.from(tokenizeDocuments(['a', 'b'], new ByteTokenizer()))).toEqual([97, 10, 10, 98]);
   });
 
+  it("puts a tokenizer's BOS once before all documents, joined by a blank line without end-of-text", () => {
+    const tok = new HfTokenizer('bl', byteLevelBpeJson());
+    // "hello\n\nworld" has bytes outside the fixture's vocabulary: one document here.
+    expect(Array.from(tokenizeDocuments(['hello world'], tok))).toEqual([16, 11, 15, 1]);
+    expect(tokenizeDocuments(['hello'], tok)).toBeInstanceOf(Uint16Array);
+  });
+
+  it('holds the ids of a vocabulary beyond uint16 in a Uint32Array', () => {
+    const big: Tokenizer = {
+      name: 'big',
+      vocabSize: 151936,
+      eot: 151643,
+      bos: 151000,
+      encode: (t) => [...t].map((c) => 100000 + c.charCodeAt(0)),
+      decode: () => '',
+    };
+    const ids = tokenizeDocuments(['a', 'b'], big);
+    expect(ids).toBeInstanceOf(Uint32Array);
+    expect(Array.from(ids)).toEqual([151000, 100097, 151643, 100098]);
+  });
+
   it('reads a UTF-8 text file and names missing, empty and non-UTF-8 files', async () => {
     const dir = tempDir('text');
     const f = path.join(dir, 'a.txt');
@@ -78,11 +100,29 @@ describe('token files', () => {
     expect(viaSource).not.toContain('50300');
   });
 
-  it('rejects odd-length, empty and missing files', async () => {
+  it('round-trips ids beyond 65535 through a flat little-endian uint32 file, checked against the vocabulary', async () => {
+    const f = path.join(tempDir('text'), 'val.bin');
+    const ids = [0, 65535, 65536, 128255, 151935];
+    await writeTokenFile(f, ids, 'uint32');
+    expect([...fs.readFileSync(f)].slice(8, 16)).toEqual([0, 0, 1, 0, 0xff, 0xf4, 0x01, 0]);
+    const back = await loadTokenFile(f, 151936, 'uint32');
+    expect(back).toBeInstanceOf(Uint32Array);
+    expect(Array.from(back)).toEqual(ids);
+    const err = await errorOf(loadTokenFile(f, 128256, 'uint32'));
+    expect(err.message).toBe(`token file ${f}: the id at position 4 is not below the vocabulary size 128256`);
+    const qwenSized: Tokenizer = { name: 'qwen-sized', vocabSize: 151936, eot: null, bos: null, encode: () => [], decode: () => '' };
+    expect(Array.from(await tokenizeSource({ kind: 'tokens', path: f, dtype: 'uint32' }, qwenSized))).toEqual(ids);
+  });
+
+  it('rejects files whose size is not a multiple of the id size, empty and missing files', async () => {
     const dir = tempDir('text');
     const f = path.join(dir, 'x.bin');
     fs.writeFileSync(f, Buffer.from([1, 0, 2]));
-    expect((await errorOf(loadTokenFile(f))).message).toContain('odd number of bytes (3)');
+    expect((await errorOf(loadTokenFile(f))).message).toBe(`token file ${f} has 3 bytes, not a multiple of 2; expected flat little-endian uint16 ids`);
+    fs.writeFileSync(f, Buffer.from([1, 0, 0, 0, 2, 0]));
+    const err = await errorOf(loadTokenFile(f, undefined, 'uint32'));
+    expect(err.code).toBe('data');
+    expect(err.message).toBe(`token file ${f} has 6 bytes, not a multiple of 4; expected flat little-endian uint32 ids`);
     fs.writeFileSync(f, '');
     expect((await errorOf(loadTokenFile(f))).message).toBe(`token file ${f} is empty`);
     expect((await errorOf(loadTokenFile(path.join(dir, 'none.bin')))).code).toBe('io');
@@ -91,7 +131,7 @@ describe('token files', () => {
   it('refuses to write ids that do not fit uint16 and leaves the old file', async () => {
     const f = path.join(tempDir('text'), 'x.bin');
     await writeTokenFile(f, [1, 2]);
-    expect((await errorOf(writeTokenFile(f, [1, 70000]))).message).toContain('id 70000 at position 1');
+    expect((await errorOf(writeTokenFile(f, [1, 70000]))).message).toContain('id 70000 at position 1 does not fit uint16');
     expect(Array.from(await loadTokenFile(f))).toEqual([1, 2]);
   });
 });

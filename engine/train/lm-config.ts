@@ -43,9 +43,15 @@ export type LMModelConfig = z.infer<typeof lmModelSchema>;
 
 export const textDataSchema = z
   .object({
-    source: z.enum(['moby-dick', 'sotu', 'file', 'tokens']).default('moby-dick').describe('embedded corpus, a text file, or a uint16 .bin token file'),
+    source: z.enum(['moby-dick', 'sotu', 'file', 'tokens']).default('moby-dick').describe('embedded corpus, a text file, or a .bin token file'),
     path: pathField(z.string().optional().describe('file for source file or tokens')),
-    tokenizer: z.enum(['byte', 'gpt2']).default('byte').describe('byte-level or GPT-2 BPE'),
+    tokenizer: z
+      .enum(['byte', 'gpt2'])
+      .optional()
+      .describe(
+        "byte-level or GPT-2 BPE (default: a model folder's own tokenizer.json, else byte for 256-id and GPT-2 for 50257-id models; byte when training from scratch)",
+      ),
+    dtype: z.enum(['uint16', 'uint32']).default('uint16').describe('source tokens: flat little-endian uint16 (nanoGPT) or uint32 ids'),
     val_fraction: z.number().gt(0).lt(1).default(0.1).describe('last fraction of the tokens held out for validation'),
   })
   .strict()

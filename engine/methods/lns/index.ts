@@ -10,7 +10,7 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { asNormLabError, fail } from '../../core/errors.js';
-import { evalWindows } from '../../data/batches.js';
+import { evalWindows, type TokenStream } from '../../data/batches.js';
 import { readJsonSync } from '../../io/atomic.js';
 import type { JobContext } from '../../jobs/context.js';
 import { registerPresets } from '../../jobs/presets.js';
@@ -38,7 +38,7 @@ import { pathField } from '../../jobs/paths.js';
 registerPresets(lnsPresets);
 
 /** The end-of-run hook: diagnostics of the trained model into the run's artifacts. */
-addAfterTraining(async (ctx: JobContext, model: CausalLM, data: { val: Uint16Array; seq: number }, config) => {
+addAfterTraining(async (ctx: JobContext, model: CausalLM, data: { val: TokenStream; seq: number }, config) => {
   const opts = autoDiagnosticsOptions(config);
   try {
     ctx.progress({ step: 0, total: 1, phase: 'diagnostics', message: 'depth diagnostics' });
@@ -70,7 +70,9 @@ export const lnsDiagnosticsSchema = z
     ...baseConfig,
     run: z.string().min(1).optional().describe('a run id (or unique prefix) whose latest checkpoint, data and gradient history to use'),
     model: pathField(z.string().min(1).optional().describe('or: a model folder (config.json + model.safetensors)')),
-    data: textDataSchema.optional().describe("validation text (default: the run's data, else Moby Dick with the model's tokenizer)"),
+    data: textDataSchema
+      .optional()
+      .describe("validation text (default: the run's data, else Moby Dick); without data.tokenizer it goes through the model folder's own tokenizer.json"),
     seq: z
       .number()
       .int()
@@ -121,9 +123,9 @@ registerJobKind({
 
     const model = await loadLM(modelDir);
     try {
-      data ??= textDataSchema.parse({ tokenizer: model.vocabSize <= 256 ? 'byte' : 'gpt2' });
+      data ??= textDataSchema.parse({});
       seq = Math.min(seq ?? model.maxSeq, model.maxSeq);
-      const { val } = await loadLMData(data, seq, model.vocabSize);
+      const { val } = await loadLMData(data, seq, { vocab: model.vocabSize, dir: modelDir, log: (line) => ctx.log(line) });
       const windows = evalWindows(val, seq, Math.max(cfg.sequences, cfg.pruning_windows, cfg.grad_windows));
       const history = metrics ? gradHistoryFromMetrics(metrics, model.nLayers) : null;
       const grads = history

@@ -301,7 +301,7 @@ export class Decoder implements CausalLM {
     if (H === KV) return t;
     const [B, , T, hs] = t.shape;
     const g = H / KV;
-    return tf.reshape(tf.tile(tf.reshape(t, [B, KV, 1, T, hs]), [1, 1, g, 1, 1]), [B, H, T, hs]) as tf.Tensor4D;
+    return tf.reshape(tf.tile(tf.reshape(t, [B, KV, 1, T * hs]), [1, 1, g, 1]), [B, H, T, hs]) as tf.Tensor4D; // rank 4: tfjs tiles' gradient stops there
   }
 
   /** softmax(scale q kᵀ, soft-capped, causal and windowed) v on (B, H, T, hs). */

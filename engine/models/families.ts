@@ -152,6 +152,7 @@ function common(c: ConfigReader, family: DecoderFamily, defaults: { headDim?: nu
   const dims = Math.floor(headDim * partial);
   if (dims % 2 !== 0 || dims <= 0) c.fail(`rotary dimensions ${dims} (head_dim ${headDim} × partial_rotary_factor ${partial}) must be a positive even number`);
   const eps = c.num(family === 'gpt_neox' ? 'layer_norm_eps' : 'rms_norm_eps', defaults.eps);
+  const scaling = ropeScalingFromConfig(c.raw('rope_scaling'), maxSeq);
   return {
     family,
     vocab,
@@ -161,10 +162,11 @@ function common(c: ConfigReader, family: DecoderFamily, defaults: { headDim?: nu
     kvHeads,
     headDim,
     ffn,
-    maxSeq,
+    // Dynamic NTK scaling exists to run past max_position_embeddings: up to factor times it.
+    maxSeq: scaling.type === 'dynamic' ? Math.floor(maxSeq * scaling.factor) : maxSeq,
     eps,
     tied: c.bool('tie_word_embeddings', defaults.tied),
-    rotary: { dims, base: c.num('rope_theta', defaults.theta ?? 10000), scaling: ropeScalingFromConfig(c.raw('rope_scaling'), maxSeq) },
+    rotary: { dims, base: c.num('rope_theta', defaults.theta ?? 10000), scaling },
   };
 }
 

@@ -255,8 +255,11 @@ class Model:
         y = x @ self.p(prefix + ".weight").T
         return y + self.p(prefix + ".bias") if bias else y
 
+    # non-parameter buffers old checkpoints carry (GPT-2 / GPT-NeoX causal masks, rotary inv_freq)
+    BUFFERS = re.compile(r"\.(attn\.bias|attn\.masked_bias|attention\.bias|attention\.masked_bias|rotary_emb\.inv_freq)$")
+
     def check_unused(self):
-        extra = sorted(set(self.w) - self.used)
+        extra = sorted(k for k in set(self.w) - self.used if not self.BUFFERS.search(k))
         if extra:
             raise SystemExit(f"tensors the model does not use: {extra[:8]}")
 
@@ -529,6 +532,10 @@ def model_vocab(model):
 
 
 def check(args):
+    print(json.dumps(check_result(args)))
+
+
+def check_result(args):
     tokens = read_tokens(args.tokens, args.token_dtype)
     seq = args.seq
     count = (len(tokens) - 1) // seq
@@ -605,7 +612,7 @@ def check(args):
         "grad_windows": G,
         "grad_norms": grad_norms,
     }
-    print(json.dumps(out))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -824,7 +831,30 @@ def make(args):
         index = {"metadata": {"total_size": total}, "weight_map": weight_map}
         with open(os.path.join(args.out_dir, "model.safetensors.index.json"), "w") as f:
             f.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
-    print(json.dumps({"variant": args.variant, "out": args.out_dir, "dtype": dt, "shards": max(1, args.shards), "tensors": len(names)}))
+    return {"variant": args.variant, "out": args.out_dir, "dtype": dt, "shards": max(1, args.shards), "tensors": len(names)}
+
+
+def suite(args):
+    """Every variant (or --variants) in every --dtypes: make it under OUT_ROOT/VARIANT-DTYPE (the
+    bf16 ones in 2 shards), score a random uint32 token file of its vocabulary, and print one JSON
+    object {"VARIANT-DTYPE": {"dir", "tokens", "result"}} (one process for the whole parity suite)."""
+    names = args.variants.split(",") if args.variants else sorted(VARIANTS)
+    out = {}
+    for variant in names:
+        for dt in args.dtypes.split(","):
+            key = f"{variant}-{dt}"
+            d = os.path.join(args.out_root, key)
+            make(argparse.Namespace(variant=variant, out_dir=d, dtype=dt, shards=2 if dt == "bf16" else 1, seed=args.seed))
+            V = VARIANTS[variant].get("vocab_size")
+            tok = os.path.join(args.out_root, f"{key}.tokens.bin")
+            rng = np.random.default_rng(args.seed + 1)
+            rng.integers(0, V, size=args.seq * args.windows + 1).astype("<u4").tofile(tok)
+            check_args = argparse.Namespace(
+                tokens=tok, seq=args.seq, model_dir=d, token_dtype="uint32", sequences=args.sequences,
+                pruning_windows=args.pruning_windows, grad_windows=args.grad_windows, max_n=None, skip="",
+            )
+            out[key] = {"dir": d, "tokens": tok, "result": check_result(check_args)}
+    print(json.dumps(out))
 
 
 def write_tokens(args):
@@ -862,9 +892,21 @@ def main():
     t.add_argument("--dtype", choices=["uint16", "uint32"], default="uint16")
     t.add_argument("--seed", type=int, default=0)
     sub.add_parser("variants")
+    su = sub.add_parser("suite")
+    su.add_argument("out_root")
+    su.add_argument("--variants", default="")
+    su.add_argument("--dtypes", default="f32,bf16")
+    su.add_argument("--seq", type=int, default=16)
+    su.add_argument("--windows", type=int, default=6)
+    su.add_argument("--sequences", type=int, default=4)
+    su.add_argument("--pruning-windows", type=int, default=4)
+    su.add_argument("--grad-windows", type=int, default=2)
+    su.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     if a.cmd == "make":
-        make(a)
+        print(json.dumps(make(a)))
+    elif a.cmd == "suite":
+        suite(a)
     elif a.cmd == "check":
         if a.seq < 1:
             raise SystemExit("SEQ must be >= 1")

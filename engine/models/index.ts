@@ -9,14 +9,15 @@ import type * as tf from '@tensorflow/tfjs-core';
 import * as path from 'node:path';
 import { fail } from '../core/errors.js';
 import { readJson } from '../io/atomic.js';
-import { loadModelDir, saveModelDir } from '../io/model-dir.js';
+import { loadModelDir, openModelDir, saveModelDir } from '../io/model-dir.js';
 import { fromTf, toTf } from '../io/tensors.js';
 import { Decoder } from './decoder.js';
 import { DECODER_FAMILIES, decoderShape, decoderSpecFromConfig, isDecoderFamily } from './families.js';
 import { GPT2, gpt2ConfigFromJson, gpt2Shape } from './gpt2.js';
 import { Llama, llamaConfigFromJson, llamaShape } from './llama.js';
-import { assertFits, lmMemoryBytes, lmParameterCount, type LMShape } from './memory.js';
+import { assertFits, backendCapacityBytes, lmMemoryBytes, lmParameterCount, type LMShape } from './memory.js';
 import type { CausalLM } from './lm.js';
+import { StreamedDecoder } from './streamed.js';
 
 /** gpt2, llama: NormLab's trainable models; hf: a Hugging Face decoder family read by the shared decoder. */
 export type LMArch = 'gpt2' | 'llama' | 'hf';
@@ -109,5 +110,57 @@ export async function saveModel(model: SavableModel, dir: string, extraConfig: R
     await saveModelDir(dir, { ...model.hfConfig(), ...extraConfig }, out);
   } finally {
     for (const t of tensors.values()) t.dispose();
+  }
+}
+
+/** How to evaluate a model folder: in memory, block by block, or whichever suits its size. */
+export const STREAMING_MODES = ['auto', 'always', 'never'] as const;
+export type StreamingMode = (typeof STREAMING_MODES)[number];
+
+/** float32 weights above this are evaluated block by block under `auto`. */
+const STREAM_ABOVE_BYTES = 2 ** 30;
+
+/** A model folder opened for evaluation: the whole model in memory, or streamed block by block. */
+export type OpenedLM =
+  { kind: 'memory'; model: CausalLM; dispose: () => Promise<void> } | { kind: 'streamed'; model: StreamedDecoder; dispose: () => Promise<void> };
+
+/**
+ * Open a model folder for evaluation. Under `auto` a decoder (any family of ./families.ts, GPT-2
+ * included) whose float32 weights exceed 1 GiB or half of what the backend holds is streamed
+ * (./streamed.ts): its weights stay as stored and one block at a time is widened, so a bf16 model
+ * needs about its file's size in memory instead of twice it. NormLab's norm-variant LLaMA and
+ * LN-free GPT-2s always load whole. `onProgress` sees the bytes read while the weights load.
+ */
+export async function openLM(
+  dir: string,
+  opts: { streaming?: StreamingMode; onProgress?: (bytesRead: number, totalBytes: number) => void } = {},
+): Promise<OpenedLM> {
+  const reader = await openModelDir(dir, { onProgress: opts.onProgress });
+  try {
+    const where = path.join(dir, 'config.json');
+    const arch = checkLMConfig(reader.config, where);
+    const streamable = arch === 'hf' || (arch === 'gpt2' && !reader.config.normlab_ln_sigmas);
+    const mode = opts.streaming ?? 'auto';
+    if (mode === 'always' && !streamable)
+      fail('config', `${dir}: NormLab's own ${arch} models with normlab_* keys are evaluated in memory, not block by block`);
+    const spec = streamable ? decoderSpecFromConfig(reader.config, where) : null;
+    const floatBytes = spec ? 4 * lmParameterCount(decoderShape(spec)) : 0;
+    if (spec && (mode === 'always' || (mode === 'auto' && (floatBytes > STREAM_ABOVE_BYTES || floatBytes > backendCapacityBytes().bytes / 2)))) {
+      const model = await StreamedDecoder.open(reader, spec);
+      return {
+        kind: 'streamed',
+        model,
+        dispose: async () => {
+          model.dispose();
+          await reader.close();
+        },
+      };
+    }
+    await reader.close();
+    const model = await loadLM(dir);
+    return { kind: 'memory', model, dispose: async () => model.dispose() };
+  } catch (err) {
+    await reader.close();
+    throw err;
   }
 }

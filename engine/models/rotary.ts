@@ -72,14 +72,14 @@ export function ropeScalingFromConfig(raw: unknown, maxPositions: number): RopeS
     case 'dynamic':
       return { type: 'dynamic', factor: factor(), maxPositions };
     case 'yarn': {
-      // As transformers: with original_max_position_embeddings given, the factor is the ratio of
-      // the two context lengths; else max_position_embeddings is the original length.
-      let f = factor();
-      let original = maxPositions;
-      if (r.original_max_position_embeddings !== undefined) {
-        original = num(r.original_max_position_embeddings, 'rope_scaling.original_max_position_embeddings');
-        f = maxPositions / original;
-      }
+      // transformers 5 keeps `factor` and takes original_max_position_embeddings (else
+      // max_position_embeddings) as the pretrained context of the correction range; 4.4x-4.5x
+      // replaced the factor by their ratio when both were given (README: "what is refused").
+      const f = factor();
+      const original =
+        r.original_max_position_embeddings === undefined || r.original_max_position_embeddings === null
+          ? maxPositions
+          : num(r.original_max_position_embeddings, 'rope_scaling.original_max_position_embeddings');
       let attentionFactor: number;
       if (r.attention_factor !== undefined && r.attention_factor !== null) attentionFactor = num(r.attention_factor, 'rope_scaling.attention_factor');
       else if (r.mscale && r.mscale_all_dim)

@@ -1,8 +1,10 @@
 /**
  * `normlab eval-lm`: mean next-token cross-entropy (nats) of a model folder on a text or token
- * file. Windows of `seq` tokens (default: the model's context) tile the file from its start
- * without overlap; every token after each window's first is scored once; a tail shorter than a
- * full window is not scored. A PyTorch script that windows the same way gets the same number.
+ * file. Windows of `seq` tokens (default: the model's context, at most 2048) tile the file from
+ * its start without overlap; every token after each window's first is scored once; a tail shorter
+ * than a full window is not scored. A PyTorch script that windows the same way gets the same number.
+ * A model too large to hold as float32 is evaluated block by block (engine/models/streamed.ts;
+ * `streaming`), with the same numbers.
  *
  * Text goes through `tokenizerForModel`: `--tokenizer` when given, else the folder's own
  * tokenizer.json, else byte or GPT-2 for NormLab's 256- and 50257-id models. Its ids form one
@@ -14,9 +16,13 @@ import { evalWindows } from '../data/batches.js';
 import { tokenizerForModel } from '../data/model-tokenizer.js';
 import { loadTokenFile, tokenizeSource, type TokenDtype, type TokenIds } from '../data/text.js';
 import type { TokenizerName } from '../data/tokenizers.js';
+import { defaultStreamBudget, streamedEvalLoss } from '../methods/lns/streamed-diagnostics.js';
 import { nonFiniteCause } from '../models/finite.js';
-import { loadLM } from '../models/index.js';
+import { openLM, type StreamingMode } from '../models/index.js';
 import { lmEvalLoss } from '../train/lm-step.js';
+
+/** The default window when none is given: the model's context, at most this. */
+export const EVAL_SEQ_CAP = 2048;
 
 export async function evalLM(opts: {
   model: string;
@@ -27,8 +33,15 @@ export async function evalLM(opts: {
   seq?: number;
   /** Gets the line naming the tokenizer (default: stderr). */
   log?: (line: string) => void;
-}): Promise<{ loss: number; tokens: number }> {
-  const model = await loadLM(opts.model);
+  streaming?: StreamingMode;
+  /** Loading (bytes) and, when streamed, evaluation (blocks) progress. */
+  onProgress?: (phase: 'load' | 'evaluate', done: number, total: number, message: string) => void;
+}): Promise<{ loss: number; tokens: number; streamed: boolean }> {
+  const opened = await openLM(opts.model, {
+    streaming: opts.streaming,
+    onProgress: (read, total) => opts.onProgress?.('load', read, total, `${(read / 2 ** 30).toFixed(2)} / ${(total / 2 ** 30).toFixed(2)} GiB`),
+  });
+  const model = opened.model;
   try {
     let ids: TokenIds;
     if (opts.tokens) ids = await loadTokenFile(opts.tokens, model.vocabSize, opts.tokenDtype);
@@ -37,13 +50,25 @@ export async function evalLM(opts: {
       const tok = await tokenizerForModel(opts.model, model.vocabSize, { explicit: opts.tokenizer, option: '--tokenizer byte|gpt2', log });
       ids = await tokenizeSource({ kind: 'file', path: opts.text! }, tok);
     }
-    const seq = opts.seq ?? Math.min(model.maxSeq, Math.max(1, ids.length - 1));
+    const seq = opts.seq ?? Math.min(model.maxSeq, EVAL_SEQ_CAP, Math.max(1, ids.length - 1));
     if (seq > model.maxSeq) fail('config', `--seq ${seq} exceeds the model's context ${model.maxSeq}`);
     const windows = evalWindows(ids, seq, Number.MAX_SAFE_INTEGER);
-    const loss = await lmEvalLoss(model, windows, Math.max(1, Math.floor(4096 / seq)));
-    if (!Number.isFinite(loss)) fail('model', `the loss of ${opts.model} is ${loss}: ${await nonFiniteCause(model)}`);
-    return { loss, tokens: windows.count * seq };
+    const batch = Math.max(1, Math.floor(4096 / seq));
+    let loss: number;
+    if (opened.kind === 'streamed') {
+      const sm = opened.model;
+      loss = await streamedEvalLoss(sm, windows, {
+        batch,
+        budgetBytes: defaultStreamBudget(sm),
+        onBlock: (b, L, pass, passes) => opts.onProgress?.('evaluate', pass * L + b + 1, passes * L, `block ${b + 1}/${L}`),
+      });
+      if (!Number.isFinite(loss)) fail('model', `the loss of ${opts.model} is ${loss}: its weights or activations are not finite`);
+    } else {
+      loss = await lmEvalLoss(opened.model, windows, batch);
+      if (!Number.isFinite(loss)) fail('model', `the loss of ${opts.model} is ${loss}: ${await nonFiniteCause(opened.model)}`);
+    }
+    return { loss, tokens: windows.count * seq, streamed: opened.kind === 'streamed' };
   } finally {
-    model.dispose();
+    await opened.dispose();
   }
 }

@@ -19,6 +19,7 @@ import { jobKind, jobKinds } from '../jobs/registry.js';
 import { EngineService, runSummary } from '../service.js';
 import { Project, type Run } from '../store/runs.js';
 import { evalLM } from './eval-lm.js';
+import { STREAMING_MODES, type StreamingMode } from '../models/index.js';
 import { progressReporter } from './progress.js';
 
 const DEFAULT_PROJECT = 'normlab-project';
@@ -307,14 +308,42 @@ export function buildProgram(): Command {
         TOKENIZER_NAMES,
       ),
     )
-    .option('--seq <n>', 'window length (default: the model context)', (v) => Number.parseInt(v, 10))
+    .option('--seq <n>', 'window length (default: the model context, at most 2048)', (v) => Number.parseInt(v, 10))
+    .addOption(
+      new Option('--streaming <mode>', 'evaluate block by block (always), whole in memory (never), or by size (auto: float32 weights over 1 GiB)')
+        .choices(STREAMING_MODES)
+        .default('auto'),
+    )
     .description('mean next-token cross-entropy (nats) of a model on a file')
-    .action(async (opts: { model: string; text?: string; tokens?: string; tokenDtype: TokenDtype; tokenizer?: TokenizerName; seq?: number }) => {
-      if (!opts.text === !opts.tokens) fail('config', 'eval-lm needs exactly one of --text FILE or --tokens FILE.bin');
-      await initBackend(globals().backend);
-      const r = await evalLM(opts);
-      out(globals().json, r, () => `loss ${r.loss.toFixed(6)} nats over ${r.tokens} tokens (ppl ${Math.exp(r.loss).toFixed(3)})`);
-    });
+    .action(
+      async (opts: {
+        model: string;
+        text?: string;
+        tokens?: string;
+        tokenDtype: TokenDtype;
+        tokenizer?: TokenizerName;
+        seq?: number;
+        streaming: StreamingMode;
+      }) => {
+        if (!opts.text === !opts.tokens) fail('config', 'eval-lm needs exactly one of --text FILE or --tokens FILE.bin');
+        await initBackend(globals().backend);
+        const progress = progressReporter();
+        try {
+          const r = await evalLM({
+            ...opts,
+            onProgress: (phase, step, total, message) => progress.onEvent({ kind: 'event', event: 'progress', runId: 'eval-lm', phase, step, total, message }),
+          });
+          progress.stop();
+          out(
+            globals().json,
+            r,
+            () => `loss ${r.loss.toFixed(6)} nats over ${r.tokens} tokens (ppl ${Math.exp(r.loss).toFixed(3)})${r.streamed ? ', block by block' : ''}`,
+          );
+        } finally {
+          progress.stop();
+        }
+      },
+    );
 
   program
     .command('eval-vit')

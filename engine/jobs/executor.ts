@@ -17,9 +17,22 @@ import { z } from 'zod';
 import { CLI_ENTRY } from '../core/app-paths.js';
 import type { Run } from '../store/runs.js';
 
+/**
+ * What a generated script may hold of a config value. Every value a Slurm script is written with
+ * is checked here, when the config is read: sbatch reads an `#SBATCH` directive up to its line's
+ * end and bash a command up to its line's end, so a line break inside a value would start a line
+ * nobody wrote (in the directive block: a shell line the cluster runs).
+ */
+const NO_CONTROL = /^[^\p{Cc}]*$/u;
+/** One shell line: no control character but the tab. */
+const ONE_SHELL_LINE = /^[^\x00-\x08\x0a-\x1f\x7f]*$/;
+/** A Slurm partition or account name: letters, digits, `_ . + -` (a partition list joins them with commas). */
+const SLURM_NAME = '[\\w.+-]+';
+
 const engineCommandField = z
   .string()
   .min(1)
+  .regex(ONE_SHELL_LINE, 'one command line (no line breaks or control characters)')
   .optional()
   .describe(
     'command that starts the engine where children run, e.g. "node /shared/normlab/bin/normlab.js" or "node /shared/normlab.mjs" (default: this engine)',
@@ -36,8 +49,16 @@ const localExecutorSchema = z
 const slurmExecutorSchema = z
   .object({
     kind: z.literal('slurm'),
-    partition: z.string().min(1).optional().describe('sbatch --partition'),
-    account: z.string().min(1).optional().describe('sbatch --account'),
+    partition: z
+      .string()
+      .regex(new RegExp(`^${SLURM_NAME}(,${SLURM_NAME})*$`), 'a Slurm partition name (letters, digits, _ . + -) or a comma-separated list of them')
+      .optional()
+      .describe('sbatch --partition (one partition or a comma-separated list)'),
+    account: z
+      .string()
+      .regex(new RegExp(`^${SLURM_NAME}$`), 'a Slurm account name (letters, digits, _ . + -)')
+      .optional()
+      .describe('sbatch --account'),
     time: z
       .string()
       .regex(/^(\d+-)?\d+(:\d+){0,2}$/, 'a Slurm time limit such as 90, 04:00:00 or 1-00:00:00')
@@ -59,8 +80,19 @@ const slurmExecutorSchema = z
       .max(3600)
       .default(60)
       .describe('SIGTERM this many seconds before the time limit, so a child marks itself interrupted'),
-    extra_args: z.array(z.string().min(1)).default([]).describe('more sbatch flags, one per entry, e.g. "--qos=long" or "--constraint=a100"'),
-    setup: z.array(z.string()).default([]).describe('shell lines run before the engine on the node, e.g. "module load cuda/12.2"'),
+    extra_args: z
+      .array(
+        z
+          .string()
+          .regex(/^--[A-Za-z0-9][\w-]*(=|$)/, 'one long sbatch flag per entry: --flag or --flag=value')
+          .regex(NO_CONTROL, 'one sbatch flag per entry, without line breaks or control characters'),
+      )
+      .default([])
+      .describe('more sbatch flags, one --flag or --flag=value per entry, e.g. "--qos=long" or "--constraint=a100" (a value with spaces is quoted for sbatch)'),
+    setup: z
+      .array(z.string().regex(ONE_SHELL_LINE, 'one shell line per entry (no line breaks or control characters): split a multi-line setup into entries'))
+      .default([])
+      .describe('shell lines run before the engine on the node, one per entry, e.g. "module load cuda/12.2"'),
     engine_command: engineCommandField,
   })
   .strict();

@@ -96,6 +96,7 @@ describe.skipIf(notUp !== null && !required)('slurm executor', () => {
   const submitted: string[] = [];
   let stagesProject: Project | null = null;
   const stagesRuns: string[] = [];
+  const elsewhere: { project: Project; id: string }[] = [];
 
   beforeAll(async () => {
     if (notUp) throw new Error(`Slurm is required here but does not answer: ${notUp}`);
@@ -114,6 +115,7 @@ describe.skipIf(notUp !== null && !required)('slurm executor', () => {
     const jobs = [
       ...submitted.flatMap((id) => (project.run(id).record.slurm ?? []).flatMap((s) => [s.array_job, s.collect_job])),
       ...stagesRuns.flatMap((id) => (stagesProject!.run(id).record.slurm ?? []).flatMap((s) => [s.array_job, s.collect_job])),
+      ...elsewhere.flatMap(({ project: p, id }) => (p.run(id).record.slurm ?? []).flatMap((s) => [s.array_job, s.collect_job])),
     ];
     if (jobs.length) execFileSync('scancel', jobs);
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -139,6 +141,32 @@ describe.skipIf(notUp !== null && !required)('slurm executor', () => {
       expect(c.status).toBe('completed');
     }
     expect(table(done)).toEqual(table(local));
+  }, 120_000);
+
+  it('a project whose path holds a space, quotes, % and $(…) submits and completes, its logs beside the scripts, and nothing injected runs', async () => {
+    const mark = path.join(os.tmpdir(), `normlab-slurm-pwned-${process.pid}`);
+    // Real folders: "…/a b 100% \"q\" 'q' $(touch " / "tmp" / "normlab-slurm-pwned-N) `touch " / …
+    const odd = Project.open(path.join(dir, `a b 100% "q" 'q' $(touch ${mark}) \`touch ${mark}\` #x`));
+    const q = new JobQueue(odd);
+    const sweep = tinySweep({ kind: 'slurm', extra_args: [`--comment=a b $(touch ${mark})`] });
+    const run = q.enqueue({
+      ...sweep,
+      name: `odd\n/bin/touch ${mark}`,
+      grid: { 'model.norm': ['pre'] },
+      seeds: [0],
+      base: { ...sweep.base, train: { ...sweep.base.train, steps: 4, eval_every: 4 } },
+    });
+    elsewhere.push({ project: odd, id: run.id });
+    await q.wait(run.id);
+    expect(odd.run(run.id).status, JSON.stringify(odd.run(run.id).record.error)).toBe('queued');
+    const done = await collected(odd, run.id);
+    expect(done.status, JSON.stringify(done.record.error)).toBe('completed');
+    expect(odd.children(run.id).map((c) => c.status)).toEqual(['completed']);
+    const { array_job: arrayJob, collect_job: collectJob } = done.record.slurm![0];
+    const logs = fs.readdirSync(path.join(done.dir, 'slurm'));
+    expect(logs).toEqual(expect.arrayContaining([`${arrayJob}_0.out`, `collect-${collectJob}.out`]));
+    expect(execFileSync('scontrol', ['show', 'job', arrayJob], { encoding: 'utf8' })).toContain(`Comment=a b $(touch ${mark})`);
+    expect(fs.existsSync(mark)).toBe(false);
   }, 120_000);
 
   it('a child killed mid-run is marked missing, and resume reruns only it from its checkpoint to the local table', async () => {

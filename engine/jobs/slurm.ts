@@ -3,6 +3,11 @@
  * `normlab run-child <child i>` from the project folder on the shared filesystem), followed by a
  * collect job (`--dependency=afterany:<array>`) that runs `normlab collect PARENT` to write the
  * parent's comparison. The scripts are kept in the parent's `slurm/` folder with the tasks' logs.
+ *
+ * Nothing goes into a script raw: the config's Slurm fields are checked against their grammar when
+ * the config is read (engine/jobs/executor.ts), paths and other values are quoted for sbatch's
+ * directive reader or for bash, and the run's name (free text) has its control characters blanked
+ * in the comment it appears in. `setup` lines are the one place a user writes shell on purpose.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -22,6 +27,45 @@ function commonDirectives(cfg: SlurmExecutorConfig): string[] {
 }
 
 /**
+ * A value as one `#SBATCH` argument. sbatch reads a directive's arguments as words: whitespace
+ * splits them, an unquoted `#` ends the line, and quotes group (and are dropped) with a backslash
+ * escaping the next character. So a value that is not a plain word goes in double quotes with `\`
+ * and `"` escaped. A line break cannot be inside a directive at all: such a value fails.
+ */
+function directiveWord(what: string, value: string): string {
+  if (/\p{Cc}/u.test(value)) fail('config', `${what} holds a line break or control character: it cannot be written into an #SBATCH line`);
+  return /^[\w@%+=:,./-]*$/.test(value) ? value : `"${value.replace(/[\\"]/g, '\\$&')}"`;
+}
+
+/** An `extra_args` entry (`--flag` or `--flag=value`, checked by the schema) with its value quoted for sbatch. */
+function extraDirective(arg: string): string {
+  const eq = arg.indexOf('=');
+  return eq < 0 ? arg : `${arg.slice(0, eq + 1)}${directiveWord(`executor.extra_args entry ${arg.slice(0, eq)}`, arg.slice(eq + 1))}`;
+}
+
+/**
+ * `--output=` for a log file `name` (a Slurm filename pattern: `%A`, `%a`, `%j`) in `dir`. In
+ * the folder's own path `%` is doubled (Slurm's literal `%`); a backslash would make Slurm drop
+ * every backslash and expand no pattern, so such a folder fails.
+ */
+function outputDirective(dir: string, name: string): string {
+  if (dir.includes('\\'))
+    fail('config', `the log folder ${JSON.stringify(dir)} holds a backslash, which sbatch --output does not keep: use a project path without one`);
+  return `--output=${directiveWord(`the log folder ${JSON.stringify(dir)}`, path.join(dir.replace(/%/g, '%%'), name))}`;
+}
+
+/** Free text (a run's name; its id, a folder name) for a `#` comment line: control characters (a line break would end the comment) become spaces. */
+function commentText(text: string): string {
+  return text.replace(/\p{Cc}/gu, ' ');
+}
+
+/** A command line for the last line of a script; a line break would make a second one. */
+function oneLine(what: string, command: string): string {
+  if (/[\n\r]/.test(command)) fail('config', `${what} holds a line break: it must be one command line`);
+  return command;
+}
+
+/**
  * The job-array script for `children` and the collect script that follows it. The collect job
  * does the parent's remaining work (e.g. ptq-study's full-precision top-1) on the same backend as
  * the tasks, so when that backend is pinned to webgpu (which needs a GPU adapter; tensorflow runs on the CPU
@@ -38,7 +82,9 @@ export function slurmScripts(opts: {
 }): SlurmScripts {
   const { cfg, parent, children } = opts;
   const n = children.length;
-  const tag = parent.id.replace(/^\d{8}-\d{6}-/, '');
+  // The job name: the parent id without its time stamp, as a plain word.
+  const tag = parent.id.replace(/^\d{8}-\d{6}-/, '').replace(/[^\w.-]/g, '_');
+  const engine = oneLine('the engine command', opts.engineCommand);
   const array = [
     '#!/bin/bash',
     `#SBATCH --job-name=normlab-${tag}`,
@@ -51,14 +97,14 @@ export function slurmScripts(opts: {
     ...(cfg.mem ? [`#SBATCH --mem=${cfg.mem}`] : []),
     ...(cfg.requeue ? ['#SBATCH --requeue'] : []),
     ...(cfg.signal_seconds > 0 ? [`#SBATCH --signal=B:TERM@${cfg.signal_seconds}`] : []),
-    `#SBATCH --output=${path.join(opts.logDir, '%A_%a.out')}`,
-    ...cfg.extra_args.map((a) => `#SBATCH ${a}`),
-    `# ${n} children of ${parent.id} (${parent.record.name}); task i runs children[i] from its run folder,`,
+    `#SBATCH ${outputDirective(opts.logDir, '%A_%a.out')}`,
+    ...cfg.extra_args.map((a) => `#SBATCH ${extraDirective(a)}`),
+    `# ${n} children of ${commentText(parent.id)} (${commentText(parent.record.name)}); task i runs children[i] from its run folder,`,
     '# fresh or, after a preemption or requeue, from its latest checkpoint.',
     'set -euo pipefail',
     ...cfg.setup,
-    `children=(${children.map((c) => c.id).join(' ')})`,
-    `exec ${runChildCommand(opts.engineCommand, opts.projectDir, opts.backend, '"${children[$SLURM_ARRAY_TASK_ID]}"')}`,
+    `children=(${children.map((c) => shellQuote(c.id)).join(' ')})`,
+    `exec ${runChildCommand(engine, opts.projectDir, opts.backend, '"${children[$SLURM_ARRAY_TASK_ID]}"')}`,
     '',
   ].join('\n');
   const collect = (arrayJob: string) =>
@@ -70,11 +116,11 @@ export function slurmScripts(opts: {
       '#SBATCH --ntasks=1',
       '#SBATCH --cpus-per-task=1',
       ...(cfg.gpus_per_task > 0 && opts.backend === 'webgpu' ? [`#SBATCH --gpus-per-task=${cfg.gpus_per_task}`] : []),
-      `#SBATCH --output=${path.join(opts.logDir, 'collect-%j.out')}`,
-      `# Writes ${parent.id}'s comparison once every task of array ${arrayJob} has ended.`,
+      `#SBATCH ${outputDirective(opts.logDir, 'collect-%j.out')}`,
+      `# Writes ${commentText(parent.id)}'s comparison once every task of array ${arrayJob} has ended.`,
       'set -euo pipefail',
       ...cfg.setup,
-      `exec ${opts.engineCommand} --project ${shellQuote(opts.projectDir)} --backend ${shellQuote(opts.backend)} collect ${shellQuote(parent.id)}`,
+      `exec ${engine} --project ${shellQuote(opts.projectDir)} --backend ${shellQuote(opts.backend)} collect ${shellQuote(parent.id)}`,
       '',
     ].join('\n');
   return { array, collect };
@@ -92,9 +138,12 @@ function slurmCommand(cmd: string, args: string[]): string {
   }
 }
 
-/** Submit a batch script file; returns the job id (`sbatch --parsable` prints `id[;cluster]`). */
+/** Submit a batch script file; returns the job id (`sbatch --parsable` prints `id[;cluster]`), a number (it goes into the collect script). */
 function sbatch(script: string): string {
-  return slurmCommand('sbatch', ['--parsable', script]).trim().split(';')[0];
+  const out = slurmCommand('sbatch', ['--parsable', script]).trim();
+  const id = out.split(';')[0];
+  if (!/^\d+$/.test(id)) fail('state', `sbatch printed no job id (it printed ${JSON.stringify(out.slice(0, 80))})`);
+  return id;
 }
 
 /** Submit the children's array and the collect job; returns their job ids. */

@@ -65,6 +65,14 @@ export function archOf(config: Record<string, unknown>, where: string): LMArch {
   return fail('model', `${where}: model_type "${String(t)}" is not a causal LM NormLab knows (gpt2, ${DECODER_FAMILIES.join(', ')})`);
 }
 
+/** The shape (for memory estimates) of the model a config.json describes. */
+export function lmShapeOf(config: Record<string, unknown>): LMShape {
+  const arch = archOf(config, 'config.json');
+  if (arch === 'gpt2') return gpt2Shape(gpt2ConfigFromJson(config));
+  if (arch === 'llama') return llamaShape(llamaConfigFromJson(config));
+  return decoderShape(decoderSpecFromConfig(config));
+}
+
 /** Check a config.json for the architecture it names, reading no weights; one line naming the key otherwise. */
 export function checkLMConfig(config: Record<string, unknown>, where: string): LMArch {
   const arch = archOf(config, where);

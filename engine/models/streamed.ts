@@ -85,6 +85,8 @@ export class StreamedDecoder {
     private readonly headChunks: tf.Tensor2D[],
     private readonly positions: Float32Array | null,
     private readonly nameOf: (name: string) => string,
+    /** Bytes of the checkpoint's weights as stored. */
+    readonly storedBytes: number,
   ) {}
 
   /** Open a model folder whose config has been read into `spec`: the embedding, head and final norm are read now. */
@@ -92,7 +94,8 @@ export class StreamedDecoder {
     const model = new Decoder(spec, reader.config, { allocate: false });
     const chunks: tf.Tensor2D[] = [];
     // The checkpoint's name of a parameter: as the spec names it, or without the optional prefix.
-    const present = new Set((await reader.weights()).names);
+    const weights = await reader.weights();
+    const present = new Set(weights.names);
     const nameOf = (name: string) => {
       const p = spec.optionalPrefix;
       if (!present.has(name) && p && name.startsWith(p) && present.has(name.slice(p.length))) return name.slice(p.length);
@@ -120,7 +123,7 @@ export class StreamedDecoder {
         if (wpe.rows !== spec.maxSeq) fail('model', `${spec.names.positions} has ${wpe.rows} rows, the config says ${spec.maxSeq} positions`);
         positions = wpe.range(0, wpe.rows);
       }
-      return new StreamedDecoder(spec, reader, model, embed, head, chunks, positions, nameOf);
+      return new StreamedDecoder(spec, reader, model, embed, head, chunks, positions, nameOf, weights.totalBytes);
     } catch (err) {
       tf.dispose(chunks);
       model.dispose();

@@ -8,7 +8,8 @@ import { evalLM } from '../cli/eval-lm.js';
 import { writeTokenFile } from '../data/text.js';
 import '../jobs/all.js';
 import { JobQueue } from '../jobs/queue.js';
-import { Project } from '../store/runs.js';
+import { Project, type Run } from '../store/runs.js';
+import { interruptedAndResumed, runToEnd } from './resume-harness.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -78,6 +79,38 @@ describe('lm-pretrain', () => {
       .filter((m) => typeof m.loss === 'number')
       .map((m) => m.step);
     expect(steps).toEqual([2, 4, 6, 8, 10, 12, 14, 16, 18, 20]);
+  });
+
+  it('a run stopped after its final checkpoint, before its summary, resumes to the summary of the uninterrupted run', async () => {
+    const q = newQueue();
+    const config = { ...tiny(20), train: { ...tiny(20).train, eval_every: 8 } }; // the last evaluation before step 20 is at 16
+    const expected = (await runToEnd(q, config)).readSummary()!;
+    // The run's numbers; tokens_per_s is a timing (the whole run's training tokens over its training seconds).
+    const numbers = (run: Run) => {
+      const { tokens_per_s: tps, ...rest } = run.readSummary()!;
+      return { ...rest, tokens_per_s: typeof tps === 'number' && tps > 0 ? 'measured' : tps };
+    };
+    expect(expected.tokens_per_s).toBeGreaterThan(0);
+    // SIGTERM / Ctrl-C during the last step: its checkpoint is written, then the run ends interrupted.
+    const resumed = await interruptedAndResumed(q, config, 20, undefined, 'interrupt');
+    expect(resumed.record.resumes).toEqual([20]);
+    expect(numbers(resumed)).toEqual({ ...expected, tokens_per_s: 'measured' });
+    expect(resumed.readSummary()!.final_val_loss).not.toBe(expected.initial_val_loss);
+
+    // A final checkpoint of an older engine, without the last validation loss and the training time: the
+    // resume evaluates the model again, and knows no throughput.
+    const ckpt = resumed.latestCheckpoint()!;
+    const stateFile = path.join(ckpt.dir, 'trainer.json');
+    const { valLoss: _v, trained: _t, ...old } = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
+    fs.writeFileSync(stateFile, JSON.stringify(old));
+    // What a process killed before its summary leaves: a "running" record without a live process, no summary.
+    resumed.update({ status: 'running', pid: null });
+    fs.rmSync(path.join(resumed.dir, 'summary.json'));
+    q.resume(resumed.id);
+    await q.wait(resumed.id);
+    const again = q.project.run(resumed.id);
+    expect(again.status, again.record.error?.message).toBe('completed');
+    expect(numbers(again)).toEqual({ ...expected, tokens_per_s: null });
   });
 
   it('the training loop does not leak tensors from step to step', async () => {

@@ -6,7 +6,7 @@
  */
 import * as path from 'node:path';
 import { z } from 'zod';
-import { TokenBatcher, evalWindows, type BatcherState } from '../data/batches.js';
+import { TokenBatcher, evalWindows, type BatcherState, type TokenStream } from '../data/batches.js';
 import type { JobContext } from '../jobs/context.js';
 import { baseConfig, registerJobKind } from '../jobs/registry.js';
 import { fail } from '../core/errors.js';
@@ -51,12 +51,22 @@ export type LMPretrainConfig = z.infer<typeof lmPretrainSchema>;
 export type AfterTraining = (
   ctx: JobContext,
   model: CausalLM,
-  data: { val: Uint16Array; seq: number },
+  data: { val: TokenStream; seq: number },
   config: LMPretrainConfig,
 ) => Promise<Record<string, unknown>>;
 const afterTraining: AfterTraining[] = [];
 export function addAfterTraining(fn: AfterTraining): void {
   afterTraining.push(fn);
+}
+
+/** What an lm-pretrain checkpoint records beyond the model folder and the optimizer (./checkpoint.ts). */
+interface LMResumeState extends Record<string, unknown> {
+  batcher: BatcherState;
+  initialValLoss: number;
+  /** The last validation loss (at the final step: the summary's); absent in checkpoints of older engines. */
+  valLoss?: number;
+  /** Training tokens and seconds up to the checkpoint; absent in checkpoints of older engines. */
+  trained?: { tokens: number; seconds: number };
 }
 
 export interface LMTrainResult {
@@ -91,28 +101,37 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
 
   let step = 0;
   let initialValLoss: number;
+  // The last validation loss (the summary's final one); null only after a resume from a checkpoint
+  // of an older engine, which did not store it.
+  let valLoss: number | null;
+  // Training tokens and seconds of the steps before this process (a resumed run's throughput is the whole run's).
+  let before = { tokens: 0, seconds: 0 };
   if (ctx.resumeFrom) {
     // The model itself was loaded from the checkpoint's model folder above.
-    const state = await restoreTrainingCheckpoint<{ batcher: BatcherState; initialValLoss: number }>(ctx.resumeFrom.dir, { optimizer: opt });
+    const state = await restoreTrainingCheckpoint<LMResumeState>(ctx.resumeFrom.dir, { optimizer: opt });
     batcher.restore(state.batcher);
     step = state.step;
     initialValLoss = state.initialValLoss;
+    valLoss = state.valLoss ?? null;
+    before = state.trained ?? before;
     ctx.log(`resumed from step ${step}`);
   } else {
     initialValLoss = await lmEvalLoss(model, val, evalBatch);
     if (!Number.isFinite(initialValLoss)) fail('model', `the initial validation loss is ${initialValLoss}: ${await nonFiniteCause(model)}`);
     ctx.metric({ step: 0, val_loss: initialValLoss });
+    valLoss = initialValLoss;
   }
 
-  const checkpoint = () =>
-    saveTrainingCheckpoint(ctx.run, step, { model: (dir) => saveModel(model, dir), optimizer: opt, state: { batcher: batcher.state(), initialValLoss } });
-
-  let valLoss = initialValLoss;
   let pool: DataParallelPool | null = null;
   // Decided from the whole run (not the steps left), so that a resumed run picks the same count.
   const replicas = resolveWorkers(t.workers, ctx.backend.name, t.batch, t.seq, model.params.count(), t.steps * accum);
   let started = Date.now();
   let tokensSeen = 0;
+  const trained = () => ({ tokens: before.tokens + tokensSeen, seconds: before.seconds + (Date.now() - started) / 1000 });
+  const checkpoint = () => {
+    const state: Omit<LMResumeState, 'step'> = { batcher: batcher.state(), initialValLoss, valLoss, trained: trained() };
+    return saveTrainingCheckpoint(ctx.run, step, { model: (dir) => saveModel(model, dir), optimizer: opt, state });
+  };
   let lastLoss = NaN; // the loss of the last logged step
   try {
     if (replicas > 1) {
@@ -160,6 +179,9 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
   }
   await pool?.close();
   opt.dispose();
+  // Resumed at the last step from a checkpoint without it: the final model's loss, as the last step evaluated it.
+  valLoss ??= await lmEvalLoss(model, val, evalBatch);
+  const total = trained();
   const summary = {
     key_result: { label: 'val loss', value: valLoss },
     initial_val_loss: initialValLoss,
@@ -169,7 +191,8 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
     tokens_per_step: rows * t.seq,
     grad_accum: accum,
     params: model.params.count(),
-    tokens_per_s: Math.round(tokensSeen / Math.max(1e-3, (Date.now() - started) / 1000)),
+    // Null only where no step's time is known (resumed at the last step from an older engine's checkpoint).
+    tokens_per_s: total.tokens > 0 ? Math.round(total.tokens / Math.max(1e-3, total.seconds)) : null,
     backend: ctx.backend.name,
     ...(replicas > 1 ? { data_parallel_replicas: replicas } : {}),
     checkpoint: path.relative(ctx.run.dir, ctx.run.latestCheckpoint()?.dir ?? ctx.run.checkpointsDir),

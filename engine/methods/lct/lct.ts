@@ -548,6 +548,8 @@ interface LctResumeState extends Record<string, unknown> {
   loss_curve: { x: number[]; y: number[] };
   autoencoder: string;
   classifier: string;
+  /** Seconds of training up to the checkpoint (absent in checkpoints of older engines). */
+  train_seconds?: number;
 }
 
 export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<string, unknown>> {
@@ -621,14 +623,17 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
     let quick: Array<{ step: number; fid1: number }> = [];
     let lossCurve: { x: number[]; y: number[] } = { x: [], y: [] };
     let first = 0;
+    let secondsBefore = 0; // training seconds of the steps before this process
     if (ctx.resumeFrom) {
       const state = await restoreTrainingCheckpoint<LctResumeState>(ctx.resumeFrom.dir, { optimizer: opt, groups: { params: net.params, ema } });
       rng.restore(state.rng);
       ({ step: first, quick, loss_curve: lossCurve } = state);
+      secondsBefore = state.train_seconds ?? 0;
       ctx.log(`resumed from step ${first}`);
     }
     const modelConfig = { normlab_model: 'consistency-net', ...netCfg, improvements: imp, ema: t.ema };
     const started = Date.now();
+    const trainedSeconds = () => secondsBefore + (Date.now() - started) / 1000;
 
     let lastLoss = NaN; // of the last logged step
     for (let step = first; step < t.steps; step++) {
@@ -668,7 +673,14 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
       ctx.progress({ step: done, total: t.steps, phase: 'lct', message: `N ${out.N} loss ${lastLoss.toExponential(3)}` });
       await endOfStep(ctx, isCheckpointStep(done, t.checkpoint_every, t.steps), () => {
         // The model folder holds the EMA (sampling) weights; params + ema + optimizer resume training.
-        const state: LctResumeState = { rng: rng.state(), quick, loss_curve: lossCurve, autoencoder: aeDir, classifier: clfDir };
+        const state: LctResumeState = {
+          rng: rng.state(),
+          quick,
+          loss_curve: lossCurve,
+          autoencoder: aeDir,
+          classifier: clfDir,
+          train_seconds: trainedSeconds(),
+        };
         return saveTrainingCheckpoint(ctx.run, done, {
           model: async (dir) => saveModelDir(dir, modelConfig, await net!.toTensors(ema!)),
           optimizer: opt!,
@@ -677,7 +689,7 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
         });
       });
     }
-    const trainSeconds = (Date.now() - started) / 1000;
+    const trainSeconds = trainedSeconds();
 
     // Final evaluation with the EMA weights: 1 and 2 steps, fixed sampling seeds.
     const one = await evaluate(kit, net, ema, cfg.eval.samples, 1, 777, cfg.eval.two_step_index);

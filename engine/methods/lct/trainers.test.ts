@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend/backend.js';
 import '../../jobs/all.js';
 import type { JobQueue } from '../../jobs/queue.js';
+import type { Run } from '../../store/runs.js';
 import { interruptedAndResumed, maxRelDiff, metricSeries, runToEnd, straightAndResumed, tempQueue } from '../../train/resume-harness.js';
 
 let q: JobQueue;
@@ -125,5 +126,22 @@ describe('lct', () => {
       expect(a.fid_2step).toBe(b.fid_2step);
       expect(await maxRelDiff(weights(run), weights(straight))).toBe(0);
     }
+  });
+
+  it('a run stopped after its final checkpoint, before its summary, resumes there to the uninterrupted summary', async () => {
+    const cfg = lct({ sample_every: 3 });
+    const straight = await runToEnd(q, cfg);
+    // SIGTERM / Ctrl-C during the last step: its checkpoint is written, then the run ends interrupted.
+    const stopped = await interruptedAndResumed(q, cfg, 6, 'lct', 'interrupt');
+    expect(stopped.record.resumes).toEqual([6]);
+    // Everything but the training time (a timing: the whole run's, before and after the stop).
+    const numbers = (run: Run) => {
+      const { train_seconds: seconds, ...rest } = run.readSummary()!;
+      expect(seconds).toBeGreaterThanOrEqual(0);
+      return rest;
+    };
+    expect(numbers(stopped)).toEqual(numbers(straight));
+    expect((numbers(stopped).quick_fid_1step as unknown[]).length).toBe(1);
+    expect(metricSeries(stopped, 'fid_1step')).toEqual(metricSeries(straight, 'fid_1step'));
   });
 });

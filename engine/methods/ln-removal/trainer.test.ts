@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend/backend.js';
+import { exportRun } from '../../cli/main.js';
 import '../../jobs/all.js';
 import type { JobQueue } from '../../jobs/queue.js';
 import { GPT2, gpt2ConfigFromJson } from '../../models/gpt2.js';
@@ -22,14 +23,14 @@ beforeAll(async () => {
 });
 
 /** 10 steps; removals at steps 1 (ln_2), 2 (ln_1 QK), 3 (ln_1 V), 4 (ln_f), then 6 (EOT) and 8 (position 0) with special tokens. */
-const config = (extra: { mode?: string; finetune?: Record<string, unknown>; removal?: Record<string, unknown> }) => ({
+const config = (extra: { mode?: string; finetune?: Record<string, unknown>; removal?: Record<string, unknown>; dla?: Record<string, unknown> }) => ({
   method: 'ln-removal',
   seed: 2,
   mode: extra.mode ?? 'remove',
   source: { kind: 'folder', path: base },
   finetune: { steps: 10, batch: 4, seq: 16, warmup: 1, lr: 3e-3, eval_every: 5, eval_windows: 4, checkpoint_every: 3, ...extra.finetune },
   removal: { start: 1, gap_ln2: 1, gap_ln1qk: 1, gap_ln1v: 1, ...extra.removal },
-  dla: { enabled: false },
+  dla: { enabled: false, ...extra.dla },
 });
 const weights = (run: { latestCheckpoint(): { dir: string } | null }) => path.join(run.latestCheckpoint()!.dir, 'model.safetensors');
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
@@ -82,6 +83,39 @@ describe('ln-removal resume', () => {
             .map((m) => ({ ...m, time: expect.any(Number) })),
         );
       expect(await maxRelDiff(weights(resumed), weights(straight))).toBe(0);
+    }
+  });
+
+  it('an arm stopped after its final checkpoint, before its summary, resumes there to the uninterrupted summary, LN-free model and exports', async () => {
+    for (const mode of ['vanilla', 'remove'] as const) {
+      const cfg = config({ mode, dla: { enabled: true, prompts: 2, seq: 16 } });
+      const straight = await runToEnd(q, cfg);
+      const expected = straight.readSummary()!;
+      // SIGTERM / Ctrl-C during the last step: its training checkpoint is written, then the run ends interrupted.
+      const interrupted = await interruptedAndResumed(q, cfg, 10, undefined, 'interrupt');
+      expect(interrupted.record.resumes).toEqual([10]);
+      expect(interrupted.readSummary()).toEqual(expected);
+      // Killed after the removal arm's LN-free checkpoint (the end of its run), before its summary: a
+      // "running" record without a live process, no summary.
+      const killed = await runToEnd(q, cfg);
+      killed.update({ status: 'running', pid: null });
+      fs.rmSync(path.join(killed.dir, 'summary.json'));
+      q.resume(killed.id);
+      await q.wait(killed.id);
+      const resumed = q.project.run(killed.id);
+      expect(resumed.status, resumed.record.error?.message).toBe('completed');
+      expect(resumed.record.resumes).toEqual([10]);
+      expect(resumed.readSummary()).toEqual(expected);
+      for (const run of [interrupted, resumed]) {
+        expect(await maxRelDiff(weights(run), weights(straight))).toBe(0);
+        const config = JSON.parse(fs.readFileSync(path.join(run.latestCheckpoint()!.dir, 'config.json'), 'utf8'));
+        expect(Boolean(config.normlab_ln_sigmas)).toBe(mode === 'remove');
+        if (mode === 'remove') {
+          const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lnr-export-'));
+          await exportRun(run, out, 'hf-ln-free');
+          expect(fs.existsSync(path.join(out, 'model.safetensors'))).toBe(true);
+        }
+      }
     }
   });
 });

@@ -368,13 +368,28 @@ export async function computeDiagnostics(
   tick?: () => Promise<void>,
 ): Promise<Diagnostics> {
   const L = model.nLayers;
-  const maxN = opts.maxN ?? L;
-  if (maxN > L) fail('config', `angular-distance n = ${maxN} is beyond the model's depth: choose 1..${L}`);
+  checkMaxN(opts.maxN, L);
   const stats = await residualStats(model, windows, opts.sequences, opts.batch);
   await tick?.();
-  const d = angularDistanceMatrix(stats, maxN);
   const pruneWindows: EvalWindows = { ...windows, count: Math.min(windows.count, opts.pruningWindows) };
   const pruning = await layerPruning(model, pruneWindows, opts.batch, tick);
+  return assembleDiagnostics(L, stats, pruning, opts, grads);
+}
+
+function checkMaxN(maxN: number | undefined, L: number): void {
+  if ((maxN ?? L) > L) fail('config', `angular-distance n = ${maxN} is beyond the model's depth: choose 1..${L}`);
+}
+
+/** The diagnostics from the residual statistics and pruning losses (however they were computed). */
+export function assembleDiagnostics(
+  L: number,
+  stats: ResidualStats,
+  pruning: PruningResult,
+  opts: Pick<DiagnosticsOptions, 'maxN' | 'variance'>,
+  grads: GradNormSummary | null,
+): Diagnostics {
+  checkMaxN(opts.maxN, L);
+  const d = angularDistanceMatrix(stats, opts.maxN ?? L);
   const definition = opts.variance ?? 'elements';
   const variance = definition === 'per-token' ? stats.tokenVariance : stats.variance;
   const orNull = (m: number[][]) => m.map((r) => r.map((v) => (Number.isFinite(v) ? v : null)));

@@ -3,7 +3,8 @@
  * Models" (Sun et al. 2025). The norm variants themselves live in engine/models/llama.ts
  * (`normlab_norm_variant`); this folder adds:
  *  - `lns-diagnostics`: per-layer variance, angular-distance heatmap, layer-pruning drop and
- *    per-layer gradient norms of any LM checkpoint (a run's, or a model folder);
+ *    per-layer gradient norms of any LM checkpoint (a run's, or a model folder of any family
+ *    engine/models/families.ts reads; one too large for float32 in memory block by block);
  *  - the same diagnostics, automatically, at the end of every `lm-pretrain` run (cheap sizes);
  *  - `lns-study` (study.ts): several norm variants trained alike, compared side by side.
  */
@@ -15,14 +16,17 @@ import { readJsonSync } from '../../io/atomic.js';
 import type { JobContext } from '../../jobs/context.js';
 import { registerPresets } from '../../jobs/presets.js';
 import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
-import { loadLM } from '../../models/index.js';
+import { lmShapeOf, loadLM, openLM, STREAMING_MODES } from '../../models/index.js';
+import { assertFits, lmMemoryBytes } from '../../models/memory.js';
 import type { CausalLM } from '../../models/lm.js';
 import { textDataSchema, type TextDataConfig } from '../../train/lm-config.js';
 import { loadLMData } from '../../train/lm-data.js';
 import { addAfterTraining } from '../../train/lm-pretrain.js';
+import { defaultStreamBudget, streamedDiagnostics } from './streamed-diagnostics.js';
 import {
   VARIANCE_DEFINITIONS,
   VARIANCE_HELP,
+  assembleDiagnostics,
   checkpointGradNorms,
   computeDiagnostics,
   diagnosticsSummary,
@@ -79,12 +83,22 @@ export const lnsDiagnosticsSchema = z
       .min(2)
       .max(SIZE_LIMITS.seq)
       .optional()
-      .describe("tokens per validation window (default: the run's train.seq, else the model context)"),
+      .describe("tokens per validation window (default: the run's train.seq, else the model context, at most 1024)"),
     sequences: z.number().int().min(1).max(SIZE_LIMITS.count).default(32).describe('validation sequences averaged for the variance and angular distance'),
     pruning_windows: z.number().int().min(1).max(SIZE_LIMITS.count).default(32).describe('validation windows for the layer-pruning losses'),
     max_n: z.number().int().min(1).optional().describe('largest layer gap n of the angular-distance heatmap (default: the depth L)'),
     batch: z.number().int().min(1).max(SIZE_LIMITS.batch).default(8).describe('sequences per forward pass'),
-    grad_windows: z.number().int().min(1).max(SIZE_LIMITS.count).default(8).describe('windows for the checkpoint gradient when there is no training history'),
+    grad_windows: z
+      .number()
+      .int()
+      .min(0)
+      .max(SIZE_LIMITS.count)
+      .default(8)
+      .describe('windows for the checkpoint gradient when there is no training history (0: skip it)'),
+    streaming: z
+      .enum(STREAMING_MODES)
+      .default('auto')
+      .describe('evaluate block by block (always), whole in memory (never), or by size (auto: float32 weights over 1 GiB); the gradient needs in-memory'),
     variance: z.enum(VARIANCE_DEFINITIONS).default('elements').describe(VARIANCE_HELP),
   })
   .strict()
@@ -92,6 +106,9 @@ export const lnsDiagnosticsSchema = z
     if (!c.run === !c.model) ctx.addIssue({ code: 'custom', path: ['run'], message: 'give exactly one of run (a run id) or model (a model folder)' });
   });
 export type LnsDiagnosticsConfig = z.infer<typeof lnsDiagnosticsSchema>;
+
+/** The default window of a model folder's diagnostics: its context, at most this. */
+const DEFAULT_SEQ_CAP = 1024;
 
 registerJobKind({
   name: 'lns-diagnostics',
@@ -121,23 +138,44 @@ registerJobKind({
     if (cfg.max_n !== undefined && Number.isFinite(L) && cfg.max_n > L)
       fail('config', `max_n ${cfg.max_n} is beyond the model's depth: the angular distance needs n <= ${L}`);
 
-    const model = await loadLM(modelDir);
+    const opened = await openLM(modelDir, {
+      streaming: cfg.streaming,
+      onProgress: (read, total) => ctx.progress({ step: read, total, phase: 'load', message: `${(read / 2 ** 30).toFixed(2)} GiB read` }),
+    });
+    const model = opened.model;
     try {
       data ??= textDataSchema.parse({});
-      seq = Math.min(seq ?? model.maxSeq, model.maxSeq);
+      seq = Math.min(seq ?? Math.min(model.maxSeq, DEFAULT_SEQ_CAP), model.maxSeq);
       const { val } = await loadLMData(data, seq, { vocab: model.vocabSize, dir: modelDir, log: (line) => ctx.log(line) });
       const windows = evalWindows(val, seq, Math.max(cfg.sequences, cfg.pruning_windows, cfg.grad_windows));
       const history = metrics ? gradHistoryFromMetrics(metrics, model.nLayers) : null;
-      const grads = history
-        ? summarizeGradHistory(history)
-        : { source: 'checkpoint' as const, per_layer: await checkpointGradNorms(model, windows, cfg.grad_windows) };
-      const d = await computeDiagnostics(
-        model,
-        windows,
-        { sequences: cfg.sequences, pruningWindows: cfg.pruning_windows, maxN: cfg.max_n, batch: cfg.batch, variance: cfg.variance },
-        grads,
-        () => ctx.tick(),
-      );
+      let grads = history ? summarizeGradHistory(history) : null;
+      if (!grads && cfg.grad_windows > 0) {
+        // The gradient holds the whole model, its gradients and a batch's activations: say what that needs.
+        const need = lmMemoryBytes(lmShapeOf(hf), { batch: Math.min(cfg.grad_windows, windows.count), seq, training: true });
+        const what = `the checkpoint gradient of ${path.basename(modelDir)} (grad_windows ${cfg.grad_windows}; grad_windows: 0 skips it)`;
+        assertFits(need, what);
+        // A streamed model's gradient runs on the whole model, loaded for it alone when it fits.
+        const whole = opened.kind === 'memory' ? opened.model : await loadLM(modelDir);
+        try {
+          grads = { source: 'checkpoint' as const, per_layer: await checkpointGradNorms(whole, windows, cfg.grad_windows) };
+        } finally {
+          if (whole !== opened.model) whole.dispose();
+        }
+      }
+      const dopts = { sequences: cfg.sequences, pruningWindows: cfg.pruning_windows, maxN: cfg.max_n, batch: cfg.batch, variance: cfg.variance };
+      let d;
+      if (opened.kind === 'streamed') {
+        const sm = opened.model;
+        const { stats, pruning } = await streamedDiagnostics(sm, windows, cfg.sequences, cfg.pruning_windows, {
+          batch: cfg.batch,
+          budgetBytes: defaultStreamBudget(sm),
+          tick: () => ctx.tick(),
+          onBlock: (b, L, pass, passes) =>
+            ctx.progress({ step: pass * L + b + 1, total: passes * L, phase: 'diagnostics', message: `block ${b + 1}/${L}, pass ${pass + 1}/${passes}` }),
+        });
+        d = assembleDiagnostics(sm.nLayers, stats, pruning, dopts, grads);
+      } else d = await computeDiagnostics(opened.model, windows, dopts, grads, () => ctx.tick());
       const files = await writeDiagnostics(ctx.run.artifactsDir, d, cfg.name ?? path.basename(cfg.run ?? modelDir));
       return {
         key_result: { label: 'deep-half prune ΔCE', value: d.deep_half_prune_drop_mean },
@@ -148,7 +186,7 @@ registerJobKind({
         artifacts: files,
       };
     } finally {
-      model.dispose();
+      await opened.dispose();
     }
   },
 });

@@ -105,6 +105,11 @@ async function pass(
   return { base: await lossOf(base), skipped };
 }
 
+/** Host memory for a streamed evaluation's residual streams: a quarter of the stored weights, at least 256 MiB. */
+export function defaultStreamBudget(sm: StreamedDecoder): number {
+  return Math.max(256 * 2 ** 20, sm.storedBytes / 4);
+}
+
 /** Windows per group so that `streams` residual streams of a group fit the budget (at least 1). */
 function windowsPerGroup(windows: EvalWindows, width: number, streams: number, budgetBytes: number): number {
   const perWindow = windows.seq * width * 4;

@@ -1,8 +1,10 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend/backend.js';
 import '../../jobs/all.js';
-import { maxRelDiff, metricSeries, runToEnd, straightAndResumed, tempQueue } from '../../train/resume-harness.js';
+import type { Run } from '../../store/runs.js';
+import { interruptedAndResumed, maxRelDiff, metricSeries, runToEnd, straightAndResumed, tempQueue } from '../../train/resume-harness.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -66,5 +68,33 @@ describe('vit-train', () => {
     expect(metricSeries(resumed, 'loss')).toEqual(metricSeries(straight, 'loss'));
     expect(resumed.readSummary()!.top1).toBe(straight.readSummary()!.top1);
     expect(await maxRelDiff(weights(resumed), weights(straight))).toBe(0);
+  });
+
+  it('a run stopped at its last step or after its final checkpoint, before its summary, resumes there to the uninterrupted summary', async () => {
+    const q = tempQueue('vit-final-');
+    const cfg = config({ batch: 8 }); // 3 steps per epoch, 9 in all
+    const straight = await runToEnd(q, cfg);
+    // Everything but the wall time and the run's own model folder.
+    const numbers = (run: Run) => {
+      const { seconds: _s, model_dir: dir, ...rest } = run.readSummary()!;
+      expect(dir).toBe(path.join(run.dir, 'artifacts', 'model'));
+      return rest;
+    };
+    // SIGTERM during the last step (before the last epoch's evaluation): it checkpoints that step.
+    const stopped = await interruptedAndResumed(q, cfg, 9, undefined, 'interrupt');
+    expect(stopped.record.resumes).toEqual([9]);
+    // Killed after the last epoch's checkpoint, before the summary: a "running" record without a live process.
+    const killed = await runToEnd(q, cfg);
+    killed.update({ status: 'running', pid: null });
+    fs.rmSync(path.join(killed.dir, 'summary.json'));
+    q.resume(killed.id);
+    await q.wait(killed.id);
+    const resumed = q.project.run(killed.id);
+    expect(resumed.status, resumed.record.error?.message).toBe('completed');
+    for (const run of [stopped, resumed]) {
+      expect(numbers(run)).toEqual(numbers(straight));
+      expect(metricSeries(run, 'val_top1')).toEqual(metricSeries(straight, 'val_top1'));
+      expect(await maxRelDiff(weights(run), weights(straight))).toBe(0);
+    }
   });
 });

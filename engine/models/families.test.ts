@@ -125,6 +125,18 @@ describe.skipIf(!hasTorch && !requireTorch)('Hugging Face families against PyTor
     }, 120_000);
   }
 
+  it('a Qwen2 relabelled llama (its q/k/v biases unused) is refused, not evaluated without them', async () => {
+    const src = suite['qwen2-f32'].dir;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'normlab-relabel-'));
+    for (const f of fs.readdirSync(src)) fs.copyFileSync(path.join(src, f), path.join(dir, f));
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'llama', architectures: ['LlamaForCausalLM'] }));
+    for (const streaming of ['never', 'always'] as const)
+      await expect(openLM(dir, { streaming })).rejects.toThrow(
+        /holds \d+ weights a llama of its config.json does not use \(model.layers.0.self_attn.k_proj.bias, model.layers.0.self_attn.q_proj.bias/,
+      );
+  });
+
   it('dynamic NTK past the context: windows of 24 on a 16-position model', async () => {
     for (const [key, entry] of Object.entries(dynamic)) await compare(key, entry, 24);
   }, 60_000);

@@ -18,6 +18,7 @@ import { Llama, llamaConfigFromJson, llamaShape } from './llama.js';
 import { assertFits, backendCapacityBytes, lmMemoryBytes, lmParameterCount, type LMShape } from './memory.js';
 import type { CausalLM } from './lm.js';
 import { StreamedDecoder } from './streamed.js';
+import { checkAllUsed } from './used.js';
 
 /** gpt2, llama: NormLab's trainable models; hf: a Hugging Face decoder family read by the shared decoder. */
 export type LMArch = 'gpt2' | 'llama' | 'hf';
@@ -92,10 +93,13 @@ export async function loadLM(dir: string): Promise<CausalLM> {
   const model = createLM(archOf(config, `${dir}/config.json`), config, 0);
   try {
     // One tensor at a time: a GPT-2-small checkpoint is never held twice on the backend.
+    const used = new Set<string>();
     model.loadCheckpointTensors((name) => {
       const t = tensors.get(name);
+      if (t) used.add(name);
       return t ? toTf(t) : undefined;
     });
+    checkAllUsed([...tensors.keys()], used, dir, String(config.model_type));
   } catch (err) {
     model.dispose();
     throw err;

@@ -17,7 +17,8 @@ import type { ModelDirReader } from '../io/model-dir.js';
 import type { RawTensor } from '../io/safetensors-file.js';
 import { f16ToF32 } from '../io/safetensors.js';
 import { toTf } from '../io/tensors.js';
-import { blockParams, Decoder, type DecoderSpec } from './decoder.js';
+import { blockParams, Decoder, decoderParams, type DecoderSpec } from './decoder.js';
+import { checkAllUsed } from './used.js';
 
 /** Rows of the head multiplied at once: 8192 × width floats per chunk. */
 const HEAD_CHUNK_ROWS = 8192;
@@ -102,6 +103,8 @@ export class StreamedDecoder {
       if (!present.has(name)) fail('model', `${reader.dir} has no tensor ${name}, which a ${spec.family} of this config.json has`);
       return name;
     };
+    const expected = decoderParams(spec).map((p) => p.name);
+    checkAllUsed(weights.names, new Set(expected.map((n) => (present.has(n) ? n : nameOf(n)))), reader.dir, spec.family);
     try {
       const embed = new StoredRows(await reader.readRaw(nameOf(spec.names.embed)), spec.width, spec.names.embed);
       const head = spec.tied ? embed : new StoredRows(await reader.readRaw(nameOf(spec.names.head!)), spec.width, spec.names.head!);

@@ -11,6 +11,7 @@ import { fail } from '../core/errors.js';
 import { readConfigFile } from '../jobs/config.js';
 import type { JobQueue } from '../jobs/queue.js';
 import { EXAMPLES_DIR } from '../service.js';
+import type { KeyResult } from '../stats/stats.js';
 
 export const DEMO_DIR = appPath('assets', 'demo');
 
@@ -18,8 +19,26 @@ type Summary = Record<string, unknown>;
 const num = (v: unknown, digits = 3) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '–');
 const pct = (v: unknown) => (typeof v === 'number' ? `${(100 * v).toFixed(1)}%` : '–');
 
-/** The lines of the results table that one run contributes, by method. */
+/**
+ * The key result as a reader must see it: value, 95% interval and verdict for a comparison,
+ * value and interval for an estimate.
+ */
+export function keyResultLine(s: Summary): string | null {
+  const kr = s.key_result as KeyResult | undefined;
+  if (!kr) return null;
+  const ci = kr.ci95 ? ` [${num(kr.ci95[0], 4)}, ${num(kr.ci95[1], 4)}] (95%, ${kr.interval ?? 'interval'})` : ' (no interval)';
+  // Studies run one training seed: their intervals are over evaluation units, not seeds.
+  return `${kr.label}: ${num(kr.value, 4)}${ci}${kr.verdict ? ` → ${kr.verdict}; single seed, not a result` : ''}`;
+}
+
+/** The lines of the results table that one run contributes: its key result, then by method. */
 export function headline(method: string, s: Summary): string[] {
+  const key = keyResultLine(s);
+  const warnings = ((s.warnings as string[] | undefined) ?? []).map((w) => `warning: ${w}`);
+  return [...(key ? [key] : []), ...methodLines(method, s), ...warnings];
+}
+
+function methodLines(method: string, s: Summary): string[] {
   switch (method) {
     case 'lns-study':
       return ((s.variants as Summary[]) ?? []).map(
@@ -46,10 +65,8 @@ export function headline(method: string, s: Summary): string[] {
         ),
       ];
     }
-    default: {
-      const kr = s.key_result as { label: string; value: number } | undefined;
-      return kr ? [`${kr.label} ${num(kr.value, 4)}`] : [];
-    }
+    default:
+      return [];
   }
 }
 
@@ -60,8 +77,8 @@ export async function runDemo(
   const dir = opts.full ? EXAMPLES_DIR : DEMO_DIR;
   const files = fs
     .readdirSync(dir)
-    // (Cluster examples, `*-slurm.yaml`, submit to Slurm: they are not part of a local demo.)
-    .filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('lm-pretrain') && !f.endsWith('-slurm.yaml'))
+    // (Cluster examples, `*-slurm.yaml`, submit to Slurm, and depth-study.yaml needs its model folders made first: not part of a local demo.)
+    .filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('lm-pretrain') && !f.endsWith('-slurm.yaml') && f !== 'depth-study.yaml')
     .sort();
   if (files.length === 0) fail('not-found', `no demo configs in ${dir}`);
   // The example project: the four methods' example configs, ready to launch.

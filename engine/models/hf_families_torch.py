@@ -69,7 +69,9 @@ population variance of every element of x_l over the first `sequences` windows; 
 per-token population variance over the C features, averaged over those tokens; angular[n-1][l] =
 mean over those windows of arccos(cos(x_l, x_{l+n}))/pi of the last token, l = 0..L-1, n = 1..maxN,
 null where l + n > L; pruning = loss on the first `pruning-windows` windows and, per block, the loss
-without it minus that; grad_norms[l] = L2 norm of d(mean CE over the first `grad-windows` windows,
+without it minus that (and each window's own CE: window_base_loss, window_loss[l][w]);
+block_influence[l-1] = 1 - mean over every token of those windows of cos(x_{l-1}, x_l), with
+cos = a.b / max(|a||b|, 1e-8) (ShortGPT's Block Influence, l = 1..L); grad_norms[l] = L2 norm of d(mean CE over the first `grad-windows` windows,
 one batch) / d(every parameter whose name contains .layers.l. or .h.l.).
 
 Usage:
@@ -77,8 +79,11 @@ Usage:
   hf_families_torch.py check TOKENS.bin SEQ MODEL_DIR [--token-dtype uint16|uint32] [--sequences S]
       [--pruning-windows P] [--grad-windows G] [--max-n N] [--skip L1,L2]
   hf_families_torch.py write-tokens OUT.bin N VOCAB [--dtype uint16|uint32] [--seed S]
+  hf_families_torch.py loss TOKENS.bin SEQ MODEL_DIR [--token-dtype ...] [--compute float32|float64] [--threads N]
+  hf_families_torch.py suite OUT_ROOT [--variants a,b] [--dtypes f32,bf16] [--seq N] [--windows N] ...
   hf_families_torch.py variants
-`check` prints one JSON object (the last stdout line)."""
+`check`, `loss` and `suite` print one JSON object (the last stdout line). `make llama-3.2-1b` writes
+a real-shape checkpoint (2.47 GB in bf16) for benchmarks."""
 import argparse
 import json
 import math
@@ -200,7 +205,8 @@ def rope_tables(cfg, dim, T):
     inv, af = rope_inv_freq(cfg, dim, T)
     f = torch.outer(torch.arange(T, dtype=torch.float64), inv)
     emb = torch.cat((f, f), -1)
-    return emb.cos() * af, emb.sin() * af
+    dt = torch.get_default_dtype()  # float32 under `check --compute float32`
+    return (emb.cos() * af).to(dt), (emb.sin() * af).to(dt)
 
 
 def rotate_half(x):
@@ -496,7 +502,8 @@ def load_model(d):
             raise SystemExit(f"index lists tensors missing from the shards: {sorted(set(wm) - set(w))[:5]}")
     else:
         w = safetensors_np.load(os.path.join(d, "model.safetensors"))
-    w = {k: torch.from_numpy(v.astype(np.float64)) for k, v in w.items()}
+    dt = np.float64 if torch.get_default_dtype() == torch.float64 else np.float32
+    w = {k: torch.from_numpy(v.astype(dt, copy=False)) for k, v in w.items()}
     mt = cfg["model_type"]
     if mt in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "olmo2"):
         return cfg, RopeDecoder(cfg, w)
@@ -578,9 +585,18 @@ def check_result(args):
                 d = torch.arccos(cos[ok]) / math.pi
                 row.append(d.mean().item() if d.numel() else None)
             angular.append(row)
+        # Block Influence (ShortGPT): 1 - mean over every token of cos(x_{l-1}, x_l), l = 1..L
+        block_influence = []
+        for l in range(1, L + 1):
+            a, b = res[l - 1], res[l]
+            cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-8)
+            block_influence.append(1.0 - cos.mean().item())
         P = min(args.pruning_windows, count)
         base = ce_sum(model, X[:P], Y[:P]) / (P * seq)
         drop = [ce_sum(model, X[:P], Y[:P], frozenset([l])) / (P * seq) - base for l in range(L)]
+        # each pruning window's CE on its own (full model, and without each block)
+        window_base = [ce_sum(model, X[w : w + 1], Y[w : w + 1]) / seq for w in range(P)]
+        window_loss = [[ce_sum(model, X[w : w + 1], Y[w : w + 1], frozenset([l])) / seq for w in range(P)] for l in range(L)]
     # gradient norms per block
     G = min(args.grad_windows, count)
     pat = re.compile(r"\.(?:layers|h)\.(\d+)\.")
@@ -608,7 +624,8 @@ def check_result(args):
         "variance": variance,
         "token_variance": token_variance,
         "angular": angular,
-        "pruning": {"windows": P, "base_loss": base, "drop_loss": drop},
+        "block_influence": block_influence,
+        "pruning": {"windows": P, "base_loss": base, "drop_loss": drop, "window_base_loss": window_base, "window_loss": window_loss},
         "grad_windows": G,
         "grad_norms": grad_norms,
     }
@@ -687,6 +704,18 @@ VARIANTS = {
         rms_norm_eps=1e-6, rope_scaling=None, rope_theta=10000, tie_word_embeddings=False, use_cache=True, vocab_size=102400,
     ),
 }
+# Real shapes, for size and speed checks (benchmarks, not tests): weights drawn at N(0, 0.02) as
+# initializer_range says. Llama-3.2-1B's config.json (GQA 32/8, head_dim 64, tied, llama3 scaling).
+REAL_SHAPES = {
+    "llama-3.2-1b": _llama_like(
+        "llama", "LlamaForCausalLM", vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+        num_attention_heads=32, num_key_value_heads=8, head_dim=64, max_position_embeddings=131072, rms_norm_eps=1e-5,
+        rope_theta=500000.0, tie_word_embeddings=True, attention_bias=False, mlp_bias=False, pretraining_tp=1,
+        rope_scaling={"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0, "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+        bos_token_id=128000, eos_token_id=128001,
+    ),
+}
+VARIANTS.update(REAL_SHAPES)
 VARIANTS["gpt-neox-serial"] = dict(VARIANTS["gpt-neox"], use_parallel_residual=False)
 VARIANTS["gpt2-upcast"] = dict(VARIANTS["gpt2-fields"], n_inner=None, activation_function="gelu_fast", reorder_and_upcast_attn=True)
 VARIANTS["gpt2-quick"] = dict(VARIANTS["gpt2-fields"], n_inner=None, activation_function="quick_gelu", scale_attn_by_inverse_layer_idx=False)
@@ -777,6 +806,8 @@ def make(args):
         # embedding: tied heads keep logits ~O(2); gemma's x sqrt(C) keeps x_0 ~O(2)
         "emb": (2.0 / math.sqrt(C)) if tied else 0.5,
     }
+    if args.variant in REAL_SHAPES:
+        std = {k: cfg.get("initializer_range", 0.02) for k in std}
     tensors = {}
     for name, shape, kind in spec:
         r = torch.randn(shape, generator=g, dtype=torch.float32)
@@ -832,6 +863,36 @@ def make(args):
         with open(os.path.join(args.out_dir, "model.safetensors.index.json"), "w") as f:
             f.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return {"variant": args.variant, "out": args.out_dir, "dtype": dt, "shards": max(1, args.shards), "tensors": len(names)}
+
+
+def loss_only(args):
+    """Mean CE of MODEL_DIR on the token windows, timed: what `normlab bench` compares NormLab's
+    eval-lm with (--compute float32: PyTorch's usual float32 math instead of the float64 reference)."""
+    import resource
+    import time
+
+    if args.compute == "float32":
+        torch.set_default_dtype(torch.float32)
+    torch.set_num_threads(args.threads)
+    tokens = read_tokens(args.tokens, args.token_dtype)
+    seq = args.seq
+    count = (len(tokens) - 1) // seq
+    if count < 1:
+        raise SystemExit(f"{len(tokens)} tokens are too few for one window of {seq}")
+    t0 = time.perf_counter()
+    cfg, model = load_model(args.model_dir)
+    t1 = time.perf_counter()
+    X = torch.from_numpy(np.stack([tokens[k * seq : (k + 1) * seq] for k in range(count)]))
+    Y = torch.from_numpy(np.stack([tokens[k * seq + 1 : (k + 1) * seq + 1] for k in range(count)]))
+    with torch.no_grad():
+        loss = ce_sum(model, X, Y) / (count * seq)
+    t2 = time.perf_counter()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    print(json.dumps({
+        "loss": loss, "tokens": count * seq, "load_seconds": t1 - t0, "eval_seconds": t2 - t1,
+        "tokens_per_s": count * seq / (t2 - t1), "peak_rss_mib": rss, "compute": args.compute,
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+    }))
 
 
 def suite(args):
@@ -892,6 +953,13 @@ def main():
     t.add_argument("--dtype", choices=["uint16", "uint32"], default="uint16")
     t.add_argument("--seed", type=int, default=0)
     sub.add_parser("variants")
+    lo = sub.add_parser("loss")
+    lo.add_argument("tokens")
+    lo.add_argument("seq", type=int)
+    lo.add_argument("model_dir")
+    lo.add_argument("--token-dtype", choices=["uint16", "uint32"], default="uint16")
+    lo.add_argument("--compute", choices=["float32", "float64"], default="float64")
+    lo.add_argument("--threads", type=int, default=torch.get_num_threads())
     su = sub.add_parser("suite")
     su.add_argument("out_root")
     su.add_argument("--variants", default="")
@@ -907,6 +975,8 @@ def main():
         print(json.dumps(make(a)))
     elif a.cmd == "suite":
         suite(a)
+    elif a.cmd == "loss":
+        loss_only(a)
     elif a.cmd == "check":
         if a.seq < 1:
             raise SystemExit("SEQ must be >= 1")

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend/backend.js';
 import { openModelDir, saveModelDir } from '../io/model-dir.js';
@@ -120,6 +121,8 @@ describe('streamed decoder', () => {
         // A budget of 2.5 windows' streams: 2 windows per group, 1 removed block per pass.
         const budget = 2.5 * 10 * 16 * 4 * 2;
         expect(Math.abs((await streamedEvalLoss(sm, w, { batch: 2, budgetBytes: budget })) - loss)).toBeLessThan(1e-5);
+        // After one pass (its rotary tables and masks cached), passes free their blocks and intermediates.
+        const resident = tf.memory().numTensors;
         const d = await streamedDiagnostics(sm, w, 3, 4, { batch: 2, budgetBytes: budget });
         expect(Math.abs(d.pruning.base_loss - pruning.base_loss)).toBeLessThan(1e-5);
         d.pruning.drop_loss.forEach((v, l) => expect(Math.abs(v - pruning.drop_loss[l])).toBeLessThan(1e-5));
@@ -128,6 +131,8 @@ describe('streamed decoder', () => {
         d.stats.lastToken.forEach((rows, l) => rows.forEach((v, k) => expect(Math.abs(v - stats.lastToken[l][k])).toBeLessThan(1e-4)));
         // The pruned models differ from the full one: the test would see a wrong stream.
         expect(Math.max(...d.pruning.drop_loss.map(Math.abs))).toBeGreaterThan(1e-3);
+        // Every pass frees its blocks and their intermediates: only the resident head and norm stay.
+        expect(tf.memory().numTensors).toBe(resident);
       } finally {
         sm.dispose();
         await reader.close();

@@ -178,10 +178,10 @@ export class StreamedDecoder {
     this.loaded = -1;
   }
 
-  /** Block i (loaded) on x (B, T, C). */
+  /** Block i (loaded) on x (B, T, C); its intermediates are freed. */
   block(i: number, x: tf.Tensor3D): tf.Tensor3D {
     if (this.loaded !== i) fail('internal', `block ${i} is not loaded`);
-    return this.model.block(i, x);
+    return tf.tidy(() => this.model.block(i, x));
   }
 
   /**

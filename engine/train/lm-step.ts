@@ -163,13 +163,16 @@ const LOGITS_BUDGET = 16_000_000;
 function summedCrossEntropy(model: CausalLM, x: tf.Tensor2D, y: tf.Tensor2D, hooks?: ForwardHooks): tf.Scalar[] {
   const [B, T] = x.shape;
   const h = model.hidden(x, { ...hooks, scopeBlocks: true }); // (B, T, C)
-  const C = h.shape[2];
-  const flatH = tf.reshape(h, [B * T, C]);
-  const flatY = tf.reshape(y, [B * T]);
+  return summedRows(model, tf.reshape(h, [B * T, h.shape[2]]), tf.reshape(y, [B * T]));
+}
+
+/** Summed cross-entropy of hidden rows flatH (N, C) predicting flatY (N), one scalar per head chunk. */
+function summedRows(model: CausalLM, flatH: tf.Tensor2D, flatY: tf.Tensor1D): tf.Scalar[] {
+  const [N, C] = flatH.shape;
   const rows = Math.max(1, Math.floor(LOGITS_BUDGET / model.vocabSize));
   const parts: tf.Scalar[] = [];
-  for (let r = 0; r < B * T; r += rows) {
-    const n = Math.min(rows, B * T - r);
+  for (let r = 0; r < N; r += rows) {
+    const n = Math.min(rows, N - r);
     parts.push(
       tf.tidy(() => {
         const logits = model.logits(tf.reshape(tf.slice(flatH, [r, 0], [n, C]), [1, n, C]) as tf.Tensor3D);
@@ -178,6 +181,48 @@ function summedCrossEntropy(model: CausalLM, x: tf.Tensor2D, y: tf.Tensor2D, hoo
     );
   }
   return parts;
+}
+
+/**
+ * Mean cross-entropy (nats) of each window on its own (its `seq` targets), in batches, without
+ * gradients: the per-window losses a paired comparison of two models on the same windows needs.
+ * Their mean is lmEvalLoss (every window has the same length).
+ */
+export async function lmWindowLosses(
+  model: CausalLM,
+  windows: { x: Int32Array; y: Int32Array; count: number; seq: number },
+  batchSize: number,
+  hooks?: ForwardHooks,
+): Promise<number[]> {
+  const { seq, count } = windows;
+  const out: number[] = [];
+  for (let i = 0; i < count; i += batchSize) {
+    const B = Math.min(batchSize, count - i);
+    const x = tf.tensor2d(windows.x.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
+    const y = tf.tensor2d(windows.y.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
+    const sums = tf.tidy(() => {
+      const h = model.hidden(x, { ...hooks, scopeBlocks: true }); // (B, T, C)
+      const C = h.shape[2];
+      const rows = Math.max(1, Math.floor(LOGITS_BUDGET / model.vocabSize));
+      const perWindow: tf.Scalar[] = [];
+      for (let b = 0; b < B; b++) {
+        const hb = tf.reshape(tf.slice(h, [b, 0, 0], [1, seq, C]), [seq, C]);
+        const yb = tf.reshape(tf.slice(y, [b, 0], [1, seq]), [seq]);
+        const parts: tf.Scalar[] = [];
+        for (let r = 0; r < seq; r += rows) {
+          const n = Math.min(rows, seq - r);
+          const logits = model.logits(tf.reshape(tf.slice(hb, [r, 0], [n, C]), [1, n, C]) as tf.Tensor3D);
+          parts.push(tf.mul(crossEntropy(logits, tf.slice(yb, [r], [n])), n) as tf.Scalar);
+        }
+        perWindow.push(tf.addN(parts) as tf.Scalar);
+      }
+      return tf.stack(perWindow);
+    });
+    tf.dispose([x, y]);
+    for (const v of await sums.data()) out.push(v / seq);
+    sums.dispose();
+  }
+  return out;
 }
 
 /**
@@ -207,4 +252,38 @@ export async function lmEvalLoss(
     sums.dispose();
   }
   return total / (count * seq);
+}
+
+/**
+ * Mean cross-entropy (nats/token) of each window: the units of a paired comparison of models
+ * scored on the same windows (engine/stats pairedDifference). Their mean is lmEvalLoss, every
+ * window having seq tokens.
+ */
+export async function lmEvalWindowLosses(
+  model: CausalLM,
+  windows: { x: Int32Array; y: Int32Array; count: number; seq: number },
+  batchSize: number,
+  hooks?: ForwardHooks,
+): Promise<Float64Array> {
+  const { seq, count } = windows;
+  const out = new Float64Array(count);
+  for (let i = 0; i < count; i += batchSize) {
+    const B = Math.min(batchSize, count - i);
+    const x = tf.tensor2d(windows.x.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
+    const y = tf.tensor2d(windows.y.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
+    const sums = tf.tidy(() => {
+      const h = model.hidden(x, { ...hooks, scopeBlocks: true }); // (B, T, C)
+      const C = h.shape[2];
+      return tf.stack(
+        Array.from({ length: B }, (_, b) =>
+          tf.addN(summedRows(model, tf.reshape(tf.slice(h, [b, 0, 0], [1, seq, C]), [seq, C]), tf.reshape(tf.slice(y, [b, 0], [1, seq]), [seq]))),
+        ),
+      );
+    });
+    tf.dispose([x, y]);
+    const v = await sums.data();
+    sums.dispose();
+    for (let b = 0; b < B; b++) out[i + b] = v[b] / seq;
+  }
+  return out;
 }

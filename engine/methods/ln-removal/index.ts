@@ -44,6 +44,8 @@ import {
 } from '../../train/checkpoint.js';
 import { lmApplyGrads, lmLossAndGrads, lmMicroBatch, lmMicroBatches } from '../../train/lm-step.js';
 import { headDla, type DlaOptions, type DlaResult } from './dla.js';
+import { convergenceWarnings, lnfInputStd, unigramCE, windowCE, type Convergence } from './convergence.js';
+import { comparison, noiseWarning, pairedDifference, tInterval, type KeyResult } from '../../stats/stats.js';
 import { toHfLnFree } from './export.js';
 import { auxStdLoss, FakeLNSet, removalSchedule, type FakeLNState, type RemovalEvent } from './fake-ln.js';
 import { pathField } from '../../jobs/paths.js';
@@ -575,6 +577,27 @@ async function writeCeTableAndCurves(
 }
 
 /**
+ * The key result: the LN-free − vanilla CE gap with its paired t interval over the validation
+ * windows both arms scored (dᵢ = CE_LN-free,i − CE_vanilla,i), or, with one arm, that arm's val CE
+ * with its t interval over windows (an estimate of the CE on the whole distribution).
+ */
+function gapKeyResult(lnFree: ArrayLike<number> | null, vanilla: ArrayLike<number> | null): { key: KeyResult; warning: string | null } {
+  if (lnFree && vanilla) {
+    const d = pairedDifference(lnFree, vanilla);
+    return {
+      key: comparison('LN-free − vanilla CE', d.mean, d.ci95, 'lower', `paired t over ${d.n} validation windows`),
+      warning: noiseWarning('LN-free − vanilla CE', d.mean, d.ci95),
+    };
+  }
+  const w = (lnFree ?? vanilla)!;
+  const t = tInterval(w);
+  return {
+    key: { label: lnFree ? 'LN-free val CE' : 'vanilla val CE', value: t.mean, ci95: t.ci95, interval: `t over ${t.n} validation windows` },
+    warning: null,
+  };
+}
+
+/**
  * `mode: both`: the vanilla control and the LN removal as two child runs (`mode: vanilla` and
  * `mode: remove` on the same base model folder, so the same seed gives both the same batches),
  * then this run's CE table, overlaid curves, DLA and LN-free model from theirs.
@@ -605,7 +628,10 @@ async function runArms(
       if (typeof m.step === 'number' && m.original_val_ce === undefined) ctx.metric(m as { step: number });
   }
   const dir = ctx.run.artifactsDir;
-  const warnings = scheduleWarnings(cfg);
+  const gap = gapKeyResult(rs.ln_free_val_ce_windows as number[], vs.vanilla_val_ce_windows as number[]);
+  const warnings = [...scheduleWarnings(cfg), ...convergenceWarnings(rs.convergence as Convergence)];
+  if (gap.warning) warnings.push(gap.warning);
+  for (const w of warnings) ctx.log(`warning: ${w}`);
   const originalCE = rs.original_val_ce as number;
   const vanillaCE = vs.vanilla_val_ce as number;
   const lnFreeCE = rs.ln_free_val_ce as number;
@@ -626,7 +652,7 @@ async function runArms(
     for (const f of LN_FREE_FILES) fs.copyFileSync(path.join(lnFree.dir, f), path.join(out, f));
   });
   return {
-    key_result: { label: 'LN-free − vanilla CE', value: lnFreeCE - vanillaCE },
+    key_result: gap.key,
     original_val_ce: originalCE,
     vanilla_val_ce: vanillaCE,
     ln_free_val_ce: lnFreeCE,
@@ -638,6 +664,9 @@ async function runArms(
     dla_nmae_pct_ln_free: rs.dla_nmae_pct_ln_free,
     dla_scored: rs.dla_scored,
     sigmas: rs.sigmas,
+    convergence: rs.convergence,
+    calibrated: { ...(rs.calibrated as object), vanilla: (vs.calibrated as { vanilla: unknown }).vanilla },
+    ln_f_input_std: rs.ln_f_input_std,
     schedule: rs.schedule,
     steps: cfg.finetune.steps,
     tokens_per_step: tokensPerStep(cfg),
@@ -712,7 +741,17 @@ registerJobKind({
     const val = evalWindows(data.val, f.seq, f.eval_windows);
     const prompts = dlaPrompts(data.val, cfg.dla);
     const original = await loadGpt2(baseDir);
-    const originalCE = await evalCE(original, val, f.batch);
+    const originalEval = await windowCE(original, val, f.batch);
+    const originalCE = originalEval.ce;
+    const convergence: Convergence = {
+      base_ce: originalCE,
+      unigram_ce: unigramCE(data.train, val, src.vocab),
+      base_temperature: originalEval.temperature,
+      base_ce_calibrated: originalEval.calibratedCE,
+    };
+    const guard = convergenceWarnings(convergence);
+    for (const w of guard) ctx.log(`warning: ${w}`);
+    warnings.push(...guard);
     if (!resumed) ctx.metric({ step: 0, original_val_ce: originalCE });
     ctx.log(`original validation CE ${originalCE.toFixed(4)}`);
     const dlaBefore = cfg.dla.enabled ? await headDla(original, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts) : null;
@@ -725,6 +764,7 @@ registerJobKind({
     let removal: FinetuneResult | null = null;
     let lnFree: GPT2 | null = null;
     let dlaVanilla: DlaResult | null = null;
+    let vanillaEval: Awaited<ReturnType<typeof windowCE>> | null = null;
     try {
       if (cfg.mode !== 'remove' && !inRemoval) {
         const arm = await finetune(ctx, cfg, baseDir, 'vanilla', data.train, val, schedule, eotToken, progress, {
@@ -733,11 +773,14 @@ registerJobKind({
         });
         // DLA of the vanilla model beside the original and the LN-free one (not after a resume into the removal arm).
         if (dlaBefore) dlaVanilla = await headDla(arm.model, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts);
+        vanillaEval = await windowCE(arm.model, val, f.batch);
         arm.fake?.dispose();
         arm.model.dispose();
         vanilla = { steps: arm.steps, ce: arm.ce, valSteps: arm.valSteps, val: arm.val, finalVal: arm.finalVal };
       }
       let lnFreeCE: number | null = null;
+      let lnFreeEval: Awaited<ReturnType<typeof windowCE>> | null = null;
+      let lnfStd: number | null = null;
       let hookCE: number | null = null;
       let sigmas: Record<string, number> | null = null;
       let dlaAfter: DlaResult | null = null;
@@ -752,7 +795,9 @@ registerJobKind({
         removal.fake!.dispose();
         removal.model.dispose();
         // The reported number: the stand-alone LN-free model (no hooks), as eval-lm would see it.
-        lnFreeCE = await evalCE(lnFree, val, f.batch);
+        lnFreeEval = await windowCE(lnFree, val, f.batch);
+        lnFreeCE = lnFreeEval.ce;
+        lnfStd = await lnfInputStd(lnFree, val, f.batch);
         if (dlaBefore) dlaAfter = await headDla(lnFree, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts);
         await saveLnFreeCheckpoint(ctx.run, f.steps, lnFree, { normlab_ln_removal: { original_val_ce: originalCE, ln_free_val_ce: lnFreeCE } });
       }
@@ -773,15 +818,23 @@ registerJobKind({
         );
       }
 
+      const gap = gapKeyResult(lnFreeEval?.perWindow ?? null, vanillaEval?.perWindow ?? null);
+      if (gap.warning) {
+        ctx.log(`warning: ${gap.warning}`);
+        warnings.push(gap.warning);
+      }
+      const calibrated = (e: typeof vanillaEval) => (e ? { temperature: e.temperature, ce: e.calibratedCE } : null);
       const summary: Record<string, unknown> = {
-        key_result:
-          lnFreeCE !== null
-            ? { label: vanillaCE !== null ? 'LN-free − vanilla CE' : 'LN-free val CE', value: vanillaCE !== null ? lnFreeCE - vanillaCE : lnFreeCE }
-            : { label: 'vanilla val CE', value: vanillaCE },
+        key_result: gap.key,
         original_val_ce: originalCE,
         vanilla_val_ce: vanillaCE,
         ln_free_val_ce: lnFreeCE,
         ln_free_val_ce_during_training: hookCE,
+        vanilla_val_ce_windows: vanillaEval ? Array.from(vanillaEval.perWindow) : null,
+        ln_free_val_ce_windows: lnFreeEval ? Array.from(lnFreeEval.perWindow) : null,
+        convergence,
+        calibrated: { original: calibrated(originalEval), vanilla: calibrated(vanillaEval), ln_free: calibrated(lnFreeEval) },
+        ln_f_input_std: lnfStd !== null ? { ln_free: lnfStd, frozen_sigma: sigmas!.ln_f } : null,
         gap_vs_vanilla: lnFreeCE !== null && vanillaCE !== null ? lnFreeCE - vanillaCE : null,
         gap_vs_original: lnFreeCE !== null ? lnFreeCE - originalCE : null,
         dla_nmae_pct_original: dlaBefore?.nmae ?? null,

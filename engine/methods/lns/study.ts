@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
+import { comparison, noiseWarning, pairedDifference, verdict, type KeyResult } from '../../stats/stats.js';
 import { writeFileAtomic, writeJsonAtomic, readJsonSync } from '../../io/atomic.js';
 import { encodePng } from '../../io/png.js';
 import { executorSchema } from '../../jobs/executor.js';
@@ -170,8 +171,8 @@ interface VariantResult {
 const csvLine = (cells: (string | number)[]) =>
   cells.map((c) => (typeof c === 'string' && /[,"\n]/.test(c) ? `"${c.replace(/"/g, '""')}"` : String(c))).join(',');
 
-/** Lay PNG images side by side on white, top-aligned. */
-function sideBySide(pngs: Uint8Array[], gap = 12): Uint8Array {
+/** Lay PNG images side by side on white, top-aligned (the depth study uses it too). */
+export function sideBySide(pngs: Uint8Array[], gap = 12): Uint8Array {
   const imgs = pngs.map((b) => PNG.sync.read(Buffer.from(b)));
   const width = imgs.reduce((s, im) => s + im.width, 0) + gap * (imgs.length - 1);
   const height = Math.max(...imgs.map((im) => im.height));
@@ -234,14 +235,31 @@ registerJobKind({
     const dir = ctx.run.artifactsDir;
     const L = cfg.model.layers;
 
+    // Each variant against the first, paired over the validation windows both scored (the same
+    // windows: same data, seq and eval_windows).
+    const windows = (r: VariantResult) => r.summary.final_val_loss_windows as number[];
+    const vsFirst = results.map((r, i) => (i === 0 ? null : pairedDifference(windows(r), windows(results[0]))));
+    const interval = `paired t over ${windows(results[0]).length} validation windows`;
+    const warnings = vsFirst.flatMap((d, i) => {
+      const w = d && noiseWarning(`val loss ${results[i].label} − ${results[0].label}`, d.mean, d.ci95);
+      return w ? [w] : [];
+    });
+    if (cfg.variants.length > 1)
+      warnings.push('single seed: the intervals are over validation windows, not over training seeds; not a result until repeated over seeds');
+    for (const w of warnings) ctx.log(`warning: ${w}`);
+
     // Perplexity table.
-    const rows = results.map((r) => ({
+    const rows = results.map((r, i) => ({
       variant: r.label,
       norm: r.variant.norm,
       norm_type: r.variant.norm_type ?? cfg.model.norm_type,
       mix_k: r.variant.mix_k ?? 0,
       final_val_loss: r.summary.final_val_loss as number,
       final_val_ppl: r.summary.final_val_ppl as number,
+      val_loss_minus_first: vsFirst[i]?.mean ?? null,
+      val_loss_minus_first_ci95_lo: vsFirst[i]?.ci95[0] ?? null,
+      val_loss_minus_first_ci95_hi: vsFirst[i]?.ci95[1] ?? null,
+      val_loss_minus_first_verdict: vsFirst[i] ? verdict(vsFirst[i].ci95, 'lower') : null,
       deep_half_prune_drop_mean: r.diagnostics.deep_half_prune_drop_mean,
       shallow_half_prune_drop_mean: r.diagnostics.shallow_half_prune_drop_mean,
       variance_last_layer: r.diagnostics.variance[L],
@@ -348,11 +366,12 @@ registerJobKind({
 
     const first = rows[0];
     const last = rows[rows.length - 1];
+    const d = vsFirst[vsFirst.length - 1];
     return {
-      key_result:
-        rows.length > 1
-          ? { label: `val ppl ${last.variant} − ${first.variant}`, value: last.final_val_ppl - first.final_val_ppl }
-          : { label: `val ppl ${first.variant}`, value: first.final_val_ppl },
+      key_result: d
+        ? comparison(`val loss ${last.variant} − ${first.variant}`, d.mean, d.ci95, 'lower', interval)
+        : (results[0].summary.key_result as KeyResult),
+      warnings,
       execution:
         cfg.executor.kind === 'local' && cfg.executor.parallel === 1
           ? 'variants trained one after another, in-process'

@@ -18,7 +18,8 @@ import { pathField } from '../../jobs/paths.js';
 import { baseConfig } from '../../jobs/registry.js';
 import { ptqData, ptqDataSchema } from './data.js';
 import { exportQuantized, loadQuantizedViT } from './export.js';
-import { imageBatch, inputNorm, quantizeViT, top1 } from './ptq.js';
+import { correctMask, imageBatch, inputNorm, maskText, quantizeViT, top1 } from './ptq.js';
+import { wilson } from '../../stats/stats.js';
 import { DEFAULT_SOFTMAX_CANDIDATES, MAX_BITS, MIN_BITS } from './quantizers.js';
 import { PRESETS } from './study.js';
 import { loadViT } from './vit-io.js';
@@ -53,15 +54,18 @@ export async function runPtqPreset(ctx: JobContext, cfg: PtqPresetConfig): Promi
     const bits = [...new Set(cfg.bits)].sort((a, b) => a - b);
     const extra = cfg.export_bits !== undefined && !bits.includes(cfg.export_bits) ? [cfg.export_bits] : [];
     const top: Record<string, number> = {};
+    const correct: Record<string, string> = {};
     let exported: Record<string, unknown> | null = null;
     let lnCalibrations: string | null = null;
     try {
       for (const [i, b] of [...bits, ...extra].entries()) {
         const q = await quantizeViT(model, x, { wBits: b, aBits: b, softmax: p.softmax, lnReparam: p.ln, softmaxCandidates: cfg.softmax_candidates });
         try {
-          const acc = await top1(q.model, evalSet, q.hooks(), 250, () => ctx.tick());
+          const mask = await correctMask(q.model, evalSet, q.hooks(), 250, () => ctx.tick());
+          const acc = mask.reduce((s, c) => s + c, 0) / evalSet.n;
           if (bits.includes(b)) {
             top[`W${b}A${b}`] = acc;
+            correct[`W${b}A${b}`] = maskText(mask);
             ctx.metric({ step: i + 1, preset: cfg.quantizer, bits: b, top1: acc });
             ctx.log(`${cfg.quantizer} W${b}A${b}: top-1 ${pct(acc)}%`);
           }
@@ -83,10 +87,19 @@ export async function runPtqPreset(ctx: JobContext, cfg: PtqPresetConfig): Promi
     }
     const first = bits[0];
     return {
-      key_result: first !== undefined ? { label: `${cfg.quantizer} W${first}A${first} top-1`, value: top[`W${first}A${first}`] } : undefined,
+      key_result:
+        first !== undefined
+          ? {
+              label: `${cfg.quantizer} W${first}A${first} top-1`,
+              value: top[`W${first}A${first}`],
+              ci95: wilson(Math.round(top[`W${first}A${first}`] * evalSet.n), evalSet.n),
+              interval: `Wilson, ${evalSet.n} images`,
+            }
+          : undefined,
       quantizer: cfg.quantizer,
       label: p.label,
       top1: top,
+      correct_by_image: correct,
       export: exported,
       ln_calibrations: lnCalibrations,
       calib_images: calib.n,

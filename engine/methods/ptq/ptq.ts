@@ -231,8 +231,14 @@ export type LabelledImages = Pick<ImageSet, 'images' | 'labels' | 'n' | 'height'
 
 /** Top-1 accuracy of model (+ hooks) on a labelled image set, in batches. */
 export async function top1(model: ViT, data: LabelledImages, hooks?: ViTHooks, batch = 250, tick?: () => Promise<void>): Promise<number> {
+  const correct = await correctMask(model, data, hooks, batch, tick);
+  return correct.reduce((s, c) => s + c, 0) / data.n;
+}
+
+/** 1 where the model's top-1 class is the label, per image: the units of paired accuracy comparisons. */
+export async function correctMask(model: ViT, data: LabelledImages, hooks?: ViTHooks, batch = 250, tick?: () => Promise<void>): Promise<Uint8Array> {
   if (data.n === 0) fail('data', 'no evaluation images');
-  let correct = 0;
+  const correct = new Uint8Array(data.n);
   const norm = inputNorm(model);
   for (let s = 0; s < data.n; s += batch) {
     const B = Math.min(batch, data.n - s);
@@ -242,11 +248,16 @@ export async function top1(model: ViT, data: LabelledImages, hooks?: ViTHooks, b
     });
     const p = (await pred.data()) as Int32Array;
     pred.dispose();
-    for (let i = 0; i < B; i++) if (p[i] === data.labels[s + i]) correct++;
+    for (let i = 0; i < B; i++) correct[s + i] = +(p[i] === data.labels[s + i]);
     if (tick) await tick();
   }
-  return correct / data.n;
+  return correct;
 }
+
+/** A 0/1 mask as a string of '0' and '1' (one character per image, for summaries). */
+export const maskText = (m: Uint8Array): string => m.join('');
+/** The mask back from maskText. */
+export const maskFromText = (t: string): Uint8Array => Uint8Array.from(t, (c) => +(c === '1'));
 
 /** The model's input normalization from its config (`mean` / `std` like timm's pretrained_cfg), if any. */
 export function inputNorm(model: ViT): { mean: number[]; std: number[] } | undefined {

@@ -25,7 +25,8 @@ import { executorSchema } from '../../jobs/executor.js';
 import { baseConfig } from '../../jobs/registry.js';
 import type { ViT } from '../../models/vit.js';
 import { barPlot, histogram, histogramWithLevels, scatterWithRules, writePlot } from '../../plot/index.js';
-import { captureActs, imageBatch, inputNorm, quantizeViT, top1, type LnCalibration, type LnReparam } from './ptq.js';
+import { captureActs, correctMask, imageBatch, inputNorm, maskFromText, quantizeViT, type LnCalibration, type LnReparam } from './ptq.js';
+import { comparison, noiseWarning, pairedAccuracy, verdict, wilson, type KeyResult } from '../../stats/stats.js';
 import {
   calibrateSoftmax,
   DEFAULT_SOFTMAX_CANDIDATES,
@@ -40,6 +41,7 @@ import { loadViT } from './vit-io.js';
 import { vitModelSchema, vitTrainOptionsSchema } from './vit-train.js';
 import { ptqData, ptqDataSchema } from './data.js';
 import { pathField } from '../../jobs/paths.js';
+import { releaseFileLock, takeFileLock } from '../../store/runs.js';
 
 /** The quantizer presets: post-softmax quantizer × post-LN treatment. */
 /**
@@ -112,20 +114,37 @@ async function studyModel(ctx: JobContext, cfg: PtqStudyConfig): Promise<{ sourc
   if (cfg.model_dir) return { source: path.resolve(cfg.model_dir), trained: false };
   const trainCfg = { method: 'vit-train', seed: cfg.seed, model: cfg.vit.model, data: { source: 'mnist' }, train: cfg.vit.train };
   const cacheDir = path.join(ctx.project.dir, 'cache', `vit-mnist-${hashJson(trainCfg)}`);
-  if (fs.existsSync(path.join(cacheDir, 'config.json'))) {
-    ctx.log(`reusing the cached MNIST ViT ${cacheDir}`);
-    return { source: cacheDir, trained: false };
-  }
-  ctx.log('training the MNIST ViT (cached for later studies)');
-  const child = await ctx.runChild(trainCfg, 'train MNIST ViT');
-  const modelDir = String(child.summary.model_dir);
   fs.mkdirSync(path.dirname(cacheDir), { recursive: true });
-  const tmp = `${cacheDir}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.cpSync(modelDir, tmp, { recursive: true });
-  fs.renameSync(tmp, cacheDir);
-  return { source: cacheDir, trained: true };
+  // Studies in other processes share the cache: one trains and writes it (holding the lock), the others wait for it.
+  const lock = `${cacheDir}.lock`;
+  for (let waiting = false; ; waiting = true) {
+    if (fs.existsSync(path.join(cacheDir, 'config.json'))) {
+      ctx.log(`reusing the cached MNIST ViT ${cacheDir}`);
+      return { source: cacheDir, trained: false };
+    }
+    if (takeFileLock(lock)) break;
+    if (!waiting) ctx.log(`waiting for another study that trains this MNIST ViT (${lock})`);
+    await new Promise((r) => setTimeout(r, CACHE_WAIT_MS));
+    await ctx.tick();
+  }
+  try {
+    if (fs.existsSync(path.join(cacheDir, 'config.json'))) return { source: cacheDir, trained: false };
+    ctx.log('training the MNIST ViT (cached for later studies)');
+    const child = await ctx.runChild(trainCfg, 'train MNIST ViT');
+    const modelDir = String(child.summary.model_dir);
+    const tmp = `${cacheDir}.tmp-${process.pid}`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.cpSync(modelDir, tmp, { recursive: true });
+    fs.rmSync(cacheDir, { recursive: true, force: true }); // a copy a killed writer left without its config.json
+    fs.renameSync(tmp, cacheDir);
+    return { source: cacheDir, trained: true };
+  } finally {
+    releaseFileLock(lock);
+  }
 }
+
+/** How often a study waiting for another one's MNIST ViT looks at the cache again. */
+const CACHE_WAIT_MS = 1000;
 
 const pct = (x: number) => (100 * x).toFixed(2);
 /** A table cell: a top-1 in percent, or a dash where the preset's child run did not complete. */
@@ -185,7 +204,8 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
   try {
     const { calib, evalSet } = await ptqData(cfg, model);
     ctx.progress({ step: childPresets.length, total: childPresets.length, phase: 'fp' });
-    const fp = await top1(model, evalSet, undefined, 250, () => ctx.tick());
+    const fpMask = await correctMask(model, evalSet, undefined, 250, () => ctx.tick());
+    const fp = fpMask.reduce((s, c) => s + c, 0) / evalSet.n;
     ctx.log(`FP top-1 ${pct(fp)}% on ${evalSet.n} images`);
     const exported = await copyExport(ctx, byPreset.get(cfg.export_preset)!);
     const x = imageBatch(calib.images, 0, calib.n, [calib.height, calib.width, calib.channels], inputNorm(model));
@@ -259,18 +279,72 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       }),
     );
 
+    // Paired comparisons on the same images: exact McNemar and its interval (engine/stats pairedAccuracy).
+    const mask = (name: string, c: string) => {
+      const t = (byPreset.get(name)?.summary?.correct_by_image as Record<string, string> | undefined)?.[c];
+      return t === undefined ? null : maskFromText(t);
+    };
+    const paired = (a: Uint8Array, b: Uint8Array) => {
+      const r = pairedAccuracy(a, b);
+      return { diff: r.diff, ci95: r.ci95, mcnemar_p: r.mcnemar.p_exact, discordant: [r.mcnemar.b, r.mcnemar.c], verdict: verdict(r.ci95, 'higher') };
+    };
+    const vsFp: Record<string, Record<string, unknown>> = {};
+    for (const name of cfg.presets)
+      for (const c of cols) {
+        const m = mask(name, c);
+        if (m)
+          (vsFp[name] ??= {})[c] = {
+            top1: table[name][c],
+            ci95: wilson(
+              m.reduce((s, v) => s + v, 0),
+              m.length,
+            ),
+            minus_fp: paired(m, fpMask),
+          };
+      }
     const cmp: Record<string, unknown> = {};
-    if (table.dopq && table.repq) {
-      for (const c of cols) cmp[c] = { dopq: table.dopq[c], repq: table.repq[c], dopq_minus_repq: table.dopq[c] - table.repq[c] };
+    const warnings: string[] = [];
+    for (const c of cols) {
+      const [d, r] = [mask('dopq', c), mask('repq', c)];
+      if (!d || !r) continue;
+      const p = paired(d, r);
+      cmp[c] = { dopq: table.dopq[c], repq: table.repq[c], dopq_minus_repq: p.diff, ci95: p.ci95, mcnemar_p: p.mcnemar_p, verdict: p.verdict };
+      const w = noiseWarning(`DopQ − RepQ top-1 at ${c}`, p.diff, p.ci95);
+      if (w) warnings.push(w);
     }
+    for (const w of warnings) ctx.log(`warning: ${w}`);
+    const exportCell = `W${cfg.export_bits}A${cfg.export_bits}`;
+    const [dExport, rExport] = [mask('dopq', exportCell), mask('repq', exportCell)];
+    const note = outliers ? '; no outlier channels: mean and median presets tie by construction' : '';
+    const keyResult: KeyResult =
+      dExport && rExport
+        ? (() => {
+            const p = paired(dExport, rExport);
+            return comparison(
+              `DopQ − RepQ ${exportCell} top-1${note}`,
+              p.diff,
+              p.ci95,
+              'higher',
+              `exact McNemar (Clopper–Pearson on discordant pairs), ${evalSet.n} images`,
+            );
+          })()
+        : {
+            label: `DopQ (${TANQ} + median) ${exportCell} top-1${note}`,
+            value: table.dopq?.[exportCell] ?? fp,
+            ci95: wilson(Math.round((table.dopq?.[exportCell] ?? fp) * evalSet.n), evalSet.n),
+            interval: `Wilson, ${evalSet.n} images`,
+          };
     const w8 = table.dopq?.W8A8;
     const seconds = (Date.now() - started) / 1000;
     ctx.log(`\n${md}`);
     return {
-      key_result: {
-        label: `DopQ (${TANQ} + median) W${cfg.export_bits}A${cfg.export_bits} top-1${outliers ? '; no outlier channels: mean and median presets tie by construction' : ''}`,
-        value: table.dopq?.[`W${cfg.export_bits}A${cfg.export_bits}`] ?? fp,
-      },
+      key_result: keyResult,
+      warnings,
+      top1_vs_fp: vsFp,
+      fp_top1_ci95: wilson(
+        fpMask.reduce((s, c) => s + c, 0),
+        evalSet.n,
+      ),
       no_outlier_channels: outliers,
       softmax_candidates: Object.fromEntries(cfg.presets.map((n) => [n, budget(n)])),
       model: source,
@@ -281,7 +355,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       table,
       table_markdown: md,
       dopq_vs_repq: cmp,
-      dopq_beats_repq_at: cols.filter((c) => table.dopq && table.repq && table.dopq[c] > table.repq[c]),
+      dopq_beats_repq_at: cols.filter((c) => (cmp[c] as { verdict?: string } | undefined)?.verdict === 'better'),
       ...(w8 !== undefined ? { w8a8_dopq_drop_points: 100 * (fp - w8), w8a8_dopq_within_1_point: 100 * (fp - w8) <= 1 } : {}),
       ln_scales: lnInfo,
       export: exported,

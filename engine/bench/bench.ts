@@ -18,6 +18,8 @@
  *  - rss_flat: a tiny LM (2 layers, d 64, batch 8, seq 64) trained 1,000 steps (100 with --quick,
  *    10 on cpu) through `lmTrainStep`; tf.memory().numTensors and the process RSS (after a full
  *    GC) at every tenth of the run, and the RSS growth from the first to the last reading (MiB);
+ *  - llama_3.2_1b_eval (wasm, not with --quick): a Llama-3.2-1B-shaped bf16 checkpoint evaluated
+ *    by `eval-lm` against PyTorch f32, tokens/s and peak RSS of both (engine/bench/llm-eval.ts);
  *  - memory: peak RSS of the process and tf.memory() after the backend's rows;
  *  - webgpu only: matmul_gflops, gpt2_small_train (GPT-2 small training at seq 1024) and
  *    gpu_memory (see addGpuRows).
@@ -42,6 +44,7 @@ import { describeAdapter, probeAdapter } from '../backend/webgpu.js';
 import { setWebgpuFusedKernels } from '../backend/fused-ops.js';
 import { fastWasmKernelsEnabled, setFastWasmKernels } from '../backend/wasm-kernels.js';
 import { GPT2, GPT2_DEFAULTS, type GPT2Config } from '../models/gpt2.js';
+import { benchLlmEval } from './llm-eval.js';
 import { benchMatmul, describeGpuMemory, GpuMemoryWatch, MATMUL_N, MATMUL_N_SOFTWARE } from './gpu-rows.js';
 import { AdamW } from '../nn/optim.js';
 import { seededUniform } from '../nn/random.js';
@@ -643,6 +646,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
           : { name: 'ptq_calibration', value: null, unit: 's', note: ptq },
       );
     }
+
+    // A real-size Hugging Face model (minutes; not with --quick): NormLab's eval-lm vs PyTorch f32.
+    if (name === 'wasm' && !quick && want('llama_3.2_1b_eval')) add(benchLlmEval(pythonExe(), log));
 
     if (name === 'webgpu') await addGpuRows(add, gpuWatch!, quick);
 

@@ -36,7 +36,8 @@ export async function evalLM(opts: {
   streaming?: StreamingMode;
   /** Loading (bytes) and, when streamed, evaluation (blocks) progress. */
   onProgress?: (phase: 'load' | 'evaluate', done: number, total: number, message: string) => void;
-}): Promise<{ loss: number; tokens: number; streamed: boolean }> {
+}): Promise<{ loss: number; tokens: number; streamed: boolean; seconds: number; peak_rss_mib: number }> {
+  const started = Date.now();
   const opened = await openLM(opts.model, {
     streaming: opts.streaming,
     onProgress: (read, total) => opts.onProgress?.('load', read, total, `${(read / 2 ** 30).toFixed(2)} / ${(total / 2 ** 30).toFixed(2)} GiB`),
@@ -67,7 +68,14 @@ export async function evalLM(opts: {
       loss = await lmEvalLoss(opened.model, windows, batch);
       if (!Number.isFinite(loss)) fail('model', `the loss of ${opts.model} is ${loss}: ${await nonFiniteCause(opened.model)}`);
     }
-    return { loss, tokens: windows.count * seq, streamed: opened.kind === 'streamed' };
+    return {
+      loss,
+      tokens: windows.count * seq,
+      streamed: opened.kind === 'streamed',
+      seconds: (Date.now() - started) / 1000,
+      // The process's peak resident memory so far (Linux reports kilobytes).
+      peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
+    };
   } finally {
     await opened.dispose();
   }

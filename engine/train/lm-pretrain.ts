@@ -20,7 +20,8 @@ import { endOfStep, isCheckpointStep, restoreTrainingCheckpoint, saveTrainingChe
 import { hfConfigFor, lmModelSchema, textDataSchema, trainSchema } from './lm-config.js';
 import { DataParallelPool, resolveWorkers } from './data-parallel.js';
 import { loadLMData } from './lm-data.js';
-import { disposeStep, lmEvalLoss, lmTrainStep, readStep } from './lm-step.js';
+import { disposeStep, lmEvalLoss, lmEvalWindowLosses, lmTrainStep, readStep } from './lm-step.js';
+import { tInterval } from '../stats/stats.js';
 
 export const lmPretrainSchema = z
   .object({
@@ -76,6 +77,11 @@ export interface LMTrainResult {
   summary: Record<string, unknown>;
 }
 
+/** Whose tokenizer reads the text: a fine-tune's model folder (its tokenizer.json, also on resume), else the vocabulary's. */
+function lmDataModel(cfg: LMPretrainConfig, vocab: number, log: (line: string) => void): number | { vocab: number; dir: string; log: (line: string) => void } {
+  return cfg.model.init_from ? { vocab, dir: cfg.model.init_from, log } : vocab;
+}
+
 /** The training loop, shared by lm-pretrain and the study jobs built on it. */
 export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<LMTrainResult> {
   const t = cfg.train;
@@ -83,7 +89,11 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
   const startFrom = ctx.resumeFrom?.dir ?? cfg.model.init_from;
   const loaded = startFrom ? await loadLM(startFrom) : null;
   const vocab = loaded?.vocabSize ?? (cfg.data.tokenizer === 'gpt2' ? 50257 : 256);
-  const data = await loadLMData(cfg.data, t.seq, vocab);
+  const data = await loadLMData(
+    cfg.data,
+    t.seq,
+    lmDataModel(cfg, vocab, (line) => ctx.log(line)),
+  );
   const model = loaded ?? createLM(cfg.model.arch, hfConfigFor(cfg.model, vocab, t.seq), cfg.seed, { batch: t.batch, seq: t.seq, training: true });
   if (t.seq > model.maxSeq) {
     model.dispose();
@@ -181,12 +191,16 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
   opt.dispose();
   // Resumed at the last step from a checkpoint without it: the final model's loss, as the last step evaluated it.
   valLoss ??= await lmEvalLoss(model, val, evalBatch);
+  // Per-window losses of the final model: its interval, and the units a study pairs variants on.
+  const windowLosses = Array.from(await lmEvalWindowLosses(model, val, evalBatch));
+  const ci = val.count > 1 ? { ci95: tInterval(windowLosses).ci95, interval: `t over ${val.count} validation windows of ${val.seq} tokens` } : {};
   const total = trained();
   const summary = {
-    key_result: { label: 'val loss', value: valLoss },
+    key_result: { label: 'val loss', value: valLoss, ...ci },
     initial_val_loss: initialValLoss,
     final_val_loss: valLoss,
     final_val_ppl: Math.exp(valLoss),
+    final_val_loss_windows: windowLosses,
     steps: t.steps,
     tokens_per_step: rows * t.seq,
     grad_accum: accum,
@@ -211,7 +225,24 @@ registerJobKind({
     try {
       const extra: Record<string, unknown> = {};
       for (const fn of afterTraining)
-        Object.assign(extra, await fn(ctx, model, { val: (await loadLMData(cfg.data, cfg.train.seq, model.vocabSize)).val, seq: cfg.train.seq }, cfg));
+        Object.assign(
+          extra,
+          await fn(
+            ctx,
+            model,
+            {
+              val: (
+                await loadLMData(
+                  cfg.data,
+                  cfg.train.seq,
+                  cfg.model.init_from ? { vocab: model.vocabSize, dir: cfg.model.init_from, log: () => {} } : model.vocabSize,
+                )
+              ).val,
+              seq: cfg.train.seq,
+            },
+            cfg,
+          ),
+        );
       return { ...summary, ...extra };
     } finally {
       model.dispose();

@@ -12,13 +12,22 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const args = process.argv.slice(2);
 
+/**
+ * The installed Electron binary, or null. Looked up as the electron package records it
+ * (`path.txt` names the binary under `dist/`) without requiring the package: its entry point
+ * downloads a missing binary, which offline fails with a stack trace.
+ */
 function electronBinary() {
+  let dir;
   try {
-    const p = require('electron'); // the package exports the binary's path, or throws when it was not downloaded
-    return typeof p === 'string' && fs.existsSync(p) ? p : null;
+    dir = path.dirname(require.resolve('electron/package.json'));
   } catch {
     return null;
   }
+  const pathFile = path.join(dir, 'path.txt');
+  if (!fs.existsSync(pathFile)) return null;
+  const binary = path.join(process.env.ELECTRON_OVERRIDE_DIST_PATH ?? path.join(dir, 'dist'), fs.readFileSync(pathFile, 'utf8').trim());
+  return fs.existsSync(binary) ? binary : null;
 }
 
 function run(cmd, argv) {

@@ -58,6 +58,15 @@ export default async function globalSetup(): Promise<void> {
     .readdirSync(dir)
     .filter((f) => f.endsWith('.yaml') && (!only || only.some((o) => f.startsWith(o))))
     .sort();
+  // The depth-study fixture's model folders: tiny random checkpoints of three families, made offline.
+  for (const family of ['llama', 'gemma2', 'gpt2'])
+    spawnSync(
+      process.execPath,
+      [path.join(ROOT, 'bin', 'normlab.js'), 'make-tiny-hf', family, path.join(TMP, 'tiny-hf', family), '--layers', '6', '--width', '32'],
+      {
+        cwd: ROOT,
+      },
+    );
   const fixtures: FixtureRun[] = [];
   for (const f of files) {
     const r = runFixture(path.join(dir, f), project);

@@ -25,21 +25,33 @@ import { type Run } from './store/runs.js';
 /** Folder of example job configs shipped with NormLab. */
 export const EXAMPLES_DIR = appPath('assets', 'examples');
 
+/**
+ * A run's summary.json, or why it cannot be read (a truncated or hand-edited file): such a run
+ * is listed as damaged, with the reason as its error, and every other run as usual.
+ */
+export function readSummarySafely(run: Run): { summary: Record<string, unknown> | null; damage: string | null } {
+  try {
+    return { summary: run.readSummary(), damage: null };
+  } catch (err) {
+    return { summary: null, damage: asNormLabError(err).message };
+  }
+}
+
 export function runSummary(run: Run): RunSummary {
-  const summary = run.readSummary();
+  const { summary, damage } = readSummarySafely(run);
   const kr = summary?.key_result as { label: string; value: number } | undefined;
   return {
     id: run.id,
     method: run.record.method,
     name: run.record.name,
-    status: run.status,
+    status: damage ? 'damaged' : run.status,
     backend: run.record.backend,
     created: run.record.created,
     finished: run.record.finished,
     tags: run.record.tags,
     parent: run.record.parent,
     keyResult: kr && typeof kr.value === 'number' ? kr : null,
-    error: run.record.error,
+    error: damage ? { code: 'io', message: damage } : run.record.error,
     config: flatScalars(run.record.config),
     metrics: Object.fromEntries(Object.entries(summary ?? {}).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]))),
   };
@@ -104,10 +116,17 @@ export class EngineService {
         const project = this.queue.project;
         const run = project.run(runId);
         const artifacts = run.artifacts();
-        const folders = artifacts.filter((a) => fs.statSync(path.join(run.artifactsDir, a)).isDirectory());
+        // An entry that cannot be looked at (a dangling link, an odd name) is listed, as no folder.
+        const folders = artifacts.filter((a) => {
+          try {
+            return fs.statSync(path.join(run.artifactsDir, a)).isDirectory();
+          } catch {
+            return false;
+          }
+        });
         // A study's or sweep's children, wherever they run (this engine, other processes, Slurm).
         const children = isParentKind(run.record.method) ? childStates(project, run) : [];
-        return { summary: runSummary(run), record: run.record, result: run.readSummary(), artifacts, folders, children };
+        return { summary: runSummary(run), record: run.record, result: readSummarySafely(run).summary, artifacts, folders, children };
       },
       'run.metrics': ({ runId, since }) =>
         this.queue.project
@@ -121,8 +140,7 @@ export class EngineService {
       'run.cancel': ({ runId }) => {
         // A run of another process or on Slurm (a parent whose children were submitted) is cancelled where it runs.
         if (this.queue.owns(runId)) this.queue.cancel(runId);
-        else if (isParentKind(this.queue.project.run(runId).record.method)) cancelEverywhere(this.queue.project, this.queue.project.run(runId));
-        else this.queue.cancel(runId);
+        else if (cancelEverywhere(this.queue.project, this.queue.project.run(runId)).length === 0) fail('state', `run ${runId} is not queued or running`);
         return { runId };
       },
       'run.resume': ({ runId }) => ({ runId: this.queue.resume(runId).id }),

@@ -149,6 +149,34 @@ test('LNS study: variants table first, train and val loss overlaid per variant, 
   await screenshots(page, 'lns-study');
 });
 
+test('Depth study: deep vs shallow table first, ΔP with interval bands on relative depth, one colour per model in every figure, heatmaps on one scale, Prune… form', async ({
+  page,
+}) => {
+  const results = await openRun(page, needFixture('depth-study'));
+  await expect(results).toHaveAttribute('data-family', 'depth');
+  const table = page.getByTestId('comparison-table');
+  for (const m of ['llama', 'gemma2', 'gpt2']) await expect(table).toContainText(m);
+  const titles = ['Cross-entropy increase when one block is removed', 'Block Influence by relative depth', 'Residual-stream variance by relative depth'];
+  const colours: string[][] = [];
+  for (const title of titles) {
+    const fig = results.locator(`[data-testid=figure][data-title="${title}"]`);
+    await expect(fig).toBeVisible();
+    await expect(fig.locator('[data-testid=chart]')).toHaveAttribute('data-x-label', /relative depth/);
+    colours.push(await fig.locator('.u-legend .u-series .u-marker').evaluateAll((els) => els.slice(1).map((e) => getComputedStyle(e).borderColor)));
+  }
+  // One colour per model, the same in every figure.
+  expect(new Set(colours[0]).size).toBe(3);
+  for (const c of colours) expect(c).toEqual(colours[0]);
+  await expect(results.locator('[data-testid=figure][data-kind=heatmap]')).toHaveCount(3);
+  expect(await everyFigureHovers(page)).toBeGreaterThanOrEqual(6);
+  await page.getByRole('button', { name: 'Prune…' }).click();
+  await expect(page.getByTestId('prune-form')).toBeVisible();
+  await screenshots(page, 'depth-study');
+  await page.getByRole('button', { name: 'Prune…' }).click();
+  await noIndexAxis(page);
+  await figuresAreDark(page);
+});
+
 test('LM pretraining: the depth diagnostics of one run drawn from diagnostics.json, the live curves below', async ({ page }) => {
   const results = await openRun(page, needFixture('lm-pretrain'));
   await expect(results.locator('[data-testid=figure][data-title="Residual-stream variance by layer"]')).toBeVisible();

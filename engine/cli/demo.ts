@@ -11,6 +11,7 @@ import { fail } from '../core/errors.js';
 import { readConfigFile } from '../jobs/config.js';
 import type { JobQueue } from '../jobs/queue.js';
 import { EXAMPLES_DIR } from '../service.js';
+import type { SeedCell } from '../jobs/seeds.js';
 import type { KeyResult } from '../stats/stats.js';
 
 export const DEMO_DIR = appPath('assets', 'demo');
@@ -27,15 +28,28 @@ export function keyResultLine(s: Summary): string | null {
   const kr = s.key_result as KeyResult | undefined;
   if (!kr) return null;
   const ci = kr.ci95 ? ` [${num(kr.ci95[0], 4)}, ${num(kr.ci95[1], 4)}] (95%, ${kr.interval ?? 'interval'})` : ' (no interval)';
-  // Studies run one training seed: their intervals are over evaluation units, not seeds.
-  return `${kr.label}: ${num(kr.value, 4)}${ci}${kr.verdict ? ` → ${kr.verdict}; single seed, not a result` : ''}`;
+  // A study over one training seed has intervals over evaluation units, not over seeds.
+  const seeded = Array.isArray(s.seeds) && s.seeds.length > 1;
+  return `${kr.label}: ${num(kr.value, 4)}${ci}${kr.verdict ? ` → ${kr.verdict}${seeded ? '' : '; single seed, not a result'}` : ''}`;
 }
 
 /** The lines of the results table that one run contributes: its key result, then by method. */
 export function headline(method: string, s: Summary): string[] {
   const key = keyResultLine(s);
+  if (Array.isArray(s.seed_table))
+    return [...(key ? [key] : []), ...seedLines(s.seed_table as SeedCell[]), ...((s.warnings as string[] | undefined) ?? []).map((w) => `warning: ${w}`)];
   const warnings = ((s.warnings as string[] | undefined) ?? []).map((w) => `warning: ${w}`);
   return [...(key ? [key] : []), ...methodLines(method, s), ...warnings];
+}
+
+/** A study over seeds: each row and metric as mean ± sd with the seeds' values. */
+function seedLines(table: SeedCell[]): string[] {
+  return table.map(
+    (c) =>
+      `${c.row} ${c.metric}: ${c.mean === null ? '–' : num(c.mean, 4)}${c.sd === null ? '' : ` ± ${num(c.sd, 4)}`} (seeds: ${Object.entries(c.per_seed)
+        .map(([seed, v]) => `${seed}: ${v === null ? '–' : num(v, 4)}`)
+        .join(', ')})`,
+  );
 }
 
 function methodLines(method: string, s: Summary): string[] {
@@ -70,9 +84,20 @@ function methodLines(method: string, s: Summary): string[] {
   }
 }
 
+/** The demo's studies that take `seeds: [..]` (every method of the demo). */
+const SEEDED = new Set(['lns-study', 'ln-removal', 'lct-study', 'ptq-study']);
+
+/** `--seeds 0,1`: distinct non-negative integers. */
+export function parseSeeds(text: string): number[] {
+  const seeds = text.split(',').map((t) => Number(t.trim()));
+  if (seeds.length === 0 || seeds.some((s) => !Number.isInteger(s) || s < 0) || new Set(seeds).size !== seeds.length)
+    fail('config', `--seeds takes distinct non-negative integers separated by commas, e.g. 0,1; got "${text}"`);
+  return seeds;
+}
+
 export async function runDemo(
   queue: JobQueue,
-  opts: { full: boolean; onRun?: (file: string) => void },
+  opts: { full: boolean; seeds?: number[]; onRun?: (file: string) => void },
 ): Promise<{ method: string; runId: string; status: string; lines: string[]; seconds: number }[]> {
   const dir = opts.full ? EXAMPLES_DIR : DEMO_DIR;
   const files = fs
@@ -90,7 +115,8 @@ export async function runDemo(
   for (const f of files) {
     opts.onRun?.(f);
     const started = Date.now();
-    const run = queue.enqueue(readConfigFile(path.join(dir, f)));
+    const config = readConfigFile(path.join(dir, f));
+    const run = queue.enqueue(opts.seeds && SEEDED.has(String(config.method)) ? { ...config, seeds: opts.seeds } : config);
     await queue.wait(run.id);
     const done = queue.project.run(run.id);
     const summary = done.readSummary() ?? {};

@@ -4,11 +4,13 @@
  * Any failure prints `normlab: <one line>` and exits non-zero.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { BACKEND_NAMES, initBackend, listBackends, type BackendChoice } from '../backend/backend.js';
 import { asNormLabError, fail } from '../core/errors.js';
 import { NORMLAB_VERSION } from '../core/versions.js';
+import type { ChildState } from '../protocol/protocol.js';
 import { TOKEN_DTYPES, type TokenDtype } from '../data/text.js';
 import { TOKENIZER_NAMES, type TokenizerName } from '../data/tokenizers.js';
 import { cancelEverywhere, childCounts, childStates } from '../jobs/children.js';
@@ -34,14 +36,20 @@ function out(json: boolean | undefined, obj: unknown, human: () => string): void
   process.stdout.write(json ? JSON.stringify(obj) + '\n' : human() + '\n');
 }
 
+/** The signal that stopped this command's run (its exit status is then 128 + its number: 130 for Ctrl-C). */
+let stoppedBy: NodeJS.Signals | null = null;
+
 /**
  * SIGTERM / SIGINT (a preemption, a Slurm time limit, scancel, Ctrl-C): the running trainer saves
  * a checkpoint at its next step boundary and the run ends interrupted, resumable from that step.
- * Returns the function that removes the handlers.
+ * `before` clears the progress bar first, so the message is not drawn over. Returns the function
+ * that removes the handlers.
  */
-function stopOnSignals(queue: JobQueue): () => void {
+function stopOnSignals(queue: JobQueue, before: () => void = () => undefined): () => void {
   const onSignal = (sig: NodeJS.Signals) => {
-    process.stderr.write(`\n${sig}: saving a checkpoint at the next step boundary, then stopping (normlab resume continues)\n`);
+    before();
+    if (stoppedBy === null) process.stderr.write(`\n${sig}: saving a checkpoint at the next step boundary, then stopping (normlab resume continues)\n`);
+    stoppedBy = sig;
     queue.interruptAll();
   };
   process.on('SIGINT', onSignal);
@@ -56,7 +64,7 @@ function stopOnSignals(queue: JobQueue): () => void {
 async function runToEnd(queue: JobQueue, start: () => Run): Promise<Run> {
   const reporter = progressReporter();
   const off = queue.on(reporter.onEvent);
-  const stop = stopOnSignals(queue);
+  const stop = stopOnSignals(queue, reporter.stop);
   try {
     const run = start();
     await queue.wait(run.id);
@@ -101,9 +109,54 @@ function finished(run: Run, json?: boolean): void {
 
 const keyResult = (kr: { label: string; value: number } | null) => (kr ? `${kr.label} ${kr.value.toFixed(4)}` : '');
 
+/** Columns padded to their widest cell; no line ends in padding. */
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ')).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => cell.padEnd(widths[c]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** A run name for a table column: at most `max` characters. */
+const clip = (s: string, max = 28) => (s.length > max ? `${s.slice(0, max - 1).trimEnd()}…` : s);
+
+/** `normlab show` for a terminal: the record's main fields, the summary's scalars, artifacts and children. */
+function formatShow(body: {
+  id: string;
+  name: string;
+  method: string;
+  status: string;
+  backend: string | null;
+  created: string;
+  finished: string | null;
+  dir: string;
+  keyResult: { label: string; value: number } | null;
+  error: { code: string; message: string } | null;
+  summary: Record<string, unknown> | null;
+  artifacts: string[];
+  children?: ChildState[];
+}): string {
+  const scalar = (v: unknown) => v === null || ['string', 'number', 'boolean'].includes(typeof v);
+  const lines = [
+    `${body.id}  ${body.name}`,
+    `  method    ${body.method}`,
+    `  status    ${body.status}${body.error ? `: ${body.error.message}` : ''}`,
+    `  backend   ${body.backend ?? '—'}`,
+    `  created   ${body.created}${body.finished ? `, finished ${body.finished}` : ''}`,
+    `  folder    ${body.dir}`,
+    ...(body.keyResult ? [`  result    ${keyResult(body.keyResult)}`] : []),
+  ];
+  const summary = Object.entries(body.summary ?? {}).filter(([, v]) => scalar(v));
+  if (summary.length) lines.push('summary', ...summary.map(([k, v]) => `  ${k}  ${typeof v === 'number' ? Number(v.toPrecision(6)) : String(v)}`));
+  if (body.artifacts.length) lines.push(`artifacts (${body.artifacts.length})`, ...body.artifacts.map((a) => `  ${a}`));
+  if (body.children?.length) lines.push(`children (${childCounts(body.children)})`, ...body.children.map((c) => `  ${c.id}  ${c.key}  ${c.status}`));
+  lines.push('(the whole record and summary: normlab show --json)');
+  return lines.join('\n');
 }
 
 export function buildProgram(): Command {
@@ -205,7 +258,7 @@ export function buildProgram(): Command {
     .argument('<run>', 'run id (a parent cancels its children: Slurm jobs and local processes)')
     .description('cancel a run that runs in another process or on Slurm')
     .action((id: string) => {
-      const project = Project.open(globals().project);
+      const project = Project.open(globals().project, false);
       const run = project.run(id);
       if (!['queued', 'running'].includes(run.status) && !project.children(run.id).some((c) => ['queued', 'running'].includes(c.status)))
         fail('state', `run ${run.id} is ${run.status}; nothing to cancel`);
@@ -216,13 +269,15 @@ export function buildProgram(): Command {
   program
     .command('demo')
     .option('--full', 'run the full examples (assets/examples, about 45 minutes) instead of the small demo')
+    .option('--seeds <list>', 'training seeds of every study, e.g. 0,1: tables give mean ± sd and key results a t interval over seeds')
     .description('run all four methods small on embedded data and print one results table')
-    .action(async (opts: { full?: boolean }) => {
-      const { runDemo, formatDemoTable } = await import('./demo.js');
+    .action(async (opts: { full?: boolean; seeds?: string }) => {
+      const { runDemo, formatDemoTable, parseSeeds } = await import('./demo.js');
+      const seeds = opts.seeds === undefined ? undefined : parseSeeds(opts.seeds);
       const q = queue();
       const reporter = progressReporter();
       const off = q.on(reporter.onEvent);
-      const results = await runDemo(q, { full: Boolean(opts.full), onRun: (f) => process.stderr.write(`\n== ${f}\n`) }).finally(() => {
+      const results = await runDemo(q, { full: Boolean(opts.full), seeds, onRun: (f) => process.stderr.write(`\n== ${f}\n`) }).finally(() => {
         reporter.stop();
         off();
       });
@@ -243,7 +298,7 @@ export function buildProgram(): Command {
     .command('list')
     .description('list the runs of the project')
     .action(() => {
-      const project = Project.open(globals().project);
+      const project = Project.open(globals().project, false);
       const all = project.listRuns();
       const runs = all.map((r) => {
         const isParent = jobKindOrNull(r.record.method)?.parent;
@@ -254,15 +309,22 @@ export function buildProgram(): Command {
       const rows = runs
         .filter((r) => !r.parent || !ids.has(r.parent))
         .flatMap((r) => [
-          [r.id, r.method, r.status + (r.children?.length ? ` (children: ${childCounts(r.children)})` : ''), r.backend ?? '', keyResult(r.keyResult)],
+          [
+            r.id,
+            clip(r.name),
+            r.method,
+            r.status + (r.children?.length ? ` (children: ${childCounts(r.children)})` : ''),
+            r.backend ?? '',
+            keyResult(r.keyResult),
+          ],
           ...runs
             .filter((c) => c.parent === r.id)
             .map((c) => {
               const slurm = r.children?.find((s) => s.id === c.id)?.slurm;
-              return [`  ${c.id}`, c.method, c.status + (slurm ? ` (slurm ${slurm})` : ''), c.backend ?? '', keyResult(c.keyResult)];
+              return [`  ${c.id}`, clip(c.name), c.method, c.status + (slurm ? ` (slurm ${slurm})` : ''), c.backend ?? '', keyResult(c.keyResult)];
             }),
         ]);
-      out(globals().json, { runs }, () => (runs.length === 0 ? 'no runs yet' : table([['id', 'method', 'status', 'backend', 'result'], ...rows])));
+      out(globals().json, { runs }, () => (runs.length === 0 ? 'no runs yet' : table([['id', 'name', 'method', 'status', 'backend', 'result'], ...rows])));
     });
 
   program
@@ -270,7 +332,7 @@ export function buildProgram(): Command {
     .argument('<run>', 'run id')
     .description('show a run: its record, summary and artifacts')
     .action((id: string) => {
-      const project = Project.open(globals().project);
+      const project = Project.open(globals().project, false);
       const run = project.run(id);
       const children = jobKindOrNull(run.record.method)?.parent ? childStates(project, run) : undefined;
       const body = {
@@ -282,7 +344,7 @@ export function buildProgram(): Command {
         slurm: run.record.slurm,
         children,
       };
-      out(globals().json, body, () => JSON.stringify(body, null, 2));
+      out(globals().json, body, () => formatShow(body));
     });
 
   program
@@ -292,9 +354,23 @@ export function buildProgram(): Command {
     .option('--format <format>', 'hf (latest checkpoint as a HF model folder), csv (metrics), or a method-specific format', 'hf')
     .description('export a run’s model or metrics')
     .action(async (id: string, opts: { out: string; format: string }) => {
-      const run = Project.open(globals().project).run(id);
+      const run = Project.open(globals().project, false).run(id);
       await exportRun(run, opts.out, opts.format);
       out(globals().json, { runId: run.id, format: opts.format, out: path.resolve(opts.out) }, () => `exported ${run.id} (${opts.format}) to ${opts.out}`);
+    });
+
+  program
+    .command('make-tiny-hf')
+    .argument('<family>', 'llama, qwen2, gemma2, gpt_neox or gpt2')
+    .argument('<dir>', 'output folder')
+    .option('--layers <n>', 'number of blocks', '8')
+    .option('--width <n>', 'hidden size (a multiple of 16)', '64')
+    .option('--seed <n>', 'random seed of the weights', '0')
+    .description('write a tiny random HF checkpoint of a family (byte vocabulary), for offline examples and tests')
+    .action(async (family: string, dir: string, opts: { layers: string; width: string; seed: string }) => {
+      const { makeTinyHF } = await import('../models/tiny-hf.js');
+      const cfg = await makeTinyHF(family, dir, { layers: Number(opts.layers), width: Number(opts.width), seed: Number(opts.seed) });
+      out(globals().json, { family, out: path.resolve(dir), config: cfg }, () => `wrote a tiny random ${family} checkpoint to ${dir}`);
     });
 
   program
@@ -446,6 +522,6 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     const e = asNormLabError(err);
     process.stderr.write(`normlab: ${e.message}\n`);
-    process.exitCode = 1;
+    process.exitCode = stoppedBy ? 128 + os.constants.signals[stoppedBy] : 1;
   }
 }

@@ -11,7 +11,11 @@ import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { PNG } from 'pngjs';
 import { fail } from '../core/errors.js';
+import { readInputFileSync } from '../io/atomic.js';
 import { Rng } from './rng.js';
+
+/** The largest image file read (a PNG of a data set is kilobytes; a 64 MiB one is no training image). */
+const MAX_IMAGE_BYTES = 64 * 2 ** 20;
 
 export interface ImageSet {
   /** N*H*W*C values in [0, 1], row-major NHWC. */
@@ -169,7 +173,7 @@ export async function loadImageFolder(dir: string, opts: FolderOptions = {}): Pr
   for (const item of chosen) {
     let png: ReturnType<typeof PNG.sync.read>;
     try {
-      png = PNG.sync.read(await fsp.readFile(item.file));
+      png = PNG.sync.read(readInputFileSync(item.file, 'image', MAX_IMAGE_BYTES));
     } catch (err) {
       fail('data', `${item.file} is not a readable PNG: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
     }

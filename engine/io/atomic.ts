@@ -149,6 +149,45 @@ function parseJsonText(file: string, what: string, text: string): unknown {
   }
 }
 
+/** What a path is, when not a regular file or a folder ("a character device"). */
+function specialKind(st: fs.Stats): string {
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+function sizeText(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/**
+ * Read a whole input file (a config, a text or token file, an image), refusing before reading
+ * anything what is not a regular file (a device, a FIFO: read until memory runs out, or forever)
+ * or is larger than `maxBytes`. Opened non-blocking, so a FIFO is refused at once.
+ */
+export function readInputFileSync(file: string, what: string, maxBytes: number): Buffer {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0));
+  } catch (err) {
+    readError(file, what, err);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) fail('io', `${what} is a folder, expected a file: ${file}`);
+    if (!st.isFile()) fail('io', `${what} ${file} is ${specialKind(st)}, expected a regular file`);
+    if (st.size > maxBytes) fail('io', `${what} ${file} is ${sizeText(st.size)}, more than the ${sizeText(maxBytes)} it may be`);
+    return fs.readFileSync(fd);
+  } catch (err) {
+    if (err instanceof NormLabError) throw err;
+    readError(file, what, err);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /**
  * Read and parse a JSON file. `what` names it in errors ("config.json", "run record"):
  * "config.json not found: /x/config.json", "config.json /x/config.json is not valid JSON: ...".

@@ -45,9 +45,10 @@ export function childCounts(states: ChildState[]): string {
 }
 
 /**
- * Cancel a parent and its children wherever they run: scancel its Slurm jobs, SIGTERM the live
- * processes of this machine (the parent's own process cancels the children it started), and mark
- * what is still queued cancelled. Returns what it did, one line per action.
+ * Cancel a run (a parent: with its children) wherever it runs: scancel a parent's Slurm jobs, ask
+ * the live process that owns each run on this machine to cancel it (`cancel.request`: it stops at
+ * its next step boundary with a checkpoint and ends cancelled; the process itself, a server
+ * included, goes on), and mark what nobody runs yet cancelled. Returns what it did, one line per action.
  */
 export function cancelEverywhere(project: Project, parent: Run): string[] {
   const done: string[] = [];
@@ -59,13 +60,10 @@ export function cancelEverywhere(project: Project, parent: Run): string[] {
   const here = os.hostname();
   for (const run of [parent, ...project.children(parent.id)]) {
     const s = run.status;
-    if (s === 'running' && run.record.pid !== null && (run.record.host ?? here) === here) {
-      try {
-        process.kill(run.record.pid, 'SIGTERM');
-        done.push(`SIGTERM ${run.id} (pid ${run.record.pid})`);
-      } catch {
-        // it ended meanwhile
-      }
+    const owned = run.record.pid !== null && (run.record.host ?? here) === here;
+    if ((s === 'running' || s === 'queued') && owned) {
+      run.requestCancel();
+      done.push(`cancel requested: ${run.id} (process ${run.record.pid} stops it at its next step boundary, with a checkpoint)`);
     } else if (s === 'queued') {
       run.update({ status: 'cancelled', pid: null, finished: new Date().toISOString() });
       done.push(`cancelled ${run.id}`);

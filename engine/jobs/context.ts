@@ -62,9 +62,19 @@ export interface JobContext {
  */
 export const INTERRUPT = 'interrupt';
 
-/** Was this run told to stop by SIGTERM / SIGINT (as opposed to cancelled by a user)? */
-export function interruptRequested(signal: AbortSignal): boolean {
-  return signal.aborted && signal.reason === INTERRUPT;
+/**
+ * The abort reason of a run a user cancelled (the workbench's Cancel, `run.cancel`, `normlab
+ * cancel`): it stops exactly as on SIGTERM, with a checkpoint at the step it reached, and ends
+ * `cancelled`; `normlab resume` continues from that checkpoint.
+ */
+export const CANCEL = 'cancel';
+
+/**
+ * Was this run told to stop at its next step boundary with a checkpoint: by SIGTERM / SIGINT
+ * (ends interrupted) or by a user's cancel (ends cancelled)?
+ */
+export function stopRequested(signal: AbortSignal): boolean {
+  return signal.aborted && (signal.reason === INTERRUPT || signal.reason === CANCEL);
 }
 
 /** Throw the cancellation error if the signal fired. */

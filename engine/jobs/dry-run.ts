@@ -13,8 +13,10 @@ import * as path from 'node:path';
 import type { BackendChoice } from '../backend/backend.js';
 import { fail } from '../core/errors.js';
 import { Project } from '../store/runs.js';
+import { resolveConfig } from './config.js';
 import { runChildCommand, shellQuote } from './executor.js';
 import { JobQueue, type ChildPlan } from './queue.js';
+import { jobKind } from './registry.js';
 import { slurmScripts } from './slurm.js';
 
 export interface DryRunStage {
@@ -26,8 +28,13 @@ export interface DryRunStage {
   scripts?: { array: string; collect: string };
 }
 
-/** Run `config` up to the hand-over of its first children, in a throwaway project; returns what would be run. */
+/**
+ * Run `config` up to the hand-over of its first children, in a throwaway project; returns what
+ * would be run. A job without children is only checked (its config resolved), never run.
+ */
 export async function dryRun(config: Record<string, unknown>, projectDir: string, backend: BackendChoice): Promise<{ method: string; stages: DryRunStage[] }> {
+  const resolved = resolveConfig(config);
+  if (!jobKind(resolved.method).parent) return { method: resolved.method, stages: [] };
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'normlab-dry-run-'));
   try {
     const q = new JobQueue(Project.open(tmp), backend);
@@ -61,7 +68,7 @@ function describe(plan: ChildPlan, tmp: string, projectDir: string): DryRunStage
 
 /** The dry run for a terminal: each stage's children, then its commands and scripts. */
 export function formatDryRun(r: { method: string; stages: DryRunStage[] }): string {
-  if (r.stages.length === 0) return `${r.method}: no child runs to hand to an executor (it runs in this process)`;
+  if (r.stages.length === 0) return `${r.method}: the config is valid; it has no child runs to hand to an executor (it runs in this process); nothing was run`;
   return r.stages
     .flatMap((st) => [
       `# ${r.method}: ${st.children.length} child runs, executor ${st.executor.kind}${st.executor.kind === 'local' ? ` (parallel ${st.executor.parallel})` : ''}; nothing was run or submitted`,

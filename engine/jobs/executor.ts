@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { CLI_ENTRY } from '../core/app-paths.js';
 import type { Run } from '../store/runs.js';
+import { CANCEL } from './context.js';
 
 /**
  * What a generated script may hold of a config value. Every value a Slurm script is written with
@@ -135,16 +136,20 @@ export function runChildCommand(engineCommand: string, projectDir: string, backe
 /**
  * Run child run folders as `normlab run-child` processes, at most `parallel` at once; resolves
  * when every one has exited (each child records its own end state). Aborting the signal sends
- * SIGTERM to the live ones, which then mark themselves interrupted.
+ * SIGTERM to the live ones, which then mark themselves interrupted; a cancel asks each to cancel
+ * (`cancel.request`), and they end cancelled. Either way each stops at a step boundary with a checkpoint.
  */
 export async function runInProcesses(
   children: Run[],
   opts: { parallel: number; engineCommand: string; projectDir: string; backend: string; signal: AbortSignal },
 ): Promise<void> {
-  const live = new Set<ReturnType<typeof spawn>>();
+  const live = new Map<ReturnType<typeof spawn>, Run>();
   let next = 0;
   const stopAll = () => {
-    for (const p of live) p.kill('SIGTERM');
+    for (const [p, run] of live) {
+      if (opts.signal.reason === CANCEL) run.requestCancel();
+      else p.kill('SIGTERM');
+    }
   };
   opts.signal.addEventListener('abort', stopAll, { once: true });
   try {
@@ -157,7 +162,7 @@ export async function runInProcesses(
             stdio: ['ignore', log, log],
           });
           fs.closeSync(log);
-          live.add(proc);
+          live.set(proc, child);
           proc.once('exit', () => {
             live.delete(proc);
             launch();

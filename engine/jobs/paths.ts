@@ -93,7 +93,7 @@ export interface PathCheck {
   error?: string;
 }
 
-/** Whether `p` exists and is readable (a folder: listable), and what it is. */
+/** Whether `p` exists, is a regular file or a folder, and is readable (a folder: listable), and what it is. */
 export function checkInputPath(p: string): PathCheck {
   if (p.trim() === '') return { path: p, ok: false, error: 'empty path' };
   const abs = path.resolve(p);
@@ -103,6 +103,7 @@ export function checkInputPath(p: string): PathCheck {
   } catch {
     return { path: p, ok: false, error: `no such file or folder: ${abs}` };
   }
+  if (!st.isDirectory() && !st.isFile()) return { path: p, ok: false, error: `not a regular file or folder (a device, FIFO or socket): ${abs}` };
   const kind = st.isDirectory() ? 'folder' : 'file';
   try {
     fs.accessSync(abs, fs.constants.R_OK | (kind === 'folder' ? fs.constants.X_OK : 0));

@@ -9,10 +9,11 @@ import * as path from 'node:path';
 import { initBackend, type BackendChoice } from '../backend/backend.js';
 import { asNormLabError, fail } from '../core/errors.js';
 import type { EngineEvent } from '../protocol/protocol.js';
-import { Project, releaseLiveRun, type Run } from '../store/runs.js';
+import { Project, type Run } from '../store/runs.js';
 import { resolveConfig } from './config.js';
+import { checkInputPath, configPaths } from './paths.js';
 import { withoutPreset } from './presets.js';
-import { completedSummary, INTERRUPT, throwIfCancelled, type ChildOutcome, type ChildSpec, type JobContext } from './context.js';
+import { CANCEL, completedSummary, INTERRUPT, throwIfCancelled, type ChildOutcome, type ChildSpec, type JobContext } from './context.js';
 import { defaultEngineCommand, DeferredToScheduler, executorOf, runInProcesses, type ExecutorConfig } from './executor.js';
 import { jobKind } from './registry.js';
 import { submitToSlurm } from './slurm.js';
@@ -24,6 +25,12 @@ import { submitToSlurm } from './slurm.js';
 export type ChildMode = 'fresh' | 'resume' | 'collect';
 
 type Listener = (e: EngineEvent) => void;
+
+/** How often a working queue looks for `cancel.request` files of its runs (`normlab cancel` from another process). */
+const CANCEL_POLL_MS = 300;
+
+/** How often a parent looks again at children that still run in another process. */
+const LIVE_CHILD_POLL_MS = 1000;
 
 /** What a parent hands its executor: children to run or submit (see `JobQueue.dryRun`). */
 export interface ChildPlan {
@@ -52,6 +59,8 @@ export class JobQueue {
   private readonly listeners = new Set<Listener>();
   private readonly pending: Pending[] = [];
   private active: Pending | null = null;
+  /** Runs executing in this queue now (the active run and the children it runs inline). */
+  private readonly executing = new Map<string, Run>();
   /**
    * Set by `normlab run --dry-run`: a parent's children are handed to this (what the executor
    * would run or submit) instead of being run or submitted; the parent then stops there.
@@ -74,9 +83,17 @@ export class JobQueue {
     for (const l of this.listeners) l(e);
   }
 
-  /** Validate a config and queue a new run, on `backend` (default: the queue's); returns the run (status queued). */
+  /**
+   * Validate a config and queue a new run, on `backend` (default: the queue's); returns the run
+   * (status queued). A file or folder the config names that is missing or unreadable is refused
+   * here, with one line, before any run folder is made.
+   */
   enqueue(rawConfig: Record<string, unknown>, parent?: string, backend: BackendChoice = this.backendChoice): Run {
     const config = resolveConfig(rawConfig);
+    for (const { field, value } of configPaths(jobKind(config.method).schema, config)) {
+      const check = checkInputPath(value);
+      if (!check.ok) fail('config', `config ${field}: ${check.error}`);
+    }
     const run = this.project.createRun(config.method, config, {
       seed: config.seed,
       name: typeof config.name === 'string' ? config.name : undefined,
@@ -105,6 +122,7 @@ export class JobQueue {
     if (status === 'damaged') fail('state', `run ${run.id} is damaged; it cannot be resumed`);
     if (!kind.resumable && !kind.parent) fail('state', `${run.record.method} runs cannot be resumed; start a new run`);
     run.acquire(); // refused while another live process on this machine owns the run
+    run.clearCancelRequest(); // a cancel asked for before is answered by this resume
     run.update({ status: 'queued', pid: process.pid, host: os.hostname(), error: null });
     this.schedule(run, kind.resumable, 'resume');
     return run;
@@ -119,6 +137,7 @@ export class JobQueue {
     const run = this.project.run(runId);
     if (run.status === 'completed') return null;
     if (run.status === 'running') fail('state', `run ${run.id} is running in process ${run.record.pid} on ${run.record.host ?? 'this machine'}`);
+    run.acquire(); // two run-child processes never train one child
     const resume = this.prepareRestart(run);
     run.update({ status: 'queued', pid: process.pid, host: os.hostname(), error: null });
     this.schedule(run, resume, 'resume');
@@ -129,6 +148,7 @@ export class JobQueue {
   collect(runId: string): Run | null {
     const run = this.project.run(runId);
     if (run.status === 'cancelled' || run.status === 'completed') return null;
+    run.acquire();
     run.update({ status: 'queued', pid: process.pid, host: os.hostname(), error: null });
     this.schedule(run, false, 'collect');
     return run;
@@ -155,11 +175,23 @@ export class JobQueue {
     return this.active?.run.id === runId || this.pending.some((p) => p.run.id === runId);
   }
 
-  /** Cancel a queued or running run. */
+  /**
+   * Cancel a queued or running run: a running trainer stops at its next step boundary with a
+   * checkpoint (as on SIGTERM) and the run ends cancelled; `resume` continues from there.
+   */
   cancel(runId: string): void {
     const p = this.active?.run.id === runId ? this.active : this.pending.find((x) => x.run.id === runId);
     if (!p) fail('state', `run ${runId} is not queued or running`);
-    p.controller.abort();
+    p.controller.abort(CANCEL);
+  }
+
+  /**
+   * Answer `cancel.request` files (`normlab cancel` from another process): a request for a run
+   * this queue executes, or for one of the children it runs inline, cancels the job it belongs to.
+   */
+  private answerCancelRequests(): void {
+    for (const p of this.pending) if (p.run.cancelRequested()) p.controller.abort(CANCEL);
+    if (this.active && [...this.executing.values()].some((r) => r.cancelRequested())) this.active.controller.abort(CANCEL);
   }
 
   /** Resolves when the given run has finished (completed, failed, cancelled). */
@@ -179,11 +211,14 @@ export class JobQueue {
   private async pump(): Promise<void> {
     if (this.active || this.pending.length === 0) return;
     this.active = this.pending.shift()!;
+    const poll = setInterval(() => this.answerCancelRequests(), CANCEL_POLL_MS);
+    poll.unref();
     try {
       const p = this.active;
       this.runBackend = p.backend;
       await this.execute(p.run, p.resume, p.mode, p.controller.signal);
     } finally {
+      clearInterval(poll);
       this.active.settle();
       this.active = null;
       setImmediate(() => void this.pump());
@@ -192,8 +227,10 @@ export class JobQueue {
 
   /** Run one run folder to its end state (completed, failed, cancelled, interrupted or handed to Slurm). */
   private async execute(run: Run, resume: boolean, mode: ChildMode, signal: AbortSignal): Promise<void> {
+    this.executing.set(run.id, run);
     try {
       throwIfCancelled(signal);
+      if (!run.held) run.acquire(); // a child run inline: the parent's process becomes its writer
       const backend = await initBackend(this.runBackend);
       run.markRunning(backend.name, backend.detail);
       this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'running' });
@@ -204,17 +241,37 @@ export class JobQueue {
     } catch (err) {
       if (err instanceof DeferredToScheduler) {
         // The children are Slurm's now; the collect job finishes this run.
-        run.update({ status: 'queued', pid: null, slurm: [...(run.record.slurm ?? []), err.submission] });
+        this.settle(run, () => run.update({ status: 'queued', pid: null, slurm: [...(run.record.slurm ?? []), err.submission] }));
         this.emit({ kind: 'event', event: 'log', runId: run.id, message: err.message });
         this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'queued' });
         return;
       }
       const e = asNormLabError(err);
       const status = signal.reason === INTERRUPT ? 'interrupted' : e.code === 'cancelled' ? 'cancelled' : 'failed';
-      run.markFinished(status, status === 'failed' ? { code: e.code, message: e.message } : null);
-      this.emit({ kind: 'event', event: 'run-state', runId: run.id, status, error: status === 'failed' ? { code: e.code, message: e.message } : undefined });
+      const error = status === 'failed' ? { code: e.code, message: e.message } : null;
+      if (!this.settle(run, () => run.markFinished(status, error))) return;
+      this.emit({ kind: 'event', event: 'run-state', runId: run.id, status, error: error ?? undefined });
     } finally {
-      releaseLiveRun(run.id);
+      this.executing.delete(run.id);
+      run.release();
+    }
+  }
+
+  /**
+   * Write a run's end state; when even that fails (a full disk) the run is left as its record
+   * says (read as interrupted once its lock is released, resumable) and a one-line log says why,
+   * so the queue and its server go on. Returns whether the end state was written.
+   */
+  private settle(run: Run, write: () => void): boolean {
+    try {
+      write();
+      return true;
+    } catch (err) {
+      const e = asNormLabError(err);
+      const message = `could not record the end of run ${run.id}: ${e.message}; it reads as interrupted (normlab resume continues it)`;
+      this.emit({ kind: 'event', event: 'log', runId: run.id, message });
+      this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'interrupted', error: { code: e.code, message } });
+      return false;
     }
   }
 
@@ -235,14 +292,36 @@ export class JobQueue {
         tags: resolved.tags as string[],
       });
       run.update({ child_key: spec.key, child_index: index, pid: null });
-      releaseLiveRun(run.id);
+      run.release(); // whoever executes it (this process, a run-child, a Slurm task) takes the lock
+
       return { run, created: true };
     });
+  }
+
+  /**
+   * Wait until none of these children runs in another live process (a resumed parent whose
+   * earlier process was killed while its `run-child` processes went on): each then ended as it
+   * ended, and is adopted (completed) or run again (interrupted, failed) like any other.
+   */
+  private async waitForLiveChildren(parent: Run, signal: AbortSignal): Promise<void> {
+    const elsewhere = (r: Run) => (r.status === 'running' || r.status === 'queued') && r.record.pid !== null && r.record.pid !== process.pid;
+    let said = false;
+    for (;;) {
+      const live = this.project.children(parent.id).filter(elsewhere);
+      if (live.length === 0) return;
+      if (!said) {
+        this.emit({ kind: 'event', event: 'log', runId: parent.id, message: `waiting for ${live.length} child runs still running in other processes` });
+        said = true;
+      }
+      await new Promise((r) => setTimeout(r, LIVE_CHILD_POLL_MS));
+      throwIfCancelled(signal);
+    }
   }
 
   /** JobContext.runChildren: the parent's children through its executor. */
   private async runChildren(parent: Run, specs: ChildSpec[], mode: ChildMode, signal: AbortSignal): Promise<ChildOutcome[]> {
     const executor = executorOf(parent.record.config);
+    if (mode !== 'fresh') await this.waitForLiveChildren(parent, signal);
     const children = this.childRuns(parent, specs);
     const todo = children.filter((c) => (mode === 'collect' ? c.created : c.run.status !== 'completed')).map((c) => c.run);
     if (todo.length > 0) {
@@ -293,6 +372,8 @@ export class JobQueue {
     const config = kind.schema.parse(withoutPreset(run.record.config));
     const resumeFrom = resume ? run.latestCheckpoint() : null;
     if (resume) {
+      if (!resumeFrom && run.record.started !== null)
+        this.emit({ kind: 'event', event: 'log', runId: run.id, message: `run ${run.id} has no checkpoint yet: it starts again from step 0` });
       run.update({ resumes: [...run.record.resumes, resumeFrom?.step ?? 0] });
       run.appendMetric({ event: 'resume', step: resumeFrom?.step ?? 0, ...(resumeFrom?.scope ? { scope: resumeFrom.scope } : {}) });
     }

@@ -1,8 +1,9 @@
 /**
  * `sweep`: a base job and a grid of overrides, each grid point trained once per seed as a child
  * run through the sweep's executor; when the children end, the parent writes a table of their
- * final metrics by grid point (mean ± sample standard deviation over the seeds that completed,
- * missing seeds marked) and their curves overlaid.
+ * final metrics by grid point (each seed's value, mean ± sample standard deviation and the t
+ * interval over the seeds that completed, x̄ ± t_{0.975, n−1} s/√n; missing seeds marked) and their
+ * curves overlaid.
  *
  *   method: sweep
  *   base: { method: lm-pretrain, train: { steps: 300 } }
@@ -15,6 +16,7 @@ import { z } from 'zod';
 import { fail } from '../core/errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { linePlot, writePlot } from '../plot/index.js';
+import { tInterval } from '../stats/stats.js';
 import { resolveConfig } from './config.js';
 import type { ChildOutcome } from './context.js';
 import { executorSchema } from './executor.js';
@@ -129,9 +131,12 @@ registerJobKind({
         seeds_missing: mine.filter((m) => !m.outcome.summary).map((m) => ({ seed: m.seed, status: m.outcome.status, run_id: m.outcome.runId })),
       };
       for (const metric of metrics) {
-        const { mean, std } = meanStd(done.map((m) => m.outcome.summary![metric]).filter((v): v is number => typeof v === 'number'));
+        const xs = done.map((m) => m.outcome.summary![metric]).filter((v): v is number => typeof v === 'number');
+        const { mean, std } = meanStd(xs);
         row[`${metric}_mean`] = mean;
         row[`${metric}_std`] = std;
+        row[`${metric}_ci95`] = xs.length > 1 ? tInterval(xs).ci95 : null; // t over seeds
+        row[`${metric}_per_seed`] = Object.fromEntries(done.map((m) => [String(m.seed), m.outcome.summary![metric] ?? null]));
       }
       row.run_ids = mine.map((m) => m.outcome.runId);
       return row;
@@ -139,12 +144,21 @@ registerJobKind({
     const dir = ctx.run.artifactsDir;
     await writeJsonAtomic(path.join(dir, 'sweep_table.json'), rows);
     const keys = Object.keys(cfg.grid);
-    const header = ['grid_point', ...keys, ...metrics.flatMap((m) => [`${m}_mean`, `${m}_std`]), 'seeds_completed', 'seeds_missing'];
+    const header = [
+      'grid_point',
+      ...keys,
+      ...metrics.flatMap((m) => [`${m}_mean`, `${m}_std`, `${m}_ci95_lo`, `${m}_ci95_hi`]),
+      'seeds_completed',
+      'seeds_missing',
+    ];
     const csv = rows.map((r) =>
       [
         String(r.grid_point),
         ...keys.map((k) => String(r[k])),
-        ...metrics.flatMap((m) => [fmt(r[`${m}_mean`] as number | null), fmt(r[`${m}_std`] as number | null)]),
+        ...metrics.flatMap((m) => {
+          const ci = r[`${m}_ci95`] as [number, number] | null;
+          return [fmt(r[`${m}_mean`] as number | null), fmt(r[`${m}_std`] as number | null), fmt(ci?.[0] ?? null), fmt(ci?.[1] ?? null)];
+        }),
         (r.seeds_completed as number[]).join(' '),
         (r.seeds_missing as { seed: number; status: string }[]).map((m) => `${m.seed} (${m.status})`).join(' '),
       ]
@@ -191,7 +205,13 @@ registerJobKind({
       ? rows.filter((r) => typeof r[`${first}_mean`] === 'number').sort((a, b) => (a[`${first}_mean`] as number) - (b[`${first}_mean`] as number))[0]
       : undefined;
     return {
-      key_result: best ? { label: `lowest ${first} (${best.grid_point})`, value: best[`${first}_mean`] } : undefined,
+      key_result: best
+        ? {
+            label: `lowest ${first} (${best.grid_point}), mean over ${(best.seeds_completed as number[]).length} seeds`,
+            value: best[`${first}_mean`],
+            ...(best[`${first}_ci95`] ? { ci95: best[`${first}_ci95`], interval: `t over ${(best.seeds_completed as number[]).length} seeds` } : {}),
+          }
+        : undefined,
       grid_points: points.length,
       children: outcomes.length,
       children_completed: completed.length,

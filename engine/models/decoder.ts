@@ -23,7 +23,7 @@ import { fail } from '../core/errors.js';
 import { attention, crossEntropy, layerNorm, linear, rmsNorm, rope } from '../nn/ops.js';
 import { ParamSet } from '../nn/params.js';
 import { activate, type ActivationName } from './activations.js';
-import { takeTensor, type CausalLM, type CheckpointSource, type ForwardHooks, type NormSite } from './lm.js';
+import { assignCheckpointTensor, takeTensor, type CausalLM, type CheckpointSource, type ForwardHooks, type NormSite } from './lm.js';
 import { rotaryTables, type RotarySpec } from './rotary.js';
 
 export type NormKind = 'rms' | 'rms-plus-one' | 'layer';
@@ -433,11 +433,7 @@ export class Decoder implements CausalLM {
       if (!t && prefix && name.startsWith(prefix)) ({ t, owned } = takeTensor(tensors, name.slice(prefix.length)));
       if (!t) fail('model', `checkpoint has no tensor ${name}, which a ${this.spec.family} of this config.json has`);
       try {
-        if (this.linears.has(name)) {
-          const tt = tf.transpose(t); // HF (out, in) -> (in, out)
-          this.params.assign(name, tt);
-          tt.dispose();
-        } else this.params.assign(name, t);
+        assignCheckpointTensor(this.params, name, t, this.linears.has(name));
       } finally {
         if (owned) t.dispose();
       }

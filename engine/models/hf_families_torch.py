@@ -69,7 +69,7 @@ population variance of every element of x_l over the first `sequences` windows; 
 per-token population variance over the C features, averaged over those tokens; angular[n-1][l] =
 mean over those windows of arccos(cos(x_l, x_{l+n}))/pi of the last token, l = 0..L-1, n = 1..maxN,
 null where l + n > L; pruning = loss on the first `pruning-windows` windows and, per block, the loss
-without it minus that (and each window's own CE: window_base_loss, window_loss[l][w]);
+without it minus that (with --window-losses also each window's own CE: window_base_loss, window_loss[l][w]);
 block_influence[l-1] = 1 - mean over every token of those windows of cos(x_{l-1}, x_l), with
 cos = a.b / max(|a||b|, 1e-8) (ShortGPT's Block Influence, l = 1..L); grad_norms[l] = L2 norm of d(mean CE over the first `grad-windows` windows,
 one batch) / d(every parameter whose name contains .layers.l. or .h.l.).
@@ -77,7 +77,7 @@ one batch) / d(every parameter whose name contains .layers.l. or .h.l.).
 Usage:
   hf_families_torch.py make VARIANT OUT_DIR [--dtype f32|bf16|f16] [--shards N] [--seed S]
   hf_families_torch.py check TOKENS.bin SEQ MODEL_DIR [--token-dtype uint16|uint32] [--sequences S]
-      [--pruning-windows P] [--grad-windows G] [--max-n N] [--skip L1,L2]
+      [--pruning-windows P] [--grad-windows G] [--max-n N] [--skip L1,L2] [--window-losses]
   hf_families_torch.py write-tokens OUT.bin N VOCAB [--dtype uint16|uint32] [--seed S]
   hf_families_torch.py loss TOKENS.bin SEQ MODEL_DIR [--token-dtype ...] [--compute float32|float64] [--threads N]
   hf_families_torch.py suite OUT_ROOT [--variants a,b] [--dtypes f32,bf16] [--seq N] [--windows N] ...
@@ -594,9 +594,10 @@ def check_result(args):
         P = min(args.pruning_windows, count)
         base = ce_sum(model, X[:P], Y[:P]) / (P * seq)
         drop = [ce_sum(model, X[:P], Y[:P], frozenset([l])) / (P * seq) - base for l in range(L)]
-        # each pruning window's CE on its own (full model, and without each block)
-        window_base = [ce_sum(model, X[w : w + 1], Y[w : w + 1]) / seq for w in range(P)]
-        window_loss = [[ce_sum(model, X[w : w + 1], Y[w : w + 1], frozenset([l])) / seq for w in range(P)] for l in range(L)]
+        pruning = {"windows": P, "base_loss": base, "drop_loss": drop}
+        if getattr(args, "window_losses", False):  # each pruning window's CE on its own (full, and without each block)
+            pruning["window_base_loss"] = [ce_sum(model, X[w : w + 1], Y[w : w + 1]) / seq for w in range(P)]
+            pruning["window_loss"] = [[ce_sum(model, X[w : w + 1], Y[w : w + 1], frozenset([l])) / seq for w in range(P)] for l in range(L)]
     # gradient norms per block
     G = min(args.grad_windows, count)
     pat = re.compile(r"\.(?:layers|h)\.(\d+)\.")
@@ -625,7 +626,7 @@ def check_result(args):
         "token_variance": token_variance,
         "angular": angular,
         "block_influence": block_influence,
-        "pruning": {"windows": P, "base_loss": base, "drop_loss": drop, "window_base_loss": window_base, "window_loss": window_loss},
+        "pruning": pruning,
         "grad_windows": G,
         "grad_norms": grad_norms,
     }
@@ -946,6 +947,7 @@ def main():
     c.add_argument("--grad-windows", type=int, default=8)
     c.add_argument("--max-n", type=int, default=None)
     c.add_argument("--skip", default="")
+    c.add_argument("--window-losses", action="store_true", help="add each pruning window's CE (full and without each block)")
     t = sub.add_parser("write-tokens")
     t.add_argument("out")
     t.add_argument("n", type=int)

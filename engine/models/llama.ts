@@ -31,7 +31,7 @@ import { fail } from '../core/errors.js';
 import { checkModelLimits, MODEL_LIMITS, type LMShape } from './memory.js';
 import { attention, crossEntropy, layerNorm, linear, rmsNorm, rope, swiglu } from '../nn/ops.js';
 import { normalInit, ParamSet, paramSeed } from '../nn/params.js';
-import { takeTensor, type CausalLM, type CheckpointSource, type ForwardHooks, type NormSite } from './lm.js';
+import { assignCheckpointTensor, takeTensor, type CausalLM, type CheckpointSource, type ForwardHooks, type NormSite } from './lm.js';
 
 export const NORM_VARIANTS = ['pre', 'post', 'mix', 'deepnorm', 'pre-scaled-init', 'lns', 'lns-scaled-init'] as const;
 export type NormVariant = (typeof NORM_VARIANTS)[number];
@@ -341,11 +341,7 @@ export class Llama implements CausalLM {
       if (!t)
         fail('model', `checkpoint has no tensor ${name} (does it match num_hidden_layers ${this.nLayers} and norm type ${this.config.normlab_norm_type}?)`);
       try {
-        if (this.isLinear(name)) {
-          const tt = tf.transpose(t); // HF (out, in) -> (in, out)
-          this.params.assign(name, tt);
-          tt.dispose();
-        } else this.params.assign(name, t);
+        assignCheckpointTensor(this.params, name, t, this.isLinear(name));
       } finally {
         if (owned) t.dispose();
       }

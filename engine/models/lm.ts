@@ -3,7 +3,7 @@
  * its parameters under Hugging Face tensor names, and hooks that diagnostics and methods use to
  * look inside (residual stream per layer, skipped layers, replaced norms, attention outputs).
  */
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ParamSet } from '../nn/params.js';
 
 /** Where a norm sits; GPT-2's ln_1 is split into the paths that feed Q/K and V. */
@@ -54,6 +54,17 @@ export type CheckpointSource = Map<string, tf.Tensor> | ((name: string) => tf.Te
 /** Take tensor `name` from a source; `owned` says the caller must dispose it after use. */
 export function takeTensor(src: CheckpointSource, name: string): { t: tf.Tensor | undefined; owned: boolean } {
   return typeof src === 'function' ? { t: src(name), owned: true } : { t: src.get(name), owned: false };
+}
+
+/** Assign checkpoint tensor t to parameter `name`, transposing an HF (out, in) linear weight to NormLab's (in, out). */
+export function assignCheckpointTensor(params: ParamSet, name: string, t: tf.Tensor, transpose: boolean): void {
+  if (!transpose) return params.assign(name, t);
+  const tt = tf.transpose(t);
+  try {
+    params.assign(name, tt);
+  } finally {
+    tt.dispose();
+  }
 }
 
 export interface CausalLM {

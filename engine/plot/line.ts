@@ -9,6 +9,8 @@ export interface LineSeries {
   name: string;
   x: ArrayLike<number>;
   y: ArrayLike<number>;
+  /** An interval around y at each x (e.g. a 95% confidence interval), drawn as a translucent band in the series' colour. */
+  band?: { lo: ArrayLike<number>; hi: ArrayLike<number> };
 }
 
 export interface LinePlotOptions extends PlotSize {
@@ -76,11 +78,14 @@ export function linePlotSpec(o: LinePlotOptions): TopLevelSpec {
     const why = o.logY || o.logX ? 'finite positive values for a log scale' : 'finite values';
     fail('data', `linePlot "${title}": no series has ${why} (${dropped} points dropped)`);
   }
+  const bandRows = o.series.flatMap((s) =>
+    s.band ? Array.from(s.x, (x, i) => ({ s: s.name, x, lo: s.band!.lo[i], hi: s.band!.hi[i] })).filter((r) => [r.x, r.lo, r.hi].every(Number.isFinite)) : [],
+  );
   const marks = (o.marks ?? []).filter((m) => Number.isFinite(m.x) && !(o.logX && m.x <= 0));
   const xInts = allIntegers(rows.map((r) => r.x).concat(marks.map((m) => m.x)));
   const showPoints = o.points ?? longest <= 40;
   const axes = axisTitles(o.xLabel, o.yLabel, width, height, names);
-  const yExt = extent(rows.map((r) => r.y)) as [number, number];
+  const yExt = extent(rows.map((r) => r.y).concat(bandRows.flatMap((r) => [r.lo, r.hi]))) as [number, number];
   const xExt = extent(rows.map((r) => r.x).concat(marks.map((m) => m.x))) as [number, number];
   // Few integer x (layers): a tick at every integer; otherwise about one tick per 75 px.
   const xAxis =
@@ -117,6 +122,18 @@ export function linePlotSpec(o: LinePlotOptions): TopLevelSpec {
       },
     },
   ];
+  if (bandRows.length > 0 && !o.logY && !o.logX) {
+    layers.push({
+      data: { values: bandRows },
+      mark: { type: 'area', opacity: 0.2, clip: true },
+      encoding: {
+        x: { field: 'x', type: 'quantitative' },
+        y: { field: 'lo', type: 'quantitative' },
+        y2: { field: 'hi' },
+        color: { field: 's', type: 'nominal', scale: { domain: names } },
+      },
+    });
+  }
   if (marks.length > 0) {
     const markRows = marks.map((m, i) => ({ x: m.x, label: m.label ?? '', dy: 4 + (i % 3) * 13 }));
     layers.push({

@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { appPath } from '../core/app-paths.js';
-import { asNormLabError } from '../core/errors.js';
+import { asNormLabError, fail, NormLabError } from '../core/errors.js';
+import { releaseFileLock, takeFileLock } from '../store/runs.js';
 import type { EngineService } from '../service.js';
 
 export const RENDERER_DIR = appPath('dist-renderer');
@@ -30,6 +31,18 @@ const MIME: Record<string, string> = {
   '.csv': 'text/csv; charset=utf-8',
   '.woff2': 'font/woff2',
 };
+
+/**
+ * Back-pressure per WebSocket: a client that sends requests without reading the answers (or
+ * cannot keep up with the events) is disconnected once this many of its requests are unanswered
+ * or this many bytes wait to be sent to it, so it cannot make the server unresponsive or grow it
+ * without bound. The workbench has a few requests in flight at a time.
+ */
+export const MAX_PENDING_REQUESTS = 256;
+export const MAX_BUFFERED_BYTES = 64 * 2 ** 20;
+
+/** The file a serving process holds in its project (one server per project). */
+export const SERVE_LOCK = 'serve.lock';
 
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
@@ -73,6 +86,26 @@ export interface Served {
 }
 
 export async function serve(service: EngineService, opts: { port?: number; token?: string; rendererDir?: string } = {}): Promise<Served> {
+  // One server per project: two would run jobs on one run store side by side, each unaware of the other's queue.
+  const lock = path.join(service.queue.project.dir, SERVE_LOCK);
+  if (!takeFileLock(lock)) {
+    let pid = '?';
+    try {
+      pid = String((JSON.parse(fs.readFileSync(lock, 'utf8')) as { pid: unknown }).pid);
+    } catch {
+      /* being written */
+    }
+    fail('state', `project ${service.queue.project.dir} is already served by process ${pid}; open that server's URL, or stop it first`);
+  }
+  try {
+    return await listen(service, opts, lock);
+  } catch (err) {
+    releaseFileLock(lock);
+    throw err;
+  }
+}
+
+async function listen(service: EngineService, opts: { port?: number; token?: string; rendererDir?: string }, lock: string): Promise<Served> {
   const token = opts.token ?? randomBytes(16).toString('hex');
   const rendererDir = opts.rendererDir ?? RENDERER_DIR;
   let port = 0; // known once listening; the Host check compares against it
@@ -163,11 +196,19 @@ export async function serve(service: EngineService, opts: { port?: number; token
     const send = (m: unknown) => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
     };
-    const off = service.onEvent(send);
+    const off = service.onEvent((e) => {
+      send(e);
+      if (ws.bufferedAmount > MAX_BUFFERED_BYTES) ws.close(1008, 'too much unread data: read the answers and events');
+    });
+    let pending = 0;
     // A frame over maxPayload or of invalid UTF-8 makes ws emit 'error' and close the socket with
     // 1009/1007; without a listener that error would end the process.
     ws.on('error', () => ws.terminate());
     ws.on('message', (data, isBinary) => {
+      if (++pending > MAX_PENDING_REQUESTS || ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+        if (ws.readyState === ws.OPEN) ws.close(1008, `more than ${MAX_PENDING_REQUESTS} unanswered requests or unread answers: read the answers`);
+        return;
+      }
       // The one message-level catch: a message that throws anywhere gets an `internal` error.
       void (async () => {
         let raw: unknown;
@@ -178,14 +219,24 @@ export async function serve(service: EngineService, opts: { port?: number; token
           return;
         }
         send(await service.handle(raw));
-      })().catch((err: unknown) => send({ kind: 'response', id: -1, ok: false, error: { code: 'internal', message: asNormLabError(err).message } }));
+      })()
+        .catch((err: unknown) => send({ kind: 'response', id: -1, ok: false, error: { code: 'internal', message: asNormLabError(err).message } }))
+        .finally(() => pending--);
     });
     ws.on('close', off);
   };
 
+  const wanted = opts.port ?? 7860;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 7860, '127.0.0.1', () => resolve());
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE')
+        reject(
+          new NormLabError('io', `port ${wanted} on 127.0.0.1 is in use (another normlab serve?): choose another with --port N, or --port 0 for any free one`),
+        );
+      else if (err.code === 'EACCES') reject(new NormLabError('io', `port ${wanted} needs privileges: choose one above 1023 with --port N`));
+      else reject(asNormLabError(err));
+    });
+    server.listen(wanted, '127.0.0.1', () => resolve());
   });
   port = (server.address() as { port: number }).port;
   return {
@@ -196,7 +247,10 @@ export async function serve(service: EngineService, opts: { port?: number; token
       new Promise<void>((r) => {
         for (const c of wss.clients) c.terminate();
         wss.close();
-        server.close(() => r());
+        server.close(() => {
+          releaseFileLock(lock);
+          r();
+        });
       }),
   };
 }

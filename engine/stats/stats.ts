@@ -151,14 +151,16 @@ export function pairedAccuracy(
 /**
  * Bootstrap standard error of a statistic of one or more samples (Efron & Tibshirani 1993):
  * each of `resamples` replicates draws every sample's indices with replacement (seeded, so the
- * same call gives the same SE), and the SE is the sd (n − 1) of the replicated statistic.
+ * same call gives the same SE), and the SE is the sd (n − 1) of the replicated statistic. The
+ * replicates come back too: two statistics bootstrapped with the same sizes and seed share their
+ * indices, so the sd of their replicates' differences is the paired bootstrap SE of the difference.
  */
 export function bootstrapSE(
   sizes: number[],
   resamples: number,
   seed: number,
   stat: (indices: Int32Array[]) => number,
-): { se: number; resamples: number; seed: number } {
+): { se: number; resamples: number; seed: number; replicates: Float64Array } {
   if (!Number.isInteger(resamples) || resamples < 2) fail('config', `bootstrap needs at least 2 resamples, got ${resamples}`);
   const rng = new Rng(seed);
   const values = new Float64Array(resamples);
@@ -170,7 +172,7 @@ export function bootstrapSE(
     });
     values[r] = stat(idx);
   }
-  return { se: meanSd(values).sd, resamples, seed };
+  return { se: meanSd(values).sd, resamples, seed, replicates: values };
 }
 
 /**

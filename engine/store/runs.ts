@@ -10,9 +10,15 @@
  * read as `interrupted` (its pid is gone) and can resume from its latest checkpoint.
  *
  * One writer per run: the process that executes a run holds its `run.lock` (created exclusively,
- * holding the owner's pid and process start time), so a second `normlab resume` is refused while
- * the owner lives; a lock whose process is gone (or whose pid now belongs to another process) is
- * stale and taken over. The new owner removes the temp files a killed writer left.
+ * holding the owner's pid and process start time), so a second `normlab resume` or `run-child` is
+ * refused while the owner lives; a lock whose process is gone (or whose pid now belongs to another
+ * process) is stale and taken over, by one process at a time (`run.lock.takeover`, created
+ * exclusively, guards the check and the replacement). The new owner removes the temp files a
+ * killed writer left.
+ *
+ * A cancel from another process (`normlab cancel`) is a request, not a signal: `cancel.request` in
+ * the run folder, which the owning process (a server, a CLI run, a `run-child`) polls and turns
+ * into a cancel at the run's next step boundary, with a checkpoint.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -56,8 +62,46 @@ function ownerAlive(owner: LockOwner): boolean {
   return owner.start === null || processStart(owner.pid) === null || processStart(owner.pid) === owner.start;
 }
 
-/** Runs this process is executing now (their pid is ours but they are live, not stale). */
-const liveHere = new Set<string>();
+/**
+ * Take a lock file shared by processes (a project's cache folder being written): true when this
+ * process now holds it, false while another live process does. A lock whose process is gone is
+ * removed and taken. Release it with `releaseFileLock`.
+ */
+export function takeFileLock(file: string): boolean {
+  const mine = JSON.stringify({ pid: process.pid, start: processStart(process.pid) });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, mine, { flag: 'wx' });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') fail('io', `cannot lock ${file}: ${asNormLabError(err).message}`);
+    }
+    let owner: LockOwner | null = null;
+    try {
+      owner = JSON.parse(fs.readFileSync(file, 'utf8')) as LockOwner;
+    } catch {
+      return false; // being written by its owner just now
+    }
+    if (typeof owner.pid === 'number' && ownerAlive({ pid: owner.pid, start: owner.start ?? null })) return false;
+    fs.rmSync(file, { force: true }); // stale: its process is gone
+  }
+  return false;
+}
+
+/** Remove a lock file this process holds (see `takeFileLock`). */
+export function releaseFileLock(file: string): void {
+  try {
+    if ((JSON.parse(fs.readFileSync(file, 'utf8')) as LockOwner).pid === process.pid) fs.rmSync(file, { force: true });
+  } catch {
+    /* gone already */
+  }
+}
+
+/** How old a `run.lock.takeover` left by a killed process must be before it is ignored. */
+const TAKEOVER_STALE_MS = 10_000;
+
+/** Runs this process is executing now (their pid is ours but they are live, not stale), with their lock files. */
+const liveHere = new Map<string, string>();
 
 /** Temp files of interrupted atomic writes (`.name.PID.HEX.tmp`) and checkpoints (`.tmp-STEP-HEX`). */
 const TEMP_FILE = /^\.(tmp-.+|.+\.\d+\.[0-9a-f]+\.tmp)$/;
@@ -76,6 +120,11 @@ export class Run {
 
   get id(): string {
     return this.record.id;
+  }
+
+  /** Is this process the run's writer now (it holds the lock and executes the run)? */
+  get held(): boolean {
+    return liveHere.has(this.id);
   }
 
   private get lockFile(): string {
@@ -112,21 +161,80 @@ export class Run {
    */
   acquire(): void {
     const mine = JSON.stringify({ pid: process.pid, start: processStart(process.pid) });
-    for (let attempt = 0; ; attempt++) {
+    const refuse = (owner: LockOwner | null) => {
+      if (owner && owner.pid !== process.pid && ownerAlive(owner))
+        fail('state', `run ${this.id} is ${this.record.status} in process ${owner.pid}; wait for it to finish or stop that process before resuming`);
+      if (owner?.pid === process.pid && liveHere.has(this.id)) fail('state', `run ${this.id} is already ${this.record.status} here`);
+    };
+    try {
+      fs.writeFileSync(this.lockFile, mine, { flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') fail('io', `cannot lock run ${this.id}: ${asNormLabError(err).message}`);
+      refuse(this.lockOwner());
+      this.takeOverStaleLock(mine, refuse);
+    }
+    liveHere.set(this.id, this.lockFile);
+    this.removeTempFiles();
+  }
+
+  /**
+   * Replace a stale `run.lock` with ours, one process at a time: the check and the replacement
+   * happen while holding `run.lock.takeover` (created exclusively), so two processes that both saw
+   * the stale lock cannot both remove it and both create their own. A takeover file left by a
+   * process killed inside this (a few milliseconds) is stale after `TAKEOVER_STALE_MS`.
+   */
+  private takeOverStaleLock(mine: string, refuse: (owner: LockOwner | null) => void): void {
+    const guard = `${this.lockFile}.takeover`;
+    try {
+      fs.writeFileSync(guard, String(process.pid), { flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') fail('io', `cannot lock run ${this.id}: ${asNormLabError(err).message}`);
+      let age = 0;
+      try {
+        age = Date.now() - fs.statSync(guard).mtimeMs;
+      } catch {
+        /* gone meanwhile */
+      }
+      if (age > TAKEOVER_STALE_MS) fs.rmSync(guard, { force: true });
+      fail('state', `run ${this.id} is being taken over by another process; try again`);
+    }
+    try {
+      refuse(this.lockOwner()); // it may have been replaced since we looked
+      fs.rmSync(this.lockFile, { force: true }); // stale: its process is gone
       try {
         fs.writeFileSync(this.lockFile, mine, { flag: 'wx' });
-        break;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) fail('io', `cannot lock run ${this.id}: ${asNormLabError(err).message}`);
-        const owner = this.lockOwner();
-        if (owner && owner.pid !== process.pid && ownerAlive(owner))
-          fail('state', `run ${this.id} is ${this.record.status} in process ${owner.pid}; wait for it to finish or stop that process before resuming`);
-        if (owner?.pid === process.pid && liveHere.has(this.id)) fail('state', `run ${this.id} is already ${this.record.status} here`);
-        fs.rmSync(this.lockFile, { force: true }); // stale: its process is gone
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') fail('io', `cannot lock run ${this.id}: ${asNormLabError(err).message}`);
+        refuse(this.lockOwner()); // a process that found no lock at all took it first
+        fail('state', `run ${this.id} was locked by another process meanwhile; try again`);
       }
+    } finally {
+      fs.rmSync(guard, { force: true });
     }
-    liveHere.add(this.id);
-    this.removeTempFiles();
+  }
+
+  /** Give up this run's lock (if this process holds it) without changing its record. */
+  release(): void {
+    releaseLock(this.id, this.lockFile);
+  }
+
+  private get cancelFile(): string {
+    return path.join(this.dir, 'cancel.request');
+  }
+
+  /** Ask the process that owns this run to cancel it at its next step boundary (see the header). */
+  requestCancel(): void {
+    writeJsonAtomicSync(this.cancelFile, { pid: process.pid, requested: new Date().toISOString() });
+  }
+
+  /** Has a cancel been requested for this run (and not yet answered)? */
+  cancelRequested(): boolean {
+    return fs.existsSync(this.cancelFile);
+  }
+
+  /** Forget a cancel request (the run ended, or a user resumes it). */
+  clearCancelRequest(): void {
+    fs.rmSync(this.cancelFile, { force: true });
   }
 
   /** Delete temp files of writes a killed process never finished (only the lock holder may). */
@@ -151,7 +259,7 @@ export class Run {
 
   /** Mark the run as owned and executing by this process. */
   markRunning(backend: string, backendDetail: string | null = null): void {
-    liveHere.add(this.id);
+    liveHere.set(this.id, this.lockFile);
     const now = new Date().toISOString();
     this.update({
       status: 'running',
@@ -172,9 +280,13 @@ export class Run {
     const now = new Date();
     const since = this.record.runningSince ? Date.parse(this.record.runningSince) : NaN;
     const stretch = Number.isFinite(since) ? Math.max(0, (now.getTime() - since) / 1000) : 0;
-    this.update({ status, error, finished: now.toISOString(), pid: null, runSeconds: (this.record.runSeconds ?? 0) + stretch, runningSince: null });
-    liveHere.delete(this.id);
-    if (this.lockOwner()?.pid === process.pid) fs.rmSync(this.lockFile, { force: true });
+    try {
+      this.update({ status, error, finished: now.toISOString(), pid: null, runSeconds: (this.record.runSeconds ?? 0) + stretch, runningSince: null });
+    } finally {
+      // Even when run.json cannot be written (a full disk) the run is no longer ours: a reader sees it interrupted.
+      this.clearCancelRequest();
+      this.release();
+    }
   }
 
   /** Append one metric object as one line of metrics.jsonl. */
@@ -333,14 +445,14 @@ export class Run {
 export class Project {
   private constructor(readonly dir: string) {}
 
-  /** Open (creating if asked) a project folder. */
+  /** Open a project folder: creating it if asked, else only reading (a missing one is `not-found`, nothing is made). */
   static open(dir: string, create = true): Project {
     const abs = path.resolve(dir);
     if (!fs.existsSync(abs)) {
-      if (!create) fail('not-found', `project folder ${abs} does not exist`);
+      if (!create) fail('not-found', `project folder ${abs} does not exist (give one with --project DIR)`);
       fs.mkdirSync(abs, { recursive: true });
     } else if (!fs.statSync(abs).isDirectory()) fail('io', `project path ${abs} is not a folder`);
-    fs.mkdirSync(path.join(abs, 'runs'), { recursive: true });
+    if (create) fs.mkdirSync(path.join(abs, 'runs'), { recursive: true });
     return new Project(abs);
   }
 
@@ -388,6 +500,7 @@ export class Project {
   }
 
   private runIds(): string[] {
+    if (!fs.existsSync(this.runsDir)) return []; // a project opened for reading that has no run yet
     return fs
       .readdirSync(this.runsDir)
       .filter((d) => fs.existsSync(path.join(this.runsDir, d, 'run.json')))
@@ -456,7 +569,19 @@ function damagedRun(dir: string, reason: string): Run {
   return new Run(dir, record, reason);
 }
 
-/** Forget that this process runs `id` (after a crash of its job, tests). */
+/** Forget that this process runs `id` and give up its lock (after a crash of its job, tests). */
 export function releaseLiveRun(id: string): void {
+  const lockFile = liveHere.get(id);
+  if (lockFile) releaseLock(id, lockFile);
+  else liveHere.delete(id);
+}
+
+/** Drop `id` from this process's live runs and remove its lock file if this process holds it. */
+function releaseLock(id: string, lockFile: string): void {
   liveHere.delete(id);
+  try {
+    if ((JSON.parse(fs.readFileSync(lockFile, 'utf8')) as LockOwner).pid === process.pid) fs.rmSync(lockFile, { force: true });
+  } catch {
+    /* no lock, or not ours to read */
+  }
 }

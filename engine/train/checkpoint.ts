@@ -25,7 +25,7 @@ import { readJson, writeJsonAtomic } from '../io/atomic.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors-file.js';
 import type { HostTensor } from '../io/safetensors.js';
 import { fromTf, toTf } from '../io/tensors.js';
-import { interruptRequested, type JobContext } from '../jobs/context.js';
+import { stopRequested, type JobContext } from '../jobs/context.js';
 import type { AdamW } from '../nn/optim.js';
 import { ParamSet } from '../nn/params.js';
 import type { Run } from '../store/runs.js';
@@ -48,23 +48,23 @@ export function isCheckpointStep(step: number, every: number, total: number): bo
 /**
  * The end of a training step (`step` optimizer steps done): yield to the event loop (so a signal
  * that arrived during the step is seen), save a checkpoint when this is a checkpoint step (`due`)
- * or the process was told to stop (SIGTERM / SIGINT: preemption, a time limit), then end the run
- * there (`ctx.tick` throws: interrupted, or cancelled). The checkpoint is written into a temp
+ * or the run was told to stop (SIGTERM / SIGINT: preemption, a time limit; or a user's cancel),
+ * then end the run there (`ctx.tick` throws: interrupted, or cancelled). The checkpoint is written into a temp
  * folder and renamed (`Run.saveCheckpoint`), so a kill during the write leaves the previous one.
  */
 export async function endOfStep(ctx: Pick<JobContext, 'signal' | 'tick'>, due: boolean, save: () => Promise<unknown>): Promise<void> {
   await new Promise<void>((r) => setImmediate(r));
-  if (due || interruptRequested(ctx.signal)) await save();
+  if (due || stopRequested(ctx.signal)) await save();
   await ctx.tick();
 }
 
 /**
  * A yield for a pass between a trainer's steps and its next checkpoint (an epoch-end
- * evaluation): throws when the run is cancelled, but not when it was told to stop, so that the
+ * evaluation): does not throw when the run was told to stop (a signal or a cancel), so that the
  * pass finishes and the checkpoint after it is written before the run ends.
  */
 export async function yieldUntilCheckpoint(ctx: Pick<JobContext, 'signal' | 'tick'>): Promise<void> {
-  if (interruptRequested(ctx.signal)) await new Promise<void>((r) => setImmediate(r));
+  if (stopRequested(ctx.signal)) await new Promise<void>((r) => setImmediate(r));
   else await ctx.tick();
 }
 

@@ -71,9 +71,9 @@ describe('lm-pretrain', () => {
     await q.wait(b.id);
     const resumed = q.project.run(b.id);
     expect(resumed.status).toBe('completed');
-    expect(resumed.record.resumes).toEqual([10]);
+    expect(resumed.record.resumes).toEqual([13]); // a cancel checkpoints the step it reached (as SIGTERM does)
     expect(resumed.readSummary()!.final_val_loss as number).toBeCloseTo(expected, 5);
-    // Metrics read back once per step despite the re-run of steps 11-13.
+    // Metrics read back once per step.
     const steps = resumed
       .readMetrics()
       .filter((m) => typeof m.loss === 'number')
@@ -137,13 +137,11 @@ describe('lm-pretrain', () => {
     expect(q.project.listRuns()).toHaveLength(0);
   });
 
-  it('a missing data file fails the run with a one-line reason', async () => {
+  it('a missing data file is refused with a one-line reason before any run is created', () => {
     const q = newQueue();
-    const run = q.enqueue({ ...tiny(5), data: { source: 'file', path: '/nonexistent/corpus.txt' } });
-    await q.wait(run.id);
-    const r = q.project.run(run.id);
-    expect(r.status).toBe('failed');
-    expect(r.record.error?.message).toMatch(/corpus\.txt/);
-    expect(r.record.error?.message).not.toContain('\n');
+    expect(() => q.enqueue({ ...tiny(5), data: { source: 'file', path: '/nonexistent/corpus.txt' } })).toThrow(
+      /^config data\.path: no such file or folder: \/nonexistent\/corpus\.txt$/,
+    );
+    expect(q.project.listRuns()).toEqual([]);
   });
 });

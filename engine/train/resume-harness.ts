@@ -1,6 +1,6 @@
 /**
  * Test support for the trainers' resume tests (imported by `*.test.ts` only): run a config
- * uninterrupted, run it again cancelled at a step ("killed"), resume that run, and compare.
+ * uninterrupted, run it again killed (or cancelled, or interrupted) at a step, resume that run, and compare.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,7 +23,7 @@ export async function runToEnd(q: JobQueue, config: Record<string, unknown>): Pr
 }
 
 /**
- * The same config uninterrupted, and cancelled at the progress event of step `cancelAt` (of
+ * The same config uninterrupted, and killed at the progress event of step `cancelAt` (of
  * `phase`, when given) and then resumed to its end. Returns both runs (each completed).
  */
 export async function straightAndResumed(
@@ -36,21 +36,26 @@ export async function straightAndResumed(
   return { straight, resumed: await interruptedAndResumed(q, config, cancelAt, phase) };
 }
 
+/** How `interruptedAndResumed` stops a run, and the state it ends in. */
+const STOPPED_AS = { kill: 'failed', cancel: 'cancelled', interrupt: 'interrupted' } as const;
+
 /**
  * The config stopped at the progress event of step `cancelAt` (of `phase`, when given), then
- * resumed to its end. `stop`: `cancel` (a user's cancel: the run resumes from its last periodic
- * checkpoint) or `interrupt` (SIGTERM / SIGINT: it checkpoints the step it reached first).
+ * resumed to its end. `stop`: `kill` (the job dies there, as in a crash or SIGKILL: it resumes from
+ * its last periodic checkpoint), `cancel` (a user's cancel, ends cancelled) or `interrupt` (SIGTERM
+ * / SIGINT, ends interrupted); a cancel or an interrupt checkpoints the step it reached first.
  */
 export async function interruptedAndResumed(
   q: JobQueue,
   config: Record<string, unknown>,
   cancelAt: number,
   phase?: string,
-  stop: 'cancel' | 'interrupt' = 'cancel',
+  stop: keyof typeof STOPPED_AS = 'kill',
 ): Promise<Run> {
   const run = q.enqueue(config);
   const off = q.on((e) => {
     if (e.event === 'progress' && e.runId === run.id && e.step === cancelAt && (phase === undefined || e.phase === phase)) {
+      if (stop === 'kill') throw new Error(`killed at step ${cancelAt}`);
       if (stop === 'cancel') q.cancel(run.id);
       else q.interruptAll();
     }
@@ -58,7 +63,7 @@ export async function interruptedAndResumed(
   await q.wait(run.id);
   off();
   const cancelled = q.project.run(run.id);
-  const expected = stop === 'cancel' ? 'cancelled' : 'interrupted';
+  const expected = STOPPED_AS[stop];
   if (cancelled.status !== expected) throw new Error(`run ${run.id} was not ${expected} at step ${cancelAt} (status ${cancelled.status})`);
   q.resume(run.id);
   await q.wait(run.id);

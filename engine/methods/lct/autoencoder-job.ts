@@ -18,6 +18,7 @@ import { gatherRows, imageDataSchema, loadReferenceImages, loadTrainImages, type
 import { gradAccumField } from '../../train/accumulate.js';
 import { checkpointEveryField } from '../../train/checkpoint.js';
 import { fit } from './fit.js';
+import { tInterval } from '../../stats/stats.js';
 
 const shape3 = z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]);
 
@@ -153,9 +154,11 @@ registerJobKind({
       // Reconstruction error on the reference images (through the encoder mean).
       const rz = await encodeAll(ae, ref.images, ref.n);
       const rec = await decodeAll(ae, rz, ref.n);
-      let mse = 0;
-      for (let i = 0; i < rec.length; i++) mse += (rec[i] - ref.images[i]) ** 2;
-      mse /= rec.length;
+      // Per-image MSE: the interval is a t interval of their mean over the reference images.
+      const perImage = new Float64Array(ref.n);
+      for (let i = 0; i < rec.length; i++) perImage[Math.floor(i / dim)] += (rec[i] - ref.images[i]) ** 2 / dim;
+      const mseT = tInterval(perImage);
+      const mse = mseT.mean;
       const show = Math.min(32, ref.n);
       const both = new Float32Array(2 * show * dim);
       for (let i = 0; i < show; i++) {
@@ -171,7 +174,12 @@ registerJobKind({
       ctx.metric({ step: cfg.steps, ref_recon_mse: mse });
       ctx.log(`autoencoder: reference reconstruction MSE ${mse.toFixed(5)}; latent std per element in [${stdSpread.map((v) => v.toFixed(3)).join(', ')}]`);
       return {
-        key_result: { label: 'reconstruction MSE', value: mse },
+        key_result: {
+          label: 'reconstruction MSE',
+          value: mse,
+          ci95: mseT.ci95,
+          interval: `t interval of the mean per-image MSE over ${ref.n} reference images`,
+        },
         ref_recon_mse: mse,
         latent_dim: ae.latentDim,
         latent_std_range: stdSpread,

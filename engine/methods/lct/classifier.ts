@@ -19,6 +19,7 @@ import { gatherRows, imageDataSchema, loadReferenceImages, loadTrainImages } fro
 import { gradAccumField } from '../../train/accumulate.js';
 import { checkpointEveryField } from '../../train/checkpoint.js';
 import { fit } from './fit.js';
+import { wilson } from '../../stats/stats.js';
 
 export interface ClassifierConfig {
   image_shape: [number, number, number];
@@ -173,7 +174,17 @@ registerJobKind({
       const accuracy = correct / ref.n;
       ctx.metric({ step: cfg.steps, ref_accuracy: accuracy });
       ctx.log(`classifier accuracy on ${ref.n} reference images: ${(100 * accuracy).toFixed(2)}%`);
-      return { key_result: { label: 'reference accuracy', value: accuracy }, ref_accuracy: accuracy, ref_images: ref.n, model_dir: modelDir };
+      return {
+        key_result: {
+          label: 'reference accuracy',
+          value: accuracy,
+          ci95: wilson(correct, ref.n),
+          interval: `Wilson interval of the accuracy proportion, ${ref.n} reference images`,
+        },
+        ref_accuracy: accuracy,
+        ref_images: ref.n,
+        model_dir: modelDir,
+      };
     } finally {
       model.dispose();
     }

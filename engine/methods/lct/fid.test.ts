@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../data/rng.js';
 import { cIn, cOut, cSkip, cauchy, pseudoHuber } from './edm.js';
-import { frechetDistance, gaussianStats, sqrtPsd, symmetricEigen } from './fid.js';
+import { fidBootstrap, fidReference, frechetDistance, gaussianStats, sqrtPsd, symmetricEigen } from './fid.js';
 
 const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -80,5 +80,37 @@ describe('FID (Fréchet distance of Gaussian fits)', () => {
       expect(cOut(s)).toBeCloseTo(out.c_out[i], 12);
       expect(cIn(s)).toBeCloseTo(out.c_in[i], 12);
     });
+  });
+});
+
+/** The Python with numpy and scipy (PATH's python3 unless NORMLAB_PYTHON names one). */
+const scipyPython = process.env.NORMLAB_PYTHON ?? 'python3';
+const hasScipy = spawnSync(scipyPython, ['-c', 'import numpy, scipy'], { stdio: 'ignore' }).status === 0;
+
+describe('FID bootstrap standard error', () => {
+  it.skipIf(!hasScipy)('matches numpy/scipy (pytorch-fid formula) on the same features and the same resample indices', () => {
+    const rng = new Rng(21);
+    const d = 4;
+    const mixA = Array.from({ length: d }, () => Array.from({ length: d }, () => rng.normal()));
+    const mixB = Array.from({ length: d }, () => Array.from({ length: d }, () => rng.normal() * 0.8));
+    const [n, nRef, resamples, seed] = [40, 60, 7, 3];
+    const gen = sample(rng, n, d, mixA, [0.5, 0, -0.5, 0]);
+    const ref = sample(rng, nRef, d, mixB, [0, 0, 0, 0]);
+    const b = fidBootstrap(gen, n, d, fidReference(gaussianStats(ref, nRef, d)), resamples, seed);
+    // The indices bootstrapSE draws: one Rng(seed), n draws of int(n) per replicate.
+    const draw = new Rng(seed);
+    const indices = Array.from({ length: resamples }, () => Array.from({ length: n }, () => draw.int(n)));
+    const rows = (x: Float64Array, m: number) => Array.from({ length: m }, (_, i) => Array.from(x.subarray(i * d, i * d + d)));
+    const out = JSON.parse(
+      execFileSync(scipyPython, [path.join(here, 'fid_bootstrap_check.py')], {
+        input: JSON.stringify({ gen: rows(gen, n), ref: rows(ref, nRef), indices }),
+      }).toString(),
+    ) as { fid: number; replicates: number[]; se: number };
+    expect(b.fid).toBeCloseTo(out.fid, 8);
+    b.replicates.forEach((r, i) => expect(r).toBeCloseTo(out.replicates[i], 8));
+    expect(b.se).toBeCloseTo(out.se, 8);
+    expect(b.resamples).toBe(resamples);
+    // The same seed gives the same SE.
+    expect(fidBootstrap(gen, n, d, fidReference(gaussianStats(ref, nRef, d)), resamples, seed).se).toBe(b.se);
   });
 });

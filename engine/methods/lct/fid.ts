@@ -7,6 +7,7 @@
  * with symmetric eigendecompositions by cyclic Jacobi in float64.
  */
 import { fail } from '../../core/errors.js';
+import { bootstrapSE } from '../../stats/stats.js';
 
 export interface Gaussian {
   mean: Float64Array;
@@ -43,8 +44,11 @@ export function gaussianStats(feats: Float32Array | Float64Array, n: number, d: 
   return { mean, cov, d, n };
 }
 
-/** Eigen-decomposition of a symmetric d x d matrix (cyclic Jacobi): values and column eigenvectors. */
-export function symmetricEigen(m: Float64Array, d: number): { values: Float64Array; vectors: Float64Array } {
+/**
+ * Eigen-decomposition of a symmetric d x d matrix (cyclic Jacobi): values and column eigenvectors
+ * (`vectors: false` skips accumulating them; then the returned vectors are the identity).
+ */
+export function symmetricEigen(m: Float64Array, d: number, vectors = true): { values: Float64Array; vectors: Float64Array } {
   const a = Float64Array.from(m);
   const v = new Float64Array(d * d);
   for (let i = 0; i < d; i++) v[i * d + i] = 1;
@@ -78,7 +82,7 @@ export function symmetricEigen(m: Float64Array, d: number): { values: Float64Arr
           a[p * d + k] = c * apk - s * aqk;
           a[q * d + k] = s * apk + c * aqk;
         }
-        for (let k = 0; k < d; k++) {
+        for (let k = 0; vectors && k < d; k++) {
           const vkp = v[k * d + p];
           const vkq = v[k * d + q];
           v[k * d + p] = c * vkp - s * vkq;
@@ -119,19 +123,64 @@ function matMul(a: Float64Array, b: Float64Array, d: number): Float64Array {
   return out;
 }
 
-/** The Fréchet distance between two Gaussians. */
-export function frechetDistance(g1: Gaussian, g2: Gaussian): number {
-  if (g1.d !== g2.d) fail('shape', `FID: feature widths differ (${g1.d} vs ${g2.d})`);
+/** The reference side of FID, precomputed once: its Gaussian and R = S_ref^(1/2). */
+export interface FidReference {
+  g: Gaussian;
+  root: Float64Array;
+}
+
+export function fidReference(g: Gaussian): FidReference {
+  return { g, root: sqrtPsd(g.cov, g.d) };
+}
+
+/**
+ * FID of a Gaussian against a precomputed reference: ||mu - mu_ref||^2 + Tr(S + S_ref) - 2 Tr (R S R)^(1/2),
+ * R = S_ref^(1/2) (Tr (S_ref S)^(1/2) = Tr (R S R)^(1/2): R S R is similar to S_ref S).
+ */
+export function fidAgainst(ref: FidReference, g: Gaussian): number {
+  const g1 = ref.g;
+  if (g1.d !== g.d) fail('shape', `FID: feature widths differ (${g1.d} vs ${g.d})`);
   const d = g1.d;
   let meanTerm = 0;
-  for (let k = 0; k < d; k++) meanTerm += (g1.mean[k] - g2.mean[k]) ** 2;
-  const r1 = sqrtPsd(g1.cov, d);
-  const inner = matMul(matMul(r1, g2.cov, d), r1, d);
+  for (let k = 0; k < d; k++) meanTerm += (g1.mean[k] - g.mean[k]) ** 2;
+  const inner = matMul(matMul(ref.root, g.cov, d), ref.root, d);
   for (let i = 0; i < d; i++) for (let j = i + 1; j < d; j++) inner[i * d + j] = inner[j * d + i] = 0.5 * (inner[i * d + j] + inner[j * d + i]);
-  const { values } = symmetricEigen(inner, d);
+  const { values } = symmetricEigen(inner, d, false);
   let trSqrt = 0;
   for (const l of values) trSqrt += Math.sqrt(Math.max(l, 0));
   let tr = 0;
-  for (let k = 0; k < d; k++) tr += g1.cov[k * d + k] + g2.cov[k * d + k];
+  for (let k = 0; k < d; k++) tr += g1.cov[k * d + k] + g.cov[k * d + k];
   return Math.max(0, meanTerm + tr - 2 * trSqrt);
+}
+
+/** The Fréchet distance between two Gaussians. */
+export function frechetDistance(g1: Gaussian, g2: Gaussian): number {
+  return fidAgainst(fidReference(g1), g2);
+}
+
+/** Rows `idx` of n x d features. */
+function rows(feats: Float32Array | Float64Array, d: number, idx: Int32Array): Float64Array {
+  const out = new Float64Array(idx.length * d);
+  for (let i = 0; i < idx.length; i++) for (let k = 0; k < d; k++) out[i * d + k] = feats[idx[i] * d + k];
+  return out;
+}
+
+/**
+ * FID of n generated feature rows against a fixed reference, with its bootstrap standard error
+ * over the generated samples (engine/stats bootstrapSE: `resamples` replicates of n rows drawn with
+ * replacement, seeded; SE = sd of the replicated FIDs). The replicates are returned: two sample
+ * sets of the same n drawn from the same noise seeds and bootstrapped with the same seed share
+ * their indices, so sd(replicates_A − replicates_B) is the paired SE of FID_A − FID_B.
+ */
+export function fidBootstrap(
+  feats: Float32Array | Float64Array,
+  n: number,
+  d: number,
+  ref: FidReference,
+  resamples: number,
+  seed: number,
+): { fid: number; se: number; resamples: number; seed: number; replicates: number[] } {
+  const fid = fidAgainst(ref, gaussianStats(feats, n, d));
+  const b = bootstrapSE([n], resamples, seed, ([idx]) => fidAgainst(ref, gaussianStats(rows(feats, d, idx), n, d)));
+  return { fid, se: b.se, resamples, seed, replicates: Array.from(b.replicates) };
 }

@@ -109,5 +109,19 @@ describe('lct-study end to end (tiny)', () => {
       expect(hist.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
     }
     expect(fs.readFileSync(path.join(run.dir, 'artifacts', 'table.md'), 'utf8')).toMatch(/FID \(MNIST-classifier features\)/);
+    // Full − baseline: paired over the shared noise seeds, its interval diff ± 1.96 · sd(replicate differences).
+    const [base, full] = runs.lct.map((id) => project.run(id).readSummary()!);
+    const kr = summary.key_result as { value: number; ci95: [number, number]; verdict: string; interval: string };
+    expect(kr.value).toBeCloseTo((full.fid_1step as number) - (base.fid_1step as number), 9);
+    const rb = (base.fid_bootstrap as { replicates_1step: number[] }).replicates_1step;
+    const rf = (full.fid_bootstrap as { replicates_1step: number[] }).replicates_1step;
+    const d = rf.map((x, i) => x - rb[i]);
+    const m = d.reduce((a, b) => a + b, 0) / d.length;
+    const se = Math.sqrt(d.reduce((a, b) => a + (b - m) ** 2, 0) / (d.length - 1));
+    expect(kr.ci95[1] - kr.value).toBeCloseTo(1.959963984540054 * se, 9);
+    expect(kr.interval).toMatch(/^paired bootstrap/);
+    expect(['better', 'worse', 'within noise']).toContain(kr.verdict);
+    expect(project.run(runs.lct[0]).artifacts()).toEqual(expect.arrayContaining(['features-1step.f32', 'features-reference.f32']));
+    expect(base.floor_images).toBe(24); // the floors at the samples' n
   }, 240_000);
 });

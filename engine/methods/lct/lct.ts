@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
 import { Rng } from '../../data/rng.js';
-import { writeJsonAtomic } from '../../io/atomic.js';
+import { writeFileAtomic, writeJsonAtomic } from '../../io/atomic.js';
 import { saveModelDir } from '../../io/model-dir.js';
 import { imageGrid, writePng } from '../../io/png.js';
 import type { JobContext } from '../../jobs/context.js';
@@ -24,6 +24,7 @@ import { AdamW, RAdam, clipGlobalNorm } from '../../nn/optim.js';
 import type { ParamSet } from '../../nn/params.js';
 import { learningRate } from '../../nn/schedule.js';
 import { barPlot, linePlot, writePlot } from '../../plot/index.js';
+import { Z95 } from '../../stats/stats.js';
 import { accumulate, gradAccumField, microBatches, namedGrads } from '../../train/accumulate.js';
 import {
   checkpointEveryField,
@@ -54,7 +55,7 @@ import {
   timestepProbs,
   twoStepSigma,
 } from './edm.js';
-import { frechetDistance, gaussianStats, type Gaussian } from './fid.js';
+import { fidAgainst, fidBootstrap, fidReference, gaussianStats, type FidReference } from './fid.js';
 import { otCouple } from './ot.js';
 import { pathField } from '../../jobs/paths.js';
 
@@ -143,8 +144,20 @@ export const lctEvalSchema = z
     quick_samples: z.number().int().min(2).max(SIZE_LIMITS.count).default(500).describe('generated images per FID during training'),
     two_step_index: z.number().int().positive().default(420).describe('2-step sampling: sigma at this index of a 641-point grid (paper: 420)'),
     grid: z.number().int().positive().max(SIZE_LIMITS.count).default(64).describe('images per sample grid PNG'),
+    bootstrap: z
+      .number()
+      .int()
+      .min(2)
+      .max(10_000)
+      .default(50)
+      .describe('bootstrap resamples of the generated samples for the standard error of each final FID (seeded; the reference features stay fixed)'),
   })
   .strict();
+
+/** The progress line of an LCT step: the discretization N, and the loss once a step has logged one. */
+export function lctProgressMessage(N: number, lastLoss: number): string {
+  return Number.isFinite(lastLoss) ? `N ${N} loss ${lastLoss.toExponential(3)}` : `N ${N}`;
+}
 
 export const lctSchema = z
   .object({
@@ -233,14 +246,21 @@ export async function sampleLatents(net: ConsistencyNet, params: ParamSet, n: nu
 export interface SampleEval {
   fid: number;
   classHistogram: number[];
+  /** The samples' classifier features (n x F), kept so the FID can be resampled. */
+  feats: Float32Array;
 }
 
 interface EvalKit {
   ae: Autoencoder;
   clf: ImageClassifier;
-  ref: Gaussian;
+  ref: FidReference;
   classes: number;
 }
+
+/** The seed of every lct run's FID bootstrap: runs with the same n share their resample indices (paired). */
+export const FID_BOOTSTRAP_SEED = 2025;
+/** The noise seed of the final samples: every configuration draws the same noise (paired arms). */
+export const FINAL_SAMPLE_SEED = 777;
 
 /** Generate n images, embed them, FID against the reference Gaussian, class histogram. */
 async function evaluate(
@@ -258,10 +278,10 @@ async function evaluate(
   z.dispose();
   const images = await decodeAll(kit.ae, raw, n);
   const { feats, preds } = await kit.clf.embed(images, n);
-  const fid = frechetDistance(gaussianStats(feats, n, kit.clf.config.hidden[1]), kit.ref);
+  const fid = fidAgainst(kit.ref, gaussianStats(feats, n, kit.clf.config.hidden[1]));
   const hist = new Array<number>(kit.classes).fill(0);
   for (const p of preds) hist[p] += 1 / n;
-  return { ev: { fid, classHistogram: hist }, images };
+  return { ev: { fid, classHistogram: hist, feats }, images };
 }
 
 /** Nearest-neighbour upscaling of an RGBA image by an integer factor (small digits stay legible). */
@@ -608,14 +628,16 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
     const refHist = new Array<number>(clf.config.classes).fill(0);
     for (const p of refEmb.preds) refHist[p] += 1 / ref.n;
     const F = clf.config.hidden[1];
-    const kit: EvalKit = { ae, clf, ref: gaussianStats(refEmb.feats, ref.n, F), classes: clf.config.classes };
-    // Floors: FID of autoencoder reconstructions of the reference set, and of training images.
-    const recon = await decodeAll(ae, await encodeAll(ae, ref.images, ref.n), ref.n);
-    const fidRecon = frechetDistance(gaussianStats((await clf.embed(recon, ref.n)).feats, ref.n, F), kit.ref);
-    const nTrain = Math.min(train.n, ref.n);
-    const fidTrain = frechetDistance(gaussianStats((await clf.embed(train.images, nTrain)).feats, nTrain, F), kit.ref);
+    const kit: EvalKit = { ae, clf, ref: fidReference(gaussianStats(refEmb.feats, ref.n, F)), classes: clf.config.classes };
+    // Floors at the samples' n: FID of n training images and of their autoencoder reconstructions
+    // against the reference set (MNIST: the test split, disjoint from them; a folder: its own images).
+    const nFloor = Math.min(train.n, cfg.eval.samples);
+    const floorImages = train.images.subarray(0, nFloor * train.height * train.width * train.channels);
+    const recon = await decodeAll(ae, await encodeAll(ae, floorImages, nFloor), nFloor);
+    const fidRecon = fidAgainst(kit.ref, gaussianStats((await clf.embed(recon, nFloor)).feats, nFloor, F));
+    const fidTrain = fidAgainst(kit.ref, gaussianStats((await clf.embed(floorImages, nFloor)).feats, nFloor, F));
     ctx.log(
-      `FID floors (${clf.config.data_name}-classifier features): training images ${fidTrain.toFixed(3)}, autoencoder reconstructions ${fidRecon.toFixed(3)}`,
+      `FID floors (${clf.config.data_name}-classifier features, ${nFloor} training images vs ${ref.n} reference): training images ${fidTrain.toFixed(3)}, autoencoder reconstructions ${fidRecon.toFixed(3)}`,
     );
 
     const rng = new Rng(cfg.seed * 2654435761 + 17);
@@ -670,7 +692,7 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
           shape,
         );
       }
-      ctx.progress({ step: done, total: t.steps, phase: 'lct', message: `N ${out.N} loss ${lastLoss.toExponential(3)}` });
+      ctx.progress({ step: done, total: t.steps, phase: 'lct', message: lctProgressMessage(out.N, lastLoss) });
       await endOfStep(ctx, isCheckpointStep(done, t.checkpoint_every, t.steps), () => {
         // The model folder holds the EMA (sampling) weights; params + ema + optimizer resume training.
         const state: LctResumeState = {
@@ -692,8 +714,19 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
     const trainSeconds = trainedSeconds();
 
     // Final evaluation with the EMA weights: 1 and 2 steps, fixed sampling seeds.
-    const one = await evaluate(kit, net, ema, cfg.eval.samples, 1, 777, cfg.eval.two_step_index);
-    const two = await evaluate(kit, net, ema, cfg.eval.samples, 2, 777, cfg.eval.two_step_index);
+    const one = await evaluate(kit, net, ema, cfg.eval.samples, 1, FINAL_SAMPLE_SEED, cfg.eval.two_step_index);
+    const two = await evaluate(kit, net, ema, cfg.eval.samples, 2, FINAL_SAMPLE_SEED, cfg.eval.two_step_index);
+    // Bootstrap SEs over the generated samples; the features stay in the artifacts for resampling.
+    const boot1 = fidBootstrap(one.ev.feats, cfg.eval.samples, F, kit.ref, cfg.eval.bootstrap, FID_BOOTSTRAP_SEED);
+    await ctx.tick();
+    const boot2 = fidBootstrap(two.ev.feats, cfg.eval.samples, F, kit.ref, cfg.eval.bootstrap, FID_BOOTSTRAP_SEED);
+    for (const [file, feats] of [
+      ['features-1step.f32', one.ev.feats],
+      ['features-2step.f32', two.ev.feats],
+      ['features-reference.f32', refEmb.feats],
+    ] as const)
+      await writeFileAtomic(path.join(ctx.run.artifactsDir, file), new Uint8Array(feats.buffer, feats.byteOffset, feats.byteLength));
+    const bootInterval = `normal bootstrap interval (FID ± 1.96 SE), ${cfg.eval.bootstrap} resamples of the ${cfg.eval.samples} generated samples, reference fixed`;
     const nGrid = Math.min(cfg.eval.grid, cfg.eval.samples);
     await saveGrid(path.join(ctx.run.artifactsDir, 'samples-1step.png'), one.images, nGrid, shape);
     await saveGrid(path.join(ctx.run.artifactsDir, 'samples-2step.png'), two.images, nGrid, shape);
@@ -725,11 +758,28 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
         ],
       }),
     );
-    const summary = {
-      key_result: { label: `${fidLabel}, 1 step`, value: one.ev.fid },
+    const summary: Record<string, unknown> = {
+      key_result: {
+        label: `${fidLabel}, 1 step`,
+        value: one.ev.fid,
+        ci95: [one.ev.fid - Z95 * boot1.se, one.ev.fid + Z95 * boot1.se],
+        interval: bootInterval,
+      },
       fid_label: fidLabel,
       fid_1step: one.ev.fid,
       fid_2step: two.ev.fid,
+      fid_1step_se: boot1.se,
+      fid_2step_se: boot2.se,
+      fid_bootstrap: {
+        resamples: cfg.eval.bootstrap,
+        seed: FID_BOOTSTRAP_SEED,
+        sample_seed: FINAL_SAMPLE_SEED,
+        replicates_1step: boot1.replicates,
+        replicates_2step: boot2.replicates,
+      },
+      features: { width: F, files: ['features-1step.f32', 'features-2step.f32', 'features-reference.f32'], dtype: 'float32 little-endian, rows × width' },
+      floor_images: nFloor,
+      floor_disjoint_from_reference: data.source === 'mnist',
       fid_floor_training_images: fidTrain,
       fid_floor_autoencoder: fidRecon,
       class_histogram_1step: one.ev.classHistogram,

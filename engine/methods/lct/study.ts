@@ -10,6 +10,8 @@ import { fail } from '../../core/errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../io/atomic.js';
 import { completedSummary } from '../../jobs/context.js';
 import { executorSchema } from '../../jobs/executor.js';
+import { runSeeds, seedsField, SINGLE_SEED, type SeedStudy } from '../../jobs/seeds.js';
+import { comparison, meanSd, noiseWarning, Z95, type Interval, type KeyResult } from '../../stats/stats.js';
 import { baseConfig, registerJobKind } from '../../jobs/registry.js';
 import { barPlot, writePlot } from '../../plot/index.js';
 import { checkConsistencyNetConfig } from '../../models/consistency-net.js';
@@ -30,6 +32,7 @@ export const lctStudySchema = z
   .object({
     method: z.literal('lct-study'),
     ...baseConfig,
+    seeds: seedsField,
     data: imageDataSchema.default(imageDataSchema.parse({})),
     autoencoder: autoencoderTrainSchema
       .omit({ method: true, name: true, seed: true, tags: true, data: true })
@@ -67,6 +70,50 @@ export function studyConfigurations(cfg: Pick<LctStudyConfig, 'ablation' | 'conf
 }
 
 const fmt = (v: unknown): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(2) : '—');
+/** FID ± its bootstrap SE, for tables. */
+const fidSe = (v: unknown, se: unknown): string => (typeof se === 'number' ? `${fmt(v)} ± ${fmt(se)}` : fmt(v));
+
+/** What the study reads of one lct child's FID bootstrap. */
+interface FidBoot {
+  resamples: number;
+  seed: number;
+  sample_seed: number;
+  replicates_1step: number[];
+  replicates_2step: number[];
+}
+
+/**
+ * FID_a − FID_b with a normal bootstrap interval, diff ± z_{0.975} · SE. Paired when both runs drew
+ * their samples from the same noise seed and n and bootstrapped them with the same seed and count
+ * (their replicates share indices): SE = sd(rep_a − rep_b). Otherwise independent:
+ * SE = √(SE_a² + SE_b²).
+ */
+export function fidDifference(
+  a: { fid: number; se: number; boot: FidBoot; samples: number },
+  b: { fid: number; se: number; boot: FidBoot; samples: number },
+  steps: '1step' | '2step',
+): { diff: number; se: number; ci95: Interval; paired: boolean; interval: string } {
+  const diff = a.fid - b.fid;
+  const paired = a.samples === b.samples && a.boot.sample_seed === b.boot.sample_seed && a.boot.seed === b.boot.seed && a.boot.resamples === b.boot.resamples;
+  const ra = a.boot[`replicates_${steps}`];
+  const rb = b.boot[`replicates_${steps}`];
+  const se = paired ? meanSd(ra.map((x, i) => x - rb[i])).sd : Math.hypot(a.se, b.se);
+  const how = paired
+    ? `paired bootstrap (same noise seeds, same ${a.boot.resamples} resamples of the ${a.samples} samples)`
+    : `independent bootstraps (${a.boot.resamples} and ${b.boot.resamples} resamples)`;
+  return { diff, se, ci95: [diff - Z95 * se, diff + Z95 * se], paired, interval: `${how}, normal interval ± 1.96 SE` };
+}
+
+/** The study over seeds (each seed its own autoencoder, classifier and lct runs): FIDs per configuration. */
+const LCT_SEEDS: SeedStudy = {
+  rows: (s) =>
+    Object.fromEntries(
+      ((s.table as Record<string, unknown>[] | undefined) ?? []).map((r) => [
+        String(r.configuration),
+        { fid_1step: r.fid_1step as number, fid_2step: r.fid_2step as number, fid_1step_se: r.fid_1step_se as number, fid_2step_se: r.fid_2step_se as number },
+      ]),
+    ),
+};
 
 registerJobKind({
   name: 'lct-study',
@@ -75,7 +122,9 @@ registerJobKind({
   schema: lctStudySchema,
   resumable: false,
   parent: true,
-  async run(ctx, cfg) {
+  async run(ctx, studyCfg) {
+    if ((studyCfg.seeds?.length ?? 0) > 1) return runSeeds(ctx, studyCfg, LCT_SEEDS);
+    const cfg = { ...studyCfg, seed: studyCfg.seeds?.[0] ?? studyCfg.seed };
     const rows = studyConfigurations(cfg);
     // Every check that needs no training runs first: curriculum, and the latent grid vs the network.
     checkCurriculum({ s0: cfg.train.s0, s1: cfg.train.s1, total: cfg.train.steps });
@@ -122,6 +171,37 @@ registerJobKind({
 
     const label = String(results[0].summary.fid_label ?? 'FID (classifier features)');
     const floors = results[0].summary;
+    const boot0 = floors.fid_bootstrap as FidBoot | undefined;
+    // Every configuration against the baseline, paired over the shared noise seeds where it can be.
+    const full = results.find((r) => SWITCHES.every((s) => r.improvements[s])) ?? results[results.length - 1];
+    const base = results.find((r) => SWITCHES.every((s) => !r.improvements[s]));
+    const arm = (r: (typeof results)[0], k: '1step' | '2step') => ({
+      fid: Number(r.summary[`fid_${k}`]),
+      se: Number(r.summary[`fid_${k}_se`]),
+      boot: r.summary.fid_bootstrap as FidBoot,
+      samples: Number(r.summary.samples),
+    });
+    const diffs =
+      base && base.summary.fid_bootstrap
+        ? results
+            .filter((r) => r !== base && r.summary.fid_bootstrap)
+            .map((r) => {
+              const one = fidDifference(arm(r, '1step'), arm(base, '1step'), '1step');
+              const two = fidDifference(arm(r, '2step'), arm(base, '2step'), '2step');
+              return {
+                name: r.name,
+                one,
+                two,
+                key1: comparison(`${label} 1 step, ${r.name} − ${base.name}`, one.diff, one.ci95, 'lower', one.interval),
+                key2: comparison(`${label} 2 steps, ${r.name} − ${base.name}`, two.diff, two.ci95, 'lower', two.interval),
+              };
+            })
+        : [];
+    const warnings: string[] = diffs.flatMap((d) =>
+      [noiseWarning(d.key1.label, d.one.diff, d.one.ci95), noiseWarning(d.key2.label, d.two.diff, d.two.ci95)].filter((w): w is string => w !== null),
+    );
+    if (diffs.length) warnings.push(SINGLE_SEED);
+    for (const w of warnings) ctx.log(`warning: ${w}`);
     const mark = (b: boolean) => (b ? '✓' : '·');
     const md = [
       `# Latent consistency training at NormLab scale: ${label}, lower is better`,
@@ -129,12 +209,29 @@ registerJobKind({
       `| configuration | Cauchy | diff. loss | OT | adaptive c | NsLN | ${label} 1 step | 2 steps |`,
       '|---|:-:|:-:|:-:|:-:|:-:|--:|--:|',
       ...results.map(
-        (r) => `| ${r.name} | ${SWITCHES.map((s) => mark(r.improvements[s])).join(' | ')} | ${fmt(r.summary.fid_1step)} | ${fmt(r.summary.fid_2step)} |`,
+        (r) =>
+          `| ${r.name} | ${SWITCHES.map((s) => mark(r.improvements[s])).join(' | ')} | ${fidSe(r.summary.fid_1step, r.summary.fid_1step_se)} | ${fidSe(r.summary.fid_2step, r.summary.fid_2step_se)} |`,
       ),
       '',
-      `Floors on the same features: training images ${fmt(floors.fid_floor_training_images)}, autoencoder reconstructions ${fmt(floors.fid_floor_autoencoder)} ` +
-        `(${floors.samples} generated vs ${floors.ref_images} reference images; classifier accuracy ${fmt(100 * Number(clf.summary.ref_accuracy))}%).`,
+      `FID ± its bootstrap standard error (${boot0?.resamples ?? '?'} resamples of the generated samples, reference fixed).`,
       '',
+      ...(diffs.length
+        ? [
+            `| ${label} difference | 1 step | 95% interval | verdict | 2 steps | 95% interval | verdict |`,
+            '|---|--:|--:|---|--:|--:|---|',
+            ...diffs.map(
+              (d) =>
+                `| ${d.name} − ${base!.name} | ${fmt(d.one.diff)} | [${fmt(d.one.ci95[0])}, ${fmt(d.one.ci95[1])}] | ${d.key1.verdict} | ${fmt(d.two.diff)} | [${fmt(d.two.ci95[0])}, ${fmt(d.two.ci95[1])}] | ${d.key2.verdict} |`,
+            ),
+            '',
+            `Intervals: ${diffs[0].one.interval}.`,
+            '',
+          ]
+        : []),
+      `Floors on the same features, at the samples' n: ${floors.floor_images ?? floors.samples} training images ${fmt(floors.fid_floor_training_images)}, their autoencoder reconstructions ${fmt(floors.fid_floor_autoencoder)} ` +
+        `(vs ${floors.ref_images} reference images${floors.floor_disjoint_from_reference === false ? ', which include them (a folder has no split)' : ', disjoint from them'}; classifier accuracy ${fmt(100 * Number(clf.summary.ref_accuracy))}%).`,
+      '',
+      ...warnings.map((w) => `**Warning:** ${w}\n`),
       '## Classifier-predicted class histogram of samples (fraction, 1 step / 2 steps)',
       '',
       `| configuration | ${((results[0].summary.class_names as string[]) ?? []).join(' | ')} |`,
@@ -156,9 +253,17 @@ registerJobKind({
     ].join('\n');
     await writeFileAtomic(path.join(ctx.run.artifactsDir, 'table.md'), md);
     const csv = [
-      ['configuration', ...SWITCHES, 'fid_1step', 'fid_2step', 'run'].join(','),
+      ['configuration', ...SWITCHES, 'fid_1step', 'fid_1step_se', 'fid_2step', 'fid_2step_se', 'run'].join(','),
       ...results.map((r) =>
-        [JSON.stringify(r.name), ...SWITCHES.map((s) => String(r.improvements[s])), r.summary.fid_1step, r.summary.fid_2step, r.runId].join(','),
+        [
+          JSON.stringify(r.name),
+          ...SWITCHES.map((s) => String(r.improvements[s])),
+          r.summary.fid_1step,
+          r.summary.fid_1step_se ?? '',
+          r.summary.fid_2step,
+          r.summary.fid_2step_se ?? '',
+          r.runId,
+        ].join(','),
       ),
     ].join('\n');
     await writeFileAtomic(path.join(ctx.run.artifactsDir, 'table.csv'), csv + '\n');
@@ -193,23 +298,39 @@ registerJobKind({
         ],
       }),
     );
-    const table = results.map((r) => ({
-      configuration: r.name,
-      ...r.improvements,
-      fid_1step: r.summary.fid_1step,
-      fid_2step: r.summary.fid_2step,
-      run: r.runId,
-    }));
+    const table = results.map((r) => {
+      const d = diffs.find((x) => x.name === r.name);
+      return {
+        configuration: r.name,
+        ...r.improvements,
+        fid_1step: r.summary.fid_1step,
+        fid_1step_se: r.summary.fid_1step_se,
+        fid_2step: r.summary.fid_2step,
+        fid_2step_se: r.summary.fid_2step_se,
+        ...(d
+          ? {
+              fid_1step_minus_baseline: d.one.diff,
+              fid_1step_minus_baseline_ci95: d.one.ci95,
+              fid_1step_minus_baseline_verdict: d.key1.verdict,
+              fid_2step_minus_baseline: d.two.diff,
+              fid_2step_minus_baseline_ci95: d.two.ci95,
+              fid_2step_minus_baseline_verdict: d.key2.verdict,
+            }
+          : {}),
+        run: r.runId,
+      };
+    });
     await writeJsonAtomic(path.join(ctx.run.artifactsDir, 'table.json'), table);
     ctx.log('\n' + md);
-    const full = results.find((r) => SWITCHES.every((s) => r.improvements[s])) ?? results[results.length - 1];
-    const base = results.find((r) => SWITCHES.every((s) => !r.improvements[s]));
+    const fullDiff = diffs.find((d) => d.name === full.name);
     return {
-      key_result: { label: `${label} 1 step, ${full.name}`, value: full.summary.fid_1step },
+      key_result: fullDiff?.key1 ?? (full.summary.key_result as KeyResult),
       fid_label: label,
       table,
-      full_beats_baseline_1step: base ? Number(full.summary.fid_1step) < Number(base.summary.fid_1step) : null,
-      full_beats_baseline_2step: base ? Number(full.summary.fid_2step) < Number(base.summary.fid_2step) : null,
+      warnings,
+      fid_bootstrap: boot0 ? { resamples: boot0.resamples, seed: boot0.seed, sample_seed: boot0.sample_seed } : null,
+      full_beats_baseline_1step: fullDiff ? fullDiff.key1.verdict === 'better' : null,
+      full_beats_baseline_2step: fullDiff ? fullDiff.key2.verdict === 'better' : null,
       fid_floor_training_images: floors.fid_floor_training_images,
       fid_floor_autoencoder: floors.fid_floor_autoencoder,
       classifier_accuracy: clf.summary.ref_accuracy,

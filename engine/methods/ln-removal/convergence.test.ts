@@ -9,7 +9,7 @@ import { Rng } from '../../data/rng.js';
 import { GPT2, gpt2ConfigFromJson } from '../../models/gpt2.js';
 import { AdamW } from '../../nn/optim.js';
 import { disposeStep, lmTrainStep } from '../../train/lm-step.js';
-import { convergenceWarnings, lnfInputStd, TEMPERATURES, unigramCE, windowCE } from './convergence.js';
+import { convergenceWarnings, lnfInputStd, stillImprovingWarning, TEMPERATURES, unigramCE, windowCE } from './convergence.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -63,5 +63,14 @@ describe('LN removal convergence guard', () => {
     const w = convergenceWarnings({ base_ce: 1, unigram_ce: 2, base_temperature: 0.5, base_ce_calibrated: 0.9 });
     expect(w).toEqual([expect.stringMatching(/CE-optimal temperature 0.5 \(CE 1 → 0.9\)/)]);
     expect(TEMPERATURES[12]).toBe(1);
+  });
+});
+
+describe('the still-improving guard of the vanilla arm', () => {
+  it('fires when the val CE fell more than 0.01 nats over the last quarter, and not on a flat end', () => {
+    // steps 0..100 by 25: the evaluation nearest 3/4 is step 75
+    expect(stillImprovingWarning([0, 25, 50, 75, 100], [5, 4, 3.5, 3.3, 3.25])).toMatch(/fell 0.05 nats from step 75 to 100/);
+    expect(stillImprovingWarning([0, 25, 50, 75, 100], [5, 4, 3.5, 3.255, 3.25])).toBeNull();
+    expect(stillImprovingWarning([100], [3])).toBeNull();
   });
 });

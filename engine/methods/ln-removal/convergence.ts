@@ -145,3 +145,25 @@ export function convergenceWarnings(c: Convergence): string[] {
   }
   return out;
 }
+
+/**
+ * The vanilla arm counts as still improving when its validation CE fell by more than this
+ * (nats/token) over the last quarter of fine-tuning: the gap is then partly continued training.
+ */
+export const STILL_IMPROVING_NATS = 0.01;
+
+/**
+ * The warning when the vanilla arm's validation CE dropped by more than STILL_IMPROVING_NATS
+ * between the evaluation nearest 3/4 of the steps and the last one (null otherwise, or with fewer
+ * than two evaluations).
+ */
+export function stillImprovingWarning(valSteps: number[], val: number[]): string | null {
+  if (valSteps.length < 2) return null;
+  const last = valSteps.length - 1;
+  const target = valSteps[last] * 0.75;
+  let k = 0;
+  for (let i = 0; i < last; i++) if (Math.abs(valSteps[i] - target) < Math.abs(valSteps[k] - target)) k = i;
+  const drop = val[k] - val[last];
+  if (!(drop > STILL_IMPROVING_NATS)) return null;
+  return `the vanilla arm was still improving at its end: its val CE fell ${fmt(drop)} nats from step ${valSteps[k]} to ${valSteps[last]} (more than ${STILL_IMPROVING_NATS}); the gap partly measures continued training, so train longer or start from a converged base`;
+}

@@ -23,6 +23,7 @@ import { registerPresets } from '../../jobs/presets.js';
 import { completedSummary } from '../../jobs/context.js';
 import { executorSchema } from '../../jobs/executor.js';
 import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
+import { metricCurves, runSeeds, seedsField, SINGLE_SEED, type SeedStudy } from '../../jobs/seeds.js';
 import { GPT2, gpt2ConfigFromJson } from '../../models/gpt2.js';
 import { archOf, loadLM, saveModel } from '../../models/index.js';
 import type { ForwardHooks } from '../../models/lm.js';
@@ -44,7 +45,7 @@ import {
 } from '../../train/checkpoint.js';
 import { lmApplyGrads, lmLossAndGrads, lmMicroBatch, lmMicroBatches } from '../../train/lm-step.js';
 import { headDla, type DlaOptions, type DlaResult } from './dla.js';
-import { convergenceWarnings, lnfInputStd, unigramCE, windowCE, type Convergence } from './convergence.js';
+import { convergenceWarnings, lnfInputStd, stillImprovingWarning, unigramCE, windowCE, type Convergence } from './convergence.js';
 import { comparison, noiseWarning, pairedDifference, tInterval, type KeyResult } from '../../stats/stats.js';
 import { toHfLnFree } from './export.js';
 import { auxStdLoss, FakeLNSet, removalSchedule, type FakeLNState, type RemovalEvent } from './fake-ln.js';
@@ -152,6 +153,7 @@ export const lnRemovalSchema = z
   .object({
     method: z.literal('ln-removal'),
     ...baseConfig,
+    seeds: seedsField,
     mode: z.enum(['both', 'remove', 'vanilla']).default('both').describe('run the vanilla control, the LN removal, or both'),
     source: sourceSchema.default(sourceSchema.parse({})),
     data: textDataSchema.default(textDataSchema.parse({})),
@@ -609,7 +611,7 @@ async function runArms(
   pretrain: Record<string, unknown> | null,
   schedule: RemovalEvent[],
 ): Promise<Record<string, unknown>> {
-  const { executor: _executor, name: _name, tags: _tags, ...shared } = cfg;
+  const { executor: _executor, name: _name, tags: _tags, seeds: _seeds, ...shared } = cfg;
   const arm = (mode: 'vanilla' | 'remove') => ({ ...shared, mode, source: { kind: 'folder', path: baseDir } });
   const label = cfg.name ?? 'ln-removal';
   const [v, r] = await ctx.runChildren([
@@ -629,15 +631,19 @@ async function runArms(
   }
   const dir = ctx.run.artifactsDir;
   const gap = gapKeyResult(rs.ln_free_val_ce_windows as number[], vs.vanilla_val_ce_windows as number[]);
+  const vanillaCurves = armCurves(vanillaRun, 'vanilla');
   const warnings = [...scheduleWarnings(cfg), ...convergenceWarnings(rs.convergence as Convergence)];
+  const improving = vanillaCurves && stillImprovingWarning(vanillaCurves.valSteps, vanillaCurves.val);
+  if (improving) warnings.push(improving);
   if (gap.warning) warnings.push(gap.warning);
+  warnings.push(SINGLE_SEED);
   for (const w of warnings) ctx.log(`warning: ${w}`);
   const originalCE = rs.original_val_ce as number;
   const vanillaCE = vs.vanilla_val_ce as number;
   const lnFreeCE = rs.ln_free_val_ce as number;
   await writeCeTableAndCurves(dir, {
     originalCE,
-    vanilla: armCurves(vanillaRun, 'vanilla'),
+    vanilla: vanillaCurves,
     removal: armCurves(removalRun, 'remove'),
     lnFreeCE,
     schedule,
@@ -681,6 +687,21 @@ async function runArms(
   };
 }
 
+/** The study over seeds: the CE table's numbers, and each arm's validation CE curve. */
+const LN_REMOVAL_SEEDS: SeedStudy = {
+  rows: (s) => ({
+    'val CE': {
+      original: s.original_val_ce as number,
+      vanilla: s.vanilla_val_ce as number | null,
+      ln_free: s.ln_free_val_ce as number | null,
+      ln_free_minus_vanilla: s.gap_vs_vanilla as number | null,
+      ln_free_minus_original: s.gap_vs_original as number | null,
+    },
+  }),
+  curves: (project, runId) => metricCurves(project, runId, { vanilla: 'vanilla_val_ce', 'LN-free (during removal)': 'ln_free_val_ce' }),
+  curveAxis: { title: 'Validation CE of both arms', yLabel: 'cross-entropy (nats/token)' },
+};
+
 registerJobKind({
   name: 'ln-removal',
   title: 'Remove LayerNorm from GPT-2',
@@ -688,7 +709,9 @@ registerJobKind({
   schema: lnRemovalSchema,
   resumable: true,
   parent: true,
-  async run(ctx, cfg) {
+  async run(ctx, seededCfg) {
+    if ((seededCfg.seeds?.length ?? 0) > 1) return runSeeds(ctx, seededCfg, LN_REMOVAL_SEEDS);
+    const cfg = { ...seededCfg, seed: seededCfg.seeds?.[0] ?? seededCfg.seed };
     const f = cfg.finetune;
     const r = cfg.removal;
     // Everything that can be checked is checked before any training.
@@ -802,6 +825,11 @@ registerJobKind({
         await saveLnFreeCheckpoint(ctx.run, f.steps, lnFree, { normlab_ln_removal: { original_val_ce: originalCE, ln_free_val_ce: lnFreeCE } });
       }
 
+      const improving = vanilla && stillImprovingWarning(vanilla.valSteps, vanilla.val);
+      if (improving) {
+        ctx.log(`warning: ${improving}`);
+        warnings.push(improving);
+      }
       // Artifacts: CE table, loss curves with removal steps, DLA.
       const dir = ctx.run.artifactsDir;
       const vanillaCE = vanilla?.finalVal ?? null;

@@ -63,14 +63,14 @@ describe('ln-removal gradient accumulation', () => {
 describe('ln-removal resume', () => {
   it('a vanilla arm or a removal arm killed at step 5 resumes from step 3 (told to stop: from step 5) to the uninterrupted CEs, sigmas and model', async () => {
     for (const [mode, stop] of [
-      ['vanilla', 'cancel'],
-      ['remove', 'cancel'],
+      ['vanilla', 'kill'],
+      ['remove', 'kill'],
       ['remove', 'interrupt'],
     ] as const) {
       const cfg = config({ mode, removal: { special_tokens: true, eot_token: 32, gap_eot: 2, gap_bos: 2 } });
       const straight = await runToEnd(q, cfg);
       const resumed = await interruptedAndResumed(q, cfg, 5, undefined, stop);
-      expect(resumed.record.resumes).toEqual([stop === 'cancel' ? 3 : 5]);
+      expect(resumed.record.resumes).toEqual([stop === 'kill' ? 3 : 5]);
       const [a, b] = [resumed.readSummary()!, straight.readSummary()!];
       for (const k of ['original_val_ce', 'vanilla_val_ce', 'ln_free_val_ce']) expect(a[k], k).toBe(b[k]);
       expect(a.sigmas).toEqual(b.sigmas);

@@ -13,9 +13,15 @@
  *    (the paper's §2 / ShortGPT-style analysis), averaged over validation sequences, for every
  *    l + n <= L; drawn as an (l, n) heatmap, raw and as the official script draws it (each n's row
  *    clipped to its 1st-99th percentiles, then min-max normalized to [0, 1]).
+ *  - Block Influence (ShortGPT, Men et al. 2024, eq. 3): BI(l) = 1 - E_t cos(x_{l-1,t}, x_{l,t}),
+ *    block l's input and output residual streams (x_{l-1}: the stream block l reads, x_l: the one it
+ *    hands on; the same x_l as the variance), the expectation over EVERY token t (each position of
+ *    each of the `sequences` windows, as ShortGPT averages over all tokens of its calibration set),
+ *    cos(a, b) = a.b / max(|a| |b|, 1e-8) (torch's cosine_similarity); l = 1..L.
  *  - layer pruning: dP(l) = P(model without block l) - P(model), P = validation cross-entropy
  *    (nats) and perplexity; "without block l" lets x_{l-1} pass unchanged to block l+1 (the other
- *    blocks keep their own index, so LNS keeps its 1/sqrt(l) factors).
+ *    blocks keep their own index, so LNS keeps its 1/sqrt(l) factors). Each window's CE is kept,
+ *    so dP(l) has a paired 95% t-interval over the windows (`pairedInterval`).
  *  - per-layer gradient norm: from the `layer_grad_norms` metric lines an lm-pretrain run logs, or,
  *    for a checkpoint without a training history, the gradient of the validation loss there.
  *
@@ -30,7 +36,8 @@ import { writeFileAtomic, writeJsonAtomic } from '../../io/atomic.js';
 import type { CausalLM } from '../../models/lm.js';
 import { crossEntropy } from '../../nn/ops.js';
 import { barPlot, heatmap, linePlot, writePlot } from '../../plot/index.js';
-import { blockOf, lmEvalLoss } from '../../train/lm-step.js';
+import { blockOf, lmWindowLosses } from '../../train/lm-step.js';
+import { tInterval } from '../../stats/stats.js';
 
 /** Angular distance arccos(cos(a, b)) / pi in [0, 1]: 0 for the same direction, 1 for opposite. */
 export function angularDistance(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -55,14 +62,20 @@ export interface ResidualStats {
   tokenVariance: number[];
   /** Last-token vectors per layer: lastToken[l] holds `samples` rows of `width` values. */
   lastToken: Float32Array[];
+  /** Block Influence BI(l) = 1 - mean over every token of cos(x_{l-1}, x_l), blocks l = 1..L. */
+  blockInfluence: number[];
   samples: number;
   width: number;
 }
 
-/** One block output's statistics on the backend: [mean, variance, mean per-token variance] and the last tokens (B, C). */
+/**
+ * One block output's statistics on the backend: [mean, variance, mean per-token variance], the
+ * last tokens (B, C) and, given the block's input, [Σ over tokens of cos(input, output), tokens].
+ */
 interface Measured {
   stats: tf.Tensor;
   last: tf.Tensor;
+  cos?: tf.Tensor;
 }
 
 /**
@@ -74,6 +87,8 @@ export class ResidualAccumulator {
   private readonly sumSq: Float64Array; // Σ B_b (var_b + mean_b²)
   private readonly sumTokenVar: Float64Array; // Σ B_b (mean per-token variance)_b
   private readonly count: Float64Array; // Σ B_b
+  private readonly sumCos: Float64Array; // Σ over tokens of cos(x_{l-1}, x_l)
+  private readonly cosTokens: Float64Array; // tokens in sumCos
   private readonly last: Float32Array[] = [];
   private width = 0;
 
@@ -85,24 +100,42 @@ export class ResidualAccumulator {
     this.sumSq = new Float64Array(layers + 1);
     this.sumTokenVar = new Float64Array(layers + 1);
     this.count = new Float64Array(layers + 1);
+    this.sumCos = new Float64Array(layers + 1);
+    this.cosTokens = new Float64Array(layers + 1);
   }
 
-  /** The statistics of x (B, T, C), kept on the backend until `add` reads them. */
-  static measure(x: tf.Tensor3D): Measured {
-    return tf.tidy(() => {
+  /**
+   * The statistics of x (B, T, C), kept on the backend until `add` reads them; `input` (the stream
+   * the block that produced x read, same shape) adds the Block Influence term.
+   */
+  static measure(x: tf.Tensor3D, input?: tf.Tensor3D): Measured {
+    let measured: Measured | undefined;
+    tf.tidy(() => {
       const { mean, variance } = tf.moments(x);
       const tokenVar = tf.mean(tf.moments(x, -1).variance); // (B, T, C) -> (B, T) -> mean over tokens
       const [B, T, C] = x.shape;
       const lastTok = tf.reshape(tf.slice(x, [0, T - 1, 0], [B, 1, C]), [B, C]); // (B, T, C) -> (B, C)
-      return { stats: tf.keep(tf.stack([mean, variance, tokenVar])), last: tf.keep(lastTok) };
+      const out: Measured = { stats: tf.keep(tf.stack([mean, variance, tokenVar])), last: tf.keep(lastTok) };
+      if (input) {
+        const dot = tf.sum(tf.mul(input, x), -1); // (B, T)
+        const norms = tf.mul(tf.norm(input, 'euclidean', -1), tf.norm(x, 'euclidean', -1));
+        const cos = tf.div(dot, tf.maximum(norms, 1e-8));
+        out.cos = tf.keep(tf.stack([tf.sum(cos), tf.scalar(B * T)]));
+      }
+      measured = out;
     });
+    return measured!;
   }
 
   /** Add measured x_l (l = 0..L) of windows first..first+B-1; frees the measurement. */
   async add(l: number, m: Measured, first: number): Promise<void> {
-    const [stats, rows] = (await Promise.all([m.stats.data(), m.last.data()])) as Float32Array[];
+    const [stats, rows, cos] = (await Promise.all([m.stats.data(), m.last.data(), m.cos?.data()])) as (Float32Array | undefined)[] as Float32Array[];
     const [B, C] = m.last.shape as [number, number];
-    tf.dispose([m.stats, m.last]);
+    tf.dispose([m.stats, m.last, ...(m.cos ? [m.cos] : [])]);
+    if (cos) {
+      this.sumCos[l] += cos[0];
+      this.cosTokens[l] += cos[1];
+    }
     // Every window has the same length, so weighting batches by sequences weights them by tokens.
     const [mean, v, tv] = stats;
     this.sumMean[l] += B * mean;
@@ -123,6 +156,7 @@ export class ResidualAccumulator {
       variance,
       tokenVariance: Array.from(this.sumTokenVar, (v, l) => v / this.count[l]),
       lastToken: this.last,
+      blockInfluence: Array.from({ length: this.layers }, (_, i) => 1 - this.sumCos[i + 1] / this.cosTokens[i + 1]),
       samples: this.samples,
       width: this.width,
     };
@@ -144,7 +178,13 @@ export async function residualStats(model: CausalLM, windows: EvalWindows, seque
     const kept: { layer: number; m: Measured }[] = [];
     tf.tidy(() => {
       const idx = tf.tensor2d(windows.x.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
-      model.forward(idx, { residual: (layer, x) => kept.push({ layer: layer + 1, m: ResidualAccumulator.measure(x) }) });
+      let prev: tf.Tensor3D | undefined; // the stream the next block reads (alive until this tidy ends)
+      model.forward(idx, {
+        residual: (layer, x) => {
+          kept.push({ layer: layer + 1, m: ResidualAccumulator.measure(x, prev) });
+          prev = x;
+        },
+      });
     });
     for (const k of kept) await acc.add(k.layer, k.m, i);
   }
@@ -221,20 +261,90 @@ export interface PruningResult {
   drop_loss: number[];
   /** The same in perplexity. */
   drop_ppl: number[];
+  /** The full model's CE on each pruning window (nats; their mean is base_loss). */
+  window_base_loss: number[];
+  /** window_loss[l-1][w]: the CE of window w without block l. */
+  window_loss: number[][];
+  /** 95% paired t-interval of dP(l) over the windows (`pairedInterval`), blocks l = 1..L. */
+  drop_loss_lo: number[];
+  drop_loss_hi: number[];
 }
 
-/** Remove each block in turn (skipLayers) and measure the validation loss change. */
+/** A mean with its two-sided 95% Student-t interval; lo = hi = mean for a single value. */
+export interface Interval {
+  mean: number;
+  lo: number;
+  hi: number;
+  n: number;
+}
+
+/**
+ * The paired 95% interval of a difference measured on the same evaluation windows: d_w = the
+ * per-window differences (e.g. pruned CE − full CE), mean ± t_{0.975, n−1} · s / √n
+ * (engine/stats `tInterval`). The windows are treated as independent draws of text; a single
+ * window gives its value as a point.
+ */
+export function pairedInterval(diffs: readonly number[]): Interval {
+  const n = diffs.length;
+  if (n === 0) fail('data', 'an interval needs at least one window');
+  if (n === 1) return { mean: diffs[0], lo: diffs[0], hi: diffs[0], n };
+  const t = tInterval(diffs);
+  return { mean: t.mean, lo: t.ci95[0], hi: t.ci95[1], n };
+}
+
+/** The pruning result of per-window losses of the full model and of each one-block-removed model. */
+export function pruningFromWindows(windowBase: number[], windowLoss: number[][]): PruningResult {
+  const mean = (v: readonly number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const base = mean(windowBase);
+  const losses = windowLoss.map(mean);
+  const intervals = windowLoss.map((w) => pairedInterval(w.map((v, i) => v - windowBase[i])));
+  return {
+    base_loss: base,
+    base_ppl: Math.exp(base),
+    drop_loss: losses.map((v) => v - base),
+    drop_ppl: losses.map((v) => Math.exp(v) - Math.exp(base)),
+    window_base_loss: windowBase,
+    window_loss: windowLoss,
+    drop_loss_lo: intervals.map((i) => i.lo),
+    drop_loss_hi: intervals.map((i) => i.hi),
+  };
+}
+
+/** Remove each block in turn (skipLayers) and measure the validation loss change, window by window. */
 export async function layerPruning(model: CausalLM, windows: EvalWindows, batchSize: number, tick?: () => Promise<void>): Promise<PruningResult> {
-  const base = await lmEvalLoss(model, windows, batchSize);
-  const dropLoss: number[] = [];
-  const dropPpl: number[] = [];
+  const base = await lmWindowLosses(model, windows, batchSize);
+  const perBlock: number[][] = [];
   for (let l = 0; l < model.nLayers; l++) {
-    const loss = await lmEvalLoss(model, windows, batchSize, { skipLayers: new Set([l]) });
-    dropLoss.push(loss - base);
-    dropPpl.push(Math.exp(loss) - Math.exp(base));
+    perBlock.push(await lmWindowLosses(model, windows, batchSize, { skipLayers: new Set([l]) }));
     await tick?.();
   }
-  return { base_loss: base, base_ppl: Math.exp(base), drop_loss: dropLoss, drop_ppl: dropPpl };
+  return pruningFromWindows(base, perBlock);
+}
+
+/**
+ * The mean dP over a set of blocks (0-based) with its paired interval: per window, the mean over
+ * those blocks of (pruned − full) CE, then `pairedInterval` over the windows.
+ */
+export function blocksDropInterval(p: PruningResult, blocks: readonly number[]): Interval {
+  if (blocks.length === 0) return { mean: NaN, lo: NaN, hi: NaN, n: 0 };
+  const diffs = p.window_base_loss.map((b, w) => blocks.reduce((a, l) => a + p.window_loss[l][w] - b, 0) / blocks.length);
+  return pairedInterval(diffs);
+}
+
+/**
+ * Gromov et al. ("The Unreasonable Ineffectiveness of the Deeper Layers", eq. 7): for each block
+ * size n, l*(n) = argmin_l d(x_l, x_{l+n}), the start of the n consecutive blocks whose input and
+ * output residual streams are closest; removing 0-based blocks l*..l*+n-1 is their pruning rule.
+ * `d` is `Diagnostics.angular.d` (row n-1, column l; null where l + n > L).
+ */
+export function bestBlockStarts(d: (number | null)[][]): { n: number; l: number; d: number }[] {
+  return d.map((row, i) => {
+    let best = -1;
+    row.forEach((v, l) => {
+      if (v !== null && Number.isFinite(v) && (best < 0 || v < row[best]!)) best = l;
+    });
+    return { n: i + 1, l: best, d: best < 0 ? NaN : row[best]! };
+  });
 }
 
 /** Per-block L2 norm of the validation loss's gradient at the current weights (no update). */
@@ -338,6 +448,8 @@ export interface Diagnostics {
   variance_per_token: number[];
   /** d: mean angular distance; d_row_normalized: each n's row clipped to its 1-99 percentiles, min-max normalized (the official heatmap). */
   angular: { n: number[]; l: number[]; d: (number | null)[][]; d_row_normalized: (number | null)[][]; samples: number };
+  /** Block Influence BI(l) for blocks l = 1..L (ShortGPT; all tokens of the `samples` sequences, see the header). */
+  block_influence: number[];
   pruning: PruningResult;
   /** Mean dP (loss, nats) over the deeper half of the blocks, l > L/2. */
   deep_half_prune_drop_mean: number;
@@ -407,6 +519,7 @@ export function assembleDiagnostics(
       d_row_normalized: orNull(rowNormalizedAngular(d)),
       samples: stats.samples,
     },
+    block_influence: stats.blockInfluence,
     pruning,
     deep_half_prune_drop_mean: deepHalfMean(pruning.drop_loss),
     shallow_half_prune_drop_mean: shallowHalfMean(pruning.drop_loss),
@@ -504,6 +617,11 @@ export async function writeDiagnostics(dir: string, d: Diagnostics, label: strin
       ['full_model_loss', d.pruning.base_loss, d.pruning.base_ppl],
     ]),
   );
+  await put(
+    'layer_pruning_ci.csv',
+    csv([['block', 'drop_loss', 'ci95_lo', 'ci95_hi'], ...d.pruning.drop_loss.map((v, i) => [i + 1, v, d.pruning.drop_loss_lo[i], d.pruning.drop_loss_hi[i]])]),
+  );
+  await put('block_influence.csv', csv([['block', 'block_influence'], ...d.block_influence.map((v, i) => [i + 1, v])]));
   await put(
     'layer_pruning.png',
     await barPlot({

@@ -37,6 +37,8 @@ import {
 import { autoDiagnosticsOptions } from './auto.js';
 import { lnsPresets } from './presets.js';
 import './study.js';
+import './depth-study.js';
+import './prune.js';
 import { pathField } from '../../jobs/paths.js';
 
 registerPresets(lnsPresets);

@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../../core/errors.js';
 import type { EvalWindows } from '../../data/batches.js';
 import type { StreamedDecoder } from '../../models/streamed.js';
-import { ResidualAccumulator, type PruningResult, type ResidualStats } from './diagnostics.js';
+import { pruningFromWindows, ResidualAccumulator, type PruningResult, type ResidualStats } from './diagnostics.js';
 
 export interface StreamOptions {
   /** Sequences per forward pass. */
@@ -28,10 +28,10 @@ export interface StreamOptions {
 }
 
 interface PassResult {
-  /** Summed CE of the full model over the pass's windows. */
-  base: number;
-  /** Summed CE of the model without block s, for each s of the pass. */
-  skipped: Map<number, number>;
+  /** Summed CE of the full model on each of the pass's windows. */
+  base: number[];
+  /** Summed CE of the model without block s on each window, for each s of the pass. */
+  skipped: Map<number, number[]>;
 }
 
 /**
@@ -55,14 +55,17 @@ async function pass(
   const batches: [number, number][] = [];
   for (let a = w0; a < w1; a += opts.batch) batches.push([a, Math.min(w1, a + opts.batch)]);
 
-  /** Feed the full model's x_l of batch [a, b) to the statistics, for the windows they cover. */
-  const measure = async (l: number, x: tf.Tensor3D, a: number, b: number) => {
+  /** Feed the full model's x_l of batch [a, b) (and x_{l-1}, its block's input) to the statistics, for the windows they cover. */
+  const measure = async (l: number, x: tf.Tensor3D, a: number, b: number, input?: tf.Tensor3D) => {
     const st = opts.stats;
     if (!st || a >= st.count) return;
     const rows = Math.min(b, st.count) - a;
-    const part = rows === b - a ? x : (tf.slice(x, [0, 0, 0], [rows, T, C]) as tf.Tensor3D);
-    const m = ResidualAccumulator.measure(part);
+    const cut = (t: tf.Tensor3D) => (rows === b - a ? t : (tf.slice(t, [0, 0, 0], [rows, T, C]) as tf.Tensor3D));
+    const part = cut(x);
+    const inPart = input && cut(input);
+    const m = ResidualAccumulator.measure(part, inPart);
     if (part !== x) part.dispose();
+    if (inPart && inPart !== input) inPart.dispose();
     await st.acc.add(l, m, a);
   };
 
@@ -79,9 +82,9 @@ async function pass(
       for (const [a, b] of batches) {
         const x = tf.tensor3d(state.subarray((a - w0) * per, (b - w0) * per), [b - a, T, C]);
         const y = sm.block(l, x);
-        x.dispose();
         state.set((await y.data()) as Float32Array, (a - w0) * per);
-        if (key === -1) await measure(l + 1, y, a, b);
+        if (key === -1) await measure(l + 1, y, a, b, x);
+        x.dispose();
         y.dispose();
       }
     }
@@ -89,18 +92,19 @@ async function pass(
     await opts.tick?.();
   }
   sm.unloadBlock();
+  /** Summed CE of each window of the pass (one head evaluation per window). */
   const lossOf = async (state: Float32Array) => {
-    let total = 0;
-    for (const [a, b] of batches) {
-      const x = tf.tensor3d(state.subarray((a - w0) * per, (b - w0) * per), [b - a, T, C]);
-      const s = sm.lossSum(x, windows.y.subarray(a * T, b * T));
+    const sums: number[] = [];
+    for (let w = w0; w < w1; w++) {
+      const x = tf.tensor3d(state.subarray((w - w0) * per, (w - w0 + 1) * per), [1, T, C]);
+      const s = sm.lossSum(x, windows.y.subarray(w * T, (w + 1) * T));
       x.dispose();
-      total += (await s.data())[0];
+      sums.push((await s.data())[0]);
       s.dispose();
     }
-    return total;
+    return sums;
   };
-  const skipped = new Map<number, number>();
+  const skipped = new Map<number, number[]>();
   for (const s of skips) skipped.set(s, await lossOf(streams.get(s)!));
   return { base: await lossOf(base), skipped };
 }
@@ -126,8 +130,26 @@ function groups(n: number, size: number): [number, number][] {
 export async function streamedEvalLoss(sm: StreamedDecoder, windows: EvalWindows, opts: StreamOptions): Promise<number> {
   const wg = groups(windows.count, windowsPerGroup(windows, sm.spec.width, 1, opts.budgetBytes));
   let total = 0;
-  for (const [i, [a, b]] of wg.entries()) total += (await pass(sm, windows, a, b, [], { ...opts, index: i, passes: wg.length })).base;
+  for (const [i, [a, b]] of wg.entries()) for (const v of (await pass(sm, windows, a, b, [], { ...opts, index: i, passes: wg.length })).base) total += v;
   return total / (windows.count * windows.seq);
+}
+
+/** Each window's mean next-token cross-entropy (nats), streamed (the per-window losses of streamedEvalLoss). */
+export async function streamedWindowLosses(sm: StreamedDecoder, windows: EvalWindows, opts: StreamOptions): Promise<number[]> {
+  const wg = groups(windows.count, windowsPerGroup(windows, sm.spec.width, 1, opts.budgetBytes));
+  const out: number[] = [];
+  for (const [i, [a, b]] of wg.entries())
+    for (const v of (await pass(sm, windows, a, b, [], { ...opts, index: i, passes: wg.length })).base) out.push(v / windows.seq);
+  return out;
+}
+
+/** The residual statistics (as residualStats) of the first `sequences` windows, streamed in one pass. */
+export async function streamedResidualStats(sm: StreamedDecoder, windows: EvalWindows, sequences: number, opts: StreamOptions): Promise<ResidualStats> {
+  const S = Math.min(sequences, windows.count);
+  if (S < 1) fail('data', 'residual statistics need at least one validation sequence');
+  const acc = new ResidualAccumulator(sm.nLayers, S);
+  await pass(sm, windows, 0, S, [], { ...opts, stats: { acc, count: S }, index: 0, passes: 1 });
+  return acc.result();
 }
 
 /**
@@ -156,29 +178,19 @@ export async function streamedDiagnostics(
   const passes = wg.length * sg.length + (statsInline ? 0 : 1);
   let index = 0;
   if (!statsInline) await pass(sm, windows, 0, S, [], { ...opts, stats: { acc, count: S }, index: index++, passes });
-  let base = 0;
-  const dropSum = new Float64Array(L);
+  const base: number[] = [];
+  const perBlock: number[][] = Array.from({ length: L }, () => []);
   for (const [a, b] of wg) {
     let baseCounted = false;
     for (const [s0, s1] of sg) {
       const skips = Array.from({ length: s1 - s0 }, (_, k) => s0 + k);
       const withStats = statsInline && a === 0 && s0 === 0 ? { acc, count: S } : undefined;
       const r = await pass(sm, windows, a, b, skips, { ...opts, stats: withStats, index: index++, passes });
-      if (!baseCounted) base += r.base;
+      if (!baseCounted) base.push(...r.base);
       baseCounted = true;
-      for (const [s, v] of r.skipped) dropSum[s] += v;
+      for (const [s, v] of r.skipped) perBlock[s].push(...v);
     }
   }
-  const tokens = P * windows.seq;
-  const baseLoss = base / tokens;
-  const losses = Array.from(dropSum, (v) => v / tokens);
-  return {
-    stats: acc.result(),
-    pruning: {
-      base_loss: baseLoss,
-      base_ppl: Math.exp(baseLoss),
-      drop_loss: losses.map((v) => v - baseLoss),
-      drop_ppl: losses.map((v) => Math.exp(v) - Math.exp(baseLoss)),
-    },
-  };
+  const perWindow = (sums: number[]) => sums.map((v) => v / windows.seq);
+  return { stats: acc.result(), pruning: pruningFromWindows(perWindow(base), perBlock.map(perWindow)) };
 }

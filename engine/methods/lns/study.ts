@@ -15,10 +15,11 @@ import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
-import { comparison, noiseWarning, pairedDifference, verdict, type KeyResult } from '../../stats/stats.js';
+import { comparison, fmt, noiseWarning, pairedDifference, verdict, type KeyResult } from '../../stats/stats.js';
 import { writeFileAtomic, writeJsonAtomic, readJsonSync } from '../../io/atomic.js';
 import { encodePng } from '../../io/png.js';
 import { executorSchema } from '../../jobs/executor.js';
+import { metricCurves, runSeeds, seedsField, SINGLE_SEED, type SeedStudy } from '../../jobs/seeds.js';
 import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
 import { NORM_VARIANTS } from '../../models/llama.js';
 import { barPlot, linePlot, writePlot } from '../../plot/index.js';
@@ -91,6 +92,7 @@ export const lnsStudySchema = z
   .object({
     method: z.literal('lns-study'),
     ...baseConfig,
+    seeds: seedsField,
     variants: z
       .array(variantSchema)
       .min(1)
@@ -185,6 +187,66 @@ export function sideBySide(pngs: Uint8Array[], gap = 12): Uint8Array {
   return encodePng(out, width, height);
 }
 
+/**
+ * Warnings when a result points the other way from the paper (Sun et al. 2025: LNS lowers
+ * perplexity below Pre-LN, and removing a deep block costs an LNS model more than a Pre-LN one,
+ * i.e. LNS makes the deep layers useful), each saying how this study's setting differs from the
+ * paper's (docs/methods.md, "LayerNorm Scaling": LLaMA 130M–1B, 12–32 blocks of width 768–2048, on
+ * C4 with the T5 tokenizer, 20k–100k steps of 131,072 tokens).
+ */
+function paperContrast(cfg: LnsStudyConfig, results: VariantResult[], vsFirst: (ReturnType<typeof pairedDifference> | null)[]): string[] {
+  const pre = results.findIndex((r) => r.variant.norm === 'pre');
+  const lns = results.findIndex((r) => r.variant.norm === 'lns');
+  if (pre < 0 || lns < 0) return [];
+  const t = cfg.train as { steps: number; batch: number; seq: number };
+  const setting =
+    `this study trains ${cfg.model.layers} blocks of width ${cfg.model.d_model} on ${cfg.data.source} (${cfg.data.tokenizer ?? 'byte'} tokens) for ${t.steps} steps of ${t.batch * t.seq} tokens; ` +
+    'the paper trains LLaMA 130M–1B (12–32 blocks, width 768–2048) on C4 (T5 tokenizer) for 20k–100k steps of 131,072 tokens (docs/methods.md, LayerNorm Scaling), ' +
+    'where the depth effect it corrects grows with depth and training length';
+  const out: string[] = [];
+  const [dPre, dLns] = [results[pre].diagnostics.deep_half_prune_drop_mean, results[lns].diagnostics.deep_half_prune_drop_mean];
+  if (!(dLns > dPre))
+    out.push(`unlike the paper, removing a deep-half block costs LNS no more than Pre-LN here (mean ΔCE ${fmt(dLns)} vs ${fmt(dPre)} nats): ${setting}`);
+  // LNS − Pre-LN from the paired differences against the first variant.
+  const diff =
+    pre === 0
+      ? vsFirst[lns]
+      : lns === 0 && vsFirst[pre]
+        ? { ...vsFirst[pre]!, mean: -vsFirst[pre]!.mean, ci95: [-vsFirst[pre]!.ci95[1], -vsFirst[pre]!.ci95[0]] as [number, number] }
+        : null;
+  if (diff && verdict(diff.ci95, 'lower') === 'worse')
+    out.push(
+      `unlike the paper, LNS ends with a higher validation loss than Pre-LN (${fmt(diff.mean)} nats, 95% [${fmt(diff.ci95[0])}, ${fmt(diff.ci95[1])}]): ${setting}`,
+    );
+  return out;
+}
+
+/** The study over seeds: each variant's row of the perplexity table, and its validation-loss curve. */
+const LNS_SEEDS: SeedStudy = {
+  rows: (s) =>
+    Object.fromEntries(
+      ((s.variants as Record<string, unknown>[] | undefined) ?? []).map((v) => [
+        String(v.variant),
+        {
+          final_val_loss: v.final_val_loss as number,
+          final_val_ppl: v.final_val_ppl as number,
+          val_loss_minus_first: v.val_loss_minus_first as number | null,
+          deep_half_prune_drop_mean: v.deep_half_prune_drop_mean as number,
+          shallow_half_prune_drop_mean: v.shallow_half_prune_drop_mean as number,
+        },
+      ]),
+    ),
+  curves: (project, _runId, s) =>
+    Object.fromEntries(
+      ((s.variants as Record<string, unknown>[] | undefined) ?? []).map((v) => {
+        const c = metricCurves(project, String(v.run_id), { val: 'val_loss' }).val;
+        // without the step-0 evaluation, as the study's own plot
+        return [String(v.variant), { step: c.step.slice(1), value: c.value.slice(1) }];
+      }),
+    ),
+  curveAxis: { title: 'Validation loss', yLabel: 'validation cross-entropy (nats)' },
+};
+
 registerJobKind({
   name: 'lns-study',
   title: 'LayerNorm Scaling study',
@@ -192,7 +254,9 @@ registerJobKind({
   schema: lnsStudySchema,
   resumable: false,
   parent: true,
-  async run(ctx, cfg) {
+  async run(ctx, studyCfg) {
+    if ((studyCfg.seeds?.length ?? 0) > 1) return runSeeds(ctx, studyCfg, LNS_SEEDS);
+    const cfg = { ...studyCfg, seed: studyCfg.seeds?.[0] ?? studyCfg.seed };
     const started = Date.now();
     const results: VariantResult[] = [];
     ctx.log(`lns-study: ${cfg.variants.length} variants (${cfg.executor.kind} executor)`);
@@ -244,8 +308,8 @@ registerJobKind({
       const w = d && noiseWarning(`val loss ${results[i].label} − ${results[0].label}`, d.mean, d.ci95);
       return w ? [w] : [];
     });
-    if (cfg.variants.length > 1)
-      warnings.push('single seed: the intervals are over validation windows, not over training seeds; not a result until repeated over seeds');
+    warnings.push(...paperContrast(cfg, results, vsFirst));
+    if (cfg.variants.length > 1) warnings.push(SINGLE_SEED);
     for (const w of warnings) ctx.log(`warning: ${w}`);
 
     // Perplexity table.

@@ -22,6 +22,7 @@ import { loadViT } from './vit-io.js';
 import { ptqData, ptqDataSchema } from './data.js';
 import { trainViT, vitTrainSchema } from './vit-train.js';
 import { pathField } from '../../jobs/paths.js';
+import { wilson } from '../../stats/stats.js';
 import { ptqPresets } from './presets.js';
 
 registerPresets(ptqPresets);
@@ -85,7 +86,12 @@ async function runPtqVit(ctx: JobContext, cfg: PtqVitConfig): Promise<Record<str
       const acc = await top1(q.model, evalSet, q.hooks(), 250, () => ctx.tick());
       ctx.metric({ step: 1, fp_top1: fp, quant_top1: acc });
       const summary: Record<string, unknown> = {
-        key_result: { label: `top-1 W${cfg.w_bits}A${cfg.a_bits}`, value: acc },
+        key_result: {
+          label: `top-1 W${cfg.w_bits}A${cfg.a_bits}`,
+          value: acc,
+          ci95: wilson(Math.round(acc * evalSet.n), evalSet.n),
+          interval: `Wilson interval of the top-1 proportion, ${evalSet.n} images`,
+        },
         fp_top1: fp,
         quant_top1: acc,
         drop: fp - acc,

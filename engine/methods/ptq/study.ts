@@ -41,6 +41,7 @@ import { loadViT } from './vit-io.js';
 import { vitModelSchema, vitTrainOptionsSchema } from './vit-train.js';
 import { ptqData, ptqDataSchema } from './data.js';
 import { pathField } from '../../jobs/paths.js';
+import { runSeeds, seedsField, SINGLE_SEED, type SeedStudy } from '../../jobs/seeds.js';
 import { releaseFileLock, takeFileLock } from '../../store/runs.js';
 
 /** The quantizer presets: post-softmax quantizer × post-LN treatment. */
@@ -70,6 +71,7 @@ export const ptqStudySchema = z
   .object({
     method: z.literal('ptq-study'),
     ...baseConfig,
+    seeds: seedsField,
     executor: executorSchema,
     model_dir: pathField(z.string().optional().describe('a ViT model folder (timm names) to study; default: train (or reuse) a small MNIST ViT')),
     vit: z
@@ -156,7 +158,9 @@ const cell = (x: number | undefined) => (x === undefined ? '—' : pct(x));
  * why per preset), then the table, plots and export check here, a preset whose child did not
  * complete marked missing.
  */
-export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise<Record<string, unknown>> {
+export async function runPtqStudy(ctx: JobContext, studyCfg: PtqStudyConfig): Promise<Record<string, unknown>> {
+  if ((studyCfg.seeds?.length ?? 0) > 1) return runSeeds(ctx, studyCfg, PTQ_SEEDS);
+  const cfg = { ...studyCfg, seed: studyCfg.seeds?.[0] ?? studyCfg.seed };
   const started = Date.now();
   const { source, trained } = await studyModel(ctx, cfg);
   const tModel = (Date.now() - started) / 1000;
@@ -312,6 +316,7 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
       const w = noiseWarning(`DopQ − RepQ top-1 at ${c}`, p.diff, p.ci95);
       if (w) warnings.push(w);
     }
+    if (Object.keys(cmp).length) warnings.push(SINGLE_SEED);
     for (const w of warnings) ctx.log(`warning: ${w}`);
     const exportCell = `W${cfg.export_bits}A${cfg.export_bits}`;
     const [dExport, rExport] = [mask('dopq', exportCell), mask('repq', exportCell)];
@@ -367,6 +372,14 @@ export async function runPtqStudy(ctx: JobContext, cfg: PtqStudyConfig): Promise
     model.dispose();
   }
 }
+
+/** The study over seeds (each seed its own ViT and calibration draw): top-1 per preset × bit width, FP as a row. */
+const PTQ_SEEDS: SeedStudy = {
+  rows: (s) => ({
+    fp: { top1: s.fp_top1 as number },
+    ...Object.fromEntries(Object.entries((s.table as Record<string, Record<string, number>> | undefined) ?? {}).map(([preset, byBits]) => [preset, byBits])),
+  }),
+};
 
 /**
  * The export preset's child exported its quantized model and checked its dequantized reference;

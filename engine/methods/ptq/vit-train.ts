@@ -20,6 +20,7 @@ import { endOfStep, restoreTrainingCheckpoint, saveTrainingCheckpoint, yieldUnti
 import { imageBatch, inputNorm, top1 } from './ptq.js';
 import { checkImagesFit, loadImageSource, loadViT, saveViT } from './vit-io.js';
 import { pathField } from '../../jobs/paths.js';
+import { wilson } from '../../stats/stats.js';
 
 export const vitModelSchema = z
   .object({
@@ -206,7 +207,12 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
     return {
       model,
       summary: {
-        key_result: { label: 'top-1', value: acc },
+        key_result: {
+          label: 'top-1',
+          value: acc,
+          ci95: wilson(Math.round(acc * evalSet.n), evalSet.n),
+          interval: `Wilson interval of the top-1 proportion, ${evalSet.n} held-out images`,
+        },
         top1: acc,
         eval_images: evalSet.n,
         train_images: train.n,

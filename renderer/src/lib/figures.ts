@@ -121,6 +121,8 @@ export function neededFiles(method: string): string[] {
       return ['dla_points.json'];
     case 'ptq-study':
       return ['softmax_levels.json', 'ln_scales.json'];
+    case 'depth-study':
+      return ['depth_study.json'];
     default:
       return [];
   }
@@ -269,6 +271,118 @@ function lnsStudy(run: RunData, children: RunData[]): ResultsPage {
   const byRun = new Map(variants.map((v) => [String(v.run_id), String(v.variant)]));
   const figures = [...overlaidLosses(children, (c) => byRun.get(c.id) ?? c.name, { train: 'loss', val: 'val_loss' }), ...diagnosticsFigures(models)];
   return { table, grids: [], figures, shown: ['variants', 'artifacts'] };
+}
+
+interface Interval {
+  mean: number;
+  lo: number;
+  hi: number;
+}
+
+/** One model of depth_study.json (engine/methods/lns/depth-study.ts `ModelSummary`). */
+export interface DepthModel {
+  label: string;
+  run_id: string;
+  model: string;
+  layers: number;
+  base_loss: number;
+  drop_loss: number[];
+  drop_loss_lo: number[];
+  drop_loss_hi: number[];
+  block_influence: number[];
+  variance: number[];
+  angular: { n: number[]; l: number[]; d: (number | null)[][] };
+  best_block: { n: number; l: number; d: number }[];
+  shallow_half: Interval;
+  deep_half: Interval;
+}
+
+/** The models of a depth study, in the order of its config (each model's colour is its place here, in every figure). */
+export function depthModels(run: RunData): DepthModel[] {
+  const f = run.files['depth_study.json'];
+  return isRecord(f) && Array.isArray(f.models) ? (f.models as DepthModel[]) : [];
+}
+
+const ci = (i: Interval) => `${i.mean.toPrecision(3)} [${i.lo.toPrecision(3)}, ${i.hi.toPrecision(3)}]`;
+
+/**
+ * The depth study: each model's deep vs shallow half table, ΔP against relative depth with its
+ * paired intervals (cross-entropy, not the paper's MMLU accuracy), the angular-distance heatmaps on
+ * one colour scale, Block Influence and variance against relative depth.
+ */
+function depthStudy(run: RunData): ResultsPage {
+  const models = depthModels(run);
+  const rel = (m: DepthModel) => range(m.layers, 1).map((l) => l / m.layers);
+  const table: TableSpec = {
+    title: 'Deep half vs shallow half (mean ΔP, nats, 95% paired interval)',
+    columns: [
+      col('model'),
+      col('layers'),
+      col('full_model_loss', 'full model CE'),
+      col('shallow', 'shallow half ΔP'),
+      col('deep', 'deep half ΔP'),
+      col('best_block', 'Gromov ℓ*(n), n = 1, 2, …'),
+      col('run_id', 'run'),
+    ],
+    rows: models.map((m) => ({
+      model: m.label,
+      layers: m.layers,
+      full_model_loss: m.base_loss,
+      shallow: ci(m.shallow_half),
+      deep: ci(m.deep_half),
+      best_block: m.best_block
+        .slice(0, 4)
+        .map((b) => b.l)
+        .join(', '),
+      run_id: m.run_id,
+    })),
+    linkColumn: 'run_id',
+  };
+  if (!models.length) return { table: null, grids: [], figures: [], shown: ['models'] };
+  const dmax = Math.max(0, ...models.flatMap((m) => m.angular.d.flat().filter(isNum)));
+  const figures: Figure[] = [
+    {
+      kind: 'lines',
+      id: 'depth-drop',
+      title: 'Cross-entropy increase when one block is removed',
+      note: 'ΔP(ℓ) = validation CE without block ℓ − CE of the full model (nats; the paper plots MMLU accuracy). Bands: 95% paired t-intervals over the windows.',
+      xLabel: 'relative depth ℓ / L',
+      yLabel: 'CE increase ΔP (nats)',
+      series: models.map((m) => ({ label: m.label, x: rel(m), y: nums(m.drop_loss), band: { lo: nums(m.drop_loss_lo), hi: nums(m.drop_loss_hi) } })),
+    },
+    {
+      kind: 'lines',
+      id: 'depth-bi',
+      title: 'Block Influence by relative depth',
+      note: 'BI(ℓ) = 1 − cos(x_ℓ−1, x_ℓ), averaged over every token (ShortGPT).',
+      xLabel: 'relative depth ℓ / L',
+      yLabel: 'Block Influence',
+      series: models.map((m) => ({ label: m.label, x: rel(m), y: nums(m.block_influence) })),
+    },
+    {
+      kind: 'lines',
+      id: 'depth-variance',
+      title: 'Residual-stream variance by relative depth',
+      xLabel: 'relative depth ℓ / L (0 = embeddings)',
+      yLabel: 'Var(x_ℓ)',
+      logY: true,
+      series: models.map((m) => ({ label: m.label, x: m.variance.map((_, l) => l / m.layers), y: nums(m.variance) })),
+    },
+    ...models.map((m): Figure => ({
+      kind: 'heatmap',
+      id: `depth-angular-${m.label}`,
+      title: `Angular distance, ${m.label}`,
+      note: 'd(ℓ, n) of the last token; every model on the same colour scale.',
+      xLabel: 'layer ℓ (0 = embeddings)',
+      yLabel: 'n (layers ahead)',
+      x: m.angular.l,
+      y: m.angular.n,
+      values: m.angular.d,
+      domain: [0, dmax || 1],
+      colorLabel: 'angular distance',
+    })),
+  ];
+  return { table, grids: [], figures, shown: ['models', 'artifacts'] };
 }
 
 function lmRun(run: RunData): ResultsPage {
@@ -509,6 +623,8 @@ export function resultsPage(run: RunData, children: RunData[] = []): ResultsPage
   switch (run.method) {
     case 'lns-study':
       return lnsStudy(run, children);
+    case 'depth-study':
+      return depthStudy(run);
     case 'lm-pretrain':
     case 'lns-diagnostics':
       return lmRun(run);

@@ -8,6 +8,8 @@ export interface Series {
   label: string;
   x: number[];
   y: number[];
+  /** An interval around each y (e.g. a 95% confidence interval), drawn as a band in the series' colour. */
+  band?: { lo: number[]; hi: number[] };
 }
 
 export interface ChartSpec {

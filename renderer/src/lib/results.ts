@@ -16,12 +16,15 @@ const VIEWS: Record<string, MethodView> = {
   'ln-removal': { family: 'ln-removal', title: 'LayerNorm removal' },
   lct: { family: 'lct', title: 'Latent consistency training' },
   ptq: { family: 'ptq', title: 'Post-training quantization (DopQ-ViT)' },
+  depth: { family: 'depth', title: 'Depth study across models' },
 };
 
 const FAMILY: Record<string, string> = {
   'lm-pretrain': 'lm',
   'lns-diagnostics': 'lns',
   'lns-study': 'lns',
+  'depth-study': 'depth',
+  prune: 'depth',
   'ln-removal': 'ln-removal',
   dla: 'ln-removal',
   'autoencoder-train': 'lct',
@@ -33,8 +36,16 @@ const FAMILY: Record<string, string> = {
   'ptq-study': 'ptq',
 };
 
+/** Kinds that share a family's figures but are not what the family's title names (a training stage of it). */
+const TITLES: Record<string, string> = {
+  'vit-train': 'ViT training (the model a PTQ study quantizes)',
+  'autoencoder-train': 'Autoencoder training (the latent space of LCT)',
+  'image-classifier': 'Image classifier training (the features of LCT’s FID)',
+};
+
 export function methodView(method: string): MethodView | null {
-  return VIEWS[FAMILY[method] ?? ''] ?? null;
+  const view = VIEWS[FAMILY[method] ?? ''];
+  return view ? { ...view, title: TITLES[method] ?? view.title } : null;
 }
 
 /** Image artifacts that are pictures, not plots of data (sample grids, reconstructions): shown inline. */

@@ -83,8 +83,11 @@ describe('FID (Fréchet distance of Gaussian fits)', () => {
   });
 });
 
-/** The Python with numpy and scipy (PATH's python3 unless NORMLAB_PYTHON names one). */
-const scipyPython = process.env.NORMLAB_PYTHON ?? 'python3';
+/** The first Python with numpy and scipy: NORMLAB_PYTHON, Debian's (CI installs python3-scipy), PATH's. */
+const scipyPython =
+  [process.env.NORMLAB_PYTHON, '/usr/bin/python3', 'python3'].find(
+    (py) => py !== undefined && spawnSync(py, ['-c', 'import numpy, scipy'], { stdio: 'ignore' }).status === 0,
+  ) ?? 'python3';
 const hasScipy = spawnSync(scipyPython, ['-c', 'import numpy, scipy'], { stdio: 'ignore' }).status === 0;
 
 describe('FID bootstrap standard error', () => {

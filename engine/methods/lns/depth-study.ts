@@ -36,6 +36,7 @@ import {
   VARIANCE_HELP,
   type Diagnostics,
   type Interval,
+  pruneKeyResult,
 } from './diagnostics.js';
 import { sideBySide } from './study.js';
 
@@ -309,7 +310,7 @@ registerJobKind({
     ctx.progress({ step: cfg.models.length, total: cfg.models.length, phase: 'compare', message: 'writing the figures' });
     const artifacts = await writeDepthStudy(ctx.run.artifactsDir, models, cfg.variance);
     return {
-      key_result: { label: `deep-half ΔCE, ${models[0].label}`, value: models[0].deep_half.mean },
+      key_result: pruneKeyResult(`deep-half ΔCE, ${models[0].label}`, models[0].deep_half),
       metric: 'validation cross-entropy (nats); ΔP = CE without the block − CE of the full model',
       models: models.map((m) => ({
         model: m.label,

@@ -37,7 +37,7 @@ import type { CausalLM } from '../../models/lm.js';
 import { crossEntropy } from '../../nn/ops.js';
 import { barPlot, heatmap, linePlot, writePlot } from '../../plot/index.js';
 import { blockOf, lmWindowLosses } from '../../train/lm-step.js';
-import { tInterval } from '../../stats/stats.js';
+import { comparison, tInterval, type KeyResult } from '../../stats/stats.js';
 
 /** Angular distance arccos(cos(a, b)) / pi in [0, 1]: 0 for the same direction, 1 for opposite. */
 export function angularDistance(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -329,6 +329,19 @@ export function blocksDropInterval(p: PruningResult, blocks: readonly number[]):
   if (blocks.length === 0) return { mean: NaN, lo: NaN, hi: NaN, n: 0 };
   const diffs = p.window_base_loss.map((b, w) => blocks.reduce((a, l) => a + p.window_loss[l][w] - b, 0) / blocks.length);
   return pairedInterval(diffs);
+}
+
+/** 0-based indices of the deeper half of L blocks (those deepHalfMean averages). */
+export function deepHalfBlocks(L: number): number[] {
+  return Array.from({ length: L - Math.floor(L / 2) }, (_, k) => Math.floor(L / 2) + k);
+}
+
+/**
+ * A pruning comparison as a key result: the CE increase of the pruned model (lower is better for
+ * it), with its paired interval over the evaluation windows and the verdict.
+ */
+export function pruneKeyResult(label: string, i: Interval): KeyResult {
+  return comparison(label, i.mean, [i.lo, i.hi], 'lower', `paired t over ${i.n} evaluation window${i.n === 1 ? '' : 's'} (pruned − full CE)`);
 }
 
 /**

@@ -33,6 +33,9 @@ import {
   gradHistoryFromMetrics,
   summarizeGradHistory,
   writeDiagnostics,
+  pruneKeyResult,
+  blocksDropInterval,
+  deepHalfBlocks,
 } from './diagnostics.js';
 import { autoDiagnosticsOptions } from './auto.js';
 import { lnsPresets } from './presets.js';
@@ -180,7 +183,7 @@ registerJobKind({
       } else d = await computeDiagnostics(opened.model, windows, dopts, grads, () => ctx.tick());
       const files = await writeDiagnostics(ctx.run.artifactsDir, d, cfg.name ?? path.basename(cfg.run ?? modelDir));
       return {
-        key_result: { label: 'deep-half prune ΔCE', value: d.deep_half_prune_drop_mean },
+        key_result: pruneKeyResult('deep-half prune ΔCE', blocksDropInterval(d.pruning, deepHalfBlocks(d.layers))),
         model: modelDir,
         val_loss: d.pruning.base_loss,
         val_ppl: d.pruning.base_ppl,

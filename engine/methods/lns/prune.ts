@@ -43,7 +43,7 @@ import { openLM, STREAMING_MODES, type OpenedLM } from '../../models/index.js';
 import { textDataSchema } from '../../train/lm-config.js';
 import { loadLMData } from '../../train/lm-data.js';
 import { lmWindowLosses } from '../../train/lm-step.js';
-import { angularDistanceMatrix, bestBlockStarts, pairedInterval, residualStats, type ResidualStats } from './diagnostics.js';
+import { angularDistanceMatrix, bestBlockStarts, pairedInterval, pruneKeyResult, residualStats, type ResidualStats } from './diagnostics.js';
 import { defaultStreamBudget, streamedResidualStats, streamedWindowLosses } from './streamed-diagnostics.js';
 
 const ruleSchema = z.union([
@@ -278,7 +278,7 @@ registerJobKind({
     };
     await writeJsonAtomic(path.join(ctx.run.artifactsDir, 'prune_eval.json'), evaluation);
     return {
-      key_result: { label: 'pruned − original CE', value: diff.mean },
+      key_result: pruneKeyResult('pruned − original CE', diff),
       model: src,
       rule: cfg.rule ?? 'explicit',
       removed_layers: removed,

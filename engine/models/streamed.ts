@@ -3,9 +3,10 @@
  * not fit the backend (the wasm heap holds 4 GiB at most) or would take several times the file's
  * size in memory (a bf16 file widened to float32 is twice its size).
  *
- * What stays in memory: the embedding as stored on disk (bf16 stays 2 bytes a value; rows are
- * gathered and widened on the host), the head as float32 vocabulary chunks on the backend, the
- * final norm, and the residual streams of the windows being evaluated (host float32). A pass reads
+ * What stays in memory: the embedding (and an untied head) as stored on disk (bf16 stays 2 bytes
+ * a value; rows are gathered and widened on the host, and the head is widened one vocabulary chunk
+ * at a time when the loss is taken), the final norm, and the residual streams of the windows being
+ * evaluated (host float32). A pass reads
  * block ℓ's weights from the file, widens them to float32, runs every window (and every pruned
  * variant of the model, see ../methods/lns/streamed-diagnostics.ts) through it and frees it before
  * block ℓ + 1. The math is the shared decoder's (./decoder.ts): Decoder.block, Decoder.finalNorm
@@ -83,7 +84,6 @@ export class StreamedDecoder {
     private readonly model: Decoder,
     private readonly embedRows: StoredRows,
     private readonly headRows: StoredRows,
-    private readonly headChunks: tf.Tensor2D[],
     private readonly positions: Float32Array | null,
     private readonly nameOf: (name: string) => string,
     /** Bytes of the checkpoint's weights as stored. */
@@ -93,7 +93,6 @@ export class StreamedDecoder {
   /** Open a model folder whose config has been read into `spec`: the embedding, head and final norm are read now. */
   static async open(reader: ModelDirReader, spec: DecoderSpec): Promise<StreamedDecoder> {
     const model = new Decoder(spec, reader.config, { allocate: false });
-    const chunks: tf.Tensor2D[] = [];
     // The checkpoint's name of a parameter: as the spec names it, or without the optional prefix.
     const weights = await reader.weights();
     const present = new Set(weights.names);
@@ -111,10 +110,6 @@ export class StreamedDecoder {
       for (const rows of [embed, head])
         if (rows.raw.shape.length !== 2 || rows.raw.shape[0] !== spec.vocab || rows.raw.shape[1] !== spec.width)
           fail('model', `${reader.dir}: an embedding or head of shape [${rows.raw.shape}], the config says [${spec.vocab}, ${spec.width}]`);
-      for (let r = 0; r < spec.vocab; r += HEAD_CHUNK_ROWS) {
-        const r1 = Math.min(spec.vocab, r + HEAD_CHUNK_ROWS);
-        chunks.push(tf.tensor2d(head.range(r, r1), [r1 - r, spec.width]));
-      }
       for (const name of ['weight', 'bias']) {
         const full = `${spec.names.finalNorm}.${name}`;
         if (name === 'bias' && !spec.norm.bias) continue;
@@ -126,9 +121,8 @@ export class StreamedDecoder {
         if (wpe.rows !== spec.maxSeq) fail('model', `${spec.names.positions} has ${wpe.rows} rows, the config says ${spec.maxSeq} positions`);
         positions = wpe.range(0, wpe.rows);
       }
-      return new StreamedDecoder(spec, reader, model, embed, head, chunks, positions, nameOf, weights.totalBytes);
+      return new StreamedDecoder(spec, reader, model, embed, head, positions, nameOf, weights.totalBytes);
     } catch (err) {
-      tf.dispose(chunks);
       model.dispose();
       throw err;
     }
@@ -185,46 +179,54 @@ export class StreamedDecoder {
   }
 
   /**
-   * Summed next-token cross-entropy (nats) of residual streams x (B, T, C) after the last block
-   * against targets y (B·T): final norm, then the head chunk by chunk with a running logsumexp;
-   * each target's logit from its own head row. A scalar on the backend.
+   * Summed next-token cross-entropy (nats) of each window of residual streams x (B, T, C) after
+   * the last block against targets y (B·T), B sums: final norm, then the head one vocabulary chunk at a time (widened from
+   * its stored rows, used for every position, freed) with a running logsumexp per position; each
+   * target's logit from its own head row.
    */
-  lossSum(x: tf.Tensor3D, y: Int32Array): tf.Scalar {
+  async windowLossSums(x: tf.Tensor3D, y: Int32Array): Promise<number[]> {
     const [B, T, C] = x.shape;
     const N = B * T;
+    const V = this.spec.vocab;
     const cap = this.spec.logitSoftcap;
     const capped = (t: tf.Tensor) => (cap === null ? t : tf.mul(tf.tanh(tf.div(t, cap)), cap));
+    const h = tf.tidy(() => tf.reshape(this.model.finalNorm(x), [N, C]) as tf.Tensor2D);
+    // Positions per product so that a chunk's logits stay within the budget.
     const step = Math.max(1, Math.floor(LOGITS_BUDGET / HEAD_CHUNK_ROWS));
-    return tf.tidy(() => {
-      const h = tf.reshape(this.model.finalNorm(x), [N, C]);
-      const parts: tf.Tensor[] = [];
-      for (let n0 = 0; n0 < N; n0 += step) {
-        const n1 = Math.min(N, n0 + step);
-        const hn = tf.slice(h, [n0, 0], [n1 - n0, C]);
-        let M: tf.Tensor | null = null;
-        let S: tf.Tensor | null = null;
-        for (const W of this.headChunks) {
-          const logits = capped(tf.matMul(hn, W, false, true)); // (n, C) @ (C, Vc)
+    let M: tf.Tensor1D | null = null; // running max logit per position
+    let S: tf.Tensor1D | null = null; // running Σ exp(logit − M)
+    for (let r0 = 0; r0 < V; r0 += HEAD_CHUNK_ROWS) {
+      const r1 = Math.min(V, r0 + HEAD_CHUNK_ROWS);
+      const W = tf.tensor2d(this.headRows.range(r0, r1), [r1 - r0, C]);
+      const next = tf.tidy(() => {
+        const ms: tf.Tensor[] = [];
+        const ss: tf.Tensor[] = [];
+        for (let n0 = 0; n0 < N; n0 += step) {
+          const logits = capped(tf.matMul(tf.slice(h, [n0, 0], [Math.min(N, n0 + step) - n0, C]), W, false, true)); // (n, C) @ (C, Vc)
           const m = tf.max(logits, 1);
-          const s = tf.sum(tf.exp(tf.sub(logits, tf.expandDims(m, 1))), 1);
-          if (M === null || S === null) [M, S] = [m, s];
-          else {
-            const M2: tf.Tensor = tf.maximum(M, m);
-            S = tf.add(tf.mul(S, tf.exp(tf.sub(M, M2))), tf.mul(s, tf.exp(tf.sub(m, M2))));
-            M = M2;
-          }
+          ms.push(m);
+          ss.push(tf.sum(tf.exp(tf.sub(logits, tf.expandDims(m, 1))), 1));
         }
-        const targetRows = tf.tensor2d(this.headRows.gather(y.subarray(n0, n1)), [n1 - n0, C]);
-        const target = capped(tf.sum(tf.mul(hn, targetRows), 1));
-        parts.push(tf.sum(tf.sub(tf.add(M!, tf.log(S!)), target)));
-      }
-      return tf.addN(parts) as tf.Scalar;
-    });
+        const m = tf.concat(ms) as tf.Tensor1D;
+        const s = tf.concat(ss) as tf.Tensor1D;
+        if (M === null || S === null) return { M: m, S: s };
+        const M2 = tf.maximum(M, m) as tf.Tensor1D;
+        return { M: M2, S: tf.add(tf.mul(S, tf.exp(tf.sub(M, M2))), tf.mul(s, tf.exp(tf.sub(m, M2)))) as tf.Tensor1D };
+      });
+      W.dispose();
+      tf.dispose([M, S].filter((t): t is tf.Tensor1D => t !== null));
+      ({ M, S } = next);
+    }
+    const targetRows = tf.tensor2d(this.headRows.gather(y), [N, C]);
+    const sums = tf.tidy(() => tf.sum(tf.reshape(tf.sub(tf.add(M!, tf.log(S!)), capped(tf.sum(tf.mul(h, targetRows), 1))), [B, T]), 1));
+    tf.dispose([h, targetRows, M!, S!]);
+    const values = Array.from(await sums.data());
+    sums.dispose();
+    return values;
   }
 
   dispose(): void {
     this.unloadBlock();
-    tf.dispose(this.headChunks);
     this.model.dispose();
   }
 }

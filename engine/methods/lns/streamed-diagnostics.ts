@@ -92,15 +92,13 @@ async function pass(
     await opts.tick?.();
   }
   sm.unloadBlock();
-  /** Summed CE of each window of the pass (one head evaluation per window). */
+  /** Summed CE of each window of the pass. */
   const lossOf = async (state: Float32Array) => {
     const sums: number[] = [];
-    for (let w = w0; w < w1; w++) {
-      const x = tf.tensor3d(state.subarray((w - w0) * per, (w - w0 + 1) * per), [1, T, C]);
-      const s = sm.lossSum(x, windows.y.subarray(w * T, (w + 1) * T));
+    for (const [a, b] of batches) {
+      const x = tf.tensor3d(state.subarray((a - w0) * per, (b - w0) * per), [b - a, T, C]);
+      sums.push(...(await sm.windowLossSums(x, windows.y.subarray(a * T, b * T))));
       x.dispose();
-      sums.push((await s.data())[0]);
-      s.dispose();
     }
     return sums;
   };

@@ -244,8 +244,8 @@ export async function openModelDir(dir: string, opts: OpenModelDirOptions = {}):
  * Load a model folder whole: config and every weight (read one at a time). Errors as
  * `openModelDir` and `ModelDirReader.weights()`.
  */
-export async function loadModelDir(dir: string): Promise<ModelDir> {
-  const model = await openModelDir(dir);
+export async function loadModelDir(dir: string, opts: OpenModelDirOptions = {}): Promise<ModelDir> {
+  const model = await openModelDir(dir, opts);
   try {
     const w = await model.weights();
     const tensors = new Map<string, HostTensor>();

@@ -84,12 +84,12 @@ export function checkLMConfig(config: Record<string, unknown>, where: string): L
 }
 
 /** Load an LM from a model directory (config.json + model.safetensors). */
-export async function loadLM(dir: string): Promise<CausalLM> {
+export async function loadLM(dir: string, onProgress?: (bytesRead: number, totalBytes: number) => void): Promise<CausalLM> {
   // The config first: a model NormLab cannot read is refused before any weight is read.
   const configPath = path.join(dir, 'config.json');
   const json = await readJson(configPath, 'config.json').catch(() => null);
   if (json && typeof json === 'object' && !Array.isArray(json)) checkLMConfig(json as Record<string, unknown>, configPath);
-  const { config, tensors } = await loadModelDir(dir);
+  const { config, tensors } = await loadModelDir(dir, { onProgress });
   const model = createLM(archOf(config, `${dir}/config.json`), config, 0);
   try {
     // One tensor at a time: a GPT-2-small checkpoint is never held twice on the backend.
@@ -141,13 +141,15 @@ export type OpenedLM =
  * included) whose float32 weights exceed 1 GiB or half of what the backend holds is streamed
  * (./streamed.ts): its weights stay as stored and one block at a time is widened, so a bf16 model
  * needs about its file's size in memory instead of twice it. NormLab's norm-variant LLaMA and
- * LN-free GPT-2s always load whole. `onProgress` sees the bytes read while the weights load.
+ * LN-free GPT-2s always load whole. `onProgress` sees the bytes read while a whole model loads (a
+ * streamed one reads its blocks as it evaluates).
  */
 export async function openLM(
   dir: string,
   opts: { streaming?: StreamingMode; onProgress?: (bytesRead: number, totalBytes: number) => void } = {},
 ): Promise<OpenedLM> {
-  const reader = await openModelDir(dir, { onProgress: opts.onProgress });
+  // A streamed model reads its blocks while it evaluates (the evaluation reports that progress).
+  const reader = await openModelDir(dir);
   try {
     const where = path.join(dir, 'config.json');
     const arch = checkLMConfig(reader.config, where);
@@ -169,7 +171,7 @@ export async function openLM(
       };
     }
     await reader.close();
-    const model = await loadLM(dir);
+    const model = await loadLM(dir, opts.onProgress);
     return { kind: 'memory', model, dispose: async () => model.dispose() };
   } catch (err) {
     await reader.close();

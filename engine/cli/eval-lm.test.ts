@@ -40,7 +40,7 @@ describe('eval-lm on text', () => {
     await writeTokenFile(bin, ids, 'uint32');
     const viaTokens = await evalLM({ model: dir, tokens: bin, tokenDtype: 'uint32', seq: 8 });
     expect(r.tokens).toBe(32);
-    expect(viaTokens).toEqual(r);
+    expect({ loss: viaTokens.loss, tokens: viaTokens.tokens }).toEqual({ loss: r.loss, tokens: r.tokens });
   });
 
   it('asks for a tokenizer for a 50,304-id model without tokenizer.json instead of guessing GPT-2', async () => {

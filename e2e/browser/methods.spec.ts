@@ -115,6 +115,78 @@ async function screenshots(page: Page, name: string): Promise<void> {
   await page.setViewportSize({ width: 1440, height: 900 });
 }
 
+/** Every difference cell under `root` is tinted exactly when its verdict is outside noise, and says its verdict on hover. */
+async function differencesColouredByVerdict(root: Locator): Promise<{ within: number; outside: number }> {
+  const cells = await root
+    .locator('td[data-verdict]')
+    .evaluateAll((els) =>
+      els.map((e) => ({ verdict: e.getAttribute('data-verdict'), bg: getComputedStyle(e).backgroundColor, title: e.getAttribute('title') ?? '' })),
+    );
+  expect(cells.length).toBeGreaterThan(0);
+  const clear = (bg: string) => bg === 'rgba(0, 0, 0, 0)' || bg === 'transparent';
+  for (const c of cells) {
+    if (c.verdict === 'better' || c.verdict === 'worse') expect(clear(c.bg), `${c.title} should be tinted`).toBe(false);
+    else expect(clear(c.bg), `${c.title} should not be tinted`).toBe(true);
+    if (c.verdict === 'within noise') expect(c.title).toContain('within noise');
+  }
+  return {
+    within: cells.filter((c) => c.verdict === 'within noise').length,
+    outside: cells.filter((c) => c.verdict === 'better' || c.verdict === 'worse').length,
+  };
+}
+
+test('Numbers to trust: the key result with its 95% interval, verdict and method, every summary warning, within-noise differences untinted', async ({
+  page,
+}) => {
+  const summaries: Record<string, unknown>[] = [];
+  let within = 0;
+  for (const method of ['lns-study', 'ptq-study']) {
+    const runId = needFixture(method);
+    const summary = JSON.parse(fs.readFileSync(path.join(state().project, 'runs', runId, 'summary.json'), 'utf8')) as Record<string, unknown>;
+    summaries.push(summary);
+    const results = await openRun(page, runId);
+    const kr = summary.key_result as { label: string; verdict?: string; interval?: string };
+    const key = page.getByTestId('key-result');
+    await expect(key).toContainText(kr.label);
+    await expect(key).toContainText(/[+−]?\d+\.\d+ \[−?\d+\.\d+, −?\d+\.\d+\]/);
+    if (kr.verdict) await expect(key).toContainText(`· ${kr.verdict}`);
+    await expect(page.getByTestId('key-interval')).toContainText(kr.interval!);
+    const warnings = (summary.warnings as string[] | undefined) ?? [];
+    if (warnings.length) {
+      const box = page.getByTestId('warnings');
+      await expect(box).toBeVisible();
+      await expect(box.locator('li')).toHaveCount(warnings.length);
+      for (const w of warnings) await expect(box).toContainText(w);
+    }
+    // The difference cells (the variants table's paired difference, the PTQ grids) follow their verdicts.
+    const root = method === 'lns-study' ? page.getByTestId('comparison-table') : results;
+    within += (await differencesColouredByVerdict(root)).within;
+  }
+  // The fixtures are single-seed studies: they warn so, and at least one difference is within noise.
+  expect(summaries.some((s) => ((s.warnings as string[] | undefined) ?? []).some((w) => /single seed/.test(w)))).toBe(true);
+  expect(within).toBeGreaterThan(0);
+});
+
+test('A study over seeds: each seed’s value and mean ± sd in the table, the validation-loss curves’ mean over seeds with ± sd bands', async ({ page }) => {
+  const f = state().fixtures.find((x) => x.fixture === 'seeds-lns-study.yaml');
+  expect(f?.status, `fixture seeds-lns-study.yaml did not complete: ${f?.error}`).toBe('completed');
+  const results = await openRun(page, f!.runId!);
+  await expect(page.getByTestId('key-result')).toContainText('mean over 2 seeds');
+  await expect(page.getByTestId('key-interval')).toContainText('t over 2 seeds');
+  const table = page.getByTestId('comparison-table');
+  for (const h of ['mean ± sd', '95% interval over seeds', 'seed 0', 'seed 1']) await expect(table.locator('th')).toContainText([h]);
+  await expect(
+    table
+      .locator('td')
+      .filter({ hasText: /^\d+\.\d+ ± \d+\.\d+$/ })
+      .first(),
+  ).toBeVisible();
+  const chart = results.locator('[data-testid=chart][data-title^="Validation loss: mean over seeds"]');
+  await expect(chart).toHaveAttribute('data-bands', '2');
+  await expect(results.locator('[data-testid=figure][data-title^="Validation loss: mean over seeds"] .u-legend')).toContainText('(2 seeds)');
+  await screenshots(page, 'lns-study-seeds');
+});
+
 test('LNS study: variants table first, train and val loss overlaid per variant, diagnostics drawn with hover readouts', async ({ page }) => {
   const results = await openRun(page, needFixture('lns-study'));
   await expect(results).toHaveAttribute('data-family', 'lns');
@@ -258,11 +330,15 @@ test("LCT study: the configurations table first, FID bars per configuration, the
 test('PTQ study: preset × bit width as a colour-scaled grid, the top-1 drop as bars, the softmax histogram with quantizer levels', async ({ page }) => {
   const results = await openRun(page, needFixture('ptq-study'));
   await expect(results).toHaveAttribute('data-family', 'ptq');
-  const grid = results.getByTestId('grid');
+  const grid = results.getByTestId('grid').first();
   await expect(grid).toContainText('W4A4');
   await expect(grid).toContainText('dopq');
-  const tinted = await grid.locator('td').evaluateAll((els) => new Set(els.map((e) => getComputedStyle(e).backgroundColor)).size);
-  expect(tinted).toBeGreaterThan(1);
+  // Each top-1 has its Wilson interval; a cell is tinted exactly when its paired difference from full precision is outside noise.
+  await expect(grid.locator('td .ci').first()).toHaveText(/^\[\d+\.\d+, \d+\.\d+\]$/);
+  await differencesColouredByVerdict(grid);
+  const cmp = results.getByTestId('grid').filter({ hasText: 'DopQ − RepQ' });
+  await expect(cmp.locator('td').first()).toHaveText(/^[+−]?\d+\.\d+\s*\[−?\d+\.\d+, −?\d+\.\d+\]$/);
+  await differencesColouredByVerdict(cmp);
   // No raw markdown table anywhere in the summary.
   await expect(results).not.toContainText('|---|');
   const hist = results.locator('[data-testid=figure][data-kind=histogram]');

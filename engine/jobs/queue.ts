@@ -293,13 +293,12 @@ export class JobQueue {
       });
       run.update({ child_key: spec.key, child_index: index, pid: null });
       run.release(); // whoever executes it (this process, a run-child, a Slurm task) takes the lock
-
       return { run, created: true };
     });
   }
 
   /**
-   * Wait until none of these children runs in another live process (a resumed parent whose
+   * Wait until none of this parent's children runs in another live process (a resumed parent whose
    * earlier process was killed while its `run-child` processes went on): each then ended as it
    * ended, and is adopted (completed) or run again (interrupted, failed) like any other.
    */
@@ -372,8 +371,7 @@ export class JobQueue {
     const config = kind.schema.parse(withoutPreset(run.record.config));
     const resumeFrom = resume ? run.latestCheckpoint() : null;
     if (resume) {
-      if (!resumeFrom && run.record.started !== null)
-        this.emit({ kind: 'event', event: 'log', runId: run.id, message: `run ${run.id} has no checkpoint yet: it starts again from step 0` });
+      if (!resumeFrom) this.emit({ kind: 'event', event: 'log', runId: run.id, message: `run ${run.id} has no checkpoint yet: it starts again from step 0` });
       run.update({ resumes: [...run.record.resumes, resumeFrom?.step ?? 0] });
       run.appendMetric({ event: 'resume', step: resumeFrom?.step ?? 0, ...(resumeFrom?.scope ? { scope: resumeFrom.scope } : {}) });
     }

@@ -47,7 +47,13 @@ describe('run locks', () => {
     fs.writeFileSync(
       script,
       [
-        `import { Project } from ${JSON.stringify(path.resolve('engine/store/runs.ts'))};`,
+        // Widen the moment between judging the lock stale and removing it, where two takers could interleave.
+        `import fs from 'node:fs';`,
+        `import { syncBuiltinESMExports } from 'node:module';`,
+        `const rm = fs.rmSync;`,
+        `fs.rmSync = (p, o) => { if (String(p).endsWith('run.lock')) { const t = Date.now() + 300; while (Date.now() < t); } return rm(p, o); };`,
+        `syncBuiltinESMExports();`,
+        `const { Project } = await import(${JSON.stringify(path.resolve('engine/store/runs.ts'))});`,
         `const [dir, id, go] = process.argv.slice(2);`,
         `const run = Project.open(dir).run(id);`,
         `await new Promise((r) => setTimeout(r, Number(go) - Date.now()));`,

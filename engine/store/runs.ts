@@ -195,8 +195,9 @@ export class Run {
       } catch {
         /* gone meanwhile */
       }
-      if (age > TAKEOVER_STALE_MS) fs.rmSync(guard, { force: true });
-      fail('state', `run ${this.id} is being taken over by another process; try again`);
+      if (age <= TAKEOVER_STALE_MS) fail('state', `run ${this.id} is being taken over by another process; try again`);
+      fs.rmSync(guard, { force: true });
+      return this.takeOverStaleLock(mine, refuse);
     }
     try {
       refuse(this.lockOwner()); // it may have been replaced since we looked

@@ -155,16 +155,11 @@ function resumeAndCheck(project: string, kind: string, phase: string, ref: { lm:
 async function kills(ref: { lm: number; sweep: number[] }): Promise<void> {
   const lmFile = writeConfig('lm', lm);
   const sweepFile = writeConfig('sweep', sweep);
-  let created: number | null = null;
-  let delay = 0;
+  let step = 0;
   const boundaries: { name: string; when: (project: string) => boolean }[] = [
     {
-      name: 'random', // a random moment of the run's life (40 steps take a few seconds)
-      when: (p) => {
-        if (!topRun(p)) return false;
-        created ??= Date.now();
-        return Date.now() - created > delay;
-      },
+      name: 'random', // once a random step of training has been logged
+      when: (p) => (topRun(p)?.readMetrics() ?? []).some((m) => typeof m.loss === 'number' && (m.step as number) >= step),
     },
     {
       name: 'after-last-step',
@@ -175,8 +170,7 @@ async function kills(ref: { lm: number; sweep: number[] }): Promise<void> {
   for (let i = 0; i < KILLS; i++) {
     const project = path.join(root, `lm-${i}`);
     const b = boundaries[i % boundaries.length];
-    created = null;
-    delay = Math.random() * 6000;
+    step = 1 + Math.floor(Math.random() * 39);
     const phase = await killDuring(project, 'lm-pretrain', lmFile, () => b.when(project), 120_000);
     if (phase === null) continue;
     bump(`kill lm-pretrain ${phase}`);
@@ -239,7 +233,13 @@ async function races(): Promise<void> {
   fs.writeFileSync(
     script,
     [
-      `import { Project } from ${JSON.stringify(path.resolve(path.dirname(CLI_ENTRY), '..', 'engine/store/runs.ts'))};`,
+      // Widen the moment between judging the lock stale and removing it, where two takers could interleave.
+      `import fs from 'node:fs';`,
+      `import { syncBuiltinESMExports } from 'node:module';`,
+      `const rm = fs.rmSync;`,
+      `fs.rmSync = (p, o) => { if (String(p).endsWith('run.lock')) { const t = Date.now() + 300; while (Date.now() < t); } return rm(p, o); };`,
+      `syncBuiltinESMExports();`,
+      `const { Project } = await import(${JSON.stringify(path.resolve(path.dirname(CLI_ENTRY), '..', 'engine/store/runs.ts'))});`,
       `const [dir, id, go] = process.argv.slice(2);`,
       `const run = Project.open(dir).run(id);`,
       `await new Promise((r) => setTimeout(r, Number(go) - Date.now()));`,

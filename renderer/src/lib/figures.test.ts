@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { diagnosticsFigures, gridTint, heatColor, removalMarkers, resultsPage, type Figure, type RunData } from './figures';
+import { diagnosticsFigures, gridTint, heatColor, neededFiles, removalMarkers, resultsPage, type Figure, type RunData } from './figures';
 
 const diag = (variance: number[], drop: number[]) => ({
   layers: drop.length,
@@ -183,6 +183,85 @@ describe('method figures from the engine data', () => {
         [45, 38],
       ]);
     expect(byId(page.figures, 'overlay-train').kind).toBe('lines');
+  });
+
+  it('lns-study: the difference from the first variant is one cell with its paired interval and verdict', () => {
+    const variants = [
+      { variant: 'pre', final_val_loss: 4.1, val_loss_minus_first: null, val_loss_minus_first_ci95_lo: null, val_loss_minus_first_ci95_hi: null, run_id: 'c1' },
+      {
+        variant: 'lns',
+        final_val_loss: 4.11,
+        val_loss_minus_first: 0.01,
+        val_loss_minus_first_ci95_lo: -0.02,
+        val_loss_minus_first_ci95_hi: 0.04,
+        val_loss_minus_first_verdict: 'within noise',
+        run_id: 'c2',
+      },
+    ];
+    const page = resultsPage(run('lns-study', { variants }));
+    const col = page.table!.columns.find((c) => c.key === 'val_loss_minus_first')!;
+    expect(col.label).toMatch(/− pre/);
+    expect(page.table!.columns.some((c) => /ci95|verdict/.test(c.key))).toBe(false);
+    expect(page.table!.rows[1].val_loss_minus_first).toEqual({ kind: 'diff', value: 0.01, ci95: [-0.02, 0.04], verdict: 'within noise' });
+    expect(page.table!.rows[0].val_loss_minus_first).toBeNull();
+  });
+
+  it('lct-study: FID differences from the baseline (absent on the baseline row) fold into cells with interval and verdict', () => {
+    const table = [
+      { configuration: 'baseline', fid_1step: 50, run: 'a' },
+      {
+        configuration: 'full',
+        fid_1step: 40,
+        fid_1step_minus_baseline: -10,
+        fid_1step_minus_baseline_ci95: [-14, -6],
+        fid_1step_minus_baseline_verdict: 'better',
+        run: 'b',
+      },
+    ];
+    const page = resultsPage(run('lct-study', { table }));
+    expect(page.table!.columns.map((c) => c.key)).toEqual(['configuration', 'fid_1step', 'fid_1step_minus_baseline', 'run']);
+    expect(page.table!.rows[1].fid_1step_minus_baseline).toEqual({ kind: 'diff', value: -10, ci95: [-14, -6], verdict: 'better' });
+  });
+
+  it('ptq-study: cells carry Wilson intervals and their verdict vs full precision (tinted by verdict, not rank); DopQ − RepQ is a grid of differences', () => {
+    const cell = (top1: number, verdict: string) => ({ top1, ci95: [top1 - 0.05, top1 + 0.05], minus_fp: { diff: top1 - 0.5, ci95: [-0.1, 0.01], verdict } });
+    const summary = {
+      fp_top1: 0.5,
+      fp_top1_ci95: [0.45, 0.55],
+      eval_images: 100,
+      table: { repq: { W4A4: 0.4 }, dopq: { W4A4: 0.45 } },
+      top1_vs_fp: { repq: { W4A4: cell(0.4, 'worse') }, dopq: { W4A4: cell(0.45, 'within noise') } },
+      dopq_vs_repq: { W4A4: { dopq: 0.45, repq: 0.4, dopq_minus_repq: 0.05, ci95: [-0.01, 0.11], mcnemar_p: 0.2, verdict: 'within noise' } },
+    };
+    const page = resultsPage(run('ptq-study', summary));
+    const [top, cmp] = page.grids;
+    expect(top.verdicts).toEqual([[null], ['worse'], ['within noise']]);
+    expect(top.intervals?.[0][0]).toEqual([0.45, 0.55]);
+    expect(top.intervals?.[1][0]?.map((x) => Number(x.toFixed(6)))).toEqual([0.35, 0.45]);
+    expect(cmp.rows).toEqual(['DopQ − RepQ']);
+    expect(cmp.format).toBe('points');
+    expect(cmp.values).toEqual([[0.05]]);
+    expect(cmp.intervals).toEqual([[[-0.01, 0.11]]]);
+    expect(cmp.verdicts).toEqual([['within noise']]);
+    expect(page.shown).toEqual(expect.arrayContaining(['top1_vs_fp', 'fp_top1_ci95', 'dopq_vs_repq']));
+  });
+
+  it('a study over seeds: the per-seed table with mean ± sd first, the seed curves with ± sd bands', () => {
+    const summary = {
+      seeds: [0, 1],
+      seed_table: [{ row: 'pre', metric: 'final_val_loss', per_seed: { '0': 4, '1': 4.2 }, n: 2, mean: 4.1, sd: 0.1414, ci95: [2.829, 5.371] }],
+      key_result: { label: 'x', value: 0 },
+    };
+    const curves = [{ name: 'pre', x: [10, 20], y: [5, 4], lo: [4.9, 3.8], hi: [5.1, 4.2], seeds: 2 }];
+    const page = resultsPage(run('lns-study', summary, { files: { 'seed_curves.json': curves } }));
+    expect(page.table!.columns.map((c) => c.key)).toEqual(['row', 'metric', 'mean_sd', 'ci95', 'seed_0', 'seed_1']);
+    expect(page.table!.rows[0]).toMatchObject({ row: 'pre', seed_0: 4, seed_1: 4.2 });
+    expect(page.table!.rows[0].mean_sd).toMatch(/^4\.1\d* ± 0\.14/);
+    const f = byId(page.figures, 'seed-curves');
+    expect(f.kind === 'lines' && f.series[0]).toEqual({ label: 'pre (2 seeds)', x: [10, 20], y: [5, 4], band: { lo: [4.9, 3.8], hi: [5.1, 4.2] } });
+    expect(page.shown).toContain('seed_table');
+    expect(neededFiles('lns-study')).toContain('seed_curves.json');
+    expect(neededFiles('depth-study')).not.toContain('seed_curves.json');
   });
 
   it('colour scales: heat colours run dark to bright, grid tints differ for best and worst in both themes', () => {

@@ -5,6 +5,7 @@
  * softmax_levels.json, ln_scales.json, dla_points.json, ce_table.csv). Pure functions, so the
  * choice of what is drawn (and that nothing is drawn over a meaningless axis) is unit-tested.
  */
+import { asInterval, asSeedCurves, asVerdict, foldDifferences, seedCells, seedTableRows, type Interval as Ci, type Verdict } from './intervals';
 import type { Metric, Series } from './metrics';
 
 export interface Marker {
@@ -81,12 +82,21 @@ export interface GridSpec {
   rows: string[];
   columns: string[];
   values: (number | null)[][];
-  /** How cells are written (e.g. as percent). */
-  format: 'percent' | 'number';
+  /** How cells are written: percent, number, or `points` (a signed difference of fractions, × 100). */
+  format: 'percent' | 'number' | 'points';
   /** Higher is better (colour scale direction). */
   higherIsBetter: boolean;
   /** A reference row (full precision) shown untinted and left out of the colour scale. */
   reference?: string;
+  /** Each cell's 95% interval (on the values' scale), written after its value. */
+  intervals?: (Ci | null)[][];
+  /**
+   * Each cell's verdict against `verdictOf`: with verdicts, a cell is tinted only outside noise
+   * (green better, red worse) and never by its rank, so a within-noise difference looks neutral.
+   */
+  verdicts?: (Verdict | null)[][];
+  /** What the verdicts compare (the hover says it), e.g. "vs full precision". */
+  verdictOf?: string;
 }
 
 export interface RunData {
@@ -108,8 +118,15 @@ export interface ResultsPage {
   /** Artifacts (JSON/CSV) the page needs loaded. */
 }
 
-/** The artifacts each method's page reads (fetched before `resultsPage` is called). */
+/** Studies that take `seeds: [..]`: run over seeds, their page is the seed table and curves (seed_curves.json). */
+const SEEDED = ['lns-study', 'ln-removal', 'lct-study', 'ptq-study'];
+
+/** The artifacts each method's page reads (fetched, where the run has them, before `resultsPage` is called). */
 export function neededFiles(method: string): string[] {
+  return [...methodFiles(method), ...(SEEDED.includes(method) ? ['seed_curves.json'] : [])];
+}
+
+function methodFiles(method: string): string[] {
   switch (method) {
     case 'lm-pretrain':
     case 'lns-diagnostics':
@@ -245,6 +262,7 @@ function lnsStudy(run: RunData, children: RunData[]): ResultsPage {
   const keys = [
     'final_val_loss',
     'final_val_ppl',
+    'val_loss_minus_first',
     'deep_half_prune_drop_mean',
     'shallow_half_prune_drop_mean',
     'variance_last_layer',
@@ -253,15 +271,19 @@ function lnsStudy(run: RunData, children: RunData[]): ResultsPage {
   ];
   // A text column equal in every variant (e.g. the norm type) says nothing in a comparison.
   const varies = (k: string) => variants.length < 2 || new Set(variants.map((v) => String(v[k]))).size > 1;
+  const first = variants.length ? String(variants[0].variant) : 'first';
   const table: TableSpec = {
     title: 'Variants',
     columns: [
       col('variant'),
       ...(varies('norm_type') ? [col('norm_type', 'norm type')] : []),
-      ...keys.filter((k) => variants.some((v) => k in v)).map((k) => col(k)),
+      ...keys
+        .filter((k) => variants.some((v) => k in v))
+        .map((k) => (k === 'val_loss_minus_first' ? col(k, `val loss − ${first} (95% paired interval)`) : col(k))),
       col('run_id', 'run'),
     ],
-    rows: variants,
+    // The difference from the first variant, its interval and verdict as one cell.
+    rows: foldDifferences([...new Set(variants.flatMap((v) => Object.keys(v)))], variants).rows,
     linkColumn: 'run_id',
   };
   const diag = isRecord(run.files['diagnostics.json']) ? (run.files['diagnostics.json'] as Record<string, unknown>) : {};
@@ -508,13 +530,19 @@ function lctRun(run: RunData): ResultsPage {
 
 function lctStudy(run: RunData, children: RunData[]): ResultsPage {
   const rows = Array.isArray(run.summary.table) ? (run.summary.table as Record<string, unknown>[]) : [];
-  const cols = rows.length ? Object.keys(rows[0]) : [];
+  // Every row's columns (the baseline row has no differences); each difference, its interval and verdict as one cell.
+  const folded = foldDifferences([...new Set(rows.flatMap((r) => Object.keys(r)))], rows);
+  const cols = folded.columns;
+  const labels: Record<string, string> = {
+    fid_1step: 'FID 1 step',
+    fid_2step: 'FID 2 steps',
+    fid_1step_minus_baseline: 'FID 1 step − baseline (95%)',
+    fid_2step_minus_baseline: 'FID 2 steps − baseline (95%)',
+  };
   const table: TableSpec = {
     title: 'Configurations',
-    columns: [...cols.filter((c) => c !== 'run'), ...(cols.includes('run') ? ['run'] : [])].map((c) =>
-      col(c, c === 'fid_1step' ? 'FID 1 step' : c === 'fid_2step' ? 'FID 2 steps' : undefined),
-    ),
-    rows,
+    columns: [...cols.filter((c) => c !== 'run'), ...(cols.includes('run') ? ['run'] : [])].map((c) => col(c, labels[c])),
+    rows: folded.rows,
     linkColumn: 'run',
   };
   const figures: Figure[] = [];
@@ -558,9 +586,20 @@ function ptqStudy(run: RunData): ResultsPage {
       const v = (s.table as Record<string, Record<string, unknown>>)[p][c];
       return isNum(v) ? v : null;
     };
+    // Per cell (top1_vs_fp): its Wilson interval and the paired verdict against full precision.
+    const vsFp = (p: string, c: string): Record<string, unknown> | null => {
+      const v = isRecord(s.top1_vs_fp) && isRecord(s.top1_vs_fp[p]) ? s.top1_vs_fp[p][c] : null;
+      return isRecord(v) ? v : null;
+    };
+    const hasVs = presets.some((p) => columns.some((c) => vsFp(p, c)));
+    const fpCi = asInterval(s.fp_top1_ci95);
     grids.push({
       title: 'Top-1 accuracy by preset and bit width',
-      note: fp !== null ? `Full precision: ${(100 * fp).toFixed(2)} % on ${String(s.eval_images ?? '?')} images.` : undefined,
+      note:
+        (fp !== null ? `Full precision: ${(100 * fp).toFixed(2)} % on ${String(s.eval_images ?? '?')} images. ` : '') +
+        (hasVs
+          ? 'Brackets: 95% Wilson intervals. A cell is tinted only where its paired difference from full precision (exact McNemar) is outside noise.'
+          : ''),
       rowLabel: 'preset',
       rows: [...(fp !== null ? ['full precision'] : []), ...presets],
       columns,
@@ -568,7 +607,35 @@ function ptqStudy(run: RunData): ResultsPage {
       format: 'percent',
       higherIsBetter: true,
       reference: fp !== null ? 'full precision' : undefined,
+      ...(hasVs
+        ? {
+            intervals: [...(fp !== null ? [columns.map(() => fpCi)] : []), ...presets.map((p) => columns.map((c) => asInterval(vsFp(p, c)?.ci95)))],
+            verdicts: [
+              ...(fp !== null ? [columns.map(() => null)] : []),
+              ...presets.map((p) => columns.map((c) => asVerdict((vsFp(p, c)?.minus_fp as Record<string, unknown> | undefined)?.verdict))),
+            ],
+            verdictOf: 'vs full precision',
+          }
+        : {}),
     });
+    if (isRecord(s.dopq_vs_repq)) {
+      const cmp = s.dopq_vs_repq as Record<string, Record<string, unknown>>;
+      const cs = columns.filter((c) => isRecord(cmp[c]) && isNum(cmp[c].dopq_minus_repq));
+      if (cs.length)
+        grids.push({
+          title: 'DopQ − RepQ top-1 (points, 95% interval)',
+          note: `Paired on the same ${String(s.eval_images ?? '?')} images: exact McNemar and its Clopper–Pearson interval. Tinted only outside noise.`,
+          rowLabel: 'comparison',
+          rows: ['DopQ − RepQ'],
+          columns: cs,
+          values: [cs.map((c) => cmp[c].dopq_minus_repq as number)],
+          intervals: [cs.map((c) => asInterval(cmp[c].ci95))],
+          verdicts: [cs.map((c) => asVerdict(cmp[c].verdict))],
+          verdictOf: 'DopQ vs RepQ',
+          format: 'points',
+          higherIsBetter: true,
+        });
+    }
     if (fp !== null)
       figures.push({
         kind: 'bars',
@@ -615,11 +682,42 @@ function ptqStudy(run: RunData): ResultsPage {
       ],
     });
   }
-  return { table: null, grids, figures, shown: ['table', 'table_markdown', 'dopq_vs_repq', 'ln_scales'] };
+  return { table: null, grids, figures, shown: ['table', 'table_markdown', 'dopq_vs_repq', 'ln_scales', 'top1_vs_fp', 'fp_top1_ci95'] };
+}
+
+/**
+ * A study run over seeds (`seeds: [..]`, engine/jobs/seeds.ts): each row × metric of the study's
+ * table with mean ± sd, the t interval over seeds and every seed's value; each curve's mean over
+ * seeds with its ± sd band.
+ */
+export function seedStudy(run: RunData): ResultsPage {
+  const seeds = Array.isArray(run.summary.seeds) ? run.summary.seeds.filter(isNum) : [];
+  const t = seedTableRows(seedCells(run.summary), seeds);
+  const curves = asSeedCurves(run.files['seed_curves.json']);
+  const figures: Figure[] = curves.length
+    ? [
+        {
+          kind: 'lines',
+          id: 'seed-curves',
+          title: `${run.method === 'lns-study' ? 'Validation loss' : 'Curves'}: mean over seeds`,
+          note: 'Bands: ± 1 sd over seeds at each step every seed logged.',
+          xLabel: 'step',
+          yLabel: run.method === 'lns-study' ? 'validation cross-entropy (nats)' : 'value',
+          series: curves.map((c) => ({ label: `${c.name} (${c.seeds} seeds)`, x: nums(c.x), y: nums(c.y), band: { lo: nums(c.lo), hi: nums(c.hi) } })),
+        },
+      ]
+    : [];
+  return {
+    table: { title: `Per seed, mean ± sd over ${seeds.length} seeds`, columns: t.columns, rows: t.rows },
+    grids: [],
+    figures,
+    shown: ['seed_table', 'seeds'],
+  };
 }
 
 /** The results page of one run, given its data and (for studies) its children's. */
 export function resultsPage(run: RunData, children: RunData[] = []): ResultsPage {
+  if (Array.isArray(run.summary.seed_table)) return seedStudy(run);
   switch (run.method) {
     case 'lns-study':
       return lnsStudy(run, children);

@@ -6,9 +6,17 @@ import { pathFields } from './paths';
 import type { RunRecord } from '../../../engine/protocol/protocol';
 
 describe('generic summary view', () => {
-  it('puts scalars and nested scalars in one key/value table, lists inline, skips shown keys and markdown copies', () => {
+  it('puts scalars and nested scalars in one key/value table, lists inline, skips shown keys, the key result, warnings and markdown copies', () => {
     const blocks = summaryBlocks(
-      { key_result: { label: 'x', value: 1 }, a: 1, nested: { b: 'y', shape: [4, 4, 4] }, list: [0.5, 0.25], table_markdown: '| a |', drawn: [1, 2, 3] },
+      {
+        key_result: { label: 'x', value: 1 },
+        warnings: ['shown in the warning box'],
+        a: 1,
+        nested: { b: 'y', shape: [4, 4, 4] },
+        list: [0.5, 0.25],
+        table_markdown: '| a |',
+        drawn: [1, 2, 3],
+      },
       ['drawn'],
     );
     expect(blocks).toEqual([

@@ -108,11 +108,11 @@ function blockFor(key: string, v: unknown): Block {
 }
 
 /**
- * The summary's blocks, leaving out `shown` keys (drawn by the method's page), the key result,
- * and Markdown renderings of data shown elsewhere (`*_markdown`).
+ * The summary's blocks, leaving out `shown` keys (drawn by the method's page), the key result and
+ * warnings (the page's head shows them), and Markdown renderings of data shown elsewhere (`*_markdown`).
  */
 export function summaryBlocks(summary: Record<string, unknown>, shown: string[] = []): Block[] {
-  const skip = new Set(['key_result', ...shown]);
+  const skip = new Set(['key_result', 'warnings', ...shown]);
   const rows: { key: string; value: string | number | boolean | null }[] = [];
   const rest: [string, unknown][] = [];
   const kept = Object.fromEntries(Object.entries(summary).filter(([k]) => !skip.has(k) && !/_markdown$/.test(k)));

@@ -68,7 +68,7 @@ export const trainSchema = z
     ...lmAccumFields,
     lr: z.number().positive().default(1e-3).describe('peak learning rate'),
     min_lr_ratio: z.number().min(0).max(1).default(0.1).describe('cosine floor as a fraction of lr'),
-    warmup: z.number().int().min(0).default(20).describe('linear warmup steps'),
+    warmup: z.number().int().min(0).optional().describe('linear warmup steps (default: 20, at most a tenth of the steps)'),
     schedule: z.enum(['cosine', 'constant']).default('cosine'),
     weight_decay: z.number().min(0).default(0).describe('AdamW decoupled weight decay (matrices only)'),
     beta1: z.number().min(0).lt(1).default(0.9),
@@ -90,10 +90,15 @@ export const trainSchema = z
       ),
   })
   .strict()
-  .refine((t) => t.warmup < t.steps, { path: ['warmup'], message: 'warmup must be shorter than steps' })
+  .refine((t) => lmWarmup(t) < t.steps, { path: ['warmup'], message: 'warmup must be shorter than steps' })
   .refine((t) => t.workers <= t.batch, { path: ['workers'], message: 'workers must not exceed batch (each replica needs at least one row)' })
   .superRefine(checkLmAccum);
 export type TrainConfig = z.infer<typeof trainSchema>;
+
+/** The warmup a train config gets: its own, else `dflt` steps but at most a tenth of the run (so `train: {steps: 20}` alone works). */
+export function lmWarmup(t: { warmup?: number; steps: number }, dflt = 20): number {
+  return t.warmup ?? Math.min(dflt, Math.floor(t.steps / 10));
+}
 
 /** The HF-style config object for a fresh LM of this shape. */
 export function hfConfigFor(m: LMModelConfig, vocabSize: number, seq: number): Record<string, unknown> {

@@ -145,3 +145,14 @@ describe('lm-pretrain', () => {
     expect(q.project.listRuns()).toEqual([]);
   });
 });
+
+describe('train config', () => {
+  it('train: {steps: 20} alone gets a warmup that fits (at most a tenth of the run); an explicit one is kept and checked', async () => {
+    const { lmWarmup, trainSchema } = await import('./lm-config.js');
+    const short = trainSchema.parse({ steps: 20 });
+    expect(lmWarmup(short)).toBe(2);
+    expect(lmWarmup(trainSchema.parse({}))).toBe(20);
+    expect(lmWarmup(trainSchema.parse({ steps: 20, warmup: 0 }))).toBe(0);
+    expect(() => trainSchema.parse({ steps: 20, warmup: 20 })).toThrow(/warmup must be shorter than steps/);
+  });
+});

@@ -17,7 +17,7 @@ import { AdamW } from '../nn/optim.js';
 import { learningRate } from '../nn/schedule.js';
 import { lmGradAccum } from './accumulate.js';
 import { endOfStep, isCheckpointStep, restoreTrainingCheckpoint, saveTrainingCheckpoint } from './checkpoint.js';
-import { hfConfigFor, lmModelSchema, textDataSchema, trainSchema } from './lm-config.js';
+import { hfConfigFor, lmModelSchema, lmWarmup, textDataSchema, trainSchema } from './lm-config.js';
 import { DataParallelPool, resolveWorkers } from './data-parallel.js';
 import { loadLMData } from './lm-data.js';
 import { disposeStep, lmEvalLoss, lmEvalWindowLosses, lmTrainStep, readStep } from './lm-step.js';
@@ -107,7 +107,7 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
   const batcher = new TokenBatcher(data.train, rows, t.seq, cfg.seed);
   const val = evalWindows(data.val, t.seq, t.eval_windows);
   const evalBatch = Math.max(1, t.batch);
-  const schedule = { kind: t.schedule, lr: t.lr, warmup: t.warmup, minLr: t.lr * t.min_lr_ratio, total: t.steps };
+  const schedule = { kind: t.schedule, lr: t.lr, warmup: lmWarmup(t), minLr: t.lr * t.min_lr_ratio, total: t.steps };
 
   let step = 0;
   let initialValLoss: number;

@@ -23,7 +23,7 @@ import { metricCurves, runSeeds, seedsField, SINGLE_SEED, type SeedStudy } from 
 import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
 import { NORM_VARIANTS } from '../../models/llama.js';
 import { barPlot, linePlot, writePlot } from '../../plot/index.js';
-import { NORM_VARIANT_HELP, textDataSchema, trainSchema } from '../../train/lm-config.js';
+import { NORM_VARIANT_HELP, lmWarmup, textDataSchema, trainSchema } from '../../train/lm-config.js';
 import { angularHeatmapPng, VARIANCE_AXIS, VARIANCE_DEFINITIONS, VARIANCE_HELP, type Diagnostics } from './diagnostics.js';
 
 const variantSchema = z
@@ -53,12 +53,16 @@ const TRAIN_DEFAULTS = {
   batch: 8,
   seq: 64,
   lr: 2e-3,
-  warmup: 30,
   eval_every: 50,
   eval_windows: 32,
   log_every: 5,
   checkpoint_every: 300,
 };
+
+/** The study's warmup: its own, else 30 steps, at most a tenth of the run. */
+function studyWarmup(t: { warmup?: number; steps: number }): number {
+  return lmWarmup(t, 30);
+}
 
 /** trainSchema with the study's defaults (a partial `train:` keeps the study defaults for the rest). */
 const studyTrainSchema = (() => {
@@ -76,7 +80,10 @@ const studyTrainSchema = (() => {
   return z
     .object(shape)
     .strict()
-    .refine((t) => (t.warmup as number) < (t.steps as number), { path: ['warmup'], message: 'warmup must be shorter than steps' });
+    .refine((t) => studyWarmup(t as { warmup?: number; steps: number }) < (t.steps as number), {
+      path: ['warmup'],
+      message: 'warmup must be shorter than steps',
+    });
 })();
 
 const studyDiagnosticsSchema = z
@@ -149,7 +156,7 @@ export function childConfig(c: LnsStudyConfig, v: StudyVariant): Record<string, 
       ...(v.deepnorm ? { deepnorm: v.deepnorm } : {}),
     },
     data: c.data,
-    train: c.train,
+    train: { ...c.train, warmup: studyWarmup(c.train as { warmup?: number; steps: number }) },
     diagnostics: {
       sequences: c.diagnostics.sequences,
       pruning_windows: c.diagnostics.pruning_windows,

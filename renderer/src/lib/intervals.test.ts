@@ -82,6 +82,7 @@ describe('intervals and verdicts as the workbench writes them', () => {
       [
         { row: 'pre', metric: 'final_val_loss', per_seed: { '0': 4.01, '1': 4.05, '2': null }, n: 2, mean: 4.03, sd: 0.02828, ci95: [3.776, 4.284] },
         { row: 'lns', metric: 'final_val_loss', per_seed: { '0': 3.9 }, n: 1, mean: 3.9, sd: null, ci95: null },
+        { row: 'pre', metric: 'val_loss_minus_first', per_seed: { '0': null }, n: 0, mean: null, sd: null, ci95: null },
       ],
       [2, 0, 1],
     );
@@ -97,6 +98,7 @@ describe('intervals and verdicts as the workbench writes them', () => {
     });
     expect(t.rows[1].mean_sd).toBe('3.900');
     expect(t.rows[1].ci95).toBe('—');
+    expect(t.rows).toHaveLength(2);
     expect(fmtMeanSd(null, null)).toBe('—');
   });
 

@@ -190,16 +190,19 @@ export function seedTableRows(cells: SeedCell[], seeds: number[]): { columns: { 
       { key: 'ci95', label: '95% interval over seeds' },
       ...seedKeys.map((s) => ({ key: `seed_${s}`, label: `seed ${s}` })),
     ],
-    rows: cells.map((c) => {
-      const d = c.mean === null ? 2 : decimalsFor(c.mean, c.ci95);
-      return {
-        row: c.row,
-        metric: c.metric,
-        mean_sd: fmtMeanSd(c.mean, c.sd),
-        ci95: c.ci95 ? `[${fmtFixed(c.ci95[0], d)}, ${fmtFixed(c.ci95[1], d)}]` : '—',
-        ...Object.fromEntries(seedKeys.map((s) => [`seed_${s}`, c.per_seed[s] ?? null])),
-      };
-    }),
+    // A row × metric no seed has a value of (the first variant's difference from itself) says nothing.
+    rows: cells
+      .filter((c) => c.n > 0)
+      .map((c) => {
+        const d = c.mean === null ? 2 : decimalsFor(c.mean, c.ci95);
+        return {
+          row: c.row,
+          metric: c.metric,
+          mean_sd: fmtMeanSd(c.mean, c.sd),
+          ci95: c.ci95 ? `[${fmtFixed(c.ci95[0], d)}, ${fmtFixed(c.ci95[1], d)}]` : '—',
+          ...Object.fromEntries(seedKeys.map((s) => [`seed_${s}`, c.per_seed[s] ?? null])),
+        };
+      }),
   };
 }
 

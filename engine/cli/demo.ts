@@ -12,6 +12,7 @@ import { readConfigFile } from '../jobs/config.js';
 import type { JobQueue } from '../jobs/queue.js';
 import { EXAMPLES_DIR } from '../service.js';
 import type { SeedCell } from '../jobs/seeds.js';
+import { keyResultValue } from '../stats/key-format.js';
 import type { KeyResult } from '../stats/stats.js';
 
 export const DEMO_DIR = appPath('assets', 'demo');
@@ -27,10 +28,12 @@ const pct = (v: unknown) => (typeof v === 'number' ? `${(100 * v).toFixed(1)}%` 
 export function keyResultLine(s: Summary): string | null {
   const kr = s.key_result as KeyResult | undefined;
   if (!kr) return null;
-  const ci = kr.ci95 ? ` [${num(kr.ci95[0], 4)}, ${num(kr.ci95[1], 4)}] (95%, ${kr.interval ?? 'interval'})` : ' (no interval)';
+  // A fraction (top-1 accuracy) in percent, as the table lines below it.
+  const v = keyResultValue(kr);
+  const ci = v.ci95 ? ` ${v.ci95} (95%, ${kr.interval ?? 'interval'})` : ' (no interval)';
   // A study over one training seed has intervals over evaluation units, not over seeds.
   const seeded = Array.isArray(s.seeds) && s.seeds.length > 1;
-  return `${kr.label}: ${num(kr.value, 4)}${ci}${kr.verdict ? ` → ${kr.verdict}${seeded ? '' : '; single seed, not a result'}` : ''}`;
+  return `${kr.label}: ${v.value}${ci}${kr.verdict ? ` → ${kr.verdict}${seeded ? '' : '; single seed, not a result'}` : ''}`;
 }
 
 /** The lines of the results table that one run contributes: its key result, then by method. */

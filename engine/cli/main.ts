@@ -7,22 +7,36 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import { BACKEND_NAMES, initBackend, listBackends, type BackendChoice } from '../backend/backend.js';
+import type { BackendChoice } from '../backend/backend.js';
+import { STREAMING_MODES, TOKEN_DTYPES, TOKENIZER_NAMES, type StreamingMode, type TokenDtype, type TokenizerName } from '../core/choices.js';
 import { asNormLabError, fail } from '../core/errors.js';
 import { NORMLAB_VERSION } from '../core/versions.js';
-import type { ChildState } from '../protocol/protocol.js';
-import { TOKEN_DTYPES, type TokenDtype } from '../data/text.js';
-import { TOKENIZER_NAMES, type TokenizerName } from '../data/tokenizers.js';
-import { cancelEverywhere, childCounts, childStates } from '../jobs/children.js';
-import { readConfigFile } from '../jobs/config.js';
-import { dryRun, formatDryRun } from '../jobs/dry-run.js';
-import { JobQueue } from '../jobs/queue.js';
-import { jobKind, jobKinds } from '../jobs/registry.js';
-import { EngineService, runSummary } from '../service.js';
-import { Project, type Run } from '../store/runs.js';
-import { evalLM } from './eval-lm.js';
-import { STREAMING_MODES, type StreamingMode } from '../models/index.js';
+import { BACKEND_NAMES, type ChildState } from '../protocol/protocol.js';
+import { keyResultValue } from '../stats/key-format.js';
+import type { JobQueue } from '../jobs/queue.js';
+import type { Project, Run } from '../store/runs.js';
 import { progressReporter } from './progress.js';
+
+/**
+ * The engine's modules, loaded by the commands that use them: the job kinds load TensorFlow.js (seconds), which `normlab --help`
+ * and `normlab` alone never need (they import only the modules above).
+ */
+async function loadEngine() {
+  await import('../jobs/all.js');
+  const [backend, children, config, dryRun, queue, registry, service, runs] = await Promise.all([
+    import('../backend/backend.js'),
+    import('../jobs/children.js'),
+    import('../jobs/config.js'),
+    import('../jobs/dry-run.js'),
+    import('../jobs/queue.js'),
+    import('../jobs/registry.js'),
+    import('../service.js'),
+    import('../store/runs.js'),
+  ]);
+  return { ...backend, ...children, ...config, ...dryRun, ...queue, ...registry, ...service, ...runs };
+}
+let engineModules: Promise<Awaited<ReturnType<typeof loadEngine>>> | undefined;
+const engine = () => (engineModules ??= loadEngine());
 
 const DEFAULT_PROJECT = 'normlab-project';
 
@@ -107,7 +121,8 @@ function finished(run: Run, json?: boolean): void {
   out(json, body, () => `run ${run.id} completed (${run.dir})\n${JSON.stringify(summary, null, 2)}`);
 }
 
-const keyResult = (kr: { label: string; value: number } | null) => (kr ? `${kr.label} ${kr.value.toFixed(4)}` : '');
+/** A run's key result in a line: a fraction (top-1 accuracy) in percent, as the tables; other values with 4 decimals. */
+const keyResult = (kr: { label: string; value: number; unit?: string } | null) => (kr ? `${kr.label} ${keyResultValue(kr).value}` : '');
 
 /** Columns padded to their widest cell; no line ends in padding. */
 function table(rows: string[][]): string {
@@ -126,21 +141,24 @@ function table(rows: string[][]): string {
 const clip = (s: string, max = 28) => (s.length > max ? `${s.slice(0, max - 1).trimEnd()}…` : s);
 
 /** `normlab show` for a terminal: the record's main fields, the summary's scalars, artifacts and children. */
-function formatShow(body: {
-  id: string;
-  name: string;
-  method: string;
-  status: string;
-  backend: string | null;
-  created: string;
-  finished: string | null;
-  dir: string;
-  keyResult: { label: string; value: number } | null;
-  error: { code: string; message: string } | null;
-  summary: Record<string, unknown> | null;
-  artifacts: string[];
-  children?: ChildState[];
-}): string {
+function formatShow(
+  childCounts: (children: ChildState[]) => string,
+  body: {
+    id: string;
+    name: string;
+    method: string;
+    status: string;
+    backend: string | null;
+    created: string;
+    finished: string | null;
+    dir: string;
+    keyResult: { label: string; value: number; unit?: string } | null;
+    error: { code: string; message: string } | null;
+    summary: Record<string, unknown> | null;
+    artifacts: string[];
+    children?: ChildState[];
+  },
+): string {
   const scalar = (v: unknown) => v === null || ['string', 'number', 'boolean'].includes(typeof v);
   const lines = [
     `${body.id}  ${body.name}`,
@@ -171,19 +189,23 @@ export function buildProgram(): Command {
     .showHelpAfterError(false);
 
   const globals = (): Globals => program.opts<Globals>();
-  const queue = () => new JobQueue(Project.open(globals().project), globals().backend);
+  const queue = async () => {
+    const E = await engine();
+    return new E.JobQueue(E.Project.open(globals().project), globals().backend);
+  };
 
   /** Run to the end here; with --wait, also wait for what was handed to Slurm. */
   const runAndReport = async (start: (q: JobQueue) => Run, wait?: boolean) => {
-    const q = queue();
+    const q = await queue();
     let run = await runToEnd(q, () => start(q));
     if (wait) run = await waitUntilEnded(q.project, run);
     finished(run, globals().json);
   };
 
   const printDryRun = async (raw: Record<string, unknown>) => {
-    const r = await dryRun(raw, globals().project, globals().backend);
-    out(globals().json, r, () => formatDryRun(r));
+    const E = await engine();
+    const r = await E.dryRun(raw, globals().project, globals().backend);
+    out(globals().json, r, () => E.formatDryRun(r));
   };
 
   program
@@ -198,13 +220,14 @@ export function buildProgram(): Command {
         const method = typeof opts.helpConfig === 'string' ? opts.helpConfig : undefined;
         const { helpConfig, configFields } = await import('./help-config.js');
         const { presetsFor } = await import('../jobs/presets.js');
-        const kinds = method ? [jobKind(method)] : jobKinds();
+        const E = await engine();
+        const kinds = method ? [E.jobKind(method)] : E.jobKinds();
         const body = { kinds: kinds.map((k) => ({ name: k.name, fields: configFields(k), presets: presetsFor(k.name) })) };
         out(globals().json, body, () => helpConfig(method));
         return;
       }
       if (!file) fail('config', 'run needs a config file (or --help-config to list the config fields and presets)');
-      const raw = readConfigFile(file);
+      const raw = (await engine()).readConfigFile(file);
       if (opts.dryRun) return printDryRun(raw);
       await runAndReport((q) => q.enqueue(raw), opts.wait);
     });
@@ -216,7 +239,7 @@ export function buildProgram(): Command {
     .option('--dry-run', 'print the child runs and (executor slurm) the sbatch scripts the sweep would submit, and run nothing')
     .description('run a base job over a grid of config values × seeds through an executor; table by grid point')
     .action(async (file: string, opts: { wait?: boolean; dryRun?: boolean }) => {
-      const raw = readConfigFile(file);
+      const raw = (await engine()).readConfigFile(file);
       if (raw.method !== undefined && raw.method !== 'sweep')
         fail('config', `config method: a sweep config has method "sweep" (or none), got "${String(raw.method)}"; use normlab run`);
       if (opts.dryRun) return printDryRun({ ...raw, method: 'sweep' });
@@ -228,7 +251,7 @@ export function buildProgram(): Command {
     .argument('<run>', 'child run id')
     .description('execute one child run folder of a study or sweep in this process (what executors start); fresh or from its latest checkpoint')
     .action(async (id: string) => {
-      const q = queue();
+      const q = await queue();
       const stop = stopOnSignals(q);
       try {
         const run = q.runExisting(id);
@@ -245,7 +268,7 @@ export function buildProgram(): Command {
     .argument('<run>', 'parent run id')
     .description("finish a parent whose children ended (Slurm's collect job): write its comparison, missing children marked")
     .action(async (id: string) => {
-      const q = queue();
+      const q = await queue();
       const run = q.collect(id);
       if (!run)
         return out(globals().json, { runId: id, status: q.project.run(id).status }, () => `run ${id} is ${q.project.run(id).status}; nothing to collect`);
@@ -257,12 +280,13 @@ export function buildProgram(): Command {
     .command('cancel')
     .argument('<run>', 'run id (a parent cancels its children: Slurm jobs and local processes)')
     .description('cancel a run that runs in another process or on Slurm')
-    .action((id: string) => {
-      const project = Project.open(globals().project, false);
+    .action(async (id: string) => {
+      const E = await engine();
+      const project = E.Project.open(globals().project, false);
       const run = project.run(id);
       if (!['queued', 'running'].includes(run.status) && !project.children(run.id).some((c) => ['queued', 'running'].includes(c.status)))
         fail('state', `run ${run.id} is ${run.status}; nothing to cancel`);
-      const actions = cancelEverywhere(project, run);
+      const actions = E.cancelEverywhere(project, run);
       out(globals().json, { runId: run.id, actions }, () => actions.join('\n') || 'nothing to cancel');
     });
 
@@ -274,7 +298,7 @@ export function buildProgram(): Command {
     .action(async (opts: { full?: boolean; seeds?: string }) => {
       const { runDemo, formatDemoTable, parseSeeds } = await import('./demo.js');
       const seeds = opts.seeds === undefined ? undefined : parseSeeds(opts.seeds);
-      const q = queue();
+      const q = await queue();
       const reporter = progressReporter();
       const off = q.on(reporter.onEvent);
       const results = await runDemo(q, { full: Boolean(opts.full), seeds, onRun: (f) => process.stderr.write(`\n== ${f}\n`) }).finally(() => {
@@ -297,12 +321,13 @@ export function buildProgram(): Command {
   program
     .command('list')
     .description('list the runs of the project')
-    .action(() => {
-      const project = Project.open(globals().project, false);
+    .action(async () => {
+      const E = await engine();
+      const project = E.Project.open(globals().project, false);
       const all = project.listRuns();
       const runs = all.map((r) => {
-        const isParent = jobKindOrNull(r.record.method)?.parent;
-        return { ...runSummary(r), ...(isParent ? { children: childStates(project, r) } : {}) };
+        const isParent = jobKindOrNull(E.jobKind, r.record.method)?.parent;
+        return { ...E.runSummary(r), ...(isParent ? { children: E.childStates(project, r) } : {}) };
       });
       // Human output: each parent followed by its children, indented, with Slurm's state where it knows them.
       const ids = new Set(runs.map((r) => r.id));
@@ -313,7 +338,7 @@ export function buildProgram(): Command {
             r.id,
             clip(r.name),
             r.method,
-            r.status + (r.children?.length ? ` (children: ${childCounts(r.children)})` : ''),
+            r.status + (r.children?.length ? ` (children: ${E.childCounts(r.children)})` : ''),
             r.backend ?? '',
             keyResult(r.keyResult),
           ],
@@ -331,12 +356,13 @@ export function buildProgram(): Command {
     .command('show')
     .argument('<run>', 'run id')
     .description('show a run: its record, summary and artifacts')
-    .action((id: string) => {
-      const project = Project.open(globals().project, false);
+    .action(async (id: string) => {
+      const E = await engine();
+      const project = E.Project.open(globals().project, false);
       const run = project.run(id);
-      const children = jobKindOrNull(run.record.method)?.parent ? childStates(project, run) : undefined;
+      const children = jobKindOrNull(E.jobKind, run.record.method)?.parent ? E.childStates(project, run) : undefined;
       const body = {
-        ...runSummary(run),
+        ...E.runSummary(run),
         dir: run.dir,
         config: run.record.config,
         summary: run.readSummary(),
@@ -344,7 +370,7 @@ export function buildProgram(): Command {
         slurm: run.record.slurm,
         children,
       };
-      out(globals().json, body, () => formatShow(body));
+      out(globals().json, body, () => formatShow(E.childCounts, body));
     });
 
   program
@@ -354,7 +380,7 @@ export function buildProgram(): Command {
     .option('--format <format>', 'hf (latest checkpoint as a HF model folder), csv (metrics), or a method-specific format', 'hf')
     .description('export a run’s model or metrics')
     .action(async (id: string, opts: { out: string; format: string }) => {
-      const run = Project.open(globals().project, false).run(id);
+      const run = (await engine()).Project.open(globals().project, false).run(id);
       await exportRun(run, opts.out, opts.format);
       out(globals().json, { runId: run.id, format: opts.format, out: path.resolve(opts.out) }, () => `exported ${run.id} (${opts.format}) to ${opts.out}`);
     });
@@ -402,7 +428,8 @@ export function buildProgram(): Command {
         streaming: StreamingMode;
       }) => {
         if (!opts.text === !opts.tokens) fail('config', 'eval-lm needs exactly one of --text FILE or --tokens FILE.bin');
-        await initBackend(globals().backend);
+        await (await engine()).initBackend(globals().backend);
+        const { evalLM } = await import('./eval-lm.js');
         const progress = progressReporter();
         try {
           const r = await evalLM({
@@ -428,7 +455,7 @@ export function buildProgram(): Command {
     .option('--count <n>', 'evaluation images (default: all test images)', (v) => Number.parseInt(v, 10))
     .description('top-1 accuracy of a ViT on an image set')
     .action(async (opts: { model: string; data: string; count?: number }) => {
-      await initBackend(globals().backend);
+      await (await engine()).initBackend(globals().backend);
       const { evalViT } = await import('../methods/ptq/eval-vit.js');
       const r = await evalViT(opts);
       out(globals().json, r, () => `top-1 ${(100 * r.top1).toFixed(2)}% on ${r.images} images`);
@@ -446,9 +473,9 @@ export function buildProgram(): Command {
       const { ensureRenderer } = await import('../../bin/build-renderer.mjs');
       const built = ensureRenderer();
       if (built.error) process.stderr.write(`normlab: ${built.error}; the page will say so\n`);
-      const q = queue();
+      const q = await queue();
       for (const dir of opts.allow) if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) fail('config', `--allow ${dir}: not a folder`);
-      const server = await serve(new EngineService(q, { allow: opts.allow }), { port: opts.port, token: opts.token });
+      const server = await serve(new (await engine()).EngineService(q, { allow: opts.allow }), { port: opts.port, token: opts.token });
       out(globals().json, { url: server.url, port: server.port }, () => `NormLab serving on ${server.url}`);
     });
 
@@ -456,7 +483,7 @@ export function buildProgram(): Command {
     .command('backends')
     .description('list every compute backend: whether it loads, why not, the GPU adapter, and which one auto picks')
     .action(async () => {
-      const r = await listBackends();
+      const r = await (await engine()).listBackends();
       out(globals().json, r, () =>
         [
           table([
@@ -484,7 +511,7 @@ export function buildProgram(): Command {
 }
 
 /** A run's job kind, or null for a method this engine does not know (a run from a newer version). */
-function jobKindOrNull(method: string) {
+function jobKindOrNull<K>(jobKind: (method: string) => K, method: string): K | null {
   try {
     return jobKind(method);
   } catch {
@@ -494,6 +521,8 @@ function jobKindOrNull(method: string) {
 
 /** `normlab export`: hf = latest checkpoint as a model folder; csv = metrics table; or a kind's own. */
 export async function exportRun(run: Run, outDir: string, format: string): Promise<void> {
+  const { jobKind } = await import('../jobs/registry.js');
+  await import('../jobs/all.js');
   const kind = jobKind(run.record.method);
   const custom = kind.exporters?.[format];
   fs.mkdirSync(outDir, { recursive: true });

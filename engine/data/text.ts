@@ -15,9 +15,8 @@ import { fail } from '../core/errors.js';
 import { readInputFileSync, writeFileAtomic } from '../io/atomic.js';
 import { TOKENIZER_NAMES, type Tokenizer } from './tokenizers.js';
 
-/** Element type of a token file: flat little-endian uint16 (nanoGPT) or uint32 ids. */
-export type TokenDtype = 'uint16' | 'uint32';
-export const TOKEN_DTYPES: readonly TokenDtype[] = ['uint16', 'uint32'];
+import { TOKEN_DTYPES, type TokenDtype } from '../core/choices.js';
+export { TOKEN_DTYPES, type TokenDtype };
 
 export type TextSource = { kind: 'moby-dick' } | { kind: 'sotu' } | { kind: 'file'; path: string };
 export type TokenSource = TextSource | { kind: 'tokens'; path: string; dtype?: TokenDtype };

@@ -8,8 +8,8 @@ import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
 import { decode as gpt2Decode, encode as gpt2Encode } from 'gpt-tokenizer/encoding/r50k_base';
 import { fail } from '../core/errors.js';
 
-export type TokenizerName = 'byte' | 'gpt2';
-export const TOKENIZER_NAMES: readonly TokenizerName[] = ['byte', 'gpt2'];
+import { TOKENIZER_NAMES, type TokenizerName } from '../core/choices.js';
+export { TOKENIZER_NAMES, type TokenizerName };
 
 export interface Tokenizer {
   /** 'byte', 'gpt2', or the tokenizer.json it was loaded from. */

@@ -128,7 +128,9 @@ export function seedKeyResult(seeds: number[], keys: (KeyResult | null)[]): KeyR
   const t = tInterval(done.map((d) => d.k.value));
   const label = `${first.label}, mean over ${t.n} seeds`;
   const interval = `t over ${t.n} seeds (${done.map((d) => d.seed).join(', ')}); within each seed: ${first.interval ?? 'no interval'}`;
-  return first.better ? comparison(label, t.mean, t.ci95, first.better, interval) : { label, value: t.mean, ci95: t.ci95, interval };
+  return first.better
+    ? comparison(label, t.mean, t.ci95, first.better, interval, first.unit)
+    : { label, value: t.mean, ci95: t.ci95, interval, ...(first.unit ? { unit: first.unit } : {}) };
 }
 
 /** Each series' mean over seeds at the steps every seed logged, with a ± sd band. */

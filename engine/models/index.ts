@@ -125,9 +125,8 @@ export async function saveModel(model: SavableModel, dir: string, extraConfig: R
   }
 }
 
-/** How to evaluate a model folder: in memory, block by block, or whichever suits its size. */
-export const STREAMING_MODES = ['auto', 'always', 'never'] as const;
-export type StreamingMode = (typeof STREAMING_MODES)[number];
+import type { StreamingMode } from '../core/choices.js';
+export { STREAMING_MODES, type StreamingMode } from '../core/choices.js';
 
 /** float32 weights above this are evaluated block by block under `auto`. */
 const STREAM_ABOVE_BYTES = 2 ** 30;

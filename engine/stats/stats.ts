@@ -197,13 +197,17 @@ export const keyResultSchema = z
     verdict: z.enum(['better', 'worse', 'within noise']).optional().describe('for a comparison: what ci95 says of the candidate'),
     better: z.enum(['lower', 'higher']).optional().describe('which direction of value is an improvement'),
     interval: z.string().optional().describe('how ci95 was computed (paired t over n windows, McNemar-exact, bootstrap…)'),
+    unit: z
+      .enum(['fraction'])
+      .optional()
+      .describe('fraction: a proportion such as top-1 accuracy (or a difference of two), which the workbench and CLI show in percent'),
   })
   .describe('a run summary’s key result');
 export type KeyResult = z.infer<typeof keyResultSchema>;
 
 /** The key result of a comparison: value = candidate − reference, its interval and verdict. */
-export function comparison(label: string, value: number, ci95: Interval, better: Better, interval: string): KeyResult {
-  return { label, value, ci95, verdict: verdict(ci95, better), better, interval };
+export function comparison(label: string, value: number, ci95: Interval, better: Better, interval: string, unit?: KeyResult['unit']): KeyResult {
+  return { label, value, ci95, verdict: verdict(ci95, better), better, interval, ...(unit ? { unit } : {}) };
 }
 
 /**

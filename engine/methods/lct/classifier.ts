@@ -180,6 +180,7 @@ registerJobKind({
           value: accuracy,
           ci95: wilson(correct, ref.n),
           interval: `Wilson interval of the accuracy proportion, ${ref.n} reference images`,
+          unit: 'fraction',
         },
         ref_accuracy: accuracy,
         ref_images: ref.n,

@@ -91,6 +91,7 @@ async function runPtqVit(ctx: JobContext, cfg: PtqVitConfig): Promise<Record<str
           value: acc,
           ci95: wilson(Math.round(acc * evalSet.n), evalSet.n),
           interval: `Wilson interval of the top-1 proportion, ${evalSet.n} images`,
+          unit: 'fraction',
         },
         fp_top1: fp,
         quant_top1: acc,

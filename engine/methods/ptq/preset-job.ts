@@ -94,6 +94,7 @@ export async function runPtqPreset(ctx: JobContext, cfg: PtqPresetConfig): Promi
               value: top[`W${first}A${first}`],
               ci95: wilson(Math.round(top[`W${first}A${first}`] * evalSet.n), evalSet.n),
               interval: `Wilson, ${evalSet.n} images`,
+              unit: 'fraction' as const,
             }
           : undefined,
       quantizer: cfg.quantizer,

@@ -331,6 +331,7 @@ export async function runPtqStudy(ctx: JobContext, studyCfg: PtqStudyConfig): Pr
               p.ci95,
               'higher',
               `exact McNemar (Clopper–Pearson on discordant pairs), ${evalSet.n} images`,
+              'fraction',
             );
           })()
         : {
@@ -338,6 +339,7 @@ export async function runPtqStudy(ctx: JobContext, studyCfg: PtqStudyConfig): Pr
             value: table.dopq?.[exportCell] ?? fp,
             ci95: wilson(Math.round((table.dopq?.[exportCell] ?? fp) * evalSet.n), evalSet.n),
             interval: `Wilson, ${evalSet.n} images`,
+            unit: 'fraction',
           };
     const w8 = table.dopq?.W8A8;
     const seconds = (Date.now() - started) / 1000;

@@ -212,6 +212,7 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
           value: acc,
           ci95: wilson(Math.round(acc * evalSet.n), evalSet.n),
           interval: `Wilson interval of the top-1 proportion, ${evalSet.n} held-out images`,
+          unit: 'fraction',
         },
         top1: acc,
         eval_images: evalSet.n,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { diagnosticsFigures, gridTint, heatColor, neededFiles, removalMarkers, resultsPage, type Figure, type RunData } from './figures';
+import * as figuresModule from './figures';
 
 const diag = (variance: number[], drop: number[]) => ({
   layers: drop.length,
@@ -107,7 +108,7 @@ describe('method figures from the engine data', () => {
     expect(train.kind === 'lines' && train.series.map((s) => s.label)).toEqual(['vanilla', 'LN removal']);
     if (train.kind === 'lines') expect(train.markers).toEqual([{ x: 2, label: 'h.0.ln_2' }]);
     const val = byId(page.figures, 'ft-val');
-    if (val.kind === 'lines') expect(val.series[0]).toEqual({ label: 'vanilla', x: [0, 2], y: [4, 3.7] });
+    if (val.kind === 'lines') expect(val.series[0]).toMatchObject({ label: 'vanilla', x: [0, 2], y: [4, 3.7] });
     const sig = byId(page.figures, 'sigmas');
     expect(sig.kind === 'bars' && sig.categories).toEqual(['h.0.ln_2', 'ln_f']);
     expect(removalMarkers({})).toEqual([]);
@@ -258,7 +259,7 @@ describe('method figures from the engine data', () => {
     expect(page.table!.rows[0]).toMatchObject({ row: 'pre', seed_0: 4, seed_1: 4.2 });
     expect(page.table!.rows[0].mean_sd).toMatch(/^4\.1\d* ± 0\.14/);
     const f = byId(page.figures, 'seed-curves');
-    expect(f.kind === 'lines' && f.series[0]).toEqual({ label: 'pre (2 seeds)', x: [10, 20], y: [5, 4], band: { lo: [4.9, 3.8], hi: [5.1, 4.2] } });
+    expect(f.kind === 'lines' && f.series[0]).toMatchObject({ label: 'pre (2 seeds)', x: [10, 20], y: [5, 4], band: { lo: [4.9, 3.8], hi: [5.1, 4.2] } });
     expect(page.shown).toContain('seed_table');
     expect(neededFiles('lns-study')).toContain('seed_curves.json');
     expect(neededFiles('depth-study')).not.toContain('seed_curves.json');
@@ -274,5 +275,41 @@ describe('method figures from the engine data', () => {
     expect(heatColor(NaN)).toBe(heatColor(0));
     expect(gridTint(0, false)).not.toBe(gridTint(1, false));
     expect(gridTint(1, true)).toMatch(/^hsl\(130 /);
+  });
+});
+
+describe('one colour per variant across the figures of a page', () => {
+  it('a variant keeps its colour in every figure, even where another variant is left out', () => {
+    const { pageColors } = figuresModule;
+    const line = (id: string, labels: string[]): Figure => ({
+      kind: 'lines',
+      id,
+      title: id,
+      xLabel: 'step',
+      yLabel: 'loss',
+      series: labels.map((label) => ({ label, x: [0, 1], y: [1, 2] })),
+    });
+    const figures = pageColors([
+      line('train', ['vanilla', 'LNS', 'LN removal']),
+      line('val', ['LNS', 'LN removal']),
+      {
+        kind: 'bars',
+        id: 'b',
+        title: 'b',
+        yLabel: 'y',
+        categories: ['a'],
+        groups: [
+          { label: 'LN removal', values: [1] },
+          { label: 'vanilla', values: [2] },
+        ],
+      },
+    ]);
+    const colorOf = new Map<string, Set<string>>();
+    for (const f of figures) {
+      const items = f.kind === 'lines' ? f.series : f.kind === 'bars' ? f.groups : [];
+      for (const s of items) colorOf.set(s.label, new Set([...(colorOf.get(s.label) ?? []), s.color!]));
+    }
+    for (const [label, colors] of colorOf) expect(colors.size, label).toBe(1);
+    expect(new Set([...colorOf.values()].map((c) => [...c][0])).size).toBe(3);
   });
 });

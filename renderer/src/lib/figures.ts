@@ -6,7 +6,7 @@
  * choice of what is drawn (and that nothing is drawn over a meaningless axis) is unit-tested.
  */
 import { asInterval, asSeedCurves, asVerdict, foldDifferences, seedCells, seedTableRows, type Interval as Ci, type Verdict } from './intervals';
-import type { Metric, Series } from './metrics';
+import { PALETTE, type Metric, type Series } from './metrics';
 
 export interface Marker {
   x: number;
@@ -52,7 +52,7 @@ export interface BarsData {
   note?: string;
   yLabel: string;
   categories: string[];
-  groups: { label: string; values: (number | null)[] }[];
+  groups: { label: string; values: (number | null)[]; color?: string }[];
 }
 
 /** What the Histogram component draws: bins from `lo` of `width`, each quantizer's levels over them. */
@@ -63,7 +63,7 @@ export interface HistogramData {
   lo: number;
   width: number;
   counts: number[];
-  levels: { label: string; values: number[] }[];
+  levels: { label: string; values: number[]; color?: string }[];
 }
 
 export interface TableSpec {
@@ -715,8 +715,31 @@ export function seedStudy(run: RunData): ResultsPage {
   };
 }
 
-/** The results page of one run, given its data and (for studies) its children's. */
+/**
+ * One colour per variant (series, bar group, quantizer) across every figure of a page: each name gets the next palette colour at
+ * its first appearance, in figure order, so a variant left out of one figure (no data) does not shift the others' colours there.
+ */
+export function pageColors(figures: Figure[]): Figure[] {
+  const colors = new Map<string, string>();
+  const color = (label: string) => {
+    if (!colors.has(label)) colors.set(label, PALETTE[colors.size % PALETTE.length]);
+    return colors.get(label)!;
+  };
+  return figures.map((f) => {
+    if (f.kind === 'lines') return { ...f, series: f.series.map((s) => ({ ...s, color: color(s.label) })) };
+    if (f.kind === 'bars') return { ...f, groups: f.groups.map((g) => ({ ...g, color: color(g.label) })) };
+    if (f.kind === 'histogram') return { ...f, levels: f.levels.map((l) => ({ ...l, color: color(l.label) })) };
+    return f;
+  });
+}
+
+/** The results page of one run, given its data and (for studies) its children's; one colour per variant on the whole page. */
 export function resultsPage(run: RunData, children: RunData[] = []): ResultsPage {
+  const page = methodPage(run, children);
+  return { ...page, figures: pageColors(page.figures) };
+}
+
+function methodPage(run: RunData, children: RunData[]): ResultsPage {
   if (Array.isArray(run.summary.seed_table)) return seedStudy(run);
   switch (run.method) {
     case 'lns-study':

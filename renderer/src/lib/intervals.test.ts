@@ -31,9 +31,7 @@ describe('intervals and verdicts as the workbench writes them', () => {
   });
 
   it('a plain key result (no comparison) is unsigned, with or without an interval; malformed ones are not key results', () => {
-    expect(keyResultText(asKeyResult({ label: 'top-1', value: 0.9, ci95: [0.85, 0.94], interval: 'Wilson, 200 images' })!).value).toBe(
-      '0.9000 [0.8500, 0.9400]',
-    );
+    expect(keyResultText(asKeyResult({ label: 'mean CE', value: 0.9, ci95: [0.85, 0.94], interval: 'paired t' })!).value).toBe('0.9000 [0.8500, 0.9400]');
     expect(keyResultText(asKeyResult({ label: 'DLA NMAE %', value: 1.23456 })!)).toEqual({
       label: 'DLA NMAE %',
       value: '1.235',
@@ -105,5 +103,24 @@ describe('intervals and verdicts as the workbench writes them', () => {
   it('summary warnings: every string entry', () => {
     expect(summaryWarnings({ warnings: ['a', '', 3, 'b'] })).toEqual(['a', 'b']);
     expect(summaryWarnings({})).toEqual([]);
+  });
+
+  it('a key result that is a fraction (top-1) reads in percent, as the tables beside it; a difference of fractions in points', () => {
+    const top1 = asKeyResult({ label: 'top-1', value: 0.897, ci95: [0.8778, 0.9134], interval: 'Wilson, 1000 images', unit: 'fraction' })!;
+    expect(top1.unit).toBe('fraction');
+    expect(keyResultText(top1).value).toBe('89.70 % [87.78, 91.34]');
+    const diff = asKeyResult({
+      label: 'DopQ − RepQ W4A4 top-1',
+      value: 0.012,
+      ci95: [-0.004, 0.028],
+      verdict: 'within noise',
+      better: 'higher',
+      interval: 'exact McNemar',
+      unit: 'fraction',
+    })!;
+    expect(keyResultText(diff).value).toBe('+1.20 pp [−0.40, 2.80]');
+    // A summary written before key results had a unit: an accuracy label is read as a fraction; a unit that is not one is not.
+    expect(keyResultText(asKeyResult({ label: 'reference accuracy', value: 0.9 })!).value).toBe('90.00 %');
+    expect(keyResultText(asKeyResult({ label: 'val loss', value: 0.9 })!).value).toBe('0.9000');
   });
 });

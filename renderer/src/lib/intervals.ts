@@ -16,6 +16,8 @@ export interface KeyResult {
   verdict?: Verdict;
   better?: 'lower' | 'higher';
   interval?: string;
+  /** `fraction`: a proportion (top-1 accuracy) or a difference of proportions, shown in percent (points for a difference). */
+  unit?: 'fraction';
 }
 
 /** A table cell that is a difference (candidate − reference) with its interval and verdict. */
@@ -45,7 +47,17 @@ export function asKeyResult(v: unknown): KeyResult | null {
     ...(verdict ? { verdict } : {}),
     ...(v.better === 'lower' || v.better === 'higher' ? { better: v.better } : {}),
     ...(typeof v.interval === 'string' ? { interval: v.interval } : {}),
+    ...(keyResultIsFraction(v.unit, v.label) ? { unit: 'fraction' as const } : {}),
   };
+}
+
+/**
+ * Whether a key result is a fraction (shown in percent): its `unit` says so; a summary written before key results carried a unit
+ * is read as one when its label names an accuracy (top-1, accuracy), the only fractions key results held then.
+ */
+export function keyResultIsFraction(unit: unknown, label: string): boolean {
+  if (unit !== undefined) return unit === 'fraction';
+  return /\btop-1\b|\baccuracy\b/i.test(label);
 }
 
 /** Every summary `warnings` entry (strings only). */
@@ -96,9 +108,12 @@ export function intervalParts(
 /** The key result as text: label, value with its interval, and verdict (the headline of a results page). */
 export function keyResultText(kr: KeyResult): { label: string; value: string; verdict: Verdict | null; interval: string | null } {
   const comparison = kr.verdict !== undefined || kr.better !== undefined;
+  // A fraction reads in percent, as the tables beside it (a difference of fractions in percentage points).
+  const p = intervalParts(kr.value, kr.ci95 ?? null, { signed: comparison, scale: kr.unit === 'fraction' ? 100 : 1 });
+  const value = kr.unit === 'fraction' ? `${p.value} ${comparison ? 'pp' : '%'}` : p.value;
   return {
     label: kr.label,
-    value: fmtWithInterval(kr.value, kr.ci95 ?? null, { signed: comparison }),
+    value: p.interval ? `${value} ${p.interval}` : value,
     verdict: kr.verdict ?? null,
     interval: kr.ci95 ? `95% interval: ${kr.interval ?? 'method not stated'}` : null,
   };

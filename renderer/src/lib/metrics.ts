@@ -10,6 +10,8 @@ export interface Series {
   y: number[];
   /** An interval around each y (e.g. a 95% confidence interval), drawn as a band in the series' colour. */
   band?: { lo: number[]; hi: number[] };
+  /** Its colour, the same in every figure of a results page (figures.ts `pageColors`); else by its place in the chart. */
+  color?: string;
 }
 
 export interface ChartSpec {

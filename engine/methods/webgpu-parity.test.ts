@@ -138,7 +138,10 @@ describeWebgpu('every method on webgpu agrees with wasm', () => {
       train: { steps: 2, batch: 8, warmup: 1, sample_every: 2, log_every: 1 },
       eval: { samples: 8, quick_samples: 8, grid: 4 },
       ablation: 'custom',
-      configurations: [{ name: 'full recipe', cauchy: true, diffusion_loss: true, ot: true, adaptive_c: true, nsln: true }],
+      // Minibatch OT off: its assignment (Hungarian on a float32 cost matrix) is discontinuous, and
+      // on some machines the two backends' rounding flips a near-tie of this tiny batch (first lct
+      // loss 25.81 vs 25.69, on the code before and after this change alike); OT has its own tests.
+      configurations: [{ name: 'full recipe', cauchy: true, diffusion_loss: true, ot: false, adaptive_c: true, nsln: true }],
     });
     // Every stage within 1e-3 like the other kinds, FIDs and the study's table included: the
     // largest gaps measured were 2.2e-7 (autoencoder loss), 0 (classifier), 1.0e-7 (lct losses,

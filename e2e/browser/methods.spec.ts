@@ -148,7 +148,7 @@ test('Numbers to trust: the key result with its 95% interval, verdict and method
     const kr = summary.key_result as { label: string; verdict?: string; interval?: string };
     const key = page.getByTestId('key-result');
     await expect(key).toContainText(kr.label);
-    await expect(key).toContainText(/[+−]?\d+\.\d+ \[−?\d+\.\d+, −?\d+\.\d+\]/);
+    await expect(key).toContainText(/[+−]?\d+\.\d+( pp| %)? \[−?\d+\.\d+, −?\d+\.\d+\]/); // accuracies in percent or points
     if (kr.verdict) await expect(key).toContainText(`· ${kr.verdict}`);
     await expect(page.getByTestId('key-interval')).toContainText(kr.interval!);
     const warnings = (summary.warnings as string[] | undefined) ?? [];

@@ -20,7 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
-import { attention, crossEntropy, layerNorm, linear, rmsNorm, rope } from '../nn/ops.js';
+import { attention, crossEntropy, layerNorm, linear, linearTransposed, rmsNorm, rope } from '../nn/ops.js';
 import { ParamSet } from '../nn/params.js';
 import { activate, type ActivationName } from './activations.js';
 import { assignCheckpointTensor, takeTensor, type CausalLM, type CheckpointSource, type ForwardHooks, type NormSite } from './lm.js';
@@ -175,18 +175,21 @@ export class Decoder implements CausalLM {
   readonly arch = 'hf' as const;
   readonly params = new ParamSet();
   private readonly linears = new Set<string>();
+  /** Linear weights held (out, in) as stored, used transposed in the product (streamed models). */
+  private readonly asStored: boolean;
   private readonly ropeCache = new Map<number, { cos: tf.Tensor2D; sin: tf.Tensor2D }>();
 
   /**
    * An uninitialized model: every parameter zero until loadCheckpointTensors fills it. With
    * `allocate: false` it holds no parameter: a streamed evaluation (./streamed.ts) adds the block it
-   * runs (setParam) and removes it after.
+   * runs (setParam) and removes it after, keeping linear weights as the checkpoint stores them.
    */
   constructor(
     readonly spec: DecoderSpec,
     private readonly config: Record<string, unknown>,
     opts: { allocate: boolean } = { allocate: true },
   ) {
+    this.asStored = !opts.allocate;
     for (const p of decoderParams(spec)) {
       if (p.linear && spec.linearLayout === 'out-in') this.linears.add(p.name);
       if (opts.allocate) this.params.add(p.name, tf.zeros(p.shape));
@@ -201,7 +204,7 @@ export class Decoder implements CausalLM {
   /** Add (or replace) parameter `name` from a checkpoint tensor in HF orientation; takes ownership of `t`. */
   setParam(name: string, t: tf.Tensor): void {
     if (this.params.has(name)) this.params.remove(name);
-    this.params.add(name, this.linears.has(name) ? tf.tidy(() => tf.transpose(t)) : t.clone());
+    this.params.add(name, this.linears.has(name) && !this.asStored ? tf.tidy(() => tf.transpose(t)) : t.clone());
     t.dispose();
   }
 
@@ -222,6 +225,16 @@ export class Decoder implements CausalLM {
   private maybe(template: string, i: number, part: 'weight' | 'bias'): tf.Variable | undefined {
     const name = `${template.replace('{i}', String(i))}.${part}`;
     return this.params.has(name) ? this.params.get(name) : undefined;
+  }
+
+  /**
+   * Linear layer `template` of block i on x: x W + b with W held (in, out), or x Wᵀ + b where the
+   * weight is held as the checkpoint stores it (out, in) (a streamed model skips the transpose).
+   */
+  private linear(template: string, i: number, x: tf.Tensor): tf.Tensor {
+    const w = this.w(template, i, 'weight');
+    const b = this.maybe(template, i, 'bias');
+    return this.asStored && this.linears.has(this.params.nameOf(w)) ? linearTransposed(x, w, b) : linear(x, w, b);
   }
 
   /** The spec's norm over the last axis: RMSNorm (x (1 + w) for Gemma) or LayerNorm. */
@@ -269,7 +282,7 @@ export class Decoder implements CausalLM {
     const { heads: H, kvHeads: KV, headDim: hs, names, attention: a } = this.spec;
     const heads = (t: tf.Tensor, n: number) => tf.transpose(tf.reshape(t, [B, T, n, hs]), [0, 2, 1, 3]) as tf.Tensor4D; // (B, T, n hs) -> (B, n, T, hs)
     if (names.qkv) {
-      const qkv = linear(x, this.w(names.qkv, i, 'weight'), this.maybe(names.qkv, i, 'bias'));
+      const qkv = this.linear(names.qkv, i, x);
       if (a.qkvLayout === 'blocks') {
         const [q, k, v] = tf.split(qkv, 3, -1); // GPT-2: (B, T, [q | k | v])
         return [heads(q, H), heads(k, H), heads(v, H)];
@@ -277,7 +290,7 @@ export class Decoder implements CausalLM {
       const [q, k, v] = tf.split(tf.reshape(qkv, [B, T, H, 3 * hs]), 3, -1); // GPT-NeoX: (B, T, H, [q; k; v])
       return [heads(q, H), heads(k, H), heads(v, H)];
     }
-    const proj = (t: string) => linear(x, this.w(t, i, 'weight'), this.maybe(t, i, 'bias'));
+    const proj = (t: string) => this.linear(t, i, x);
     let q = proj(names.q!);
     let k = proj(names.k!);
     const v = proj(names.v!);
@@ -331,14 +344,14 @@ export class Decoder implements CausalLM {
     const z = this.scores(i, q, k, this.repeatKV(v0)); // (B, H, T, hs)
     hooks?.headOutputs?.(i, z);
     const y = tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [B, T, H * hs]); // (B, H, T, hs) -> (B, T, H hs)
-    const out = linear(y, this.w(names.o, i, 'weight'), this.maybe(names.o, i, 'bias')) as tf.Tensor3D;
+    const out = this.linear(names.o, i, y) as tf.Tensor3D;
     hooks?.attnOutput?.(i, out);
     return out;
   }
 
   private mlp(i: number, x: tf.Tensor): tf.Tensor {
     const { names, mlp } = this.spec;
-    const proj = (t: string, input: tf.Tensor) => linear(input, this.w(t, i, 'weight'), this.maybe(t, i, 'bias'));
+    const proj = (t: string, input: tf.Tensor) => this.linear(t, i, input);
     const up = proj(names.up, x);
     const hidden = mlp.gated ? tf.mul(activate(mlp.act, proj(names.gate!, x)), up) : activate(mlp.act, up);
     return proj(names.down, hidden);

@@ -20,6 +20,14 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   return tf.reshape(y, [...lead, outDim]); // (N, out) -> (..., out)
 }
 
+/** y = x @ Wᵀ + b for x (..., in), W (out, in) as PyTorch stores it, b (out) -> (..., out). */
+export function linearTransposed(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
+  const [outDim, inDim] = w.shape as [number, number];
+  const lead = x.shape.slice(0, -1);
+  const y2 = tf.matMul(tf.reshape(x, [-1, inDim]), w, false, true); // (N, in) @ (in, out)
+  return tf.reshape(b ? tf.add(y2, b) : y2, [...lead, outDim]);
+}
+
 /**
  * Scaled dot-product attention, softmax(q k^T / sqrt(hs) + mask) v.
  * q, k, v: (B, H, T, hs) -> (B, H, T, hs). `causal` masks keys after each query.

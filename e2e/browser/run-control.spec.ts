@@ -11,13 +11,13 @@ import { at, state } from '../helpers';
 
 test.describe.configure({ mode: 'serial' });
 
-/** Enough steps that the cancel lands mid-run; no periodic checkpoint before the last step. */
+/** Enough steps that the cancel lands mid-run on a fast machine too; no periodic checkpoint before the last step. */
 const config = {
   method: 'lm-pretrain',
   name: 'e2e-cancel-resume',
   seed: 11,
   model: { arch: 'llama', layers: 1, d_model: 32, heads: 2 },
-  train: { steps: 1500, batch: 4, seq: 16, warmup: 5, eval_every: 5000, eval_windows: 2, checkpoint_every: 100000, log_every: 5, layer_grad_norms: false },
+  train: { steps: 4000, batch: 4, seq: 16, warmup: 5, eval_every: 5000, eval_windows: 2, checkpoint_every: 100000, log_every: 5, layer_grad_norms: false },
 };
 
 /** One engine protocol request (as the workbench sends it); resolves its result. */
@@ -54,12 +54,12 @@ test('Cancel checkpoints the step it reached; Resume continues there and ends wi
   const runId = await start();
   await page.goto(at(state().url, `/run/${runId}`));
   const status = page.getByTestId('run-status');
-  await expect.poll(async () => Number(await page.getByTestId('run-step').textContent()), { timeout: 60_000 }).toBeGreaterThan(100);
+  await expect.poll(async () => Number(await page.getByTestId('run-step').textContent()), { timeout: 60_000 }).toBeGreaterThan(20);
   await page.getByRole('button', { name: 'Cancel' }).click();
   await expect(status).toHaveText('cancelled', { timeout: 30_000 });
   const latest = readJson(path.join(runDir(runId), 'checkpoints', 'latest.json'));
-  expect(latest.step).toBeGreaterThan(100);
-  expect(latest.step).toBeLessThan(1500);
+  expect(latest.step).toBeGreaterThan(20);
+  expect(latest.step).toBeLessThan(4000);
 
   await page.getByRole('button', { name: 'Resume' }).click();
   await expect(status).toHaveText('completed', { timeout: 150_000 });

@@ -55,7 +55,9 @@ export function isCheckpointStep(step: number, every: number, total: number): bo
 export async function endOfStep(ctx: Pick<JobContext, 'signal' | 'tick'>, due: boolean, save: () => Promise<unknown>): Promise<void> {
   await new Promise<void>((r) => setImmediate(r));
   if (due || stopRequested(ctx.signal)) await save();
-  await ctx.tick();
+  // No yield between the check and here: a stop that arrives later is seen at the next step's
+  // boundary, never between this step's check and its end (which would end it without a checkpoint).
+  if (ctx.signal.aborted) await ctx.tick();
 }
 
 /**

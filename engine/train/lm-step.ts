@@ -184,48 +184,6 @@ function summedRows(model: CausalLM, flatH: tf.Tensor2D, flatY: tf.Tensor1D): tf
 }
 
 /**
- * Mean cross-entropy (nats) of each window on its own (its `seq` targets), in batches, without
- * gradients: the per-window losses a paired comparison of two models on the same windows needs.
- * Their mean is lmEvalLoss (every window has the same length).
- */
-export async function lmWindowLosses(
-  model: CausalLM,
-  windows: { x: Int32Array; y: Int32Array; count: number; seq: number },
-  batchSize: number,
-  hooks?: ForwardHooks,
-): Promise<number[]> {
-  const { seq, count } = windows;
-  const out: number[] = [];
-  for (let i = 0; i < count; i += batchSize) {
-    const B = Math.min(batchSize, count - i);
-    const x = tf.tensor2d(windows.x.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
-    const y = tf.tensor2d(windows.y.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
-    const sums = tf.tidy(() => {
-      const h = model.hidden(x, { ...hooks, scopeBlocks: true }); // (B, T, C)
-      const C = h.shape[2];
-      const rows = Math.max(1, Math.floor(LOGITS_BUDGET / model.vocabSize));
-      const perWindow: tf.Scalar[] = [];
-      for (let b = 0; b < B; b++) {
-        const hb = tf.reshape(tf.slice(h, [b, 0, 0], [1, seq, C]), [seq, C]);
-        const yb = tf.reshape(tf.slice(y, [b, 0], [1, seq]), [seq]);
-        const parts: tf.Scalar[] = [];
-        for (let r = 0; r < seq; r += rows) {
-          const n = Math.min(rows, seq - r);
-          const logits = model.logits(tf.reshape(tf.slice(hb, [r, 0], [n, C]), [1, n, C]) as tf.Tensor3D);
-          parts.push(tf.mul(crossEntropy(logits, tf.slice(yb, [r], [n])), n) as tf.Scalar);
-        }
-        perWindow.push(tf.addN(parts) as tf.Scalar);
-      }
-      return tf.stack(perWindow);
-    });
-    tf.dispose([x, y]);
-    for (const v of await sums.data()) out.push(v / seq);
-    sums.dispose();
-  }
-  return out;
-}
-
-/**
  * Mean cross-entropy (nats) of `model` over fixed windows, in batches, without gradients. The
  * per-chunk sums are read to the host once, at the end, and added there in double precision.
  */
@@ -255,9 +213,9 @@ export async function lmEvalLoss(
 }
 
 /**
- * Mean cross-entropy (nats/token) of each window: the units of a paired comparison of models
- * scored on the same windows (engine/stats pairedDifference). Their mean is lmEvalLoss, every
- * window having seq tokens.
+ * Mean cross-entropy (nats/token) of each window on its own, without gradients: the units of a
+ * paired comparison of models scored on the same windows (engine/stats pairedDifference; layer
+ * pruning's per-window drops). Their mean is lmEvalLoss, every window having seq tokens.
  */
 export async function lmEvalWindowLosses(
   model: CausalLM,

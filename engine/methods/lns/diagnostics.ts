@@ -36,7 +36,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../../io/atomic.js';
 import type { CausalLM } from '../../models/lm.js';
 import { crossEntropy } from '../../nn/ops.js';
 import { barPlot, heatmap, linePlot, writePlot } from '../../plot/index.js';
-import { blockOf, lmWindowLosses } from '../../train/lm-step.js';
+import { blockOf, lmEvalWindowLosses } from '../../train/lm-step.js';
 import { comparison, tInterval, type KeyResult } from '../../stats/stats.js';
 
 /** Angular distance arccos(cos(a, b)) / pi in [0, 1]: 0 for the same direction, 1 for opposite. */
@@ -312,10 +312,10 @@ export function pruningFromWindows(windowBase: number[], windowLoss: number[][])
 
 /** Remove each block in turn (skipLayers) and measure the validation loss change, window by window. */
 export async function layerPruning(model: CausalLM, windows: EvalWindows, batchSize: number, tick?: () => Promise<void>): Promise<PruningResult> {
-  const base = await lmWindowLosses(model, windows, batchSize);
+  const base = Array.from(await lmEvalWindowLosses(model, windows, batchSize));
   const perBlock: number[][] = [];
   for (let l = 0; l < model.nLayers; l++) {
-    perBlock.push(await lmWindowLosses(model, windows, batchSize, { skipLayers: new Set([l]) }));
+    perBlock.push(Array.from(await lmEvalWindowLosses(model, windows, batchSize, { skipLayers: new Set([l]) })));
     await tick?.();
   }
   return pruningFromWindows(base, perBlock);

@@ -42,7 +42,7 @@ import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js
 import { openLM, STREAMING_MODES, type OpenedLM } from '../../models/index.js';
 import { textDataSchema } from '../../train/lm-config.js';
 import { loadLMData } from '../../train/lm-data.js';
-import { lmWindowLosses } from '../../train/lm-step.js';
+import { lmEvalWindowLosses } from '../../train/lm-step.js';
 import { angularDistanceMatrix, bestBlockStarts, pairedInterval, pruneKeyResult, residualStats, type ResidualStats } from './diagnostics.js';
 import { defaultStreamBudget, streamedResidualStats, streamedWindowLosses } from './streamed-diagnostics.js';
 
@@ -214,7 +214,7 @@ export async function writePrunedFolder(src: string, out: string, removed: reado
 
 /** Each window's CE of an opened model (in memory or streamed). */
 async function windowLosses(opened: OpenedLM, windows: EvalWindows, batch: number): Promise<number[]> {
-  if (opened.kind === 'memory') return lmWindowLosses(opened.model, windows, batch);
+  if (opened.kind === 'memory') return Array.from(await lmEvalWindowLosses(opened.model, windows, batch));
   return streamedWindowLosses(opened.model, windows, { batch, budgetBytes: defaultStreamBudget(opened.model) });
 }
 

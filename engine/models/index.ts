@@ -8,8 +8,8 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import * as path from 'node:path';
 import { fail } from '../core/errors.js';
-import { readJson } from '../io/atomic.js';
-import { loadModelDir, openModelDir, saveModelDir } from '../io/model-dir.js';
+import { openModelDir, saveModelDir, type ModelDirReader } from '../io/model-dir.js';
+import type { HostTensor } from '../io/safetensors.js';
 import { fromTf, toTf } from '../io/tensors.js';
 import { Decoder } from './decoder.js';
 import { DECODER_FAMILIES, decoderShape, decoderSpecFromConfig, isDecoderFamily } from './families.js';
@@ -85,12 +85,21 @@ export function checkLMConfig(config: Record<string, unknown>, where: string): L
 
 /** Load an LM from a model directory (config.json + model.safetensors). */
 export async function loadLM(dir: string, onProgress?: (bytesRead: number, totalBytes: number) => void): Promise<CausalLM> {
-  // The config first: a model NormLab cannot read is refused before any weight is read.
-  const configPath = path.join(dir, 'config.json');
-  const json = await readJson(configPath, 'config.json').catch(() => null);
-  if (json && typeof json === 'object' && !Array.isArray(json)) checkLMConfig(json as Record<string, unknown>, configPath);
-  const { config, tensors } = await loadModelDir(dir, { onProgress });
-  const model = createLM(archOf(config, `${dir}/config.json`), config, 0);
+  const reader = await openModelDir(dir, { onProgress });
+  try {
+    return await loadFromReader(reader);
+  } finally {
+    await reader.close();
+  }
+}
+
+/** The whole model of an open folder: its config checked before any weight is read, then every weight. */
+async function loadFromReader(reader: ModelDirReader): Promise<CausalLM> {
+  const arch = checkLMConfig(reader.config, path.join(reader.dir, 'config.json'));
+  const weights = await reader.weights();
+  const tensors = new Map<string, HostTensor>();
+  for (const name of weights.names) tensors.set(name, await reader.read(name));
+  const model = createLM(arch, reader.config, 0);
   try {
     // One tensor at a time: a GPT-2-small checkpoint is never held twice on the backend.
     const used = new Set<string>();
@@ -99,7 +108,7 @@ export async function loadLM(dir: string, onProgress?: (bytesRead: number, total
       if (t) used.add(name);
       return t ? toTf(t) : undefined;
     });
-    checkAllUsed([...tensors.keys()], used, dir, String(config.model_type));
+    checkAllUsed([...tensors.keys()], used, reader.dir, String(reader.config.model_type));
   } catch (err) {
     model.dispose();
     throw err;
@@ -147,8 +156,9 @@ export async function openLM(
   dir: string,
   opts: { streaming?: StreamingMode; onProgress?: (bytesRead: number, totalBytes: number) => void } = {},
 ): Promise<OpenedLM> {
-  // A streamed model reads its blocks while it evaluates (the evaluation reports that progress).
-  const reader = await openModelDir(dir);
+  // Loading progress is a whole model's; a streamed one reads its blocks as it evaluates (which reports that).
+  let wholeModel = false;
+  const reader = await openModelDir(dir, { onProgress: (read, total) => wholeModel && opts.onProgress?.(read, total) });
   try {
     const where = path.join(dir, 'config.json');
     const arch = checkLMConfig(reader.config, where);
@@ -169,8 +179,9 @@ export async function openLM(
         },
       };
     }
+    wholeModel = true;
+    const model = await loadFromReader(reader);
     await reader.close();
-    const model = await loadLM(dir, opts.onProgress);
     return { kind: 'memory', model, dispose: async () => model.dispose() };
   } catch (err) {
     await reader.close();

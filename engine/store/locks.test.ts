@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI_ENTRY } from '../core/app-paths.js';
+import { raceForStaleLock } from '../testing/lock-race.js';
 import '../jobs/all.js';
 import { resolveConfig } from '../jobs/config.js';
 import { JobQueue } from '../jobs/queue.js';
@@ -39,41 +40,7 @@ describe('run locks', () => {
   it('one stale lock, many processes taking it over at the same moment: exactly one owns the run', async () => {
     const dir = tempDir('normlab-takeover-');
     const project = Project.open(path.join(dir, 'project'));
-    const run = project.createRun('lm-pretrain', {}, { seed: 0 });
-    run.update({ status: 'running', pid: deadPid() });
-    run.release();
-    fs.writeFileSync(path.join(run.dir, 'run.lock'), JSON.stringify({ pid: run.record.pid, start: '1' }));
-    const script = path.join(dir, 'take.mts');
-    fs.writeFileSync(
-      script,
-      [
-        // Widen the moment between judging the lock stale and removing it, where two takers could interleave.
-        `import fs from 'node:fs';`,
-        `import { syncBuiltinESMExports } from 'node:module';`,
-        `const rm = fs.rmSync;`,
-        `fs.rmSync = (p, o) => { if (String(p).endsWith('run.lock')) { const t = Date.now() + 300; while (Date.now() < t); } return rm(p, o); };`,
-        `syncBuiltinESMExports();`,
-        `const { Project } = await import(${JSON.stringify(path.resolve('engine/store/runs.ts'))});`,
-        `const [dir, id, go] = process.argv.slice(2);`,
-        `const run = Project.open(dir).run(id);`,
-        `await new Promise((r) => setTimeout(r, Number(go) - Date.now()));`,
-        `try { run.acquire(); process.stdout.write('won'); await new Promise((r) => setTimeout(r, 3000)); }`,
-        `catch (e) { process.stdout.write('lost: ' + e.message); }`,
-      ].join('\n'),
-    );
-    const go = Date.now() + 8000;
-    const outcomes = await Promise.all(
-      Array.from(
-        { length: 6 },
-        () =>
-          new Promise<string>((resolve) => {
-            const p = spawn(process.execPath, ['--import', 'tsx', script, project.dir, run.id, String(go)], { stdio: ['ignore', 'pipe', 'inherit'] });
-            let out = '';
-            p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-            p.once('exit', () => resolve(out));
-          }),
-      ),
-    );
+    const outcomes = await raceForStaleLock(project, dir);
     expect(
       outcomes.filter((o) => o === 'won'),
       outcomes.join('\n'),

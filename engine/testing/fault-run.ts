@@ -16,6 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CLI_ENTRY } from '../core/app-paths.js';
 import { Project } from '../store/runs.js';
+import { raceForStaleLock } from './lock-race.js';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -229,43 +230,9 @@ function diskFull(ref: { lm: number }): void {
 
 /** Six processes take over one stale lock at the same moment: exactly one may win. */
 async function races(): Promise<void> {
-  const script = path.join(root, 'take.mts');
-  fs.writeFileSync(
-    script,
-    [
-      // Widen the moment between judging the lock stale and removing it, where two takers could interleave.
-      `import fs from 'node:fs';`,
-      `import { syncBuiltinESMExports } from 'node:module';`,
-      `const rm = fs.rmSync;`,
-      `fs.rmSync = (p, o) => { if (String(p).endsWith('run.lock')) { const t = Date.now() + 300; while (Date.now() < t); } return rm(p, o); };`,
-      `syncBuiltinESMExports();`,
-      `const { Project } = await import(${JSON.stringify(path.resolve(path.dirname(CLI_ENTRY), '..', 'engine/store/runs.ts'))});`,
-      `const [dir, id, go] = process.argv.slice(2);`,
-      `const run = Project.open(dir).run(id);`,
-      `await new Promise((r) => setTimeout(r, Number(go) - Date.now()));`,
-      `try { run.acquire(); process.stdout.write('won'); await new Promise((r) => setTimeout(r, 2000)); } catch (e) { process.stdout.write('lost'); }`,
-    ].join('\n'),
-  );
   for (let i = 0; i < RACES; i++) {
     const project = Project.open(path.join(root, `race-${i}`));
-    const run = project.createRun('lm-pretrain', {}, { seed: 0 });
-    const dead = spawnSync('true').pid!;
-    run.update({ status: 'running', pid: dead });
-    run.release();
-    fs.writeFileSync(path.join(run.dir, 'run.lock'), JSON.stringify({ pid: dead, start: '1' }));
-    const go = Date.now() + 8000;
-    const outs = await Promise.all(
-      Array.from(
-        { length: 6 },
-        () =>
-          new Promise<string>((resolve) => {
-            const p = spawn(process.execPath, ['--import', 'tsx', script, project.dir, run.id, String(go)], { stdio: ['ignore', 'pipe', 'ignore'] });
-            let out = '';
-            p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-            p.once('exit', () => resolve(out));
-          }),
-      ),
-    );
+    const outs = await raceForStaleLock(project, root);
     const winners = outs.filter((o) => o === 'won').length;
     bump(`race: 6 processes on one stale lock`);
     if (winners !== 1) problems.push(`race ${i}: ${winners} processes own one run`);

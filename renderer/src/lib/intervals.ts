@@ -4,6 +4,7 @@
  * verdict says they are outside noise, summary warnings, and the per-seed table of a study run
  * over seeds (engine/stats/stats.ts and engine/jobs/seeds.ts write the shapes read here).
  */
+import type { SeedCell } from '../../../engine/jobs/seeds';
 
 export type Verdict = 'better' | 'worse' | 'within noise';
 export type Interval = [number, number];
@@ -163,17 +164,6 @@ export function foldDifferences(columns: string[], rows: Record<string, unknown>
       return out;
     }),
   };
-}
-
-/** One cell of a seed table (engine/jobs/seeds.ts `SeedCell`). */
-export interface SeedCell {
-  row: string;
-  metric: string;
-  per_seed: Record<string, number | null>;
-  n: number;
-  mean: number | null;
-  sd: number | null;
-  ci95: Interval | null;
 }
 
 /** The seed table of a summary run over seeds (`seed_table`), or null. */

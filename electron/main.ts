@@ -94,6 +94,8 @@ let projectDir = '';
 let granted: string[] = [];
 let quitting = false;
 let stopping = false;
+/** Set when the engine reported that another process has the project open (see engine/engine-process.ts). */
+let busyProject: string | null = null;
 const crashTimes: number[] = [];
 
 interface PortInfo {
@@ -109,6 +111,9 @@ function forkEngine(): void {
     stdio: 'inherit',
   });
   engine = proc;
+  proc.on('message', (m: { type?: string; message?: string }) => {
+    if (m?.type === 'project-busy') busyProject = m.message ?? 'the project is open in another process';
+  });
   proc.on('exit', (code) => onEngineExit(proc, code));
 }
 
@@ -130,6 +135,7 @@ function onEngineExit(proc: UtilityProcess, code: number): void {
   if (proc !== engine) return;
   engine = null;
   if (quitting || stopping) return;
+  if (busyProject) return void projectBusy(busyProject);
   const now = Date.now();
   crashTimes.push(now);
   while (crashTimes.length && now - crashTimes[0] > 60_000) crashTimes.shift();
@@ -142,6 +148,22 @@ function onEngineExit(proc: UtilityProcess, code: number): void {
     return;
   }
   startEngine({ code, message });
+}
+
+/** The engine found the project open in another process (a `normlab serve`, another window): offer another one. */
+async function projectBusy(message: string): Promise<void> {
+  busyProject = null;
+  const answer = await dialog.showMessageBox({
+    type: 'warning',
+    buttons: ['Open Another Project…', 'Quit'],
+    defaultId: 0,
+    cancelId: 1,
+    message: 'This project is already open',
+    detail: message,
+  });
+  if (answer.response === 1) return app.quit();
+  await openProjectDialog();
+  if (!engine) app.quit(); // no other project was chosen
 }
 
 async function stopEngine(): Promise<void> {

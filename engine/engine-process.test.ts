@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
-import { attachPort, type PortLike } from './engine-process.js';
+import { attachPort, startEngineProcess, type ParentPort, type PortLike } from './engine-process.js';
+import { holdProject, releaseProject } from './server/project-lock.js';
 import { JobQueue } from './jobs/queue.js';
 import { EngineService } from './service.js';
 import { Project } from './store/runs.js';
@@ -68,5 +69,30 @@ describe('engine over a MessagePort', () => {
     const { next, close } = setup({ kind: 'event', event: 'engine', status: 'restarted', message: 'the engine stopped (exit code 9) and was restarted' });
     expect(await next((m) => m.event === 'engine')).toMatchObject({ status: 'restarted', message: expect.stringContaining('exit code 9') });
     close();
+  });
+
+  it('an app engine on a project another process serves tells main project-busy and does not serve it', () => {
+    const dir = path.join(tmp, 'busy');
+    const told: unknown[] = [];
+    const listeners: unknown[] = [];
+    const parent: ParentPort = { on: (_ev, l) => void listeners.push(l), postMessage: (m) => void told.push(m) };
+    const lock = holdProject(Project.open(dir).dir); // as `normlab serve` holds it
+    try {
+      expect(startEngineProcess(parent, ['--project', dir])).toBe(false);
+      expect(told).toEqual([
+        {
+          type: 'project-busy',
+          message: expect.stringMatching(
+            /^project .*busy is already open in process \d+ \(a `normlab serve` or the NormLab app\); use that one, or stop it first$/,
+          ),
+        },
+      ]);
+      expect(listeners).toHaveLength(0);
+    } finally {
+      releaseProject(lock);
+    }
+    expect(startEngineProcess(parent, ['--project', dir, '--backend', 'cpu'])).toBe(true);
+    expect(listeners).toHaveLength(1);
+    expect(fs.readFileSync(path.join(dir, 'serve.lock'), 'utf8')).toContain(`"pid":${process.pid}`);
   });
 });

@@ -1,10 +1,14 @@
 /**
- * The engine as an Electron utility process (DESIGN.md "Processes"). Main forks it with
+ * The engine as an Electron utility process (README "The workbench"). Main forks it with
  * `--project DIR [--backend B] [--allow DIR]...` (folders the user granted), sends
  * `{type: 'grant', dir}` for each folder granted later, and, for each renderer page, a
  * `{type: 'connect'}` message carrying one end of a MessageChannel; the renderer holds the other end. Every port speaks the
  * protocol of `engine/protocol/protocol.ts` (structured-cloned objects, validated by the service),
  * so tensors and metrics go from this process straight to the renderer, never through main.
+ *
+ * The engine holds the project's serve lock (engine/server/project-lock.ts) while it runs: when a
+ * `normlab serve` or another app window already has the project open, it tells main
+ * `{type: 'project-busy', message}` and exits, and main offers to open another project.
  *
  * If this process dies, main restarts it and the new engine's first message on the new port is an
  * `engine: restarted` event with main's notice; runs the dead process was executing read as
@@ -15,6 +19,7 @@
 import type { BackendChoice } from './backend/backend.js';
 import { asNormLabError } from './core/errors.js';
 import { JobQueue } from './jobs/queue.js';
+import { holdProject } from './server/project-lock.js';
 import type { EngineEvent } from './protocol/protocol.js';
 import { EngineService } from './service.js';
 import { Project } from './store/runs.js';
@@ -69,26 +74,37 @@ function electronPort(p: ElectronPort): PortLike {
   };
 }
 
-interface ParentPort {
+export interface ParentPort {
   on(ev: 'message', l: (e: { data: unknown; ports: ElectronPort[] }) => void): void;
+  postMessage(message: unknown): void;
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
+function arg(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
 }
 
 /** Every value of a repeatable option (`--allow A --allow B`). */
-function args(name: string): string[] {
-  return process.argv.flatMap((a, i) => (a === name && process.argv[i + 1] !== undefined ? [process.argv[i + 1]] : []));
+function args(argv: string[], name: string): string[] {
+  return argv.flatMap((a, i) => (a === name && argv[i + 1] !== undefined ? [argv[i + 1]] : []));
 }
 
-/** Entry point inside the utility process. */
-function main(parentPort: ParentPort): void {
-  const project = Project.open(arg('--project') ?? 'normlab-project');
+/**
+ * Start serving the project named in `argv` to the ports main hands over. False (after telling
+ * main `project-busy`) when another process has the project open; the caller then exits.
+ */
+export function startEngineProcess(parentPort: ParentPort, argv: string[]): boolean {
+  const project = Project.open(arg(argv, '--project') ?? 'normlab-project');
+  try {
+    holdProject(project.dir); // never released: once this process is gone the lock is stale
+  } catch (err) {
+    parentPort.postMessage({ type: 'project-busy', message: asNormLabError(err).message });
+    return false;
+  }
   // Reading the run list once persists runs a dead engine left "running" as interrupted.
   project.listRuns();
-  const service = new EngineService(new JobQueue(project, (arg('--backend') as BackendChoice | undefined) ?? 'auto'), { allow: args('--allow') });
+  const backend = (arg(argv, '--backend') as BackendChoice | undefined) ?? 'auto';
+  const service = new EngineService(new JobQueue(project, backend), { allow: args(argv, '--allow') });
   parentPort.on('message', (e) => {
     const msg = e.data as { type?: string; dir?: unknown; restarted?: { code: number; message: string } | null };
     // Main grants a folder the user picked in one of its open dialogs.
@@ -99,7 +115,8 @@ function main(parentPort: ParentPort): void {
       : { kind: 'event', event: 'engine', status: 'ready' };
     attachPort(service, electronPort(e.ports[0]), greeting);
   });
+  return true;
 }
 
 const parentPort = (process as unknown as { parentPort?: ParentPort }).parentPort;
-if (parentPort) main(parentPort);
+if (parentPort && !startEngineProcess(parentPort, process.argv)) process.exit(0);

@@ -1,5 +1,5 @@
 /**
- * `normlab`, the headless command line (DESIGN.md "Command line", a contract). Each command
+ * `normlab`, the headless command line (README "Command line", a contract). Each command
  * prints human progress to stderr; with `--json`, one JSON object on stdout and nothing else.
  * Any failure prints `normlab: <one line>` and exits non-zero.
  */

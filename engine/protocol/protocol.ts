@@ -69,7 +69,7 @@ export type Response = { kind: 'response'; id: number; ok: true; result: unknown
 export const RUN_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled', 'interrupted', 'damaged'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
-/** A run's `run.json` (DESIGN.md "Runs on disk"), as the store writes it and clients read it. */
+/** A run's `run.json` (README "Runs on disk"), as the store writes it and clients read it. */
 export interface RunRecord {
   id: string;
   method: string;

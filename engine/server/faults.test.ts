@@ -44,7 +44,7 @@ describe('serve', () => {
       new NormLabError('io', `port ${first.port} on 127.0.0.1 is in use (another normlab serve?): choose another with --port N, or --port 0 for any free one`),
     );
     await expect(serve(new EngineService(new JobQueue(project, 'cpu')), { port: 0 })).rejects.toThrow(
-      new RegExp(`^project ${project.dir} is already served by process ${process.pid}; open that server's URL, or stop it first$`),
+      `project ${project.dir} is already open in process ${process.pid} (a \`normlab serve\` or the NormLab app); use that one, or stop it first`,
     );
     await first.close();
     const again = await serve(new EngineService(new JobQueue(project, 'cpu')), { port: 0, rendererDir: path.dirname(project.dir) });

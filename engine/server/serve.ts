@@ -11,8 +11,8 @@ import * as path from 'node:path';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { appPath } from '../core/app-paths.js';
-import { asNormLabError, fail, NormLabError } from '../core/errors.js';
-import { releaseFileLock, takeFileLock } from '../store/runs.js';
+import { asNormLabError, NormLabError } from '../core/errors.js';
+import { holdProject, releaseProject } from './project-lock.js';
 import type { EngineService } from '../service.js';
 
 export const RENDERER_DIR = appPath('dist-renderer');
@@ -40,9 +40,6 @@ const MIME: Record<string, string> = {
  */
 export const MAX_PENDING_REQUESTS = 256;
 export const MAX_BUFFERED_BYTES = 64 * 2 ** 20;
-
-/** The file a serving process holds in its project (one server per project). */
-export const SERVE_LOCK = 'serve.lock';
 
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
@@ -86,21 +83,11 @@ export interface Served {
 }
 
 export async function serve(service: EngineService, opts: { port?: number; token?: string; rendererDir?: string } = {}): Promise<Served> {
-  // One server per project: two would run jobs on one run store side by side, each unaware of the other's queue.
-  const lock = path.join(service.queue.project.dir, SERVE_LOCK);
-  if (!takeFileLock(lock)) {
-    let pid = '?';
-    try {
-      pid = String((JSON.parse(fs.readFileSync(lock, 'utf8')) as { pid: unknown }).pid);
-    } catch {
-      /* being written */
-    }
-    fail('state', `project ${service.queue.project.dir} is already served by process ${pid}; open that server's URL, or stop it first`);
-  }
+  const lock = holdProject(service.queue.project.dir);
   try {
     return await listen(service, opts, lock);
   } catch (err) {
-    releaseFileLock(lock);
+    releaseProject(lock);
     throw err;
   }
 }
@@ -248,7 +235,7 @@ async function listen(service: EngineService, opts: { port?: number; token?: str
         for (const c of wss.clients) c.terminate();
         wss.close();
         server.close(() => {
-          releaseFileLock(lock);
+          releaseProject(lock);
           r();
         });
       }),

@@ -14,7 +14,8 @@ import { raceForStaleLock } from '../testing/lock-race.js';
 import '../jobs/all.js';
 import { resolveConfig } from '../jobs/config.js';
 import { JobQueue } from '../jobs/queue.js';
-import { Project, releaseFileLock, takeFileLock } from './runs.js';
+import { releaseFileLock, takeFileLock } from './file-lock.js';
+import { Project } from './runs.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -102,14 +103,24 @@ describe('shared cache locks', () => {
     const other = spawn('sleep', ['30']);
     try {
       fs.writeFileSync(lock, JSON.stringify({ pid: other.pid, start: null }));
-      expect(takeFileLock(lock)).toBe(false);
+      expect(takeFileLock(lock)).toEqual({ taken: false, owner: { pid: other.pid, start: null } });
       fs.writeFileSync(lock, JSON.stringify({ pid: deadPid(), start: null }));
-      expect(takeFileLock(lock)).toBe(true);
+      expect(takeFileLock(lock)).toEqual({ taken: true });
       expect(JSON.parse(fs.readFileSync(lock, 'utf8')).pid).toBe(process.pid);
       releaseFileLock(lock);
       expect(fs.existsSync(lock)).toBe(false);
     } finally {
       other.kill();
     }
+  });
+
+  it('an unreadable lock is being written while young and stale once old (a writer killed mid-write)', () => {
+    const lock = path.join(tempDir('normlab-cache-lock-'), 'vit.lock');
+    fs.writeFileSync(lock, '');
+    expect(takeFileLock(lock)).toEqual({ taken: false, owner: null });
+    const old = new Date(Date.now() - 60_000);
+    fs.utimesSync(lock, old, old);
+    expect(takeFileLock(lock)).toEqual({ taken: true });
+    releaseFileLock(lock);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * The run store (DESIGN.md "Runs on disk", a contract). A project is a folder; each run is a
+ * The run store (README "Runs on disk", a contract). A project is a folder; each run is a
  * folder in `runs/` with `run.json` (identity, resolved config, seed, backend, status, times,
  * versions), `metrics.jsonl` (append-only, one JSON object per line), `checkpoints/` (step-N
  * folders + `latest.json`), `artifacts/` (plots, tables) and `summary.json` (final results).
@@ -27,78 +27,10 @@ import { randomBytes } from 'node:crypto';
 import { asNormLabError, fail } from '../core/errors.js';
 import { readJsonSync, writeJsonAtomicSync } from '../io/atomic.js';
 import { versions } from '../core/versions.js';
+import { lockOwner, ownerAlive, pidAlive, releaseFileLock, takeFileLock } from './file-lock.js';
 import type { RunRecord, RunStatus } from '../protocol/protocol.js';
 
 export type { RunRecord, RunStatus };
-
-/** Is a process with this pid alive (on this machine)? */
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** When process `pid` started (Linux: clock ticks since boot, /proc/PID/stat field 22); null elsewhere. */
-function processStart(pid: number): string | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-interface LockOwner {
-  pid: number;
-  start: string | null;
-}
-
-/** Is the process that wrote this lock still the one running under its pid? */
-function ownerAlive(owner: LockOwner): boolean {
-  if (!pidAlive(owner.pid)) return false;
-  return owner.start === null || processStart(owner.pid) === null || processStart(owner.pid) === owner.start;
-}
-
-/**
- * Take a lock file shared by processes (a project's cache folder being written): true when this
- * process now holds it, false while another live process does. A lock whose process is gone is
- * removed and taken. Release it with `releaseFileLock`.
- */
-export function takeFileLock(file: string): boolean {
-  const mine = JSON.stringify({ pid: process.pid, start: processStart(process.pid) });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(file, mine, { flag: 'wx' });
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') fail('io', `cannot lock ${file}: ${asNormLabError(err).message}`);
-    }
-    let owner: LockOwner | null = null;
-    try {
-      owner = JSON.parse(fs.readFileSync(file, 'utf8')) as LockOwner;
-    } catch {
-      return false; // being written by its owner just now
-    }
-    if (typeof owner.pid === 'number' && ownerAlive({ pid: owner.pid, start: owner.start ?? null })) return false;
-    fs.rmSync(file, { force: true }); // stale: its process is gone
-  }
-  return false;
-}
-
-/** Remove a lock file this process holds (see `takeFileLock`). */
-export function releaseFileLock(file: string): void {
-  try {
-    if ((JSON.parse(fs.readFileSync(file, 'utf8')) as LockOwner).pid === process.pid) fs.rmSync(file, { force: true });
-  } catch {
-    /* gone already */
-  }
-}
-
-/** How old a `run.lock.takeover` left by a killed process must be before it is ignored. */
-const TAKEOVER_STALE_MS = 10_000;
 
 /** Runs this process is executing now (their pid is ours but they are live, not stale), with their lock files. */
 const liveHere = new Map<string, string>();
@@ -131,16 +63,6 @@ export class Run {
     return path.join(this.dir, 'run.lock');
   }
 
-  /** The process holding this run's lock, or null when none holds it. */
-  private lockOwner(): LockOwner | null {
-    try {
-      const o = JSON.parse(fs.readFileSync(this.lockFile, 'utf8')) as LockOwner;
-      return typeof o.pid === 'number' ? { pid: o.pid, start: typeof o.start === 'string' ? o.start : null } : null;
-    } catch {
-      return null;
-    }
-  }
-
   /** Status as a reader should see it: a running run whose process is gone is interrupted. */
   get status(): RunStatus {
     const r = this.record;
@@ -149,69 +71,26 @@ export class Run {
     if (r.pid === null) return r.status === 'queued' ? 'queued' : 'interrupted';
     if (r.host !== undefined && r.host !== os.hostname()) return r.status; // another machine's process: trust the record
     if (r.pid === process.pid) return liveHere.has(r.id) ? r.status : 'interrupted';
-    const owner = this.lockOwner();
+    const owner = lockOwner(this.lockFile);
     const alive = owner && owner.pid === r.pid ? ownerAlive(owner) : pidAlive(r.pid);
     return alive ? r.status : 'interrupted';
   }
 
   /**
-   * Become the run's only writer: create `run.lock` exclusively (taking over a stale one), then
-   * remove the temp files a killed writer left. Refused with one line while another live process
-   * holds the lock.
+   * Become the run's only writer: take `run.lock` (see engine/store/file-lock.ts), then remove the
+   * temp files a killed writer left. Refused with one line while another live process holds the
+   * lock, or while this process already executes the run.
    */
   acquire(): void {
-    const mine = JSON.stringify({ pid: process.pid, start: processStart(process.pid) });
-    const refuse = (owner: LockOwner | null) => {
-      if (owner && owner.pid !== process.pid && ownerAlive(owner))
-        fail('state', `run ${this.id} is ${this.record.status} in process ${owner.pid}; wait for it to finish or stop that process before resuming`);
-      if (owner?.pid === process.pid && liveHere.has(this.id)) fail('state', `run ${this.id} is already ${this.record.status} here`);
-    };
-    try {
-      fs.writeFileSync(this.lockFile, mine, { flag: 'wx' });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') fail('io', `cannot lock run ${this.id}: ${asNormLabError(err).message}`);
-      refuse(this.lockOwner());
-      this.takeOverStaleLock(mine, refuse);
+    if (liveHere.has(this.id)) fail('state', `run ${this.id} is already ${this.record.status} here`);
+    if (lockOwner(this.lockFile)?.pid === process.pid) fs.rmSync(this.lockFile, { force: true }); // ours, left by an earlier attempt here
+    const attempt = takeFileLock(this.lockFile);
+    if (!attempt.taken) {
+      const holder = attempt.owner ? `in process ${attempt.owner.pid}` : 'by a process taking it over now';
+      fail('state', `run ${this.id} is ${this.record.status} ${holder}; wait for it to finish or stop that process before resuming`);
     }
     liveHere.set(this.id, this.lockFile);
     this.removeTempFiles();
-  }
-
-  /**
-   * Replace a stale `run.lock` with ours, one process at a time: the check and the replacement
-   * happen while holding `run.lock.takeover` (created exclusively), so two processes that both saw
-   * the stale lock cannot both remove it and both create their own. A takeover file left by a
-   * process killed inside this (a few milliseconds) is stale after `TAKEOVER_STALE_MS`.
-   */
-  private takeOverStaleLock(mine: string, refuse: (owner: LockOwner | null) => void): void {
-    const guard = `${this.lockFile}.takeover`;
-    try {
-      fs.writeFileSync(guard, String(process.pid), { flag: 'wx' });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') fail('io', `cannot lock run ${this.id}: ${asNormLabError(err).message}`);
-      let age = 0;
-      try {
-        age = Date.now() - fs.statSync(guard).mtimeMs;
-      } catch {
-        /* gone meanwhile */
-      }
-      if (age <= TAKEOVER_STALE_MS) fail('state', `run ${this.id} is being taken over by another process; try again`);
-      fs.rmSync(guard, { force: true });
-      return this.takeOverStaleLock(mine, refuse);
-    }
-    try {
-      refuse(this.lockOwner()); // it may have been replaced since we looked
-      fs.rmSync(this.lockFile, { force: true }); // stale: its process is gone
-      try {
-        fs.writeFileSync(this.lockFile, mine, { flag: 'wx' });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') fail('io', `cannot lock run ${this.id}: ${asNormLabError(err).message}`);
-        refuse(this.lockOwner()); // a process that found no lock at all took it first
-        fail('state', `run ${this.id} was locked by another process meanwhile; try again`);
-      }
-    } finally {
-      fs.rmSync(guard, { force: true });
-    }
   }
 
   /** Give up this run's lock (if this process holds it) without changing its record. */
@@ -580,9 +459,5 @@ export function releaseLiveRun(id: string): void {
 /** Drop `id` from this process's live runs and remove its lock file if this process holds it. */
 function releaseLock(id: string, lockFile: string): void {
   liveHere.delete(id);
-  try {
-    if ((JSON.parse(fs.readFileSync(lockFile, 'utf8')) as LockOwner).pid === process.pid) fs.rmSync(lockFile, { force: true });
-  } catch {
-    /* no lock, or not ours to read */
-  }
+  releaseFileLock(lockFile);
 }

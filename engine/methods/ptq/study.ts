@@ -42,7 +42,7 @@ import { vitModelSchema, vitTrainOptionsSchema } from './vit-train.js';
 import { ptqData, ptqDataSchema } from './data.js';
 import { pathField } from '../../jobs/paths.js';
 import { runSeeds, seedsField, SINGLE_SEED, type SeedStudy } from '../../jobs/seeds.js';
-import { releaseFileLock, takeFileLock } from '../../store/runs.js';
+import { releaseFileLock, takeFileLock } from '../../store/file-lock.js';
 
 /** The quantizer presets: post-softmax quantizer × post-LN treatment. */
 /**
@@ -124,7 +124,7 @@ async function studyModel(ctx: JobContext, cfg: PtqStudyConfig): Promise<{ sourc
       ctx.log(`reusing the cached MNIST ViT ${cacheDir}`);
       return { source: cacheDir, trained: false };
     }
-    if (takeFileLock(lock)) break;
+    if (takeFileLock(lock).taken) break;
     if (!waiting) ctx.log(`waiting for another study that trains this MNIST ViT (${lock})`);
     await new Promise((r) => setTimeout(r, CACHE_WAIT_MS));
     await ctx.tick();

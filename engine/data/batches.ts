@@ -134,3 +134,22 @@ export function evalWindows(tokens: TokenStream, seq: number, maxWindows: number
   }
   return { x, y, count, seq };
 }
+
+/**
+ * The windows of a run's final evaluation: `evalWindows` over the first `budgetTokens` tokens of
+ * the split ('all': the whole split), with the words an interval over them is given in.
+ */
+export function finalEvalWindows(
+  tokens: TokenStream,
+  seq: number,
+  budgetTokens: number | 'all',
+): { windows: EvalWindows; whole: boolean; description: string } {
+  const available = Math.floor((tokens.length - 1) / seq);
+  const windows = evalWindows(tokens, seq, budgetTokens === 'all' ? Math.max(1, available) : Math.max(1, Math.floor(budgetTokens / seq)));
+  const whole = windows.count === available;
+  const n = windows.count.toLocaleString('en-US');
+  const description = whole
+    ? `all ${n} validation windows of ${seq} tokens (the whole split)`
+    : `the first ${n} validation windows of ${seq} tokens (${(windows.count * seq).toLocaleString('en-US')} of ${(tokens.length - 1).toLocaleString('en-US')} tokens)`;
+  return { windows, whole, description };
+}

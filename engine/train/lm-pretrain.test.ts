@@ -9,6 +9,7 @@ import { writeTokenFile } from '../data/text.js';
 import '../jobs/all.js';
 import { JobQueue } from '../jobs/queue.js';
 import { Project, type Run } from '../store/runs.js';
+import { loadLMData } from './lm-data.js';
 import { interruptedAndResumed, runToEnd } from './resume-harness.js';
 
 beforeAll(async () => {
@@ -52,6 +53,43 @@ describe('lm-pretrain', () => {
       expect(r.loss).toBeGreaterThan(0);
     });
   }
+
+  it('the summary scores the final model on the whole validation split (or the stated budget), with its interval', async () => {
+    const q = newQueue();
+    const corpus = path.join(q.project.dir, 'corpus.bin');
+    await writeTokenFile(
+      corpus,
+      Array.from({ length: 3000 }, (_, i) => (i * 31 + (i >> 3)) % 200),
+    );
+    const data = { source: 'tokens', path: corpus, val_fraction: 0.2 };
+    const { val } = await loadLMData(data as Parameters<typeof loadLMData>[0], 32, 256);
+    const valFile = path.join(q.project.dir, 'val.bin');
+    await writeTokenFile(valFile, Array.from(val));
+    for (const [budget, windows] of [
+      [undefined, Math.floor((val.length - 1) / 32)],
+      [100, 3],
+    ] as const) {
+      const cfg = { ...tiny(10), data, train: { ...tiny(10).train, ...(budget ? { final_eval_tokens: budget } : {}) } };
+      const run = q.enqueue(cfg);
+      await q.wait(run.id);
+      const s = q.project.run(run.id).readSummary()!;
+      expect(s.final_eval).toEqual({ windows, seq: 32, whole_split: budget === undefined });
+      const kr = s.key_result as { interval: string; ci95: number[] };
+      expect(kr.interval).toBe(
+        budget === undefined
+          ? `t over all ${windows} validation windows of 32 tokens (the whole split)`
+          : `t over the first 3 validation windows of 32 tokens (96 of ${val.length - 1} tokens)`,
+      );
+      // Independently: eval-lm on the final checkpoint over the same tokens.
+      const firstTokens = path.join(q.project.dir, `first-${windows}.bin`);
+      await writeTokenFile(firstTokens, Array.from(val.subarray(0, windows * 32 + 1)));
+      const independent = await evalLM({ model: q.project.run(run.id).latestCheckpoint()!.dir, tokens: firstTokens, seq: 32 });
+      expect(independent.tokens).toBe(windows * 32);
+      expect(s.final_val_loss as number).toBeCloseTo(independent.loss, 5);
+      expect(kr.ci95[0]).toBeLessThan(s.final_val_loss as number);
+      expect(kr.ci95[1]).toBeGreaterThan(s.final_val_loss as number);
+    }
+  });
 
   it('a cancelled run resumed from its checkpoint ends exactly where an uninterrupted run ends', async () => {
     const straight = newQueue();

@@ -6,7 +6,7 @@
  */
 import * as path from 'node:path';
 import { z } from 'zod';
-import { TokenBatcher, evalWindows, type BatcherState, type TokenStream } from '../data/batches.js';
+import { TokenBatcher, evalWindows, finalEvalWindows, type BatcherState, type TokenStream } from '../data/batches.js';
 import type { JobContext } from '../jobs/context.js';
 import { baseConfig, registerJobKind } from '../jobs/registry.js';
 import { fail } from '../core/errors.js';
@@ -21,7 +21,7 @@ import { hfConfigFor, lmModelSchema, lmWarmup, textDataSchema, trainSchema } fro
 import { DataParallelPool, resolveWorkers } from './data-parallel.js';
 import { loadLMData } from './lm-data.js';
 import { disposeStep, lmEvalLoss, lmEvalWindowLosses, lmTrainStep, readStep } from './lm-step.js';
-import { tInterval } from '../stats/stats.js';
+import { meanSd, tInterval } from '../stats/stats.js';
 
 export const lmPretrainSchema = z
   .object({
@@ -48,6 +48,16 @@ export const lmPretrainSchema = z
   .strict();
 export type LMPretrainConfig = z.infer<typeof lmPretrainSchema>;
 
+/**
+ * Rows per forward pass of the final evaluation: up to 4,096 tokens, fewer for a large vocabulary
+ * (a pass holds its logits, tokens × vocabulary floats: at most 256 MiB), never fewer than a
+ * training batch. The rows change only the speed, not the losses.
+ */
+export function finalEvalBatch(batch: number, seq: number, vocabSize: number): number {
+  const tokens = Math.min(4096, Math.floor(2 ** 26 / vocabSize));
+  return Math.max(batch, Math.floor(tokens / seq));
+}
+
 /** Hooks other methods add to every lm-pretrain run (LNS diagnostics run at the end). */
 export type AfterTraining = (
   ctx: JobContext,
@@ -64,8 +74,6 @@ export function addAfterTraining(fn: AfterTraining): void {
 interface LMResumeState extends Record<string, unknown> {
   batcher: BatcherState;
   initialValLoss: number;
-  /** The last validation loss (at the final step: the summary's); absent in checkpoints of older engines. */
-  valLoss?: number;
   /** Training tokens and seconds up to the checkpoint; absent in checkpoints of older engines. */
   trained?: { tokens: number; seconds: number };
 }
@@ -111,9 +119,6 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
 
   let step = 0;
   let initialValLoss: number;
-  // The last validation loss (the summary's final one); null only after a resume from a checkpoint
-  // of an older engine, which did not store it.
-  let valLoss: number | null;
   // Training tokens and seconds of the steps before this process (a resumed run's throughput is the whole run's).
   let before = { tokens: 0, seconds: 0 };
   if (ctx.resumeFrom) {
@@ -122,14 +127,12 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
     batcher.restore(state.batcher);
     step = state.step;
     initialValLoss = state.initialValLoss;
-    valLoss = state.valLoss ?? null;
     before = state.trained ?? before;
     ctx.log(`resumed from step ${step}`);
   } else {
     initialValLoss = await lmEvalLoss(model, val, evalBatch);
     if (!Number.isFinite(initialValLoss)) fail('model', `the initial validation loss is ${initialValLoss}: ${await nonFiniteCause(model)}`);
     ctx.metric({ step: 0, val_loss: initialValLoss });
-    valLoss = initialValLoss;
   }
 
   let pool: DataParallelPool | null = null;
@@ -139,7 +142,7 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
   let tokensSeen = 0;
   const trained = () => ({ tokens: before.tokens + tokensSeen, seconds: before.seconds + (Date.now() - started) / 1000 });
   const checkpoint = () => {
-    const state: Omit<LMResumeState, 'step'> = { batcher: batcher.state(), initialValLoss, valLoss, trained: trained() };
+    const state: Omit<LMResumeState, 'step'> = { batcher: batcher.state(), initialValLoss, trained: trained() };
     return saveTrainingCheckpoint(ctx.run, step, { model: (dir) => saveModel(model, dir), optimizer: opt, state });
   };
   let lastLoss = NaN; // the loss of the last logged step
@@ -175,11 +178,11 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
         });
       }
       if (step % t.eval_every === 0 || step === t.steps) {
-        valLoss = await lmEvalLoss(model, val, evalBatch);
+        const valLoss = await lmEvalLoss(model, val, evalBatch);
         ctx.metric({ step, val_loss: valLoss, val_ppl: Math.exp(valLoss) });
       }
       ctx.progress({ step, total: t.steps, phase: 'train', message: Number.isNaN(lastLoss) ? 'training' : `loss ${lastLoss.toFixed(3)}` });
-      await endOfStep(ctx, isCheckpointStep(step, t.checkpoint_every, t.steps), checkpoint);
+      await endOfStep(ctx, isCheckpointStep(step, t.checkpoint_every, t.steps), checkpoint, step === t.steps);
     }
   } catch (err) {
     await pool?.close();
@@ -189,11 +192,12 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
   }
   await pool?.close();
   opt.dispose();
-  // Resumed at the last step from a checkpoint without it: the final model's loss, as the last step evaluated it.
-  valLoss ??= await lmEvalLoss(model, val, evalBatch);
-  // Per-window losses of the final model: its interval, and the units a study pairs variants on.
-  const windowLosses = Array.from(await lmEvalWindowLosses(model, val, evalBatch));
-  const ci = val.count > 1 ? { ci95: tInterval(windowLosses).ci95, interval: `t over ${val.count} validation windows of ${val.seq} tokens` } : {};
+  // The final model on the final evaluation's windows (from the model alone, so a resume at any
+  // checkpoint gives these numbers): its interval, and the units a study pairs variants on.
+  const final = finalEvalWindows(data.val, t.seq, t.final_eval_tokens);
+  const windowLosses = Array.from(await lmEvalWindowLosses(model, final.windows, finalEvalBatch(evalBatch, t.seq, model.vocabSize)));
+  const valLoss = meanSd(windowLosses).mean;
+  const ci = final.windows.count > 1 ? { ci95: tInterval(windowLosses).ci95, interval: `t over ${final.description}` } : {};
   const total = trained();
   const summary = {
     key_result: { label: 'val loss', value: valLoss, ...ci },
@@ -201,6 +205,7 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
     final_val_loss: valLoss,
     final_val_ppl: Math.exp(valLoss),
     final_val_loss_windows: windowLosses,
+    final_eval: { windows: final.windows.count, seq: t.seq, whole_split: final.whole },
     steps: t.steps,
     tokens_per_step: rows * t.seq,
     grad_accum: accum,

@@ -188,13 +188,22 @@ registerJobKind({
         if (mine.length === 0) return [];
         const steps = mine[0].curves[key].step.filter((st) => mine.every((s) => s.curves[key].step.includes(st)));
         const mean = steps.map((st) => meanStd(mine.map((s) => s.curves[key].value[s.curves[key].step.indexOf(st)])).mean!);
-        return [{ name: `${point.label} (${mine.length} seed${mine.length > 1 ? 's' : ''})`, x: steps, y: mean }];
+        return [{ name: `${point.label} (${mine.length} seed${mine.length > 1 ? 's' : ''})`, variant: point.label, x: steps, y: mean }];
       });
       if (lines.length === 0) continue;
       const file = `sweep_${key}.png`;
+      // A grid point's colour is its place in the grid, in every curve's figure, whichever points logged it.
       await writePlot(
         path.join(dir, file),
-        await linePlot({ title: `${key}, mean over seeds`, xLabel: 'step', yLabel: key, series: lines, points: false, width: 720 }),
+        await linePlot({
+          title: `${key}, mean over seeds`,
+          xLabel: 'step',
+          yLabel: key,
+          series: lines,
+          variants: points.map((p) => p.label),
+          points: false,
+          width: 720,
+        }),
       );
       plots.push(file);
     }

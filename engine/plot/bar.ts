@@ -3,7 +3,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { fail } from '../core/errors.js';
 import { checkTitle } from './data.js';
 import { plotSize, renderSpec, specToSvg, type PlotSize } from './render.js';
-import { axisTitles, frame, legendPlacement, plotConfig, titleFor } from './theme.js';
+import { axisTitles, frame, legendPlacement, plotConfig, titleFor, variantColors, type PageColors } from './theme.js';
 
 export interface BarGroup {
   /** Group (variant, method): one colour, one legend entry. */
@@ -12,7 +12,7 @@ export interface BarGroup {
   values: { label: string; value: number }[];
 }
 
-export interface BarPlotOptions extends PlotSize {
+export interface BarPlotOptions extends PlotSize, PageColors {
   title: string;
   xLabel: string;
   yLabel: string;
@@ -62,7 +62,7 @@ export function barPlotSpec(o: BarPlotOptions): TopLevelSpec {
           field: 'g',
           type: 'nominal',
           title: null,
-          scale: { domain: names },
+          scale: { domain: names, range: variantColors(names, o.variants) },
           legend: names.length > 1 ? { symbolType: 'square', ...legendPlacement(names, width) } : null,
         },
         tooltip: [{ field: 'g' }, { field: 'label' }, { field: 'value' }],

@@ -7,7 +7,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { fail } from '../core/errors.js';
 import { checkTitle, logDomain } from './data.js';
 import { plotSize, renderSpec, specToSvg, type PlotSize } from './render.js';
-import { axisTitles, CATEGORY_COLORS, frame, legendPlacement, plotConfig, titleFor } from './theme.js';
+import { axisTitles, frame, legendPlacement, plotConfig, titleFor, variantColors, type PageColors } from './theme.js';
 
 export interface QuantizerLevels {
   /** Quantizer name: one colour, one legend entry, one lane. */
@@ -16,7 +16,7 @@ export interface QuantizerLevels {
   points: ArrayLike<number>;
 }
 
-export interface HistogramOptions extends PlotSize {
+export interface HistogramOptions extends PlotSize, PageColors {
   title: string;
   /** The samples (NaN and ±Infinity are dropped). */
   values: ArrayLike<number>;
@@ -124,7 +124,7 @@ export function histogramSpec(o: HistogramOptions): TopLevelSpec {
   const yScale: { type?: 'log'; domain?: [number, number]; zero?: boolean; nice: boolean } = o.logY
     ? { type: 'log', domain: [0.5, logDomain(1, Math.max(1, maxCount))[1]], nice: false }
     : { zero: true, nice: true };
-  const colors = names.map((_, i) => CATEGORY_COLORS[i % CATEGORY_COLORS.length]);
+  const colors = variantColors(names, o.variants);
   const layers: unknown[] = [
     {
       data: { values: bars },

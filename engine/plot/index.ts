@@ -8,7 +8,8 @@
  *
  * Every plot takes `width` (default 640), `height` (default 400) and `scale` (PNG pixel density,
  * default 1); the PNG is exactly width·scale × height·scale. NaN/±Infinity are dropped; empty
- * input is a one-line `NormLabError` with code 'data'.
+ * input is a one-line `NormLabError` with code 'data'. The figures of one run's page take the
+ * page's ordered variant names as `variants`, so a variant has one colour in all of them.
  */
 export { linePlot, linePlotSvg, linePlotSpec, type LinePlotOptions, type LineSeries } from './line.js';
 export { barPlot, barPlotSvg, barPlotSpec, type BarPlotOptions, type BarGroup } from './bar.js';

@@ -2,18 +2,23 @@
 import type { TopLevelSpec } from 'vega-lite';
 import { fail } from '../core/errors.js';
 import { allIntegers, checkTitle, decimate, extent, logDomain } from './data.js';
+import { MARK_LABEL_SIZE, markLabelRows } from './mark-labels.js';
 import { plotSize, renderSpec, specToSvg, type PlotSize } from './render.js';
-import { axisTitles, frame, legendPlacement, plotConfig, titleFor } from './theme.js';
+import { textWidth } from './textmetrics.js';
+import { axisTitles, frame, legendPlacement, plotConfig, titleFor, variantColors, type PageColors } from './theme.js';
 
 export interface LineSeries {
+  /** The legend entry. */
   name: string;
+  /** The page-wide variant it shows, which picks its colour (`variants`); default: its name. */
+  variant?: string;
   x: ArrayLike<number>;
   y: ArrayLike<number>;
   /** An interval around y at each x (e.g. a 95% confidence interval), drawn as a translucent band in the series' colour. */
   band?: { lo: ArrayLike<number>; hi: ArrayLike<number> };
 }
 
-export interface LinePlotOptions extends PlotSize {
+export interface LinePlotOptions extends PlotSize, PageColors {
   title: string;
   xLabel: string;
   yLabel: string;
@@ -22,7 +27,7 @@ export interface LinePlotOptions extends PlotSize {
   logY?: boolean;
   /** Log-scale x axis; points with x ≤ 0 are dropped. */
   logX?: boolean;
-  /** Vertical rules, e.g. the steps where a LayerNorm was removed. */
+  /** Vertical rules, e.g. the steps where a LayerNorm was removed; labels go in up to three rows at the top, left out where none has room. */
   marks?: { x: number; label?: string }[];
   /** Draw a dot at each point (default: when no series has more than 60 points). */
   points?: boolean;
@@ -85,6 +90,13 @@ export function linePlotSpec(o: LinePlotOptions): TopLevelSpec {
   const xInts = allIntegers(rows.map((r) => r.x).concat(marks.map((m) => m.x)));
   const showPoints = o.points ?? longest <= 40;
   const axes = axisTitles(o.xLabel, o.yLabel, width, height, names);
+  const colorScale = {
+    domain: names,
+    range: variantColors(
+      o.series.map((s) => s.variant ?? s.name),
+      o.variants,
+    ),
+  };
   const yExt = extent(rows.map((r) => r.y).concat(bandRows.flatMap((r) => [r.lo, r.hi]))) as [number, number];
   const xExt = extent(rows.map((r) => r.x).concat(marks.map((m) => m.x))) as [number, number];
   // Few integer x (layers): a tick at every integer; otherwise about one tick per 75 px.
@@ -116,7 +128,7 @@ export function linePlotSpec(o: LinePlotOptions): TopLevelSpec {
           field: 's',
           type: 'nominal',
           title: null,
-          scale: { domain: names },
+          scale: colorScale,
           legend: { symbolType: showPoints ? 'circle' : 'stroke', ...legendPlacement(names, width) },
         },
       },
@@ -130,21 +142,22 @@ export function linePlotSpec(o: LinePlotOptions): TopLevelSpec {
         x: { field: 'x', type: 'quantitative' },
         y: { field: 'lo', type: 'quantitative' },
         y2: { field: 'hi' },
-        color: { field: 's', type: 'nominal', scale: { domain: names } },
+        color: { field: 's', type: 'nominal', scale: colorScale },
       },
     });
   }
   if (marks.length > 0) {
-    const markRows = marks.map((m, i) => ({ x: m.x, label: m.label ?? '', dy: 4 + (i % 3) * 13 }));
     layers.push({
-      data: { values: markRows },
+      data: { values: marks.map((m) => ({ x: m.x })) },
       mark: { type: 'rule', color: '#555', strokeDash: [5, 4], strokeWidth: 1 },
       encoding: { x: { field: 'x', type: 'quantitative' } },
     });
-    if (markRows.some((m) => m.label !== '')) {
+    const labelled = marks.filter((m) => m.label).map((m) => ({ x: m.x, label: m.label! }));
+    const markRows = markLabelRows(labelled, markPx(xExt, o.logX === true, width, names));
+    if (markRows.length > 0) {
       layers.push({
-        data: { values: markRows.filter((m) => m.label !== '') },
-        mark: { type: 'text', align: 'left', baseline: 'top', dx: 3, fontSize: 10, color: '#333' },
+        data: { values: markRows },
+        mark: { type: 'text', align: 'left', baseline: 'top', dx: 3, fontSize: MARK_LABEL_SIZE, color: '#333' },
         encoding: {
           x: { field: 'x', type: 'quantitative' },
           y: { field: 'dy', type: 'quantitative', scale: null },
@@ -160,6 +173,17 @@ export function linePlotSpec(o: LinePlotOptions): TopLevelSpec {
     config: plotConfig(),
     layer: layers,
   } as TopLevelSpec;
+}
+
+/**
+ * x value → px from the plot's left edge, for placing rule labels: the plot is taken to be the
+ * figure less 130 px for padding and the y axis and less a legend on the right, at most its width.
+ */
+function markPx(xExt: [number, number], logX: boolean, width: number, names: string[]): (x: number) => number {
+  const legend = legendPlacement(names, width).orient === 'right' ? Math.max(...names.map((n) => textWidth(n, 11))) + 38 : 0;
+  const plotW = width - 130 - legend;
+  const [lo, hi] = logX ? logDomain(...xExt).map(Math.log) : xExt;
+  return (x) => (((logX ? Math.log(x) : x) - lo) / (hi - lo || 1)) * plotW;
 }
 
 function range(lo: number, hi: number): number[] {

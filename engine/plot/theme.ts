@@ -19,6 +19,27 @@ export const CATEGORY_COLORS = [
   '#7F7F7F', // grey
 ];
 
+/** The page-wide colour option of the plots that colour series, bar groups or quantizers by name. */
+export interface PageColors {
+  /**
+   * Every variant (series, bar group, quantizer name) the figures of this run's page show, in
+   * the page's order (e.g. the study's config variants): each name takes the colour at its place
+   * here, so a variant has one colour in every figure, even one that shows only some of them.
+   * Default: this figure's own order.
+   */
+  variants?: readonly string[];
+}
+
+/**
+ * The colour of each of `names` (this figure's variants, in its order): the palette colour at the
+ * name's place in `variants`, the page's list; names not in it come after it, in this order.
+ */
+export function variantColors(names: readonly string[], variants: readonly string[] = []): string[] {
+  const order = [...variants];
+  for (const n of names) if (!order.includes(n)) order.push(n);
+  return names.map((n) => CATEGORY_COLORS[order.indexOf(n) % CATEGORY_COLORS.length]);
+}
+
 /** The Vega-Lite config every plot uses. */
 export function plotConfig(): Config {
   return {

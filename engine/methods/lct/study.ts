@@ -267,6 +267,9 @@ registerJobKind({
       ),
     ].join('\n');
     await writeFileAtomic(path.join(ctx.run.artifactsDir, 'table.csv'), csv + '\n');
+    // One colour per arm and configuration in both figures (the arms' as on each configuration's page),
+    // configurations by their place in the config, completed or not.
+    const variants = ['1 step', '2 steps', 'reference images', ...rows.map((r) => r.name)];
     await writePlot(
       path.join(ctx.run.artifactsDir, 'fid.png'),
       await barPlot({
@@ -277,6 +280,7 @@ registerJobKind({
           { name: '1 step', values: results.map((r) => ({ label: r.name, value: Number(r.summary.fid_1step) })) },
           { name: '2 steps', values: results.map((r) => ({ label: r.name, value: Number(r.summary.fid_2step) })) },
         ],
+        variants,
       }),
     );
     const classNames = (results[0].summary.class_names as string[]) ?? [];
@@ -296,6 +300,7 @@ registerJobKind({
             values: ((results[0].summary.class_histogram_reference as number[]) ?? []).map((v, i) => ({ label: classNames[i] ?? String(i), value: v })),
           },
         ],
+        variants,
       }),
     );
     const table = results.map((r) => {

@@ -168,8 +168,11 @@ export function summarizeModel(label: string, runId: string, model: string, d: D
 const csvCell = (v: string | number | null) => (v === null ? '' : typeof v === 'string' && /[,"\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : String(v));
 const csv = (rows: (string | number | null)[][]) => rows.map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
 
-/** Write the study's tables and figures into `dir`; returns the file names. */
-export async function writeDepthStudy(dir: string, models: ModelSummary[], variance: DepthStudyConfig['variance']): Promise<string[]> {
+/**
+ * Write the study's tables and figures into `dir`; returns the file names. `variants` names every
+ * model of the config in order, completed or not: each model's colour is its place there.
+ */
+export async function writeDepthStudy(dir: string, models: ModelSummary[], variance: DepthStudyConfig['variance'], variants: string[]): Promise<string[]> {
   const files: string[] = [];
   const put = async (name: string, data: string | Uint8Array) => {
     if (name.endsWith('.png')) await writePlot(path.join(dir, name), data as Uint8Array);
@@ -194,6 +197,7 @@ export async function writeDepthStudy(dir: string, models: ModelSummary[], varia
       xLabel: 'relative depth ℓ / L of the removed block',
       yLabel: 'cross-entropy increase ΔP (nats)',
       series: models.map((m) => ({ name: m.label, x: rel(m), y: m.drop_loss, band: { lo: m.drop_loss_lo, hi: m.drop_loss_hi } })),
+      variants,
       points: true,
       width: 640,
       height: 400,
@@ -214,6 +218,7 @@ export async function writeDepthStudy(dir: string, models: ModelSummary[], varia
       xLabel: 'relative depth ℓ / L',
       yLabel: 'Block Influence',
       series: models.map((m) => ({ name: m.label, x: rel(m), y: m.block_influence })),
+      variants,
       points: true,
     }),
   );
@@ -228,6 +233,7 @@ export async function writeDepthStudy(dir: string, models: ModelSummary[], varia
       xLabel: 'relative depth ℓ / L (0 = embeddings)',
       yLabel: `${VARIANCE_AXIS[variance]} (log scale)`,
       series: models.map((m) => ({ name: m.label, x: m.variance.map((_, l) => l / m.layers), y: m.variance })),
+      variants,
       logY: true,
       points: true,
     }),
@@ -308,7 +314,7 @@ registerJobKind({
     if (models.length === 0)
       fail('state', `no model of the study completed (${missing.map((m) => `${m.model}: ${m.status}`).join(', ')}); normlab resume ${ctx.run.id} reruns them`);
     ctx.progress({ step: cfg.models.length, total: cfg.models.length, phase: 'compare', message: 'writing the figures' });
-    const artifacts = await writeDepthStudy(ctx.run.artifactsDir, models, cfg.variance);
+    const artifacts = await writeDepthStudy(ctx.run.artifactsDir, models, cfg.variance, labels);
     return {
       key_result: pruneKeyResult(`deep-half ΔCE, ${models[0].label}`, models[0].deep_half),
       metric: 'validation cross-entropy (nats); ΔP = CE without the block − CE of the full model',

@@ -361,6 +361,8 @@ registerJobKind({
     await writeJsonAtomic(path.join(dir, 'diagnostics.json'), Object.fromEntries(results.map((r) => [r.label, { run_id: r.runId, ...r.diagnostics }])));
 
     // Loss curves, overlaid: training loss (moving average over 5 logged steps) beside validation loss.
+    // Each variant has its colour by its place in the config, in every figure, completed or not.
+    const variants = cfg.variants.map(variantLabel);
     const smooth = (ys: number[], k = 5) =>
       ys.map((_, i) => {
         const w = ys.slice(Math.max(0, i - k + 1), i + 1);
@@ -371,6 +373,7 @@ registerJobKind({
       xLabel: 'step',
       yLabel: 'training cross-entropy (nats)',
       series: results.map((r) => ({ name: r.label, x: r.trainLoss.map((p) => p.step), y: smooth(r.trainLoss.map((p) => p.loss)) })),
+      variants,
       points: false,
       width: 560,
       height: 400,
@@ -380,6 +383,7 @@ registerJobKind({
       xLabel: 'step',
       yLabel: 'validation cross-entropy (nats)',
       series: results.map((r) => ({ name: r.label, x: r.valLoss.slice(1).map((p) => p.step), y: r.valLoss.slice(1).map((p) => p.loss) })),
+      variants,
       points: true,
       width: 560,
       height: 400,
@@ -394,6 +398,7 @@ registerJobKind({
         xLabel: 'layer ℓ (0 = embeddings)',
         yLabel: `${VARIANCE_AXIS[cfg.diagnostics.variance]} (log scale)`,
         series: results.map((r) => ({ name: r.label, x: r.diagnostics.variance.map((_, l) => l), y: r.diagnostics.variance })),
+        variants,
         logY: true,
         points: true,
       }),
@@ -405,6 +410,7 @@ registerJobKind({
         xLabel: 'removed block ℓ',
         yLabel: 'ΔCE (nats)',
         groups: results.map((r) => ({ name: r.label, values: r.diagnostics.pruning.drop_loss.map((v, i) => ({ label: String(i + 1), value: v })) })),
+        variants,
         width: 720,
       }),
     );
@@ -421,6 +427,7 @@ registerJobKind({
             x: r.diagnostics.grad_norms!.per_layer.map((_, i) => i + 1),
             y: r.diagnostics.grad_norms!.per_layer,
           })),
+          variants,
           logY: true,
           points: true,
         }),

@@ -277,6 +277,8 @@ export async function runPtqStudy(ctx: JobContext, studyCfg: PtqStudyConfig): Pr
           .slice(1)
           .filter((r) => table[r.preset])
           .map((r) => ({ name: r.label, values: cols.map((c, i) => ({ label: c, value: 100 * (fp - (r.values[i] ?? fp)) })) })),
+        // A preset's colour is its place in the config, whether or not the presets before it completed.
+        variants: cfg.presets.map((n) => PRESETS[n].label),
         width: 760,
         height: 420,
         scale: 2,

@@ -19,6 +19,7 @@ import { checkInputPath, configPaths } from './jobs/paths.js';
 import { jobKind, jobKinds } from './jobs/registry.js';
 import { sweepChildren, type SweepConfig } from './jobs/sweep.js';
 import { parseRequest, PROTOCOL_VERSION, type EngineEvent, type RequestParams, type RequestType, type Response, type RunSummary } from './protocol/protocol.js';
+import type { KeyResult } from './stats/stats.js';
 import { assertAllowedPath } from './store/access.js';
 import { type Run } from './store/runs.js';
 
@@ -39,7 +40,8 @@ export function readSummarySafely(run: Run): { summary: Record<string, unknown> 
 
 export function runSummary(run: Run): RunSummary {
   const { summary, damage } = readSummarySafely(run);
-  const kr = summary?.key_result as { label: string; value: number } | undefined;
+  const kr = summary?.key_result as KeyResult | undefined;
+  const warnings = summary?.warnings;
   return {
     id: run.id,
     method: run.record.method,
@@ -51,6 +53,7 @@ export function runSummary(run: Run): RunSummary {
     tags: run.record.tags,
     parent: run.record.parent,
     keyResult: kr && typeof kr.value === 'number' ? kr : null,
+    warnings: Array.isArray(warnings) ? warnings.filter((w) => typeof w === 'string').length : 0,
     error: damage ? { code: 'io', message: damage } : run.record.error,
     config: flatScalars(run.record.config),
     metrics: Object.fromEntries(Object.entries(summary ?? {}).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]))),

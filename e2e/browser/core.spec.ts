@@ -28,6 +28,10 @@ test('the project view lists runs with method, status, backend, key result and t
   await expect(row).toContainText('completed');
   await expect(row).toContainText('wasm');
   await expect(row).toContainText('val loss');
+  // The key result carries its 95% interval, and hovering it says how the interval was computed.
+  const key = row.getByTestId('key-result-cell');
+  await expect(key).toContainText(/val loss\s+\d+\.\d+ \[\d+\.\d+, \d+\.\d+\]/);
+  await expect(key.locator('[title^="95% interval: t over"]')).toBeVisible();
   await expect(row).toContainText('fixture');
   await shot(page, 'project-view');
   // Both themes: the toggle is a keyboard-reachable button; the choice persists.
@@ -140,6 +144,15 @@ test('the compare view overlays curves and lists only the config keys that diffe
   await expect(diff).toContainText('train.steps');
   await expect(diff).toContainText('model.layers');
   await expect(diff).not.toContainText('data.source'); // identical in both runs
+  // Each run's key result with its own interval; whether the two intervals let the difference be read, said plainly.
+  const keys = page.getByTestId('compare-key-results');
+  await expect(keys).toContainText(/val loss\s*\d+\.\d+ \[\d+\.\d+, \d+\.\d+\]/);
+  await expect(keys).toContainText(/t over .*validation windows/);
+  await expect(keys).toContainText('no test of the difference between two runs is made');
+  const reading = page.getByTestId('compare-readings').locator('li');
+  await expect(reading).toHaveCount(1);
+  await expect(reading).toHaveAttribute('data-reading', /^(overlap|apart)$/);
+  await expect(reading).toContainText(/their 95% intervals (overlap, so the difference between these runs cannot be read|do not overlap)/);
   expect(page.url()).toContain(lm.runId!);
   await shot(page, 'compare-view');
   const [dl] = await Promise.all([page.waitForEvent('download'), diff.getByRole('button', { name: /CSV/ }).click()]);

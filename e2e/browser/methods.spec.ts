@@ -50,7 +50,7 @@ async function hoverReadout(fig: Locator): Promise<string> {
       els.reduce((best, e, i, all) => (e.getBoundingClientRect().height > all[best].getBoundingClientRect().height ? i : best), 0),
     );
     await bars.nth(tallest).hover();
-  } else await fig.locator('svg').hover({ position: { x: 60, y: 100 } });
+  } else await fig.locator('rect.bin').first().hover(); // the histogram's first bin: its margin fits its count labels
   return (await fig.getByTestId('readout').textContent())?.trim() ?? '';
 }
 
@@ -267,10 +267,27 @@ test('LN removal: CE table, fine-tuning curves with removal markers on the LN-re
   await expect(ce).toContainText('vanilla');
   await expect(results.locator('[data-testid=figure][data-title="Fine-tuning CE (train)"]')).toContainText(/dashed lines: \d+ events/);
   await expect(results.locator('[data-testid=figure][data-title="DLA vs direct effect, LN-free"]')).toBeVisible();
+  // A base pretrained to a plateau: the convergence guard stays quiet, so the gap reads as the cost of removing LayerNorm.
+  await expect(page.getByTestId('warnings')).not.toContainText(/not converged|miscalibrated|still improving/);
+  // Each model's DLA NMAE with its bootstrap interval over prompts, in a grid nothing tints.
+  const nmae = results.getByTestId('grid').filter({ hasText: 'DLA vs direct effect: NMAE' });
+  await expect(nmae).toContainText('percentile bootstrap over 8 prompts');
+  for (const model of ['original', 'vanilla fine-tune', 'LN-free']) await expect(nmae.locator('tr', { hasText: model }).locator('td')).toContainText(/\d\s*\[/);
   expect(await everyFigureHovers(page)).toBeGreaterThanOrEqual(4);
   await noIndexAxis(page);
   await figuresAreDark(page);
   await screenshots(page, 'ln-removal');
+  // The runs list shows the gap with its interval and verdict, tinted only outside noise, and the warning count.
+  await page.goto(at(state().url, '/'));
+  const row = page.locator(`tr[data-run="${needFixture('ln-removal')}"]`);
+  await expect(row.getByTestId('key-result-cell')).toContainText(/LN-free − vanilla CE\s+[+−]\d+\.\d+ \[[−\d.]+, [−\d.]+\]\s+(better|worse|within noise)/);
+  await expect(row.getByTestId('warning-count')).toContainText(/\d+ warnings?/);
+  const verdicts = await page
+    .getByTestId('runs-table')
+    .locator('.verdict[data-verdict]')
+    .evaluateAll((els) => els.map((e) => ({ verdict: e.getAttribute('data-verdict'), tinted: e.classList.contains('good') || e.classList.contains('bad') })));
+  expect(verdicts.length).toBeGreaterThan(0);
+  for (const v of verdicts) expect(v.tinted, `${v.verdict}`).toBe(v.verdict !== 'within noise');
   // The two arms are child runs: the vanilla control's live curves carry no removal markers,
   // the LN-removal arm's do.
   const arms = armRuns(needFixture('ln-removal'));

@@ -8,6 +8,7 @@
  * MessagePort (Electron).
  */
 import { z } from 'zod';
+import type { KeyResult } from '../stats/stats.js';
 
 /** The compute backends, in the order `auto` tries them (engine/backend/backend.ts). */
 export const BACKEND_NAMES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
@@ -141,8 +142,10 @@ export interface RunSummary {
   finished: string | null;
   tags: string[];
   parent: string | null;
-  /** The one number that best summarizes the run (e.g. final validation loss), if any. */
-  keyResult: { label: string; value: number } | null;
+  /** The one number that best summarizes the run (e.g. final validation loss) with its 95% interval and verdict where it has them, if any. */
+  keyResult: KeyResult | null;
+  /** How many warnings the run's summary carries. */
+  warnings: number;
   error: ErrorInfo | null;
   /** The resolved config, flattened to dotted keys with scalar values (runs-table columns). */
   config: Record<string, string | number | boolean | null>;

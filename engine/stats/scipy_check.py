@@ -19,3 +19,4 @@ for b_, c_ in ((10, 2), (25, 15), (3, 3)):
     ex = stats.binomtest(min(b_, c_), b_ + c_, 0.5).pvalue
     chi2 = max(0, abs(b_ - c_) - 1) ** 2 / (b_ + c_)  # correction never overshoots |b - c|
     print("mcnemar", b_, c_, ex, chi2, stats.chi2.sf(chi2, 1))
+print("percentile", np.percentile([3.0, 1.0, 4.0, 1.5, 5.0, 9.0, 2.0, 6.0, 5.5, 3.5, 5.8], [2.5, 97.5]), np.percentile(np.arange(1, 41), [2.5, 97.5]))

@@ -12,6 +12,7 @@ import {
   noiseWarning,
   pairedAccuracy,
   pairedDifference,
+  percentileInterval,
   tInterval,
   verdict,
   wilson,
@@ -102,6 +103,16 @@ describe('stats', () => {
     expect(bootstrapSE([xs.length], 500, 7, mean).se).toBe(a.se);
     const { sd } = meanSd(xs);
     expect(Math.abs(a.se / (sd / Math.sqrt(xs.length)) - 1)).toBeLessThan(0.1);
+  });
+
+  it("percentile interval: numpy's default percentiles (2.5, 97.5) of the replicates", () => {
+    const xs = [3.0, 1.0, 4.0, 1.5, 5.0, 9.0, 2.0, 6.0, 5.5, 3.5, 5.8];
+    close(percentileInterval(xs)[0], 1.125, 1e-12);
+    close(percentileInterval(xs)[1], 8.25, 1e-12);
+    const ys = Array.from({ length: 40 }, (_, i) => i + 1);
+    close(percentileInterval(ys)[0], 1.975, 1e-12);
+    close(percentileInterval(ys)[1], 39.025, 1e-12);
+    expect(() => percentileInterval([1])).toThrow(/at least 2/);
   });
 
   it('verdict, comparison and the noise warning', () => {

@@ -176,6 +176,23 @@ export function bootstrapSE(
 }
 
 /**
+ * Percentile bootstrap 95% interval (Efron & Tibshirani 1993, §13.3): the 2.5th and 97.5th
+ * percentiles of a statistic's bootstrap replicates, each the linear interpolation between order
+ * statistics x₍ₖ₎ at h = (R − 1)·p (numpy's default percentile).
+ */
+export function percentileInterval(replicates: ArrayLike<number>): Interval {
+  const sorted = Float64Array.from(replicates).sort();
+  if (sorted.length < 2 || Number.isNaN(sorted[sorted.length - 1]))
+    fail('data', `a percentile interval needs at least 2 replicates, none NaN; got ${sorted.length}`);
+  const at = (p: number) => {
+    const h = (sorted.length - 1) * p;
+    const k = Math.floor(h);
+    return k + 1 < sorted.length ? sorted[k] + (h - k) * (sorted[k + 1] - sorted[k]) : sorted[k];
+  };
+  return [at(0.025), at(0.975)];
+}
+
+/**
  * What an interval of a difference (candidate − reference) says: `better` when it lies wholly on
  * the improving side of 0 (below for `lower`, above for `higher`), `worse` when wholly on the
  * other side, and `within noise` when it covers 0.

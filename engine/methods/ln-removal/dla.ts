@@ -10,7 +10,7 @@
  * where u_t is the unembedding row of t and s(x) = 1/sqrt(Var(x) + eps) for a real LN, 1/sigma for
  * an LN-free model. With a real LN the two differ (ln_f's scale depends on x); in an LN-free model
  * ln_f is affine, so DLA = DE up to float error. NMAE = mean|DLA - DE| / mean|DE| * 100 over all
- * heads and tokens.
+ * heads and tokens; its sums are also kept per prompt, for an interval over prompts (nmae-interval.ts).
  *
  * Options: `positions: 'last'` scores only the last position of each prompt (its next token), as
  * the authors' script does; `centerUnembed` replaces u_t by u_t - mean_v(u_v), the centred
@@ -38,10 +38,17 @@ export interface HeadDla {
   nmae: number;
 }
 
+/** Σ|DLA − DE| and Σ|DE| over every head and scored token of each prompt: NMAE = Σ absErr / Σ absDe × 100. */
+export interface PromptSums {
+  absErr: Float64Array;
+  absDe: Float64Array;
+}
+
 export interface DlaResult {
   /** NMAE (%) over all heads and tokens. */
   nmae: number;
   heads: HeadDla[];
+  perPrompt: PromptSums;
   /** DLA and DE values, (L*H, tokens) row-major, for scatter plots. */
   dla: Float32Array;
   de: Float32Array;
@@ -153,7 +160,7 @@ export async function headDla(model: GPT2, x: Int32Array, y: Int32Array, B: numb
       }
     }
   }
-  return { ...summarize(dla, de, L, H, N), dla, de, tokens: N };
+  return { ...summarize(dla, de, L, H, N), perPrompt: promptSums(dla, de, L * H, N, B), dla, de, tokens: N };
 }
 
 /** NMAE (%) = mean|a - b| / mean|b| * 100. */
@@ -184,4 +191,18 @@ function summarize(dla: Float32Array, de: Float32Array, L: number, H: number, N:
     }
   }
   return { nmae: nmae(dla, de), heads };
+}
+
+/** The per-prompt sums of (L·H, N) DLA and DE rows whose N scored tokens are B prompts' in order (N / B each). */
+export function promptSums(dla: ArrayLike<number>, de: ArrayLike<number>, rows: number, N: number, B: number): PromptSums {
+  const per = N / B;
+  const absErr = new Float64Array(B);
+  const absDe = new Float64Array(B);
+  for (let r = 0; r < rows; r++)
+    for (let n = 0; n < N; n++) {
+      const p = Math.floor(n / per);
+      absErr[p] += Math.abs(dla[r * N + n] - de[r * N + n]);
+      absDe[p] += Math.abs(de[r * N + n]);
+    }
+  return { absErr, absDe };
 }

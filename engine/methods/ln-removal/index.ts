@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
+import { faultPoint } from '../../core/fault-points.js';
 import { evalWindows, TokenBatcher, type BatcherState, type EvalWindows, type TokenStream } from '../../data/batches.js';
 import { readJson, readJsonSync, writeFileAtomic } from '../../io/atomic.js';
 import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
@@ -45,6 +46,7 @@ import {
 } from '../../train/checkpoint.js';
 import { lmApplyGrads, lmLossAndGrads, lmMicroBatch, lmMicroBatches } from '../../train/lm-step.js';
 import { headDla, type DlaOptions, type DlaResult } from './dla.js';
+import { nmaeInterval, nmaeIntervalText, NMAE_RESAMPLES, type NmaeInterval } from './nmae-interval.js';
 import { convergenceWarnings, lnfInputStd, stillImprovingWarning, unigramCE, windowCE, type Convergence } from './convergence.js';
 import { comparison, noiseWarning, pairedDifference, tInterval, type KeyResult } from '../../stats/stats.js';
 import { toHfLnFree } from './export.js';
@@ -378,16 +380,21 @@ async function finetune(
       applyRemovals(done);
       progress.done += 1;
       ctx.progress({ step: progress.done, total: progress.total, phase: mode === 'remove' ? 'ln-removal' : 'vanilla', message: `CE ${ce.toFixed(3)}` });
-      await endOfStep(ctx, isCheckpointStep(done, f.checkpoint_every, f.steps), () => {
-        const state: Omit<LnRemovalResumeState, 'step'> = {
-          ...ckpt.carry,
-          arm: mode,
-          batcher: batcher.state(),
-          fake: fake?.exportState() ?? null,
-          curves: curves(),
-        };
-        return saveTrainingCheckpoint(ctx.run, done, { model: (dir) => saveModel(model, dir), optimizer: opt, state, scope });
-      });
+      await endOfStep(
+        ctx,
+        isCheckpointStep(done, f.checkpoint_every, f.steps),
+        () => {
+          const state: Omit<LnRemovalResumeState, 'step'> = {
+            ...ckpt.carry,
+            arm: mode,
+            batcher: batcher.state(),
+            fake: fake?.exportState() ?? null,
+            curves: curves(),
+          };
+          return saveTrainingCheckpoint(ctx.run, done, { model: (dir) => saveModel(model, dir), optimizer: opt, state, scope });
+        },
+        done === f.steps,
+      );
     }
   } catch (err) {
     opt.dispose();
@@ -463,25 +470,65 @@ async function writeCsv(file: string, header: string[], rows: (string | number)[
   await writeFileAtomic(file, [header.join(','), ...rows.map((r) => r.join(','))].join('\n') + '\n');
 }
 
-async function dlaArtifacts(ctx: JobContext, results: { label: string; r: DlaResult }[]): Promise<void> {
+/** One model's DLA result with its NMAE interval, as the artifacts and the summary write it. */
+interface ScoredDla {
+  label: string;
+  r: DlaResult;
+  nmae: NmaeInterval;
+}
+
+/** A model's NMAE with its interval as a summary row and a dla_nmae.csv row. */
+const nmaeRow = (d: NmaeInterval, tokens: number) => ({
+  nmae_pct: d.nmae_pct,
+  ci95_lo: d.ci95?.[0] ?? null,
+  ci95_hi: d.ci95?.[1] ?? null,
+  prompts: d.prompts,
+  tokens,
+});
+type NmaeRow = ReturnType<typeof nmaeRow>;
+
+/** dla_nmae.csv: each model's NMAE (%) with its 95% interval over prompts (bootstrap resamples and seed as columns), by its label. */
+async function writeNmaeCsv(dir: string, rows: Record<string, NmaeRow>, seed: number): Promise<void> {
+  await writeCsv(
+    path.join(dir, 'dla_nmae.csv'),
+    ['model', 'nmae_pct', 'ci95_lo', 'ci95_hi', 'prompts', 'tokens', 'bootstrap_resamples', 'bootstrap_seed'],
+    Object.entries(rows).map(([model, r]) => [model, r.nmae_pct, r.ci95_lo ?? '', r.ci95_hi ?? '', r.prompts, r.tokens, NMAE_RESAMPLES, seed]),
+  );
+}
+
+/** The summary keys of scored DLA results: `dla_nmae` (one row per model, keyed original / vanilla / ln_free) and how its interval was computed. */
+function nmaeSummary(results: ScoredDla[], seed: number): { dla_nmae: Record<string, NmaeRow>; dla_nmae_interval: string } | null {
+  if (!results.length) return null;
+  return {
+    dla_nmae: Object.fromEntries(results.map((d) => [summaryKey(d.label), nmaeRow(d.nmae, d.r.tokens)])),
+    dla_nmae_interval: nmaeIntervalText(results[0].nmae.prompts, seed),
+  };
+}
+
+/** "LN-free" → "ln_free": a DLA label as a summary key. */
+const summaryKey = (label: string) => label.toLowerCase().replace(/[^a-z0-9]+/g, '_');
+
+async function dlaArtifacts(ctx: JobContext, results: ScoredDla[], seed: number): Promise<void> {
   const dir = ctx.run.artifactsDir;
   const header = ['layer', 'head', ...results.flatMap(({ label }) => [`${label}_mean_abs_dla`, `${label}_mean_abs_de`, `${label}_nmae_pct`])];
   const rows = results[0].r.heads.map((h, i) => [h.layer, h.head, ...results.flatMap(({ r }) => [r.heads[i].dla_abs, r.heads[i].de_abs, r.heads[i].nmae])]);
   await writeCsv(path.join(dir, 'dla_per_head.csv'), header, rows);
+  await writeNmaeCsv(dir, Object.fromEntries(results.map((d) => [d.label, nmaeRow(d.nmae, d.r.tokens)])), seed);
   // The scatter's points (an even subsample) as data, so the workbench draws it interactively.
-  const points = results.map(({ label, r }) => {
+  const interval = nmaeIntervalText(results[0].nmae.prompts, seed);
+  const points = results.map(({ label, r, nmae }) => {
     const n = Math.min(r.dla.length, 1500);
     const pick = (a: ArrayLike<number>) => Array.from({ length: n }, (_, i) => a[Math.floor((i * a.length) / n)]);
-    return { label, nmae_pct: r.nmae, de: pick(r.de), dla: pick(r.dla) };
+    return { label, nmae_pct: r.nmae, nmae_ci95: nmae.ci95, interval, de: pick(r.de), dla: pick(r.dla) };
   });
   await writeFileAtomic(path.join(dir, 'dla_points.json'), JSON.stringify({ points }));
-  for (const { label, r } of results) {
+  for (const { label, r, nmae } of results) {
     const n = Math.min(r.dla.length, 4000);
     const stride = r.dla.length / n;
     const x = Float64Array.from({ length: n }, (_, i) => r.de[Math.floor(i * stride)]);
     const y = Float64Array.from({ length: n }, (_, i) => r.dla[Math.floor(i * stride)]);
     const png = await scatterWithRules({
-      title: `Per-head DLA vs direct effect, ${label} (NMAE ${r.nmae.toPrecision(3)} %)`,
+      title: `Per-head DLA vs direct effect, ${label} (NMAE ${r.nmae.toPrecision(3)} %${nmae.ci95 ? `, 95% interval [${nmae.ci95.map((x) => x.toPrecision(3)).join(', ')}]` : ''})`,
       xLabel: 'direct effect (logit of the next token, zero-ablated direct path)',
       yLabel: 'direct logit attribution',
       x,
@@ -526,6 +573,9 @@ function armCurves(run: Run, mode: 'vanilla' | 'remove'): ArmCurves {
   return out;
 }
 
+/** The loss figure's curves, in order: each keeps its colour when a run has one arm only. */
+const LOSS_CURVES = ['vanilla, train (EMA)', 'LN removal, train (EMA)', 'vanilla, val', 'LN removal, val'];
+
 /** ce_table.csv, ce_table.md (with the run's warnings) and loss_curves.png (both arms' training and validation CE, removal steps as rules). */
 async function writeCeTableAndCurves(
   dir: string,
@@ -553,25 +603,22 @@ async function writeCeTableAndCurves(
     for (const y of ys) out.push((s = 0.8 * s + 0.2 * y));
     return out;
   };
-  if (vanilla) series.push({ name: 'vanilla, train (EMA)', x: vanilla.steps, y: smooth(vanilla.ce) });
-  if (removal) series.push({ name: 'LN removal, train (EMA)', x: removal.steps, y: smooth(removal.ce) });
-  if (vanilla) series.push({ name: 'vanilla, val', x: [0, ...vanilla.valSteps], y: [originalCE, ...vanilla.val] });
-  if (removal) series.push({ name: 'LN removal, val', x: [0, ...removal.valSteps], y: [originalCE, ...removal.val] });
+  const [vanillaTrain, removalTrain, vanillaVal, removalVal] = LOSS_CURVES;
+  if (vanilla) series.push({ name: vanillaTrain, x: vanilla.steps, y: smooth(vanilla.ce) });
+  if (removal) series.push({ name: removalTrain, x: removal.steps, y: smooth(removal.ce) });
+  if (vanilla) series.push({ name: vanillaVal, x: [0, ...vanilla.valSteps], y: [originalCE, ...vanilla.val] });
+  if (removal) series.push({ name: removalVal, x: [0, ...removal.valSteps], y: [originalCE, ...removal.val] });
   const firsts = new Map<string, number>();
   for (const e of schedule) if (!firsts.has(e.kind)) firsts.set(e.kind, e.step);
   const names: Record<string, string> = { ln_2: 'ln_2', ln_1_qk: 'ln_1 QK', ln_1_v: 'ln_1 V', ln_f: 'ln_f', eot: 'EOT', bos: 'BOS' };
-  // Labelled rules (the first removal of each group) first: the plot staggers labels by index.
-  const marks = removal
-    ? [
-        ...schedule.filter((e) => firsts.get(e.kind) === e.step).map((e) => ({ x: e.step, label: names[e.kind] })),
-        ...schedule.filter((e) => firsts.get(e.kind) !== e.step).map((e) => ({ x: e.step })),
-      ]
-    : [];
+  // The first removal of each group is labelled.
+  const marks = removal ? schedule.map((e) => ({ x: e.step, label: firsts.get(e.kind) === e.step ? names[e.kind] : undefined })) : [];
   const png = await linePlot({
     title: `LN removal fine-tuning (original val CE ${originalCE.toFixed(3)})`,
     xLabel: 'fine-tuning step (rules: one LN site removed)',
     yLabel: 'cross-entropy (nats/token)',
     series,
+    variants: LOSS_CURVES,
     marks,
     scale: 2,
   });
@@ -597,6 +644,13 @@ function gapKeyResult(lnFree: ArrayLike<number> | null, vanilla: ArrayLike<numbe
     key: { label: lnFree ? 'LN-free val CE' : 'vanilla val CE', value: t.mean, ci95: t.ci95, interval: `t over ${t.n} validation windows` },
     warning: null,
   };
+}
+
+/** The original, vanilla and LN-free rows of the arms' `dla_nmae` (the vanilla arm has the vanilla model's, the removal arm the others), or null without DLA. */
+function armsNmae(vanilla: unknown, removal: unknown): Record<string, NmaeRow> | null {
+  if (!vanilla || !removal) return null;
+  const { original, ln_free } = removal as Record<string, NmaeRow>;
+  return { original, vanilla: (vanilla as Record<string, NmaeRow>).vanilla, ln_free };
 }
 
 /**
@@ -651,12 +705,15 @@ async function runArms(
   });
   for (const f of removalRun.artifacts()) if (f.startsWith('dla')) fs.copyFileSync(path.join(removalRun.artifactsDir, f), path.join(dir, f));
   for (const f of vanillaRun.artifacts()) if (f.startsWith('dla_vanilla')) fs.copyFileSync(path.join(vanillaRun.artifactsDir, f), path.join(dir, f));
+  const dlaNmae = armsNmae(vs.dla_nmae, rs.dla_nmae);
+  if (dlaNmae) await writeNmaeCsv(dir, { original: dlaNmae.original, vanilla: dlaNmae.vanilla, 'LN-free': dlaNmae.ln_free }, cfg.seed);
   // The LN-free model is this run's checkpoint too, so its exports work on the study run.
   const lnFree = removalRun.latestCheckpoint();
   if (!lnFree) fail('state', `removal arm ${r.runId} left no LN-free model`);
   await ctx.run.saveCheckpoint(cfg.finetune.steps, async (out) => {
     for (const f of LN_FREE_FILES) fs.copyFileSync(path.join(lnFree.dir, f), path.join(out, f));
   });
+  faultPoint('after-export', ctx.run);
   return {
     key_result: gap.key,
     original_val_ce: originalCE,
@@ -668,6 +725,7 @@ async function runArms(
     dla_nmae_pct_original: rs.dla_nmae_pct_original,
     dla_nmae_pct_vanilla: vs.dla_nmae_pct_vanilla,
     dla_nmae_pct_ln_free: rs.dla_nmae_pct_ln_free,
+    ...(dlaNmae ? { dla_nmae: dlaNmae, dla_nmae_interval: rs.dla_nmae_interval } : {}),
     dla_scored: rs.dla_scored,
     sigmas: rs.sigmas,
     convergence: rs.convergence,
@@ -823,6 +881,7 @@ registerJobKind({
         lnfStd = await lnfInputStd(lnFree, val, f.batch);
         if (dlaBefore) dlaAfter = await headDla(lnFree, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts);
         await saveLnFreeCheckpoint(ctx.run, f.steps, lnFree, { normlab_ln_removal: { original_val_ce: originalCE, ln_free_val_ce: lnFreeCE } });
+        faultPoint('after-export', ctx.run);
       }
 
       const improving = vanilla && stillImprovingWarning(vanilla.valSteps, vanilla.val);
@@ -834,17 +893,14 @@ registerJobKind({
       const dir = ctx.run.artifactsDir;
       const vanillaCE = vanilla?.finalVal ?? null;
       await writeCeTableAndCurves(dir, { originalCE, vanilla, removal, lnFreeCE, schedule, warnings });
-      if (dlaBefore) {
-        const all = [
-          { label: 'original', r: dlaBefore },
-          { label: 'vanilla', r: dlaVanilla },
-          { label: 'LN-free', r: dlaAfter },
-        ];
-        await dlaArtifacts(
-          ctx,
-          all.filter((d): d is { label: string; r: DlaResult } => d.r !== null),
-        );
-      }
+      const scored = [
+        { label: 'original', r: dlaBefore },
+        { label: 'vanilla', r: dlaVanilla },
+        { label: 'LN-free', r: dlaAfter },
+      ]
+        .filter((d): d is { label: string; r: DlaResult } => d.r !== null)
+        .map((d) => ({ ...d, nmae: nmaeInterval(d.r.perPrompt, cfg.seed) }));
+      if (scored.length) await dlaArtifacts(ctx, scored, cfg.seed);
 
       const gap = gapKeyResult(lnFreeEval?.perWindow ?? null, vanillaEval?.perWindow ?? null);
       if (gap.warning) {
@@ -868,6 +924,7 @@ registerJobKind({
         dla_nmae_pct_original: dlaBefore?.nmae ?? null,
         dla_nmae_pct_vanilla: dlaVanilla?.nmae ?? null,
         dla_nmae_pct_ln_free: dlaAfter?.nmae ?? null,
+        ...nmaeSummary(scored, cfg.seed),
         dla_scored: dlaBefore ? { positions: dlaOpts.positions, center_unembed: dlaOpts.centerUnembed, tokens: dlaBefore.tokens } : null,
         sigmas,
         schedule: schedule.map((e) => ({ step: e.step, site: e.layer >= 0 ? `h.${e.layer}.${e.kind}` : e.kind })),
@@ -935,11 +992,17 @@ registerJobKind({
     try {
       const prompts = evalWindows(data.val, cfg.seq, cfg.prompts);
       const r = await headDla(model, prompts.x, prompts.y, prompts.count, prompts.seq, { positions: cfg.positions, centerUnembed: cfg.center_unembed });
-      await dlaArtifacts(ctx, [{ label: 'model', r }]);
+      const nmae = nmaeInterval(r.perPrompt, cfg.seed);
+      await dlaArtifacts(ctx, [{ label: 'model', r, nmae }], cfg.seed);
       const top = [...r.heads].sort((a, b) => b.de_abs - a.de_abs).slice(0, 5);
       return {
-        key_result: { label: 'DLA NMAE %', value: r.nmae },
+        key_result: {
+          label: 'DLA NMAE %',
+          value: r.nmae,
+          ...(nmae.ci95 ? { ci95: nmae.ci95, interval: nmaeIntervalText(nmae.prompts, cfg.seed) } : {}),
+        },
         nmae_pct: r.nmae,
+        nmae_ci95: nmae.ci95,
         tokens: r.tokens,
         ln_free: Boolean(info.normlab_ln_sigmas) || info.layer_norm_epsilon >= 1,
         top_heads_by_direct_effect: top,

@@ -379,6 +379,22 @@ describe('ln-removal job', () => {
     expect(project.run(arms.remove).readSummary()!.ln_free_val_ce).toBe(s.ln_free_val_ce);
     expect(s.dla_nmae_pct_ln_free as number).toBeLessThan(1e-3);
     expect(s.dla_nmae_pct_vanilla as number).toBeGreaterThan(1e-3); // the vanilla model still has LayerNorm
+    // Each model's NMAE carries its bootstrap interval over the 2 prompts, in the summary and dla_nmae.csv.
+    const nmaeRows = s.dla_nmae as Record<string, { nmae_pct: number; ci95_lo: number; ci95_hi: number; prompts: number }>;
+    expect(Object.keys(nmaeRows)).toEqual(['original', 'vanilla', 'ln_free']);
+    expect(s.dla_nmae_interval).toBe('percentile bootstrap over 2 prompts (2000 resamples, seed 1)');
+    for (const [k, row] of Object.entries(nmaeRows)) {
+      expect(row.nmae_pct).toBeCloseTo(s[`dla_nmae_pct_${k}`] as number, 6);
+      expect(row.ci95_lo).toBeLessThanOrEqual(row.ci95_hi);
+      expect(row.prompts).toBe(2);
+    }
+    const nmaeCsv = fs
+      .readFileSync(path.join(r.dir, 'artifacts', 'dla_nmae.csv'), 'utf8')
+      .trim()
+      .split('\n');
+    expect(nmaeCsv[0]).toBe('model,nmae_pct,ci95_lo,ci95_hi,prompts,tokens,bootstrap_resamples,bootstrap_seed');
+    expect(nmaeCsv.slice(1).map((l) => l.split(',')[0])).toEqual(['original', 'vanilla', 'LN-free']);
+    expect(Number(nmaeCsv[2].split(',')[2])).toBe(nmaeRows.vanilla.ci95_lo);
     // 4 x 16 tokens per step against the 2^19 the default (official) schedule was tuned for.
     expect(s.warnings).toEqual(
       expect.arrayContaining([
@@ -419,6 +435,7 @@ describe('ln-removal job', () => {
     const d = await runJob({ method: 'dla', model: outFree, prompts: 2, seq: 16 });
     expect(d.error).toBeNull();
     expect(d.summary!.nmae_pct as number).toBeLessThan(1e-3);
+    expect(d.summary!.key_result).toMatchObject({ interval: 'percentile bootstrap over 2 prompts (2000 resamples, seed 0)' });
   });
 
   it('fine-tunes with dropout (finetune.dropout): seeded, so the same config gives the same curve, and off at evaluation', async () => {

@@ -118,6 +118,30 @@ describe('method figures from the engine data', () => {
     expect(armTrain.kind === 'lines' && armTrain.markers).toEqual([]);
   });
 
+  it("ln-removal: each model's DLA NMAE with its bootstrap interval, as an untinted grid and in the scatters' notes", () => {
+    const summary = {
+      dla_nmae: {
+        original: { nmae_pct: 76.449, ci95_lo: 70.12, ci95_hi: 82.31, prompts: 8, tokens: 128 },
+        vanilla: { nmae_pct: 76.54, ci95_lo: 69.9, ci95_hi: 83.0, prompts: 8, tokens: 128 },
+        ln_free: { nmae_pct: 0, ci95_lo: 0, ci95_hi: 0, prompts: 8, tokens: 128 },
+      },
+      dla_nmae_interval: 'percentile bootstrap over 8 prompts (2000 resamples, seed 0)',
+    };
+    const points = { points: [{ label: 'LN-free', nmae_pct: 0, nmae_ci95: [0, 0], interval: summary.dla_nmae_interval, de: [1, 2], dla: [1, 2] }] };
+    const page = resultsPage(run('ln-removal', summary, { files: { 'dla_points.json': points } }));
+    const grid = page.grids[0];
+    expect(grid).toMatchObject({ rows: ['original', 'vanilla fine-tune', 'LN-free'], values: [[76.449], [76.54], [0]], plain: true });
+    expect(grid.intervals).toEqual([[[70.12, 82.31]], [[69.9, 83.0]], [[0, 0]]]);
+    expect(grid.note).toContain('95% interval: percentile bootstrap over 8 prompts');
+    expect(page.shown).toEqual(expect.arrayContaining(['dla_nmae', 'dla_nmae_interval']));
+    const fig = byId(page.figures, 'dla-LN-free');
+    expect(fig.kind === 'lines' && fig.note).toContain('NMAE 0.00 [0.00, 0.00] % (95% interval: percentile bootstrap over 8 prompts');
+    // Three significant digits of the half-width (6.10) set two decimals; a scatter written before intervals keeps its bare NMAE.
+    expect(figuresModule.nmaeText(76.449, [70.12, 82.31], null)).toBe('NMAE 76.45 [70.12, 82.31] %');
+    expect(figuresModule.nmaeText(3.14159, null, null)).toBe('NMAE 3.14 %');
+    expect(figuresModule.dlaNmaeGrid({})).toBeNull();
+  });
+
   it("ptq-study: preset × bit width is a grid (FP as reference row), the drop in points as bars, the histogram with each quantizer's levels", () => {
     const summary = { fp_top1: 0.5, eval_images: 100, table: { uniform: { W4A4: 0.4, W8A8: 0.49 }, dopq: { W4A4: 0.45, W8A8: 0.5 } } };
     const files = {

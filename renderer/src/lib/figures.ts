@@ -5,7 +5,17 @@
  * softmax_levels.json, ln_scales.json, dla_points.json, ce_table.csv). Pure functions, so the
  * choice of what is drawn (and that nothing is drawn over a meaningless axis) is unit-tested.
  */
-import { asInterval, asSeedCurves, asVerdict, foldDifferences, seedCells, seedTableRows, type Interval as Ci, type Verdict } from './intervals';
+import {
+  asInterval,
+  asSeedCurves,
+  asVerdict,
+  fmtWithInterval,
+  foldDifferences,
+  seedCells,
+  seedTableRows,
+  type Interval as Ci,
+  type Verdict,
+} from './intervals';
 import { PALETTE, type Metric, type Series } from './metrics';
 
 export interface Marker {
@@ -97,6 +107,8 @@ export interface GridSpec {
   verdicts?: (Verdict | null)[][];
   /** What the verdicts compare (the hover says it), e.g. "vs full precision". */
   verdictOf?: string;
+  /** Cells left untinted: values that are not compared with each other (no rank, no verdict). */
+  plain?: boolean;
 }
 
 export interface RunData {
@@ -420,16 +432,33 @@ export function removalMarkers(summary: Record<string, unknown>): Marker[] {
     : [];
 }
 
+/** One model's DLA scatter (dla_points.json); its NMAE interval and how it was computed where the engine wrote them. */
+interface DlaPoints {
+  label: string;
+  nmae_pct: number;
+  nmae_ci95?: unknown;
+  interval?: unknown;
+  de: number[];
+  dla: number[];
+}
+
+/** "NMAE 76.4 % [70.1, 82.3] (95% interval: percentile bootstrap over 8 prompts …)", or the bare NMAE without an interval. */
+export function nmaeText(nmae: number, ci95: Ci | null, interval: string | null): string {
+  if (!ci95) return `NMAE ${nmae.toPrecision(3)} %`;
+  return `NMAE ${fmtWithInterval(nmae, ci95)} %${interval ? ` (95% interval: ${interval})` : ''}`;
+}
+
 function dlaFigures(run: RunData): Figure[] {
   const f = run.files['dla_points.json'];
   if (!isRecord(f) || !Array.isArray(f.points)) return [];
-  return (f.points as { label: string; nmae_pct: number; de: number[]; dla: number[] }[]).map((p) => {
+  return (f.points as DlaPoints[]).map((p) => {
     const order = range(p.de.length).sort((a, b) => p.de[a] - p.de[b]);
+    const nmae = nmaeText(p.nmae_pct, asInterval(p.nmae_ci95), typeof p.interval === 'string' ? p.interval : null);
     return {
       kind: 'lines',
       id: `dla-${p.label}`,
       title: `DLA vs direct effect, ${p.label}`,
-      note: `Each point is one head at one token (a subsample); NMAE ${p.nmae_pct.toPrecision(3)} %. Exact attribution puts every point on the diagonal.`,
+      note: `Each point is one head at one token (a subsample); ${nmae}. Exact attribution puts every point on the diagonal.`,
       xLabel: 'direct effect',
       yLabel: 'direct logit attribution',
       points: true,
@@ -489,7 +518,35 @@ function lnRemoval(run: RunData): ResultsPage {
     });
   }
   figures.push(...dlaFigures(run));
-  return { table, grids: [], figures, shown: ['sigmas', 'schedule'] };
+  const nmae = dlaNmaeGrid(run.summary);
+  return { table, grids: nmae ? [nmae] : [], figures, shown: ['sigmas', 'schedule', ...(nmae ? ['dla_nmae', 'dla_nmae_interval'] : [])] };
+}
+
+const DLA_MODELS: Record<string, string> = { original: 'original', vanilla: 'vanilla fine-tune', ln_free: 'LN-free' };
+
+/**
+ * The summary's DLA-vs-DE NMAE of each model (`dla_nmae`) with its 95% interval, as an untinted
+ * grid: the models' NMAEs are each one's own estimate, not a comparison with a verdict.
+ */
+export function dlaNmaeGrid(summary: Record<string, unknown>): GridSpec | null {
+  const rows = summary.dla_nmae;
+  if (!isRecord(rows)) return null;
+  const models = Object.keys(rows).filter((k) => isRecord(rows[k]) && isNum((rows[k] as Record<string, unknown>).nmae_pct));
+  if (!models.length) return null;
+  const at = (k: string) => rows[k] as { nmae_pct: number; ci95_lo?: unknown; ci95_hi?: unknown };
+  const how = typeof summary.dla_nmae_interval === 'string' ? summary.dla_nmae_interval : null;
+  return {
+    title: 'DLA vs direct effect: NMAE (%)',
+    note: `mean |DLA − DE| / mean |DE| over every head and scored token${how ? `; 95% interval: ${how}` : ''}`,
+    rowLabel: 'model',
+    rows: models.map((k) => DLA_MODELS[k] ?? k),
+    columns: ['NMAE (%)'],
+    values: models.map((k) => [at(k).nmae_pct]),
+    intervals: models.map((k) => [isNum(at(k).ci95_lo) && isNum(at(k).ci95_hi) ? [at(k).ci95_lo as number, at(k).ci95_hi as number] : null]),
+    format: 'number',
+    higherIsBetter: false,
+    plain: true,
+  };
 }
 
 function lctRun(run: RunData): ResultsPage {

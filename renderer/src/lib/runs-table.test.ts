@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RunSummary } from '../../../engine/protocol/protocol';
-import { availableColumns, axisPosition, columnValue, groupRuns, parallelAxes } from './runs-table';
+import { availableColumns, axisPosition, columnValue, groupRuns, keyResultCell, parallelAxes, warningsText } from './runs-table';
 
 const run = (id: string, parent: string | null, config: RunSummary['config'], metrics: RunSummary['metrics']): RunSummary => ({
   id,
@@ -13,6 +13,7 @@ const run = (id: string, parent: string | null, config: RunSummary['config'], me
   tags: [],
   parent,
   keyResult: null,
+  warnings: 0,
   error: null,
   config,
   metrics,
@@ -52,5 +53,46 @@ describe('runs table columns, grouping and parallel coordinates', () => {
     expect(axisPosition(lr, 0.001)).toBe(0);
     expect(axisPosition(lr, 0.002)).toBeCloseTo(0.5);
     expect(axisPosition(loss, 4.1)).toBe(1);
+  });
+
+  it('key result cell: value with its interval and verdict, tinted only outside noise; the hover says how the interval was computed', () => {
+    const withKey = (keyResult: RunSummary['keyResult']): RunSummary => ({ ...runs[1], keyResult });
+    const better = keyResultCell(
+      withKey({
+        label: 'LN-free − vanilla CE',
+        value: -0.035,
+        ci95: [-0.05, -0.02],
+        verdict: 'better',
+        better: 'lower',
+        interval: 'paired t over 16 validation windows',
+      }),
+    );
+    expect(better).toEqual({
+      label: 'LN-free − vanilla CE',
+      value: '−0.0350 [−0.0500, −0.0200]',
+      verdict: 'better',
+      tone: 'good',
+      title: '95% interval: paired t over 16 validation windows · better: the 95% interval excludes 0',
+    });
+    const noise = keyResultCell(withKey({ label: 'gap', value: 0.004, ci95: [-0.019, 0.027], verdict: 'within noise', better: 'lower', interval: 'paired t' }));
+    expect(noise).toMatchObject({ value: '+0.0040 [−0.0190, 0.0270]', verdict: 'within noise', tone: null });
+    expect(noise!.title).toContain('within noise: the 95% interval covers 0');
+    expect(
+      keyResultCell(withKey({ label: 'worse top-1', value: -0.02, ci95: [-0.03, -0.01], verdict: 'worse', better: 'higher', unit: 'fraction' })),
+    ).toMatchObject({
+      value: '−2.00 pp [−3.00, −1.00]',
+      tone: 'bad',
+    });
+    // A plain value (no comparison) shows its interval and no verdict; one without an interval says so on hover.
+    expect(
+      keyResultCell(withKey({ label: 'val loss', value: 2.5129, ci95: [2.4912, 2.5346], interval: 't over 16 validation windows of 32 tokens' })),
+    ).toMatchObject({
+      value: '2.5129 [2.4912, 2.5346]',
+      verdict: null,
+      tone: null,
+    });
+    expect(keyResultCell(withKey({ label: 'DLA NMAE %', value: 3.14159 }))!.title).toBe('no interval in the summary');
+    expect(keyResultCell(runs[0])).toBeNull();
+    expect([warningsText(0), warningsText(1), warningsText(3)]).toEqual([null, '1 warning', '3 warnings']);
   });
 });

@@ -1,8 +1,37 @@
 /**
- * The runs table's extra columns and grouping, and the axes of a parallel-coordinates view:
- * config keys (`config:<dotted key>`) and summary numbers (`metric:<key>`) of the runs.
+ * The runs table's key-result cell (value, 95% interval, verdict, warnings), extra columns and
+ * grouping, and the axes of a parallel-coordinates view: config keys (`config:<dotted key>`) and
+ * summary numbers (`metric:<key>`) of the runs.
  */
 import type { RunSummary } from '../../../engine/protocol/protocol';
+import { asKeyResult, keyResultText, verdictTitle, verdictTone, type Verdict } from './intervals';
+
+/** A run's key result as one compact cell: "−0.0350 [−0.0500, −0.0200] better", tinted only outside noise. */
+export interface KeyResultCell {
+  label: string;
+  /** The value with its 95% interval where the summary has one. */
+  value: string;
+  verdict: Verdict | null;
+  tone: 'good' | 'bad' | null;
+  /** The hover: how the interval was computed and what the verdict means. */
+  title: string;
+}
+
+export function keyResultCell(r: RunSummary): KeyResultCell | null {
+  const kr = asKeyResult(r.keyResult);
+  if (!kr) return null;
+  const t = keyResultText(kr);
+  return {
+    label: t.label,
+    value: t.value,
+    verdict: t.verdict,
+    tone: verdictTone(t.verdict),
+    title: [t.interval ?? 'no interval in the summary', ...(t.verdict ? [verdictTitle(t.verdict)] : [])].join(' · '),
+  };
+}
+
+/** "1 warning", "3 warnings", or null without any. */
+export const warningsText = (n: number): string | null => (n > 0 ? `${n} warning${n === 1 ? '' : 's'}` : null);
 
 export type Cell = string | number | boolean | null | undefined;
 

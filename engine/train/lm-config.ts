@@ -63,6 +63,14 @@ export type TextDataConfig = z.infer<typeof textDataSchema>;
 /** The final evaluation's default budget: 2^20 tokens, the whole validation split of most data sets NormLab embeds. */
 export const FINAL_EVAL_TOKENS = 1 << 20;
 
+/** The budget of a run's final evaluation (engine/data/batches.ts finalEvalWindows). */
+export const finalEvalTokensField = z
+  .union([z.literal('all'), z.number().int().min(2)])
+  .default(FINAL_EVAL_TOKENS)
+  .describe(
+    "validation tokens of the final evaluation (the summary's numbers and intervals), in whole windows from the start of the split; 'all' = the whole split",
+  );
+
 export const trainSchema = z
   .object({
     steps: z.number().int().min(1).default(200).describe('optimizer steps'),
@@ -79,12 +87,7 @@ export const trainSchema = z
     clip: z.number().min(0).default(1).describe('gradient global-norm clip (0 = off)'),
     eval_every: z.number().int().min(1).default(50).describe('steps between validation evaluations'),
     eval_windows: z.number().int().min(1).max(SIZE_LIMITS.count).default(32).describe('validation windows of seq tokens at each evaluation during training'),
-    final_eval_tokens: z
-      .union([z.literal('all'), z.number().int().min(2)])
-      .default(FINAL_EVAL_TOKENS)
-      .describe(
-        "validation tokens of the final evaluation (the summary's loss and its interval), in whole windows from the start of the split; 'all' = the whole split",
-      ),
+    final_eval_tokens: finalEvalTokensField,
     log_every: z.number().int().min(1).default(5),
     checkpoint_every: z.number().int().min(1).default(100),
     layer_grad_norms: z.boolean().default(true).describe('log each block’s gradient norm'),

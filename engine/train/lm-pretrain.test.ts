@@ -73,7 +73,7 @@ describe('lm-pretrain', () => {
       const run = q.enqueue(cfg);
       await q.wait(run.id);
       const s = q.project.run(run.id).readSummary()!;
-      expect(s.final_eval).toEqual({ windows, seq: 32, whole_split: budget === undefined });
+      expect(s.final_eval).toMatchObject({ windows, seq: 32, whole_split: budget === undefined });
       const kr = s.key_result as { interval: string; ci95: number[] };
       expect(kr.interval).toBe(
         budget === undefined

@@ -205,7 +205,7 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
     final_val_loss: valLoss,
     final_val_ppl: Math.exp(valLoss),
     final_val_loss_windows: windowLosses,
-    final_eval: { windows: final.windows.count, seq: t.seq, whole_split: final.whole },
+    final_eval: { windows: final.windows.count, seq: t.seq, whole_split: final.whole, description: final.description },
     steps: t.steps,
     tokens_per_step: rows * t.seq,
     grad_accum: accum,

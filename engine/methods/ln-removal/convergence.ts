@@ -28,9 +28,16 @@ export interface WindowCE {
   calibratedCE: number;
 }
 
+/** Windows per forward pass of a scoring pass: logits of at most 2^26 floats (256 MiB), at least one window, at most 64. */
+export function logitRows(seq: number, vocab: number): number {
+  return Math.max(1, Math.min(64, Math.floor(2 ** 26 / (seq * vocab))));
+}
+
 /**
  * Per-window CE of `model` on `val` and the CE of logits/τ for every τ in TEMPERATURES, in one
- * pass. `prepare` runs before each batch (marks special tokens), as in training.
+ * forward pass per batch. `prepare` runs before each batch (marks special tokens), as in training.
+ * A batch holds its logits and one scaled copy at a time, so `batch` × seq × vocabulary floats
+ * bound the memory (see `logitRows`).
  */
 export async function windowCE(
   model: GPT2,
@@ -46,13 +53,13 @@ export async function windowCE(
     const xs = val.x.subarray(i * val.seq, (i + B) * val.seq);
     const ys = val.y.subarray(i * val.seq, (i + B) * val.seq);
     prepare?.(xs, B);
-    const [w, t] = tf.tidy(() => {
-      const logits = model.forward(tf.tensor2d(xs, [B, val.seq], 'int32'), hooks);
-      const y = tf.tensor2d(ys, [B, val.seq], 'int32');
-      const rows = Array.from({ length: B }, (_, b) => crossEntropy(tf.slice(logits, [b, 0, 0], [1, -1, -1]), tf.slice(y, [b, 0], [1, -1])));
-      const temps = TEMPERATURES.map((tau) => crossEntropy(tf.div(logits, tau), y));
-      return [tf.stack(rows), tf.stack(temps)];
-    });
+    const y = tf.tensor2d(ys, [B, val.seq], 'int32');
+    const logits = tf.tidy(() => model.forward(tf.tensor2d(xs, [B, val.seq], 'int32'), hooks));
+    const w = tf.tidy(() =>
+      tf.stack(Array.from({ length: B }, (_, b) => crossEntropy(tf.slice(logits, [b, 0, 0], [1, -1, -1]), tf.slice(y, [b, 0], [1, -1])))),
+    );
+    const t = tf.stack(TEMPERATURES.map((tau) => tf.tidy(() => crossEntropy(tf.div(logits, tau), y))));
+    tf.dispose([logits, y]);
     const [wv, tv] = await Promise.all([w.data(), t.data()]);
     tf.dispose([w, t]);
     perWindow.set(wv, i);

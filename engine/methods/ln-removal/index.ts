@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
 import { faultPoint } from '../../core/fault-points.js';
-import { evalWindows, TokenBatcher, type BatcherState, type EvalWindows, type TokenStream } from '../../data/batches.js';
+import { evalWindows, finalEvalWindows, TokenBatcher, type BatcherState, type EvalWindows, type TokenStream } from '../../data/batches.js';
 import { readJson, readJsonSync, writeFileAtomic } from '../../io/atomic.js';
 import { loadModelDir, saveModelDir } from '../../io/model-dir.js';
 import type { JobContext } from '../../jobs/context.js';
@@ -33,7 +33,7 @@ import { AdamW } from '../../nn/optim.js';
 import { learningRate } from '../../nn/schedule.js';
 import { linePlot, scatterWithRules, writePlot } from '../../plot/index.js';
 import type { Run } from '../../store/runs.js';
-import { lmModelSchema, textDataSchema, trainSchema } from '../../train/lm-config.js';
+import { finalEvalTokensField, lmModelSchema, textDataSchema, trainSchema } from '../../train/lm-config.js';
 import { loadLMData } from '../../train/lm-data.js';
 import { accumulate, checkLmAccum, lmAccumFields, lmGradAccum } from '../../train/accumulate.js';
 import {
@@ -47,7 +47,7 @@ import {
 import { lmApplyGrads, lmLossAndGrads, lmMicroBatch, lmMicroBatches } from '../../train/lm-step.js';
 import { headDla, type DlaOptions, type DlaResult } from './dla.js';
 import { nmaeInterval, nmaeIntervalText, NMAE_RESAMPLES, type NmaeInterval } from './nmae-interval.js';
-import { convergenceWarnings, lnfInputStd, stillImprovingWarning, unigramCE, windowCE, type Convergence } from './convergence.js';
+import { convergenceWarnings, lnfInputStd, logitRows, stillImprovingWarning, unigramCE, windowCE, type Convergence } from './convergence.js';
 import { comparison, noiseWarning, pairedDifference, tInterval, type KeyResult } from '../../stats/stats.js';
 import { toHfLnFree } from './export.js';
 import { auxStdLoss, FakeLNSet, removalSchedule, type FakeLNState, type RemovalEvent } from './fake-ln.js';
@@ -92,7 +92,8 @@ export const finetuneSchema = z
     beta1: z.number().min(0).lt(1).default(0.9),
     beta2: z.number().min(0).lt(1).default(0.999),
     eval_every: z.number().int().min(1).default(50).describe('steps between validation evaluations'),
-    eval_windows: z.number().int().min(1).max(SIZE_LIMITS.count).default(32).describe('validation windows of seq tokens'),
+    eval_windows: z.number().int().min(1).max(SIZE_LIMITS.count).default(32).describe('validation windows of seq tokens at each evaluation during fine-tuning'),
+    final_eval_tokens: finalEvalTokensField,
     dropout: z
       .number()
       .min(0)
@@ -579,10 +580,17 @@ const LOSS_CURVES = ['vanilla, train (EMA)', 'LN removal, train (EMA)', 'vanilla
 /** ce_table.csv, ce_table.md (with the run's warnings) and loss_curves.png (both arms' training and validation CE, removal steps as rules). */
 async function writeCeTableAndCurves(
   dir: string,
-  o: { originalCE: number; vanilla: ArmCurves | null; removal: ArmCurves | null; lnFreeCE: number | null; schedule: RemovalEvent[]; warnings: string[] },
+  o: {
+    originalCE: number;
+    vanilla: ArmCurves | null;
+    vanillaCE: number | null;
+    removal: ArmCurves | null;
+    lnFreeCE: number | null;
+    schedule: RemovalEvent[];
+    warnings: string[];
+  },
 ): Promise<void> {
-  const { originalCE, vanilla, removal, lnFreeCE, schedule, warnings } = o;
-  const vanillaCE = vanilla?.finalVal ?? null;
+  const { originalCE, vanilla, vanillaCE, removal, lnFreeCE, schedule, warnings } = o;
   const table: (string | number)[][] = [['original', originalCE, 0, '']];
   if (vanillaCE !== null) table.push(['vanilla fine-tune', vanillaCE, vanillaCE - originalCE, 0]);
   if (lnFreeCE !== null) table.push(['LN-free', lnFreeCE, lnFreeCE - originalCE, vanillaCE !== null ? lnFreeCE - vanillaCE : '']);
@@ -630,18 +638,18 @@ async function writeCeTableAndCurves(
  * windows both arms scored (dᵢ = CE_LN-free,i − CE_vanilla,i), or, with one arm, that arm's val CE
  * with its t interval over windows (an estimate of the CE on the whole distribution).
  */
-function gapKeyResult(lnFree: ArrayLike<number> | null, vanilla: ArrayLike<number> | null): { key: KeyResult; warning: string | null } {
+function gapKeyResult(lnFree: ArrayLike<number> | null, vanilla: ArrayLike<number> | null, windows: string): { key: KeyResult; warning: string | null } {
   if (lnFree && vanilla) {
     const d = pairedDifference(lnFree, vanilla);
     return {
-      key: comparison('LN-free − vanilla CE', d.mean, d.ci95, 'lower', `paired t over ${d.n} validation windows`),
+      key: comparison('LN-free − vanilla CE', d.mean, d.ci95, 'lower', `paired t over ${windows}`),
       warning: noiseWarning('LN-free − vanilla CE', d.mean, d.ci95),
     };
   }
   const w = (lnFree ?? vanilla)!;
   const t = tInterval(w);
   return {
-    key: { label: lnFree ? 'LN-free val CE' : 'vanilla val CE', value: t.mean, ci95: t.ci95, interval: `t over ${t.n} validation windows` },
+    key: { label: lnFree ? 'LN-free val CE' : 'vanilla val CE', value: t.mean, ci95: t.ci95, interval: `t over ${windows}` },
     warning: null,
   };
 }
@@ -684,7 +692,12 @@ async function runArms(
       if (typeof m.step === 'number' && m.original_val_ce === undefined) ctx.metric(m as { step: number });
   }
   const dir = ctx.run.artifactsDir;
-  const gap = gapKeyResult(rs.ln_free_val_ce_windows as number[], vs.vanilla_val_ce_windows as number[]);
+  const finalEval = rs.final_eval as { description: string } | undefined;
+  const gap = gapKeyResult(
+    rs.ln_free_val_ce_windows as number[],
+    vs.vanilla_val_ce_windows as number[],
+    finalEval?.description ?? `${(rs.ln_free_val_ce_windows as number[]).length} validation windows`,
+  );
   const vanillaCurves = armCurves(vanillaRun, 'vanilla');
   const warnings = [...scheduleWarnings(cfg), ...convergenceWarnings(rs.convergence as Convergence)];
   const improving = vanillaCurves && stillImprovingWarning(vanillaCurves.valSteps, vanillaCurves.val);
@@ -698,6 +711,7 @@ async function runArms(
   await writeCeTableAndCurves(dir, {
     originalCE,
     vanilla: vanillaCurves,
+    vanillaCE,
     removal: armCurves(removalRun, 'remove'),
     lnFreeCE,
     schedule,
@@ -737,6 +751,7 @@ async function runArms(
     schedule_tokens_per_step: cfg.removal.schedule_tokens_per_step,
     warnings,
     val_tokens: rs.val_tokens,
+    final_eval: rs.final_eval,
     pretrain,
     arms: { vanilla: v.runId, remove: r.runId },
     base_model: path.relative(ctx.run.dir, baseDir),
@@ -820,13 +835,16 @@ registerJobKind({
     if (cfg.mode === 'both') return runArms(ctx, cfg, baseDir, pretrain, schedule);
 
     const val = evalWindows(data.val, f.seq, f.eval_windows);
+    // The reported CEs, their intervals and the guards: every model scored on the final evaluation's windows.
+    const final = finalEvalWindows(data.val, f.seq, f.final_eval_tokens);
+    const scoreRows = logitRows(f.seq, src.vocab);
     const prompts = dlaPrompts(data.val, cfg.dla);
     const original = await loadGpt2(baseDir);
-    const originalEval = await windowCE(original, val, f.batch);
+    const originalEval = await windowCE(original, final.windows, scoreRows);
     const originalCE = originalEval.ce;
     const convergence: Convergence = {
       base_ce: originalCE,
-      unigram_ce: unigramCE(data.train, val, src.vocab),
+      unigram_ce: unigramCE(data.train, final.windows, src.vocab),
       base_temperature: originalEval.temperature,
       base_ce_calibrated: originalEval.calibratedCE,
     };
@@ -854,7 +872,7 @@ registerJobKind({
         });
         // DLA of the vanilla model beside the original and the LN-free one (not after a resume into the removal arm).
         if (dlaBefore) dlaVanilla = await headDla(arm.model, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts);
-        vanillaEval = await windowCE(arm.model, val, f.batch);
+        vanillaEval = await windowCE(arm.model, final.windows, scoreRows);
         arm.fake?.dispose();
         arm.model.dispose();
         vanilla = { steps: arm.steps, ce: arm.ce, valSteps: arm.valSteps, val: arm.val, finalVal: arm.finalVal };
@@ -876,9 +894,9 @@ registerJobKind({
         removal.fake!.dispose();
         removal.model.dispose();
         // The reported number: the stand-alone LN-free model (no hooks), as eval-lm would see it.
-        lnFreeEval = await windowCE(lnFree, val, f.batch);
+        lnFreeEval = await windowCE(lnFree, final.windows, scoreRows);
         lnFreeCE = lnFreeEval.ce;
-        lnfStd = await lnfInputStd(lnFree, val, f.batch);
+        lnfStd = await lnfInputStd(lnFree, final.windows, scoreRows);
         if (dlaBefore) dlaAfter = await headDla(lnFree, prompts.x, prompts.y, prompts.count, prompts.seq, dlaOpts);
         await saveLnFreeCheckpoint(ctx.run, f.steps, lnFree, { normlab_ln_removal: { original_val_ce: originalCE, ln_free_val_ce: lnFreeCE } });
         faultPoint('after-export', ctx.run);
@@ -891,8 +909,9 @@ registerJobKind({
       }
       // Artifacts: CE table, loss curves with removal steps, DLA.
       const dir = ctx.run.artifactsDir;
-      const vanillaCE = vanilla?.finalVal ?? null;
-      await writeCeTableAndCurves(dir, { originalCE, vanilla, removal, lnFreeCE, schedule, warnings });
+      // A removal arm resumed after its vanilla arm knows the vanilla CE from training only.
+      const vanillaCE = vanillaEval?.ce ?? vanilla?.finalVal ?? null;
+      await writeCeTableAndCurves(dir, { originalCE, vanilla, vanillaCE, removal, lnFreeCE, schedule, warnings });
       const scored = [
         { label: 'original', r: dlaBefore },
         { label: 'vanilla', r: dlaVanilla },
@@ -902,7 +921,7 @@ registerJobKind({
         .map((d) => ({ ...d, nmae: nmaeInterval(d.r.perPrompt, cfg.seed) }));
       if (scored.length) await dlaArtifacts(ctx, scored, cfg.seed);
 
-      const gap = gapKeyResult(lnFreeEval?.perWindow ?? null, vanillaEval?.perWindow ?? null);
+      const gap = gapKeyResult(lnFreeEval?.perWindow ?? null, vanillaEval?.perWindow ?? null, final.description);
       if (gap.warning) {
         ctx.log(`warning: ${gap.warning}`);
         warnings.push(gap.warning);
@@ -932,7 +951,8 @@ registerJobKind({
         tokens_per_step: tokensPerStep(cfg),
         schedule_tokens_per_step: r.schedule_tokens_per_step,
         warnings,
-        val_tokens: val.count * val.seq,
+        val_tokens: final.windows.count * final.windows.seq,
+        final_eval: { windows: final.windows.count, seq: f.seq, whole_split: final.whole, description: final.description },
         pretrain,
         base_model: path.relative(ctx.run.dir, baseDir),
         checkpoint: lnFreeCE !== null ? path.relative(ctx.run.dir, ctx.run.latestCheckpoint()!.dir) : null,

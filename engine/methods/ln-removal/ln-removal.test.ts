@@ -360,7 +360,9 @@ describe('ln-removal job', () => {
       model: { arch: 'gpt2', layers: 1, d_model: 16, heads: 2 },
       train: { steps: 10, batch: 4, seq: 16, lr: 3e-3, warmup: 2, eval_every: 10, eval_windows: 4, checkpoint_every: 10, layer_grad_norms: false },
     },
-    finetune: { steps: 10, batch: 4, seq: 16, warmup: 1, eval_every: 5, eval_windows: 4 },
+    // The final evaluation on the training-time windows (4 × 16 tokens), so the stand-alone LN-free
+    // model's CE can be checked against the hooked model's during training.
+    finetune: { steps: 10, batch: 4, seq: 16, warmup: 1, eval_every: 5, eval_windows: 4, final_eval_tokens: 64 },
     removal: { start: 1, gap_ln2: 1, gap_ln1qk: 1, gap_ln1v: 1 },
     dla: { prompts: 2, seq: 16 },
   };
@@ -371,6 +373,7 @@ describe('ln-removal job', () => {
     const s = r.summary!;
     for (const k of ['original_val_ce', 'vanilla_val_ce', 'ln_free_val_ce']) expect(Number.isFinite(s[k] as number)).toBe(true);
     expect(s.ln_free_val_ce).toBeCloseTo(s.ln_free_val_ce_during_training as number, 5);
+    expect(s.final_eval).toMatchObject({ windows: 4, seq: 16, whole_split: false });
     // The two arms are child runs of the study (so an executor can run them side by side).
     const arms = s.arms as { vanilla: string; remove: string };
     const project = Project.open(path.dirname(path.dirname(r.dir)));
@@ -404,7 +407,7 @@ describe('ln-removal job', () => {
     );
     // The gap carries its paired interval over the validation windows both arms scored.
     const kr = s.key_result as { value: number; ci95: [number, number]; verdict: string; interval: string };
-    expect(kr.interval).toBe('paired t over 4 validation windows');
+    expect(kr.interval).toMatch(/^paired t over the first 4 validation windows of 16 tokens \(64 of [\d,]+ tokens\)$/);
     expect(kr.ci95[0]).toBeLessThanOrEqual(kr.value);
     expect(kr.value).toBeCloseTo((s.ln_free_val_ce as number) - (s.vanilla_val_ce as number), 5);
     expect(['better', 'worse', 'within noise']).toContain(kr.verdict);

@@ -284,8 +284,9 @@ describe('lns-study and the end-of-run diagnostics', () => {
       expect(v.layer_grad_norm_mean).toHaveLength(4);
     }
     // The key result: val loss lns − pre, paired over the validation windows both variants scored.
-    const kr = s.key_result as { label: string; value: number; ci95: [number, number]; verdict: string };
+    const kr = s.key_result as { label: string; value: number; ci95: [number, number]; verdict: string; interval: string };
     expect(kr.label).toBe('val loss lns − pre');
+    expect(kr.interval).toMatch(/^paired t over all [\d,]+ validation windows of \d+ tokens \(the whole split\)$/);
     expect(kr.value).toBeCloseTo((s.variants[1].final_val_loss as number) - (s.variants[0].final_val_loss as number), 5);
     expect(kr.ci95[0]).toBeLessThanOrEqual(kr.value);
     expect(kr.ci95[1]).toBeGreaterThanOrEqual(kr.value);

@@ -307,10 +307,11 @@ registerJobKind({
     const L = cfg.model.layers;
 
     // Each variant against the first, paired over the validation windows both scored (the same
-    // windows: same data, seq and eval_windows).
+    // windows: same data, seq and final_eval_tokens).
     const windows = (r: VariantResult) => r.summary.final_val_loss_windows as number[];
     const vsFirst = results.map((r, i) => (i === 0 ? null : pairedDifference(windows(r), windows(results[0]))));
-    const interval = `paired t over ${windows(results[0]).length} validation windows`;
+    const finalEval = results[0].summary.final_eval as { description: string } | undefined;
+    const interval = `paired t over ${finalEval?.description ?? `${windows(results[0]).length} validation windows`}`;
     const warnings = vsFirst.flatMap((d, i) => {
       const w = d && noiseWarning(`val loss ${results[i].label} − ${results[0].label}`, d.mean, d.ci95);
       return w ? [w] : [];

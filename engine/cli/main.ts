@@ -292,7 +292,7 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .option('--full', 'run the full examples (assets/examples, about 45 minutes) instead of the small demo')
+    .option('--full', 'run the full examples (assets/examples, about 15 minutes on 2 cores) instead of the small demo')
     .option('--seeds <list>', 'training seeds of every study, e.g. 0,1: tables give mean ± sd and key results a t interval over seeds')
     .description('run all four methods small on embedded data and print one results table')
     .action(async (opts: { full?: boolean; seeds?: string }) => {
@@ -412,7 +412,10 @@ export function buildProgram(): Command {
     )
     .option('--seq <n>', 'window length (default: the model context, at most 2048)', (v) => Number.parseInt(v, 10))
     .addOption(
-      new Option('--streaming <mode>', 'evaluate block by block (always), whole in memory (never), or by size (auto: float32 weights over 1 GiB)')
+      new Option(
+        '--streaming <mode>',
+        'evaluate block by block (always), whole in memory (never), or by size (auto: float32 weights over 1 GiB or an in-memory evaluation over half the backend)',
+      )
         .choices(STREAMING_MODES)
         .default('auto'),
     )

@@ -64,11 +64,12 @@ function methodLines(method: string, s: Summary): string[] {
     case 'ln-removal':
       return [
         `val CE original ${num(s.original_val_ce, 4)}, vanilla ${num(s.vanilla_val_ce, 4)}, LN-free ${num(s.ln_free_val_ce, 4)} (gap ${num(s.gap_vs_vanilla, 4)})`,
-        `DLA NMAE original ${num(s.dla_nmae_pct_original, 2)}%, LN-free ${num(s.dla_nmae_pct_ln_free, 6)}%`,
+        ...nmaeLine(s),
       ];
     case 'lct-study':
       return ((s.table as Summary[]) ?? []).map(
-        (r) => `${r.configuration}: ${s.fid_label ?? 'FID'} 1 step ${num(r.fid_1step, 2)}, 2 steps ${num(r.fid_2step, 2)}`,
+        (r) =>
+          `${r.configuration}: ${s.fid_label ?? 'FID'} 1 step ${num(r.fid_1step, 2)} (SE ${num(r.fid_1step_se, 2)}), 2 steps ${num(r.fid_2step, 2)} (SE ${num(r.fid_2step_se, 2)})`,
       );
     case 'ptq-study': {
       const table = (s.table as Record<string, Record<string, number>>) ?? {};
@@ -85,6 +86,19 @@ function methodLines(method: string, s: Summary): string[] {
     default:
       return [];
   }
+}
+
+/** DLA vs direct effect: each model's NMAE with its 95% interval over prompts. */
+function nmaeLine(s: Summary): string[] {
+  const rows = s.dla_nmae as Record<string, { nmae_pct: number; ci95_lo: number | null; ci95_hi: number | null }> | undefined;
+  if (!rows) return [];
+  const names: Record<string, string> = { original: 'original', vanilla: 'vanilla', ln_free: 'LN-free' };
+  const cells = Object.entries(names).flatMap(([key, name]) => {
+    const r = rows[key];
+    if (!r) return [];
+    return [`${name} ${num(r.nmae_pct, 2)}%${r.ci95_lo === null || r.ci95_hi === null ? '' : ` [${num(r.ci95_lo, 2)}, ${num(r.ci95_hi, 2)}]`}`];
+  });
+  return [`DLA NMAE ${cells.join(', ')} (${s.dla_nmae_interval ?? 'no interval'})`];
 }
 
 /** The demo's studies that take `seeds: [..]` (every method of the demo). */

@@ -12,6 +12,7 @@ export default tseslint.config(
       'dist-gpu/',
       'release/',
       'normlab-project/',
+      '.scratch/',
       'test-results/',
       'playwright-report/',
       'renderer/**/*.svelte',

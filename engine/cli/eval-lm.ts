@@ -24,6 +24,9 @@ import { lmEvalLoss } from '../train/lm-step.js';
 /** The default window when none is given: the model's context, at most this. */
 export const EVAL_SEQ_CAP = 2048;
 
+/** Windows per forward pass: about 4096 tokens. */
+const batchOf = (seq: number) => Math.max(1, Math.floor(4096 / seq));
+
 export async function evalLM(opts: {
   model: string;
   text?: string;
@@ -40,6 +43,10 @@ export async function evalLM(opts: {
   const started = Date.now();
   const opened = await openLM(opts.model, {
     streaming: opts.streaming,
+    use: (context) => {
+      const seq = Math.min(opts.seq ?? EVAL_SEQ_CAP, context); // the longest window (a short file makes them shorter)
+      return { batch: batchOf(seq), seq };
+    },
     onProgress: (read, total) => opts.onProgress?.('load', read, total, `${(read / 2 ** 30).toFixed(2)} / ${(total / 2 ** 30).toFixed(2)} GiB`),
   });
   const model = opened.model;
@@ -54,7 +61,7 @@ export async function evalLM(opts: {
     const seq = opts.seq ?? Math.min(model.maxSeq, EVAL_SEQ_CAP, Math.max(1, ids.length - 1));
     if (seq > model.maxSeq) fail('config', `--seq ${seq} exceeds the model's context ${model.maxSeq}`);
     const windows = evalWindows(ids, seq, Number.MAX_SAFE_INTEGER);
-    const batch = Math.max(1, Math.floor(4096 / seq));
+    const batch = batchOf(seq);
     let loss: number;
     if (opened.kind === 'streamed') {
       const sm = opened.model;

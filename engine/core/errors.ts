@@ -10,7 +10,7 @@ export type ErrorCode =
   | 'data' // a data set or token file does not fit
   | 'model' // a checkpoint does not fit the model config
   | 'shape' // a tensor has the wrong shape
-  | 'backend' // a compute backend cannot load
+  | 'backend' // a compute backend cannot load, or failed (a wasm heap that ran out)
   | 'protocol' // a message does not fit the protocol
   | 'not-found' // a run, project or job does not exist
   | 'access' // a path the workbench was not granted (outside the project and the allowed folders)
@@ -32,10 +32,19 @@ export function fail(code: ErrorCode, message: string): never {
   throw new NormLabError(code, message);
 }
 
-/** Any thrown value as a NormLabError (unknown errors become `internal` with their message). */
+/**
+ * What a wasm abort (`RuntimeError: Aborted()`) says: the tfjs wasm module, built without
+ * assertions, aborts with no reason when its heap cannot grow past 4 GiB, and runs nothing after
+ * (every later call fails, e.g. `memory access out of bounds`).
+ */
+export const WASM_ABORT =
+  'the wasm backend aborted: its heap (4 GiB at most) most likely ran out of memory; evaluate a large model block by block (streaming: always) or with a smaller batch or seq, in a new process (this one can run nothing more on wasm)';
+
+/** Any thrown value as a NormLabError (a wasm abort becomes `backend`, other unknown errors `internal` with their message). */
 export function asNormLabError(err: unknown): NormLabError {
   if (err instanceof NormLabError) return err;
   const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof WebAssembly.RuntimeError && message.startsWith('Aborted(')) return new NormLabError('backend', WASM_ABORT);
   return new NormLabError('internal', message.split('\n')[0] ?? 'unknown error');
 }
 

@@ -12,6 +12,11 @@ export interface ChildSpec {
   key: string;
   name: string;
   config: Record<string, unknown>;
+  /**
+   * Under the in-process executor, run this child in its own `normlab run-child` process anyway
+   * (a large model: the memory it grows, a wasm heap that never shrinks, ends with that process).
+   */
+  ownProcess?: boolean;
 }
 
 /** How a child ended: `summary` is null unless it completed. */

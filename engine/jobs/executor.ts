@@ -2,7 +2,8 @@
  * Executors: where a study's or sweep's child runs execute. Every parent job (sweep, lns-study,
  * ln-removal, lct-study, ptq-study) takes an `executor` field:
  *
- *   executor: local                 # in this process, one child after another (the default)
+ *   executor: local                 # in this process, one child after another (the default; a
+ *                                   # child its parent marks `ownProcess` in a `run-child` process)
  *   executor: { kind: local, parallel: 4 }   # up to 4 `normlab run-child` processes at once
  *   executor: { kind: slurm, partition: gpu, gpus_per_task: 1, time: "04:00:00" }
  *

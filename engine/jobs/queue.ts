@@ -7,7 +7,8 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initBackend, type BackendChoice } from '../backend/backend.js';
-import { asNormLabError, fail } from '../core/errors.js';
+import { asNormLabError, fail, WASM_ABORT } from '../core/errors.js';
+import { faultPoint } from '../core/fault-points.js';
 import type { EngineEvent } from '../protocol/protocol.js';
 import { Project, type Run } from '../store/runs.js';
 import { resolveConfig } from './config.js';
@@ -124,7 +125,7 @@ export class JobQueue {
     run.acquire(); // refused while another live process on this machine owns the run
     run.clearCancelRequest(); // a cancel asked for before is answered by this resume
     run.update({ status: 'queued', pid: process.pid, host: os.hostname(), error: null });
-    this.schedule(run, kind.resumable, 'resume');
+    this.schedule(run, kind.resumable || kind.parent === true, 'resume');
     return run;
   }
 
@@ -236,6 +237,7 @@ export class JobQueue {
       this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'running' });
       const summary = await this.runJob(run, resume, mode, signal);
       run.writeSummary(summary);
+      faultPoint('after-summary', run);
       run.markFinished('completed');
       this.emit({ kind: 'event', event: 'run-state', runId: run.id, status: 'completed' });
     } catch (err) {
@@ -290,8 +292,9 @@ export class JobQueue {
         name: spec.name,
         parent: parent.id,
         tags: resolved.tags as string[],
+        child: { key: spec.key, index },
       });
-      run.update({ child_key: spec.key, child_index: index, pid: null });
+      run.update({ pid: null });
       run.release(); // whoever executes it (this process, a run-child, a Slurm task) takes the lock
       return { run, created: true };
     });
@@ -351,13 +354,19 @@ export class JobQueue {
       if (executor.parallel > 1) {
         await runInProcesses(todo, { parallel: executor.parallel, engineCommand, projectDir: this.project.dir, backend, signal });
       } else {
+        // A large child runs in its own process; after a child aborted the wasm module, so does every later one.
+        const own = new Set(children.filter((_, i) => specs[i].ownProcess).map((c) => c.run.id));
+        let wasmLost = false;
         for (const child of todo) {
-          await this.execute(child, this.prepareRestart(child), 'resume', signal);
+          if (wasmLost || own.has(child.id)) await runInProcesses([child], { parallel: 1, engineCommand, projectDir: this.project.dir, backend, signal });
+          else await this.execute(child, this.prepareRestart(child), 'resume', signal);
+          wasmLost ||= this.project.run(child.id).record.error?.message === WASM_ABORT;
           throwIfCancelled(signal);
         }
       }
     }
     throwIfCancelled(signal);
+    faultPoint('children-done', parent);
     return children.map(({ run }) => {
       const r = this.project.run(run.id);
       const completed = r.status === 'completed';
@@ -371,9 +380,18 @@ export class JobQueue {
     const config = kind.schema.parse(withoutPreset(run.record.config));
     const resumeFrom = resume ? run.latestCheckpoint() : null;
     if (resume) {
-      if (!resumeFrom) this.emit({ kind: 'event', event: 'log', runId: run.id, message: `run ${run.id} has no checkpoint yet: it starts again from step 0` });
+      if (!resumeFrom) {
+        const kept = kind.parent ? ' (its completed child runs are kept)' : '';
+        this.emit({ kind: 'event', event: 'log', runId: run.id, message: `run ${run.id} has no checkpoint yet: it starts again from step 0${kept}` });
+        run.setAsideMetrics(); // the lines it logs again (a step-0 evaluation, a study's own lines) would be there twice
+      }
       run.update({ resumes: [...run.record.resumes, resumeFrom?.step ?? 0] });
-      run.appendMetric({ event: 'resume', step: resumeFrom?.step ?? 0, ...(resumeFrom?.scope ? { scope: resumeFrom.scope } : {}) });
+      run.appendMetric({
+        event: 'resume',
+        step: resumeFrom?.step ?? 0,
+        ...(resumeFrom?.scope ? { scope: resumeFrom.scope } : {}),
+        ...(resumeFrom?.metricBytes !== undefined ? { metric_bytes: resumeFrom.metricBytes } : {}),
+      });
     }
     const backend = await initBackend(this.runBackend);
     const started = Date.now();

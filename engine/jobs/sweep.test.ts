@@ -2,9 +2,9 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import YAML from 'yaml';
-import { Project } from '../store/runs.js';
+import { Project, Run } from '../store/runs.js';
 import './all.js';
 import { dryRun, formatDryRun } from './dry-run.js';
 import { executorSchema } from './executor.js';
@@ -126,6 +126,38 @@ describe('dry run', () => {
 });
 
 describe('resume of a parent', () => {
+  it('a parent that dies just after making a child run finds that child by its key when resumed', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'normlab-sweep-child-key-'));
+    const update = Run.prototype.update;
+    try {
+      const project = Project.open(dir);
+      const q = new JobQueue(project);
+      // The process dies right after a new child's first run.json is written (before the parent hands it on).
+      const dies = vi.spyOn(Run.prototype, 'update').mockImplementation(function (this: Run, patch) {
+        if (this.record.parent !== null && this.record.started === null && patch.pid === null) throw new Error('killed');
+        update.call(this, patch);
+      });
+      const sweep = q.enqueue({
+        method: 'sweep',
+        base: { ...lmBase, train: { steps: 2, batch: 2, seq: 16, warmup: 1, eval_every: 2, eval_windows: 1, log_every: 1 }, data: { val_fraction: 0.05 } },
+        seeds: [0, 1],
+      });
+      await q.wait(sweep.id);
+      dies.mockRestore();
+      expect(project.children(sweep.id)).toHaveLength(1);
+      q.resume(sweep.id);
+      await q.wait(sweep.id);
+      expect(project.run(sweep.id).status).toBe('completed');
+      expect(project.children(sweep.id).map((c) => [c.record.child_key, c.status])).toEqual([
+        ['base seed=0', 'completed'],
+        ['base seed=1', 'completed'],
+      ]);
+    } finally {
+      Run.prototype.update = update;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('a cancelled sweep resumed runs only its children that did not complete', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'normlab-sweep-resume-'));
     try {

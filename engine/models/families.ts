@@ -405,5 +405,7 @@ export function decoderShape(s: DecoderSpec): LMShape {
     attnMatrices: (2 * s.heads * s.headDim + 2 * s.kvHeads * s.headDim) / s.width,
     ffnMatrices: s.mlp.gated ? 3 : 2,
     untiedHead: !s.tied,
+    // decoder.ts `scores`: soft-capped or windowed scores are computed unfused.
+    scoreTensors: s.attention.softcap !== null ? 7 : s.attention.windows.some((w) => w !== null) ? 4 : 1,
   };
 }

@@ -65,6 +65,7 @@ export function gpt2Shape(c: GPT2Config): LMShape {
     attnMatrices: 4,
     ffnMatrices: 2,
     untiedHead: !c.tie_word_embeddings,
+    scoreTensors: 1,
   };
 }
 

@@ -15,7 +15,7 @@ import { Decoder } from './decoder.js';
 import { DECODER_FAMILIES, decoderShape, decoderSpecFromConfig, isDecoderFamily } from './families.js';
 import { GPT2, gpt2ConfigFromJson, gpt2Shape } from './gpt2.js';
 import { Llama, llamaConfigFromJson, llamaShape } from './llama.js';
-import { assertFits, backendCapacityBytes, lmMemoryBytes, lmParameterCount, type LMShape } from './memory.js';
+import { assertFits, backendCapacityBytes, lmMemoryBytes, lmParameterCount, lmStreamedBytes, type LMShape } from './memory.js';
 import type { CausalLM } from './lm.js';
 import { StreamedDecoder } from './streamed.js';
 import { checkAllUsed } from './used.js';
@@ -72,6 +72,14 @@ export function lmShapeOf(config: Record<string, unknown>): LMShape {
   if (arch === 'gpt2') return gpt2Shape(gpt2ConfigFromJson(config));
   if (arch === 'llama') return llamaShape(llamaConfigFromJson(config));
   return decoderShape(decoderSpecFromConfig(config));
+}
+
+/** The context (positions) of the model a config.json (at `where`) describes. */
+function contextOf(config: Record<string, unknown>, where: string): number {
+  const arch = archOf(config, where);
+  if (arch === 'gpt2') return gpt2ConfigFromJson(config).n_positions;
+  if (arch === 'llama') return llamaConfigFromJson(config).max_position_embeddings;
+  return decoderSpecFromConfig(config, where).maxSeq;
 }
 
 /** Check a config.json for the architecture it names, reading no weights; one line naming the key otherwise. */
@@ -140,21 +148,48 @@ export { STREAMING_MODES, type StreamingMode } from '../core/choices.js';
 /** float32 weights above this are evaluated block by block under `auto`. */
 const STREAM_ABOVE_BYTES = 2 ** 30;
 
+/**
+ * How an opened model will be evaluated, for the memory estimate: sequences per forward pass,
+ * tokens per window, and the residual streams kept across the blocks (the depth diagnostics: L + 1).
+ */
+export interface EvalUse {
+  batch: number;
+  seq: number;
+  streams?: number;
+}
+
+/** The use of a model of this context (positions) that openLM estimates. */
+export type EvalUseOf = (context: number) => EvalUse;
+
 /** A model folder opened for evaluation: the whole model in memory, or streamed block by block. */
 export type OpenedLM =
   { kind: 'memory'; model: CausalLM; dispose: () => Promise<void> } | { kind: 'streamed'; model: StreamedDecoder; dispose: () => Promise<void> };
 
 /**
+ * The bytes that evaluating the model of a config.json (at `where`) in memory needs as `use` says
+ * (default: one window of its context, at most 1024): its float32 weights, one block's
+ * intermediates, a chunk of logits and the kept residual streams (./memory.ts), with that use.
+ */
+export function evalMemoryBytes(config: Record<string, unknown>, useOf?: EvalUseOf, where = 'config.json'): { bytes: number; use: EvalUse } {
+  const context = contextOf(config, where);
+  const use = useOf?.(context) ?? { batch: 1, seq: Math.min(context, 1024) };
+  return { bytes: lmMemoryBytes(lmShapeOf(config), { ...use, training: false }), use };
+}
+
+/**
  * Open a model folder for evaluation. Under `auto` a decoder (any family of ./families.ts, GPT-2
- * included) whose float32 weights exceed 1 GiB or half of what the backend holds is streamed
- * (./streamed.ts): its weights stay as stored and one block at a time is widened, so a bf16 model
- * needs about its file's size in memory instead of twice it. NormLab's norm-variant LLaMA and
- * LN-free GPT-2s always load whole. `onProgress` sees the bytes read while a whole model loads (a
- * streamed one reads its blocks as it evaluates).
+ * included) is streamed (./streamed.ts) when its float32 weights exceed 1 GiB or when evaluating
+ * it in memory as `use` says (default: one window of its context, at most 1024) would need more than
+ * half of what the backend holds (weights, one block's intermediates, kept streams; ./memory.ts):
+ * its weights stay as stored and one block at a time is widened, so a bf16 model needs about its
+ * file's size in memory instead of twice it. A model evaluated in memory that would not fit is a
+ * one-line error saying what it needs. NormLab's norm-variant LLaMA and LN-free GPT-2s always
+ * load whole. `onProgress` sees the bytes read while a whole model loads (a streamed one reads its
+ * blocks as it evaluates).
  */
 export async function openLM(
   dir: string,
-  opts: { streaming?: StreamingMode; onProgress?: (bytesRead: number, totalBytes: number) => void } = {},
+  opts: { streaming?: StreamingMode; use?: EvalUseOf; onProgress?: (bytesRead: number, totalBytes: number) => void } = {},
 ): Promise<OpenedLM> {
   // Loading progress is a whole model's; a streamed one reads its blocks as it evaluates (which reports that).
   let wholeModel = false;
@@ -168,7 +203,11 @@ export async function openLM(
       fail('config', `${dir}: NormLab's own ${arch} models with normlab_* keys are evaluated in memory, not block by block`);
     const spec = streamable ? decoderSpecFromConfig(reader.config, where) : null;
     const floatBytes = spec ? 4 * lmParameterCount(decoderShape(spec)) : 0;
-    if (spec && (mode === 'always' || (mode === 'auto' && (floatBytes > STREAM_ABOVE_BYTES || floatBytes > backendCapacityBytes().bytes / 2)))) {
+    const { bytes: inMemory, use } = evalMemoryBytes(reader.config, opts.use, where);
+    const tokens = `batches of ${use.batch} x ${use.seq} tokens`;
+    const name = path.basename(path.resolve(dir));
+    if (spec && (mode === 'always' || (mode === 'auto' && (floatBytes > STREAM_ABOVE_BYTES || inMemory > backendCapacityBytes().bytes / 2)))) {
+      assertFits(lmStreamedBytes(decoderShape(spec), use), `evaluating ${name} block by block (${tokens})`, 'use a smaller batch or seq');
       const model = await StreamedDecoder.open(reader, spec);
       return {
         kind: 'streamed',
@@ -179,6 +218,11 @@ export async function openLM(
         },
       };
     }
+    assertFits(
+      inMemory,
+      `evaluating ${name} in memory (${tokens}${use.streams ? `, ${use.streams} residual streams kept` : ''})`,
+      spec ? 'streaming always (or auto) evaluates it block by block' : 'use a smaller batch or seq',
+    );
     wholeModel = true;
     const model = await loadFromReader(reader);
     await reader.close();

@@ -94,6 +94,7 @@ export function llamaShape(c: LlamaConfig): LMShape {
     attnMatrices: 4,
     ffnMatrices: 3,
     untiedHead: !c.tie_word_embeddings,
+    scoreTensors: 1,
   };
 }
 

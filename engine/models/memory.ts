@@ -32,20 +32,59 @@ export interface LMShape {
   ffnMatrices: number;
   /** The head has its own (vocab x width) matrix. */
   untiedHead: boolean;
+  /**
+   * Score-sized (batch, heads, seq, seq) tensors one block's attention holds at once: 1 through
+   * the fused attention kernel, 4 unfused (scores, scaled, masked, softmax), 7 soft-capped (÷cap,
+   * tanh and ×cap besides).
+   */
+  scoreTensors: number;
+}
+
+/** Parameters of one block (norms and biases included as a few vectors). */
+function blockParameterCount(s: LMShape): number {
+  return s.attnMatrices * s.width * s.width + s.ffnMatrices * s.width * s.ffn + 8 * s.width + 2 * s.ffn;
 }
 
 /** Parameters of a causal LM of this shape (norms and biases included as a few vectors per block). */
 export function lmParameterCount(s: LMShape): number {
-  const block = s.attnMatrices * s.width * s.width + s.ffnMatrices * s.width * s.ffn + 8 * s.width + 2 * s.ffn;
-  return s.vocab * s.width * (s.untiedHead ? 2 : 1) + s.positions * s.width + s.layers * block;
+  return s.vocab * s.width * (s.untiedHead ? 2 : 1) + s.positions * s.width + s.layers * blockParameterCount(s);
 }
 
-/** Bytes for the parameters (x4 when training) and the activations of one batch of `batch` x `seq`. */
-export function lmMemoryBytes(s: LMShape, run: { batch: number; seq: number; training: boolean }): number {
+/** Floats of one block's intermediates on a batch (the residual-sized ones and the attention scores). */
+function blockActivations(s: LMShape, run: { batch: number; seq: number }): number {
+  return run.batch * run.seq * (10 * s.width + 2 * s.ffn) + s.scoreTensors * run.batch * s.heads * run.seq * run.seq;
+}
+
+/** Most logits (floats) an evaluation materializes at once: the head runs over chunks of positions. */
+export const LOGITS_BUDGET = 16_000_000;
+
+/**
+ * Bytes for the parameters (x4 when training) and the activations of one batch of `batch` x `seq`:
+ * every block's intermediates when training, one block's and one chunk of logits when evaluating
+ * (blocks run in their own scope, the head over chunks), plus `streams` residual streams (batch,
+ * seq, width) kept across the blocks (the depth diagnostics keep x_0..x_L).
+ */
+export function lmMemoryBytes(s: LMShape, run: { batch: number; seq: number; training: boolean; streams?: number }): number {
   const tokens = run.batch * run.seq;
-  const perLayer = tokens * (10 * s.width + 2 * s.ffn) + run.batch * s.heads * run.seq * run.seq;
-  const activations = s.layers * perLayer * (run.training ? 1 : 0) + 2 * perLayer + 2 * tokens * s.vocab;
+  const perLayer = blockActivations(s, run);
+  const kept = (run.streams ?? 0) * tokens * s.width;
+  const logits = run.training ? 2 * tokens * s.vocab : evalLogits(s, tokens);
+  const activations = s.layers * perLayer * (run.training ? 1 : 0) + 2 * perLayer + logits + kept;
   return 4 * (lmParameterCount(s) * (run.training ? 4 : 1) + activations);
+}
+
+/** Floats of an evaluation's chunk of logits, soft-capped (the head runs over chunks of positions). */
+function evalLogits(s: LMShape, tokens: number): number {
+  return 3 * Math.min(tokens * s.vocab, LOGITS_BUDGET);
+}
+
+/**
+ * Bytes on the backend of an evaluation block by block (./streamed.ts): one block's float32
+ * weights, one batch's intermediates and a chunk of logits (the streams and the stored
+ * embedding live on the host).
+ */
+export function lmStreamedBytes(s: LMShape, run: { batch: number; seq: number }): number {
+  return 4 * (blockParameterCount(s) + 2 * blockActivations(s, run) + evalLogits(s, run.batch * run.seq));
 }
 
 /**
@@ -62,8 +101,8 @@ function gib(bytes: number): string {
   return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${Math.ceil(bytes / 2 ** 20)} MiB`;
 }
 
-/** Fail with one line unless `bytes` fits the backend: `the model needs 310.2 GiB (...); ...`. */
-export function assertFits(bytes: number, what: string): void {
+/** Fail with one line unless `bytes` fits the backend: `the model needs 310.2 GiB (...); <remedy>`. */
+export function assertFits(bytes: number, what: string, remedy = 'make it smaller'): void {
   const cap = backendCapacityBytes();
-  if (!(bytes <= cap.bytes)) fail('config', `${what} needs about ${gib(bytes)}, more than ${cap.what}; make it smaller`);
+  if (!(bytes <= cap.bytes)) fail('config', `${what} needs about ${gib(bytes)}, more than ${cap.what}; ${remedy}`);
 }

@@ -19,12 +19,11 @@ import type { RawTensor } from '../io/safetensors-file.js';
 import { f16ToF32 } from '../io/safetensors.js';
 import { toTf } from '../io/tensors.js';
 import { blockParams, Decoder, decoderParams, type DecoderSpec } from './decoder.js';
+import { LOGITS_BUDGET } from './memory.js';
 import { checkAllUsed } from './used.js';
 
 /** Rows of the head multiplied at once: 8192 × width floats per chunk. */
 const HEAD_CHUNK_ROWS = 8192;
-/** Most logits (floats) one chunked head product materializes: 16M floats, 64 MB. */
-const LOGITS_BUDGET = 16_000_000;
 
 /** A (rows, width) matrix as stored on disk, from which rows are widened to float32 on demand. */
 class StoredRows {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
+import nodeFs, * as fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -81,7 +82,43 @@ describe('run store', () => {
     for (const step of [5, 10]) await run.saveCheckpoint(step, write(step), 2, { arm: 'a' });
     await run.saveCheckpoint(3, write(3), 2, { arm: 'b' });
     expect(fs.readdirSync(run.checkpointsDir).filter((d) => d.startsWith('step-'))).toEqual(['step-0000003', 'step-0000010']);
-    expect(run.latestCheckpoint()).toEqual({ step: 3, dir: path.join(run.checkpointsDir, 'step-0000003'), scope: { arm: 'b' } });
+    expect(run.latestCheckpoint()).toEqual({ step: 3, dir: path.join(run.checkpointsDir, 'step-0000003'), scope: { arm: 'b' }, metricBytes: 0 });
+  });
+
+  it("a checkpoint written again at its step (an LN-removal arm's LN-free model) leaves a complete one there at every moment", async () => {
+    const run = Project.open(tmpProject()).createRun('x', {}, { seed: 0 });
+    const write = (text: string) => async (d: string) => fs.writeFileSync(path.join(d, 'f'), text);
+    const content = () => fs.readFileSync(path.join(run.latestCheckpoint()!.dir, 'f'), 'utf8');
+    await run.saveCheckpoint(8, write('trained'));
+    // The process dies just before the new folder takes the step's name.
+    const rename = nodeFs.renameSync;
+    nodeFs.renameSync = (from, to) => {
+      if (path.basename(String(from)).startsWith('.tmp-')) throw new Error('killed');
+      rename(from, to);
+    };
+    syncBuiltinESMExports();
+    try {
+      await expect(run.saveCheckpoint(8, write('LN-free'))).rejects.toThrow('killed');
+    } finally {
+      nodeFs.renameSync = rename;
+      syncBuiltinESMExports();
+    }
+    expect(run.latestCheckpoint()?.step).toBe(8);
+    expect(content()).toBe('trained');
+    await run.saveCheckpoint(8, write('LN-free'));
+    expect(content()).toBe('LN-free');
+    expect(fs.readdirSync(run.checkpointsDir).filter((d) => d.startsWith('step-'))).toEqual(['step-0000008']);
+  });
+
+  it('a resume from a checkpoint hides every line written after it, an evaluation at its own step included', async () => {
+    const run = Project.open(tmpProject()).createRun('x', {}, { seed: 0 });
+    for (let s = 1; s <= 3; s++) run.appendMetric({ step: s, loss: s });
+    await run.saveCheckpoint(3, async (d) => fs.writeFileSync(path.join(d, 'f'), '3'));
+    run.appendMetric({ step: 3, eval: 30 }); // the final evaluation, after the final checkpoint; then a kill
+    const ckpt = run.latestCheckpoint()!;
+    run.appendMetric({ event: 'resume', step: ckpt.step, metric_bytes: ckpt.metricBytes });
+    run.appendMetric({ step: 3, eval: 30 }); // the resumed run evaluates again
+    expect(run.readMetrics().map((m) => m.loss ?? m.eval)).toEqual([1, 2, 3, 30]);
   });
 
   it('finds runs by unique prefix and names a missing run in its error', () => {

@@ -35,6 +35,9 @@ export type { RunRecord, RunStatus };
 /** Runs this process is executing now (their pid is ours but they are live, not stale), with their lock files. */
 const liveHere = new Map<string, string>();
 
+/** The suffix of a checkpoint folder while one of the same step replaces it (see `Run.saveCheckpoint`). */
+const SUPERSEDED = '.superseded';
+
 /** Temp files of interrupted atomic writes (`.name.PID.HEX.tmp`) and checkpoints (`.tmp-STEP-HEX`). */
 const TEMP_FILE = /^\.(tmp-.+|.+\.\d+\.[0-9a-f]+\.tmp)$/;
 
@@ -194,16 +197,22 @@ export class Run {
   }
 
   /**
-   * Metric lines in order. A `{"event":"resume","step":S}` line drops the earlier lines of steps
-   * after S (they were computed past the checkpoint the run resumed from); the file keeps them.
-   * A marker with a `scope` (e.g. `{"arm":"ln_free"}`, from a checkpoint of one phase of a run
-   * whose phases each count steps from 1) drops only the lines with those field values.
+   * Metric lines in order. A `{"event":"resume","step":S,"metric_bytes":B}` line drops the
+   * earlier lines written after the checkpoint the run resumed from (those starting at byte B or
+   * later: steps past it, and evaluations after it that the resumed run logs again); the file keeps
+   * them. A marker without `metric_bytes` (older engines) drops the lines of steps after S, or with
+   * a `scope` (e.g. `{"arm":"ln_free"}`: a checkpoint of one phase of a run whose phases each count
+   * steps from 1) only those with the scope's field values.
    */
   readMetrics(): Record<string, unknown>[] {
     const file = path.join(this.dir, 'metrics.jsonl');
     if (!fs.existsSync(file)) return [];
-    const out: Record<string, unknown>[] = [];
-    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const out: { obj: Record<string, unknown>; at: number }[] = [];
+    const bytes = fs.readFileSync(file);
+    for (let start = 0, end = 0; start < bytes.length; start = end + 1) {
+      end = bytes.indexOf(0x0a, start);
+      if (end < 0) end = bytes.length;
+      const line = bytes.toString('utf8', start, end);
       if (!line.trim()) continue;
       let obj: Record<string, unknown>;
       try {
@@ -213,14 +222,25 @@ export class Run {
       }
       if (obj.event === 'resume' && typeof obj.step === 'number') {
         const s = obj.step;
+        const kept = typeof obj.metric_bytes === 'number' ? obj.metric_bytes : null;
         const scope = typeof obj.scope === 'object' && obj.scope !== null ? Object.entries(obj.scope) : [];
-        const superseded = (m: Record<string, unknown>) => typeof m.step === 'number' && m.step > s && scope.every(([k, v]) => m[k] === v);
+        const superseded = (m: { obj: Record<string, unknown>; at: number }) =>
+          kept !== null ? m.at >= kept : typeof m.obj.step === 'number' && m.obj.step > s && scope.every(([k, v]) => m.obj[k] === v);
         for (let i = out.length - 1; i >= 0; i--) if (superseded(out[i])) out.splice(i, 1);
         continue;
       }
-      out.push(obj);
+      out.push({ obj, at: start });
     }
-    return out;
+    return out.map((m) => m.obj);
+  }
+
+  /** Bytes of metrics.jsonl written so far (a checkpoint records them: the lines a resume from it keeps). */
+  private metricBytes(): number {
+    try {
+      return fs.statSync(path.join(this.dir, 'metrics.jsonl')).size;
+    } catch {
+      return 0;
+    }
   }
 
   /**
@@ -242,8 +262,9 @@ export class Run {
 
   /**
    * Write a checkpoint for `step`: `write(tmpDir)` fills a temp folder, which is then renamed to
-   * `checkpoints/step-N` and recorded in `latest.json` (with `scope`, the metric fields a resume
-   * from it supersedes; see `readMetrics`). Keeps this one and the `keep - 1` newest others.
+   * `checkpoints/step-N` and recorded in `latest.json` (with the bytes of metrics.jsonl written by
+   * then and `scope`, the metric fields a resume from it supersedes; see `readMetrics`). Keeps this
+   * one and the `keep - 1` newest others.
    */
   async saveCheckpoint(step: number, write: (dir: string) => Promise<void>, keep = 2, scope?: Record<string, string>): Promise<string> {
     const root = this.checkpointsDir;
@@ -252,26 +273,36 @@ export class Run {
     fs.mkdirSync(tmp);
     await write(tmp);
     const final = path.join(root, `step-${String(step).padStart(7, '0')}`);
-    if (fs.existsSync(final)) fs.rmSync(final, { recursive: true, force: true });
+    // A checkpoint of this step written again (an LN-removal arm's LN-free model): the old one
+    // steps aside, not away, until latest.json names the new one (latestCheckpoint reads it meanwhile).
+    if (fs.existsSync(final)) {
+      fs.rmSync(`${final}${SUPERSEDED}`, { recursive: true, force: true });
+      fs.renameSync(final, `${final}${SUPERSEDED}`);
+    }
     fs.renameSync(tmp, final);
-    writeJsonAtomicSync(path.join(root, 'latest.json'), { step, dir: path.basename(final), ...(scope ? { scope } : {}) });
+    writeJsonAtomicSync(path.join(root, 'latest.json'), { step, dir: path.basename(final), metric_bytes: this.metricBytes(), ...(scope ? { scope } : {}) });
     // A run whose phases restart their step count can write a lower step after a higher one:
     // the one just written always stays.
-    const others = fs
-      .readdirSync(root)
-      .filter((d) => /^step-\d+$/.test(d) && d !== path.basename(final))
-      .sort();
+    const names = fs.readdirSync(root);
+    for (const old of names.filter((d) => d.endsWith(SUPERSEDED))) fs.rmSync(path.join(root, old), { recursive: true, force: true });
+    const others = names.filter((d) => /^step-\d+$/.test(d) && d !== path.basename(final)).sort();
     for (const old of others.slice(0, Math.max(0, others.length - (keep - 1)))) fs.rmSync(path.join(root, old), { recursive: true, force: true });
     return final;
   }
 
-  /** The latest complete checkpoint, or null. */
-  latestCheckpoint(): { step: number; dir: string; scope?: Record<string, string> } | null {
+  /** The latest complete checkpoint (with the bytes of metrics.jsonl written before it, where recorded), or null. */
+  latestCheckpoint(): { step: number; dir: string; scope?: Record<string, string>; metricBytes?: number } | null {
     const file = path.join(this.checkpointsDir, 'latest.json');
     if (!fs.existsSync(file)) return null;
-    const latest = readJsonSync(file, 'checkpoint index') as { step: number; dir: string; scope?: Record<string, string> };
-    const dir = path.join(this.checkpointsDir, latest.dir);
-    return fs.existsSync(dir) ? { step: latest.step, dir, ...(latest.scope ? { scope: latest.scope } : {}) } : null;
+    const latest = readJsonSync(file, 'checkpoint index') as { step: number; dir: string; scope?: Record<string, string>; metric_bytes?: number };
+    const dir = [latest.dir, `${latest.dir}${SUPERSEDED}`].map((d) => path.join(this.checkpointsDir, d)).find((d) => fs.existsSync(d));
+    if (!dir) return null;
+    return {
+      step: latest.step,
+      dir,
+      ...(latest.scope ? { scope: latest.scope } : {}),
+      ...(typeof latest.metric_bytes === 'number' ? { metricBytes: latest.metric_bytes } : {}),
+    };
   }
 
   get artifactsDir(): string {
@@ -340,7 +371,15 @@ export class Project {
     return path.join(this.dir, 'runs');
   }
 
-  createRun(method: string, config: Record<string, unknown>, opts: { seed: number; name?: string; tags?: string[]; parent?: string }): Run {
+  /**
+   * Make a run folder (queued, locked by this process). A child run gets its key and place among
+   * its parent's children in its first run.json, so a parent killed any time after finds it by key.
+   */
+  createRun(
+    method: string,
+    config: Record<string, unknown>,
+    opts: { seed: number; name?: string; tags?: string[]; parent?: string; child?: { key: string; index: number } },
+  ): Run {
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
     const id = `${stamp}-${method}-${randomBytes(2).toString('hex')}`;
     const dir = path.join(this.runsDir, id);
@@ -362,6 +401,7 @@ export class Project {
       versions: versions(),
       resumes: [],
       parent: opts.parent ?? null,
+      ...(opts.child ? { child_key: opts.child.key, child_index: opts.child.index } : {}),
     };
     const run = new Run(dir, record);
     run.acquire();

@@ -1,45 +1,53 @@
 /**
- * The fault run (issue 23): real `normlab` processes killed (SIGKILL) at random moments and at
- * the phase boundaries of each job kind, projects on full disks, and races on one stale lock;
- * every killed run is resumed with `normlab resume` and its result compared with the same config
- * run uninterrupted. Prints the counts per job kind and phase, and the wrong results, unresumable
- * runs and crashes (a stack trace, an `internal` error or a dead server), which must all be 0.
+ * The fault run (issue 23): real `normlab` processes of every job kind that writes checkpoints or
+ * child runs (engine/testing/fault-jobs.ts) killed with SIGKILL, at the phase boundaries their
+ * fault points mark (engine/core/fault-points.ts) and at random moments; projects on full disks;
+ * races on one stale lock. Every killed run is resumed with `normlab resume` and its results
+ * (summary and metric lines, its children's too; engine/testing/run-results.ts) compared, exactly,
+ * with the same config run uninterrupted. Prints the counts per job kind and phase, and the wrong
+ * results, unresumable runs and crashes (a stack trace or an `internal` error), which must all be 0.
  *
- *   node --import tsx engine/testing/fault-run.ts [--kills N] [--sweep-kills N] [--disk-levels N] [--races N]
+ *   node --import tsx engine/testing/fault-run.ts [--kinds a,b] [--every-pass] [--kills N] [--seed N]
+ *                                                 [--disk-levels N] [--races N] [--keep]
  *
- * Full disks are tmpfs mounts (Linux, root); without the right to mount, that part is skipped
- * and says so.
+ * A job kind passes each fault point once or more (one pass per child that trains, e.g.); by
+ * default one pass of each point and phase is killed (a phase: a method, or a child of its
+ * parent's own kind such as an LN-removal arm), drawn with `--seed` (printed, so a run can be
+ * repeated); `--every-pass` kills every pass. `--kills N`: random kills per job kind; `--keep`
+ * keeps the projects. Full disks are tmpfs mounts (Linux, root); without the right to mount, that
+ * part is skipped and says so.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CLI_ENTRY } from '../core/app-paths.js';
-import { Project } from '../store/runs.js';
+import { Rng } from '../data/rng.js';
+import { Project, type Run } from '../store/runs.js';
+import { cli, faultPasses, startRun, topRun, unfinishedRuns, type FaultPass } from './cli-runs.js';
+import { faultJobs, tinyLmPretrain } from './fault-jobs.js';
 import { raceForStaleLock } from './lock-race.js';
+import { resultDiffs, runResult, type RunResult } from './run-results.js';
 
+const argv = process.argv.slice(2);
 const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : dflt;
 };
-const KILLS = arg('kills', 24);
-const SWEEP_KILLS = arg('sweep-kills', 8);
+const KILLS = arg('kills', 1);
 const DISK_LEVELS = arg('disk-levels', 17);
 const RACES = arg('races', 5);
+const SEED = arg('seed', Date.now() % 100_000);
+const EVERY_PASS = argv.includes('--every-pass');
+const kindsArg = argv.indexOf('--kinds') >= 0 ? argv[argv.indexOf('--kinds') + 1].split(',') : null;
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'normlab-fault-run-'));
-const lm = {
-  method: 'lm-pretrain',
-  seed: 7,
-  model: { arch: 'llama', layers: 1, d_model: 16, heads: 2 },
-  train: { steps: 40, batch: 2, seq: 16, warmup: 2, eval_every: 20, eval_windows: 1, checkpoint_every: 10, log_every: 1 },
-  data: { val_fraction: 0.05 },
-};
-const sweep = { method: 'sweep', base: lm, seeds: [0, 1], executor: { kind: 'local', parallel: 2 } };
-
 const counts = new Map<string, number>();
 const bump = (key: string) => counts.set(key, (counts.get(key) ?? 0) + 1);
 const problems: string[] = [];
+
+/** The draws (passes, random moments): `--seed` repeats them. */
+const rng = new Rng(`fault-run:${SEED}`);
+const random = () => rng.next();
 
 function writeConfig(name: string, config: unknown): string {
   const file = path.join(root, `${name}.json`);
@@ -47,155 +55,151 @@ function writeConfig(name: string, config: unknown): string {
   return file;
 }
 
-/** One CLI call to its end. */
-function cli(project: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI_ENTRY, '--project', project, '--backend', 'wasm', ...args], { encoding: 'utf8', timeout: 300_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
 /** A crash: a stack trace or an `internal` error instead of one line. */
 function crashed(stderr: string): boolean {
   return /^\s+at .+:\d+:\d+\)?$/m.test(stderr) || /internal error|TypeError|ReferenceError|Unhandled/.test(stderr);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const lastLine = (s: string) => s.trim().split('\n').pop() ?? '';
 
-/** The store state of the project's one top-level run: what a kill interrupted. */
-function phaseOf(project: string, kind: string): string {
-  if (!fs.existsSync(path.join(project, 'runs'))) return 'before-run-created';
+let projects = 0;
+const freshProject = (kind: string) => path.join(root, `${kind}-${++projects}`);
+
+interface Reference {
+  result: RunResult;
+  passes: FaultPass[];
+  seconds: number;
+  /** Who each pass's run is: its method and, for a child, its key. */
+  roles: Map<string, string>;
+  /** The phase each run is: its method, or its role for a child of its parent's own kind (an LN-removal arm). */
+  phases: Map<string, string>;
+}
+
+/** The uninterrupted run of a config, with the fault points it passes. */
+function reference(kind: string, configFile: string): Reference {
+  const project = freshProject(`${kind}-reference`);
+  const r = cli(project, ['run', configFile], 'trace');
+  if (r.status !== 0 || crashed(r.stderr)) throw new Error(`the reference ${kind} run failed: ${lastLine(r.stderr)}`);
   const store = Project.open(project, false);
-  const runs = store.listRuns().filter((r) => r.record.parent === null);
-  if (runs.length === 0) return 'before-run-created';
-  const run = runs[0];
-  const total = 40;
-  if (kind === 'sweep') {
-    const children = store.children(run.id);
-    const done = children.filter((c) => c.status === 'completed').length;
-    if (run.readSummary()) return 'after-summary';
-    if (children.length === 2 && done === 2) return 'during-collect (children done, no summary)';
-    if (children.length === 0) return 'before-children';
-    return `children running (${done} of 2 done)`;
-  }
-  const ckpt = run.latestCheckpoint()?.step ?? 0;
-  const last = Math.max(0, ...run.readMetrics().flatMap((m) => (typeof m.loss === 'number' ? [m.step as number] : [])));
-  if (run.readSummary()) return 'after-summary';
-  if (ckpt === total) return 'after-final-checkpoint';
-  if (last === total) return 'after-last-step';
-  if (ckpt > 0 && last === ckpt) return 'at-a-checkpoint';
-  return last === 0 ? 'before-first-step' : 'mid-training';
+  const runs = store.listRuns();
+  const roles = new Map(runs.map((run) => [run.id, role(run)]));
+  const ownKind = (run: Run) => runs.find((p) => p.id === run.record.parent)?.record.method === run.record.method;
+  const phases = new Map(runs.map((run) => [run.id, ownKind(run) ? role(run) : run.record.method]));
+  return { result: runResult(store, topRun(project)!), passes: faultPasses(project, r.stderr), seconds: r.seconds, roles, phases };
 }
 
-/** Start a CLI run and SIGKILL it when `when` holds (or after `ms`); returns what the kill interrupted. */
-async function killDuring(project: string, kind: string, configFile: string, when: () => boolean, ms: number): Promise<string | null> {
-  const proc = spawn(process.execPath, [CLI_ENTRY, '--project', project, '--backend', 'wasm', 'run', configFile], { stdio: 'ignore' });
-  const started = Date.now();
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  let done = false;
-  void exited.then(() => (done = true));
-  while (!done) {
-    let hit = false;
-    try {
-      hit = when() || Date.now() - started > ms;
-    } catch {
-      /* a file being written */
-    }
-    if (hit) break;
-    await sleep(2);
-  }
-  if (done) return null; // it finished before the moment came
-  const phase = phaseOf(project, kind);
-  proc.kill('SIGKILL');
-  await exited;
-  return phase;
+/** A run's method and, for a child, its key: "ln-removal (remove)". */
+function role(run: Run): string {
+  return run.record.child_key ? `${run.record.method} (${run.record.child_key})` : run.record.method;
 }
 
-function topRun(project: string) {
-  if (!fs.existsSync(path.join(project, 'runs'))) return undefined;
-  return Project.open(project, false)
-    .listRuns()
-    .find((r) => r.record.parent === null);
-}
-
-async function reference(): Promise<{ lm: number; sweep: number[] }> {
-  const project = path.join(root, 'reference');
-  const a = cli(project, ['--json', 'run', writeConfig('lm', lm)]);
-  const b = cli(project, ['--json', 'run', writeConfig('sweep', sweep)]);
-  if (a.status !== 0 || b.status !== 0) throw new Error(`reference runs failed: ${a.stderr}${b.stderr}`);
-  const store = Project.open(project, false);
-  const lmRun = store.listRuns().find((r) => r.record.method === 'lm-pretrain' && r.record.parent === null)!;
-  const sweepRun = store.listRuns().find((r) => r.record.method === 'sweep')!;
-  return {
-    lm: lmRun.readSummary()!.final_val_loss as number,
-    sweep: store.children(sweepRun.id).map((c) => c.readSummary()!.final_val_loss as number),
-  };
-}
-
-/** Resume the killed run and compare its result with the reference. */
-function resumeAndCheck(project: string, kind: string, phase: string, ref: { lm: number; sweep: number[] }): void {
+/** Resume the killed run to its end and compare its results with the reference. */
+function resumeAndCheck(project: string, what: string, ref: Reference): void {
   const run = topRun(project);
   if (!run) return; // killed before its run existed: nothing to resume
   const r = cli(project, ['resume', run.id]);
-  if (crashed(r.stderr)) problems.push(`crash: resume of ${kind} killed ${phase}: ${r.stderr.slice(-300)}`);
+  if (crashed(r.stderr)) problems.push(`crash: resume of ${what}: ${r.stderr.slice(-400)}`);
   const after = Project.open(project, false).run(run.id);
   if (r.status !== 0 && !(after.status === 'completed' && /nothing to resume/.test(r.stderr))) {
-    problems.push(`unresumable: ${kind} killed ${phase}: ${r.stderr.trim().split('\n').pop()}`);
+    problems.push(`unresumable: ${what}: ${lastLine(r.stderr)}`);
     return;
   }
-  if (kind === 'lm-pretrain') {
-    if (after.readSummary()!.final_val_loss !== ref.lm)
-      problems.push(`wrong result: ${kind} killed ${phase}: ${after.readSummary()!.final_val_loss} != ${ref.lm}`);
-  } else {
-    const got = Project.open(project, false)
-      .children(run.id)
-      .map((c) => c.readSummary()?.final_val_loss);
-    if (JSON.stringify(got) !== JSON.stringify(ref.sweep) || after.readSummary()!.children_completed !== 2)
-      problems.push(`wrong result: ${kind} killed ${phase}: ${JSON.stringify(got)} != ${JSON.stringify(ref.sweep)}`);
-  }
+  const left = unfinishedRuns(project);
+  if (left.length) problems.push(`unresumable: ${what}: ${left.map((l) => `${role(l)} ${l.status}`).join(', ')} after the resume`);
+  const diffs = resultDiffs(runResult(Project.open(project, false), after), ref.result);
+  if (diffs.length) problems.push(`wrong result: ${what}: ${diffs.length} values differ, e.g. ${diffs.slice(0, 3).join('; ')}`);
 }
 
-async function kills(ref: { lm: number; sweep: number[] }): Promise<void> {
-  const lmFile = writeConfig('lm', lm);
-  const sweepFile = writeConfig('sweep', sweep);
-  let step = 0;
-  const boundaries: { name: string; when: (project: string) => boolean }[] = [
-    {
-      name: 'random', // once a random step of training has been logged
-      when: (p) => (topRun(p)?.readMetrics() ?? []).some((m) => typeof m.loss === 'number' && (m.step as number) >= step),
-    },
-    {
-      name: 'after-last-step',
-      when: (p) => (topRun(p)?.readMetrics() ?? []).some((m) => m.step === 40 && typeof m.loss === 'number'),
-    },
-    { name: 'after-final-checkpoint', when: (p) => topRun(p)?.latestCheckpoint()?.step === 40 },
-  ];
-  for (let i = 0; i < KILLS; i++) {
-    const project = path.join(root, `lm-${i}`);
-    const b = boundaries[i % boundaries.length];
-    step = 1 + Math.floor(Math.random() * 39);
-    const phase = await killDuring(project, 'lm-pretrain', lmFile, () => b.when(project), 120_000);
-    if (phase === null) continue;
-    bump(`kill lm-pretrain ${phase}`);
-    resumeAndCheck(project, 'lm-pretrain', phase, ref);
+/**
+ * The passes to kill: every one, or one drawn per fault point and phase (see `Reference.phases`).
+ * Passes of one number in several processes (the children of a parallel executor) are one kill:
+ * each process counts its own.
+ */
+function passesToKill(all: FaultPass[], ref: Reference): FaultPass[] {
+  const passes = all.filter((p, i) => all.findIndex((q) => q.point === p.point && q.n === p.n) === i);
+  if (EVERY_PASS) return passes;
+  const groups = new Map<string, FaultPass[]>();
+  for (const p of passes) {
+    const key = `${p.point} ${ref.phases.get(p.runId) ?? p.method}`;
+    groups.set(key, [...(groups.get(key) ?? []), p]);
   }
-  for (let i = 0; i < SWEEP_KILLS; i++) {
-    const project = path.join(root, `sweep-${i}`);
-    const collect = i % 2 === 1; // every other one: once both children completed, before the parent's summary
-    const when = () => {
-      const run = topRun(project);
-      if (!run) return false;
-      const children = Project.open(project, false).children(run.id);
-      return collect ? children.length === 2 && children.every((c) => c.status === 'completed') : children.some((c) => c.readMetrics().length > 5);
-    };
-    const phase = await killDuring(project, 'sweep', sweepFile, when, 120_000);
-    if (phase === null) continue;
-    bump(`kill sweep ${phase}`);
-    resumeAndCheck(project, 'sweep', phase, ref);
+  return [...groups.values()].map((g) => g[Math.floor(random() * g.length)]);
+}
+
+/** Kill a run of the config at one pass of a fault point (in every process that passes it), resume it, compare. */
+function killAtPass(kind: string, configFile: string, pass: FaultPass, ref: Reference): void {
+  const project = freshProject(kind);
+  const target = `${pass.point}#${pass.n}`;
+  const where = ref.passes
+    .filter((p) => p.point === pass.point && p.n === pass.n)
+    .map((p) => ref.roles.get(p.runId) ?? p.method)
+    .join(' + ');
+  const r = cli(project, ['run', configFile], target);
+  // A pass in a child process (a parallel executor's `run-child`) kills that process, not this one.
+  const killed = r.signal === 'SIGKILL' || faultPasses(project, '').some((p) => p.point === pass.point && p.n === pass.n);
+  const what = `${kind} killed ${target} in ${where}`;
+  if (!killed) {
+    problems.push(`not reached: ${what}: the run ended ${r.status} without passing it: ${lastLine(r.stderr)}`);
+    return;
   }
+  if (crashed(r.stderr)) problems.push(`crash: ${what}: ${r.stderr.slice(-400)}`);
+  bump(`${kind.padEnd(12)} ${pass.point} in ${where}`);
+  resumeAndCheck(project, what, ref);
+}
+
+/** What a kill interrupted, read from the store: the innermost run that was running and how far it was. */
+function phaseAfterKill(project: string): string {
+  const top = topRun(project);
+  if (!top) return 'before its run existed';
+  const store = Project.open(project, false);
+  const runs = store.listRuns();
+  const depth = (r: Run): number => (r.record.parent ? 1 + depth(runs.find((x) => x.id === r.record.parent) ?? top) : 0);
+  const live = runs.filter((r) => r.status === 'interrupted'); // what was running when the process died
+  const inner = live.sort((a, b) => depth(a) - depth(b) || (a.record.runningSince ?? '').localeCompare(b.record.runningSince ?? '')).pop();
+  if (!inner) return top.status === 'completed' ? 'after its end' : 'before it started';
+  const children = store.children(inner.id);
+  let state: string;
+  if (inner.readSummary()) state = 'summary written';
+  else if (children.length) {
+    const done = children.filter((c) => c.status === 'completed').length;
+    state = done === children.length ? 'collect (children done)' : `children running (${done} of ${children.length} done)`;
+  } else if (inner.latestCheckpoint()) state = 'past a checkpoint';
+  else state = inner.readMetrics().some((m) => typeof m.step === 'number' && m.step > 0) ? 'training, no checkpoint yet' : 'starting';
+  return `${role(inner)}: ${state}`;
+}
+
+/** A random kill whose run ended first (no kill). */
+const ENDED_FIRST = 'ended before the kill (not a kill)';
+
+/** Seconds a `normlab` process takes to start before its run folder exists (about; on 2 busy cores). */
+const STARTUP_SECONDS = 2.5;
+
+/** Kill a run of the config at a random moment after its run folder exists, resume it, compare. */
+async function killAtRandom(kind: string, configFile: string, ref: Reference): Promise<void> {
+  const project = freshProject(kind);
+  const at = random() * Math.max(0.5, 0.9 * (ref.seconds - STARTUP_SECONDS)) * 1000;
+  const proc = startRun(project, configFile);
+  while (!proc.done() && !topRun(project)) await new Promise((r) => setTimeout(r, 20));
+  await Promise.race([proc.exited, new Promise((r) => setTimeout(r, at))]);
+  if (proc.done()) {
+    bump(`${kind.padEnd(12)} random: ${ENDED_FIRST}`);
+    return;
+  }
+  proc.kill();
+  await proc.exited;
+  const phase = phaseAfterKill(project);
+  bump(`${kind.padEnd(12)} random: ${phase}`);
+  resumeAndCheck(project, `${kind} killed at random (${(at / 1000).toFixed(1)} s, ${phase})`, ref);
 }
 
 /** Projects on tmpfs mounts of growing size: every failure is one line, the run is listed and resumes once there is room. */
-function diskFull(ref: { lm: number }): void {
-  const lmFile = writeConfig('lm', lm);
+function diskFull(): void {
+  if (DISK_LEVELS === 0) return;
+  const lmFile = writeConfig('disk-lm', tinyLmPretrain);
+  const refProject = path.join(root, 'disk-reference');
+  const straight = cli(refProject, ['run', lmFile]);
+  if (straight.status !== 0) throw new Error(`the reference lm-pretrain run failed: ${lastLine(straight.stderr)}`);
+  const ref = runResult(Project.open(refProject, false), topRun(refProject)!);
   for (let level = 0; level < DISK_LEVELS; level++) {
     const kib = Math.round(16 * 1.45 ** level);
     const mount = path.join(root, `disk-${level}`);
@@ -219,9 +223,12 @@ function diskFull(ref: { lm: number }): void {
       const run = topRun(roomy);
       if (!run) continue; // the disk was full before the run folder could be written
       const again = cli(roomy, ['resume', run.id]);
-      const after = Project.open(roomy, false).run(run.id);
-      if (again.status !== 0) problems.push(`unresumable: after a full disk (${kib} KiB): ${again.stderr.trim().split('\n').pop()}`);
-      else if (after.readSummary()!.final_val_loss !== ref.lm) problems.push(`wrong result after a full disk (${kib} KiB)`);
+      if (again.status !== 0) {
+        problems.push(`unresumable: after a full disk (${kib} KiB): ${lastLine(again.stderr)}`);
+        continue;
+      }
+      const diffs = resultDiffs(runResult(Project.open(roomy, false), Project.open(roomy, false).run(run.id)), ref);
+      if (diffs.length) problems.push(`wrong result after a full disk (${kib} KiB): ${diffs.slice(0, 3).join('; ')}`);
     } finally {
       spawnSync('umount', [mount]);
     }
@@ -239,16 +246,33 @@ async function races(): Promise<void> {
   }
 }
 
-const ref = await reference();
-console.log(`reference: lm-pretrain final_val_loss ${ref.lm}; sweep children ${ref.sweep.join(', ')}`);
-await kills(ref);
-diskFull(ref);
+const started = Date.now();
+console.log(`fault run: seed ${SEED}${EVERY_PASS ? ', every pass' : ''}, ${KILLS} random kills per job kind, in ${root}`);
+for (const [kind, config] of Object.entries(faultJobs(root))) {
+  if (kindsArg && !kindsArg.includes(kind)) continue;
+  const file = writeConfig(kind, config());
+  const ref = reference(kind, file);
+  const chosen = passesToKill(ref.passes, ref);
+  console.log(
+    `${kind}: uninterrupted ${ref.seconds.toFixed(1)} s, ${ref.passes.length} fault-point passes; killing ${chosen.length} of them and ${KILLS} at random`,
+  );
+  for (const pass of chosen) killAtPass(kind, file, pass, ref);
+  for (let i = 0; i < KILLS; i++) await killAtRandom(kind, file, ref);
+}
+const minutes = (since: number) => `${((Date.now() - since) / 60000).toFixed(1)} min`;
+const killsTook = minutes(started);
+const disksStarted = Date.now();
+diskFull();
+const disksTook = minutes(disksStarted);
+const racesStarted = Date.now();
 await races();
+console.log(`kills ${killsTook}, full disks ${disksTook}, races ${minutes(racesStarted)}`);
 for (const [k, n] of [...counts].sort()) console.log(`${String(n).padStart(4)}  ${k}`);
 const count = (word: string) => problems.filter((p) => p.startsWith(word)).length;
+const kills = [...counts].filter(([k]) => !/^(disk|race)/.test(k) && !k.endsWith(ENDED_FIRST)).reduce((s, [, n]) => s + n, 0);
 console.log(
-  `wrong results: ${count('wrong result')}, unresumable runs: ${count('unresumable')}, crashes: ${count('crash')}, other: ${problems.length - count('wrong result') - count('unresumable') - count('crash')}`,
+  `kills: ${kills}; wrong results: ${count('wrong result')}, unresumable runs: ${count('unresumable')}, crashes: ${count('crash')}, other: ${problems.length - count('wrong result') - count('unresumable') - count('crash')}; ${minutes(started)} (seed ${SEED})`,
 );
 for (const p of problems) console.log(`  ${p}`);
-fs.rmSync(root, { recursive: true, force: true });
+if (!argv.includes('--keep')) fs.rmSync(root, { recursive: true, force: true });
 process.exitCode = problems.length ? 1 : 0;

@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { fail } from '../core/errors.js';
+import { faultPoint } from '../core/fault-points.js';
 import { readJson, writeJsonAtomic } from '../io/atomic.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors-file.js';
 import type { HostTensor } from '../io/safetensors.js';
@@ -51,10 +52,13 @@ export function isCheckpointStep(step: number, every: number, total: number): bo
  * or the run was told to stop (SIGTERM / SIGINT: preemption, a time limit; or a user's cancel),
  * then end the run there (`ctx.tick` throws: interrupted, or cancelled). The checkpoint is written into a temp
  * folder and renamed (`Run.saveCheckpoint`), so a kill during the write leaves the previous one.
+ * `last`: the trainer's last step (the fault points after-last-step and after-final-checkpoint).
  */
-export async function endOfStep(ctx: Pick<JobContext, 'signal' | 'tick'>, due: boolean, save: () => Promise<unknown>): Promise<void> {
+export async function endOfStep(ctx: Pick<JobContext, 'signal' | 'tick' | 'run'>, due: boolean, save: () => Promise<unknown>, last = false): Promise<void> {
   await new Promise<void>((r) => setImmediate(r));
+  if (last) faultPoint('after-last-step', ctx.run);
   if (due || stopRequested(ctx.signal)) await save();
+  if (last) faultPoint('after-final-checkpoint', ctx.run);
   // No yield between the check and here: a stop that arrives later is seen at the next step's
   // boundary, never between this step's check and its end (which would end it without a checkpoint).
   if (ctx.signal.aborted) await ctx.tick();

@@ -151,6 +151,16 @@ describe('lm-pretrain', () => {
     expect(numbers(again)).toEqual({ ...expected, tokens_per_s: null });
   });
 
+  it("a run killed before its first checkpoint starts over: its metric lines are the uninterrupted run's (the step-0 evaluation once)", async () => {
+    const q = newQueue();
+    const config = { ...tiny(6), train: { ...tiny(6).train, eval_every: 3, checkpoint_every: 100 } };
+    const lines = (run: Run) => run.readMetrics().map(({ time: _t, tokens_per_s: _s, ...m }) => m);
+    const straight = await runToEnd(q, config);
+    const resumed = await interruptedAndResumed(q, config, 4);
+    expect(resumed.record.resumes).toEqual([0]);
+    expect(lines(resumed)).toEqual(lines(straight));
+  });
+
   it('the training loop does not leak tensors from step to step', async () => {
     const q = newQueue();
     let atStep5 = -1;

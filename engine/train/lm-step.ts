@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fail } from '../core/errors.js';
 import type { CausalLM, ForwardHooks } from '../models/lm.js';
+import { LOGITS_BUDGET } from '../models/memory.js';
 import { crossEntropy } from '../nn/ops.js';
 import { clipGlobalNorm, type AdamW } from '../nn/optim.js';
 import { accumulate, microBatches, type LossAndGrads, type MicroBatch } from './accumulate.js';
@@ -151,9 +152,6 @@ function blockGradNorms(grads: Map<string, tf.Tensor>, nLayers: number): tf.Tens
     return tf.sqrt(tf.stack(perLayer.map((ts) => (ts.length ? tf.addN(ts) : tf.scalar(0))))) as tf.Tensor1D;
   });
 }
-
-/** Most logits (floats) the loss evaluation materializes at once: 16M floats, 64 MB. */
-const LOGITS_BUDGET = 16_000_000;
 
 /**
  * Summed next-token cross-entropy (nats) of x predicting y, both int32 (B, T), one scalar per

@@ -98,13 +98,17 @@ export async function fit<B extends tf.TensorContainer>(
       tf.dispose([value, ...extras.values()]);
       ctx.progress({ step: done, total: o.steps, phase: o.phase, message: Number.isNaN(last) ? o.phase : `loss ${last.toFixed(4)}` });
       const final = done === o.steps;
-      await endOfStep(ctx, done % o.checkpointEvery === 0 || final, () =>
-        saveTrainingCheckpoint(ctx.run, done, {
-          ...(final ? { model: o.saveModel } : {}),
-          optimizer: opt,
-          groups: { params },
-          state: { rng: task.rng.state(), loss: last },
-        }),
+      await endOfStep(
+        ctx,
+        done % o.checkpointEvery === 0 || final,
+        () =>
+          saveTrainingCheckpoint(ctx.run, done, {
+            ...(final ? { model: o.saveModel } : {}),
+            optimizer: opt,
+            groups: { params },
+            state: { rng: task.rng.state(), loss: last },
+          }),
+        final,
       );
     }
   } finally {

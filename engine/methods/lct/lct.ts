@@ -693,23 +693,28 @@ export async function runLct(ctx: JobContext, cfg: LctConfig): Promise<Record<st
         );
       }
       ctx.progress({ step: done, total: t.steps, phase: 'lct', message: lctProgressMessage(out.N, lastLoss) });
-      await endOfStep(ctx, isCheckpointStep(done, t.checkpoint_every, t.steps), () => {
-        // The model folder holds the EMA (sampling) weights; params + ema + optimizer resume training.
-        const state: LctResumeState = {
-          rng: rng.state(),
-          quick,
-          loss_curve: lossCurve,
-          autoencoder: aeDir,
-          classifier: clfDir,
-          train_seconds: trainedSeconds(),
-        };
-        return saveTrainingCheckpoint(ctx.run, done, {
-          model: async (dir) => saveModelDir(dir, modelConfig, await net!.toTensors(ema!)),
-          optimizer: opt!,
-          groups: { params: net!.params, ema: ema! },
-          state,
-        });
-      });
+      await endOfStep(
+        ctx,
+        isCheckpointStep(done, t.checkpoint_every, t.steps),
+        () => {
+          // The model folder holds the EMA (sampling) weights; params + ema + optimizer resume training.
+          const state: LctResumeState = {
+            rng: rng.state(),
+            quick,
+            loss_curve: lossCurve,
+            autoencoder: aeDir,
+            classifier: clfDir,
+            train_seconds: trainedSeconds(),
+          };
+          return saveTrainingCheckpoint(ctx.run, done, {
+            model: async (dir) => saveModelDir(dir, modelConfig, await net!.toTensors(ema!)),
+            optimizer: opt!,
+            groups: { params: net!.params, ema: ema! },
+            state,
+          });
+        },
+        done === t.steps,
+      );
     }
     const trainSeconds = trainedSeconds();
 

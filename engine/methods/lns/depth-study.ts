@@ -24,7 +24,7 @@ import { readJsonSync, writeFileAtomic, writeJsonAtomic } from '../../io/atomic.
 import { executorSchema } from '../../jobs/executor.js';
 import { pathField } from '../../jobs/paths.js';
 import { baseConfig, registerJobKind, SIZE_LIMITS } from '../../jobs/registry.js';
-import { STREAMING_MODES } from '../../models/index.js';
+import { evalMemoryBytes, STREAMING_MODES } from '../../models/index.js';
 import { linePlot, writePlot } from '../../plot/index.js';
 import { textDataSchema } from '../../train/lm-config.js';
 import {
@@ -38,6 +38,7 @@ import {
   type Interval,
   pruneKeyResult,
 } from './diagnostics.js';
+import { diagnosticsUse } from './eval-use.js';
 import { sideBySide } from './study.js';
 
 export const depthStudySchema = z
@@ -107,6 +108,24 @@ export function depthChildConfig(c: DepthStudyConfig, model: string, label: stri
     streaming: c.streaming,
     variance: c.variance,
   };
+}
+
+/** A model whose in-memory diagnostics need more than this runs in its own process under `executor: local`. */
+const OWN_PROCESS_ABOVE_BYTES = 2 ** 30;
+
+/**
+ * Is the model large enough to run in its own process (so the memory it grew, a wasm heap that
+ * never shrinks, is returned before the next model)? An unreadable config is not: its child says why.
+ */
+export function isLargeModel(c: DepthStudyConfig, model: string): boolean {
+  try {
+    const hf = readJsonSync(path.join(model, 'config.json'), 'model config') as Record<string, unknown>;
+    const layers = Number(hf.num_hidden_layers ?? hf.n_layer);
+    const use = diagnosticsUse({ seq: c.seq, batch: c.batch, sequences: c.sequences, pruningWindows: c.pruning_windows, layers });
+    return evalMemoryBytes(hf, use).bytes > OWN_PROCESS_ABOVE_BYTES;
+  } catch {
+    return false;
+  }
 }
 
 /** One model's row of the deep-vs-shallow table. */
@@ -301,7 +320,12 @@ registerJobKind({
     ctx.log(`depth-study: ${cfg.models.length} models (${cfg.executor.kind} executor)`);
     ctx.progress({ step: 0, total: cfg.models.length, phase: 'models', message: `diagnosing ${cfg.models.length} models` });
     const outcomes = await ctx.runChildren(
-      cfg.models.map((m, i) => ({ key: labels[i], name: `${cfg.name ?? 'depth-study'} ${labels[i]}`, config: depthChildConfig(cfg, m, labels[i]) })),
+      cfg.models.map((m, i) => ({
+        key: labels[i],
+        name: `${cfg.name ?? 'depth-study'} ${labels[i]}`,
+        config: depthChildConfig(cfg, m, labels[i]),
+        ownProcess: isLargeModel(cfg, m),
+      })),
     );
     const missing = outcomes.filter((o) => !o.summary).map((o) => ({ model: o.key, run_id: o.runId, status: o.status, error: o.error?.message ?? null }));
     const models: ModelSummary[] = [];

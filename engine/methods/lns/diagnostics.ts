@@ -166,7 +166,9 @@ export class ResidualAccumulator {
 /**
  * Run the model over the first `sequences` windows and collect, for x_0..x_L, the element
  * variance, the mean per-token feature variance and the last token's vector of each sequence.
- * Leaves no tensors behind.
+ * Each block runs in its own scope (`scopeBlocks`) and the head is not run, so a batch holds the
+ * residual streams and one block's intermediates at a time, never every block's (a Gemma 2's
+ * soft-capped scores of 24 blocks outgrew the 4 GiB wasm heap). Leaves no tensors behind.
  */
 export async function residualStats(model: CausalLM, windows: EvalWindows, sequences: number, batchSize: number): Promise<ResidualStats> {
   const { seq } = windows;
@@ -176,16 +178,22 @@ export async function residualStats(model: CausalLM, windows: EvalWindows, seque
   for (let i = 0; i < S; i += batchSize) {
     const B = Math.min(batchSize, S - i);
     const kept: { layer: number; m: Measured }[] = [];
-    tf.tidy(() => {
-      const idx = tf.tensor2d(windows.x.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
-      let prev: tf.Tensor3D | undefined; // the stream the next block reads (alive until this tidy ends)
-      model.forward(idx, {
-        residual: (layer, x) => {
-          kept.push({ layer: layer + 1, m: ResidualAccumulator.measure(x, prev) });
-          prev = x;
-        },
+    try {
+      tf.tidy(() => {
+        const idx = tf.tensor2d(windows.x.subarray(i * seq, (i + B) * seq), [B, seq], 'int32');
+        let prev: tf.Tensor3D | undefined; // the stream the next block reads (alive until this tidy ends)
+        model.hidden(idx, {
+          scopeBlocks: true,
+          residual: (layer, x) => {
+            kept.push({ layer: layer + 1, m: ResidualAccumulator.measure(x, prev) });
+            prev = x;
+          },
+        });
       });
-    });
+    } catch (err) {
+      for (const k of kept) tf.dispose([k.m.stats, k.m.last, ...(k.m.cos ? [k.m.cos] : [])]);
+      throw err;
+    }
     for (const k of kept) await acc.add(k.layer, k.m, i);
   }
   return acc.result();

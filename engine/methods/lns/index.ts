@@ -38,6 +38,7 @@ import {
   deepHalfBlocks,
 } from './diagnostics.js';
 import { autoDiagnosticsOptions } from './auto.js';
+import { diagnosticsUse, diagnosticsWindow } from './eval-use.js';
 import { lnsPresets } from './presets.js';
 import './study.js';
 import './depth-study.js';
@@ -103,7 +104,9 @@ export const lnsDiagnosticsSchema = z
     streaming: z
       .enum(STREAMING_MODES)
       .default('auto')
-      .describe('evaluate block by block (always), whole in memory (never), or by size (auto: float32 weights over 1 GiB); the gradient needs in-memory'),
+      .describe(
+        'evaluate block by block (always), whole in memory (never), or by size (auto: float32 weights over 1 GiB or an in-memory evaluation over half the backend); the gradient needs in-memory',
+      ),
     variance: z.enum(VARIANCE_DEFINITIONS).default('elements').describe(VARIANCE_HELP),
   })
   .strict()
@@ -111,9 +114,6 @@ export const lnsDiagnosticsSchema = z
     if (!c.run === !c.model) ctx.addIssue({ code: 'custom', path: ['run'], message: 'give exactly one of run (a run id) or model (a model folder)' });
   });
 export type LnsDiagnosticsConfig = z.infer<typeof lnsDiagnosticsSchema>;
-
-/** The default window of a model folder's diagnostics: its context, at most this. */
-const DEFAULT_SEQ_CAP = 1024;
 
 registerJobKind({
   name: 'lns-diagnostics',
@@ -124,7 +124,7 @@ registerJobKind({
   async run(ctx, cfg) {
     let modelDir: string;
     let data: TextDataConfig | undefined = cfg.data;
-    let seq = cfg.seq;
+    let askedSeq = cfg.seq;
     let metrics: Record<string, unknown>[] | null = null;
     if (cfg.run) {
       const src = ctx.project.run(cfg.run);
@@ -133,7 +133,7 @@ registerJobKind({
       modelDir = ckpt.dir;
       const rc = src.record.config as { data?: unknown; train?: { seq?: number } };
       if (!data && rc.data) data = textDataSchema.parse(rc.data);
-      seq ??= rc.train?.seq;
+      askedSeq ??= rc.train?.seq;
       metrics = src.readMetrics();
     } else modelDir = path.resolve(cfg.model!);
 
@@ -145,12 +145,13 @@ registerJobKind({
 
     const opened = await openLM(modelDir, {
       streaming: cfg.streaming,
+      use: diagnosticsUse({ seq: askedSeq, batch: cfg.batch, sequences: cfg.sequences, pruningWindows: cfg.pruning_windows, layers: L }),
       onProgress: (read, total) => ctx.progress({ step: read, total, phase: 'load', message: `${(read / 2 ** 30).toFixed(2)} GiB read` }),
     });
     const model = opened.model;
     try {
       data ??= textDataSchema.parse({});
-      seq = Math.min(seq ?? Math.min(model.maxSeq, DEFAULT_SEQ_CAP), model.maxSeq);
+      const seq = diagnosticsWindow(askedSeq, model.maxSeq);
       const { val } = await loadLMData(data, seq, { vocab: model.vocabSize, dir: modelDir, log: (line) => ctx.log(line) });
       const windows = evalWindows(val, seq, Math.max(cfg.sequences, cfg.pruning_windows, cfg.grad_windows));
       const history = metrics ? gradHistoryFromMetrics(metrics, model.nLayers) : null;

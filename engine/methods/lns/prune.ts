@@ -45,6 +45,7 @@ import { loadLMData } from '../../train/lm-data.js';
 import { lmEvalWindowLosses } from '../../train/lm-step.js';
 import { angularDistanceMatrix, bestBlockStarts, pairedInterval, pruneKeyResult, residualStats, type ResidualStats } from './diagnostics.js';
 import { defaultStreamBudget, streamedResidualStats, streamedWindowLosses } from './streamed-diagnostics.js';
+import { diagnosticsUse, diagnosticsWindow } from './eval-use.js';
 
 const ruleSchema = z.union([
   z.object({ gromov: z.number().int().min(1).describe('Gromov et al.: remove the best block of n consecutive layers by angular distance') }).strict(),
@@ -231,13 +232,14 @@ registerJobKind({
     const where = path.join(src, CONFIG_FILE);
     const hf = readJsonSync(where, 'model config') as Record<string, unknown>;
     const { L } = depthOf(hf, where);
-    const opened = await openLM(src, { streaming: cfg.streaming });
+    const use = diagnosticsUse({ seq: cfg.seq, batch: cfg.batch, sequences: cfg.sequences, pruningWindows: cfg.eval_windows, layers: L });
+    const opened = await openLM(src, { streaming: cfg.streaming, use });
     let removed: number[];
     let windows: EvalWindows;
     let base: number[];
     try {
       const model = opened.model;
-      const seq = Math.min(cfg.seq ?? Math.min(model.maxSeq, 1024), model.maxSeq);
+      const seq = diagnosticsWindow(cfg.seq, model.maxSeq);
       const { val } = await loadLMData(cfg.data ?? textDataSchema.parse({}), seq, { vocab: model.vocabSize, dir: src, log: (l) => ctx.log(l) });
       windows = evalWindows(val, seq, Math.max(cfg.eval_windows, cfg.sequences));
       if (cfg.rule) {
@@ -258,7 +260,7 @@ registerJobKind({
     const out = path.join(ctx.run.artifactsDir, 'pruned');
     const shards = await writePrunedFolder(src, out, removed);
     ctx.progress({ step: 2, total: 3, phase: 'pruned', message: 'evaluating the pruned model' });
-    const pruned = await openLM(out, { streaming: cfg.streaming });
+    const pruned = await openLM(out, { streaming: cfg.streaming, use });
     let after: number[];
     try {
       after = await windowLosses(pruned, windows, cfg.batch);

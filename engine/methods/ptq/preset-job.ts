@@ -12,6 +12,7 @@
  */
 import * as path from 'node:path';
 import { z } from 'zod';
+import { faultPoint } from '../../core/fault-points.js';
 import { writeJsonAtomicSync } from '../../io/atomic.js';
 import type { JobContext } from '../../jobs/context.js';
 import { pathField } from '../../jobs/paths.js';
@@ -76,7 +77,10 @@ export async function runPtqPreset(ctx: JobContext, cfg: PtqPresetConfig): Promi
               q.lnCalibrations.map(({ norm, linear, scales, zeros }) => ({ norm, linear, scales, zeros })),
             );
           }
-          if (b === cfg.export_bits) exported = await exportAndCheck(ctx, q, evalSet, acc);
+          if (b === cfg.export_bits) {
+            exported = await exportAndCheck(ctx, q, evalSet, acc);
+            faultPoint('after-export', ctx.run);
+          }
         } finally {
           q.dispose();
         }

@@ -111,18 +111,26 @@ function hashJson(v: unknown): string {
   return (h >>> 0).toString(16).padStart(8, '0');
 }
 
-/** The user's ViT folder, or the cached MNIST ViT's (trained by a child `vit-train` run the first time). */
+/** The child run that trains the MNIST ViT. */
+const TRAIN_VIT = 'train MNIST ViT';
+
+/**
+ * The user's ViT folder, or the cached MNIST ViT's (trained by a child `vit-train` run the first
+ * time); `trained`: by this study (also when a resumed study finds the cache its child filled).
+ */
 async function studyModel(ctx: JobContext, cfg: PtqStudyConfig): Promise<{ source: string; trained: boolean }> {
   if (cfg.model_dir) return { source: path.resolve(cfg.model_dir), trained: false };
   const trainCfg = { method: 'vit-train', seed: cfg.seed, model: cfg.vit.model, data: { source: 'mnist' }, train: cfg.vit.train };
   const cacheDir = path.join(ctx.project.dir, 'cache', `vit-mnist-${hashJson(trainCfg)}`);
   fs.mkdirSync(path.dirname(cacheDir), { recursive: true });
+  const trainedHere = () => ctx.project.children(ctx.run.id).some((c) => c.record.child_key === TRAIN_VIT && c.status === 'completed');
   // Studies in other processes share the cache: one trains and writes it (holding the lock), the others wait for it.
   const lock = `${cacheDir}.lock`;
   for (let waiting = false; ; waiting = true) {
     if (fs.existsSync(path.join(cacheDir, 'config.json'))) {
-      ctx.log(`reusing the cached MNIST ViT ${cacheDir}`);
-      return { source: cacheDir, trained: false };
+      const trained = trainedHere();
+      if (!trained) ctx.log(`reusing the cached MNIST ViT ${cacheDir}`);
+      return { source: cacheDir, trained };
     }
     if (takeFileLock(lock).taken) break;
     if (!waiting) ctx.log(`waiting for another study that trains this MNIST ViT (${lock})`);
@@ -130,9 +138,9 @@ async function studyModel(ctx: JobContext, cfg: PtqStudyConfig): Promise<{ sourc
     await ctx.tick();
   }
   try {
-    if (fs.existsSync(path.join(cacheDir, 'config.json'))) return { source: cacheDir, trained: false };
+    if (fs.existsSync(path.join(cacheDir, 'config.json'))) return { source: cacheDir, trained: trainedHere() };
     ctx.log('training the MNIST ViT (cached for later studies)');
-    const child = await ctx.runChild(trainCfg, 'train MNIST ViT');
+    const child = await ctx.runChild(trainCfg, TRAIN_VIT);
     const modelDir = String(child.summary.model_dir);
     const tmp = `${cacheDir}.tmp-${process.pid}`;
     fs.rmSync(tmp, { recursive: true, force: true });

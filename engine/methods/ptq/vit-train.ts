@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { fail } from '../../core/errors.js';
+import { faultPoint } from '../../core/fault-points.js';
 import type { ImageSet } from '../../data/images.js';
 import { Rng } from '../../data/rng.js';
 import type { JobContext } from '../../jobs/context.js';
@@ -186,6 +187,7 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
           await endOfStep(ctx, false, () =>
             saveTrainingCheckpoint(ctx.run, step, { model: (dir) => saveViT(model, dir), optimizer: opt, state: { epoch, offset, rng: epochRng, top1: acc } }),
           );
+          if (step === total) faultPoint('after-last-step', ctx.run);
         }
         if ((epoch + 1) % t.eval_every === 0 || epoch + 1 === t.epochs) {
           acc = await top1(model, evalSet, undefined, 250, () => yieldUntilCheckpoint(ctx));
@@ -197,6 +199,7 @@ export async function trainViT(ctx: JobContext, cfg: ViTTrainConfig): Promise<{ 
           optimizer: opt,
           state: { epoch: epoch + 1, rng: rng.state(), top1: acc },
         });
+        if (epoch + 1 === t.epochs) faultPoint('after-final-checkpoint', ctx.run);
         await ctx.tick(); // a SIGTERM during the evaluation ends the run here, at the epoch's checkpoint
       }
     } finally {

@@ -49,13 +49,11 @@ export const lmPretrainSchema = z
 export type LMPretrainConfig = z.infer<typeof lmPretrainSchema>;
 
 /**
- * Rows per forward pass of the final evaluation: up to 4,096 tokens, fewer for a large vocabulary
- * (a pass holds its logits, tokens × vocabulary floats: at most 256 MiB), never fewer than a
- * training batch. The rows change only the speed, not the losses.
+ * Rows per forward pass of the final evaluation: about 4,096 tokens, never fewer than a training
+ * batch (the head already runs in chunks of LOGITS_BUDGET logits). The rows change only the speed.
  */
-export function finalEvalBatch(batch: number, seq: number, vocabSize: number): number {
-  const tokens = Math.min(4096, Math.floor(2 ** 26 / vocabSize));
-  return Math.max(batch, Math.floor(tokens / seq));
+export function finalEvalBatch(batch: number, seq: number): number {
+  return Math.max(batch, Math.floor(4096 / seq));
 }
 
 /** Hooks other methods add to every lm-pretrain run (LNS diagnostics run at the end). */
@@ -195,7 +193,7 @@ export async function trainLM(ctx: JobContext, cfg: LMPretrainConfig): Promise<L
   // The final model on the final evaluation's windows (from the model alone, so a resume at any
   // checkpoint gives these numbers): its interval, and the units a study pairs variants on.
   const final = finalEvalWindows(data.val, t.seq, t.final_eval_tokens);
-  const windowLosses = Array.from(await lmEvalWindowLosses(model, final.windows, finalEvalBatch(evalBatch, t.seq, model.vocabSize)));
+  const windowLosses = Array.from(await lmEvalWindowLosses(model, final.windows, finalEvalBatch(evalBatch, t.seq)));
   const valLoss = meanSd(windowLosses).mean;
   const ci = final.windows.count > 1 ? { ci95: tInterval(windowLosses).ci95, interval: `t over ${final.description}` } : {};
   const total = trained();

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { EvalWindows, TokenStream } from '../../data/batches.js';
 import type { GPT2 } from '../../models/gpt2.js';
 import type { ForwardHooks } from '../../models/lm.js';
+import { LOGITS_BUDGET } from '../../models/memory.js';
 import { crossEntropy } from '../../nn/ops.js';
 import { fmt } from '../../stats/stats.js';
 
@@ -28,9 +29,9 @@ export interface WindowCE {
   calibratedCE: number;
 }
 
-/** Windows per forward pass of a scoring pass: logits of at most 2^26 floats (256 MiB), at least one window, at most 64. */
+/** Windows per scoring pass (`windowCE` holds a pass's whole logits): at most LOGITS_BUDGET logits, at least one window, at most 64. */
 export function logitRows(seq: number, vocab: number): number {
-  return Math.max(1, Math.min(64, Math.floor(2 ** 26 / (seq * vocab))));
+  return Math.max(1, Math.min(64, Math.floor(LOGITS_BUDGET / (seq * vocab))));
 }
 
 /**

@@ -4,7 +4,7 @@
  * rendered SVG's legend (symbol and label, in drawing order).
  */
 import { describe, expect, it } from 'vitest';
-import { barPlotSvg, histogramWithLevelsSvg, linePlotSvg } from './index.js';
+import { barPlotSvg, histogramWithLevelsSvg, linePlotSvg, type LineSeries } from './index.js';
 import { CATEGORY_COLORS, variantColors } from './theme.js';
 
 /** Legend label → its symbol's colour, from vega's SVG (symbols and labels come in the same order). */
@@ -18,6 +18,10 @@ function legendColors(svg: string): Map<string, string> {
   return new Map(labels.map((l, i) => [l, symbols[i]]));
 }
 
+/** The legend colours of a line plot of `series` on a page of `variants` (its titles play no part in them). */
+const lineColors = async (title: string, series: LineSeries[], variants: string[]) =>
+  legendColors(await linePlotSvg({ title, xLabel: 'step', yLabel: title, series, variants }));
+
 const steps = [0, 10, 20, 30];
 const curve = (name: string, k: number) => ({ name, x: steps, y: steps.map((s) => 4 - s / 20 + k / 10) });
 const PAGE = ['pre_ln', 'lns', 'mix_ln', 'peri_ln'];
@@ -30,7 +34,7 @@ describe('page-wide variant colours', () => {
   });
 
   it('two figures of one page, showing different subsets, give each variant the same colour', async () => {
-    const loss = legendColors(await linePlotSvg({ title: 'Validation loss', xLabel: 'step', yLabel: 'loss', series: PAGE.map(curve), variants: PAGE }));
+    const loss = await lineColors('loss', PAGE.map(curve), PAGE);
     const pruning = legendColors(
       await barPlotSvg({
         title: 'Validation loss increase when one block is removed',
@@ -40,15 +44,7 @@ describe('page-wide variant colours', () => {
         variants: PAGE,
       }),
     );
-    const grads = legendColors(
-      await linePlotSvg({
-        title: 'Gradient norm per block',
-        xLabel: 'block',
-        yLabel: 'norm',
-        series: [curve('peri_ln', 0), curve('mix_ln', 1)],
-        variants: PAGE,
-      }),
-    );
+    const grads = await lineColors('gradient norm', [curve('peri_ln', 0), curve('mix_ln', 1)], PAGE);
     expect([...loss.values()]).toEqual(CATEGORY_COLORS.slice(0, 4));
     for (const fig of [pruning, grads]) for (const [name, color] of fig) expect(color, name).toBe(loss.get(name));
     expect(pruning.get('lns')).toBe(CATEGORY_COLORS[1]);
@@ -56,24 +52,12 @@ describe('page-wide variant colours', () => {
 
   it("a series' variant, not its legend name, picks its colour (sweep points with their seed counts)", async () => {
     const points = ['lr=1e-3', 'lr=3e-3', 'lr=1e-2'];
-    const a = legendColors(
-      await linePlotSvg({
-        title: 'val_loss',
-        xLabel: 'step',
-        yLabel: 'val_loss',
-        series: points.map((p, k) => ({ ...curve(`${p} (3 seeds)`, k), variant: p })),
-        variants: points,
-      }),
+    const a = await lineColors(
+      'val_loss',
+      points.map((p, k) => ({ ...curve(`${p} (3 seeds)`, k), variant: p })),
+      points,
     );
-    const b = legendColors(
-      await linePlotSvg({
-        title: 'train_loss',
-        xLabel: 'step',
-        yLabel: 'train_loss',
-        series: [{ ...curve('lr=1e-2 (2 seeds)', 0), variant: 'lr=1e-2' }],
-        variants: points,
-      }),
-    );
+    const b = await lineColors('train_loss', [{ ...curve('lr=1e-2 (2 seeds)', 0), variant: 'lr=1e-2' }], points);
     expect(b.get('lr=1e-2 (2 seeds)')).toBe(a.get('lr=1e-2 (3 seeds)'));
     expect(a.get('lr=1e-2 (3 seeds)')).toBe(CATEGORY_COLORS[2]);
   });

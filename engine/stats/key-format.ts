@@ -8,7 +8,7 @@ type Interval = [number, number];
  * Whether a key result is a fraction (shown in percent): its `unit` says so; a summary written before key results carried a unit
  * is read as one when its label names an accuracy (top-1, accuracy), the only fractions key results held then.
  */
-export function keyResultIsFraction(kr: { label: string; unit?: unknown }): boolean {
+function keyResultIsFraction(kr: { label: string; unit?: unknown }): boolean {
   if (kr.unit !== undefined) return kr.unit === 'fraction';
   return /\btop-1\b|\baccuracy\b/i.test(kr.label);
 }

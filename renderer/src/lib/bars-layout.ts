@@ -5,7 +5,7 @@
  * bar, upright when wider than the bar, left out when the bars are thinner than the text.
  */
 import { fmtNum } from './format';
-import { fittedLabel, type Measure, type SvgLabel } from './text-layout';
+import { AXIS_FONT as FONT, fittedLabel, PLOT_RIGHT as RIGHT, yAxisLeft, yTickLabel, yTitle, type Measure, type SvgLabel } from './text-layout';
 
 export interface BarsInput {
   width: number;
@@ -35,13 +35,9 @@ export interface BarsLayout {
   labels: SvgLabel[];
 }
 
-const FONT = 11;
 const VALUE_FONT = 10.5;
 const TOP = 16;
-const RIGHT = 10;
 const PLOT_H = 170;
-/** The y-axis title's centre line; its glyphs reach FONT·0.8 left of it and FONT·0.2 right. */
-const Y_TITLE_X = 12;
 const DIAGONAL = Math.SQRT1_2;
 
 function niceStep(raw: number): number {
@@ -105,13 +101,16 @@ export function barsLayout(o: BarsInput): BarsLayout {
     const y = yScale(lo, hi, hi > 0 ? room : 8, lo < 0 ? room : 0);
     const ticks = gridTicks(y.bottom, y.top, y.yOf);
     layout = { barW, slot, mode, y, ticks };
-    const need = Math.ceil(Math.max(0, ...ticks.map((t) => measure(fmtNum(t.v, 3), FONT))) + 6 + Y_TITLE_X + FONT * 0.2 + 3);
+    const need = yAxisLeft(
+      ticks.map((t) => fmtNum(t.v, 3)),
+      measure,
+    );
     if (need <= left) break;
     left = need;
   }
   const { barW, slot, mode, y, ticks } = layout;
   const plotBottom = TOP + PLOT_H;
-  const labels: SvgLabel[] = ticks.map((t) => ({ text: fmtNum(t.v, 3), x: left - 6, y: t.y + 4, size: FONT, anchor: 'end', cls: 'figure-axis-label' }));
+  const labels: SvgLabel[] = ticks.map((t) => yTickLabel(fmtNum(t.v, 3), left, t.y));
 
   const bars: BarRect[] = [];
   categories.forEach((_, ci) =>
@@ -143,9 +142,7 @@ export function barsLayout(o: BarsInput): BarsLayout {
       ),
     );
   }
-  labels.push(
-    fittedLabel({ text: o.yLabel, x: Y_TITLE_X, y: TOP + PLOT_H / 2, size: FONT, anchor: 'middle', angle: -90, cls: 'figure-axis-label' }, PLOT_H - 4, measure),
-  );
+  labels.push(yTitle(o.yLabel, TOP, PLOT_H, measure));
   return { height, left, right: width - RIGHT, ticks, zeroY: y.yOf(0), bars, labels };
 }
 

@@ -4,7 +4,7 @@
  * quantizer's name has its own line above its lane of level ticks, clear of the ticks.
  */
 import { fmtNum } from './format';
-import { fittedLabel, type Measure, type SvgLabel } from './text-layout';
+import { AXIS_FONT as FONT, fittedLabel, PLOT_RIGHT as RIGHT, yAxisLeft, yTickLabel, yTitle, type Measure, type SvgLabel } from './text-layout';
 
 export interface HistogramInput {
   width: number;
@@ -35,15 +35,11 @@ export interface HistogramLayout {
   labels: SvgLabel[];
 }
 
-const FONT = 11;
 const LEVEL_FONT = 10.5;
 const TOP = 8;
-const RIGHT = 10;
 const BARS_H = 180;
 /** A lane: its quantizer's name on one line, its level ticks under it. */
 const LANE_H = 26;
-/** The count axis title's centre line; its glyphs reach FONT·0.8 left of it and FONT·0.2 right. */
-const Y_TITLE_X = 12;
 
 export function histogramLayout(o: HistogramInput): HistogramLayout {
   const { width, lo, binWidth, counts, levels, measure } = o;
@@ -53,10 +49,13 @@ export function histogramLayout(o: HistogramInput): HistogramLayout {
   const hOf = (c: number) => (c > 0 ? (Math.log10(c + 1) / logMax) * BARS_H : 0);
   const barsBottom = TOP + BARS_H;
   const decades = Array.from({ length: Math.floor(Math.log10(maxC)) + 1 }, (_, k) => Math.pow(10, k)).map((v) => ({ v, y: barsBottom - hOf(v) }));
-  const left = Math.ceil(Math.max(40, ...decades.map((d) => measure(fmtNum(d.v), FONT) + 6 + Y_TITLE_X + FONT * 0.2 + 3)));
+  const left = yAxisLeft(
+    decades.map((d) => fmtNum(d.v)),
+    measure,
+  );
   const plotW = width - left - RIGHT;
   const xOf = (v: number) => left + ((v - lo) / (hi - lo || 1)) * plotW;
-  const labels: SvgLabel[] = decades.map((d) => ({ text: fmtNum(d.v), x: left - 6, y: d.y + 4, size: FONT, anchor: 'end', cls: 'figure-axis-label' }));
+  const labels: SvgLabel[] = decades.map((d) => yTickLabel(fmtNum(d.v), left, d.y));
 
   // x ticks: five intervals, fewer where their labels would touch.
   const tickText = (k: number, n: number) => fmtNum(lo + ((hi - lo) * k) / n, 2);
@@ -67,7 +66,7 @@ export function histogramLayout(o: HistogramInput): HistogramLayout {
   }
 
   labels.push(fittedLabel({ text: o.xLabel, x: left + plotW / 2, y: barsBottom + 30, size: FONT, anchor: 'middle', cls: 'figure-axis-label' }, plotW, measure));
-  labels.push({ text: 'count (log)', x: Y_TITLE_X, y: TOP + BARS_H / 2, size: FONT, anchor: 'middle', angle: -90, cls: 'figure-axis-label' });
+  labels.push(yTitle('count (log)', TOP, BARS_H, measure));
 
   const lanesTop = barsBottom + 40;
   const ticks: LevelTick[] = [];

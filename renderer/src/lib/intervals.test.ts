@@ -122,5 +122,6 @@ describe('intervals and verdicts as the workbench writes them', () => {
     // A summary written before key results had a unit: an accuracy label is read as a fraction; a unit that is not one is not.
     expect(keyResultText(asKeyResult({ label: 'reference accuracy', value: 0.9 })!).value).toBe('90.00 %');
     expect(keyResultText(asKeyResult({ label: 'val loss', value: 0.9 })!).value).toBe('0.9000');
+    expect(keyResultText(asKeyResult({ label: 'top-1', value: 0.9, unit: 'nats' })!).value).toBe('0.9000');
   });
 });

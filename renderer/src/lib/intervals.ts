@@ -56,7 +56,7 @@ export function asKeyResult(v: unknown): KeyResult | null {
  * Whether a key result is a fraction (shown in percent): its `unit` says so; a summary written before key results carried a unit
  * is read as one when its label names an accuracy (top-1, accuracy), the only fractions key results held then.
  */
-export function keyResultIsFraction(unit: unknown, label: string): boolean {
+function keyResultIsFraction(unit: unknown, label: string): boolean {
   if (unit !== undefined) return unit === 'fraction';
   return /\btop-1\b|\baccuracy\b/i.test(label);
 }

@@ -40,6 +40,28 @@ export function fittedLabel(label: Omit<SvgLabel, 'full'>, maxWidth: number, mea
   return text === label.text ? label : { ...label, text, full: label.text };
 }
 
+/** The font size (px) of the figures' axis labels and titles. */
+export const AXIS_FONT = 11;
+/** The space (px) kept right of a figure's plot. */
+export const PLOT_RIGHT = 10;
+/** The y-axis title's centre line; its glyphs reach AXIS_FONT·0.8 left of it and AXIS_FONT·0.2 right. */
+const Y_TITLE_X = 12;
+
+/** The left margin that fits the y tick labels `texts` (set 6 px left of the axis) right of the y-axis title: at least 40 px. */
+export function yAxisLeft(texts: string[], measure: Measure): number {
+  return Math.ceil(Math.max(40, ...texts.map((t) => measure(t, AXIS_FONT) + 6 + Y_TITLE_X + AXIS_FONT * 0.2 + 3)));
+}
+
+/** A y tick label: right-aligned 6 px left of the axis at `left`, level with the tick at `y`. */
+export function yTickLabel(text: string, left: number, y: number): SvgLabel {
+  return { text, x: left - 6, y: y + 4, size: AXIS_FONT, anchor: 'end', cls: 'figure-axis-label' };
+}
+
+/** The y-axis title, upright and centred on the plot from `top` of `height` px, cut to fit it. */
+export function yTitle(text: string, top: number, height: number, measure: Measure): SvgLabel {
+  return fittedLabel({ text, x: Y_TITLE_X, y: top + height / 2, size: AXIS_FONT, anchor: 'middle', angle: -90, cls: 'figure-axis-label' }, height - 4, measure);
+}
+
 let canvas: CanvasRenderingContext2D | null | undefined;
 let family = '';
 let lastFont = '';

@@ -524,9 +524,7 @@ function jobKindOrNull<K>(jobKind: (method: string) => K, method: string): K | n
 
 /** `normlab export`: hf = latest checkpoint as a model folder; csv = metrics table; or a kind's own. */
 export async function exportRun(run: Run, outDir: string, format: string): Promise<void> {
-  const { jobKind } = await import('../jobs/registry.js');
-  await import('../jobs/all.js');
-  const kind = jobKind(run.record.method);
+  const kind = (await engine()).jobKind(run.record.method);
   const custom = kind.exporters?.[format];
   fs.mkdirSync(outDir, { recursive: true });
   if (custom) return custom(run, outDir);

@@ -232,9 +232,10 @@ export class Decoder implements CausalLM {
    * weight is held as the checkpoint stores it (out, in) (a streamed model skips the transpose).
    */
   private linear(template: string, i: number, x: tf.Tensor): tf.Tensor {
-    const w = this.w(template, i, 'weight');
+    const name = `${template.replace('{i}', String(i))}.weight`;
+    const w = this.params.get(name);
     const b = this.maybe(template, i, 'bias');
-    return this.asStored && this.linears.has(this.params.nameOf(w)) ? linearTransposed(x, w, b) : linear(x, w, b);
+    return this.asStored && this.linears.has(name) ? linearTransposed(x, w, b) : linear(x, w, b);
   }
 
   /** The spec's norm over the last axis: RMSNorm (x (1 + w) for Gemma) or LayerNorm. */

@@ -7,6 +7,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import * as path from 'node:path';
+import type { StreamingMode } from '../core/choices.js';
 import { fail } from '../core/errors.js';
 import { openModelDir, saveModelDir, type ModelDirReader } from '../io/model-dir.js';
 import type { HostTensor } from '../io/safetensors.js';
@@ -142,7 +143,6 @@ export async function saveModel(model: SavableModel, dir: string, extraConfig: R
   }
 }
 
-import type { StreamingMode } from '../core/choices.js';
 export { STREAMING_MODES, type StreamingMode } from '../core/choices.js';
 
 /** float32 weights above this are evaluated block by block under `auto`. */

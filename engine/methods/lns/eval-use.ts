@@ -6,7 +6,7 @@
 import type { EvalUseOf } from '../../models/index.js';
 
 /** The default window of a model folder's diagnostics: its context, at most this. */
-export const DEFAULT_SEQ_CAP = 1024;
+const DEFAULT_SEQ_CAP = 1024;
 
 /** The diagnostics' window on a model of this context: `seq` when given (at most the context), else the context up to 1024. */
 export function diagnosticsWindow(seq: number | undefined, context: number): number {

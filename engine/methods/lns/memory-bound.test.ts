@@ -53,18 +53,23 @@ function windows(count: number): EvalWindows {
   return { x, y: x, count, seq: SEQ };
 }
 
-/** Live tensor bytes each time the forward pass hands on a residual stream (layer -1..L-1). */
-function sampleAtBlocks(model: CausalLM): number[] {
-  const samples: number[] = [];
+/** Call `after` each time the forward pass hands on a residual stream (layer -1..L-1), after the caller's own hook. */
+function afterResidual(model: CausalLM, after: (layer: number) => void): void {
   const hidden = model.hidden.bind(model);
   model.hidden = (idx, hooks) =>
     hidden(idx, {
       ...hooks,
       residual: (l, x) => {
         hooks?.residual?.(l, x);
-        samples.push(tf.memory().numBytes);
+        after(l);
       },
     });
+}
+
+/** Live tensor bytes each time the forward pass hands on a residual stream (layer -1..L-1). */
+function sampleAtBlocks(model: CausalLM): number[] {
+  const samples: number[] = [];
+  afterResidual(model, () => samples.push(tf.memory().numBytes));
   return samples;
 }
 
@@ -100,15 +105,9 @@ describe('residual statistics of a soft-capped, windowed gemma2', () => {
     const before = tf.memory().numTensors;
     await residualStats(model, windows(2 * BATCH), BATCH, BATCH);
     expect(tf.memory().numTensors).toBe(before);
-    const hidden = model.hidden.bind(model);
-    model.hidden = (idx, hooks) =>
-      hidden(idx, {
-        ...hooks,
-        residual: (l, x) => {
-          hooks?.residual?.(l, x);
-          if (l === 3) throw new Error('stopped at block 4');
-        },
-      });
+    afterResidual(model, (l) => {
+      if (l === 3) throw new Error('stopped at block 4');
+    });
     await expect(residualStats(model, windows(BATCH), BATCH, BATCH)).rejects.toThrow('stopped at block 4');
     expect(tf.memory().numTensors).toBe(before);
     await opened.dispose();

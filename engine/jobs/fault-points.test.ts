@@ -44,7 +44,8 @@ function killedAndResumed(file: string, target: string, want: RunResult): string
   const resumed = cli(project, ['resume', run.id]);
   expect(resumed.status, resumed.stderr).toBe(0);
   expect(unfinishedRuns(project)).toEqual([]);
-  return resultDiffs(runResult(Project.open(project, false), Project.open(project, false).run(run.id)), want);
+  const store = Project.open(project, false);
+  return resultDiffs(runResult(store, store.run(run.id)), want);
 }
 
 describe('a run killed at a fault point resumes to the uninterrupted results', () => {

@@ -351,14 +351,15 @@ export class JobQueue {
           `submitted ${todo.length} children to Slurm: array job ${jobs.array_job}, collect job ${jobs.collect_job}`,
         );
       }
+      const inProcesses = (runs: Run[], parallel: number) => runInProcesses(runs, { parallel, engineCommand, projectDir: this.project.dir, backend, signal });
       if (executor.parallel > 1) {
-        await runInProcesses(todo, { parallel: executor.parallel, engineCommand, projectDir: this.project.dir, backend, signal });
+        await inProcesses(todo, executor.parallel);
       } else {
         // A large child runs in its own process; after a child aborted the wasm module, so does every later one.
         const own = new Set(children.filter((_, i) => specs[i].ownProcess).map((c) => c.run.id));
         let wasmLost = false;
         for (const child of todo) {
-          if (wasmLost || own.has(child.id)) await runInProcesses([child], { parallel: 1, engineCommand, projectDir: this.project.dir, backend, signal });
+          if (wasmLost || own.has(child.id)) await inProcesses([child], 1);
           else await this.execute(child, this.prepareRestart(child), 'resume', signal);
           wasmLost ||= this.project.run(child.id).record.error?.message === WASM_ABORT;
           throwIfCancelled(signal);

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { fail } from '../core/errors.js';
 import { releaseFileLock, takeFileLock } from '../store/file-lock.js';
 
-export const SERVE_LOCK = 'serve.lock';
+const SERVE_LOCK = 'serve.lock';
 
 /** Take the project's serve lock and return its path; refused in one line while another process serves it. */
 export function holdProject(projectDir: string): string {

@@ -31,7 +31,7 @@ export function pidAlive(pid: number): boolean {
 }
 
 /** When process `pid` started (Linux: clock ticks since boot, /proc/PID/stat field 22); null elsewhere. */
-export function processStart(pid: number): string | null {
+function processStart(pid: number): string | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
@@ -43,7 +43,9 @@ export function processStart(pid: number): string | null {
 /** Is the process that wrote this lock still the one running under its pid? */
 export function ownerAlive(owner: LockOwner): boolean {
   if (!pidAlive(owner.pid)) return false;
-  return owner.start === null || processStart(owner.pid) === null || processStart(owner.pid) === owner.start;
+  if (owner.start === null) return true;
+  const start = processStart(owner.pid);
+  return start === null || start === owner.start;
 }
 
 /** The process holding a lock file, or null when there is none (or it is being written). */

@@ -86,7 +86,7 @@ export class Run {
    */
   acquire(): void {
     if (liveHere.has(this.id)) fail('state', `run ${this.id} is already ${this.record.status} here`);
-    if (lockOwner(this.lockFile)?.pid === process.pid) fs.rmSync(this.lockFile, { force: true }); // ours, left by an earlier attempt here
+    releaseFileLock(this.lockFile); // ours, left by an earlier attempt here (another process's is left alone)
     const attempt = takeFileLock(this.lockFile);
     if (!attempt.taken) {
       const holder = attempt.owner ? `in process ${attempt.owner.pid}` : 'by a process taking it over now';

@@ -18,17 +18,20 @@ export interface CliOutcome {
   seconds: number;
 }
 
+/** The arguments of a `normlab` call in `project` on the wasm backend. */
+const normlabArgs = (project: string, args: string[]) => [CLI_ENTRY, '--project', project, '--backend', 'wasm', ...args];
+
 /** One `normlab` call on the wasm backend to its end (or its kill); `faultAt` sets NORMLAB_FAULT_AT. */
 export function cli(project: string, args: string[], faultAt?: string): CliOutcome {
   const env = { ...process.env, NORMLAB_FAULT_AT: faultAt ?? '' };
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, [CLI_ENTRY, '--project', project, '--backend', 'wasm', ...args], { encoding: 'utf8', timeout: 300_000, env });
+  const r = spawnSync(process.execPath, normlabArgs(project, args), { encoding: 'utf8', timeout: 300_000, env });
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, seconds: (Date.now() - t0) / 1000 };
 }
 
 /** `normlab run FILE` started in the background (no fault points); `exited` resolves when it ends. */
 export function startRun(project: string, configFile: string): { kill: () => void; exited: Promise<void>; done: () => boolean } {
-  const proc = spawn(process.execPath, [CLI_ENTRY, '--project', project, '--backend', 'wasm', 'run', configFile], {
+  const proc = spawn(process.execPath, normlabArgs(project, ['run', configFile]), {
     stdio: 'ignore',
     env: { ...process.env, NORMLAB_FAULT_AT: '' },
   });
@@ -54,6 +57,9 @@ export interface FaultPass {
   runId: string;
 }
 
+/** One line a fault point writes (engine/core/fault-points.ts). */
+const PASS_LINE = new RegExp(`^${FAULT_TRACE} ([\\w-]+)#(\\d+) (\\S+) (\\S+)$`);
+
 /** The fault points passed, from a process's stderr and the process logs of the project's child processes. */
 export function faultPasses(project: string, stderr: string): FaultPass[] {
   const logs = fs.existsSync(path.join(project, 'runs'))
@@ -63,7 +69,7 @@ export function faultPasses(project: string, stderr: string): FaultPass[] {
   const seen = new Set<string>();
   const out: FaultPass[] = [];
   for (const line of text.split('\n')) {
-    const m = new RegExp(`^${FAULT_TRACE} ([\\w-]+)#(\\d+) (\\S+) (\\S+)$`).exec(line);
+    const m = PASS_LINE.exec(line);
     if (!m) continue;
     const pass = { point: m[1], n: Number(m[2]), method: m[3], runId: m[4] };
     const key = `${pass.point}#${pass.n} ${pass.runId}`;

@@ -20,7 +20,7 @@ export const tinyLmPretrain = {
 };
 
 /** Two seeds of the tiny LM, each in its own `run-child` process. */
-export const tinySweep = { method: 'sweep', base: tinyLmPretrain, seeds: [0, 1], executor: { kind: 'local', parallel: 2 } };
+const tinySweep = { method: 'sweep', base: tinyLmPretrain, seeds: [0, 1], executor: { kind: 'local', parallel: 2 } };
 
 /** Both arms of LN removal on a 1-block GPT-2 pretrained here (a child lm-pretrain run), with DLA. */
 export const tinyLnRemoval = {
@@ -39,7 +39,7 @@ export const tinyLnRemoval = {
 };
 
 /** The autoencoder, the FID classifier, then baseline and full recipe, each a few steps on 128 MNIST digits. */
-export const tinyLctStudy = {
+const tinyLctStudy = {
   method: 'lct-study',
   seed: 0,
   data: { source: 'mnist', count: 128, ref_count: 64 },
@@ -64,7 +64,7 @@ export const tinyPtqStudy = {
 };
 
 /** Pre-LN vs LNS, 2 blocks, 10 steps each, with the depth diagnostics. */
-export const tinyLnsStudy = {
+const tinyLnsStudy = {
   method: 'lns-study',
   seed: 0,
   variants: [{ norm: 'pre' }, { norm: 'lns' }],
@@ -75,7 +75,7 @@ export const tinyLnsStudy = {
 };
 
 /** The depth study of three tiny random HF checkpoints (`normlab make-tiny-hf`), made under `dir`. */
-export function tinyDepthStudy(dir: string): Record<string, unknown> {
+function tinyDepthStudy(dir: string): Record<string, unknown> {
   const families = ['llama', 'gemma2', 'gpt2'];
   for (const family of families) {
     const out = path.join(dir, family);

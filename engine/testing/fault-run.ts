@@ -99,14 +99,15 @@ function resumeAndCheck(project: string, what: string, ref: Reference): void {
   if (!run) return; // killed before its run existed: nothing to resume
   const r = cli(project, ['resume', run.id]);
   if (crashed(r.stderr)) problems.push(`crash: resume of ${what}: ${r.stderr.slice(-400)}`);
-  const after = Project.open(project, false).run(run.id);
+  const store = Project.open(project, false);
+  const after = store.run(run.id);
   if (r.status !== 0 && !(after.status === 'completed' && /nothing to resume/.test(r.stderr))) {
     problems.push(`unresumable: ${what}: ${lastLine(r.stderr)}`);
     return;
   }
   const left = unfinishedRuns(project);
   if (left.length) problems.push(`unresumable: ${what}: ${left.map((l) => `${role(l)} ${l.status}`).join(', ')} after the resume`);
-  const diffs = resultDiffs(runResult(Project.open(project, false), after), ref.result);
+  const diffs = resultDiffs(runResult(store, after), ref.result);
   if (diffs.length) problems.push(`wrong result: ${what}: ${diffs.length} values differ, e.g. ${diffs.slice(0, 3).join('; ')}`);
 }
 
@@ -227,7 +228,8 @@ function diskFull(): void {
         problems.push(`unresumable: after a full disk (${kib} KiB): ${lastLine(again.stderr)}`);
         continue;
       }
-      const diffs = resultDiffs(runResult(Project.open(roomy, false), Project.open(roomy, false).run(run.id)), ref);
+      const store = Project.open(roomy, false);
+      const diffs = resultDiffs(runResult(store, store.run(run.id)), ref);
       if (diffs.length) problems.push(`wrong result after a full disk (${kib} KiB): ${diffs.slice(0, 3).join('; ')}`);
     } finally {
       spawnSync('umount', [mount]);
